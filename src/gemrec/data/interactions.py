@@ -1,0 +1,121 @@
+"""The ``Interactions`` object: the currency between pipeline stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from gemrec.errors import DataError
+
+__all__ = ["Interactions"]
+
+
+@dataclass(frozen=True, eq=False)
+class Interactions:
+    """A user x item matrix of implicit feedback plus the raw id maps.
+
+    Parameters
+    ----------
+    matrix : scipy.sparse.csr_matrix, shape (n_users, n_items)
+        Edge weights (float32), canonical CSR (sorted indices, no duplicates).
+    user_ids, item_ids : numpy.ndarray of str, shapes (n_users,) and (n_items,)
+        Raw ids exactly as they appeared in the source; position = internal id.
+    timestamps : scipy.sparse.csr_matrix, optional
+        Same sparsity as ``matrix``; the last event time of each edge (float64 epoch seconds).
+
+    Notes
+    -----
+    Models only ever see contiguous internal ids ``0..n_users-1`` and ``0..n_items-1``.
+    All splits of one dataset share the same id maps, so their matrices have the same shape.
+    """
+
+    matrix: sp.csr_matrix
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    timestamps: sp.csr_matrix | None = None
+
+    def __post_init__(self) -> None:
+        m = self.matrix
+        if not sp.issparse(m) or m.format != "csr":
+            raise DataError(f"Interactions.matrix must be a scipy CSR matrix; got {type(m).__name__}")
+        if m.shape != (len(self.user_ids), len(self.item_ids)):
+            raise DataError(
+                f"Interactions.matrix has shape {m.shape} but there are {len(self.user_ids)} user ids "
+                f"and {len(self.item_ids)} item ids"
+            )
+        if self.timestamps is not None and self.timestamps.shape != m.shape:
+            raise DataError("Interactions.timestamps must have the same shape as the matrix")
+
+    @classmethod
+    def from_arrays(
+        cls,
+        users: np.ndarray,
+        items: np.ndarray,
+        weights: np.ndarray | None = None,
+        *,
+        n_users: int | None = None,
+        n_items: int | None = None,
+        user_ids: np.ndarray | None = None,
+        item_ids: np.ndarray | None = None,
+        timestamps: np.ndarray | None = None,
+    ) -> Interactions:
+        """Build from parallel arrays of internal ids (duplicates are summed; timestamps take the max)."""
+        users = np.asarray(users, dtype=np.int64)
+        items = np.asarray(items, dtype=np.int64)
+        if n_users is None:
+            n_users = len(user_ids) if user_ids is not None else int(users.max(initial=-1)) + 1
+        if n_items is None:
+            n_items = len(item_ids) if item_ids is not None else int(items.max(initial=-1)) + 1
+        if weights is None:
+            weights = np.ones(len(users), dtype=np.float32)
+        matrix = sp.csr_matrix(
+            (np.asarray(weights, dtype=np.float32), (users, items)), shape=(n_users, n_items)
+        )
+        matrix.sum_duplicates()
+        matrix.sort_indices()
+        ts = None
+        if timestamps is not None:
+            ts_arr = np.asarray(timestamps, dtype=np.float64)
+            # max per (user, item): sort by time so the last write wins when building via coo -> dict
+            order = np.lexsort((ts_arr, items, users))
+            u, i, t = users[order], items[order], ts_arr[order]
+            last = np.ones(len(u), dtype=bool)
+            last[:-1] = (u[1:] != u[:-1]) | (i[1:] != i[:-1])
+            ts = sp.csr_matrix((t[last], (u[last], i[last])), shape=(n_users, n_items))
+            ts.sort_indices()
+        if user_ids is None:
+            user_ids = np.arange(n_users).astype(str)
+        if item_ids is None:
+            item_ids = np.arange(n_items).astype(str)
+        return cls(matrix.astype(np.float32), np.asarray(user_ids), np.asarray(item_ids), ts)
+
+    @property
+    def n_users(self) -> int:
+        return int(self.matrix.shape[0])
+
+    @property
+    def n_items(self) -> int:
+        return int(self.matrix.shape[1])
+
+    @property
+    def nnz(self) -> int:
+        return int(self.matrix.nnz)
+
+    def binary(self) -> sp.csr_matrix:
+        """The matrix with every stored weight replaced by 1 (float32)."""
+        b = self.matrix.copy()
+        b.data = np.ones_like(b.data, dtype=np.float32)
+        return b
+
+    def users_with_items(self) -> np.ndarray:
+        """Internal ids of users having at least one interaction (int64, ascending)."""
+        return np.flatnonzero(np.diff(self.matrix.indptr) > 0)
+
+    def with_matrix(self, matrix: sp.csr_matrix, timestamps: sp.csr_matrix | None = None) -> Interactions:
+        """A copy sharing the id maps, with another matrix of the same shape."""
+        return Interactions(matrix, self.user_ids, self.item_ids, timestamps)
+
+    def __repr__(self) -> str:
+        return f"Interactions(n_users={self.n_users}, n_items={self.n_items}, nnz={self.nnz})"

@@ -1,0 +1,81 @@
+"""``gemrec evaluate``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from gemrec.data.store import Dataset
+from gemrec.errors import GemrecError
+from gemrec.eval.evaluate import EvaluationResult, evaluate
+from gemrec.models.base import Recommender
+
+__all__ = ["add_parser", "evaluate_on_dataset", "format_table"]
+
+EXAMPLE = """example:
+  gemrec evaluate models/rp3 --dataset data/gowalla -k 20 -k 50
+  gemrec evaluate models/rp3 --dataset data/gowalla --json > metrics.json"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "evaluate",
+        help="full-ranking evaluation of a trained model on the test split",
+        description="Rank all items for every test user (training items excluded) and report metrics.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model", metavar="MODEL_DIR")
+    p.add_argument("--dataset", required=True, metavar="DATASET_DIR")
+    p.add_argument("-k", dest="ks", type=int, action="append", help="cut-off (repeatable; default 20)")
+    p.add_argument("--split", default="test", choices=["test", "valid"], help="split to evaluate on")
+    p.add_argument("--json", action="store_true", help="print metrics as JSON")
+    p.set_defaults(func=_run)
+
+
+def check_compatible(model: Recommender, dataset: Dataset) -> None:
+    if (model.n_users, model.n_items) != (dataset.n_users, dataset.n_items):
+        raise GemrecError(
+            f"model has {model.n_users} users x {model.n_items} items but dataset {dataset.path} has "
+            f"{dataset.n_users} x {dataset.n_items}: use the dataset the model was trained on"
+        )
+
+
+def evaluate_on_dataset(
+    model: Recommender, dataset: Dataset, ks: list[int], split: str = "test", progress: bool = False
+) -> EvaluationResult:
+    """Evaluate on ``split``; everything the model could have trained on is excluded."""
+    check_compatible(model, dataset)
+    exclude = dataset.interactions("train", "valid") if split == "test" else dataset.interactions("train")
+    return evaluate(
+        model,
+        dataset.interactions(split),
+        ks=ks,
+        exclude=exclude,
+        item_categories=dataset.item_categories(),
+        progress=progress,
+    )
+
+
+def format_table(rows: dict[str, EvaluationResult], ks: list[int]) -> str:
+    """A plain-text table: one row per model, Recall/NDCG/Precision/HitRate per K."""
+    cols = [f"{m}@{k}" for k in ks for m in ("recall", "ndcg", "precision", "hitrate", "coverage")]
+    width = max([len(n) for n in rows] + [5])
+    lines = [f"{'model':<{width}}  " + "  ".join(f"{c:>12}" for c in cols)]
+    for name, res in rows.items():
+        d = res.as_dict()
+        lines.append(f"{name:<{width}}  " + "  ".join(f"{d[c]:>12.4f}" for c in cols))
+    return "\n".join(lines)
+
+
+def _run(args: argparse.Namespace) -> int:
+    ks = args.ks or [20]
+    model = Recommender.load(args.model)
+    dataset = Dataset.open(args.dataset)
+    result = evaluate_on_dataset(model, dataset, ks, args.split, progress=not args.json)
+    if args.json:
+        print(json.dumps({"model": model.name, "split": args.split, **result.as_dict()}, indent=2))
+    else:
+        print(format_table({model.name: result}, ks))
+        print(f"evaluated {result.n_users} users on the {args.split} split of {dataset.path}")
+    return 0

@@ -1,0 +1,106 @@
+"""``gemrec recommend``: top-k lists with raw ids, one JSON object per line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from gemrec.data.store import Dataset
+from gemrec.errors import DataError, ParameterError
+from gemrec.eval.commands import check_compatible
+from gemrec.models.base import Recommender
+
+__all__ = ["add_parser", "write_recommendations"]
+
+EXAMPLE = """example:
+  gemrec recommend models/rp3 --dataset data/gowalla --users test -k 20 -o recs.jsonl
+  gemrec recommend models/rp3 --dataset data/shop --users my_users.txt -k 10 -o recs.jsonl"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "recommend",
+        help="write top-k recommendations as JSON lines",
+        description=(
+            "Write one JSON object per user: {\"user\": RAW_ID, \"items\": [RAW_ID, ...], "
+            "\"scores\": [...]}. Training items are excluded unless --include-seen."
+        ),
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model", metavar="MODEL_DIR")
+    p.add_argument("--dataset", required=True, metavar="DATASET_DIR")
+    p.add_argument(
+        "--users", default="test", help="'test' (users with test items), 'all', or a file of raw user ids"
+    )
+    p.add_argument("-k", type=int, default=20)
+    p.add_argument("--include-seen", action="store_true", help="do not exclude training items")
+    p.add_argument("-o", "--output", required=True, metavar="FILE")
+    p.set_defaults(func=_run)
+
+
+def _select_users(dataset: Dataset, spec: str) -> np.ndarray:
+    if spec == "all":
+        return np.arange(dataset.n_users)
+    if spec == "test":
+        return dataset.interactions("test").users_with_items()
+    path = Path(spec)
+    if not path.is_file():
+        raise ParameterError(f"--users must be 'test', 'all' or an existing file; got {spec!r}")
+    index = dataset.user_index
+    users = []
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        raw = line.strip()
+        if not raw:
+            continue
+        if raw not in index:
+            raise DataError(f"unknown user id {raw!r} (not in the dataset)", path=str(path), line=n)
+        users.append(index[raw])
+    return np.asarray(users, dtype=np.int64)
+
+
+def write_recommendations(
+    model: Recommender,
+    dataset: Dataset,
+    users: np.ndarray,
+    k: int,
+    output: str | Path,
+    *,
+    exclude_seen: bool = True,
+) -> int:
+    """Write recommendations for internal ``users`` as JSON lines with raw ids; returns lines written."""
+    check_compatible(model, dataset)
+    user_ids, item_ids = dataset.user_ids, dataset.item_ids
+    exclude_all = dataset.interactions("train", "valid").matrix if exclude_seen else None
+    n = 0
+    with open(output, "w", encoding="utf-8") as fh:
+        for start in range(0, len(users), 4096):
+            block = users[start : start + 4096]
+            excl = exclude_all[block] if exclude_all is not None else None
+            ids, scores = model.recommend(block, k, exclude_seen=exclude_seen, exclude=excl)
+            for u, row_ids, row_scores in zip(block, ids, scores, strict=True):
+                keep = row_ids >= 0
+                fh.write(
+                    json.dumps(
+                        {
+                            "user": str(user_ids[u]),
+                            "items": [str(item_ids[i]) for i in row_ids[keep]],
+                            "scores": [round(float(s), 6) for s in row_scores[keep]],
+                        }
+                    )
+                    + "\n"
+                )
+                n += 1
+    return n
+
+
+def _run(args: argparse.Namespace) -> int:
+    model = Recommender.load(args.model)
+    dataset = Dataset.open(args.dataset)
+    users = _select_users(dataset, args.users)
+    n = write_recommendations(model, dataset, users, args.k, args.output, exclude_seen=not args.include_seen)
+    print(f"wrote {n} users' top-{args.k} lists to {args.output}")
+    return 0

@@ -1,0 +1,161 @@
+"""Full-ranking evaluation of any recommender."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from gemrec.data.interactions import Interactions
+from gemrec.eval.metrics import METRICS, ranking_metrics
+from gemrec.errors import ParameterError
+from gemrec.models.base import Recommender
+
+__all__ = ["EvaluationResult", "evaluate"]
+
+
+@dataclass
+class EvaluationResult:
+    """Mean metrics per cut-off plus catalogue-level measures.
+
+    ``metrics[k][name]`` is the mean over evaluated users; ``beyond[k]`` holds coverage, novelty and
+    (when item categories are given) category diversity.
+    """
+
+    ks: list[int]
+    n_users: int
+    metrics: dict[int, dict[str, float]] = field(default_factory=dict)
+    beyond: dict[int, dict[str, float]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"n_users": self.n_users}
+        for k in self.ks:
+            for name, v in self.metrics[k].items():
+                out[f"{name}@{k}"] = v
+            for name, v in self.beyond[k].items():
+                out[f"{name}@{k}"] = v
+        return out
+
+    def __getitem__(self, key: str) -> float:
+        value: float = self.as_dict()[key]
+        return value
+
+
+def evaluate(
+    model: Recommender,
+    test: Interactions | sp.csr_matrix,
+    *,
+    ks: Sequence[int] = (20,),
+    exclude: Interactions | sp.csr_matrix | None = None,
+    item_categories: np.ndarray | None = None,
+    users: np.ndarray | None = None,
+    batch_size: int = 4096,
+    progress: bool = False,
+) -> EvaluationResult:
+    """Full ranking over all items; each user's training items excluded.
+
+    Parameters
+    ----------
+    model : Recommender
+        A fitted model; its own fit interactions are always excluded.
+    test : Interactions or csr_matrix, shape (n_users, n_items)
+        Held-out items; users with none are skipped.
+    ks : sequence of int
+        Cut-offs.
+    exclude : Interactions or csr_matrix, optional
+        More items to exclude (e.g. the validation split when the model was fit without it).
+    item_categories : ndarray of int, shape (n_items,), optional
+        Category code per item (-1 unknown) for the intra-list category diversity.
+    users : ndarray of int, optional
+        Evaluate only these users (default: all with test items).
+    batch_size : int
+        Users scored at once; memory is about ``batch_size * n_items * 4`` bytes.
+
+    Returns
+    -------
+    EvaluationResult
+    """
+    test_m = test.matrix if isinstance(test, Interactions) else sp.csr_matrix(test)
+    excl_m = None
+    if exclude is not None:
+        excl_m = exclude.matrix if isinstance(exclude, Interactions) else sp.csr_matrix(exclude)
+    ks = sorted({int(k) for k in ks})
+    if not ks or ks[0] < 1:
+        raise ParameterError.invalid("ks", "positive integers", ks)
+    if test_m.shape != (model.n_users, model.n_items):
+        raise ParameterError(
+            f"test matrix shape {test_m.shape} does not match the model's "
+            f"({model.n_users}, {model.n_items}); evaluate with the dataset the model was trained on"
+        )
+    n_rel_all = np.diff(test_m.indptr)
+    if users is None:
+        users = np.flatnonzero(n_rel_all > 0)
+    users = np.asarray(users, dtype=np.int64)
+    users = users[n_rel_all[users] > 0]
+    kmax = ks[-1]
+    sums = {k: dict.fromkeys(METRICS, 0.0) for k in ks}
+    rec_counts = {k: np.zeros(model.n_items, np.int64) for k in ks}
+    ild_sum = dict.fromkeys(ks, 0.0)
+    iterator: Any = range(0, len(users), batch_size)
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(iterator, desc="evaluate", unit="block", leave=False)
+    for start in iterator:
+        block = users[start : start + batch_size]
+        excl = excl_m[block] if excl_m is not None else None
+        ids, _ = model.recommend(block, kmax, exclude_seen=True, exclude=excl)
+        hits = _hits(test_m[block], ids)
+        for k in ks:
+            vals = ranking_metrics(hits, n_rel_all[block], k)
+            for name in METRICS:
+                sums[k][name] += float(vals[name].sum())
+            valid = ids[:, :k][ids[:, :k] >= 0]
+            rec_counts[k] += np.bincount(valid, minlength=model.n_items)
+            if item_categories is not None:
+                ild_sum[k] += float(_intra_list_diversity(ids[:, :k], item_categories).sum())
+    n = max(len(users), 1)
+    result = EvaluationResult(ks=ks, n_users=len(users))
+    item_pop = np.asarray(model.interactions_.astype(bool).sum(axis=0)).ravel().astype(np.float64)
+    self_info = -np.log2((item_pop + 1.0) / (model.n_users + 1.0))
+    for k in ks:
+        result.metrics[k] = {name: sums[k][name] / n for name in METRICS}
+        total = rec_counts[k].sum()
+        beyond = {
+            "coverage": float((rec_counts[k] > 0).mean()),
+            "novelty": float((rec_counts[k] * self_info).sum() / total) if total else 0.0,
+        }
+        if item_categories is not None:
+            beyond["diversity"] = ild_sum[k] / n
+        result.beyond[k] = beyond
+    return result
+
+
+def _hits(test_rows: sp.csr_matrix, ids: np.ndarray) -> np.ndarray:
+    """``hits[r, j]``: is ``ids[r, j]`` stored in row r of ``test_rows`` (vectorised key search)."""
+    t = sp.csr_matrix(test_rows)
+    t.sort_indices()
+    n_cols = np.int64(t.shape[1])
+    rows = np.repeat(np.arange(t.shape[0], dtype=np.int64), np.diff(t.indptr))
+    keys = rows * n_cols + t.indices  # ascending: rows ascend, indices sorted within a row
+    query = np.arange(ids.shape[0], dtype=np.int64)[:, None] * n_cols + ids
+    pos = np.minimum(np.searchsorted(keys, query), max(len(keys) - 1, 0))
+    hits = (keys[pos] == query) if len(keys) else np.zeros(ids.shape, dtype=bool)
+    return np.asarray(hits & (ids >= 0))
+
+
+def _intra_list_diversity(ids: np.ndarray, categories: np.ndarray) -> np.ndarray:
+    """Share of item pairs in each list whose categories differ (unknown categories count as distinct)."""
+    cats = np.where(ids >= 0, categories[np.maximum(ids, 0)], -2)
+    valid = ids >= 0
+    n_valid = valid.sum(axis=1)
+    same = np.zeros(len(ids))
+    for j in range(ids.shape[1]):
+        eq = (cats[:, j : j + 1] == cats[:, j + 1 :]) & valid[:, j : j + 1] & valid[:, j + 1 :]
+        eq &= cats[:, j : j + 1] >= 0
+        same += eq.sum(axis=1)
+    pairs = n_valid * (n_valid - 1) / 2
+    return np.divide(pairs - same, pairs, out=np.zeros(len(ids)), where=pairs > 0)

@@ -1,0 +1,411 @@
+"""The one recommender interface every model implements.
+
+Top-k selection, masking of seen items, candidate restriction and user batching are written once,
+here. A model implements ``_fit`` and ``_score_block`` (and, for persistence, ``_get_state`` /
+``_set_state``); embedding models subclass :class:`EmbeddingRecommender` and only learn
+``user_embeddings_`` / ``item_embeddings_``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from gemrec.data.interactions import Interactions
+from gemrec.errors import GemrecError, NotFittedError, ParameterError
+
+__all__ = ["EmbeddingRecommender", "Recommender", "topk"]
+
+State = dict[str, Any]
+FORMAT_VERSION = 1
+
+
+def topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise top-k of a dense score block, sorted descending.
+
+    Parameters
+    ----------
+    scores : ndarray, shape (n_rows, n_cols)
+        ``-inf`` marks excluded entries; they are returned as id ``-1``.
+    k : int
+
+    Returns
+    -------
+    ids : ndarray of int32, shape (n_rows, k)
+        Column indices, padded with -1 where fewer than k entries are finite.
+    values : ndarray of float32, shape (n_rows, k)
+        Their scores, padded with -inf.
+    """
+    import torch  # torch.topk is ~20x faster than np.argpartition on wide score blocks
+
+    n_rows, n_cols = scores.shape
+    kk = min(k, n_cols)
+    block = torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float32))
+    top_vals, top_ids = torch.topk(block, kk, dim=1, largest=True, sorted=True)
+    part, part_scores = top_ids.numpy(), top_vals.numpy()
+    # stable tie-break on the column index keeps results deterministic
+    order = np.lexsort((part, -part_scores), axis=1)
+    ids = np.take_along_axis(part, order, axis=1).astype(np.int32)
+    vals = np.take_along_axis(part_scores, order, axis=1).astype(np.float32)
+    ids[~np.isfinite(vals)] = -1
+    vals[ids < 0] = -np.inf
+    if kk < k:
+        ids = np.pad(ids, ((0, 0), (0, k - kk)), constant_values=-1)
+        vals = np.pad(vals, ((0, 0), (0, k - kk)), constant_values=-np.inf)
+    return ids, vals
+
+
+def _as_ids(values: Any, name: str, upper: int) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+        raise ParameterError.invalid(name, "a 1-d array of integer internal ids", values)
+    arr = arr.astype(np.int64)
+    if arr.size and (arr.min() < 0 or arr.max() >= upper):
+        raise ParameterError(
+            f"parameter '{name}' holds ids outside 0..{upper - 1}: min {arr.min()}, max {arr.max()}"
+        )
+    return arr
+
+
+class Recommender(ABC):
+    """Base class: ``fit``, ``score``, ``recommend``, ``similar_items``, ``save``/``load``.
+
+    Subclasses store constructor keyword arguments unchanged (scikit-learn style), validate them in
+    ``fit``, and name learned state with a trailing underscore.
+    """
+
+    #: name used by the CLI and in saved manifests
+    name: ClassVar[str] = ""
+    #: users scored at once by ``recommend``; bounds memory to ``batch_size * n_items`` floats
+    batch_size: ClassVar[int] = 2048
+
+    interactions_: sp.csr_matrix
+
+    # ----------------------------------------------------------------- parameters
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p.name for p in sig.parameters.values() if p.name != "self" and p.kind == p.KEYWORD_ONLY]
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor keyword arguments as stored."""
+        return {n: getattr(self, n) for n in self._param_names()}
+
+    def set_params(self, **params: Any) -> Self:
+        names = set(self._param_names())
+        for key, value in params.items():
+            if key not in names:
+                raise ParameterError(
+                    f"{type(self).__name__} has no parameter '{key}'; valid: {', '.join(sorted(names))}"
+                )
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # ----------------------------------------------------------------- fitting
+    def fit(self, interactions: Interactions, *, valid: Interactions | None = None) -> Self:
+        """Learn from ``interactions`` (train split); ``valid`` may drive early stopping.
+
+        Returns
+        -------
+        self
+        """
+        if not isinstance(interactions, Interactions):
+            raise ParameterError.invalid("interactions", "an Interactions object", type(interactions))
+        if interactions.nnz == 0:
+            raise ParameterError("parameter 'interactions' is empty: nothing to learn from")
+        self._validate_params()
+        self.interactions_ = interactions.matrix
+        self._fit(interactions, valid)
+        return self
+
+    def _validate_params(self) -> None:  # noqa: B027 - optional hook
+        """Check hyperparameters; raise :class:`ParameterError` naming the bad one."""
+
+    @abstractmethod
+    def _fit(self, interactions: Interactions, valid: Interactions | None) -> None: ...
+
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "interactions_")
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise NotFittedError(f"{type(self).__name__} is not fitted yet: call fit() or load() first")
+
+    @property
+    def n_users(self) -> int:
+        self._check_fitted()
+        return int(self.interactions_.shape[0])
+
+    @property
+    def n_items(self) -> int:
+        self._check_fitted()
+        return int(self.interactions_.shape[1])
+
+    # ----------------------------------------------------------------- scoring
+    @abstractmethod
+    def _score_block(self, users: np.ndarray) -> np.ndarray:
+        """Scores of all items for a block of users, shape (len(users), n_items), float32."""
+
+    def score(self, users: Any, items: Any = None) -> np.ndarray:
+        """Raw scores.
+
+        Parameters
+        ----------
+        users : array of int, shape (n,)
+        items : array of int, shape (m,), optional
+            Defaults to all items.
+
+        Returns
+        -------
+        ndarray of float32, shape (n, m) or (n, n_items)
+        """
+        self._check_fitted()
+        users = _as_ids(users, "users", self.n_users)
+        out = np.asarray(self._score_block(users), dtype=np.float32)
+        if items is not None:
+            out = out[:, _as_ids(items, "items", self.n_items)]
+        return out
+
+    def score_new(self, user_items: sp.csr_matrix) -> np.ndarray:
+        """Scores for users described only by their interactions (fold-in, no retraining).
+
+        Parameters
+        ----------
+        user_items : csr_matrix, shape (n, n_items)
+
+        Returns
+        -------
+        ndarray of float32, shape (n, n_items)
+        """
+        raise GemrecError(f"{type(self).__name__} cannot score users unseen at fit time")
+
+    def recommend(
+        self,
+        users: Any,
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        exclude: sp.csr_matrix | None = None,
+        candidates: Any = None,
+        user_items: sp.csr_matrix | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k items for each user.
+
+        Parameters
+        ----------
+        users : array of int, shape (n,)
+            Internal user ids (ignored rows when ``user_items`` is given; pass ``arange(n)``).
+        k : int
+        exclude_seen : bool
+            Drop the user's training items (``user_items`` rows when given).
+        exclude : csr_matrix, shape (n, n_items), optional
+            Extra items to drop, one row per entry of ``users`` (e.g. online events, validation
+            items).
+        candidates : array of int, optional
+            Restrict the ranking to these items.
+        user_items : csr_matrix, shape (n, n_items), optional
+            Score users by fold-in from these interactions instead of their fitted state.
+
+        Returns
+        -------
+        ids : ndarray of int32, shape (n, k), padded with -1
+        scores : ndarray of float32, shape (n, k), padded with -inf
+        """
+        self._check_fitted()
+        if not isinstance(k, int | np.integer) or k < 1:
+            raise ParameterError.invalid("k", "a positive integer", k)
+        if user_items is None:
+            users = _as_ids(users, "users", self.n_users)
+            seen_src = self.interactions_
+            seen_rows = users
+        else:
+            users = np.arange(user_items.shape[0])
+            seen_src = user_items.tocsr()
+            seen_rows = users
+        cand_mask = None
+        if candidates is not None:
+            cand = _as_ids(candidates, "candidates", self.n_items)
+            cand_mask = np.ones(self.n_items, dtype=bool)
+            cand_mask[cand] = False
+        if exclude is not None:
+            exclude = sp.csr_matrix(exclude)
+            if exclude.shape != (len(users), self.n_items):
+                raise ParameterError.invalid(
+                    "exclude", f"a sparse matrix of shape ({len(users)}, {self.n_items})", exclude.shape
+                )
+        all_ids, all_scores = [], []
+        for start in range(0, len(users), self.batch_size):
+            block = users[start : start + self.batch_size]
+            if user_items is None:
+                scores = self.score(block)
+            else:
+                scores = np.asarray(self.score_new(seen_src[block]), dtype=np.float32)
+            scores = np.array(scores, dtype=np.float32, order="C", copy=True)
+            if exclude_seen:
+                _mask_rows(scores, seen_src, seen_rows[start : start + self.batch_size])
+            if exclude is not None:
+                _mask_rows(scores, exclude, np.arange(start, start + len(block)))
+            if cand_mask is not None:
+                scores[:, cand_mask] = -np.inf
+            ids, vals = topk(scores, int(k))
+            all_ids.append(ids)
+            all_scores.append(vals)
+        if not all_ids:
+            return np.zeros((0, k), np.int32), np.zeros((0, k), np.float32)
+        return np.vstack(all_ids), np.vstack(all_scores)
+
+    def similar_items(self, items: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Most similar items to each query item (the item itself excluded).
+
+        Returns
+        -------
+        ids : ndarray of int32, shape (n, k); scores : ndarray of float32, shape (n, k)
+        """
+        self._check_fitted()
+        items = _as_ids(items, "items", self.n_items)
+        sims = np.array(self._similar_block(items), dtype=np.float32, order="C", copy=True)
+        sims[np.arange(len(items)), items] = -np.inf
+        return topk(sims, int(k))
+
+    def _similar_block(self, items: np.ndarray) -> np.ndarray:
+        """Item-item similarity rows, shape (len(items), n_items). Default: co-occurrence cosine."""
+        x = self.interactions_.T.tocsr().astype(np.float32)
+        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel()) + 1e-12
+        rows = x[items] @ x.T
+        return np.asarray(rows.todense()) / norms[items, None] / norms[None, :]
+
+    # ----------------------------------------------------------------- persistence
+    def _get_state(self) -> State:
+        """Learned arrays (ndarray or scipy sparse) to persist; the seen matrix is added here."""
+        return {}
+
+    def _set_state(self, state: State) -> None:  # noqa: B027 - optional hook
+        """Restore learned arrays produced by ``_get_state``."""
+
+    def save(self, path: str | Path) -> Path:
+        """Write the model to directory ``path``: ``manifest.json`` plus ``arrays.npz`` (no pickle)."""
+        self._check_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        state = dict(self._get_state())
+        state["interactions_"] = self.interactions_
+        arrays: dict[str, np.ndarray] = {}
+        kinds: dict[str, str] = {}
+        for key, value in state.items():
+            if sp.issparse(value):
+                csr = sp.csr_matrix(value)
+                kinds[key] = "csr"
+                arrays[f"{key}.data"] = csr.data
+                arrays[f"{key}.indices"] = csr.indices
+                arrays[f"{key}.indptr"] = csr.indptr
+                arrays[f"{key}.shape"] = np.asarray(csr.shape, dtype=np.int64)
+            else:
+                kinds[key] = "ndarray"
+                arrays[key] = np.asarray(value)
+        np.savez(path / "arrays.npz", **arrays)
+        from gemrec import __version__
+
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "gemrec_version": __version__,
+            "model": self.name,
+            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "params": _jsonable(self.get_params()),
+            "n_users": self.n_users,
+            "n_items": self.n_items,
+            "arrays": kinds,
+        }
+        (path / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recommender:
+        """Load a model saved by :meth:`save`; on the base class, dispatches on the manifest's name."""
+        from gemrec.models import get_model_class
+
+        path = Path(path)
+        mf = path / "manifest.json"
+        if not mf.is_file():
+            raise GemrecError(f"{path}: not a gemrec model directory (no manifest.json)")
+        manifest = json.loads(mf.read_text())
+        klass = get_model_class(manifest["model"]) if cls is Recommender or not cls.name else cls
+        if klass.name != manifest["model"]:
+            raise GemrecError(f"{path} holds a '{manifest['model']}' model, not '{klass.name}'")
+        model = klass(**manifest["params"])
+        with np.load(path / "arrays.npz", allow_pickle=False) as z:
+            state: State = {}
+            for key, kind in manifest["arrays"].items():
+                if kind == "csr":
+                    shape = tuple(int(s) for s in z[f"{key}.shape"])
+                    state[key] = sp.csr_matrix(
+                        (z[f"{key}.data"], z[f"{key}.indices"], z[f"{key}.indptr"]), shape=shape
+                    )
+                else:
+                    state[key] = z[key]
+        model.interactions_ = state.pop("interactions_")
+        model._set_state(state)
+        return model
+
+
+def _mask_rows(scores: np.ndarray, mat: sp.csr_matrix, rows: np.ndarray) -> None:
+    sub = mat[rows]
+    r = np.repeat(np.arange(len(rows)), np.diff(sub.indptr))
+    scores[r, sub.indices] = -np.inf
+
+
+def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in params.items():
+        if isinstance(v, np.generic):
+            v = v.item()
+        elif isinstance(v, tuple):
+            v = list(v)
+        out[k] = v
+    return out
+
+
+class EmbeddingRecommender(Recommender):
+    """A recommender whose scores are inner products of user and item embeddings.
+
+    Subclasses set ``user_embeddings_`` (n_users, d) and ``item_embeddings_`` (n_items, d), float32.
+    Retrieval, fusion and serving use these arrays and never need torch.
+    """
+
+    user_embeddings_: np.ndarray
+    item_embeddings_: np.ndarray
+
+    def _score_block(self, users: np.ndarray) -> np.ndarray:
+        return self.user_embeddings_[users] @ self.item_embeddings_.T
+
+    def score_new(self, user_items: sp.csr_matrix) -> np.ndarray:
+        """Fold-in: a new user is the weighted mean of the embeddings of the items they touched."""
+        x = sp.csr_matrix(user_items, dtype=np.float32)
+        rs = np.asarray(x.sum(axis=1)).ravel()
+        rs[rs == 0] = 1.0
+        u = sp.diags(1.0 / rs) @ x @ self.item_embeddings_
+        return np.asarray(u @ self.item_embeddings_.T, dtype=np.float32)
+
+    def _similar_block(self, items: np.ndarray) -> np.ndarray:
+        v = self.item_embeddings_
+        norms = np.linalg.norm(v, axis=1) + 1e-12
+        return (v[items] @ v.T) / norms[items, None] / norms[None, :]
+
+    def _get_state(self) -> State:
+        return {"user_embeddings_": self.user_embeddings_, "item_embeddings_": self.item_embeddings_}
+
+    def _set_state(self, state: State) -> None:
+        self.user_embeddings_ = np.asarray(state["user_embeddings_"], dtype=np.float32)
+        self.item_embeddings_ = np.asarray(state["item_embeddings_"], dtype=np.float32)

@@ -1,0 +1,62 @@
+"""Popularity baselines."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gemrec.data.interactions import Interactions
+from gemrec.errors import ParameterError
+from gemrec.models.base import Recommender, State
+
+__all__ = ["Popularity"]
+
+
+class Popularity(Recommender):
+    """Global popularity, optionally time-decayed.
+
+    Parameters
+    ----------
+    half_life_days : float or None
+        None: score = number of users who interacted with the item. Otherwise each edge counts
+        ``2 ** (-(t_max - t) / half_life)`` where t is its last timestamp (trending items).
+    weighted : bool
+        Sum edge weights (behaviour strength) instead of counting users.
+
+    Notes
+    -----
+    score(u, i) = sum_v w_vi * decay(t_vi), identical for every user.
+    """
+
+    name = "pop"
+
+    def __init__(self, *, half_life_days: float | None = None, weighted: bool = False) -> None:
+        self.half_life_days = half_life_days
+        self.weighted = weighted
+
+    def _validate_params(self) -> None:
+        if self.half_life_days is not None and not (
+            isinstance(self.half_life_days, int | float) and self.half_life_days > 0
+        ):
+            raise ParameterError.invalid("half_life_days", "a positive number or None", self.half_life_days)
+
+    def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:
+        m = interactions.matrix if self.weighted else interactions.binary()
+        if self.half_life_days is not None and interactions.timestamps is not None:
+            ts = interactions.timestamps
+            age_days = (ts.data.max() - ts.data) / 86400.0
+            m = m.copy()
+            m.data = m.data * np.exp2(-age_days / float(self.half_life_days)).astype(np.float32)
+        self.item_scores_ = np.asarray(m.sum(axis=0), dtype=np.float32).ravel()
+
+    def _score_block(self, users: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self.item_scores_, (len(users), len(self.item_scores_)))
+
+    def score_new(self, user_items: object) -> np.ndarray:
+        n = user_items.shape[0]  # type: ignore[attr-defined]
+        return np.broadcast_to(self.item_scores_, (n, len(self.item_scores_))).astype(np.float32)
+
+    def _get_state(self) -> State:
+        return {"item_scores_": self.item_scores_}
+
+    def _set_state(self, state: State) -> None:
+        self.item_scores_ = state["item_scores_"]

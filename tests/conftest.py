@@ -1,0 +1,17 @@
+"""Shared fixtures: paths to the real datasets in ../shared/data (skipped only when absent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_data(name: str) -> Path:
+    """Path to ``../shared/data/<name>``; skips the test with a clear reason when it is missing."""
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"real dataset {path} not present (CI always has ../shared/data)")
+    return path
