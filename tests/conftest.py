@@ -5,6 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# shared, noisy 2-core machines: no per-example deadlines (speed lives in benchmarks/)
+settings.register_profile("gemrec", deadline=None, derandomize=True)
+settings.load_profile("gemrec")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
