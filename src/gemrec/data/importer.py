@@ -483,6 +483,10 @@ def _build(
         )
     else:
         split_info["valid_from"] = "source"
+    in_train = np.zeros(len(user_ids), dtype=bool)
+    in_train[eu[part == _PART["train"]]] = True
+    held_users = np.unique(eu[part != _PART["train"]])
+    split_info["held_out_users_without_train"] = int((~in_train[held_users]).sum())
     edges["split"] = pd.Categorical.from_codes(part, categories=list(SPLITS)).astype("str")
     edges = edges.drop(columns=["part"])
     cols = ["user", "item", "weight", "split", "last_timestamp", "first_timestamp", "n_events"]
