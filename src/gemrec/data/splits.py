@@ -1,0 +1,213 @@
+"""Train / valid / test splits, seeded and reproducible.
+
+All functions work on parallel arrays (internal ids, timestamps) and return boolean masks, so they
+are usable from Python as well as by ``gemrec import``:
+
+- :func:`random_holdout`: per user, a random ``fraction`` of the user's edges.
+- :func:`temporal_cut`: one global time cut; everything after it is test (no leakage: every test
+  event is later than every train event).
+- :func:`leave_last_n_out`: per user, the ``n`` most recent edges.
+- :func:`carve_valid`: a validation part taken out of train, per user (random or most recent),
+  so tuning never sees test.
+
+Every user keeps at least one training edge: a user with ``m`` edges gives at most ``m - 1`` to a
+held-out part.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gemrec.errors import DataError, ParameterError
+
+__all__ = [
+    "SPLIT_METHODS",
+    "carve_valid",
+    "leave_last_n_out",
+    "random_holdout",
+    "temporal_cut",
+]
+
+SPLIT_METHODS = ("predefined", "random", "temporal", "leave-last", "none")
+
+
+def _check_fraction(name: str, fraction: float, allow_zero: bool = True) -> float:
+    lo_ok = fraction >= 0 if allow_zero else fraction > 0
+    if not (lo_ok and fraction < 1):
+        raise ParameterError.invalid(
+            name, "a fraction in [0, 1)" if allow_zero else "a fraction in (0, 1)", fraction
+        )
+    return float(fraction)
+
+
+def _rank_within_user(users: np.ndarray, order_key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rank (0 = first by ``order_key``) of each edge within its user, and each edge's user size."""
+    users = np.asarray(users, dtype=np.int64)
+    order = np.lexsort((order_key, users))
+    su = users[order]
+    start = np.ones(len(su), dtype=bool)
+    start[1:] = su[1:] != su[:-1]
+    group_start = np.maximum.accumulate(np.where(start, np.arange(len(su)), 0))
+    rank = np.empty(len(su), dtype=np.int64)
+    rank[order] = np.arange(len(su)) - group_start
+    sizes = np.bincount(users, minlength=int(users.max(initial=-1)) + 1)
+    return rank, sizes[users]
+
+
+def _n_held(sizes: np.ndarray, fraction: float) -> np.ndarray:
+    """Edges held out of a user with ``sizes`` edges: round(fraction * m), at most m - 1."""
+    return np.minimum(np.floor(fraction * sizes + 0.5).astype(np.int64), sizes - 1)
+
+
+def random_holdout(
+    users: np.ndarray, fraction: float, *, seed: int = 0, eligible: np.ndarray | None = None
+) -> np.ndarray:
+    """Per-user random holdout.
+
+    Parameters
+    ----------
+    users : numpy.ndarray of int, shape (n_edges,)
+    fraction : float in [0, 1)
+        Share of each user's (eligible) edges held out, rounded; each user keeps >= 1 edge.
+    seed : int
+    eligible : numpy.ndarray of bool, shape (n_edges,), optional
+        Only these edges may be held out (and only they count towards a user's size).
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (n_edges,)
+        True for held-out edges.
+    """
+    fraction = _check_fraction("test_fraction", fraction)
+    users = np.asarray(users, dtype=np.int64)
+    eligible = (
+        np.ones(len(users), dtype=bool) if eligible is None else np.asarray(eligible, dtype=bool)
+    )
+    out = np.zeros(len(users), dtype=bool)
+    idx = np.flatnonzero(eligible)
+    if len(idx) == 0 or fraction == 0:
+        return out
+    rng = np.random.default_rng(seed)
+    rank, sizes = _rank_within_user(users[idx], rng.random(len(idx)))
+    out[idx] = rank < _n_held(sizes, fraction)
+    return out
+
+
+def leave_last_n_out(
+    users: np.ndarray,
+    timestamps: np.ndarray,
+    n: int = 1,
+    *,
+    seed: int = 0,
+    eligible: np.ndarray | None = None,
+) -> np.ndarray:
+    """Per user, hold out the ``n`` most recent edges (ties broken by a seeded shuffle).
+
+    Users with ``n`` or fewer edges keep one in train. Edges without a timestamp count as oldest.
+    """
+    if n < 1:
+        raise ParameterError.invalid("leave_n", "an integer >= 1", n)
+    users = np.asarray(users, dtype=np.int64)
+    ts = np.asarray(timestamps, dtype=np.float64)
+    eligible = (
+        np.ones(len(users), dtype=bool) if eligible is None else np.asarray(eligible, dtype=bool)
+    )
+    out = np.zeros(len(users), dtype=bool)
+    idx = np.flatnonzero(eligible)
+    if len(idx) == 0:
+        return out
+    t = np.where(np.isnan(ts[idx]), -np.inf, ts[idx])
+    tie = np.random.default_rng(seed).random(len(idx))
+    # most recent first: rank by (-t, tie)
+    order_key = np.lexsort((tie, -t))
+    key = np.empty(len(idx), dtype=np.int64)
+    key[order_key] = np.arange(len(idx))
+    rank, sizes = _rank_within_user(users[idx], key)
+    out[idx] = rank < np.minimum(n, sizes - 1)
+    return out
+
+
+def temporal_cut(
+    timestamps: np.ndarray, *, fraction: float | None = None, cut: float | None = None
+) -> tuple[np.ndarray, float]:
+    """Global temporal split: test = events strictly after ``cut``.
+
+    Parameters
+    ----------
+    timestamps : numpy.ndarray of float, shape (n,)
+        Epoch seconds; NaN is not allowed.
+    fraction : float, optional
+        Choose the cut so that at most this share of events is later than it (ties at the cut
+        stay in train, so every test event is later than every train event).
+    cut : float, optional
+        An explicit cut time (epoch seconds); overrides ``fraction``.
+
+    Returns
+    -------
+    test : numpy.ndarray of bool, shape (n,)
+    cut : float
+    """
+    ts = np.asarray(timestamps, dtype=np.float64)
+    if len(ts) and np.isnan(ts).any():
+        raise DataError(
+            "a temporal split needs a timestamp on every event; this source has none or some missing"
+        )
+    if cut is None:
+        if fraction is None:
+            raise ParameterError.invalid(
+                "test_fraction", "a fraction in (0, 1) or an explicit cut", None
+            )
+        fraction = _check_fraction("test_fraction", fraction, allow_zero=False)
+        if len(ts) == 0:
+            return np.zeros(0, dtype=bool), float("nan")
+        s = np.sort(ts)
+        n_test = int(np.floor(fraction * len(s) + 0.5))
+        cut = float(s[max(len(s) - n_test - 1, 0)]) if n_test < len(s) else float(s[0])
+    return ts > cut, float(cut)
+
+
+def carve_valid(
+    users: np.ndarray,
+    train: np.ndarray,
+    fraction: float,
+    *,
+    seed: int = 0,
+    timestamps: np.ndarray | None = None,
+) -> np.ndarray:
+    """Take a validation part out of the training edges, per user.
+
+    Parameters
+    ----------
+    users : numpy.ndarray of int, shape (n_edges,)
+    train : numpy.ndarray of bool, shape (n_edges,)
+        Edges currently in train; only these can move to valid.
+    fraction : float in [0, 1)
+    seed : int
+    timestamps : numpy.ndarray of float, optional
+        If given, each user's most recent training edges become valid (a temporal validation);
+        otherwise a random share.
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (n_edges,)
+        True for edges moved to valid (always a subset of ``train``).
+    """
+    fraction = _check_fraction("valid_fraction", fraction)
+    if fraction == 0:
+        return np.zeros(len(users), dtype=bool)
+    if timestamps is None:
+        return random_holdout(users, fraction, seed=seed + 1, eligible=train)
+    users = np.asarray(users, dtype=np.int64)
+    out = np.zeros(len(users), dtype=bool)
+    idx = np.flatnonzero(train)
+    if len(idx) == 0:
+        return out
+    ts = np.asarray(timestamps, dtype=np.float64)[idx]
+    t = np.where(np.isnan(ts), -np.inf, ts)
+    tie = np.random.default_rng(seed + 1).random(len(idx))
+    order = np.lexsort((tie, -t))
+    key = np.empty(len(idx), dtype=np.int64)
+    key[order] = np.arange(len(idx))
+    rank, sizes = _rank_within_user(users[idx], key)
+    out[idx] = rank < _n_held(sizes, fraction)
+    return out
