@@ -1,0 +1,266 @@
+"""Neighbourhood models: item-based and user-based k-nearest-neighbours with shrunk cosine."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from gemrec.data.interactions import Interactions
+from gemrec.errors import ParameterError
+from gemrec.models._topn import top_n_product
+from gemrec.models.base import Recommender, State
+
+__all__ = ["ItemKNN", "UserKNN", "shrunk_cosine_top_n"]
+
+WEIGHTINGS = ("none", "tfidf")
+
+
+def _check_common(model: ItemKNN | UserKNN) -> None:
+    n = model.n_neighbors
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+        raise ParameterError.invalid("n_neighbors", "a positive integer", n)
+    s = model.shrink
+    if isinstance(s, bool) or not isinstance(s, int | float | np.number) or not s >= 0:
+        raise ParameterError.invalid("shrink", "a number >= 0", s)
+    if model.weighting not in WEIGHTINGS:
+        raise ParameterError.invalid("weighting", f"one of {WEIGHTINGS}", model.weighting)
+    if not isinstance(model.binary, bool | np.bool_):
+        raise ParameterError.invalid("binary", "True or False", model.binary)
+
+
+def _features(x: sp.csr_matrix, binary: bool, weighting: str) -> sp.csr_matrix:
+    """Rows are the objects to compare, columns their features (float32 CSR)."""
+    x = sp.csr_matrix(x, dtype=np.float32, copy=True)
+    if binary:
+        x.data[:] = 1.0
+    if weighting == "tfidf":
+        # a feature shared by many rows says little: idf_f = log(n_rows / df_f)
+        df = np.bincount(x.indices, minlength=x.shape[1]).astype(np.float64)
+        idf = np.log(x.shape[0] / np.maximum(df, 1.0)).astype(np.float32)
+        x.data *= idf[x.indices]
+        x.eliminate_zeros()
+    return x
+
+
+def shrunk_cosine_top_n(
+    rows: sp.csr_matrix, n_neighbors: int, shrink: float, others: sp.csr_matrix | None = None
+) -> sp.csr_matrix:
+    """Top-n shrunk cosine similarities between the rows of ``rows`` (or of ``rows`` vs ``others``).
+
+    Parameters
+    ----------
+    rows : csr_matrix, shape (n, d)
+    n_neighbors : int
+    shrink : float
+    others : csr_matrix, shape (m, d), optional
+        Compare ``rows`` against these instead of against themselves (then no diagonal is dropped).
+
+    Returns
+    -------
+    csr_matrix of float32, shape (n, n) or (n, m)
+        Row r keeps its ``n_neighbors`` largest similarities, self-similarity excluded.
+
+    Notes
+    -----
+    sim(x, y) = x . y / (|x| |y| + shrink); shrinkage damps similarities supported by few
+    co-occurrences.
+    """
+    norms_r = np.sqrt(np.asarray(rows.multiply(rows).sum(axis=1), dtype=np.float32).ravel())
+    other = rows if others is None else others
+    norms_o = np.sqrt(np.asarray(other.multiply(other).sum(axis=1), dtype=np.float32).ravel())
+    shrink32 = np.float32(shrink) + np.float32(1e-9)
+
+    def transform(block: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        denom = norms_r[idx, None] * norms_o[None, :]
+        denom += shrink32
+        block /= denom
+        return block
+
+    return top_n_product(
+        rows, sp.csr_matrix(other.T), n_neighbors, transform=transform, drop_diagonal=others is None
+    )
+
+
+class ItemKNN(Recommender):
+    """Item-based collaborative filtering with shrunk cosine similarity and top-n neighbours.
+
+    Parameters
+    ----------
+    n_neighbors : int
+        Neighbours kept per item (the most similar items).
+    shrink : float
+        Shrinkage term added to the cosine denominator.
+    weighting : {"none", "tfidf"}
+        Re-weight users (the features of an item) by their inverse frequency before the cosine.
+    binary : bool
+        Use 1 for every interaction instead of its weight.
+
+    Notes
+    -----
+    With ``X`` the (n_users, n_items) interaction matrix and ``x_i`` its column i,
+
+    .. math:: s_{ij} = \\frac{x_i \\cdot x_j}{\\lVert x_i \\rVert \\lVert x_j \\rVert + h}
+
+    Only the ``n_neighbors`` largest :math:`s_{jk}` of each target item j are kept
+    (:math:`N(j)`), and :math:`\\hat r_{uj} = \\sum_{i \\in N(j)} x_{ui} s_{ij}`, i.e.
+    ``scores = X @ W`` with ``W[:, j]`` holding the neighbours of j. The similarity is computed in
+    row blocks, so the dense item x item matrix never exists.
+
+    Examples
+    --------
+    >>> from gemrec.data.interactions import Interactions
+    >>> inter = Interactions.from_arrays([0, 0, 1, 1, 2], [0, 1, 0, 1, 0])
+    >>> model = ItemKNN(n_neighbors=5, shrink=0.0).fit(inter)
+    >>> model.recommend([2], k=1)[0].tolist()
+    [[1]]
+    """
+
+    name = "itemknn"
+
+    def __init__(
+        self,
+        *,
+        n_neighbors: int = 200,
+        shrink: float = 10.0,
+        weighting: str = "none",
+        binary: bool = False,
+    ) -> None:
+        self.n_neighbors = n_neighbors
+        self.shrink = shrink
+        self.weighting = weighting
+        self.binary = binary
+
+    def _validate_params(self) -> None:
+        _check_common(self)
+
+    def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:
+        feats = _features(interactions.matrix.T.tocsr(), self.binary, self.weighting)
+        # row j = the neighbours of item j
+        self.similarity_ = shrunk_cosine_top_n(feats, int(self.n_neighbors), float(self.shrink))
+        self._prepare()
+
+    def _prepare(self) -> None:
+        self._weights = sp.csr_matrix(self.similarity_.T)
+        x = sp.csr_matrix(self.interactions_, dtype=np.float32, copy=True)
+        if self.binary:
+            x.data[:] = 1.0
+        self._x = x
+
+    def _score_block(self, users: np.ndarray) -> np.ndarray:
+        return np.asarray((self._x[users] @ self._weights).toarray(), dtype=np.float32)
+
+    def score_new(self, user_items: sp.csr_matrix) -> np.ndarray:
+        """Fold-in: ``user_items @ W`` (an item-based model needs no user state)."""
+        self._check_fitted()
+        x = sp.csr_matrix(user_items, dtype=np.float32, copy=True)
+        if x.shape[1] != self.n_items:
+            raise ParameterError.invalid(
+                "user_items", f"a matrix with {self.n_items} columns", x.shape
+            )
+        if self.binary:
+            x.data[:] = 1.0
+        return np.asarray((x @ self._weights).toarray(), dtype=np.float32)
+
+    def _similar_block(self, items: np.ndarray) -> np.ndarray:
+        return np.asarray(self.similarity_[items].toarray(), dtype=np.float32)
+
+    def _get_state(self) -> State:
+        return {"similarity_": self.similarity_}
+
+    def _set_state(self, state: State) -> None:
+        self.similarity_ = sp.csr_matrix(state["similarity_"], dtype=np.float32)
+        self._prepare()
+
+
+class UserKNN(Recommender):
+    """User-based collaborative filtering with shrunk cosine similarity and top-n neighbours.
+
+    Parameters
+    ----------
+    n_neighbors : int
+        Neighbours kept per user.
+    shrink : float
+        Shrinkage term added to the cosine denominator.
+    weighting : {"none", "tfidf"}
+        Re-weight items (the features of a user) by their inverse frequency before the cosine.
+    binary : bool
+        Use 1 for every interaction instead of its weight.
+
+    Notes
+    -----
+    With ``x_u`` the row of user u,
+    :math:`s_{uv} = x_u \\cdot x_v / (\\lVert x_u \\rVert \\lVert x_v \\rVert + h)`;
+    the ``n_neighbors`` largest of each user u form :math:`N(u)`, and
+    :math:`\\hat r_{ui} = \\sum_{v \\in N(u)} s_{uv} x_{vi}`, i.e. ``scores = S @ X``.
+    """
+
+    name = "userknn"
+
+    def __init__(
+        self,
+        *,
+        n_neighbors: int = 200,
+        shrink: float = 10.0,
+        weighting: str = "none",
+        binary: bool = False,
+    ) -> None:
+        self.n_neighbors = n_neighbors
+        self.shrink = shrink
+        self.weighting = weighting
+        self.binary = binary
+
+    def _validate_params(self) -> None:
+        _check_common(self)
+
+    def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:
+        self._prepare()
+        self.similarity_ = shrunk_cosine_top_n(
+            self._feats, int(self.n_neighbors), float(self.shrink)
+        )
+
+    def _prepare(self) -> None:
+        x = sp.csr_matrix(self.interactions_, dtype=np.float32, copy=True)
+        if self.binary:
+            x.data[:] = 1.0
+        self._x = x
+        self._feats = _features(x, False, self.weighting)
+
+    def _score_block(self, users: np.ndarray) -> np.ndarray:
+        return np.asarray((self.similarity_[users] @ self._x).toarray(), dtype=np.float32)
+
+    def score_new(self, user_items: sp.csr_matrix) -> np.ndarray:
+        """Fold-in: similarities of the new users to the fitted users, top-n, times ``X``."""
+        self._check_fitted()
+        x = sp.csr_matrix(user_items, dtype=np.float32, copy=True)
+        if x.shape[1] != self.n_items:
+            raise ParameterError.invalid(
+                "user_items", f"a matrix with {self.n_items} columns", x.shape
+            )
+        if self.binary:
+            x.data[:] = 1.0
+        feats = _features_like(x, self._feats, self._x, self.weighting)
+        sim = shrunk_cosine_top_n(
+            feats, int(self.n_neighbors), float(self.shrink), others=self._feats
+        )
+        return np.asarray((sim @ self._x).toarray(), dtype=np.float32)
+
+    def _get_state(self) -> State:
+        return {"similarity_": self.similarity_}
+
+    def _set_state(self, state: State) -> None:
+        self.similarity_ = sp.csr_matrix(state["similarity_"], dtype=np.float32)
+        self._prepare()
+
+
+def _features_like(
+    x: sp.csr_matrix, fitted_feats: sp.csr_matrix, fitted_x: sp.csr_matrix, weighting: str
+) -> sp.csr_matrix:
+    """Weight new rows with the idf learned on the fitted rows."""
+    if weighting == "none":
+        return x
+    df = np.bincount(fitted_x.indices, minlength=fitted_x.shape[1]).astype(np.float64)
+    idf = np.log(fitted_x.shape[0] / np.maximum(df, 1.0)).astype(np.float32)
+    x = x.copy()
+    x.data *= idf[x.indices]
+    x.eliminate_zeros()
+    return x
