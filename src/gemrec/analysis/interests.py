@@ -275,7 +275,7 @@ def _decayed_matrix(
     now: float | None,
 ) -> sp.csr_matrix:
     w = np.asarray(weights, dtype=np.float64)
-    if timestamps is not None and half_life_hours is not None:
+    if timestamps is not None and half_life_hours is not None and len(w):
         ts = np.asarray(timestamps, dtype=np.float64)
         ref = float(np.nanmax(ts)) if now is None else float(now)
         d = decay_weights(ref - ts, half_life_hours)
