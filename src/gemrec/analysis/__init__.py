@@ -1,0 +1,28 @@
+"""Behaviour analysis: user profiles, population statistics, the HTML report, interest vectors."""
+
+from gemrec.analysis.events import load_events, prepare_events
+from gemrec.analysis.interests import (
+    InterestModel,
+    InterestState,
+    category_affinities,
+    interest_vectors,
+)
+from gemrec.analysis.population import PopulationStats, gini, population_stats
+from gemrec.analysis.profiles import pair_stages, user_profiles
+from gemrec.analysis.report import analyze_dataset, analyze_events
+
+__all__ = [
+    "InterestModel",
+    "InterestState",
+    "category_affinities",
+    "interest_vectors",
+    "PopulationStats",
+    "analyze_dataset",
+    "analyze_events",
+    "gini",
+    "load_events",
+    "pair_stages",
+    "population_stats",
+    "prepare_events",
+    "user_profiles",
+]

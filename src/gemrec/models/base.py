@@ -329,7 +329,14 @@ class Recommender(ABC):
             "arrays": kinds,
         }
         (path / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        self._save_artifacts(path)
         return path
+
+    def _save_artifacts(self, path: Path) -> None:  # noqa: B027 - optional hook
+        """Write state that is not an array (e.g. wrapped models in sub-directories) into ``path``."""
+
+    def _load_artifacts(self, path: Path) -> None:  # noqa: B027 - optional hook
+        """Read what :meth:`_save_artifacts` wrote; called by :meth:`load` after ``_set_state``."""
 
     @classmethod
     def load(cls, path: str | Path) -> Recommender:
@@ -357,6 +364,7 @@ class Recommender(ABC):
                     state[key] = z[key]
         model.interactions_ = state.pop("interactions_")
         model._set_state(state)
+        model._load_artifacts(path)
         return model
 
 

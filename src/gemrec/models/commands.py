@@ -47,10 +47,13 @@ def train_model(
     klass = get_model_class(model_name)
     model = klass(**params)
     start = time.perf_counter()
+    extra: dict[str, object] = {}
+    if getattr(klass, "uses_item_categories", False):  # e.g. fusion's category features
+        extra["item_categories"] = dataset.item_categories()
     if getattr(klass, "uses_validation", False) and dataset.manifest["counts"]["splits"]["valid"] > 0:
-        model.fit(dataset.interactions("train"), valid=dataset.interactions("valid"))
+        model.fit(dataset.interactions("train"), valid=dataset.interactions("valid"), **extra)
     else:
-        model.fit(dataset.interactions("train", "valid"))
+        model.fit(dataset.interactions("train", "valid"), **extra)
     seconds = time.perf_counter() - start
     if output is not None:
         out = model.save(output)

@@ -1,0 +1,843 @@
+"""``Fusion``: a recommender that combines fitted channel recommenders.
+
+Three ways to combine the channels' top-N candidate lists:
+
+* ``"weighted"``: weighted sum of per-user normalised scores;
+* ``"rrf"``: weighted reciprocal rank fusion;
+* ``"ltr"``: a LightGBM lambdarank model over the union of the candidates, with each channel's
+  score and rank, item popularity and age, the user's activity, the user's affinity to the item's
+  category and the recency of the user's activity in that category as features.
+
+Channel weights and the method are chosen on validation data only (the validation split handed to
+``fit``, or a holdout carved from the training interactions when there is none), then the channels
+are refit on everything the model may train on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from gemrec.analysis.interests import category_affinities
+from gemrec.data.interactions import Interactions
+from gemrec.errors import GemrecError, ParameterError
+from gemrec.eval.evaluate import _hits
+from gemrec.eval.metrics import ranking_metrics
+from gemrec.models.base import Recommender, State, _as_ids
+
+__all__ = ["DEFAULT_CHANNELS", "METHODS", "Fusion", "fuse_lists"]
+
+#: channels tried when ``channels=None`` (those available in this build; weights may drop some)
+DEFAULT_CHANNELS = ("rp3beta", "itemknn", "userknn", "graphfilter", "pop")
+METHODS = ("auto", "weighted", "rrf", "ltr")
+NORMALIZATIONS = ("minmax", "zscore")
+WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+EVAL_K = 20
+
+
+# ----------------------------------------------------------------------------- list fusion kernels
+
+
+def _normalise(scores: np.ndarray, valid: np.ndarray, how: str) -> np.ndarray:
+    """Per-row normalisation of a candidate list's scores over its valid entries."""
+    s = np.where(valid, scores, np.nan).astype(np.float64)
+    with np.errstate(all="ignore"):
+        if how == "minmax":
+            lo = np.nanmin(s, axis=1, keepdims=True)
+            hi = np.nanmax(s, axis=1, keepdims=True)
+            span = hi - lo
+            out = np.where(span > 0, (s - lo) / np.where(span > 0, span, 1.0), 1.0)
+        else:
+            mu = np.nanmean(s, axis=1, keepdims=True)
+            sd = np.nanstd(s, axis=1, keepdims=True)
+            out = np.where(sd > 0, (s - mu) / np.where(sd > 0, sd, 1.0), 0.0)
+    return np.where(valid, out, 0.0)
+
+
+def _topk_pairs(
+    rows: np.ndarray, items: np.ndarray, vals: np.ndarray, n_rows: int, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k per row of a sparse (row, item, value) list with unique (row, item) pairs.
+
+    Ties are broken by the smaller item id, as :func:`gemrec.models.base.topk` does.
+    """
+    ids = np.full((n_rows, k), -1, np.int32)
+    out = np.full((n_rows, k), -np.inf, np.float32)
+    if len(rows) == 0:
+        return ids, out
+    order = np.lexsort((items, -vals, rows))
+    r, it, v = rows[order], items[order], vals[order]
+    starts = np.searchsorted(r, np.arange(n_rows))
+    pos = np.arange(len(r)) - starts[r]
+    keep = pos < k
+    ids[r[keep], pos[keep]] = it[keep]
+    out[r[keep], pos[keep]] = v[keep]
+    return ids, out
+
+
+def fuse_lists(
+    lists: Sequence[tuple[np.ndarray, np.ndarray]],
+    weights: Sequence[float],
+    k: int,
+    *,
+    method: str = "rrf",
+    normalization: str = "minmax",
+    rrf_k: float = 60.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fuse per-channel top-N lists into a top-k list.
+
+    Parameters
+    ----------
+    lists : sequence of (ids, scores)
+        Per channel: ids int (n, N) padded with -1, scores float (n, N), rows sorted descending.
+    weights : sequence of float
+        One per channel.
+    k : int
+    method : {"rrf", "weighted"}
+    normalization : {"minmax", "zscore"}
+        Per-user score normalisation for ``"weighted"``.
+    rrf_k : float
+        The RRF smoothing constant.
+
+    Returns
+    -------
+    ids : ndarray of int32, shape (n, k); scores : ndarray of float32, shape (n, k)
+
+    Notes
+    -----
+    For user u and item i with rank ``r_c(i)`` (1-based) and normalised score ``s̃_c(i)`` in
+    channel c (items absent from a channel's list contribute 0):
+
+    .. math::
+
+        \\text{rrf}(u, i) = \\sum_c \\frac{w_c}{k_{rrf} + r_c(i)}, \\qquad
+        \\text{weighted}(u, i) = \\sum_c w_c \\tilde s_c(i),
+
+    with ``s̃ = (s - min) / (max - min)`` (min-max) or ``(s - mean) / std`` (z-score) over the
+    user's list.
+    """
+    n = lists[0][0].shape[0] if lists else 0
+    keys_parts, vals_parts = [], []
+    n_cols = 1 + max((int(ids.max(initial=-1)) for ids, _ in lists), default=0)
+    for (ids, scores), w in zip(lists, weights, strict=True):
+        if w == 0:
+            continue
+        valid = ids >= 0
+        if method == "rrf":
+            rank = np.arange(1, ids.shape[1] + 1, dtype=np.float64)
+            contrib = np.broadcast_to(w / (rrf_k + rank), ids.shape)
+        else:
+            contrib = w * _normalise(scores, valid, normalization)
+        rr = np.broadcast_to(np.arange(n, dtype=np.int64)[:, None], ids.shape)
+        keys_parts.append(rr[valid] * n_cols + ids[valid])
+        vals_parts.append(contrib[valid])
+    if not keys_parts:
+        return np.full((n, k), -1, np.int32), np.full((n, k), -np.inf, np.float32)
+    keys = np.concatenate(keys_parts)
+    uniq, inv = np.unique(keys, return_inverse=True)
+    sums = np.bincount(inv, weights=np.concatenate(vals_parts), minlength=len(uniq))
+    return _topk_pairs(uniq // n_cols, uniq % n_cols, sums, n, k)
+
+
+def _mean_metrics(ids: np.ndarray, truth: sp.csr_matrix, k: int = EVAL_K) -> tuple[float, float]:
+    """Mean Recall@k and NDCG@k of top lists ``ids`` against the rows of ``truth``."""
+    n_rel = np.diff(truth.indptr)
+    m = ranking_metrics(_hits(truth, ids[:, :k]), np.maximum(n_rel, 1), k)
+    return float(m["recall"].mean()), float(m["ndcg"].mean())
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+class Fusion(Recommender):
+    """Combine several recommenders (channels) into one.
+
+    Parameters
+    ----------
+    channels : list of str or None
+        Model names from :data:`gemrec.models.MODELS`; None: those of :data:`DEFAULT_CHANNELS`
+        available in this build (validation may give some weight 0, which drops them).
+    method : {"auto", "weighted", "rrf", "ltr"}
+        "auto" picks the best of the three on a part of the validation users not used to tune
+        weights or train the learned blend.
+    weights : list of float or None
+        Channel weights; None tunes them on validation (coordinate ascent over a grid).
+    channel_params : dict of str -> dict, optional
+        Hyperparameters per channel name, e.g. ``{"rp3beta": {"alpha": 0.8}}``.
+    normalization : {"minmax", "zscore"}
+        Per-user score normalisation of the "weighted" method.
+    rrf_k : float
+        RRF constant.
+    n_candidates : int
+        Length of each channel's candidate list.
+    holdout_fraction : float
+        Without a validation split, this share of each user's latest (or, without timestamps,
+        random) items is held out to tune on.
+    tune_users : int
+        At most this many validation users are used to tune (sampled with ``seed``).
+    refit : bool
+        Refit the channels on train + validation after tuning.
+    ltr_params : dict, optional
+        Overrides of the LightGBM parameters.
+    seed : int
+
+    Notes
+    -----
+    Validation users are split in halves A and B. Channel weights (for "weighted" and "rrf") and
+    the LightGBM ranker are fit on A, the method is chosen on B by Recall@20 + NDCG@20. The learned
+    blend's features per (user, item) candidate: for each channel the 1-based rank and the min-max
+    normalised score (missing when the channel did not propose the item), the number of channels
+    proposing it, log(1 + item popularity), the item's age in days (time since its last
+    interaction), log(1 + user activity), and, given item categories, the user's (time-decayed)
+    share of activity in the item's category and the days since the user's last activity there.
+    """
+
+    name = "fusion"
+    uses_validation: ClassVar[bool] = True
+    uses_item_categories: ClassVar[bool] = True
+    batch_size: ClassVar[int] = 2048
+
+    def __init__(
+        self,
+        *,
+        channels: list[str] | None = None,
+        method: str = "auto",
+        weights: list[float] | None = None,
+        channel_params: dict[str, dict[str, Any]] | None = None,
+        normalization: str = "minmax",
+        rrf_k: float = 60.0,
+        n_candidates: int = 100,
+        holdout_fraction: float = 0.1,
+        tune_users: int = 3000,
+        refit: bool = True,
+        ltr_params: dict[str, Any] | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.channels = channels
+        self.method = method
+        self.weights = weights
+        self.channel_params = channel_params
+        self.normalization = normalization
+        self.rrf_k = rrf_k
+        self.n_candidates = n_candidates
+        self.holdout_fraction = holdout_fraction
+        self.tune_users = tune_users
+        self.refit = refit
+        self.ltr_params = ltr_params
+        self.seed = seed
+
+    # ----------------------------------------------------------------- parameters
+    def _validate_params(self) -> None:
+        from gemrec.models import MODELS
+
+        if self.channels is not None:
+            if not isinstance(self.channels, list | tuple) or not self.channels:
+                raise ParameterError.invalid("channels", "a non-empty list of model names or None", self.channels)
+            bad = [c for c in self.channels if c not in MODELS or c == "fusion"]
+            if bad:
+                raise ParameterError.invalid(
+                    "channels", f"model names from: {', '.join(sorted(set(MODELS) - {'fusion'}))}", bad
+                )
+        if self.method not in METHODS:
+            raise ParameterError.invalid("method", f"one of {METHODS}", self.method)
+        if self.normalization not in NORMALIZATIONS:
+            raise ParameterError.invalid("normalization", f"one of {NORMALIZATIONS}", self.normalization)
+        if self.weights is not None:
+            w = np.asarray(self.weights, dtype=np.float64)
+            n = len(self.channels) if self.channels is not None else None
+            if w.ndim != 1 or (n is not None and len(w) != n) or (w < 0).any() or not w.any():
+                raise ParameterError.invalid(
+                    "weights", "non-negative numbers, one per channel, not all zero", self.weights
+                )
+        if not (isinstance(self.rrf_k, int | float) and self.rrf_k >= 0):
+            raise ParameterError.invalid("rrf_k", "a non-negative number", self.rrf_k)
+        if not (isinstance(self.n_candidates, int) and self.n_candidates >= 1):
+            raise ParameterError.invalid("n_candidates", "a positive integer", self.n_candidates)
+        if not (isinstance(self.holdout_fraction, float | int) and 0 < self.holdout_fraction < 1):
+            raise ParameterError.invalid("holdout_fraction", "a number in (0, 1)", self.holdout_fraction)
+        if not (isinstance(self.tune_users, int) and self.tune_users >= 2):
+            raise ParameterError.invalid("tune_users", "an integer >= 2", self.tune_users)
+        if self.channel_params is not None and not isinstance(self.channel_params, dict):
+            raise ParameterError.invalid("channel_params", "a dict of model name -> dict", self.channel_params)
+
+    def _channel_names(self) -> list[str]:
+        if self.channels is not None:
+            return list(self.channels)
+        from gemrec.models import get_model_class
+
+        names = []
+        for name in DEFAULT_CHANNELS:
+            try:
+                get_model_class(name)
+            except GemrecError:
+                continue
+            names.append(name)
+        return names
+
+    def _make_channel(self, name: str) -> Recommender:
+        from gemrec.models import make_model
+
+        params = dict((self.channel_params or {}).get(name, {}))
+        return make_model(name, **params)
+
+    # ----------------------------------------------------------------- fitting
+    def fit(
+        self,
+        interactions: Interactions,
+        *,
+        valid: Interactions | None = None,
+        item_categories: np.ndarray | None = None,
+    ) -> Self:
+        """Fit the channels, tune the combination on validation, refit.
+
+        Parameters
+        ----------
+        interactions : Interactions
+            Training interactions (without the validation split when ``valid`` is given).
+        valid : Interactions, optional
+            Validation interactions to tune on; without it a holdout is carved from
+            ``interactions``.
+        item_categories : ndarray of int, shape (n_items,), optional
+            Category code per item (-1 unknown) for the learned blend's category features.
+        """
+        if item_categories is not None:
+            item_categories = np.asarray(item_categories, dtype=np.int64)
+            if item_categories.shape != (interactions.n_items,):
+                raise ParameterError.invalid(
+                    "item_categories", f"an int array of shape ({interactions.n_items},)", item_categories.shape
+                )
+        self._fit_categories = item_categories
+        return super().fit(interactions, valid=valid)
+
+    def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:
+        names = self._channel_names()
+        if not names:
+            raise ParameterError("parameter 'channels': no channel model is available in this build")
+        self.item_categories_ = (
+            self._fit_categories
+            if self._fit_categories is not None
+            else np.full(interactions.n_items, -1, np.int64)
+        )
+        if valid is not None and valid.nnz > 0:
+            train, tune, full = interactions, valid, _union(interactions, valid)
+        else:
+            train, tune = _holdout(interactions, self.holdout_fraction, self.seed)
+            full = interactions
+        need_tuning = self.weights is None or self.method in ("auto", "ltr")
+        channels = [self._fit_channel(n, train, tune if need_tuning else None) for n in names]
+        weights = np.ones(len(names)) if self.weights is None else np.asarray(self.weights, np.float64)
+        method = "rrf" if self.method == "auto" else self.method
+        report: dict[str, Any] = {"channels": names}
+        self.ltr_model_: Any = None
+        if need_tuning:
+            self._set_side_features(train)
+            weights, method, report = self._tune(channels, names, train, tune, weights)
+        keep = np.ones(len(names), bool) if method == "ltr" else weights > 0
+        self.channel_names_ = [n for n, kp in zip(names, keep, strict=True) if kp]
+        self.weights_ = weights[keep].astype(np.float64)
+        self.method_ = method
+        self.validation_ = report
+        if method == "ltr":
+            self.ltr_model_ = report.pop("_booster")
+        if self.refit and full is not train:
+            self.channels_ = [self._fit_channel(n, full, None) for n in self.channel_names_]
+        else:
+            self.channels_ = [c for c, kp in zip(channels, keep, strict=True) if kp]
+        self._set_side_features(full)
+        self.interactions_ = full.matrix
+
+    def _fit_channel(self, name: str, train: Interactions, valid: Interactions | None) -> Recommender:
+        model = self._make_channel(name)
+        if getattr(model, "uses_validation", False) and valid is not None:
+            return model.fit(train, valid=valid)
+        return model.fit(train)
+
+    def _set_side_features(self, inter: Interactions) -> None:
+        """Popularity, recency and category statistics the learned blend reads."""
+        m = inter.matrix
+        self.item_pop_ = np.asarray((m > 0).sum(axis=0)).ravel().astype(np.float32)
+        self.user_activity_ = np.diff(m.indptr).astype(np.float32)
+        ts = inter.timestamps
+        n_users, n_items = m.shape
+        if ts is not None and ts.nnz:
+            t_max = float(ts.data.max())
+            item_last = np.full(n_items, np.nan)
+            coo = ts.tocoo()
+            order = np.argsort(coo.data)
+            item_last[coo.col[order]] = coo.data[order]  # later writes win: the max
+            self.item_age_days_ = ((t_max - item_last) / 86400.0).astype(np.float32)
+        else:
+            self.item_age_days_ = np.full(n_items, np.nan, np.float32)
+        cats = self.item_categories_
+        if (cats >= 0).any():
+            coo = m.tocoo()
+            t = None if ts is None else _aligned_timestamps(m, ts)
+            self.cat_affinity_ = category_affinities(
+                coo.row, coo.col, coo.data, cats, t, n_users=n_users, half_life_hours=24.0 * 30
+            )
+            if t is not None:
+                c = cats[coo.col]
+                ok = c >= 0
+                n_cat = int(cats.max()) + 1
+                # max timestamp per (user, category): sort ascending so the last write wins
+                order = np.argsort(t[ok])
+                last = sp.coo_matrix((t[ok][order], (coo.row[ok][order], c[ok][order])), shape=(n_users, n_cat))
+                dense_keys = last.row.astype(np.int64) * n_cat + last.col
+                uniq, idx = np.unique(dense_keys[::-1], return_index=True)
+                vals = last.data[::-1][idx]
+                self.cat_last_ = sp.csr_matrix((vals, (uniq // n_cat, uniq % n_cat)), shape=(n_users, n_cat))
+                user_last = np.zeros(n_users)
+                np.maximum.at(user_last, coo.row, t)
+                self.user_last_ = user_last
+            else:
+                self.cat_last_ = None
+                self.user_last_ = None
+        else:
+            self.cat_affinity_ = None
+            self.cat_last_ = None
+            self.user_last_ = None
+
+    # ----------------------------------------------------------------- tuning
+    def _tune(
+        self,
+        channels: list[Recommender],
+        names: list[str],
+        train: Interactions,
+        tune: Interactions,
+        weights: np.ndarray,
+    ) -> tuple[np.ndarray, str, dict[str, Any]]:
+        rng = np.random.default_rng(self.seed)
+        has_train = np.diff(train.matrix.indptr) > 0
+        users = np.flatnonzero((np.diff(tune.matrix.indptr) > 0) & has_train)
+        if len(users) < 2:
+            raise GemrecError("fusion: fewer than 2 validation users with training history; nothing to tune on")
+        if len(users) > self.tune_users:
+            users = np.sort(rng.choice(users, self.tune_users, replace=False))
+        perm = rng.permutation(len(users))
+        half = len(users) // 2
+        part_a, part_b = np.sort(perm[:half]), np.sort(perm[half:])
+        n_cand = max(self.n_candidates, EVAL_K)
+        lists = [c.recommend(users, n_cand, exclude_seen=True) for c in channels]
+        truth = tune.matrix[users]
+        truth_a, truth_b = truth[part_a], truth[part_b]
+
+        def sub(part: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+            return [(ids[part], sc[part]) for ids, sc in lists]
+
+        la, lb = sub(part_a), sub(part_b)
+        report: dict[str, Any] = {"channels": names, "n_users_tune": int(len(part_a)), "n_users_select": int(len(part_b))}
+        single = {}
+        for name, (ids, _) in zip(names, lb, strict=True):
+            r, n = _mean_metrics(ids, truth_b)
+            single[name] = {"recall@20": r, "ndcg@20": n}
+        report["single_channels"] = single
+        candidates: dict[str, tuple[np.ndarray, float, float]] = {}
+        methods = ["weighted", "rrf", "ltr"] if self.method == "auto" else [self.method]
+        for m in methods:
+            if m == "ltr":
+                try:
+                    booster = self._train_ltr(channels, users[part_a], la, truth_a)
+                except ImportError:  # lightgbm missing: the other methods still work
+                    continue
+                self.ltr_model_ = booster
+                ids, _ = self._ltr_rank(users[part_b], lb, EVAL_K)
+                r, n = _mean_metrics(ids, truth_b)
+                candidates["ltr"] = (weights, r, n)
+                report["_booster"] = booster
+                continue
+            w = weights if self.weights is not None else self._search_weights(la, truth_a, m)
+            ids, _ = fuse_lists(lb, w, EVAL_K, method=m, normalization=self.normalization, rrf_k=self.rrf_k)
+            r, n = _mean_metrics(ids, truth_b)
+            candidates[m] = (w, r, n)
+        report["methods"] = {
+            m: {"recall@20": r, "ndcg@20": n, "weights": [float(x) for x in w]} for m, (w, r, n) in candidates.items()
+        }
+        best = max(candidates, key=lambda m: candidates[m][1] + candidates[m][2])
+        report["chosen"] = best
+        if best != "ltr":
+            report.pop("_booster", None)
+        return candidates[best][0], best, report
+
+    def _search_weights(
+        self, lists: list[tuple[np.ndarray, np.ndarray]], truth: sp.csr_matrix, method: str
+    ) -> np.ndarray:
+        """Coordinate ascent over :data:`WEIGHT_GRID` maximising Recall@20 + NDCG@20."""
+        n = len(lists)
+
+        def objective(w: np.ndarray) -> float:
+            if not w.any():
+                return -1.0
+            ids, _ = fuse_lists(lists, w, EVAL_K, method=method, normalization=self.normalization, rrf_k=self.rrf_k)
+            r, nd = _mean_metrics(ids, truth)
+            return r + nd
+
+        # start from the best single channel, then let the others in
+        singles = [objective(np.eye(n)[j]) for j in range(n)]
+        w = np.eye(n)[int(np.argmax(singles))]
+        best = max(singles)
+        for _ in range(2):
+            improved = False
+            for j in range(n):
+                for g in WEIGHT_GRID:
+                    if g == w[j]:
+                        continue
+                    cand = w.copy()
+                    cand[j] = g
+                    val = objective(cand)
+                    if val > best + 1e-9:
+                        best, w, improved = val, cand, True
+            if not improved:
+                break
+        return w
+
+    # ----------------------------------------------------------------- learned blend
+    def _features(
+        self,
+        users: np.ndarray,
+        lists: list[tuple[np.ndarray, np.ndarray]],
+        user_items: sp.csr_matrix | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Candidate pairs (rows, items, sorted by row) and their feature matrix (float32)."""
+        n = len(users)
+        n_items = len(self.item_pop_)
+        keys = [(np.broadcast_to(np.arange(n, dtype=np.int64)[:, None], ids.shape) * n_items + ids)[ids >= 0]
+                for ids, _ in lists]
+        uniq = np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
+        rows, items = uniq // n_items, uniq % n_items
+        feats: list[np.ndarray] = []
+        n_prop = np.zeros(len(uniq), np.float32)
+        for (ids, sc), _ in zip(lists, keys, strict=True):
+            valid = ids >= 0
+            rr = np.broadcast_to(np.arange(n, dtype=np.int64)[:, None], ids.shape)
+            ck = (rr * n_items + ids)[valid]
+            rank = np.broadcast_to(np.arange(1, ids.shape[1] + 1, dtype=np.float32), ids.shape)[valid]
+            ns = _normalise(sc, valid, "minmax")[valid]
+            pos = np.searchsorted(uniq, ck)
+            f_rank = np.full(len(uniq), np.nan, np.float32)
+            f_score = np.full(len(uniq), np.nan, np.float32)
+            f_rank[pos] = rank
+            f_score[pos] = ns
+            n_prop[pos] += 1
+            feats += [f_rank, f_score]
+        feats.append(n_prop)
+        feats.append(np.log1p(self.item_pop_[items]))
+        feats.append(self.item_age_days_[items])
+        if user_items is None:
+            act = self.user_activity_[users][rows]
+        else:
+            act = np.diff(sp.csr_matrix(user_items).indptr).astype(np.float32)[rows]
+        feats.append(np.log1p(act))
+        cat = self.item_categories_[items]
+        aff = np.full(len(uniq), np.nan, np.float32)
+        rec = np.full(len(uniq), np.nan, np.float32)
+        if self.cat_affinity_ is not None:
+            ok = cat >= 0
+            if user_items is None:
+                block = self.cat_affinity_[users]
+            else:
+                ui = sp.csr_matrix(user_items)
+                coo = ui.tocoo()
+                block = category_affinities(coo.row, coo.col, coo.data, self.item_categories_, n_users=ui.shape[0])
+            aff[ok] = np.asarray(block[rows[ok], cat[ok]]).ravel()
+            if self.cat_last_ is not None and user_items is None:
+                last = np.asarray(self.cat_last_[users][rows[ok], cat[ok]]).ravel()
+                days = (self.user_last_[users][rows[ok]] - last) / 86400.0
+                rec[ok] = np.where(last > 0, days, np.nan)
+        feats += [aff, rec]
+        return rows, items, np.column_stack(feats).astype(np.float32)
+
+    def _ltr_params(self) -> dict[str, Any]:
+        params = {
+            "objective": "lambdarank",
+            "metric": "ndcg",
+            "eval_at": [EVAL_K],
+            "learning_rate": 0.05,
+            "num_leaves": 31,
+            "min_data_in_leaf": 50,
+            "feature_fraction": 0.9,
+            "lambdarank_truncation_level": 40,
+            "num_threads": 2,
+            "deterministic": True,
+            "force_row_wise": True,
+            "seed": self.seed,
+            "verbosity": -1,
+        }
+        params.update(self.ltr_params or {})
+        return params
+
+    def _train_ltr(
+        self,
+        channels: list[Recommender],
+        users: np.ndarray,
+        lists: list[tuple[np.ndarray, np.ndarray]],
+        truth: sp.csr_matrix,
+    ) -> Any:
+        import lightgbm as lgb
+
+        rows, items, x = self._features(users, lists)
+        t = sp.csr_matrix(truth)
+        t.sort_indices()
+        n_items = len(self.item_pop_)
+        tkeys = np.repeat(np.arange(t.shape[0], dtype=np.int64), np.diff(t.indptr)) * n_items + t.indices
+        label = np.isin(rows * n_items + items, tkeys).astype(np.float32)
+        # users without a positive among their candidates teach a ranker nothing
+        pos_per_row = np.bincount(rows, weights=label, minlength=len(users))
+        keep_users = np.flatnonzero(pos_per_row > 0)
+        if len(keep_users) < 2:
+            raise GemrecError("fusion: too few validation users with a hit among the candidates to train 'ltr'")
+        rng = np.random.default_rng(self.seed + 1)
+        is_eval_user = np.zeros(len(users), bool)
+        is_eval_user[rng.choice(keep_users, max(1, len(keep_users) // 5), replace=False)] = True
+        has_pos = pos_per_row[rows] > 0
+        tr = has_pos & ~is_eval_user[rows]
+        ev = has_pos & is_eval_user[rows]
+
+        def dataset(mask: np.ndarray) -> Any:
+            groups = np.bincount(rows[mask], minlength=len(users))
+            return lgb.Dataset(x[mask], label[mask], group=groups[groups > 0], free_raw_data=False)
+
+        d_tr = dataset(tr)
+        d_ev = dataset(ev)
+        booster = lgb.train(
+            self._ltr_params(),
+            d_tr,
+            num_boost_round=300,
+            valid_sets=[d_ev],
+            callbacks=[lgb.early_stopping(30, verbose=False)],
+        )
+        return booster
+
+    def _ltr_rank(
+        self,
+        users: np.ndarray,
+        lists: list[tuple[np.ndarray, np.ndarray]],
+        k: int,
+        user_items: sp.csr_matrix | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        rows, items, x = self._features(users, lists, user_items)
+        if len(rows) == 0:
+            return np.full((len(users), k), -1, np.int32), np.full((len(users), k), -np.inf, np.float32)
+        best_it = getattr(self.ltr_model_, "best_iteration", 0) or None
+        pred = np.asarray(self.ltr_model_.predict(x, num_iteration=best_it), dtype=np.float64)
+        return _topk_pairs(rows, items, pred, len(users), k)
+
+    # ----------------------------------------------------------------- scoring
+    def _combine(
+        self,
+        users: np.ndarray,
+        lists: list[tuple[np.ndarray, np.ndarray]],
+        k: int,
+        user_items: sp.csr_matrix | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if self.method_ == "ltr":
+            return self._ltr_rank(users, lists, k, user_items)
+        return fuse_lists(
+            lists, self.weights_, k, method=self.method_, normalization=self.normalization, rrf_k=self.rrf_k
+        )
+
+    def recommend(
+        self,
+        users: Any,
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        exclude: sp.csr_matrix | None = None,
+        candidates: Any = None,
+        user_items: sp.csr_matrix | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k of the fused channel lists (see :meth:`Recommender.recommend` for the parameters).
+
+        Each channel ranks with the same exclusions and candidate restriction, so the fused list
+        never contains an excluded item.
+        """
+        self._check_fitted()
+        if not isinstance(k, int | np.integer) or k < 1:
+            raise ParameterError.invalid("k", "a positive integer", k)
+        k = int(k)
+        if user_items is None:
+            users = _as_ids(users, "users", self.n_users)
+        else:
+            user_items = sp.csr_matrix(user_items)
+            users = np.arange(user_items.shape[0])
+        if exclude is not None:
+            exclude = sp.csr_matrix(exclude)
+            if exclude.shape != (len(users), self.n_items):
+                raise ParameterError.invalid(
+                    "exclude", f"a sparse matrix of shape ({len(users)}, {self.n_items})", exclude.shape
+                )
+        n_cand = max(self.n_candidates, k)
+        out_ids, out_scores = [], []
+        for start in range(0, len(users), self.batch_size):
+            block = users[start : start + self.batch_size]
+            ui = None if user_items is None else user_items[block]
+            ex = None if exclude is None else exclude[start : start + len(block)]
+            lists = [
+                ch.recommend(
+                    block if ui is None else np.arange(len(block)),
+                    n_cand,
+                    exclude_seen=exclude_seen,
+                    exclude=ex,
+                    candidates=candidates,
+                    user_items=ui,
+                )
+                for ch in self.channels_
+            ]
+            ids, sc = self._combine(block, lists, k, ui)
+            out_ids.append(ids)
+            out_scores.append(sc)
+        if not out_ids:
+            return np.zeros((0, k), np.int32), np.zeros((0, k), np.float32)
+        return np.vstack(out_ids), np.vstack(out_scores)
+
+    def _score_block(self, users: np.ndarray) -> np.ndarray:
+        """Fused scores of all items; items no channel proposes get a score below every candidate."""
+        lists = [ch.recommend(users, self.n_candidates, exclude_seen=False) for ch in self.channels_]
+        width = sum(ids.shape[1] for ids, _ in lists)
+        ids, sc = self._combine(users, lists, width)
+        out = np.full((len(users), self.n_items), np.nan, np.float32)
+        finite = ids >= 0
+        floor = np.nanmin(np.where(finite, sc, np.nan), axis=1) if finite.any() else np.zeros(len(users))
+        floor = np.where(np.isfinite(floor), floor, 0.0) - 1.0
+        r = np.broadcast_to(np.arange(len(users))[:, None], ids.shape)
+        out[r[finite], ids[finite]] = sc[finite]
+        return np.where(np.isnan(out), floor[:, None].astype(np.float32), out)
+
+    def score_new(self, user_items: sp.csr_matrix) -> np.ndarray:
+        ui = sp.csr_matrix(user_items)
+        lists = [ch.recommend(np.arange(ui.shape[0]), self.n_candidates, exclude_seen=False, user_items=ui)
+                 for ch in self.channels_]
+        width = sum(ids.shape[1] for ids, _ in lists)
+        ids, sc = self._combine(np.arange(ui.shape[0]), lists, width, ui)
+        out = np.full((ui.shape[0], self.n_items), -1e30, np.float32)
+        finite = ids >= 0
+        r = np.broadcast_to(np.arange(ui.shape[0])[:, None], ids.shape)
+        out[r[finite], ids[finite]] = sc[finite]
+        return out
+
+    # ----------------------------------------------------------------- persistence
+    def _get_state(self) -> State:
+        state: State = {
+            "weights_": self.weights_,
+            "item_pop_": self.item_pop_,
+            "user_activity_": self.user_activity_,
+            "item_age_days_": self.item_age_days_,
+            "item_categories_": self.item_categories_,
+        }
+        if self.cat_affinity_ is not None:
+            state["cat_affinity_"] = self.cat_affinity_
+        if self.cat_last_ is not None:
+            state["cat_last_"] = self.cat_last_
+            state["user_last_"] = self.user_last_
+        return state
+
+    def _set_state(self, state: State) -> None:
+        self.weights_ = np.asarray(state["weights_"], np.float64)
+        self.item_pop_ = np.asarray(state["item_pop_"], np.float32)
+        self.user_activity_ = np.asarray(state["user_activity_"], np.float32)
+        self.item_age_days_ = np.asarray(state["item_age_days_"], np.float32)
+        self.item_categories_ = np.asarray(state["item_categories_"], np.int64)
+        self.cat_affinity_ = state.get("cat_affinity_")
+        self.cat_last_ = state.get("cat_last_")
+        self.user_last_ = state.get("user_last_")
+
+    def _save_artifacts(self, path: Path) -> None:
+        chan_dir = path / "channels"
+        chan_dir.mkdir(exist_ok=True)
+        dirs = []
+        for j, (name, ch) in enumerate(zip(self.channel_names_, self.channels_, strict=True)):
+            d = f"{j}_{name}"
+            ch.save(chan_dir / d)
+            dirs.append(d)
+        if self.ltr_model_ is not None:
+            (path / "ltr_model.txt").write_text(self.ltr_model_.model_to_string())
+        meta = {
+            "method": self.method_,
+            "channels": self.channel_names_,
+            "channel_dirs": dirs,
+            "weights": [float(w) for w in self.weights_],
+            "validation": self.validation_,
+        }
+        (path / "fusion.json").write_text(json.dumps(meta, indent=2))
+
+    def _load_artifacts(self, path: Path) -> None:
+        meta = json.loads((path / "fusion.json").read_text())
+        self.method_ = meta["method"]
+        self.channel_names_ = list(meta["channels"])
+        self.validation_ = meta.get("validation", {})
+        self.channels_ = [Recommender.load(path / "channels" / d) for d in meta["channel_dirs"]]
+        self.ltr_model_ = None
+        if self.method_ == "ltr":
+            import lightgbm as lgb
+
+            self.ltr_model_ = lgb.Booster(model_str=(path / "ltr_model.txt").read_text())
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _union(a: Interactions, b: Interactions) -> Interactions:
+    """Train + validation: weights summed, timestamps the later one."""
+    m = (a.matrix + b.matrix).tocsr()
+    m.sort_indices()
+    ts = None
+    if a.timestamps is not None and b.timestamps is not None:
+        ts = a.timestamps.maximum(b.timestamps).tocsr()
+        ts.sort_indices()
+    return a.with_matrix(m.astype(np.float32), ts)
+
+
+def _aligned_timestamps(m: sp.csr_matrix, ts: sp.csr_matrix) -> np.ndarray:
+    """Timestamps in the order of ``m.tocoo()`` entries (NaN where missing)."""
+    if (
+        ts.nnz == m.nnz
+        and np.array_equal(ts.indptr, m.indptr)
+        and np.array_equal(ts.indices, m.indices)
+    ):
+        t = ts.data.astype(np.float64)  # same structure: csr order == coo order
+    else:
+        coo = m.tocoo()
+        t = np.asarray(ts[coo.row, coo.col]).ravel().astype(np.float64)
+    return np.where(t > 0, t, np.nan)
+
+
+def _holdout(inter: Interactions, fraction: float, seed: int) -> tuple[Interactions, Interactions]:
+    """Hold out ``fraction`` of each user's items (their latest ones when timestamps exist).
+
+    Users with fewer than 3 items keep them all in train.
+    """
+    m = inter.matrix.tocoo()
+    rows, cols, vals = m.row, m.col, m.data
+    rng = np.random.default_rng(seed)
+    if inter.timestamps is not None:
+        key = _aligned_timestamps(inter.matrix, inter.timestamps)
+        key = np.where(np.isnan(key), -np.inf, key) + rng.random(len(rows)) * 1e-6
+    else:
+        key = rng.random(len(rows))
+    order = np.lexsort((key, rows))  # per user, oldest first
+    r = rows[order]
+    counts = np.bincount(r, minlength=inter.n_users)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    pos = np.arange(len(r)) - starts[r]
+    n_hold = np.where(counts >= 3, np.maximum(1, np.floor(counts * fraction)), 0).astype(np.int64)
+    held = pos >= counts[r] - n_hold[r]
+    held_idx = order[held]
+    mask = np.zeros(len(rows), bool)
+    mask[held_idx] = True
+    shape = inter.matrix.shape
+
+    def part(sel: np.ndarray) -> Interactions:
+        mm = sp.csr_matrix((vals[sel], (rows[sel], cols[sel])), shape=shape)
+        mm.sort_indices()
+        ts = None
+        if inter.timestamps is not None:
+            t = _aligned_timestamps(inter.matrix, inter.timestamps)[sel]
+            ts = sp.csr_matrix((np.nan_to_num(t, nan=0.0), (rows[sel], cols[sel])), shape=shape)
+            ts.sort_indices()
+        return inter.with_matrix(mm.astype(np.float32), ts)
+
+    return part(~mask), part(mask)
