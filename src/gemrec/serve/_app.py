@@ -22,6 +22,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 
 from gemrec import __version__
 from gemrec.errors import GemrecError
@@ -76,10 +77,6 @@ Store_ = Annotated[EventStore, Depends(get_store)]
 State_ = Annotated[ServiceState, Depends(get_state)]
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class _Guard:
     """Pure ASGI middleware: body size limit (413) and latency metrics per route template."""
 
@@ -105,26 +102,30 @@ class _Guard:
                     self._observe(scope, 413, start)
                     return
         seen = 0
+        answered = False
 
         async def limited_receive() -> Any:
-            nonlocal seen
+            nonlocal seen, answered
             message = await receive()
-            if message["type"] == "http.request":
+            if message["type"] == "http.request" and not answered:
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise _TooLarge
+                    # answer now and tell the app the client went away; its own reply is dropped
+                    answered = True
+                    status[0] = 413
+                    await _send_json(send, 413, _too_large(seen, limit))
+                    return {"type": "http.disconnect"}
             return message
 
         async def tracking_send(message: Any) -> None:
+            if answered:
+                return
             if message["type"] == "http.response.start":
                 status[0] = int(message["status"])
             await send(message)
 
-        try:
+        with contextlib.suppress(ClientDisconnect):
             await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            status[0] = 413
-            await _send_json(send, 413, _too_large(seen, limit))
         self._observe(scope, status[0], start)
 
     def _observe(self, scope: MutableMapping[str, Any], status: int, start: float) -> None:
@@ -322,11 +323,12 @@ def create_app(settings: ServeSettings) -> FastAPI:
         """Add or update items with side information; a new item gets an embedding from it."""
         check_batch(len(batch.items), "items")
         rows = [(i.item_id, i.model_dump(exclude_unset=True, exclude={"item_id"})) for i in batch.items]
-        created = await run_in_threadpool(store.put_items, rows)
+        await run_in_threadpool(engine.sync_items, store)
+        n_new = len({item_id for item_id, _ in rows if item_id not in engine.catalogue.index})
+        await run_in_threadpool(store.put_items, rows)
         await run_in_threadpool(engine.sync_items, store)
         app.state.service.metrics.items.set(engine.catalogue.n)
-        n_new = sum(created)
-        return {"created": n_new, "updated": len(created) - n_new}
+        return {"created": n_new, "updated": len(rows) - n_new}
 
     @app.delete("/v1/items/{item_id}", dependencies=writes, tags=["items"])
     async def delete_item(item_id: str, engine: Engine_, store: Store_) -> dict[str, Any]:

@@ -161,7 +161,7 @@ class Engine:
             emb = np.asarray(model.item_embeddings_, dtype=np.float32)  # type: ignore[attr-defined]
             self.user_emb = np.asarray(model.user_embeddings_, dtype=np.float32)  # type: ignore[attr-defined]
             self.index = ItemIndex(emb, settings.ann_threshold)
-        self._social = dataset.social if dataset.has_social and dataset.n_users == len(user_ids) else None
+        self._social = dataset.social if dataset.has_social and dataset.n_users <= len(user_ids) else None
         self._attr_groups, self._attr_cache = self._user_attribute_groups(dataset), OrderedDict[int, np.ndarray]()
         self._title_index: dict[str, list[int]] | None = None
         self.items_version = 0
@@ -237,7 +237,7 @@ class Engine:
         """Group code per user from categorical user metadata (None when there is none)."""
         users = dataset.users
         cols = [c for c in users.columns if c not in ("user", "user_id")]
-        if not cols or len(users) != len(self.user_ids):
+        if not cols or len(users) > len(self.user_ids):
             return None
         key = users[cols].astype("string").fillna("").agg("|".join, axis=1)
         codes, _ = pd.factorize(key)
@@ -482,13 +482,13 @@ class Engine:
 
     def _cold_start(self, user: int | None, code: int | None) -> tuple[str, np.ndarray, str]:
         n = self.catalogue.n
-        if user is not None and self._social is not None:
+        if user is not None and self._social is not None and user < self._social.shape[0]:
             friends = self._social.indices[self._social.indptr[user] : self._social.indptr[user + 1]]
             if len(friends):
                 s = np.asarray(self.seen[friends].sum(axis=0), dtype=np.float32).ravel()
                 if s.any():
                     return "social", _pad(s, n), "popular among people you follow"
-        if user is not None and self._attr_groups is not None:
+        if user is not None and self._attr_groups is not None and user < len(self._attr_groups):
             s = self._attribute_scores(int(self._attr_groups[user]))
             if s.any():
                 return "similar_users", _pad(s, n), "popular with users like you"
@@ -501,6 +501,7 @@ class Engine:
         cached = self._attr_cache.get(group)
         if cached is None:
             members = np.flatnonzero(self._attr_groups == group)
+            members = members[members < self.seen.shape[0]]
             cached = np.asarray((self.seen[members] > 0).sum(axis=0), dtype=np.float32).ravel()
             self._attr_cache[group] = cached
             if len(self._attr_cache) > 1024:

@@ -47,6 +47,10 @@ def select_top(
     while True:
         if fetch < n:
             part = np.argpartition(-s, fetch - 1)[:fetch]
+            # keep every item tied with the cut so ties resolve to the lower id, as a full sort would
+            cut = s[part].min()
+            if np.isfinite(cut):
+                part = np.flatnonzero(s >= cut)
         else:
             part = np.arange(n)
         order = np.lexsort((part, -s[part]))
