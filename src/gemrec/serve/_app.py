@@ -304,7 +304,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
     async def history(user_id: str, engine: Engine_, store: Store_) -> dict[str, Any]:
         """The user's offline interactions (from the training data) and online events."""
         offline = engine.offline_history(user_id)
-        online = [{**e.as_dict(), "source": "online"} for e in store.user_events(user_id, 10_000)]
+        # events a retrain folded into the model appear once, as offline history
+        online = [{**e.as_dict(), "source": "online"} for e in store.user_events(user_id, 10_000)
+                  if e.seq > engine.folded_through_seq]
         if not offline and not online and user_id not in engine.user_index:
             raise NotFound(f"unknown user_id {user_id!r} (no offline history and no events)")
         return {"user_id": user_id, "events": offline + online}
@@ -342,7 +344,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
     # ------------------------------------------------------------------ operations
     @app.get("/healthz", tags=["operations"])
     async def healthz(state: State_) -> dict[str, Any]:
-        return {"status": "ok", **state.engine.info(), "store": state.store.url.split(":", 1)[0]}
+        return {"status": "ok", **state.engine.info(), "store": state.store.url.split(":", 1)[0],
+                "pid": os.getpid()}
 
     @app.get("/metrics", tags=["operations"])
     async def metrics_endpoint(state: State_) -> Response:
