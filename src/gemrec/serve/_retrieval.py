@@ -1,0 +1,180 @@
+"""Top-k retrieval with business filters: exact for small catalogues, faiss HNSW above a threshold.
+
+Filters (items already seen, a category, the blocklist, unavailable items) are applied *after*
+retrieval; to still return ``k`` items whenever ``k`` eligible items exist, the search over-fetches
+and retries with a larger fetch until it has enough or has looked at every item (then it is exact).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+__all__ = ["ItemIndex", "select_top"]
+
+
+def select_top(
+    scores: np.ndarray,
+    k: int,
+    excluded: np.ndarray | None = None,
+    categories: np.ndarray | None = None,
+    cap: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k of one score vector with exclusions and a per-category cap.
+
+    Parameters
+    ----------
+    scores : ndarray of float32, shape (n,)
+    k : int
+    excluded : ndarray of bool, shape (n,), optional
+        True where an item must not be returned.
+    categories : ndarray of int32, shape (n,), optional
+        Category code per item (-1: none, never capped).
+    cap : int, optional
+        At most ``cap`` items of one category.
+
+    Returns
+    -------
+    ids : ndarray of int64, shape (<= k,)
+    scores : ndarray of float32, same shape; sorted descending, ties broken by lower id.
+    """
+    s = np.array(scores, dtype=np.float32, copy=True)
+    n = len(s)
+    if excluded is not None:
+        s[excluded[:n]] = -np.inf
+    fetch = min(n, k if cap is None else 4 * k)
+    while True:
+        if fetch < n:
+            part = np.argpartition(-s, fetch - 1)[:fetch]
+            # keep every item tied with the cut so ties resolve to the lower id, as a full sort would
+            cut = s[part].min()
+            if np.isfinite(cut):
+                part = np.flatnonzero(s >= cut)
+        else:
+            part = np.arange(n)
+        order = np.lexsort((part, -s[part]))
+        cand = part[order]
+        cand = cand[np.isfinite(s[cand])]
+        picked = _cap(cand, k, categories, cap)
+        if len(picked) >= k or fetch >= n or len(cand) < fetch:
+            return picked, s[picked]
+        fetch = min(n, fetch * 4)
+
+
+def _cap(cand: np.ndarray, k: int, categories: np.ndarray | None, cap: int | None) -> np.ndarray:
+    if cap is None or categories is None:
+        return cand[:k]
+    counts: dict[int, int] = {}
+    out = []
+    for i in cand.tolist():
+        c = int(categories[i]) if i < len(categories) else -1
+        if c >= 0:
+            if counts.get(c, 0) >= cap:
+                continue
+            counts[c] = counts.get(c, 0) + 1
+        out.append(i)
+        if len(out) == k:
+            break
+    return np.asarray(out, dtype=np.int64)
+
+
+class ItemIndex:
+    """Maximum-inner-product search over item vectors that can grow (new items).
+
+    Parameters
+    ----------
+    vectors : ndarray of float32, shape (n_items, d)
+    ann_threshold : int
+        With ``n_items >= ann_threshold`` a faiss ``IndexHNSWFlat`` (inner product) answers queries;
+        otherwise an exact matrix-vector product does.
+    hnsw_m : int
+        HNSW graph degree.
+
+    Notes
+    -----
+    score(u, i) = <q_u, v_i>. The ANN path is approximate; the over-fetch loop of :meth:`search`
+    falls back to exact scoring once the fetch would cover half of the catalogue.
+    """
+
+    def __init__(self, vectors: np.ndarray, ann_threshold: int, *, hnsw_m: int = 32) -> None:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self._lock = threading.Lock()
+        self._n = len(vectors)
+        self._vecs = vectors.copy()
+        self.dim = int(vectors.shape[1])
+        self.ann = self._n >= ann_threshold
+        self._index = None
+        if self.ann:
+            import faiss
+
+            faiss.omp_set_num_threads(1)  # single-query latency: threads only add overhead
+            index = faiss.IndexHNSWFlat(self.dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = 80
+            index.add(self._vecs)
+            self._index = index
+
+    @property
+    def n_items(self) -> int:
+        return self._n
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """Item vectors, shape (n_items, d) (a view; do not modify)."""
+        return self._vecs[: self._n]
+
+    def add(self, vectors: np.ndarray) -> np.ndarray:
+        """Append item vectors; returns their new internal ids."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        with self._lock:
+            start = self._n
+            if start + len(vectors) > len(self._vecs):
+                grown = np.zeros((max(2 * len(self._vecs), start + len(vectors)), self.dim), np.float32)
+                grown[:start] = self._vecs[:start]
+                self._vecs = grown
+            self._vecs[start : start + len(vectors)] = vectors
+            if self._index is not None:
+                self._index.add(vectors)
+            self._n = start + len(vectors)
+        return np.arange(start, start + len(vectors))
+
+    def set_vector(self, item: int, vector: np.ndarray) -> None:
+        """Replace one item's vector (exact path; the HNSW graph keeps the old one for navigation)."""
+        self._vecs[item] = vector
+
+    def scores(self, query: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        """Exact scores of all (or the given) items for one query vector."""
+        v = self.vectors if items is None else self.vectors[items]
+        return v @ np.asarray(query, dtype=np.float32)
+
+    def search(
+        self,
+        query: np.ndarray,
+        k: int,
+        excluded: np.ndarray | None = None,
+        categories: np.ndarray | None = None,
+        cap: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k items for one query, after filters; see :func:`select_top` for the arguments."""
+        n = self._n
+        if self._index is None:
+            return select_top(self.scores(query), k, excluded, categories, cap)
+        import faiss
+
+        q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
+        fetch = 2 * k + 16
+        while fetch < n // 2:
+            params = faiss.SearchParametersHNSW(efSearch=max(64, fetch))
+            _, ids = self._index.search(q, fetch, params=params)
+            cand = ids[0][ids[0] >= 0].astype(np.int64)
+            if excluded is not None:
+                cand = cand[~excluded[cand]]
+            # the HNSW ranking is approximate: re-score the candidates exactly and sort
+            sc = self.vectors[cand] @ q[0]
+            order = np.lexsort((cand, -sc))
+            cand = cand[order]
+            picked = _cap(cand, k, categories, cap)
+            if len(picked) >= k:
+                return picked, (self.vectors[picked] @ q[0]).astype(np.float32)
+            fetch *= 4
+        return select_top(self.scores(query), k, excluded, categories, cap)

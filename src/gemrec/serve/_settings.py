@@ -1,0 +1,132 @@
+"""Typed, frozen settings of the recommendation service (parsed once at the CLI edge)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from gemrec.errors import ConfigError
+
+__all__ = ["DEFAULT_EVENT_WEIGHTS", "ServeSettings"]
+
+#: behaviour strength of an online event type when the dataset manifest names none
+DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
+    "view": 1.0,
+    "pv": 1.0,
+    "click": 1.0,
+    "fav": 2.0,
+    "like": 2.0,
+    "cart": 3.0,
+    "buy": 4.0,
+    "purchase": 4.0,
+    "checkin": 1.0,
+    "play": 1.0,
+    "rating": 1.0,
+}
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Everything ``create_app`` needs; immutable, unknown keys rejected by :meth:`from_dict`.
+
+    Parameters
+    ----------
+    model_dir : Path
+        A saved gemrec model (``manifest.json`` + ``arrays.npz``).
+    dataset_dir : Path
+        The dataset the model was trained on (id maps, item side information, social graph).
+    store : str or None
+        ``sqlite:///PATH`` or ``redis://HOST:PORT/DB``; None: ``sqlite:///<model_dir>/events.sqlite3``.
+    api_key : str or None
+        Bearer key required on write and admin endpoints (and on reads when ``protect_reads``).
+    protect_reads : bool
+        Also require the key on read endpoints.
+    max_batch : int
+        Most events (or items) in one POST; larger batches get 413.
+    max_body_bytes : int
+        Largest accepted request body; larger bodies get 413 before they are parsed.
+    max_k : int
+        Largest ``k`` a list request may ask for.
+    ann_threshold : int
+        Catalogues with at least this many items are searched with a faiss HNSW index; smaller ones
+        exactly.
+    diversity_cap : int or None
+        At most this many items of one category per list (None: no cap).
+    blocklist : tuple of str
+        Raw item ids never recommended.
+    online_pseudo_count : float
+        ``c`` in the interest update ``alpha = W / (W + c)`` (W = summed weight of online events).
+    history_limit : int
+        Most recent online events per user used for the interest vector.
+    trending_half_life_days : float
+        Half-life of the time decay behind the "trending" cold-start list.
+    reload_poll_seconds : float
+        How often each worker checks the store for a reload another worker announced.
+    """
+
+    model_dir: Path
+    dataset_dir: Path
+    store: str | None = None
+    api_key: str | None = None
+    protect_reads: bool = False
+    max_batch: int = 10_000
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_k: int = 1000
+    ann_threshold: int = 100_000
+    diversity_cap: int | None = None
+    blocklist: tuple[str, ...] = ()
+    online_pseudo_count: float = 2.0
+    history_limit: int = 200
+    trending_half_life_days: float = 7.0
+    reload_poll_seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "model_dir", Path(self.model_dir))
+        object.__setattr__(self, "dataset_dir", Path(self.dataset_dir))
+        object.__setattr__(self, "blocklist", tuple(str(b) for b in self.blocklist))
+        for name in ("max_batch", "max_body_bytes", "max_k", "ann_threshold", "history_limit"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"serve setting '{name}' must be a positive integer; got {value!r}")
+        if self.diversity_cap is not None and (
+            not isinstance(self.diversity_cap, int) or self.diversity_cap < 1
+        ):
+            raise ConfigError(
+                f"serve setting 'diversity_cap' must be a positive integer or None; got {self.diversity_cap!r}"
+            )
+        if self.online_pseudo_count <= 0:
+            raise ConfigError(
+                f"serve setting 'online_pseudo_count' must be > 0; got {self.online_pseudo_count!r}"
+            )
+        if self.store is not None and not self.store.startswith(("sqlite:///", "redis://")):
+            raise ConfigError(
+                f"--store must be sqlite:///PATH or redis://HOST:PORT/DB; got {self.store!r}"
+            )
+
+    @property
+    def store_url(self) -> str:
+        """The event store URL, defaulting to an SQLite file beside the model."""
+        return self.store or f"sqlite:///{self.model_dir / 'events.sqlite3'}"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ServeSettings:
+        """Build from a plain dict (e.g. JSON), rejecting unknown keys."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(
+                f"unknown serve setting(s) {', '.join(unknown)}; expected some of: {', '.join(sorted(names))}"
+            )
+        data = dict(data)
+        if "blocklist" in data:
+            data["blocklist"] = tuple(data["blocklist"])
+        return cls(**data)
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        d["model_dir"] = str(self.model_dir)
+        d["dataset_dir"] = str(self.dataset_dir)
+        d["blocklist"] = list(self.blocklist)
+        return json.dumps(d)

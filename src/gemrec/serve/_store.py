@@ -1,0 +1,408 @@
+"""Durable online state: the event log, item side-information updates and a few shared settings.
+
+Two backends share one interface:
+
+- :class:`SQLiteStore` (default): an embedded SQLite file in WAL mode with ``synchronous=FULL``, so a
+  commit, and therefore an acknowledgement, means the events are on disk. Several worker processes may
+  open the same file.
+- :class:`RedisStore`: everything lives in a Redis server, so every worker and replica shares it.
+  Writes are single Lua scripts (atomic); durability is that of the server's AOF policy
+  (``appendonly yes`` + ``appendfsync always`` for an fsync per acknowledged write).
+
+Idempotency: an event's ``event_id`` is stored once; a retried event is counted as a duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from gemrec.errors import ConfigError
+
+__all__ = ["Event", "EventStore", "ItemRecord", "RedisStore", "SQLiteStore", "open_store"]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One behaviour event with raw ids. ``seq`` is the store's append order (0 before storing)."""
+
+    user_id: str
+    item_id: str
+    event_type: str
+    timestamp: float
+    value: float | None = None
+    event_id: str = ""
+    seq: int = 0
+
+    def with_id(self) -> Event:
+        """This event with a server-generated ``event_id`` when the client sent none."""
+        if self.event_id:
+            return self
+        return Event(self.user_id, self.item_id, self.event_type, self.timestamp, self.value, uuid.uuid4().hex)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "user_id": self.user_id,
+            "item_id": self.item_id,
+            "event_type": self.event_type,
+            "timestamp": self.timestamp,
+            "value": self.value,
+            "seq": self.seq,
+        }
+
+
+@dataclass(frozen=True)
+class ItemRecord:
+    """An item added or updated online. ``seq``: first-insertion order; ``version``: last change."""
+
+    item_id: str
+    attrs: dict[str, Any]
+    seq: int
+    version: int
+
+
+class EventStore(ABC):
+    """Interface of the online-state backends."""
+
+    url: str
+
+    @abstractmethod
+    def append(self, events: Sequence[Event]) -> list[bool]:
+        """Durably store events (with ids); returns, per event, False when its id was already stored."""
+
+    @abstractmethod
+    def user_events(self, user_id: str, limit: int) -> list[Event]:
+        """The user's most recent ``limit`` events, oldest first."""
+
+    @abstractmethod
+    def events(self, after_seq: int = 0, batch: int = 10_000) -> Iterator[Event]:
+        """All events with ``seq > after_seq`` in append order."""
+
+    @abstractmethod
+    def count_events(self) -> int: ...
+
+    @abstractmethod
+    def put_items(self, items: Sequence[tuple[str, dict[str, Any]]]) -> list[bool]:
+        """Upsert items (attributes merged into stored ones); returns, per item, True when created."""
+
+    @abstractmethod
+    def item_changes(self, after_version: int) -> tuple[int, list[ItemRecord]]:
+        """``(current_version, items changed after after_version)``."""
+
+    @abstractmethod
+    def get_meta(self, key: str) -> str | None: ...
+
+    @abstractmethod
+    def set_meta(self, key: str, value: str) -> None: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+
+# --------------------------------------------------------------------------------------- SQLite
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL UNIQUE,
+    user_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    timestamp REAL NOT NULL,
+    value REAL
+);
+CREATE INDEX IF NOT EXISTS events_user ON events(user_id, seq);
+CREATE TABLE IF NOT EXISTS items (
+    item_id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    attrs TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS items_version ON items(version);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class SQLiteStore(EventStore):
+    """Event store in one SQLite file (WAL, ``synchronous=FULL``: an acknowledged write is on disk)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.url = f"sqlite:///{self.path}"
+        # a writer and a reader connection, each behind a lock: in WAL mode readers never wait for
+        # the writer's fsync, so list requests are not blocked by an ingest commit
+        self._wlock, self._rlock = threading.Lock(), threading.Lock()
+        self._db = self._connect()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        self._rdb = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30.0)
+        db.execute("PRAGMA synchronous=FULL")
+        return db
+
+    def append(self, events: Sequence[Event]) -> list[bool]:
+        out: list[bool] = []
+        with self._wlock:
+            cur = self._db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                for e in events:
+                    cur.execute(
+                        "INSERT OR IGNORE INTO events(event_id, user_id, item_id, event_type, timestamp,"
+                        " value) VALUES (?, ?, ?, ?, ?, ?)",
+                        (e.event_id, e.user_id, e.item_id, e.event_type, e.timestamp, e.value),
+                    )
+                    out.append(cur.rowcount == 1)
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+        return out
+
+    @staticmethod
+    def _row(r: tuple[Any, ...]) -> Event:
+        return Event(r[2], r[3], r[4], float(r[5]), None if r[6] is None else float(r[6]), r[1], int(r[0]))
+
+    _COLS = "seq, event_id, user_id, item_id, event_type, timestamp, value"
+
+    def user_events(self, user_id: str, limit: int) -> list[Event]:
+        with self._rlock:
+            rows = self._rdb.execute(
+                f"SELECT {self._COLS} FROM events WHERE user_id = ? ORDER BY seq DESC LIMIT ?",
+                (user_id, int(limit)),
+            ).fetchall()
+        return [self._row(r) for r in reversed(rows)]
+
+    def events(self, after_seq: int = 0, batch: int = 10_000) -> Iterator[Event]:
+        last = after_seq
+        while True:
+            with self._rlock:
+                rows = self._rdb.execute(
+                    f"SELECT {self._COLS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (last, batch)
+                ).fetchall()
+            if not rows:
+                return
+            for r in rows:
+                yield self._row(r)
+            last = int(rows[-1][0])
+
+    def count_events(self) -> int:
+        with self._rlock:
+            return int(self._rdb.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+    def put_items(self, items: Sequence[tuple[str, dict[str, Any]]]) -> list[bool]:
+        created: list[bool] = []
+        with self._wlock:
+            cur = self._db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                row = cur.execute("SELECT COALESCE(MAX(version), 0), COUNT(*) FROM items").fetchone()
+                version, count = int(row[0]), int(row[1])
+                for item_id, attrs in items:
+                    version += 1
+                    old = cur.execute("SELECT attrs FROM items WHERE item_id = ?", (item_id,)).fetchone()
+                    if old is None:
+                        cur.execute(
+                            "INSERT INTO items(item_id, seq, version, attrs) VALUES (?, ?, ?, ?)",
+                            (item_id, count, version, json.dumps(attrs)),
+                        )
+                        count += 1
+                        created.append(True)
+                    else:
+                        merged = {**json.loads(old[0]), **attrs}
+                        cur.execute(
+                            "UPDATE items SET version = ?, attrs = ? WHERE item_id = ?",
+                            (version, json.dumps(merged), item_id),
+                        )
+                        created.append(False)
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+        return created
+
+    def item_changes(self, after_version: int) -> tuple[int, list[ItemRecord]]:
+        with self._rlock:
+            rows = self._rdb.execute(
+                "SELECT item_id, attrs, seq, version FROM items WHERE version > ? ORDER BY version",
+                (after_version,),
+            ).fetchall()
+        recs = [ItemRecord(r[0], json.loads(r[1]), int(r[2]), int(r[3])) for r in rows]
+        current = max((r.version for r in recs), default=after_version)
+        return current, recs
+
+    def get_meta(self, key: str) -> str | None:
+        with self._rlock:
+            row = self._rdb.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._wlock:
+            self._db.execute(
+                "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def close(self) -> None:
+        with self._wlock, self._rlock:
+            self._db.close()
+            self._rdb.close()
+
+
+# --------------------------------------------------------------------------------------- Redis
+# KEYS: none (names built from the prefix); ARGV: prefix, then 6 fields per event.
+_APPEND_LUA = """
+local p = ARGV[1]
+local out = {}
+local n = (#ARGV - 1) / 6
+for i = 0, n - 1 do
+  local b = 1 + i * 6
+  local eid, uid = ARGV[b + 1], ARGV[b + 2]
+  if redis.call('HSETNX', p .. 'eid', eid, 1) == 1 then
+    local seq = redis.call('INCR', p .. 'seq')
+    local rec = cjson.encode({seq, eid, uid, ARGV[b + 3], ARGV[b + 4], ARGV[b + 5], ARGV[b + 6]})
+    redis.call('RPUSH', p .. 'log', rec)
+    redis.call('RPUSH', p .. 'u:' .. uid, rec)
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out
+"""
+
+# ARGV: prefix, then item_id, attrs-json pairs
+_ITEMS_LUA = """
+local p = ARGV[1]
+local out = {}
+for i = 2, #ARGV, 2 do
+  local id, attrs = ARGV[i], ARGV[i + 1]
+  local v = redis.call('INCR', p .. 'item_version')
+  local old = redis.call('HGET', p .. 'item_attrs', id)
+  if old then
+    local merged = cjson.decode(old)
+    for k, val in pairs(cjson.decode(attrs)) do merged[k] = val end
+    redis.call('HSET', p .. 'item_attrs', id, cjson.encode(merged))
+    out[#out + 1] = 0
+  else
+    local s = redis.call('HLEN', p .. 'item_attrs')
+    redis.call('HSET', p .. 'item_attrs', id, attrs)
+    redis.call('HSET', p .. 'item_seq', id, s)
+    out[#out + 1] = 1
+  end
+  redis.call('ZADD', p .. 'item_changes', v, id)
+end
+return out
+"""
+
+
+class RedisStore(EventStore):
+    """All online state in Redis (shared by every worker and replica).
+
+    Keys (under ``prefix``): ``eid`` (hash of seen event ids), ``seq`` (counter), ``log`` (list of all
+    events), ``u:<user_id>`` (list per user), ``item_attrs`` / ``item_seq`` (hashes),
+    ``item_changes`` (sorted set by version), ``item_version`` (counter), ``meta`` (hash).
+    """
+
+    def __init__(self, url: str, prefix: str = "gemrec:") -> None:
+        import redis
+
+        self.url = url
+        self.prefix = prefix
+        self._r = redis.Redis.from_url(url, decode_responses=True, socket_timeout=10)
+        try:
+            self._r.ping()
+        except redis.RedisError as exc:
+            raise ConfigError(f"--store {url}: cannot reach the Redis server: {exc}") from None
+        self._append = self._r.register_script(_APPEND_LUA)
+        self._items = self._r.register_script(_ITEMS_LUA)
+
+    def append(self, events: Sequence[Event]) -> list[bool]:
+        argv: list[Any] = [self.prefix]
+        for e in events:
+            argv += [e.event_id, e.user_id, e.item_id, e.event_type, repr(float(e.timestamp)),
+                     "" if e.value is None else repr(float(e.value))]
+        if not events:
+            return []
+        return [bool(x) for x in self._append(args=argv)]
+
+    @staticmethod
+    def _decode(raw: str) -> Event:
+        seq, eid, uid, iid, et, ts, val = json.loads(raw)
+        return Event(uid, iid, et, float(ts), None if val == "" else float(val), eid, int(seq))
+
+    def user_events(self, user_id: str, limit: int) -> list[Event]:
+        raws = self._r.lrange(f"{self.prefix}u:{user_id}", -int(limit), -1)
+        return [self._decode(r) for r in raws]
+
+    def events(self, after_seq: int = 0, batch: int = 10_000) -> Iterator[Event]:
+        # seq n sits at list index n - 1 (seq starts at 1 and every append pushes exactly once)
+        start = after_seq
+        while True:
+            raws = self._r.lrange(f"{self.prefix}log", start, start + batch - 1)
+            if not raws:
+                return
+            for r in raws:
+                yield self._decode(r)
+            start += len(raws)
+
+    def count_events(self) -> int:
+        return int(self._r.llen(f"{self.prefix}log"))
+
+    def put_items(self, items: Sequence[tuple[str, dict[str, Any]]]) -> list[bool]:
+        argv: list[Any] = [self.prefix]
+        for item_id, attrs in items:
+            argv += [item_id, json.dumps(attrs)]
+        if not items:
+            return []
+        return [bool(x) for x in self._items(args=argv)]
+
+    def item_changes(self, after_version: int) -> tuple[int, list[ItemRecord]]:
+        p = self.prefix
+        pairs = self._r.zrangebyscore(f"{p}item_changes", f"({after_version}", "+inf", withscores=True)
+        if not pairs:
+            return after_version, []
+        ids = [i for i, _ in pairs]
+        pipe = self._r.pipeline(transaction=False)
+        pipe.hmget(f"{p}item_attrs", ids)
+        pipe.hmget(f"{p}item_seq", ids)
+        attrs, seqs = pipe.execute()
+        recs = [
+            ItemRecord(i, json.loads(a), int(s), int(v))
+            for (i, v), a, s in zip(pairs, attrs, seqs, strict=True)
+        ]
+        return max(r.version for r in recs), recs
+
+    def get_meta(self, key: str) -> str | None:
+        value = self._r.hget(f"{self.prefix}meta", key)
+        return None if value is None else str(value)
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._r.hset(f"{self.prefix}meta", key, value)
+
+    def close(self) -> None:
+        self._r.close()
+
+
+def open_store(url: str) -> EventStore:
+    """Open ``sqlite:///PATH`` or ``redis://HOST:PORT/DB``."""
+    if url.startswith("sqlite:///"):
+        return SQLiteStore(url[len("sqlite:///") :])
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        parsed = urlparse(url)
+        if parsed.scheme != "unix" and not parsed.hostname:
+            raise ConfigError(f"--store {url}: expected redis://HOST:PORT/DB")
+        return RedisStore(url)
+    raise ConfigError(f"--store must be sqlite:///PATH or redis://HOST:PORT/DB; got {url!r}")

@@ -1,0 +1,99 @@
+"""``gemrec serve``: run the real-time recommendation service with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from typing import TYPE_CHECKING
+
+from gemrec.errors import ConfigError, GemrecError
+
+if TYPE_CHECKING:
+    from gemrec.serve._settings import ServeSettings
+
+__all__ = ["add_parser", "settings_from_args"]
+
+EXAMPLE = """example:
+  gemrec serve models/rp3 --dataset data/shop
+  gemrec serve models/lgn --dataset data/shop --store redis://127.0.0.1:6379/0 --workers 2 --api-key s3cret
+  curl -s localhost:8000/v1/users/u42/recommendations?k=10
+API reference: docs/serving.md; OpenAPI at http://HOST:PORT/docs"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "serve",
+        help="serve real-time recommendations over HTTP",
+        description=(
+            "Serve MODEL_DIR over HTTP (FastAPI + uvicorn): ingest events, answer recommendations "
+            "that reflect them at once, similar items, explanations, cold start, hot reload."
+        ),
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model", metavar="MODEL_DIR")
+    p.add_argument("--dataset", required=True, metavar="DATASET_DIR")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--store", metavar="URL",
+                   help="sqlite:///PATH or redis://HOST:PORT/DB (default: sqlite beside the model)")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--api-key", help="Bearer key for write/admin endpoints (default: $GEMREC_API_KEY)")
+    p.add_argument("--protect-reads", action="store_true", help="require the API key on reads too")
+    p.add_argument("--diversity-cap", type=int, metavar="N", help="at most N items per category in a list")
+    p.add_argument("--blocklist", metavar="FILE", help="file of item ids (one a line) never recommended")
+    p.add_argument("--ann-threshold", type=int, default=100_000, metavar="N",
+                   help="use a faiss HNSW index from N items on (default 100000)")
+    p.add_argument("--max-batch", type=int, default=10_000, help="most events per POST (default 10000)")
+    p.add_argument("--log-level", default="warning")
+    p.set_defaults(func=_run)
+
+
+def settings_from_args(args: argparse.Namespace) -> ServeSettings:
+    """Typed settings from the parsed command line (checks the directories exist)."""
+    from gemrec.serve._settings import ServeSettings
+
+    model_dir, dataset_dir = Path(args.model), Path(args.dataset)
+    if not (model_dir / "manifest.json").is_file():
+        raise GemrecError(f"{model_dir}: not a gemrec model directory (no manifest.json); train one first")
+    if not (dataset_dir / "manifest.json").is_file():
+        raise GemrecError(f"{dataset_dir}: not a gemrec dataset directory (no manifest.json)")
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be >= 1; got {args.workers}")
+    blocklist: tuple[str, ...] = ()
+    if args.blocklist:
+        path = Path(args.blocklist)
+        if not path.is_file():
+            raise ConfigError(f"--blocklist {path}: file not found")
+        blocklist = tuple(line.strip() for line in path.read_text().splitlines() if line.strip())
+    return ServeSettings(
+        model_dir=model_dir.resolve(),
+        dataset_dir=dataset_dir.resolve(),
+        store=args.store,
+        api_key=args.api_key or os.environ.get("GEMREC_API_KEY") or None,
+        protect_reads=args.protect_reads,
+        diversity_cap=args.diversity_cap,
+        blocklist=blocklist,
+        ann_threshold=args.ann_threshold,
+        max_batch=args.max_batch,
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gemrec.serve._app import SETTINGS_ENV, create_app
+
+    settings = settings_from_args(args)
+    print(f"gemrec serve: {settings.model_dir} on http://{args.host}:{args.port} "
+          f"(store {settings.store_url.split('://')[0]}, {args.workers} worker(s)); docs at /docs", flush=True)
+    if args.workers == 1:
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level,
+                    access_log=False)
+    else:
+        os.environ[SETTINGS_ENV] = settings.to_json()
+        uvicorn.run("gemrec.serve._app:app_from_env", factory=True, host=args.host, port=args.port,
+                    workers=args.workers, log_level=args.log_level, access_log=False)
+    return 0

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from gemrec.cli import main
+from gemrec.serve.commands_retrain import retrain
+from gemrec.serve.svd import load_model
+
+
+def test_retrain_folds_events_and_service_hot_swaps(make_client, svd_dir, shop, tmp_path):
+    store = f"sqlite:///{tmp_path / 'ev.sqlite3'}"
+    c = make_client(svd_dir, store=store)
+    c.post("/v1/items", json={"items": [{"item_id": "fresh", "category": "cat1", "brand": "b0"}]})
+    events = [{"user_id": "walkin", "item_id": f"i{n}", "event_type": "buy"} for n in (20, 21, 22)]
+    events += [{"user_id": "walkin", "item_id": "fresh", "event_type": "view"},
+               {"user_id": "u0", "item_id": "i40", "event_type": "view"}]
+    assert c.post("/v1/events", json={"events": events}).json()["accepted"] == 5
+    assert c.get("/v1/users/walkin/recommendations").json()["strategy"] == "fold_in"
+
+    out = tmp_path / "svd-v2"
+    summary = retrain(svd_dir, shop, store, out)
+    assert summary["events_folded"] == 5 and summary["new_users"] == 1 and summary["new_items"] == 1
+    old, new = load_model(svd_dir), load_model(out)
+    assert type(new) is type(old) and new.get_params() == old.get_params()
+    assert (new.n_users, new.n_items) == (old.n_users + 1, old.n_items + 1)
+    with np.load(out / "serve_ids.npz") as z:
+        users, items = list(z["user_ids"]), list(z["item_ids"])
+    walkin, fresh = users.index("walkin"), items.index("fresh")
+    assert (walkin, fresh) == (old.n_users, old.n_items)
+    row = new.interactions_[walkin]
+    assert dict(zip(row.indices.tolist(), row.data.tolist())) == {20: 4.0, 21: 4.0, 22: 4.0, fresh: 1.0}
+    assert new.interactions_[0, 40] == 1.0 and old.interactions_[0, 40] == 0.0
+    assert json.loads((out / "training.json").read_text())["events_folded_through_seq"] >= 5
+
+    r = c.post("/v1/admin/reload", json={"model_dir": str(out)})
+    assert r.status_code == 200 and r.json()["n_users"] == old.n_users + 1
+    body = c.get("/v1/users/walkin/recommendations", params={"k": 5}).json()
+    assert body["strategy"] == "personalized"  # a known user now
+    assert not {"i20", "i21", "i22", "fresh"} & {x["item_id"] for x in body["items"]}
+    # folded events are model state now, not online state; history lists each event once
+    hist = c.get("/v1/users/walkin/history").json()["events"]
+    assert sum(e["source"] == "offline" for e in hist) == 4
+    assert sum(e["source"] == "online" for e in hist) == 0
+
+    # retrain again with no new events: nothing more to fold
+    again = retrain(out, shop, store, tmp_path / "svd-v3")
+    assert again["events_folded"] == 0
+
+
+def test_cli_retrain_and_serve_errors(svd_dir, shop, tmp_path, capsys):
+    store = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    assert main(["retrain", str(svd_dir), "--dataset", str(shop), "--events-from", store,
+                 "-o", str(tmp_path / "m2")]) == 0
+    assert "retrained" in capsys.readouterr().out
+    assert main(["serve", str(tmp_path / "nomodel"), "--dataset", str(shop)]) == 2
+    assert "not a gemrec model directory" in capsys.readouterr().err
+    assert main(["serve", str(svd_dir), "--dataset", str(shop), "--store", "mysql://x"]) == 2
+    assert "--store must be" in capsys.readouterr().err

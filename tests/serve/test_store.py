@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gemrec.errors import ConfigError
+from gemrec.serve import Event, EventStore, open_store
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> EventStore:
+    if request.param == "sqlite":
+        s = open_store(f"sqlite:///{tmp_path / 'ev.sqlite3'}")
+    else:
+        s = open_store(request.getfixturevalue("fresh_redis"))
+    yield s
+    s.close()
+
+
+def ev(user: str, item: str, eid: str, t: float = 1.0) -> Event:
+    return Event(user, item, "view", t, None, eid)
+
+
+def test_append_is_idempotent_by_event_id(store: EventStore) -> None:
+    assert store.append([ev("u", "a", "1"), ev("u", "b", "2"), ev("u", "a", "1")]) == [True, True, False]
+    assert store.append([ev("u", "c", "2"), ev("v", "c", "3")]) == [False, True]
+    assert store.count_events() == 3
+    assert [e.item_id for e in store.user_events("u", 10)] == ["a", "b"]
+    stored = list(store.events())
+    assert [(e.user_id, e.item_id) for e in stored] == [("u", "a"), ("u", "b"), ("v", "c")]
+    seqs = [e.seq for e in stored]
+    assert seqs == sorted(set(seqs)) and seqs[0] >= 1  # append order (SQLite may leave gaps)
+    assert [e.item_id for e in store.events(after_seq=seqs[1])] == ["c"]
+
+
+def test_user_events_keeps_most_recent_in_order(store: EventStore) -> None:
+    store.append([ev("u", f"i{n}", f"e{n}", float(n)) for n in range(10)])
+    recent = store.user_events("u", 3)
+    assert [e.item_id for e in recent] == ["i7", "i8", "i9"]
+    assert [e.timestamp for e in recent] == [7.0, 8.0, 9.0]
+    assert store.user_events("nobody", 3) == []
+
+
+def test_items_upsert_merges_and_versions(store: EventStore) -> None:
+    assert store.put_items([("x", {"category": "c", "price": 2.0}), ("y", {"brand": "b"})]) == [True, True]
+    version, recs = store.item_changes(0)
+    assert {r.item_id: r.seq for r in recs} == {"x": 0, "y": 1}
+    assert store.put_items([("x", {"available": False})]) == [False]
+    v2, recs2 = store.item_changes(version)
+    assert v2 > version and [r.item_id for r in recs2] == ["x"]
+    assert recs2[0].attrs == {"category": "c", "price": 2.0, "available": False}
+    assert recs2[0].seq == 0
+    assert store.item_changes(v2) == (v2, [])
+
+
+def test_meta_roundtrip(store: EventStore) -> None:
+    assert store.get_meta("k") is None
+    store.set_meta("k", "v1")
+    store.set_meta("k", "v2")
+    assert store.get_meta("k") == "v2"
+
+
+def test_sqlite_survives_reopen(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ev.sqlite3'}"
+    s = open_store(url)
+    s.append([ev("u", "a", "1")])
+    s.close()
+    s = open_store(url)
+    assert s.append([ev("u", "a", "1")]) == [False]
+    assert s.count_events() == 1
+    s.close()
+
+
+def test_bad_store_url() -> None:
+    with pytest.raises(ConfigError, match="sqlite:///PATH or redis://"):
+        open_store("postgres://x")
