@@ -97,11 +97,12 @@ def test_validate_skip_collects_the_row(row, field, message):
 
 
 def test_value_must_be_numeric():
-    t = _table([["u", "i", "view", "1", "2.5"], ["u", "i", "view", "2", "cheap"], ["u", "i", "view", "3", ""]],
+    t = _table([["u", "i", "view", "1", "2.5"], ["u", "i", "view", "2", "cheap"], ["u", "i", "view", "3", ""], ["u", "i", "view", "4", "1e999"], ["u", "i", "view", "5", "-.5e1"]],
                columns=("user_id", "item_id", "event_type", "timestamp", "value"))
     ev, rej = validate_events([t], DEFAULT_WEIGHTS, on_error="skip")
     assert ev["value"].tolist()[0] == 2.5 and math.isnan(ev["value"].tolist()[1])
-    assert rej[0].field == "value" and rej[0].line == 3
+    assert [(r.field, r.line) for r in rej] == [("value", 3), ("value", 5)]
+    assert ev["value"].tolist()[-1] == -5.0
 
 
 def test_first_bad_row_wins_across_field_count_and_value_errors():

@@ -410,11 +410,12 @@ def _build(
         )
 
     # k-core on distinct pairs, then contiguous ids over what is left
-    u, _, _ = _sorted_ids(events["user_id"])
-    i, _, _ = _sorted_ids(events["item_id"])
-    keep, rounds = kcore(u, i, min_user, min_item)
-    report.kcore_rounds = rounds
-    report.kcore_removed_events = int((~keep).sum())
+    keep = np.ones(len(events), dtype=bool)
+    if min_user > 1 or min_item > 1:
+        u, _ = pd.factorize(events["user_id"])
+        i, _ = pd.factorize(events["item_id"])
+        keep, report.kcore_rounds = kcore(u, i, min_user, min_item)
+        report.kcore_removed_events = int((~keep).sum())
     if not keep.all():
         events = events[keep].reset_index(drop=True)
         if events.empty:

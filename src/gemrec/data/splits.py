@@ -43,7 +43,9 @@ def _check_fraction(name: str, fraction: float, allow_zero: bool = True) -> floa
 def _rank_within_user(users: np.ndarray, order_key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rank (0 = first by ``order_key``) of each edge within its user, and each edge's user size."""
     users = np.asarray(users, dtype=np.int64)
-    order = np.lexsort((order_key, users))
+    # two stable argsorts (the integer one is a radix sort) beat one lexsort on mixed keys
+    by_key = np.argsort(order_key, kind="stable")
+    order = by_key[np.argsort(users[by_key], kind="stable")]
     su = users[order]
     start = np.ones(len(su), dtype=bool)
     start[1:] = su[1:] != su[:-1]
