@@ -30,12 +30,21 @@ def make_log(path: Path, n_rows: int, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     users = rng.integers(0, n_rows // 20 + 1, n_rows)
     items = (rng.pareto(1.2, n_rows) * 50).astype(np.int64) % 200_000
-    types = np.array(["view", "click", "fav", "cart", "purchase"])[rng.choice(5, n_rows, p=[0.7, 0.15, 0.05, 0.06, 0.04])]
+    types = np.array(["view", "click", "fav", "cart", "purchase"])[
+        rng.choice(5, n_rows, p=[0.7, 0.15, 0.05, 0.06, 0.04])
+    ]
     ts = 1_600_000_000 + rng.integers(0, 90 * 86400, n_rows)
     ts_text = ts.astype(str).astype(object)
     iso = rng.random(n_rows) < 0.3
     ts_text[iso] = pd.to_datetime(ts[iso], unit="s").strftime("%Y-%m-%dT%H:%M:%SZ").to_numpy()
-    df = pd.DataFrame({"user_id": "u" + users.astype(str), "item_id": "sku" + items.astype(str), "event_type": types, "timestamp": ts_text})
+    df = pd.DataFrame(
+        {
+            "user_id": "u" + users.astype(str),
+            "item_id": "sku" + items.astype(str),
+            "event_type": types,
+            "timestamp": ts_text,
+        }
+    )
     bad = rng.random(n_rows) < 0.01
     df.loc[bad, "timestamp"] = "not-a-date"
     dup = df.sample(frac=0.01, random_state=seed)
@@ -66,9 +75,14 @@ def main() -> None:
         )
         print(f"events CSV {args.rows:,} rows ({size_mb:.0f} MB), median of {args.repeat}:")
         print(f"  pandas.read_csv(dtype=str) baseline   {t_base:6.2f} s")
-        print(f"  gemrec import --on-error skip         {t_ours:6.2f} s  ({t_ours / t_base:.2f}x baseline)")
+        print(
+            f"  gemrec import --on-error skip         {t_ours:6.2f} s  "
+            f"({t_ours / t_base:.2f}x baseline)"
+        )
         if GOWALLA.exists():
-            t_g = median_time(lambda: import_dataset([GOWALLA], Path(tmp) / "gw", format="lightgcn"), args.repeat)
+            t_g = median_time(
+                lambda: import_dataset([GOWALLA], Path(tmp) / "gw", format="lightgcn"), args.repeat
+            )
             print(f"  gowalla (lightgcn, 1,027,370 edges)   {t_g:6.2f} s")
 
 

@@ -1,4 +1,4 @@
-"""Split functions: exact partitions, no temporal leakage, per-user shares, seeded reproducibility."""
+"""Split functions: exact partitions, no temporal leakage, per-user shares, seeded."""
 
 import numpy as np
 import pytest

@@ -4,7 +4,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gemrec.data.tables import TextFile, fingerprint_file, read_csv, read_jsonl, read_parquet, read_table
+from gemrec.data.tables import (
+    TextFile,
+    fingerprint_file,
+    read_csv,
+    read_jsonl,
+    read_parquet,
+    read_table,
+)
 from gemrec.errors import DataError
 
 
@@ -59,7 +66,10 @@ def test_csv_keeps_raw_strings_verbatim(tmp_path):
         (b"  \n\n", "file is empty"),
         (b"a,b\x00c\n1,2\n", "binary data (NUL byte"),
         (bytes(range(256)) * 10, "binary data"),
-        ("user_id,item_id\ncaf\xe9,1\n".encode("latin-1"), "not valid UTF-8 (byte 0xe9 at line 2, column 4)"),
+        (
+            "user_id,item_id\ncaf\xe9,1\n".encode("latin-1"),
+            "not valid UTF-8 (byte 0xe9 at line 2, column 4)",
+        ),
     ],
 )
 def test_whole_file_errors(tmp_path, data, message):
@@ -94,7 +104,9 @@ def test_missing_file_and_directory(tmp_path):
 
 
 def test_jsonl_fast_path_and_line_numbers(tmp_path):
-    p = _write(tmp_path, "e.jsonl", '{"u": "a", "n": 1}\n\n{"u": "b", "n": 2.5}\n{"u": "c", "n": null}\n')
+    p = _write(
+        tmp_path, "e.jsonl", '{"u": "a", "n": 1}\n\n{"u": "b", "n": 2.5}\n{"u": "c", "n": null}\n'
+    )
     t = read_jsonl(p)
     assert t.frame["u"].tolist() == ["a", "b", "c"]
     assert t.frame["n"].tolist()[:2] == ["1", "2.5"]
@@ -120,7 +132,7 @@ def test_parquet_values_become_strings(tmp_path):
     assert t.frame["s"].tolist() == ["x", ""]
     assert t.lines.tolist() == [1, 2]
     bad = _write(tmp_path, "bad.parquet", b"PAR1 not really")
-    with pytest.raises(DataError, match="not a Parquet file|cannot read Parquet"):
+    with pytest.raises(DataError, match=r"not a Parquet file|cannot read Parquet"):
         read_parquet(bad)
     with pytest.raises(DataError, match="file is empty"):
         read_parquet(_write(tmp_path, "empty.parquet", b""))

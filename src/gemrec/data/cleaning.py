@@ -89,7 +89,7 @@ def parse_weights(
     if spec is None:
         return out
     if isinstance(spec, Mapping):
-        items = list(spec.items())
+        items: list[tuple[str, float]] = [(str(k), float(v)) for k, v in spec.items()]
     else:
         entries = [spec] if isinstance(spec, str) else list(spec)
         items = []
@@ -102,15 +102,15 @@ def parse_weights(
                     "--weights", "TYPE=WEIGHT pairs such as view=1,purchase=10", entry
                 )
             try:
-                items.append((key, float(value)))
+                items.append((key, float(value.strip())))
             except ValueError:
                 raise ParameterError.invalid(
                     f"--weights {key.strip()}", "a number", value
                 ) from None
-    for key, value in items:
-        if not np.isfinite(value) or value < 0:
-            raise ParameterError.invalid(f"--weights {key}", "a finite number >= 0", value)
-        out[str(key).strip().lower()] = float(value)
+    for name, weight in items:
+        if not np.isfinite(weight) or weight < 0.0:
+            raise ParameterError.invalid(f"--weights {name}", "a finite number >= 0", weight)
+        out[str(name).strip().lower()] = float(weight)
     return out
 
 
@@ -278,14 +278,14 @@ def validate_events(
         rejected.extend(BadRow(b.path, b.line, b.field, b.reason, b.raw) for b in row_bad)
         good = ~bad_any
         keep = None if good.all() else np.flatnonzero(good)
-        frame = pd.DataFrame(
-            {
-                k: (v if keep is None else v[keep])
-                if isinstance(v, np.ndarray)
-                else (v if keep is None else v.iloc[keep]).reset_index(drop=True)
-                for k, v in cols.items()
-            }
-        )
+        data: dict[str, object] = {}
+        for col_name, col in cols.items():
+            if isinstance(col, np.ndarray):
+                data[col_name] = col if keep is None else col[keep]
+            else:
+                assert isinstance(col, pd.Series)  # internal invariant, not user input
+                data[col_name] = (col if keep is None else col.iloc[keep]).reset_index(drop=True)
+        frame = pd.DataFrame(data)
         frame["source"] = np.int16(si)
         frame["line"] = table.lines[good]
         frames.append(frame)
@@ -390,7 +390,8 @@ def event_weights(
     codes = pd.Index(list(weights)).get_indexer(event_types)
     if (codes < 0).any():
         raise DataError(
-            f"unknown event type {np.asarray(event_types)[codes < 0][0]!r}; known: {', '.join(weights)}"
+            f"unknown event type {np.asarray(event_types)[codes < 0][0]!r}; "
+            f"known: {', '.join(weights)}"
         )
     w = np.asarray(list(weights.values()), dtype=np.float64)[codes]
     if values is not None:
@@ -403,7 +404,7 @@ def event_weights(
             reference_time = float(np.nanmax(ts)) if np.isfinite(ts).any() else 0.0
         age = np.where(np.isnan(ts), 0.0, reference_time - ts)
         w = w * np.exp2(-age / (half_life_days * SECONDS_PER_DAY))
-    return w
+    return np.asarray(w, dtype=np.float64)
 
 
 def aggregate_edges(

@@ -71,7 +71,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--weights",
         action="append",
         metavar="TYPE=W,...",
-        help="event type weights (defaults view=1,click=2,fav=3,cart=4,purchase=5); other types are bad rows",
+        help="event type weights (defaults view=1,click=2,fav=3,cart=4,purchase=5); "
+        "other types are bad rows",
     )
     clean.add_argument(
         "--weight-by-value",

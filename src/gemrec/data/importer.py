@@ -66,7 +66,8 @@ class ImportResult:
         s = c["splits"]
         return (
             f"imported {self.manifest['format']}: {c['users']:,} users, {c['items']:,} items, "
-            f"{c['edges']:,} edges (train {s['train']:,}, valid {s['valid']:,}, test {s['test']:,}) "
+            f"{c['edges']:,} edges (train {s['train']:,}, valid {s['valid']:,}, "
+            f"test {s['test']:,}) "
             f"from {self.report.rows_read:,} rows ({self.report.rejected:,} rejected, "
             f"{self.report.deduplicated:,} duplicates) in {self.seconds:.1f}s -> {self.path}"
         )
@@ -139,8 +140,8 @@ def _clean_side(
                 line=int(table.lines[i]),
                 field=key,
             )
-        for i in np.flatnonzero(empty & ~bad):
-            line = int(table.lines[i])
+        for j in np.flatnonzero(empty & ~bad):
+            line = int(table.lines[j])
             rejected.append(
                 BadRow(
                     table.path,
@@ -405,7 +406,8 @@ def _build(
     bar.step("validate")
     if events.empty:
         raise DataError(
-            f"no valid events in {', '.join(str(f) for f in src.files[:3])} ({report.rows_read} rows read, "
+            f"no valid events in {', '.join(str(f) for f in src.files[:3])} "
+            f"({report.rows_read} rows read, "
             f"{report.rejected} rejected); nothing to import"
         )
 
@@ -420,7 +422,8 @@ def _build(
         events = events[keep].reset_index(drop=True)
         if events.empty:
             raise DataError(
-                f"the k-core filter (--min-user-interactions {min_user}, --min-item-interactions {min_item}) "
+                f"the k-core filter (--min-user-interactions {min_user}, "
+                f"--min-item-interactions {min_item}) "
                 "removed every event; lower the thresholds"
             )
     u, user_ids, user_order = _sorted_ids(events["user_id"])
@@ -600,4 +603,4 @@ def _build(
 def _iso(t: float | None) -> str | None:
     if t is None or not np.isfinite(t):
         return None
-    return pd.Timestamp(t, unit="s", tz="UTC").isoformat()
+    return str(pd.Timestamp(t, unit="s", tz="UTC").isoformat())

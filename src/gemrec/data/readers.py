@@ -251,7 +251,7 @@ def read_lightgcn(
 
 
 def _with(table: Table, **columns: object) -> Table:
-    frame = table.frame.assign(**columns)  # type: ignore[arg-type]
+    frame = table.frame.assign(**columns)
     return Table(table.path, frame, table.lines, table.bad_rows, table.raw)
 
 

@@ -135,7 +135,8 @@ class TextFile:
         if len(long):
             i = int(long[0])
             raise DataError(
-                f"line {i + 1} is {int(lengths[i]):,} bytes long (limit {max_line_bytes:,}); expected "
+                f"line {i + 1} is {int(lengths[i]):,} bytes long (limit {max_line_bytes:,}); "
+                "expected "
                 "one row per line: is this a binary file or a single-line dump?",
                 path=p,
             )
@@ -298,7 +299,8 @@ def read_csv(
         names = [n.strip() for n in names]
         if any(not n for n in names):
             raise DataError(
-                f"header has an empty column name (header: {header_line[:200]!r}); expected named columns",
+                f"header has an empty column name (header: {header_line[:200]!r}); "
+                "expected named columns",
                 path=p,
                 line=int(nonempty[0]) + 1,
             )
@@ -524,7 +526,8 @@ def read_parquet(path: str | Path) -> Table:
             col = col.cast(pa.string())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             raise DataError(
-                f"column '{name}' has type {col.type}; expected scalar values (ids, strings, numbers)",
+                f"column '{name}' has type {col.type}; "
+                "expected scalar values (ids, strings, numbers)",
                 path=p,
             ) from None
         cols[name.strip()] = col.fill_null("").to_pandas()
