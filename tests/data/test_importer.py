@@ -596,3 +596,34 @@ def test_api_raises_dataerror_for_bad_rows(tmp_path):
     with pytest.raises(DataError) as exc:
         import_dataset([p], tmp_path / "ds")
     assert exc.value.line == 98 and exc.value.field == "item_id"
+
+
+def test_side_table_errors_are_reported_like_event_errors(tmp_path, capsys):
+    p = tmp_path / "e.csv"
+    p.write_text(_csv(_good_rows(n_users=3, n_items=4)))
+    items = tmp_path / "items.csv"
+    items.write_text("sku,category\ni0,shoes\n")
+    code, _, err = _run(capsys, p, "--format", "events", "-o", tmp_path / "ds", "--items", items)
+    assert code == 2 and "missing column(s) item_id for --items" in err and str(items) in err
+    items.write_text("item_id,category\ni0,shoes\n ,hats\ni1,socks\n")
+    code, _, err = _run(capsys, p, "--format", "events", "-o", tmp_path / "ds", "--items", items)
+    assert code == 2 and f"{items}, line 3, field 'item_id': expected a non-empty id" in err
+    assert not (tmp_path / "ds").exists()
+    code, out, err = _run(
+        capsys, p, "--format", "events", "-o", tmp_path / "ds", "--items", items, "--on-error", "skip"
+    )
+    assert code == 0, err
+    ds = Dataset.open(tmp_path / "ds")
+    assert ds.manifest["cleaning"]["items_rejected"] == 1
+    assert ds.items.set_index("item_id").loc["i1", "category"] == "socks"
+    rej = pd.read_csv(tmp_path / "ds" / "rejected.csv")
+    assert rej["file"].tolist() == [str(items)] and rej["line"].tolist() == [3]
+
+
+def test_columns_mapping_replaces_a_same_named_column(tmp_path):
+    p = tmp_path / "e.csv"
+    p.write_text("user_id,customer,item_id,event_type,timestamp\nx,c1,i,view,1\ny,c2,i,view,2\n")
+    ds = Dataset.open(
+        import_dataset([p], tmp_path / "ds", columns="user_id=customer", split="none").path
+    )
+    assert sorted(ds.user_ids) == ["c1", "c2"]

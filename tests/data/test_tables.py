@@ -178,3 +178,13 @@ def test_fast_csv_matches_python_csv_reference(tmp_path):
     assert t.lines.tolist() == ref_lines
     assert t.frame["a"].tolist() == ref_a
     assert len(t.bad_rows) == sum(1 for r in rows[1:] if r == "1,2")
+
+
+def test_parquet_timestamps_become_utc_epoch_seconds(tmp_path):
+    p = tmp_path / "t.parquet"
+    ts = pd.to_datetime(["2020-01-01 00:00", "2020-01-02 12:30"]).tz_localize("Europe/Berlin")
+    pd.DataFrame({"ts": ts, "naive": ts.tz_localize(None), "d": ts.date}).to_parquet(p)
+    t = read_parquet(p)
+    assert [float(x) for x in t.frame["ts"]] == [1577833200.0, 1577964600.0]
+    assert [float(x) for x in t.frame["naive"]] == [1577836800.0, 1577968200.0]
+    assert [float(x) for x in t.frame["d"]] == [1577836800.0, 1577923200.0]

@@ -518,8 +518,13 @@ def read_parquet(path: str | Path) -> Table:
     cols = {}
     for name in arrow.column_names:
         col = arrow.column(name)
-        if pa.types.is_timestamp(col.type) or pa.types.is_date(col.type):
-            col = pa.compute.strftime(col, format="%Y-%m-%dT%H:%M:%S")
+        if pa.types.is_date(col.type):
+            col = col.cast(pa.timestamp("s"))
+        if pa.types.is_timestamp(col.type):
+            # stored as UTC instants (naive = UTC): epoch seconds as text, like a CSV would hold
+            per_second = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}[col.type.unit]
+            ints = pa.compute.cast(col, pa.int64())
+            col = pa.compute.divide(pa.compute.cast(ints, pa.float64()), float(per_second))
         elif pa.types.is_boolean(col.type):
             col = pa.compute.if_else(col, "true", "false")
         try:
