@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gemrec.cli import main
 from gemrec.data.importer import import_dataset
@@ -609,8 +611,17 @@ def test_side_table_errors_are_reported_like_event_errors(tmp_path, capsys):
     code, _, err = _run(capsys, p, "--format", "events", "-o", tmp_path / "ds", "--items", items)
     assert code == 2 and f"{items}, line 3, field 'item_id': expected a non-empty id" in err
     assert not (tmp_path / "ds").exists()
-    code, out, err = _run(
-        capsys, p, "--format", "events", "-o", tmp_path / "ds", "--items", items, "--on-error", "skip"
+    code, _out, err = _run(
+        capsys,
+        p,
+        "--format",
+        "events",
+        "-o",
+        tmp_path / "ds",
+        "--items",
+        items,
+        "--on-error",
+        "skip",
     )
     assert code == 0, err
     ds = Dataset.open(tmp_path / "ds")
@@ -627,3 +638,41 @@ def test_columns_mapping_replaces_a_same_named_column(tmp_path):
         import_dataset([p], tmp_path / "ds", columns="user_id=customer", split="none").path
     )
     assert sorted(ds.user_ids) == ["c1", "c2"]
+
+
+event_rows = st.lists(
+    st.tuples(
+        st.integers(0, 5),
+        st.integers(0, 6),
+        st.sampled_from(["view", "cart", "purchase"]),
+        st.integers(0, 30),
+    ),
+    min_size=2,
+    max_size=60,
+)
+
+
+@settings(max_examples=15, deadline=None)
+@given(event_rows, st.sampled_from(["random", "temporal", "leave-last"]), st.integers(0, 2))
+def test_import_property_no_leak_and_one_split_per_pair(rows, method, seed):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        p = f"{tmp}/e.csv"
+        with open(p, "w") as fh:
+            fh.write("user_id,item_id,event_type,timestamp\n")
+            fh.writelines(f"u{u},i{i},{t},{s}\n" for u, i, t, s in rows)
+        res = import_dataset([p], f"{tmp}/ds", split=method, seed=seed, test_fraction=0.3)
+        ds = Dataset.open(res.path)
+        e = ds.edges
+        assert not e.duplicated(["user", "item"]).any()
+        assert len(ds.events) == len(set(rows))
+        if method == "temporal":
+            test, rest = e[e.split == "test"], e[e.split != "test"]
+            if len(test) and len(rest):
+                assert test["first_timestamp"].min() > rest["last_timestamp"].max()
+            assert e["n_events"].sum() <= len(set(rows))
+        else:
+            assert e["n_events"].sum() == len(set(rows))
+        again = import_dataset([p], f"{tmp}/ds2", split=method, seed=seed, test_fraction=0.3)
+        assert again.manifest["fingerprint"] == res.manifest["fingerprint"]
