@@ -111,7 +111,7 @@ class TextFile:
                 "(CSV/TSV/JSONL): is this a compressed or binary file?",
                 path=p,
             )
-        if encoding.replace("-", "").lower() in ("utf8", "ascii"):
+        if encoding.replace("-", "").lower() in ("utf8", "ascii") and not _utf8_ok(data):
             try:
                 data.decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -156,6 +156,17 @@ class TextFile:
         """Text of 1-based physical ``line``."""
         i = line - 1
         return self.data[self.starts[i] : self.ends[i]].decode("utf-8", errors="replace")
+
+
+def _utf8_ok(data: bytes) -> bool:
+    """Whether ``data`` is valid UTF-8, checked by Arrow without copying or decoding."""
+    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64).tobytes())
+    arr = pa.LargeStringArray.from_buffers(1, offsets, pa.py_buffer(data))
+    try:
+        arr.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 @dataclass
