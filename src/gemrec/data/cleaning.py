@@ -259,7 +259,7 @@ def validate_events(
                 name, _, expected = checks[int(first_field[i])]
                 found = f[name].iloc[i] if name in f else ""
                 raise DataError(
-                    f"expected {expected}; found {_show(found)}",
+                    f"expected {expected}; found {_show(found)}{_HINTS.get(name, '')}",
                     path=table.path,
                     line=line,
                     field=name,
@@ -297,6 +297,13 @@ def validate_events(
     report.rejected += len(rejected)
     rejected.sort(key=lambda b: (b.path, b.line))
     return events, rejected
+
+
+_HINTS = {
+    "event_type": " (declare other types with --weights TYPE=WEIGHT, or skip such rows with "
+    "--on-error skip)",
+    "timestamp": " (map another column with --columns timestamp=NAME)",
+}
 
 
 def _show(value: object, limit: int = 60) -> str:
