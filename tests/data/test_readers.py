@@ -245,3 +245,34 @@ def test_lastfm_real():
             == pd.read_csv(root / "user_artists.dat", sep="\t")["weight"].sum()
         )
         assert ds.items["title"].notna().sum() == ds.n_items
+
+
+def test_format_readers_report_bad_rows_with_lines(tmp_path):
+    tb = tmp_path / "tb.csv"
+    tb.write_text("1,100,7,pv,1511544070\n1,100,7,pv\n2,200,8,buy,later\n")
+    with pytest.raises(DataError, match=r"tb\.csv, line 2: expected 5 fields, found 4"):
+        import_dataset([tb], tmp_path / "ds", format="taobao")
+    res = import_dataset([tb], tmp_path / "ds", format="taobao", on_error="skip", split="none")
+    assert [(b.line, b.field) for b in res.rejected] == [(2, None), (3, "timestamp")]
+    assert res.report.accepted == 1
+
+    ml = tmp_path / "ml"
+    ml.mkdir()
+    (ml / "u.data").write_text("1\t10\t5\t881250949\n2\t10\tfive\t881250950\n")
+    with pytest.raises(
+        DataError, match=r"u\.data, line 2, field 'value': expected a finite number"
+    ):
+        import_dataset([ml], tmp_path / "ds2", format="movielens")
+
+    lf = tmp_path / "lf"
+    lf.mkdir()
+    (lf / "user_artists.dat").write_text("user\tartist\tplays\n2\t51\t100\n")
+    with pytest.raises(DataError, match=r"missing column\(s\) user_id, item_id, value"):
+        import_dataset([lf], tmp_path / "ds3", format="lastfm")
+    lg = tmp_path / "lg"
+    lg.mkdir()
+    (lg / "train.txt").write_bytes(b"0 1 2\n1 \xff\xfe\n")
+    (lg / "test.txt").write_text("0 3\n")
+    with pytest.raises(DataError, match=r"train\.txt: not valid UTF-8 \(byte 0xff at line 2"):
+        import_dataset([lg], tmp_path / "ds4", format="lightgcn")
+    assert not any((tmp_path / d).exists() for d in ("ds2", "ds3", "ds4"))

@@ -222,13 +222,12 @@ def read_lightgcn(
     sources: Sequence[str | Path], columns: Mapping[str, str] | None = None, **_: object
 ) -> Source:
     """LightGCN split directories: ``train.txt`` + ``test.txt`` (+ optional ``valid.txt``)."""
-    if len(sources) != 1:
+    dirs = {Path(s).parent if Path(s).is_file() else Path(s) for s in sources}
+    if len(dirs) != 1:
         raise ParameterError.invalid(
             "SOURCE", "one directory holding train.txt and test.txt", list(map(str, sources))
         )
-    root = Path(sources[0])
-    if root.is_file():
-        root = root.parent
+    root = dirs.pop()
     if not (root / "train.txt").is_file() or not (root / "test.txt").is_file():
         raise DataError(
             "expected a directory holding train.txt and test.txt (LightGCN format)", path=str(root)
