@@ -188,3 +188,12 @@ def test_parquet_timestamps_become_utc_epoch_seconds(tmp_path):
     assert [float(x) for x in t.frame["ts"]] == [1577833200.0, 1577964600.0]
     assert [float(x) for x in t.frame["naive"]] == [1577836800.0, 1577968200.0]
     assert [float(x) for x in t.frame["d"]] == [1577836800.0, 1577923200.0]
+
+
+def test_csv_padded_header_and_leading_blank_lines(tmp_path):
+    p = _write(tmp_path, "e.csv", "\n\n user_id , item_id \n1,2\n\n3\n4,5\n")
+    t = read_csv(p)
+    assert list(t.frame.columns) == ["user_id", "item_id"]
+    assert t.frame["user_id"].tolist() == ["1", "4"]
+    assert t.lines.tolist() == [4, 7]
+    assert [(b.line, b.raw) for b in t.bad_rows] == [(6, "3")]

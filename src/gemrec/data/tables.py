@@ -351,13 +351,16 @@ def _csv_fast(
         invalid.append((row.number, row.text, row.actual_columns))
         return "skip"
 
+    # parse from the first data line with the (stripped) names given, so a header with padded
+    # names stays on the fast path and pyarrow's row numbers count non-empty data lines only
+    start = int(tf.starts[data_lines[0]])
     try:
         arrow = pacsv.read_csv(
-            pa.BufferReader(tf.data),
+            pa.BufferReader(pa.py_buffer(tf.data)[start:]),
             read_options=pacsv.ReadOptions(
                 use_threads=False,  # pyarrow only numbers rows when reading serially
                 block_size=max(1 << 22, 2 * int((tf.ends - tf.starts).max(initial=0)) + 1),
-                column_names=None if has_header else names,
+                column_names=names,
             ),
             parse_options=pacsv.ParseOptions(
                 delimiter=delimiter,
@@ -374,16 +377,13 @@ def _csv_fast(
         )
     except (pa.ArrowInvalid, pa.ArrowKeyError, UnicodeDecodeError):
         raise _FallBack from None
-    if arrow.column_names != names:
-        raise _FallBack
-    nonempty = tf.nonempty()
     bad_idx: list[int] = []
     bad_rows: list[BadRow] = []
     for number, text, actual in invalid:
-        # pyarrow numbers rows by non-empty line (header included), 1-based
-        if number is None or not 0 < number <= len(nonempty):
+        # pyarrow numbers rows by non-empty line of the buffer, 1-based
+        if number is None or not 0 < number <= len(data_lines):
             raise _FallBack
-        phys = int(nonempty[number - 1])
+        phys = int(data_lines[number - 1])
         if tf.line_text(phys + 1) != text:
             raise _FallBack
         bad_idx.append(phys)
