@@ -676,3 +676,27 @@ def test_import_property_no_leak_and_one_split_per_pair(rows, method, seed):
             assert e["n_events"].sum() == len(set(rows))
         again = import_dataset([p], f"{tmp}/ds2", split=method, seed=seed, test_fraction=0.3)
         assert again.manifest["fingerprint"] == res.manifest["fingerprint"]
+
+
+def test_import_from_dataframes_matches_the_csv_import(tmp_path):
+    rows = _good_rows()
+    df = pd.DataFrame(rows, columns=HEADER.split(","))[
+        ["user_id", "item_id", "event_type", "timestamp"]
+    ]
+    df["timestamp"] = pd.to_datetime(df["timestamp"].astype(int), unit="s")
+    items = pd.DataFrame({"item_id": ["i0", "i1"], "category": ["a", "b"], "price": [1.5, 2.0]})
+    social = pd.DataFrame({"user_id": ["u0"], "friend_id": ["u1"]})
+    (tmp_path / "e.csv").write_text(_csv(rows))
+    a = import_dataset([df], tmp_path / "a", items=items, social=social, split="temporal")
+    b = import_dataset([tmp_path / "e.csv"], tmp_path / "b", split="temporal")
+    assert a.manifest["content_sha256"] == b.manifest["content_sha256"]
+    ds = Dataset.open(a.path)
+    assert ds.items.set_index("item_id").loc["i1", "price"] == 2.0 and ds.social.nnz == 1
+    assert a.manifest["sources"][0]["path"] == "<events DataFrame 0>"
+    again = import_dataset([df], tmp_path / "c", items=items, social=social, split="temporal")
+    assert again.manifest["fingerprint"] == a.manifest["fingerprint"]
+    with pytest.raises(ParameterError, match="DataFrames"):
+        import_dataset([df, tmp_path / "e.csv"], tmp_path / "d")
+    bad = df.assign(event_type=["view"] * (len(df) - 1) + ["teleport"])
+    with pytest.raises(DataError, match=r"<events DataFrame 0>, line 96, field 'event_type'"):
+        import_dataset([bad], tmp_path / "d")

@@ -39,9 +39,15 @@ from gemrec.data.cleaning import (
     parse_weights,
     validate_events,
 )
-from gemrec.data.readers import Source, parse_columns, read_side_table, read_source
+from gemrec.data.readers import Source, parse_columns, read_frames, read_side_table, read_source
 from gemrec.data.store import SPLITS, write_dataset
-from gemrec.data.tables import MAX_LINE_BYTES, BadRow, Table, fingerprint_file
+from gemrec.data.tables import (
+    MAX_LINE_BYTES,
+    BadRow,
+    Table,
+    fingerprint_file,
+    fingerprint_frame,
+)
 from gemrec.errors import DataError, ParameterError
 
 __all__ = ["ImportResult", "import_dataset"]
@@ -240,13 +246,13 @@ def _check_output(output: Path, sources: Sequence[Path]) -> None:
 
 
 def import_dataset(
-    sources: Sequence[str | Path],
+    sources: Sequence[str | Path | pd.DataFrame],
     output: str | Path,
     *,
     format: str = "events",
-    items: str | Path | None = None,
-    users: str | Path | None = None,
-    social: str | Path | None = None,
+    items: str | Path | pd.DataFrame | None = None,
+    users: str | Path | pd.DataFrame | None = None,
+    social: str | Path | pd.DataFrame | None = None,
     columns: str | Sequence[str] | Mapping[str, str] | None = None,
     on_error: str = "fail",
     weights: str | Sequence[str] | Mapping[str, float] | None = None,
@@ -267,12 +273,13 @@ def import_dataset(
 
     Parameters
     ----------
-    sources : sequence of path
-        Files or directories, as ``--format`` expects.
+    sources : sequence of path or of pandas.DataFrame
+        Files or directories, as ``--format`` expects; or in-memory event tables
+        (``format="events"``), e.g. from :mod:`gemrec.data.synthetic`.
     output : path
         The dataset directory (replaced atomically; nothing is written if the import fails).
     format : {"events", "lightgcn", "movielens", "taobao", "lastfm"}
-    items, users, social : path, optional
+    items, users, social : path or pandas.DataFrame, optional
         Side tables (CSV/TSV/JSONL/Parquet with a header) keyed by ``item_id`` / ``user_id`` /
         ``user_id, friend_id``; they replace what the format provides.
     columns : str or mapping, optional
@@ -319,20 +326,32 @@ def import_dataset(
             "--split", f"one of {', '.join(splitting.SPLIT_METHODS)}", split
         )
     col_map = dict(columns) if isinstance(columns, Mapping) else parse_columns(columns)
-    source_paths = [Path(s) for s in sources]
+    frames = [s for s in sources if isinstance(s, pd.DataFrame)]
+    if frames and (len(frames) != len(sources) or format != "events"):
+        raise ParameterError.invalid(
+            "sources", "only DataFrames (with format='events') or only paths", "a mix"
+        )
+    source_paths = [Path(s) for s in sources if not isinstance(s, pd.DataFrame)]
     _check_output(output, source_paths)
     cut = _parse_cut(test_after)
 
     big = sum(p.stat().st_size for p in source_paths if p.is_file()) > (64 << 20)
     bar = _Progress(progress and big)
     try:
-        src = read_source(format, source_paths, col_map, max_line_bytes=max_line_bytes)
-        for kind, path in (("items", items), ("users", users), ("social", social)):
-            if path is not None:
+        if frames:
+            src = read_frames(frames, col_map)
+        else:
+            src = read_source(format, source_paths, col_map, max_line_bytes=max_line_bytes)
+        for kind, side in (("items", items), ("users", users), ("social", social)):
+            if side is not None:
                 setattr(
-                    src, kind, read_side_table(path, kind, col_map, max_line_bytes=max_line_bytes)
+                    src, kind, read_side_table(side, kind, col_map, max_line_bytes=max_line_bytes)
                 )
-                src.files.append(Path(path))
+                src.files.append(
+                    fingerprint_frame(side, f"<{kind} DataFrame>")
+                    if isinstance(side, pd.DataFrame)
+                    else Path(side)
+                )
         bar.step("read")
         return _build(
             src,
@@ -354,9 +373,9 @@ def import_dataset(
             options={
                 "columns": col_map,
                 "on_error": on_error,
-                "items": None if items is None else str(items),
-                "users": None if users is None else str(users),
-                "social": None if social is None else str(social),
+                "items": _describe(items),
+                "users": _describe(users),
+                "social": _describe(social),
             },
         )
     finally:
@@ -406,7 +425,7 @@ def _build(
     bar.step("validate")
     if events.empty:
         raise DataError(
-            f"no valid events in {', '.join(str(f) for f in src.files[:3])} "
+            f"no valid events in {', '.join(t.path for t in src.events[:3])} "
             f"({report.rows_read} rows read, "
             f"{report.rejected} rejected); nothing to import"
         )
@@ -539,7 +558,7 @@ def _build(
         "name": output.name,
         "format": src.format,
         "created_by": f"gemrec {__version__} import",
-        "sources": [fingerprint_file(f) for f in src.files],
+        "sources": [f if isinstance(f, dict) else fingerprint_file(f) for f in src.files],
         "options": options,
         "event_weights": weights,
         "weight_by_value": weight_by_value,
@@ -598,6 +617,12 @@ def _build(
     bar.step("write")
     full = json.loads((path / "manifest.json").read_text())
     return ImportResult(path, full, report, rejected, time.perf_counter() - start)
+
+
+def _describe(side: object) -> str | None:
+    if side is None:
+        return None
+    return "<DataFrame>" if isinstance(side, pd.DataFrame) else str(side)
 
 
 def _iso(t: float | None) -> str | None:

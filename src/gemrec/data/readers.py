@@ -33,7 +33,16 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from gemrec.data.tables import MAX_LINE_BYTES, BadRow, Table, TextFile, read_csv, read_table
+from gemrec.data.tables import (
+    MAX_LINE_BYTES,
+    BadRow,
+    Table,
+    TextFile,
+    fingerprint_frame,
+    read_csv,
+    read_table,
+    table_from_frame,
+)
 from gemrec.errors import DataError, ParameterError
 
 __all__ = [
@@ -61,8 +70,8 @@ class Source:
         Canonical columns (see module docstring); all values strings.
     items, users, social : Table or None
         Side tables with canonical key columns.
-    files : list of Path
-        Every file read (for fingerprints).
+    files : list of Path or dict
+        Every file read (for fingerprints); in-memory tables are given by their fingerprint.
     default_weights : dict or None
         Event type -> weight for formats with their own event types (None: the global defaults).
     weight_by_value : bool
@@ -81,7 +90,7 @@ class Source:
     items: Table | None = None
     users: Table | None = None
     social: Table | None = None
-    files: list[Path] = field(default_factory=list)
+    files: list[Path | dict[str, object]] = field(default_factory=list)
     default_weights: dict[str, float] | None = None
     weight_by_value: bool = False
     has_events: bool = True
@@ -134,14 +143,18 @@ def _require(table: Table, required: Sequence[str], columns: Mapping[str, str], 
 
 
 def read_side_table(
-    path: str | Path,
+    path: str | Path | pd.DataFrame,
     kind: str,
     columns: Mapping[str, str] | None = None,
     *,
     max_line_bytes: int = MAX_LINE_BYTES,
 ) -> Table:
     """Read an ``--items`` / ``--users`` / ``--social`` file and check its key columns."""
-    table = _rename(read_table(path, max_line_bytes=max_line_bytes), columns or {})
+    if isinstance(path, pd.DataFrame):
+        raw = table_from_frame(path, f"<{kind} DataFrame>")
+    else:
+        raw = read_table(path, max_line_bytes=max_line_bytes)
+    table = _rename(raw, columns or {})
     _require(table, SIDE_KEYS[kind], columns or {}, f"--{kind}")
     return table
 
@@ -188,6 +201,19 @@ def read_events(
         _require(t, REQUIRED_EVENT_COLUMNS, columns or {}, "an event log")
         tables.append(t)
     return Source("events", tables, files=list(files))
+
+
+def read_frames(frames: Sequence[pd.DataFrame], columns: Mapping[str, str] | None = None) -> Source:
+    """Generic event logs already in memory (e.g. from :mod:`gemrec.data.synthetic`)."""
+    tables = []
+    prints: list[Path | dict[str, object]] = []
+    for k, frame in enumerate(frames):
+        name = f"<events DataFrame {k}>"
+        t = _rename(table_from_frame(frame, name), columns or {})
+        _require(t, REQUIRED_EVENT_COLUMNS, columns or {}, "an event log")
+        tables.append(t)
+        prints.append(fingerprint_frame(frame, name))
+    return Source("events", tables, files=prints)
 
 
 def _lightgcn_file(path: Path, split: str) -> Table:

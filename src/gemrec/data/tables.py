@@ -37,10 +37,12 @@ __all__ = [
     "TextFile",
     "file_kind",
     "fingerprint_file",
+    "fingerprint_frame",
     "read_csv",
     "read_jsonl",
     "read_parquet",
     "read_table",
+    "table_from_frame",
 ]
 
 #: a line longer than this is not a row of a behaviour log (binary data, a minified dump ...)
@@ -229,6 +231,34 @@ def fingerprint_file(path: str | Path) -> dict[str, object]:
         for chunk in iter(lambda: fh.read(1 << 22), b""):
             h.update(chunk)
     return {"path": str(p), "size": p.stat().st_size, "sha256": h.hexdigest()}
+
+
+def fingerprint_frame(frame: pd.DataFrame, name: str) -> dict[str, object]:
+    """``{"path": name, "size": n_rows, "sha256"}`` of an in-memory table (content hash)."""
+    h = hashlib.sha256()
+    h.update(json.dumps([str(c) for c in frame.columns]).encode())
+    h.update(pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy().tobytes())
+    return {"path": name, "size": len(frame), "sha256": h.hexdigest()}
+
+
+def table_from_frame(frame: pd.DataFrame, name: str) -> Table:
+    """Wrap an in-memory DataFrame as a :class:`Table` (row numbers from 1; values as strings).
+
+    Datetime columns become UTC epoch seconds, like Parquet timestamps.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(f"expected a pandas DataFrame; got {type(frame).__name__}", path=name)
+    if frame.empty:
+        raise DataError("table has no rows", path=name)
+    cols: dict[str, pd.Series] = {}
+    for c in frame.columns:
+        col = frame[c]
+        if isinstance(col.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(col):
+            secs = col.dt.tz_localize("UTC") if col.dt.tz is None else col.dt.tz_convert("UTC")
+            col = (secs - pd.Timestamp("1970-01-01", tz="UTC")).dt.total_seconds()
+        text = col.astype(object).where(col.notna(), "").astype(str)
+        cols[str(c).strip()] = text.astype("str").reset_index(drop=True)
+    return Table(name, pd.DataFrame(cols), np.arange(1, len(frame) + 1, dtype=np.int64), [], None)
 
 
 def file_kind(path: str | Path) -> str:
