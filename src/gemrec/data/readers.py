@@ -200,7 +200,7 @@ def read_events(
         t = _rename(read_table(f, max_line_bytes=max_line_bytes), columns or {})
         _require(t, REQUIRED_EVENT_COLUMNS, columns or {}, "an event log")
         tables.append(t)
-    return Source("events", tables, files=list(files))
+    return Source("events", tables, files=[*files])
 
 
 def read_frames(frames: Sequence[pd.DataFrame], columns: Mapping[str, str] | None = None) -> Source:
@@ -267,7 +267,7 @@ def read_lightgcn(
     return Source(
         "lightgcn",
         tables,
-        files=files,
+        files=[*files],
         default_weights={"interaction": 1.0},
         has_events=False,
         timestamps_required=False,
@@ -347,7 +347,7 @@ def read_movielens(
             [_with(ev, event_type="rating")],
             items=items,
             users=users,
-            files=files,
+            files=[*files],
             default_weights=weights,
         )
     if (root / "ratings.dat").is_file():
@@ -371,7 +371,7 @@ def read_movielens(
             [_with(ev, event_type="rating")],
             items=items,
             users=users,
-            files=files,
+            files=[*files],
             default_weights=weights,
         )
     for split_dir in (root / "ultragcn_implicit_split", root):
@@ -429,7 +429,7 @@ def read_taobao(
         [],
         None,
     )
-    return Source("taobao", tables, items=items, files=list(files))
+    return Source("taobao", tables, items=items, files=[*files])
 
 
 def read_lastfm(
@@ -477,7 +477,7 @@ def read_lastfm(
         [events],
         items=items,
         social=social,
-        files=files,
+        files=[*files],
         default_weights={"play": 1.0},
         weight_by_value=True,
         has_events=False,
