@@ -276,3 +276,14 @@ def test_format_readers_report_bad_rows_with_lines(tmp_path):
     with pytest.raises(DataError, match=r"train\.txt: not valid UTF-8 \(byte 0xff at line 2"):
         import_dataset([lg], tmp_path / "ds4", format="lightgcn")
     assert not any((tmp_path / d).exists() for d in ("ds2", "ds3", "ds4"))
+
+
+def test_min_value_turns_ratings_into_positives(tmp_path):
+    (tmp_path / "u.data").write_text("1\t10\t5\t1\n1\t20\t3\t2\n2\t10\t4\t3\n2\t30\t1\t4\n")
+    res = import_dataset([tmp_path], tmp_path / "ds", format="movielens", min_value=4, split="none")
+    ds = Dataset.open(res.path)
+    pairs = set(zip(ds.user_ids[ds.edges.user], ds.item_ids[ds.edges.item], strict=True))
+    assert pairs == {("1", "10"), ("2", "10")}
+    assert ds.manifest["cleaning"]["value_filtered_events"] == 2
+    assert ds.manifest["min_value"] == 4
+    assert len(ds.events) == 2

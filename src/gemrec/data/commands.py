@@ -97,6 +97,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         metavar="N",
         help="k-core: distinct users per item",
     )
+    clean.add_argument(
+        "--min-value",
+        type=float,
+        metavar="X",
+        help="keep only events with value >= X (e.g. 4: MovieLens ratings 4-5 as positives)",
+    )
     sp = p.add_argument_group("splits")
     sp.add_argument(
         "--split",
@@ -145,6 +151,7 @@ def _run(args: argparse.Namespace) -> int:
         half_life_days=args.half_life_days,
         min_user_interactions=args.min_user_interactions,
         min_item_interactions=args.min_item_interactions,
+        min_value=args.min_value,
         split=args.split,
         test_fraction=args.test_fraction,
         valid_fraction=args.valid_fraction,

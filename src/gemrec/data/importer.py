@@ -260,6 +260,7 @@ def import_dataset(
     half_life_days: float | None = None,
     min_user_interactions: int = 0,
     min_item_interactions: int = 0,
+    min_value: float | None = None,
     split: str | None = None,
     test_fraction: float = 0.2,
     valid_fraction: float = 0.1,
@@ -294,6 +295,9 @@ def import_dataset(
         Exponential time decay of event weights, relative to the latest event.
     min_user_interactions, min_item_interactions : int
         k-core thresholds on distinct user-item pairs (0 = off), iterated to a fixed point.
+    min_value : float, optional
+        Keep only events whose ``value`` is at least this (e.g. ratings >= 4 as positives);
+        events without a value are dropped too.
     split : {"predefined", "random", "temporal", "leave-last", "none"}, optional
         Default: "predefined" for sources that carry a split (lightgcn), else "random".
     test_fraction : float
@@ -364,6 +368,7 @@ def import_dataset(
             half_life_days=half_life_days,
             min_user=int(min_user_interactions),
             min_item=int(min_item_interactions),
+            min_value=min_value,
             method=split or ("predefined" if src.predefined_split else "random"),
             test_fraction=test_fraction,
             valid_fraction=valid_fraction,
@@ -394,6 +399,7 @@ def _build(
     half_life_days: float | None,
     min_user: int,
     min_item: int,
+    min_value: float | None,
     method: str,
     test_fraction: float,
     valid_fraction: float,
@@ -431,6 +437,13 @@ def _build(
         )
 
     # k-core on distinct pairs, then contiguous ids over what is left
+    if min_value is not None:
+        # explicit feedback as implicit: keep events whose value reaches the threshold
+        low = ~(events["value"].to_numpy(np.float64) >= min_value)
+        report.extra["value_filtered_events"] = int(low.sum())
+        events = events[~low].reset_index(drop=True)
+        if events.empty:
+            raise DataError(f"--min-value {min_value} removed every event; lower it")
     keep = np.ones(len(events), dtype=bool)
     if min_user > 1 or min_item > 1:
         u, _ = pd.factorize(events["user_id"])
@@ -570,6 +583,7 @@ def _build(
             "reference_iso": _iso(ref_time),
         },
         "kcore": {"min_user_interactions": min_user, "min_item_interactions": min_item},
+        "min_value": min_value,
         "cleaning": report.as_dict(),
         "split": split_info,
         "id_maps": {
@@ -590,6 +604,7 @@ def _build(
                 "weight_by_value",
                 "time_decay",
                 "kcore",
+                "min_value",
                 "cleaning",
                 "split",
             )
