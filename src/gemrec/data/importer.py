@@ -436,7 +436,6 @@ def _build(
             f"{report.rejected} rejected); nothing to import"
         )
 
-    # k-core on distinct pairs, then contiguous ids over what is left
     if min_value is not None:
         # explicit feedback as implicit: keep events whose value reaches the threshold
         low = ~(events["value"].to_numpy(np.float64) >= min_value)
@@ -444,6 +443,7 @@ def _build(
         events = events[~low].reset_index(drop=True)
         if events.empty:
             raise DataError(f"--min-value {min_value} removed every event; lower it")
+    # k-core on distinct pairs, then contiguous ids over what is left
     keep = np.ones(len(events), dtype=bool)
     if min_user > 1 or min_item > 1:
         u, _ = pd.factorize(events["user_id"])

@@ -357,7 +357,7 @@ def read_csv(
     if len(data_lines) == 0:
         raise DataError("file has a header but no rows", path=p)
     try:
-        table = _csv_fast(tf, names, delimiter, quoting, data_lines, column_names is None)
+        table = _csv_fast(tf, names, delimiter, quoting, data_lines)
     except _FallBack:
         table = _csv_slow(tf, names, delimiter, quoting, column_names is None)
     return table
@@ -373,7 +373,6 @@ def _csv_fast(
     delimiter: str,
     quoting: bool,
     data_lines: np.ndarray,
-    has_header: bool,
 ) -> Table:
     invalid: list[tuple[int | None, str, int]] = []
 
