@@ -197,3 +197,11 @@ def test_csv_padded_header_and_leading_blank_lines(tmp_path):
     assert t.frame["user_id"].tolist() == ["1", "4"]
     assert t.lines.tolist() == [4, 7]
     assert [(b.line, b.raw) for b in t.bad_rows] == [(6, "3")]
+
+
+def test_jsonl_mixed_types_fall_back_without_losing_rows(tmp_path):
+    p = _write(tmp_path, "e.jsonl", '{"u": 1, "x": {"a": 1}}\n{"u": "007", "x": true}\n')
+    t = read_jsonl(p)
+    assert t.frame["u"].tolist() == ["1", "007"]
+    assert t.frame["x"].tolist() == ['{"a": 1}', "true"]
+    assert t.lines.tolist() == [1, 2] and t.bad_rows == []
