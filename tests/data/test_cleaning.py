@@ -29,7 +29,17 @@ def _table(rows, path="log.csv", columns=("user_id", "item_id", "event_type", "t
 
 
 def test_parse_timestamps_units_and_iso():
-    raw = pd.Series(["1511544070", "1511544070000", "2017-11-24T17:21:10Z", "2017-11-24 17:21:10", "", "soon", "nan"])
+    raw = pd.Series(
+        [
+            "1511544070",
+            "1511544070000",
+            "2017-11-24T17:21:10Z",
+            "2017-11-24 17:21:10",
+            "",
+            "soon",
+            "nan",
+        ]
+    )
     secs, bad = parse_timestamps(raw)
     assert secs[:4].tolist() == [1511544070.0] * 4
     assert math.isnan(secs[4]) and not bad[4]
@@ -67,7 +77,11 @@ def test_validate_strips_ids_and_keeps_them_verbatim_otherwise():
 BAD_ROWS = [
     (["", "i", "view", "1"], "user_id", "expected a non-empty id; found an empty value"),
     (["u", "  ", "view", "1"], "item_id", "expected a non-empty id"),
-    (["u", "i", "like", "1"], "event_type", "expected one of cart, click, fav, purchase, view; found 'like'"),
+    (
+        ["u", "i", "like", "1"],
+        "event_type",
+        "expected one of cart, click, fav, purchase, view; found 'like'",
+    ),
     (["u", "i", "view", "yesterday"], "timestamp", "found 'yesterday'"),
     (["u", "i", "view", ""], "timestamp", "found an empty value"),
 ]
@@ -97,11 +111,20 @@ def test_validate_skip_collects_the_row(row, field, message):
 
 
 def test_value_must_be_numeric():
-    t = _table([["u", "i", "view", "1", "2.5"], ["u", "i", "view", "2", "cheap"], ["u", "i", "view", "3", ""]],
-               columns=("user_id", "item_id", "event_type", "timestamp", "value"))
+    t = _table(
+        [
+            ["u", "i", "view", "1", "2.5"],
+            ["u", "i", "view", "2", "cheap"],
+            ["u", "i", "view", "3", ""],
+            ["u", "i", "view", "4", "1e999"],
+            ["u", "i", "view", "5", "-.5e1"],
+        ],
+        columns=("user_id", "item_id", "event_type", "timestamp", "value"),
+    )
     ev, rej = validate_events([t], DEFAULT_WEIGHTS, on_error="skip")
     assert ev["value"].tolist()[0] == 2.5 and math.isnan(ev["value"].tolist()[1])
-    assert rej[0].field == "value" and rej[0].line == 3
+    assert [(r.field, r.line) for r in rej] == [("value", 3), ("value", 5)]
+    assert ev["value"].tolist()[-1] == -5.0
 
 
 def test_first_bad_row_wins_across_field_count_and_value_errors():
@@ -163,7 +186,9 @@ def test_kcore_matches_reference_and_is_a_fixed_point(pairs, mu, mi):
 def test_event_weights_types_value_and_half_life():
     types = np.array(["view", "purchase", "view"], dtype=object)
     ts = np.array([0.0, 86400.0 * 2, np.nan])
-    w = event_weights(types, DEFAULT_WEIGHTS, timestamps=ts, half_life_days=2.0, reference_time=86400.0 * 2)
+    w = event_weights(
+        types, DEFAULT_WEIGHTS, timestamps=ts, half_life_days=2.0, reference_time=86400.0 * 2
+    )
     np.testing.assert_allclose(w, [0.5, 5.0, 1.0])
     w = event_weights(types, DEFAULT_WEIGHTS, values=np.array([3.0, 2.0, np.nan]))
     np.testing.assert_allclose(w, [3.0, 10.0, 1.0])
@@ -172,7 +197,19 @@ def test_event_weights_types_value_and_half_life():
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4), st.integers(0, 2), st.sampled_from(["view", "cart", "purchase"]), st.integers(0, 100)), min_size=1, max_size=60))
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 4),
+            st.integers(0, 4),
+            st.integers(0, 2),
+            st.sampled_from(["view", "cart", "purchase"]),
+            st.integers(0, 100),
+        ),
+        min_size=1,
+        max_size=60,
+    )
+)
 def test_aggregate_edges_matches_reference(rows):
     u, i, p, t, ts = (np.array(c) for c in zip(*rows, strict=True))
     w = event_weights(t.astype(object), DEFAULT_WEIGHTS)
@@ -189,6 +226,12 @@ def test_aggregate_edges_matches_reference(rows):
     for row in e.itertuples():
         d = ref[(row.user, row.item, row.part)]
         assert row.weight == pytest.approx(d["w"])
-        assert (row.n_events, row.last_timestamp, row.first_timestamp) == (d["n"], d["last"], d["first"])
-        assert row.n_view == d["types"].get("view", 0) and row.n_purchase == d["types"].get("purchase", 0)
+        assert (row.n_events, row.last_timestamp, row.first_timestamp) == (
+            d["n"],
+            d["last"],
+            d["first"],
+        )
+        assert row.n_view == d["types"].get("view", 0) and row.n_purchase == d["types"].get(
+            "purchase", 0
+        )
         assert row.n_click == 0

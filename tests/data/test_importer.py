@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gemrec.cli import main
 from gemrec.data.importer import import_dataset
@@ -23,7 +25,14 @@ def _good_rows(n_users=12, n_items=15, per_user=8, seed=0):
     for u in range(n_users):
         for k in range(per_user):
             rows.append(
-                [f"u{u}", f"i{rng.integers(n_items)}", types[rng.integers(5)], str(1_600_000_000 + u * 1000 + k * 10), "", ""]
+                [
+                    f"u{u}",
+                    f"i{rng.integers(n_items)}",
+                    types[rng.integers(5)],
+                    str(1_600_000_000 + u * 1000 + k * 10),
+                    "",
+                    "",
+                ]
             )
     return rows
 
@@ -41,7 +50,13 @@ def _run(capsys, *argv):
 def _events_as_raw(ds):
     ev = ds.events
     return sorted(
-        zip(ds.user_ids[ev["user"]], ds.item_ids[ev["item"]], ev["event_type"], ev["timestamp"].astype(int), strict=True)
+        zip(
+            ds.user_ids[ev["user"]],
+            ds.item_ids[ev["item"]],
+            ev["event_type"],
+            ev["timestamp"].astype(int),
+            strict=True,
+        )
     )
 
 
@@ -53,10 +68,17 @@ def test_csv_parquet_jsonl_give_the_same_dataset(tmp_path, capsys):
     df.to_parquet(tmp_path / "e.parquet")
     with (tmp_path / "e.jsonl").open("w") as fh:
         for r in rows:
-            fh.write(json.dumps({"user_id": r[0], "item_id": r[1], "event_type": r[2], "timestamp": int(r[3])}) + "\n")
+            fh.write(
+                json.dumps(
+                    {"user_id": r[0], "item_id": r[1], "event_type": r[2], "timestamp": int(r[3])}
+                )
+                + "\n"
+            )
     fps = []
     for name in ("e.csv", "e.parquet", "e.jsonl"):
-        code, out, err = _run(capsys, tmp_path / name, "--format", "events", "-o", tmp_path / f"ds_{name}")
+        code, out, err = _run(
+            capsys, tmp_path / name, "--format", "events", "-o", tmp_path / f"ds_{name}"
+        )
         assert code == 0, err
         assert out.startswith("imported events: 12 users")
         ds = Dataset.open(tmp_path / f"ds_{name}")
@@ -75,11 +97,19 @@ def test_edges_aggregate_events_with_weights_and_counts(tmp_path):
     ]
     p = tmp_path / "e.csv"
     p.write_text(_csv(rows, "user_id,item_id,event_type,timestamp"))
-    res = import_dataset([p], tmp_path / "ds", split="none", valid_fraction=0, weights="purchase=10")
+    res = import_dataset(
+        [p], tmp_path / "ds", split="none", valid_fraction=0, weights="purchase=10"
+    )
     ds = Dataset.open(res.path)
-    e = ds.edges.assign(u=lambda d: ds.user_ids[d.user], i=lambda d: ds.item_ids[d.item]).set_index(["u", "i"])
+    e = ds.edges.assign(u=lambda d: ds.user_ids[d.user], i=lambda d: ds.item_ids[d.item]).set_index(
+        ["u", "i"]
+    )
     assert e.loc[("a", "x"), "weight"] == 12.0
-    assert (e.loc[("a", "x"), "n_view"], e.loc[("a", "x"), "n_purchase"], e.loc[("a", "x"), "n_events"]) == (2, 1, 3)
+    assert (
+        e.loc[("a", "x"), "n_view"],
+        e.loc[("a", "x"), "n_purchase"],
+        e.loc[("a", "x"), "n_events"],
+    ) == (2, 1, 3)
     assert e.loc[("a", "x"), "last_timestamp"] == 30.0
     assert e.loc[("a", "y"), "weight"] == 4.0 and e.loc[("b", "x"), "weight"] == 2.0
     assert set(ds.edges["split"]) == {"train"}
@@ -90,11 +120,23 @@ def test_edges_aggregate_events_with_weights_and_counts(tmp_path):
 
 def test_time_decay_halves_weight_per_half_life(tmp_path):
     day = 86400
-    rows = [["a", "x", "view", str(10 * day)], ["a", "y", "view", str(8 * day)], ["b", "x", "view", str(6 * day)]]
+    rows = [
+        ["a", "x", "view", str(10 * day)],
+        ["a", "y", "view", str(8 * day)],
+        ["b", "x", "view", str(6 * day)],
+    ]
     p = tmp_path / "e.csv"
     p.write_text(_csv(rows, "user_id,item_id,event_type,timestamp"))
-    ds = Dataset.open(import_dataset([p], tmp_path / "ds", split="none", valid_fraction=0, half_life_days=2).path)
-    w = dict(zip(zip(ds.user_ids[ds.edges.user], ds.item_ids[ds.edges.item], strict=True), ds.edges.weight, strict=True))
+    ds = Dataset.open(
+        import_dataset([p], tmp_path / "ds", split="none", valid_fraction=0, half_life_days=2).path
+    )
+    w = dict(
+        zip(
+            zip(ds.user_ids[ds.edges.user], ds.item_ids[ds.edges.item], strict=True),
+            ds.edges.weight,
+            strict=True,
+        )
+    )
     assert w[("a", "x")] == pytest.approx(1.0)
     assert w[("a", "y")] == pytest.approx(0.5)
     assert w[("b", "x")] == pytest.approx(0.25)
@@ -103,9 +145,25 @@ def test_time_decay_halves_weight_per_half_life(tmp_path):
 
 def test_columns_mapping_and_iso_ms_timestamps(tmp_path, capsys):
     p = tmp_path / "log.csv"
-    p.write_text("uid,sku,action,ts\n1,A,view,2020-01-01T00:00:00Z\n1,B,purchase,1577836800000\n2,A,cart,1577836800\n")
-    code, out, err = _run(capsys, p, "--format", "events", "-o", tmp_path / "ds", "--columns", "user_id=uid,item_id=sku",
-                          "--columns", "event_type=action,timestamp=ts", "--split", "none", "--valid-fraction", "0")
+    p.write_text(
+        "uid,sku,action,ts\n1,A,view,2020-01-01T00:00:00Z\n1,B,purchase,1577836800000\n2,A,cart,1577836800\n"
+    )
+    code, _out, err = _run(
+        capsys,
+        p,
+        "--format",
+        "events",
+        "-o",
+        tmp_path / "ds",
+        "--columns",
+        "user_id=uid,item_id=sku",
+        "--columns",
+        "event_type=action,timestamp=ts",
+        "--split",
+        "none",
+        "--valid-fraction",
+        "0",
+    )
     assert code == 0, err
     ds = Dataset.open(tmp_path / "ds")
     assert set(ds.events["timestamp"]) == {1577836800.0}
@@ -114,7 +172,9 @@ def test_columns_mapping_and_iso_ms_timestamps(tmp_path, capsys):
 
 def test_ids_keep_leading_zeros_and_whitespace_is_stripped(tmp_path):
     p = tmp_path / "e.csv"
-    p.write_text("user_id,item_id,event_type,timestamp\n 007 ,x,view,1\n7,x,view,2\n007,x ,view,3\n")
+    p.write_text(
+        "user_id,item_id,event_type,timestamp\n 007 ,x,view,1\n7,x,view,2\n007,x ,view,3\n"
+    )
     ds = Dataset.open(import_dataset([p], tmp_path / "ds", split="none", valid_fraction=0).path)
     assert sorted(ds.user_ids) == ["007", "7"]
     assert list(ds.item_ids) == ["x"]
@@ -140,7 +200,9 @@ def test_duplicates_and_event_ids_are_counted(tmp_path, capsys):
         "b,x,view,4,\n"
         "b,x,view,4,\n"  # exact duplicate without id
     )
-    code, out, err = _run(capsys, p, "--format", "events", "-o", tmp_path / "ds", "--on-error", "skip")
+    code, out, err = _run(
+        capsys, p, "--format", "events", "-o", tmp_path / "ds", "--on-error", "skip"
+    )
     assert code == 0, err
     assert "rows read 6 / accepted 3 / rejected 0 / deduplicated 3" in out
     ds = Dataset.open(tmp_path / "ds")
@@ -151,12 +213,22 @@ def test_duplicates_and_event_ids_are_counted(tmp_path, capsys):
 
 
 def test_kcore_filter_reaches_a_fixed_point(tmp_path):
-    rows = [["u1", "a", "view", "1"], ["u1", "b", "view", "2"], ["u2", "a", "view", "3"], ["u2", "b", "view", "4"],
-            ["u3", "a", "view", "5"], ["u3", "c", "view", "6"]]
+    rows = [
+        ["u1", "a", "view", "1"],
+        ["u1", "b", "view", "2"],
+        ["u2", "a", "view", "3"],
+        ["u2", "b", "view", "4"],
+        ["u3", "a", "view", "5"],
+        ["u3", "c", "view", "6"],
+    ]
     p = tmp_path / "e.csv"
     p.write_text(_csv(rows, "user_id,item_id,event_type,timestamp"))
     # item c has 1 user -> removed; then u3 has 1 item -> removed; a and b keep 2 users each
-    ds = Dataset.open(import_dataset([p], tmp_path / "ds", min_user_interactions=2, min_item_interactions=2, split="none").path)
+    ds = Dataset.open(
+        import_dataset(
+            [p], tmp_path / "ds", min_user_interactions=2, min_item_interactions=2, split="none"
+        ).path
+    )
     assert sorted(ds.user_ids) == ["u1", "u2"]
     assert sorted(ds.item_ids) == ["a", "b"]
     assert ds.manifest["cleaning"]["kcore_removed_events"] == 2
@@ -166,10 +238,20 @@ def test_kcore_filter_reaches_a_fixed_point(tmp_path):
 def test_side_tables_attach_metadata_and_social(tmp_path):
     p = tmp_path / "e.csv"
     p.write_text(_csv(_good_rows(n_users=3, n_items=4), HEADER))
-    (tmp_path / "items.csv").write_text("item_id,category,brand,price,title\ni0,shoes,acme,9.5,Red\ni1,hats,acme,12,Cap\nzz,x,y,1,none\n")
+    (tmp_path / "items.csv").write_text(
+        "item_id,category,brand,price,title\ni0,shoes,acme,9.5,Red\ni1,hats,acme,12,Cap\nzz,x,y,1,none\n"
+    )
     (tmp_path / "users.jsonl").write_text('{"user_id": "u0", "country": "DE"}\n')
-    pd.DataFrame({"user_id": ["u0", "u1", "u0", "ghost"], "friend_id": ["u1", "u0", "u2", "u0"]}).to_parquet(tmp_path / "f.parquet")
-    res = import_dataset([p], tmp_path / "ds", items=tmp_path / "items.csv", users=tmp_path / "users.jsonl", social=tmp_path / "f.parquet")
+    pd.DataFrame(
+        {"user_id": ["u0", "u1", "u0", "ghost"], "friend_id": ["u1", "u0", "u2", "u0"]}
+    ).to_parquet(tmp_path / "f.parquet")
+    res = import_dataset(
+        [p],
+        tmp_path / "ds",
+        items=tmp_path / "items.csv",
+        users=tmp_path / "users.jsonl",
+        social=tmp_path / "f.parquet",
+    )
     ds = Dataset.open(res.path)
     items = ds.items.set_index("item_id")
     assert items.loc["i0", "category"] == "shoes" and items.loc["i1", "price"] == 12.0
@@ -189,13 +271,27 @@ def test_manifest_fingerprint_is_reproducible_and_sensitive(tmp_path):
     b = import_dataset([p], tmp_path / "b", seed=3).manifest
     c = import_dataset([p], tmp_path / "c", seed=4).manifest
     assert a["fingerprint"] == b["fingerprint"] != c["fingerprint"]
-    assert pd.read_parquet(tmp_path / "a/edges.parquet").equals(pd.read_parquet(tmp_path / "b/edges.parquet"))
-    for key in ("counts", "schema", "event_weights", "cleaning", "split", "sources", "fingerprint", "id_maps"):
+    assert pd.read_parquet(tmp_path / "a/edges.parquet").equals(
+        pd.read_parquet(tmp_path / "b/edges.parquet")
+    )
+    for key in (
+        "counts",
+        "schema",
+        "event_weights",
+        "cleaning",
+        "split",
+        "sources",
+        "fingerprint",
+        "id_maps",
+    ):
         assert key in a
     src = a["sources"][0]
     import hashlib
 
-    assert src["sha256"] == hashlib.sha256(p.read_bytes()).hexdigest() and src["size"] == p.stat().st_size
+    assert (
+        src["sha256"] == hashlib.sha256(p.read_bytes()).hexdigest()
+        and src["size"] == p.stat().st_size
+    )
     cl = a["cleaning"]
     assert cl["rows_read"] == cl["accepted"] + cl["rejected"] + cl["deduplicated"] == 96
 
@@ -237,12 +333,23 @@ def test_every_pair_in_exactly_one_split_and_valid_from_train(tmp_path, method):
 
 
 def test_temporal_split_drops_test_events_of_pairs_seen_in_train(tmp_path):
-    rows = [["a", "x", "view", "1"], ["a", "x", "view", "100"], ["a", "y", "view", "101"], ["b", "x", "view", "2"],
-            ["b", "z", "view", "3"]]
+    rows = [
+        ["a", "x", "view", "1"],
+        ["a", "x", "view", "100"],
+        ["a", "y", "view", "101"],
+        ["b", "x", "view", "2"],
+        ["b", "z", "view", "3"],
+    ]
     p = tmp_path / "e.csv"
     p.write_text(_csv(rows, "user_id,item_id,event_type,timestamp"))
-    ds = Dataset.open(import_dataset([p], tmp_path / "ds", split="temporal", test_after="50", valid_fraction=0).path)
-    e = ds.edges.assign(u=lambda d: ds.user_ids[d.user], i=lambda d: ds.item_ids[d.item]).set_index(["u", "i"])
+    ds = Dataset.open(
+        import_dataset(
+            [p], tmp_path / "ds", split="temporal", test_after="50", valid_fraction=0
+        ).path
+    )
+    e = ds.edges.assign(u=lambda d: ds.user_ids[d.user], i=lambda d: ds.item_ids[d.item]).set_index(
+        ["u", "i"]
+    )
     assert e.loc[("a", "x"), "split"] == "train" and e.loc[("a", "x"), "n_events"] == 1
     assert e.loc[("a", "y"), "split"] == "test"
     assert ds.manifest["cleaning"]["held_out_pairs_already_in_train"] == 1
@@ -273,12 +380,32 @@ def test_refuses_to_overwrite_a_non_dataset_directory(tmp_path):
 
 # --------------------------------------------------------------------------- bad input
 BAD = {
-    "empty_user": (["", "i1", "view", "1600000000", "", ""], "user_id", "expected a non-empty id; found an empty value"),
-    "empty_item": (["u1", "", "view", "1600000000", "", ""], "item_id", "expected a non-empty id; found an empty value"),
-    "unknown_type": (["u1", "i1", "teleport", "1600000000", "", ""], "event_type", "expected one of cart, click, fav, purchase, view; found 'teleport'"),
-    "bad_time": (["u1", "i1", "view", "31/12/2020", "", ""], "timestamp", "expected epoch seconds, epoch milliseconds or an ISO 8601 date-time; found '31/12/2020'"),
+    "empty_user": (
+        ["", "i1", "view", "1600000000", "", ""],
+        "user_id",
+        "expected a non-empty id; found an empty value",
+    ),
+    "empty_item": (
+        ["u1", "", "view", "1600000000", "", ""],
+        "item_id",
+        "expected a non-empty id; found an empty value",
+    ),
+    "unknown_type": (
+        ["u1", "i1", "teleport", "1600000000", "", ""],
+        "event_type",
+        "expected one of cart, click, fav, purchase, view; found 'teleport'",
+    ),
+    "bad_time": (
+        ["u1", "i1", "view", "31/12/2020", "", ""],
+        "timestamp",
+        "expected epoch seconds, epoch milliseconds or an ISO 8601 date-time; found '31/12/2020'",
+    ),
     "no_time": (["u1", "i1", "view", "", "", ""], "timestamp", "found an empty value"),
-    "bad_value": (["u1", "i1", "view", "1600000000", "lots", ""], "value", "expected a finite number (quantity, price or rating); found 'lots'"),
+    "bad_value": (
+        ["u1", "i1", "view", "1600000000", "lots", ""],
+        "value",
+        "expected a finite number (quantity, price or rating); found 'lots'",
+    ),
     "too_few": (["u1", "i1", "view"], None, "expected 6 fields, found 3"),
     "too_many": (["u1", "i1", "view", "1", "", "", "extra"], None, "expected 6 fields, found 7"),
 }
@@ -288,10 +415,10 @@ BAD = {
 def test_fail_mode_stops_at_first_bad_row_and_writes_nothing(tmp_path, capsys, kind):
     row, field, message = BAD[kind]
     good = _good_rows()
-    rows = good[:5] + [row] + good[5:] + [row]
+    rows = [*good[:5], row, *good[5:], row]
     p = tmp_path / "log.csv"
     p.write_text(_csv(rows))
-    code, out, err = _run(capsys, p, "--format", "events", "-o", tmp_path / "ds")
+    code, _out, err = _run(capsys, p, "--format", "events", "-o", tmp_path / "ds")
     assert code == 2
     assert err.count("\n") == 1 and "Traceback" not in err
     where = f"{p}, line 7" + (f", field '{field}'" if field else "")
@@ -318,7 +445,11 @@ def test_skip_mode_accounts_for_every_row_and_loses_nothing(tmp_path, capsys):
     expected_bad = {}
     rng = np.random.default_rng(1)
     bad_cycle = sorted(BAD)
-    body = [("good", r) for r in good] + [("dup", r) for r in dups] + [("bad", k) for k in bad_cycle * 3]
+    body = (
+        [("good", r) for r in good]
+        + [("dup", r) for r in dups]
+        + [("bad", k) for k in bad_cycle * 3]
+    )
     order = rng.permutation(len(body))
     for idx in order:
         kind, payload = body[idx]
@@ -329,13 +460,18 @@ def test_skip_mode_accounts_for_every_row_and_loses_nothing(tmp_path, capsys):
             lines.append("")  # blank lines are not rows
     p = tmp_path / "log.csv"
     p.write_text("\n".join(lines) + "\n")
-    code, out, err = _run(capsys, p, "--format", "events", "-o", tmp_path / "ds", "--on-error", "skip")
+    code, out, err = _run(
+        capsys, p, "--format", "events", "-o", tmp_path / "ds", "--on-error", "skip"
+    )
     assert code == 0, err
     n_rows = len(good) + len(dups) + len(expected_bad)
-    # the duplicated rows may collide with each other and with their originals: recount independently
+    # duplicated rows may collide with each other and with their originals: recount independently
     distinct = {tuple(r) for r in good + dups}
     n_dedup = len(good) + len(dups) - len(distinct)
-    assert f"rows read {n_rows} / accepted {len(distinct)} / rejected {len(expected_bad)} / deduplicated {n_dedup}" in out
+    assert (
+        f"rows read {n_rows} / accepted {len(distinct)} / rejected {len(expected_bad)} / "
+        f"deduplicated {n_dedup}" in out
+    )
     rej = pd.read_csv(tmp_path / "ds" / "rejected.csv", dtype=str, keep_default_na=False)
     assert list(rej.columns) == ["file", "line", "field", "reason", "raw"]
     assert dict(zip(rej["line"].astype(int), rej["raw"], strict=True)) == {
@@ -348,15 +484,24 @@ def test_skip_mode_accounts_for_every_row_and_loses_nothing(tmp_path, capsys):
     assert got == sorted((r[0], r[1], r[2], int(r[3])) for r in distinct)
     assert ds.edges["n_events"].sum() == len(distinct)  # nothing accepted is lost in edges either
     c = ds.manifest["cleaning"]
-    assert (c["rows_read"], c["accepted"], c["rejected"], c["deduplicated"]) == (n_rows, len(distinct), len(expected_bad), n_dedup)
+    assert (c["rows_read"], c["accepted"], c["rejected"], c["deduplicated"]) == (
+        n_rows,
+        len(distinct),
+        len(expected_bad),
+        n_dedup,
+    )
 
 
 def test_skip_mode_with_jsonl_broken_lines(tmp_path, capsys):
     p = tmp_path / "log.jsonl"
-    p.write_text('{"user_id":"a","item_id":"x","event_type":"view","timestamp":1}\n{"user_id": "b",\n'
-                 '{"user_id":"b","item_id":"y","event_type":"buy","timestamp":2}\n'
-                 '{"user_id":"c","item_id":"y","event_type":"cart","timestamp":"2020-01-01"}\n')
-    code, out, err = _run(capsys, p, "--format", "events", "-o", tmp_path / "ds", "--on-error", "skip")
+    p.write_text(
+        '{"user_id":"a","item_id":"x","event_type":"view","timestamp":1}\n{"user_id": "b",\n'
+        '{"user_id":"b","item_id":"y","event_type":"buy","timestamp":2}\n'
+        '{"user_id":"c","item_id":"y","event_type":"cart","timestamp":"2020-01-01"}\n'
+    )
+    code, out, err = _run(
+        capsys, p, "--format", "events", "-o", tmp_path / "ds", "--on-error", "skip"
+    )
     assert code == 0, err
     assert "rows read 4 / accepted 2 / rejected 2 / deduplicated 0" in out
     rej = pd.read_csv(tmp_path / "ds" / "rejected.csv")
@@ -366,12 +511,28 @@ def test_skip_mode_with_jsonl_broken_lines(tmp_path, capsys):
 
 
 MALFORMED = {
-    "wrong_encoding": ("log.csv", "user_id,item_id,event_type,timestamp\nJosé,x,view,1\n".encode("latin-1"), "not valid UTF-8 (byte 0xe9 at line 2"),
-    "missing_columns": ("log.csv", b"user_id,item_id,when\nu,i,1\n", "missing column(s) event_type, timestamp"),
+    "wrong_encoding": (
+        "log.csv",
+        "user_id,item_id,event_type,timestamp\nJosé,x,view,1\n".encode("latin-1"),
+        "not valid UTF-8 (byte 0xe9 at line 2",
+    ),
+    "missing_columns": (
+        "log.csv",
+        b"user_id,item_id,when\nu,i,1\n",
+        "missing column(s) event_type, timestamp",
+    ),
     "empty_file": ("log.csv", b"", "file is empty"),
     "header_only": ("log.csv", (HEADER + "\n").encode(), "header but no rows"),
-    "binary_garbage": ("log.csv", bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)), "binary data"),
-    "huge_line": ("log.csv", (HEADER + "\n" + "a" * (1 << 21) + "\n").encode(), "line 2 is 2,097,152 bytes long"),
+    "binary_garbage": (
+        "log.csv",
+        bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)),
+        "binary data",
+    ),
+    "huge_line": (
+        "log.csv",
+        (HEADER + "\n" + "a" * (1 << 21) + "\n").encode(),
+        "line 2 is 2,097,152 bytes long",
+    ),
     "not_parquet": ("log.parquet", b"user_id,item_id\n1,2\n", "not a Parquet file"),
     "jsonl_binary": ("log.jsonl", b"\x00\x01\x02", "binary data"),
 }
@@ -383,7 +544,9 @@ def test_malformed_files_give_one_clear_line(tmp_path, capsys, kind, mode):
     name, data, message = MALFORMED[kind]
     p = tmp_path / name
     p.write_bytes(data)
-    code, out, err = _run(capsys, p, "--format", "events", "-o", tmp_path / "ds", "--on-error", mode)
+    code, _out, err = _run(
+        capsys, p, "--format", "events", "-o", tmp_path / "ds", "--on-error", mode
+    )
     assert code == 2
     assert err.startswith("gemrec import: error: ") and err.count("\n") == 1
     assert message in err and str(p) in err
@@ -397,14 +560,18 @@ def test_missing_source_and_bad_options(tmp_path, capsys):
     p.write_text(_csv(_good_rows()))
     code, _, err = _run(capsys, p, "--format", "events", "-o", tmp_path / "ds", "--weights", "view")
     assert code == 2 and "--weights" in err
-    code, _, err = _run(capsys, p, "--format", "events", "-o", tmp_path / "ds", "--columns", "userid=uid")
+    code, _, err = _run(
+        capsys, p, "--format", "events", "-o", tmp_path / "ds", "--columns", "userid=uid"
+    )
     assert code == 2 and "--columns" in err
 
 
 def test_all_rows_bad_is_an_error_even_in_skip_mode(tmp_path, capsys):
     p = tmp_path / "e.csv"
     p.write_text(_csv([BAD["bad_time"][0], BAD["unknown_type"][0]]))
-    code, _, err = _run(capsys, p, "--format", "events", "-o", tmp_path / "ds", "--on-error", "skip")
+    code, _, err = _run(
+        capsys, p, "--format", "events", "-o", tmp_path / "ds", "--on-error", "skip"
+    )
     assert code == 2 and "no valid events" in err
     assert not (tmp_path / "ds").exists()
 
@@ -431,3 +598,105 @@ def test_api_raises_dataerror_for_bad_rows(tmp_path):
     with pytest.raises(DataError) as exc:
         import_dataset([p], tmp_path / "ds")
     assert exc.value.line == 98 and exc.value.field == "item_id"
+
+
+def test_side_table_errors_are_reported_like_event_errors(tmp_path, capsys):
+    p = tmp_path / "e.csv"
+    p.write_text(_csv(_good_rows(n_users=3, n_items=4)))
+    items = tmp_path / "items.csv"
+    items.write_text("sku,category\ni0,shoes\n")
+    code, _, err = _run(capsys, p, "--format", "events", "-o", tmp_path / "ds", "--items", items)
+    assert code == 2 and "missing column(s) item_id for --items" in err and str(items) in err
+    items.write_text("item_id,category\ni0,shoes\n ,hats\ni1,socks\n")
+    code, _, err = _run(capsys, p, "--format", "events", "-o", tmp_path / "ds", "--items", items)
+    assert code == 2 and f"{items}, line 3, field 'item_id': expected a non-empty id" in err
+    assert not (tmp_path / "ds").exists()
+    code, _out, err = _run(
+        capsys,
+        p,
+        "--format",
+        "events",
+        "-o",
+        tmp_path / "ds",
+        "--items",
+        items,
+        "--on-error",
+        "skip",
+    )
+    assert code == 0, err
+    ds = Dataset.open(tmp_path / "ds")
+    assert ds.manifest["cleaning"]["items_rejected"] == 1
+    assert ds.items.set_index("item_id").loc["i1", "category"] == "socks"
+    rej = pd.read_csv(tmp_path / "ds" / "rejected.csv")
+    assert rej["file"].tolist() == [str(items)] and rej["line"].tolist() == [3]
+
+
+def test_columns_mapping_replaces_a_same_named_column(tmp_path):
+    p = tmp_path / "e.csv"
+    p.write_text("user_id,customer,item_id,event_type,timestamp\nx,c1,i,view,1\ny,c2,i,view,2\n")
+    ds = Dataset.open(
+        import_dataset([p], tmp_path / "ds", columns="user_id=customer", split="none").path
+    )
+    assert sorted(ds.user_ids) == ["c1", "c2"]
+
+
+event_rows = st.lists(
+    st.tuples(
+        st.integers(0, 5),
+        st.integers(0, 6),
+        st.sampled_from(["view", "cart", "purchase"]),
+        st.integers(0, 30),
+    ),
+    min_size=2,
+    max_size=60,
+)
+
+
+@settings(max_examples=15, deadline=None)
+@given(event_rows, st.sampled_from(["random", "temporal", "leave-last"]), st.integers(0, 2))
+def test_import_property_no_leak_and_one_split_per_pair(rows, method, seed):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        p = f"{tmp}/e.csv"
+        with open(p, "w") as fh:
+            fh.write("user_id,item_id,event_type,timestamp\n")
+            fh.writelines(f"u{u},i{i},{t},{s}\n" for u, i, t, s in rows)
+        res = import_dataset([p], f"{tmp}/ds", split=method, seed=seed, test_fraction=0.3)
+        ds = Dataset.open(res.path)
+        e = ds.edges
+        assert not e.duplicated(["user", "item"]).any()
+        assert len(ds.events) == len(set(rows))
+        if method == "temporal":
+            test, rest = e[e.split == "test"], e[e.split != "test"]
+            if len(test) and len(rest):
+                assert test["first_timestamp"].min() > rest["last_timestamp"].max()
+            assert e["n_events"].sum() <= len(set(rows))
+        else:
+            assert e["n_events"].sum() == len(set(rows))
+        again = import_dataset([p], f"{tmp}/ds2", split=method, seed=seed, test_fraction=0.3)
+        assert again.manifest["fingerprint"] == res.manifest["fingerprint"]
+
+
+def test_import_from_dataframes_matches_the_csv_import(tmp_path):
+    rows = _good_rows()
+    df = pd.DataFrame(rows, columns=HEADER.split(","))[
+        ["user_id", "item_id", "event_type", "timestamp"]
+    ]
+    df["timestamp"] = pd.to_datetime(df["timestamp"].astype(int), unit="s")
+    items = pd.DataFrame({"item_id": ["i0", "i1"], "category": ["a", "b"], "price": [1.5, 2.0]})
+    social = pd.DataFrame({"user_id": ["u0"], "friend_id": ["u1"]})
+    (tmp_path / "e.csv").write_text(_csv(rows))
+    a = import_dataset([df], tmp_path / "a", items=items, social=social, split="temporal")
+    b = import_dataset([tmp_path / "e.csv"], tmp_path / "b", split="temporal")
+    assert a.manifest["content_sha256"] == b.manifest["content_sha256"]
+    ds = Dataset.open(a.path)
+    assert ds.items.set_index("item_id").loc["i1", "price"] == 2.0 and ds.social.nnz == 1
+    assert a.manifest["sources"][0]["path"] == "<events DataFrame 0>"
+    again = import_dataset([df], tmp_path / "c", items=items, social=social, split="temporal")
+    assert again.manifest["fingerprint"] == a.manifest["fingerprint"]
+    with pytest.raises(ParameterError, match="DataFrames"):
+        import_dataset([df, tmp_path / "e.csv"], tmp_path / "d")
+    bad = df.assign(event_type=["view"] * (len(df) - 1) + ["teleport"])
+    with pytest.raises(DataError, match=r"<events DataFrame 0>, line 96, field 'event_type'"):
+        import_dataset([bad], tmp_path / "d")

@@ -23,7 +23,11 @@ def _pairs(path):
 
 # ------------------------------------------------------------------------------ small files
 def test_parse_columns():
-    assert parse_columns(["user_id=uid,item_id=sku", "timestamp=ts"]) == {"user_id": "uid", "item_id": "sku", "timestamp": "ts"}
+    assert parse_columns(["user_id=uid,item_id=sku", "timestamp=ts"]) == {
+        "user_id": "uid",
+        "item_id": "sku",
+        "timestamp": "ts",
+    }
     with pytest.raises(ParameterError, match="keys among"):
         parse_columns("uid=user_id")
     with pytest.raises(ParameterError, match="CANONICAL=SOURCE"):
@@ -36,50 +40,82 @@ def test_lightgcn_keeps_split_and_carves_valid_from_train(tmp_path):
     ds = Dataset.open(import_dataset([tmp_path], tmp_path / "ds", format="lightgcn", seed=0).path)
     e = ds.edges
     assert list(ds.user_ids) == ["0", "1", "2"] and list(ds.item_ids) == [str(i) for i in range(11)]
-    got_test = set(zip(e.loc[e.split == "test", "user"], e.loc[e.split == "test", "item"], strict=True))
+    got_test = set(
+        zip(e.loc[e.split == "test", "user"], e.loc[e.split == "test", "item"], strict=True)
+    )
     assert got_test == {(0, 10), (1, 3), (1, 4), (2, 5)}
     trv = e[e.split != "test"]
     assert set(zip(trv.user, trv.item, strict=True)) == _pairs(tmp_path / "train.txt")
-    assert (e.split == "valid").sum() == 1 + 0 + 0  # round(0.1 * 10) for user 0; users 1, 2 too small
+    assert (
+        e.split == "valid"
+    ).sum() == 1 + 0 + 0  # round(0.1 * 10) for user 0; users 1, 2 too small
     assert ds.manifest["split"]["method"] == "predefined"
     assert not ds.has_events
 
 
 def test_lightgcn_needs_both_files(tmp_path):
     (tmp_path / "train.txt").write_text("0 1\n")
-    with pytest.raises(DataError, match="train.txt and test.txt"):
+    with pytest.raises(DataError, match=r"train\.txt and test\.txt"):
         read_source("lightgcn", [tmp_path])
 
 
 def test_taobao_behaviours_and_categories(tmp_path):
     p = tmp_path / "UserBehavior.csv"
-    p.write_text("1,100,7,pv,1511544070\n1,100,7,buy,1511544080\n2,200,8,fav,1511544090\n2,100,7,cart,1511544099\n2,300,9,like,1511544100\n")
+    p.write_text(
+        "1,100,7,pv,1511544070\n1,100,7,buy,1511544080\n2,200,8,fav,1511544090\n2,100,7,cart,1511544099\n2,300,9,like,1511544100\n"
+    )
     res = import_dataset([p], tmp_path / "ds", format="taobao", on_error="skip", split="none")
     ds = Dataset.open(res.path)
     assert sorted(set(ds.events["event_type"])) == ["cart", "fav", "purchase", "view"]
-    assert res.report.rejected == 1 and "event_type" in res.rejected[0].reason and res.rejected[0].line == 5
+    assert (
+        res.report.rejected == 1
+        and "event_type" in res.rejected[0].reason
+        and res.rejected[0].line == 5
+    )
     assert dict(zip(ds.items.item_id, ds.items.category, strict=True)) == {"100": "7", "200": "8"}
     e = ds.edges.set_index(["user", "item"])
     assert e.loc[(0, 0), "weight"] == 6.0 and e.loc[(0, 0), "n_purchase"] == 1
 
 
 def test_lastfm_play_counts_friends_and_names(tmp_path):
-    (tmp_path / "user_artists.dat").write_text("userID\tartistID\tweight\n2\t51\t100\n2\t52\t7\n3\t51\t1\n")
+    (tmp_path / "user_artists.dat").write_text(
+        "userID\tartistID\tweight\n2\t51\t100\n2\t52\t7\n3\t51\t1\n"
+    )
     (tmp_path / "user_friends.dat").write_text("userID\tfriendID\n2\t3\n3\t2\n3\t99\n")
-    (tmp_path / "artists.dat").write_text('id\tname\turl\tpictureURL\n51\tMALICE "MIZER"\thttp://a\t\n52\tDiary\thttp://b\t\n')
-    ds = Dataset.open(import_dataset([tmp_path], tmp_path / "ds", format="lastfm", split="none", valid_fraction=0).path)
-    w = dict(zip(zip(ds.user_ids[ds.edges.user], ds.item_ids[ds.edges.item], strict=True), ds.edges.weight, strict=True))
+    (tmp_path / "artists.dat").write_text(
+        'id\tname\turl\tpictureURL\n51\tMALICE "MIZER"\thttp://a\t\n52\tDiary\thttp://b\t\n'
+    )
+    ds = Dataset.open(
+        import_dataset(
+            [tmp_path], tmp_path / "ds", format="lastfm", split="none", valid_fraction=0
+        ).path
+    )
+    w = dict(
+        zip(
+            zip(ds.user_ids[ds.edges.user], ds.item_ids[ds.edges.item], strict=True),
+            ds.edges.weight,
+            strict=True,
+        )
+    )
     assert w == {("2", "51"): 100.0, ("2", "52"): 7.0, ("3", "51"): 1.0}
     assert ds.items.set_index("item_id").loc["51", "title"] == 'MALICE "MIZER"'
     assert ds.social.nnz == 2 and ds.manifest["cleaning"]["social_unknown_users"] == 1
 
 
 def test_movielens_100k_layout(tmp_path):
-    (tmp_path / "u.data").write_text("1\t10\t5\t881250949\n2\t10\t3\t881250950\n1\t20\t1\t881250951\n")
+    (tmp_path / "u.data").write_text(
+        "1\t10\t5\t881250949\n2\t10\t3\t881250950\n1\t20\t1\t881250951\n"
+    )
     flags = "|".join(["0"] * 19)
-    (tmp_path / "u.item").write_bytes(f"10|Caf\xe9 (1995)|01-Jan-1995||http://x|{flags[:-1]}1\n20|B (1996)|||http://y|1|{flags[2:]}\n".encode("latin-1"))
+    (tmp_path / "u.item").write_bytes(
+        f"10|Caf\xe9 (1995)|01-Jan-1995||http://x|{flags[:-1]}1\n20|B (1996)|||http://y|1|{flags[2:]}\n".encode(
+            "latin-1"
+        )
+    )
     (tmp_path / "u.user").write_text("1|24|M|technician|85711\n2|53|F|other|94043\n")
-    ds = Dataset.open(import_dataset([tmp_path], tmp_path / "ds", format="movielens", split="none").path)
+    ds = Dataset.open(
+        import_dataset([tmp_path], tmp_path / "ds", format="movielens", split="none").path
+    )
     items = ds.items.set_index("item_id")
     assert items.loc["10", "title"] == "Café (1995)"
     assert items.loc["10", "category"] == "genre_18" and items.loc["20", "category"] == "genre_0"
@@ -88,10 +124,18 @@ def test_movielens_100k_layout(tmp_path):
 
 
 def test_movielens_1m_dat_files(tmp_path):
-    (tmp_path / "ratings.dat").write_text("1::1193::5::978300760\n1::661::3::978302109\n2::1193::4::978300275\n")
-    (tmp_path / "movies.dat").write_bytes("1193::One Flew Over (1975)::Drama\n661::James (1996)::Animation|Children's\n".encode("latin-1"))
+    (tmp_path / "ratings.dat").write_text(
+        "1::1193::5::978300760\n1::661::3::978302109\n2::1193::4::978300275\n"
+    )
+    (tmp_path / "movies.dat").write_bytes(
+        "1193::One Flew Over (1975)::Drama\n661::James (1996)::Animation|Children's\n".encode(
+            "latin-1"
+        )
+    )
     (tmp_path / "users.dat").write_text("1::F::1::10::48067\n2::M::56::16::70072\n")
-    ds = Dataset.open(import_dataset([tmp_path], tmp_path / "ds", format="movielens", split="none").path)
+    ds = Dataset.open(
+        import_dataset([tmp_path], tmp_path / "ds", format="movielens", split="none").path
+    )
     assert ds.n_users == 2 and ds.n_items == 2 and len(ds.edges) == 3
     assert ds.items.set_index("item_id").loc["661", "category"] == "Animation"
     assert ds.users.set_index("user_id").loc["2", "zip"] == "70072"
@@ -124,7 +168,9 @@ def test_gowalla_import_counts_and_ids():
         test = ds.interactions("test").matrix
         assert test.nnz == 217242
         tu, ti = test.nonzero()
-        assert set(zip(tu[:1000].tolist(), ti[:1000].tolist(), strict=True)) <= _pairs(root / "test.txt")
+        assert set(zip(tu[:1000].tolist(), ti[:1000].tolist(), strict=True)) <= _pairs(
+            root / "test.txt"
+        )
         assert ds.interactions("train", "valid").matrix.nnz == 810128
         assert seconds < 60  # the budget is ~20 s on a loaded 2-core box; measured in benchmarks
 
@@ -135,9 +181,21 @@ def test_movielens_100k_real():
 
     with tempfile.TemporaryDirectory() as tmp:
         ds = Dataset.open(import_dataset([root], f"{tmp}/ml", format="movielens").path)
-        assert (ds.n_users, ds.n_items, len(ds.edges), len(ds.events)) == (943, 1682, 100000, 100000)
+        assert (ds.n_users, ds.n_items, len(ds.edges), len(ds.events)) == (
+            943,
+            1682,
+            100000,
+            100000,
+        )
         assert ds.items["category"].notna().all()
-        assert ds.users.columns.tolist() == ["user", "user_id", "age", "gender", "occupation", "zip"]
+        assert ds.users.columns.tolist() == [
+            "user",
+            "user_id",
+            "age",
+            "gender",
+            "occupation",
+            "zip",
+        ]
         assert ds.manifest["counts"]["splits"]["test"] == 20000
 
 
@@ -158,14 +216,19 @@ def test_taobao_sample_real():
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        res = import_dataset([root / "UserBehavior_prefix.csv"], f"{tmp}/tb", format="taobao", split="temporal")
+        res = import_dataset(
+            [root / "UserBehavior_prefix.csv"], f"{tmp}/tb", format="taobao", split="temporal"
+        )
         ds = Dataset.open(res.path)
         assert (ds.n_users, ds.n_items, len(ds.events)) == (815, 55368, 84475)
         counts = ds.events["event_type"].value_counts().to_dict()
         assert counts == {"view": 75872, "cart": 4497, "fav": 2356, "purchase": 1750}
         assert ds.items["category"].nunique() == 2914
         e = ds.edges
-        assert e[e.split == "test"]["first_timestamp"].min() > e[e.split != "test"]["last_timestamp"].max()
+        assert (
+            e[e.split == "test"]["first_timestamp"].min()
+            > e[e.split != "test"]["last_timestamp"].max()
+        )
         assert e["n_events"].sum() + ds.manifest["cleaning"]["held_out_pairs_already_in_train"] > 0
 
 
@@ -177,5 +240,50 @@ def test_lastfm_real():
         ds = Dataset.open(import_dataset([root], f"{tmp}/lfm", format="lastfm").path)
         assert (ds.n_users, len(ds.edges)) == (1892, 92834)
         assert ds.social.nnz == 25434
-        assert ds.edges["weight"].astype(np.float64).sum() == pd.read_csv(root / "user_artists.dat", sep="\t")["weight"].sum()
+        assert (
+            ds.edges["weight"].astype(np.float64).sum()
+            == pd.read_csv(root / "user_artists.dat", sep="\t")["weight"].sum()
+        )
         assert ds.items["title"].notna().sum() == ds.n_items
+
+
+def test_format_readers_report_bad_rows_with_lines(tmp_path):
+    tb = tmp_path / "tb.csv"
+    tb.write_text("1,100,7,pv,1511544070\n1,100,7,pv\n2,200,8,buy,later\n")
+    with pytest.raises(DataError, match=r"tb\.csv, line 2: expected 5 fields, found 4"):
+        import_dataset([tb], tmp_path / "ds", format="taobao")
+    res = import_dataset([tb], tmp_path / "ds", format="taobao", on_error="skip", split="none")
+    assert [(b.line, b.field) for b in res.rejected] == [(2, None), (3, "timestamp")]
+    assert res.report.accepted == 1
+
+    ml = tmp_path / "ml"
+    ml.mkdir()
+    (ml / "u.data").write_text("1\t10\t5\t881250949\n2\t10\tfive\t881250950\n")
+    with pytest.raises(
+        DataError, match=r"u\.data, line 2, field 'value': expected a finite number"
+    ):
+        import_dataset([ml], tmp_path / "ds2", format="movielens")
+
+    lf = tmp_path / "lf"
+    lf.mkdir()
+    (lf / "user_artists.dat").write_text("user\tartist\tplays\n2\t51\t100\n")
+    with pytest.raises(DataError, match=r"missing column\(s\) user_id, item_id, value"):
+        import_dataset([lf], tmp_path / "ds3", format="lastfm")
+    lg = tmp_path / "lg"
+    lg.mkdir()
+    (lg / "train.txt").write_bytes(b"0 1 2\n1 \xff\xfe\n")
+    (lg / "test.txt").write_text("0 3\n")
+    with pytest.raises(DataError, match=r"train\.txt: not valid UTF-8 \(byte 0xff at line 2"):
+        import_dataset([lg], tmp_path / "ds4", format="lightgcn")
+    assert not any((tmp_path / d).exists() for d in ("ds2", "ds3", "ds4"))
+
+
+def test_min_value_turns_ratings_into_positives(tmp_path):
+    (tmp_path / "u.data").write_text("1\t10\t5\t1\n1\t20\t3\t2\n2\t10\t4\t3\n2\t30\t1\t4\n")
+    res = import_dataset([tmp_path], tmp_path / "ds", format="movielens", min_value=4, split="none")
+    ds = Dataset.open(res.path)
+    pairs = set(zip(ds.user_ids[ds.edges.user], ds.item_ids[ds.edges.item], strict=True))
+    assert pairs == {("1", "10"), ("2", "10")}
+    assert ds.manifest["cleaning"]["value_filtered_events"] == 2
+    assert ds.manifest["min_value"] == 4
+    assert len(ds.events) == 2

@@ -4,7 +4,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gemrec.data.tables import TextFile, fingerprint_file, read_csv, read_jsonl, read_parquet, read_table
+from gemrec.data.tables import (
+    TextFile,
+    fingerprint_file,
+    read_csv,
+    read_jsonl,
+    read_parquet,
+    read_table,
+)
 from gemrec.errors import DataError
 
 
@@ -59,7 +66,10 @@ def test_csv_keeps_raw_strings_verbatim(tmp_path):
         (b"  \n\n", "file is empty"),
         (b"a,b\x00c\n1,2\n", "binary data (NUL byte"),
         (bytes(range(256)) * 10, "binary data"),
-        ("user_id,item_id\ncaf\xe9,1\n".encode("latin-1"), "not valid UTF-8 (byte 0xe9 at line 2, column 4)"),
+        (
+            "user_id,item_id\ncaf\xe9,1\n".encode("latin-1"),
+            "not valid UTF-8 (byte 0xe9 at line 2, column 4)",
+        ),
     ],
 )
 def test_whole_file_errors(tmp_path, data, message):
@@ -94,7 +104,9 @@ def test_missing_file_and_directory(tmp_path):
 
 
 def test_jsonl_fast_path_and_line_numbers(tmp_path):
-    p = _write(tmp_path, "e.jsonl", '{"u": "a", "n": 1}\n\n{"u": "b", "n": 2.5}\n{"u": "c", "n": null}\n')
+    p = _write(
+        tmp_path, "e.jsonl", '{"u": "a", "n": 1}\n\n{"u": "b", "n": 2.5}\n{"u": "c", "n": null}\n'
+    )
     t = read_jsonl(p)
     assert t.frame["u"].tolist() == ["a", "b", "c"]
     assert t.frame["n"].tolist()[:2] == ["1", "2.5"]
@@ -120,7 +132,7 @@ def test_parquet_values_become_strings(tmp_path):
     assert t.frame["s"].tolist() == ["x", ""]
     assert t.lines.tolist() == [1, 2]
     bad = _write(tmp_path, "bad.parquet", b"PAR1 not really")
-    with pytest.raises(DataError, match="not a Parquet file|cannot read Parquet"):
+    with pytest.raises(DataError, match=r"not a Parquet file|cannot read Parquet"):
         read_parquet(bad)
     with pytest.raises(DataError, match="file is empty"):
         read_parquet(_write(tmp_path, "empty.parquet", b""))
@@ -166,3 +178,30 @@ def test_fast_csv_matches_python_csv_reference(tmp_path):
     assert t.lines.tolist() == ref_lines
     assert t.frame["a"].tolist() == ref_a
     assert len(t.bad_rows) == sum(1 for r in rows[1:] if r == "1,2")
+
+
+def test_parquet_timestamps_become_utc_epoch_seconds(tmp_path):
+    p = tmp_path / "t.parquet"
+    ts = pd.to_datetime(["2020-01-01 00:00", "2020-01-02 12:30"]).tz_localize("Europe/Berlin")
+    pd.DataFrame({"ts": ts, "naive": ts.tz_localize(None), "d": ts.date}).to_parquet(p)
+    t = read_parquet(p)
+    assert [float(x) for x in t.frame["ts"]] == [1577833200.0, 1577964600.0]
+    assert [float(x) for x in t.frame["naive"]] == [1577836800.0, 1577968200.0]
+    assert [float(x) for x in t.frame["d"]] == [1577836800.0, 1577923200.0]
+
+
+def test_csv_padded_header_and_leading_blank_lines(tmp_path):
+    p = _write(tmp_path, "e.csv", "\n\n user_id , item_id \n1,2\n\n3\n4,5\n")
+    t = read_csv(p)
+    assert list(t.frame.columns) == ["user_id", "item_id"]
+    assert t.frame["user_id"].tolist() == ["1", "4"]
+    assert t.lines.tolist() == [4, 7]
+    assert [(b.line, b.raw) for b in t.bad_rows] == [(6, "3")]
+
+
+def test_jsonl_mixed_types_fall_back_without_losing_rows(tmp_path):
+    p = _write(tmp_path, "e.jsonl", '{"u": 1, "x": {"a": 1}}\n{"u": "007", "x": true}\n')
+    t = read_jsonl(p)
+    assert t.frame["u"].tolist() == ["1", "007"]
+    assert t.frame["x"].tolist() == ['{"a": 1}', "true"]
+    assert t.lines.tolist() == [1, 2] and t.bad_rows == []

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from gemrec.data.tables import BadRow, Table
 from gemrec.errors import DataError, ParameterError
@@ -87,7 +89,7 @@ def parse_weights(
     if spec is None:
         return out
     if isinstance(spec, Mapping):
-        items = list(spec.items())
+        items: list[tuple[str, float]] = [(str(k), float(v)) for k, v in spec.items()]
     else:
         entries = [spec] if isinstance(spec, str) else list(spec)
         items = []
@@ -100,15 +102,15 @@ def parse_weights(
                     "--weights", "TYPE=WEIGHT pairs such as view=1,purchase=10", entry
                 )
             try:
-                items.append((key, float(value)))
+                items.append((key, float(value.strip())))
             except ValueError:
                 raise ParameterError.invalid(
                     f"--weights {key.strip()}", "a number", value
                 ) from None
-    for key, value in items:
-        if not np.isfinite(value) or value < 0:
-            raise ParameterError.invalid(f"--weights {key}", "a finite number >= 0", value)
-        out[str(key).strip().lower()] = float(value)
+    for name, weight in items:
+        if not np.isfinite(weight) or weight < 0.0:
+            raise ParameterError.invalid(f"--weights {name}", "a finite number >= 0", weight)
+        out[str(name).strip().lower()] = float(weight)
     return out
 
 
@@ -126,9 +128,9 @@ def parse_timestamps(raw: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     bad : numpy.ndarray of bool, shape (n,)
         Non-empty values that could not be parsed.
     """
-    text = raw.astype(object).fillna("").astype(str).str.strip()
+    text = _strip(raw)
     empty = (text == "").to_numpy()
-    num = pd.to_numeric(text.where(~empty, None), errors="coerce").to_numpy(dtype=np.float64)
+    num, _ = to_float(text)
     finite = np.isfinite(num)
     num = np.where(np.abs(num) >= MS_THRESHOLD, num / 1000.0, num)
     out = np.where(finite, num, np.nan)
@@ -144,6 +146,23 @@ def parse_timestamps(raw: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         out[np.flatnonzero(rest)] = secs
     bad = ~empty & np.isnan(out)
     return out, bad
+
+
+_NUMBER = r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$"
+
+
+def to_float(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Parse stripped strings as float64 (vectorised in Arrow).
+
+    Returns the values (NaN where not a number) and a mask of the non-empty strings that are not
+    numbers.
+    """
+    arr = pa.array(text, type=pa.string(), from_pandas=True).fill_null("")
+    is_num = pc.match_substring_regex(arr, _NUMBER)
+    vals = pc.cast(pc.if_else(is_num, arr, pa.scalar("nan")), pa.float64())
+    empty = pc.equal(arr, "")
+    bad = ~is_num.to_numpy(zero_copy_only=False) & ~empty.to_numpy(zero_copy_only=False)
+    return vals.to_numpy(zero_copy_only=False).astype(np.float64), bad
 
 
 def _strip(series: pd.Series) -> pd.Series:
@@ -212,10 +231,8 @@ def validate_events(
         )
         if "value" in f:
             vtext = _strip(f["value"])
-            v = pd.to_numeric(vtext.where(vtext != "", None), errors="coerce").to_numpy(
-                dtype=np.float64
-            )
-            v_bad = (vtext != "").to_numpy() & ~np.isfinite(v)
+            v, v_bad = to_float(vtext)
+            v_bad = v_bad | (~np.isfinite(v) & (vtext != "").to_numpy())  # e.g. 1e999
             cols["value"] = np.where(np.isfinite(v), v, np.nan)
             checks.append(("value", v_bad, "a finite number (quantity, price or rating)"))
         else:
@@ -242,7 +259,7 @@ def validate_events(
                 name, _, expected = checks[int(first_field[i])]
                 found = f[name].iloc[i] if name in f else ""
                 raise DataError(
-                    f"expected {expected}; found {_show(found)}",
+                    f"expected {expected}; found {_show(found)}{_HINTS.get(name, '')}",
                     path=table.path,
                     line=line,
                     field=name,
@@ -250,30 +267,25 @@ def validate_events(
         if row_bad and on_error == "fail":
             b = row_bad[0]
             raise DataError(f"{b.reason}: {_show(b.raw, 120)}", path=b.path, line=b.line)
-        for i in bad_idx:  # only the rejected rows go through Python
-            name, _, expected = checks[int(first_field[i])]
-            found = f[name].iloc[i] if name in f else ""
-            line = int(table.lines[i])
-            rejected.append(
-                BadRow(
-                    table.path,
-                    line,
-                    name,
-                    f"{name}: expected {expected}; found {_show(found)}",
-                    table.raw_row(line),
-                )
-            )
+        for k, (name, _, expected) in enumerate(checks):  # only rejected rows reach Python
+            idx = bad_idx[first_field[bad_idx] == k]
+            if not len(idx):
+                continue
+            found_values = f[name].take(idx).tolist() if name in f else [""] * len(idx)
+            for line, found in zip(table.lines[idx].tolist(), found_values, strict=True):
+                reason = f"{name}: expected {expected}; found {_show(found)}"
+                rejected.append(BadRow(table.path, line, name, reason, table.raw_row(line)))
         rejected.extend(BadRow(b.path, b.line, b.field, b.reason, b.raw) for b in row_bad)
         good = ~bad_any
         keep = None if good.all() else np.flatnonzero(good)
-        frame = pd.DataFrame(
-            {
-                k: (v if keep is None else v[keep])
-                if isinstance(v, np.ndarray)
-                else (v if keep is None else v.iloc[keep]).reset_index(drop=True)
-                for k, v in cols.items()
-            }
-        )
+        data: dict[str, object] = {}
+        for col_name, col in cols.items():
+            if isinstance(col, np.ndarray):
+                data[col_name] = col if keep is None else col[keep]
+            else:
+                assert isinstance(col, pd.Series)  # internal invariant, not user input
+                data[col_name] = (col if keep is None else col.iloc[keep]).reset_index(drop=True)
+        frame = pd.DataFrame(data)
         frame["source"] = np.int16(si)
         frame["line"] = table.lines[good]
         frames.append(frame)
@@ -285,6 +297,13 @@ def validate_events(
     report.rejected += len(rejected)
     rejected.sort(key=lambda b: (b.path, b.line))
     return events, rejected
+
+
+_HINTS = {
+    "event_type": " (declare other types with --weights TYPE=WEIGHT, or skip such rows with "
+    "--on-error skip)",
+    "timestamp": " (map another column with --columns timestamp=NAME)",
+}
 
 
 def _show(value: object, limit: int = 60) -> str:
@@ -378,7 +397,8 @@ def event_weights(
     codes = pd.Index(list(weights)).get_indexer(event_types)
     if (codes < 0).any():
         raise DataError(
-            f"unknown event type {np.asarray(event_types)[codes < 0][0]!r}; known: {', '.join(weights)}"
+            f"unknown event type {np.asarray(event_types)[codes < 0][0]!r}; "
+            f"known: {', '.join(weights)}"
         )
     w = np.asarray(list(weights.values()), dtype=np.float64)[codes]
     if values is not None:
@@ -391,7 +411,7 @@ def event_weights(
             reference_time = float(np.nanmax(ts)) if np.isfinite(ts).any() else 0.0
         age = np.where(np.isnan(ts), 0.0, reference_time - ts)
         w = w * np.exp2(-age / (half_life_days * SECONDS_PER_DAY))
-    return w
+    return np.asarray(w, dtype=np.float64)
 
 
 def aggregate_edges(

@@ -71,7 +71,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--weights",
         action="append",
         metavar="TYPE=W,...",
-        help="event type weights (defaults view=1,click=2,fav=3,cart=4,purchase=5); other types are bad rows",
+        help="event type weights (defaults view=1,click=2,fav=3,cart=4,purchase=5); "
+        "other types are bad rows",
     )
     clean.add_argument(
         "--weight-by-value",
@@ -95,6 +96,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         default=0,
         metavar="N",
         help="k-core: distinct users per item",
+    )
+    clean.add_argument(
+        "--min-value",
+        type=float,
+        metavar="X",
+        help="keep only events with value >= X (e.g. 4: MovieLens ratings 4-5 as positives)",
     )
     sp = p.add_argument_group("splits")
     sp.add_argument(
@@ -144,6 +151,7 @@ def _run(args: argparse.Namespace) -> int:
         half_life_days=args.half_life_days,
         min_user_interactions=args.min_user_interactions,
         min_item_interactions=args.min_item_interactions,
+        min_value=args.min_value,
         split=args.split,
         test_fraction=args.test_fraction,
         valid_fraction=args.valid_fraction,

@@ -39,9 +39,15 @@ from gemrec.data.cleaning import (
     parse_weights,
     validate_events,
 )
-from gemrec.data.readers import Source, parse_columns, read_side_table, read_source
+from gemrec.data.readers import Source, parse_columns, read_frames, read_side_table, read_source
 from gemrec.data.store import SPLITS, write_dataset
-from gemrec.data.tables import MAX_LINE_BYTES, BadRow, Table, fingerprint_file
+from gemrec.data.tables import (
+    MAX_LINE_BYTES,
+    BadRow,
+    Table,
+    fingerprint_file,
+    fingerprint_frame,
+)
 from gemrec.errors import DataError, ParameterError
 
 __all__ = ["ImportResult", "import_dataset"]
@@ -66,7 +72,8 @@ class ImportResult:
         s = c["splits"]
         return (
             f"imported {self.manifest['format']}: {c['users']:,} users, {c['items']:,} items, "
-            f"{c['edges']:,} edges (train {s['train']:,}, valid {s['valid']:,}, test {s['test']:,}) "
+            f"{c['edges']:,} edges (train {s['train']:,}, valid {s['valid']:,}, "
+            f"test {s['test']:,}) "
             f"from {self.report.rows_read:,} rows ({self.report.rejected:,} rejected, "
             f"{self.report.deduplicated:,} duplicates) in {self.seconds:.1f}s -> {self.path}"
         )
@@ -139,8 +146,8 @@ def _clean_side(
                 line=int(table.lines[i]),
                 field=key,
             )
-        for i in np.flatnonzero(empty & ~bad):
-            line = int(table.lines[i])
+        for j in np.flatnonzero(empty & ~bad):
+            line = int(table.lines[j])
             rejected.append(
                 BadRow(
                     table.path,
@@ -239,13 +246,13 @@ def _check_output(output: Path, sources: Sequence[Path]) -> None:
 
 
 def import_dataset(
-    sources: Sequence[str | Path],
+    sources: Sequence[str | Path | pd.DataFrame],
     output: str | Path,
     *,
     format: str = "events",
-    items: str | Path | None = None,
-    users: str | Path | None = None,
-    social: str | Path | None = None,
+    items: str | Path | pd.DataFrame | None = None,
+    users: str | Path | pd.DataFrame | None = None,
+    social: str | Path | pd.DataFrame | None = None,
     columns: str | Sequence[str] | Mapping[str, str] | None = None,
     on_error: str = "fail",
     weights: str | Sequence[str] | Mapping[str, float] | None = None,
@@ -253,6 +260,7 @@ def import_dataset(
     half_life_days: float | None = None,
     min_user_interactions: int = 0,
     min_item_interactions: int = 0,
+    min_value: float | None = None,
     split: str | None = None,
     test_fraction: float = 0.2,
     valid_fraction: float = 0.1,
@@ -266,12 +274,13 @@ def import_dataset(
 
     Parameters
     ----------
-    sources : sequence of path
-        Files or directories, as ``--format`` expects.
+    sources : sequence of path or of pandas.DataFrame
+        Files or directories, as ``--format`` expects; or in-memory event tables
+        (``format="events"``), e.g. from :mod:`gemrec.data.synthetic`.
     output : path
         The dataset directory (replaced atomically; nothing is written if the import fails).
     format : {"events", "lightgcn", "movielens", "taobao", "lastfm"}
-    items, users, social : path, optional
+    items, users, social : path or pandas.DataFrame, optional
         Side tables (CSV/TSV/JSONL/Parquet with a header) keyed by ``item_id`` / ``user_id`` /
         ``user_id, friend_id``; they replace what the format provides.
     columns : str or mapping, optional
@@ -286,6 +295,9 @@ def import_dataset(
         Exponential time decay of event weights, relative to the latest event.
     min_user_interactions, min_item_interactions : int
         k-core thresholds on distinct user-item pairs (0 = off), iterated to a fixed point.
+    min_value : float, optional
+        Keep only events whose ``value`` is at least this (e.g. ratings >= 4 as positives);
+        events without a value are dropped too.
     split : {"predefined", "random", "temporal", "leave-last", "none"}, optional
         Default: "predefined" for sources that carry a split (lightgcn), else "random".
     test_fraction : float
@@ -318,20 +330,32 @@ def import_dataset(
             "--split", f"one of {', '.join(splitting.SPLIT_METHODS)}", split
         )
     col_map = dict(columns) if isinstance(columns, Mapping) else parse_columns(columns)
-    source_paths = [Path(s) for s in sources]
+    frames = [s for s in sources if isinstance(s, pd.DataFrame)]
+    if frames and (len(frames) != len(sources) or format != "events"):
+        raise ParameterError.invalid(
+            "sources", "only DataFrames (with format='events') or only paths", "a mix"
+        )
+    source_paths = [Path(s) for s in sources if not isinstance(s, pd.DataFrame)]
     _check_output(output, source_paths)
     cut = _parse_cut(test_after)
 
     big = sum(p.stat().st_size for p in source_paths if p.is_file()) > (64 << 20)
     bar = _Progress(progress and big)
     try:
-        src = read_source(format, source_paths, col_map, max_line_bytes=max_line_bytes)
-        for kind, path in (("items", items), ("users", users), ("social", social)):
-            if path is not None:
+        if frames:
+            src = read_frames(frames, col_map)
+        else:
+            src = read_source(format, source_paths, col_map, max_line_bytes=max_line_bytes)
+        for kind, side in (("items", items), ("users", users), ("social", social)):
+            if side is not None:
                 setattr(
-                    src, kind, read_side_table(path, kind, col_map, max_line_bytes=max_line_bytes)
+                    src, kind, read_side_table(side, kind, col_map, max_line_bytes=max_line_bytes)
                 )
-                src.files.append(Path(path))
+                src.files.append(
+                    fingerprint_frame(side, f"<{kind} DataFrame>")
+                    if isinstance(side, pd.DataFrame)
+                    else Path(side)
+                )
         bar.step("read")
         return _build(
             src,
@@ -344,6 +368,7 @@ def import_dataset(
             half_life_days=half_life_days,
             min_user=int(min_user_interactions),
             min_item=int(min_item_interactions),
+            min_value=min_value,
             method=split or ("predefined" if src.predefined_split else "random"),
             test_fraction=test_fraction,
             valid_fraction=valid_fraction,
@@ -353,9 +378,9 @@ def import_dataset(
             options={
                 "columns": col_map,
                 "on_error": on_error,
-                "items": None if items is None else str(items),
-                "users": None if users is None else str(users),
-                "social": None if social is None else str(social),
+                "items": _describe(items),
+                "users": _describe(users),
+                "social": _describe(social),
             },
         )
     finally:
@@ -374,6 +399,7 @@ def _build(
     half_life_days: float | None,
     min_user: int,
     min_item: int,
+    min_value: float | None,
     method: str,
     test_fraction: float,
     valid_fraction: float,
@@ -405,21 +431,31 @@ def _build(
     bar.step("validate")
     if events.empty:
         raise DataError(
-            f"no valid events in {', '.join(str(f) for f in src.files[:3])} ({report.rows_read} rows read, "
+            f"no valid events in {', '.join(t.path for t in src.events[:3])} "
+            f"({report.rows_read} rows read, "
             f"{report.rejected} rejected); nothing to import"
         )
 
+    if min_value is not None:
+        # explicit feedback as implicit: keep events whose value reaches the threshold
+        low = ~(events["value"].to_numpy(np.float64) >= min_value)
+        report.extra["value_filtered_events"] = int(low.sum())
+        events = events[~low].reset_index(drop=True)
+        if events.empty:
+            raise DataError(f"--min-value {min_value} removed every event; lower it")
     # k-core on distinct pairs, then contiguous ids over what is left
-    u, _, _ = _sorted_ids(events["user_id"])
-    i, _, _ = _sorted_ids(events["item_id"])
-    keep, rounds = kcore(u, i, min_user, min_item)
-    report.kcore_rounds = rounds
-    report.kcore_removed_events = int((~keep).sum())
+    keep = np.ones(len(events), dtype=bool)
+    if min_user > 1 or min_item > 1:
+        u, _ = pd.factorize(events["user_id"])
+        i, _ = pd.factorize(events["item_id"])
+        keep, report.kcore_rounds = kcore(u, i, min_user, min_item)
+        report.kcore_removed_events = int((~keep).sum())
     if not keep.all():
         events = events[keep].reset_index(drop=True)
         if events.empty:
             raise DataError(
-                f"the k-core filter (--min-user-interactions {min_user}, --min-item-interactions {min_item}) "
+                f"the k-core filter (--min-user-interactions {min_user}, "
+                f"--min-item-interactions {min_item}) "
                 "removed every event; lower the thresholds"
             )
     u, user_ids, user_order = _sorted_ids(events["user_id"])
@@ -535,7 +571,7 @@ def _build(
         "name": output.name,
         "format": src.format,
         "created_by": f"gemrec {__version__} import",
-        "sources": [fingerprint_file(f) for f in src.files],
+        "sources": [f if isinstance(f, dict) else fingerprint_file(f) for f in src.files],
         "options": options,
         "event_weights": weights,
         "weight_by_value": weight_by_value,
@@ -547,6 +583,7 @@ def _build(
             "reference_iso": _iso(ref_time),
         },
         "kcore": {"min_user_interactions": min_user, "min_item_interactions": min_item},
+        "min_value": min_value,
         "cleaning": report.as_dict(),
         "split": split_info,
         "id_maps": {
@@ -567,6 +604,7 @@ def _build(
                 "weight_by_value",
                 "time_decay",
                 "kcore",
+                "min_value",
                 "cleaning",
                 "split",
             )
@@ -596,7 +634,13 @@ def _build(
     return ImportResult(path, full, report, rejected, time.perf_counter() - start)
 
 
+def _describe(side: object) -> str | None:
+    if side is None:
+        return None
+    return "<DataFrame>" if isinstance(side, pd.DataFrame) else str(side)
+
+
 def _iso(t: float | None) -> str | None:
     if t is None or not np.isfinite(t):
         return None
-    return pd.Timestamp(t, unit="s", tz="UTC").isoformat()
+    return str(pd.Timestamp(t, unit="s", tz="UTC").isoformat())

@@ -33,7 +33,16 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from gemrec.data.tables import MAX_LINE_BYTES, BadRow, Table, TextFile, read_csv, read_table
+from gemrec.data.tables import (
+    MAX_LINE_BYTES,
+    BadRow,
+    Table,
+    TextFile,
+    fingerprint_frame,
+    read_csv,
+    read_table,
+    table_from_frame,
+)
 from gemrec.errors import DataError, ParameterError
 
 __all__ = [
@@ -61,8 +70,8 @@ class Source:
         Canonical columns (see module docstring); all values strings.
     items, users, social : Table or None
         Side tables with canonical key columns.
-    files : list of Path
-        Every file read (for fingerprints).
+    files : list of Path or dict
+        Every file read (for fingerprints); in-memory tables are given by their fingerprint.
     default_weights : dict or None
         Event type -> weight for formats with their own event types (None: the global defaults).
     weight_by_value : bool
@@ -81,7 +90,7 @@ class Source:
     items: Table | None = None
     users: Table | None = None
     social: Table | None = None
-    files: list[Path] = field(default_factory=list)
+    files: list[Path | dict[str, object]] = field(default_factory=list)
     default_weights: dict[str, float] | None = None
     weight_by_value: bool = False
     has_events: bool = True
@@ -134,14 +143,18 @@ def _require(table: Table, required: Sequence[str], columns: Mapping[str, str], 
 
 
 def read_side_table(
-    path: str | Path,
+    path: str | Path | pd.DataFrame,
     kind: str,
     columns: Mapping[str, str] | None = None,
     *,
     max_line_bytes: int = MAX_LINE_BYTES,
 ) -> Table:
     """Read an ``--items`` / ``--users`` / ``--social`` file and check its key columns."""
-    table = _rename(read_table(path, max_line_bytes=max_line_bytes), columns or {})
+    if isinstance(path, pd.DataFrame):
+        raw = table_from_frame(path, f"<{kind} DataFrame>")
+    else:
+        raw = read_table(path, max_line_bytes=max_line_bytes)
+    table = _rename(raw, columns or {})
     _require(table, SIDE_KEYS[kind], columns or {}, f"--{kind}")
     return table
 
@@ -187,7 +200,20 @@ def read_events(
         t = _rename(read_table(f, max_line_bytes=max_line_bytes), columns or {})
         _require(t, REQUIRED_EVENT_COLUMNS, columns or {}, "an event log")
         tables.append(t)
-    return Source("events", tables, files=list(files))
+    return Source("events", tables, files=[*files])
+
+
+def read_frames(frames: Sequence[pd.DataFrame], columns: Mapping[str, str] | None = None) -> Source:
+    """Generic event logs already in memory (e.g. from :mod:`gemrec.data.synthetic`)."""
+    tables = []
+    prints: list[Path | dict[str, object]] = []
+    for k, frame in enumerate(frames):
+        name = f"<events DataFrame {k}>"
+        t = _rename(table_from_frame(frame, name), columns or {})
+        _require(t, REQUIRED_EVENT_COLUMNS, columns or {}, "an event log")
+        tables.append(t)
+        prints.append(fingerprint_frame(frame, name))
+    return Source("events", tables, files=prints)
 
 
 def _lightgcn_file(path: Path, split: str) -> Table:
@@ -222,13 +248,12 @@ def read_lightgcn(
     sources: Sequence[str | Path], columns: Mapping[str, str] | None = None, **_: object
 ) -> Source:
     """LightGCN split directories: ``train.txt`` + ``test.txt`` (+ optional ``valid.txt``)."""
-    if len(sources) != 1:
+    dirs = {Path(s).parent if Path(s).is_file() else Path(s) for s in sources}
+    if len(dirs) != 1:
         raise ParameterError.invalid(
             "SOURCE", "one directory holding train.txt and test.txt", list(map(str, sources))
         )
-    root = Path(sources[0])
-    if root.is_file():
-        root = root.parent
+    root = dirs.pop()
     if not (root / "train.txt").is_file() or not (root / "test.txt").is_file():
         raise DataError(
             "expected a directory holding train.txt and test.txt (LightGCN format)", path=str(root)
@@ -242,7 +267,7 @@ def read_lightgcn(
     return Source(
         "lightgcn",
         tables,
-        files=files,
+        files=[*files],
         default_weights={"interaction": 1.0},
         has_events=False,
         timestamps_required=False,
@@ -251,7 +276,7 @@ def read_lightgcn(
 
 
 def _with(table: Table, **columns: object) -> Table:
-    frame = table.frame.assign(**columns)  # type: ignore[arg-type]
+    frame = table.frame.assign(**columns)
     return Table(table.path, frame, table.lines, table.bad_rows, table.raw)
 
 
@@ -322,7 +347,7 @@ def read_movielens(
             [_with(ev, event_type="rating")],
             items=items,
             users=users,
-            files=files,
+            files=[*files],
             default_weights=weights,
         )
     if (root / "ratings.dat").is_file():
@@ -346,7 +371,7 @@ def read_movielens(
             [_with(ev, event_type="rating")],
             items=items,
             users=users,
-            files=files,
+            files=[*files],
             default_weights=weights,
         )
     for split_dir in (root / "ultragcn_implicit_split", root):
@@ -404,7 +429,7 @@ def read_taobao(
         [],
         None,
     )
-    return Source("taobao", tables, items=items, files=list(files))
+    return Source("taobao", tables, items=items, files=[*files])
 
 
 def read_lastfm(
@@ -452,7 +477,7 @@ def read_lastfm(
         [events],
         items=items,
         social=social,
-        files=files,
+        files=[*files],
         default_weights={"play": 1.0},
         weight_by_value=True,
         has_events=False,

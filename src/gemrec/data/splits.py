@@ -40,10 +40,20 @@ def _check_fraction(name: str, fraction: float, allow_zero: bool = True) -> floa
     return float(fraction)
 
 
-def _rank_within_user(users: np.ndarray, order_key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rank (0 = first by ``order_key``) of each edge within its user, and each edge's user size."""
+def _rank_within_user(
+    users: np.ndarray, order_key: np.ndarray | None, rng: np.random.Generator | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rank (0 = first by ``order_key``) of each edge within its user, and each edge's user size.
+
+    With ``order_key=None`` the order within a user is a random permutation drawn from ``rng``.
+    """
     users = np.asarray(users, dtype=np.int64)
-    order = np.lexsort((order_key, users))
+    # two stable argsorts (the integer one is a radix sort) beat one lexsort on mixed keys
+    if order_key is None:
+        by_key = (rng or np.random.default_rng(0)).permutation(len(users))
+    else:
+        by_key = np.argsort(order_key, kind="stable")
+    order = by_key[np.argsort(users[by_key], kind="stable")]
     su = users[order]
     start = np.ones(len(su), dtype=bool)
     start[1:] = su[1:] != su[:-1]
@@ -56,7 +66,8 @@ def _rank_within_user(users: np.ndarray, order_key: np.ndarray) -> tuple[np.ndar
 
 def _n_held(sizes: np.ndarray, fraction: float) -> np.ndarray:
     """Edges held out of a user with ``sizes`` edges: round(fraction * m), at most m - 1."""
-    return np.minimum(np.floor(fraction * sizes + 0.5).astype(np.int64), sizes - 1)
+    held: np.ndarray = np.minimum(np.floor(fraction * sizes + 0.5).astype(np.int64), sizes - 1)
+    return held
 
 
 def random_holdout(
@@ -87,8 +98,7 @@ def random_holdout(
     idx = np.flatnonzero(eligible)
     if len(idx) == 0 or fraction == 0:
         return out
-    rng = np.random.default_rng(seed)
-    rank, sizes = _rank_within_user(users[idx], rng.random(len(idx)))
+    rank, sizes = _rank_within_user(users[idx], None, np.random.default_rng(seed))
     out[idx] = rank < _n_held(sizes, fraction)
     return out
 
@@ -150,7 +160,8 @@ def temporal_cut(
     ts = np.asarray(timestamps, dtype=np.float64)
     if len(ts) and np.isnan(ts).any():
         raise DataError(
-            "a temporal split needs a timestamp on every event; this source has none or some missing"
+            "a temporal split needs a timestamp on every event; "
+            "this source has none or some missing"
         )
     if cut is None:
         if fraction is None:

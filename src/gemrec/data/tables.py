@@ -37,10 +37,12 @@ __all__ = [
     "TextFile",
     "file_kind",
     "fingerprint_file",
+    "fingerprint_frame",
     "read_csv",
     "read_jsonl",
     "read_parquet",
     "read_table",
+    "table_from_frame",
 ]
 
 #: a line longer than this is not a row of a behaviour log (binary data, a minified dump ...)
@@ -111,7 +113,7 @@ class TextFile:
                 "(CSV/TSV/JSONL): is this a compressed or binary file?",
                 path=p,
             )
-        if encoding.replace("-", "").lower() in ("utf8", "ascii"):
+        if encoding.replace("-", "").lower() in ("utf8", "ascii") and not _utf8_ok(data):
             try:
                 data.decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -135,7 +137,8 @@ class TextFile:
         if len(long):
             i = int(long[0])
             raise DataError(
-                f"line {i + 1} is {int(lengths[i]):,} bytes long (limit {max_line_bytes:,}); expected "
+                f"line {i + 1} is {int(lengths[i]):,} bytes long (limit {max_line_bytes:,}); "
+                "expected "
                 "one row per line: is this a binary file or a single-line dump?",
                 path=p,
             )
@@ -155,6 +158,17 @@ class TextFile:
         """Text of 1-based physical ``line``."""
         i = line - 1
         return self.data[self.starts[i] : self.ends[i]].decode("utf-8", errors="replace")
+
+
+def _utf8_ok(data: bytes) -> bool:
+    """Whether ``data`` is valid UTF-8, checked by Arrow without copying or decoding."""
+    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64).tobytes())
+    arr = pa.LargeStringArray.from_buffers(1, offsets, pa.py_buffer(data))
+    try:
+        arr.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 @dataclass
@@ -217,6 +231,34 @@ def fingerprint_file(path: str | Path) -> dict[str, object]:
         for chunk in iter(lambda: fh.read(1 << 22), b""):
             h.update(chunk)
     return {"path": str(p), "size": p.stat().st_size, "sha256": h.hexdigest()}
+
+
+def fingerprint_frame(frame: pd.DataFrame, name: str) -> dict[str, object]:
+    """``{"path": name, "size": n_rows, "sha256"}`` of an in-memory table (content hash)."""
+    h = hashlib.sha256()
+    h.update(json.dumps([str(c) for c in frame.columns]).encode())
+    h.update(pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy().tobytes())
+    return {"path": name, "size": len(frame), "sha256": h.hexdigest()}
+
+
+def table_from_frame(frame: pd.DataFrame, name: str) -> Table:
+    """Wrap an in-memory DataFrame as a :class:`Table` (row numbers from 1; values as strings).
+
+    Datetime columns become UTC epoch seconds, like Parquet timestamps.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(f"expected a pandas DataFrame; got {type(frame).__name__}", path=name)
+    if frame.empty:
+        raise DataError("table has no rows", path=name)
+    cols: dict[str, pd.Series] = {}
+    for c in frame.columns:
+        col = frame[c]
+        if isinstance(col.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(col):
+            secs = col.dt.tz_localize("UTC") if col.dt.tz is None else col.dt.tz_convert("UTC")
+            col = (secs - pd.Timestamp("1970-01-01", tz="UTC")).dt.total_seconds()
+        text = col.astype(object).where(col.notna(), "").astype(str)
+        cols[str(c).strip()] = text.astype("str").reset_index(drop=True)
+    return Table(name, pd.DataFrame(cols), np.arange(1, len(frame) + 1, dtype=np.int64), [], None)
 
 
 def file_kind(path: str | Path) -> str:
@@ -298,7 +340,8 @@ def read_csv(
         names = [n.strip() for n in names]
         if any(not n for n in names):
             raise DataError(
-                f"header has an empty column name (header: {header_line[:200]!r}); expected named columns",
+                f"header has an empty column name (header: {header_line[:200]!r}); "
+                "expected named columns",
                 path=p,
                 line=int(nonempty[0]) + 1,
             )
@@ -314,7 +357,7 @@ def read_csv(
     if len(data_lines) == 0:
         raise DataError("file has a header but no rows", path=p)
     try:
-        table = _csv_fast(tf, names, delimiter, quoting, data_lines, column_names is None)
+        table = _csv_fast(tf, names, delimiter, quoting, data_lines)
     except _FallBack:
         table = _csv_slow(tf, names, delimiter, quoting, column_names is None)
     return table
@@ -330,7 +373,6 @@ def _csv_fast(
     delimiter: str,
     quoting: bool,
     data_lines: np.ndarray,
-    has_header: bool,
 ) -> Table:
     invalid: list[tuple[int | None, str, int]] = []
 
@@ -338,13 +380,16 @@ def _csv_fast(
         invalid.append((row.number, row.text, row.actual_columns))
         return "skip"
 
+    # parse from the first data line with the (stripped) names given, so a header with padded
+    # names stays on the fast path and pyarrow's row numbers count non-empty data lines only
+    start = int(tf.starts[data_lines[0]])
     try:
         arrow = pacsv.read_csv(
-            pa.BufferReader(tf.data),
+            pa.BufferReader(pa.py_buffer(tf.data)[start:]),
             read_options=pacsv.ReadOptions(
                 use_threads=False,  # pyarrow only numbers rows when reading serially
                 block_size=max(1 << 22, 2 * int((tf.ends - tf.starts).max(initial=0)) + 1),
-                column_names=None if has_header else names,
+                column_names=names,
             ),
             parse_options=pacsv.ParseOptions(
                 delimiter=delimiter,
@@ -361,16 +406,13 @@ def _csv_fast(
         )
     except (pa.ArrowInvalid, pa.ArrowKeyError, UnicodeDecodeError):
         raise _FallBack from None
-    if arrow.column_names != names:
-        raise _FallBack
-    nonempty = tf.nonempty()
     bad_idx: list[int] = []
     bad_rows: list[BadRow] = []
     for number, text, actual in invalid:
-        # pyarrow numbers rows by non-empty line (header included), 1-based
-        if number is None or not 0 < number <= len(nonempty):
+        # pyarrow numbers rows by non-empty line of the buffer, 1-based
+        if number is None or not 0 < number <= len(data_lines):
             raise _FallBack
-        phys = int(nonempty[number - 1])
+        phys = int(data_lines[number - 1])
         if tf.line_text(phys + 1) != text:
             raise _FallBack
         bad_idx.append(phys)
@@ -516,15 +558,21 @@ def read_parquet(path: str | Path) -> Table:
     cols = {}
     for name in arrow.column_names:
         col = arrow.column(name)
-        if pa.types.is_timestamp(col.type) or pa.types.is_date(col.type):
-            col = pa.compute.strftime(col, format="%Y-%m-%dT%H:%M:%S")
+        if pa.types.is_date(col.type):
+            col = col.cast(pa.timestamp("s"))
+        if pa.types.is_timestamp(col.type):
+            # stored as UTC instants (naive = UTC): epoch seconds as text, like a CSV would hold
+            per_second = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}[col.type.unit]
+            ints = pa.compute.cast(col, pa.int64())
+            col = pa.compute.divide(pa.compute.cast(ints, pa.float64()), float(per_second))
         elif pa.types.is_boolean(col.type):
             col = pa.compute.if_else(col, "true", "false")
         try:
             col = col.cast(pa.string())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             raise DataError(
-                f"column '{name}' has type {col.type}; expected scalar values (ids, strings, numbers)",
+                f"column '{name}' has type {col.type}; "
+                "expected scalar values (ids, strings, numbers)",
                 path=p,
             ) from None
         cols[name.strip()] = col.fill_null("").to_pandas()
