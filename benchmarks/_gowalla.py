@@ -12,7 +12,13 @@ import numpy as np
 
 from gemrec.data.interactions import Interactions
 
-__all__ = ["SHARED_DATA", "read_lightgcn_split", "validation_split"]
+__all__ = [
+    "SHARED_DATA",
+    "load_benchmark",
+    "read_lightgcn_split",
+    "read_pair_split",
+    "validation_split",
+]
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -68,3 +74,36 @@ def validation_split(
         coo.row[~keep], coo.col[~keep], coo.data[~keep], n_users=m.shape[0], n_items=m.shape[1]
     )
     return fit_m, valid_m
+
+
+def read_pair_split(
+    train_path: str | Path, test_path: str | Path
+) -> tuple[Interactions, Interactions]:
+    """``(train, test)`` from whitespace-separated ``user item [...]`` rows (extra columns ignored).
+
+    Ids are remapped to contiguous internal ids over the union of both files.
+    """
+    tr = np.loadtxt(train_path, dtype=np.int64, usecols=(0, 1), ndmin=2)
+    te = np.loadtxt(test_path, dtype=np.int64, usecols=(0, 1), ndmin=2)
+    users, u_inv = np.unique(np.concatenate([tr[:, 0], te[:, 0]]), return_inverse=True)
+    items, i_inv = np.unique(np.concatenate([tr[:, 1], te[:, 1]]), return_inverse=True)
+    n = len(tr)
+    train = Interactions.from_arrays(u_inv[:n], i_inv[:n], n_users=len(users), n_items=len(items))
+    test = Interactions.from_arrays(u_inv[n:], i_inv[n:], n_users=len(users), n_items=len(items))
+    # repeated pairs are one interaction
+    return train.with_matrix(train.binary()), test.with_matrix(test.binary())
+
+
+def load_benchmark(name: str) -> tuple[Interactions, Interactions]:
+    """``(train, test)`` of a named benchmark split under ``../shared/data``."""
+    if name == "gowalla":
+        return read_lightgcn_split(SHARED_DATA / "gowalla")
+    if name == "movielens-1m":
+        return read_lightgcn_split(SHARED_DATA / "movielens-1m" / "ultragcn_implicit_split")
+    if name == "movielens-100k":
+        root = SHARED_DATA / "movielens-100k"
+        return read_pair_split(root / "u1.base", root / "u1.test")
+    if name == "lastfm-2k":
+        root = SHARED_DATA / "lastfm-2k" / "lightgcn_pytorch_split"
+        return read_pair_split(root / "data1.txt", root / "test1.txt")
+    raise ValueError(f"unknown benchmark {name!r}")

@@ -37,7 +37,7 @@ FAST_PARAMS: dict[str, dict[str, Any]] = {
 
 #: (parameter, invalid value) per model; the error must name the parameter
 BAD_PARAMS: dict[str, list[tuple[str, Any]]] = {
-    "pop": [("half_life_days", -1.0)],
+    "pop": [("half_life_days", -1.0), ("weighted", "yes")],
     "itemknn": [("n_neighbors", 0), ("shrink", -1.0), ("weighting", "bm99")],
     "userknn": [("n_neighbors", -3), ("shrink", "a lot"), ("weighting", None)],
     "rp3beta": [("alpha", -0.5), ("beta", "high"), ("n_neighbors", 0)],
@@ -80,7 +80,8 @@ def _block_data(seed: int = 0) -> tuple[Interactions, np.ndarray, np.ndarray]:
         np.array(items),
         n_users=N_BLOCKS * USERS_PER_BLOCK,
         n_items=n_items,
-        timestamps=np.arange(len(users), dtype=np.float64) * 3600.0,
+        # each user's events form one session (a minute apart), users a day apart
+        timestamps=np.array(users, dtype=np.float64) * 86400.0 + np.arange(len(users)) * 60.0,
     )
     return inter, np.array(probe_users), np.array(probe_items)
 

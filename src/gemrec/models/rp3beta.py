@@ -60,8 +60,8 @@ class RP3Beta(Recommender):
     def __init__(
         self,
         *,
-        alpha: float = 0.9,
-        beta: float = 0.3,
+        alpha: float = 0.7,
+        beta: float = 0.2,
         n_neighbors: int = 200,
         normalize: bool = False,
     ) -> None:
