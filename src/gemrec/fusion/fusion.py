@@ -195,6 +195,9 @@ class Fusion(Recommender):
     proposing it, log(1 + item popularity), the item's age in days (time since its last
     interaction), log(1 + user activity), and, given item categories, the user's (time-decayed)
     share of activity in the item's category and the days since the user's last activity there.
+
+    Users without any training interaction get the most popular items: no channel has a signal
+    for them, and a global time split puts many such users in the test set.
     """
 
     name = "fusion"
@@ -561,7 +564,7 @@ class Fusion(Recommender):
             "min_data_in_leaf": 50,
             "feature_fraction": 0.9,
             "lambdarank_truncation_level": 40,
-            "num_threads": 2,
+            "num_threads": 1,
             "deterministic": True,
             "force_row_wise": True,
             "seed": self.seed,
@@ -688,11 +691,35 @@ class Fusion(Recommender):
                 for ch in self.channels_
             ]
             ids, sc = self._combine(block, lists, k, ui)
+            activity = self.user_activity_[block] if ui is None else np.diff(ui.indptr)
+            cold = np.flatnonzero(activity == 0)
+            if len(cold):  # no history: channels have no signal, fall back to popularity
+                ids[cold], sc[cold] = self._popular(
+                    len(cold),
+                    k,
+                    None if ex is None else ex[cold],
+                    candidates,
+                )
             out_ids.append(ids)
             out_scores.append(sc)
         if not out_ids:
             return np.zeros((0, k), np.int32), np.zeros((0, k), np.float32)
         return np.vstack(out_ids), np.vstack(out_scores)
+
+    def _popular(
+        self, n: int, k: int, exclude: sp.csr_matrix | None, candidates: Any
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k by training popularity for ``n`` users without history."""
+        from gemrec.models.base import _mask_rows, topk
+
+        scores = np.repeat(self.item_pop_[None, :], n, axis=0).astype(np.float32)
+        if exclude is not None:
+            _mask_rows(scores, exclude, np.arange(n))
+        if candidates is not None:
+            mask = np.ones(self.n_items, bool)
+            mask[_as_ids(candidates, "candidates", self.n_items)] = False
+            scores[:, mask] = -np.inf
+        return topk(scores, k)
 
     def _score_block(self, users: np.ndarray) -> np.ndarray:
         """Fused scores of all items; items no channel proposes get a score below every candidate."""
