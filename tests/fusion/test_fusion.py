@@ -173,7 +173,8 @@ def test_fusion_with_one_effective_channel_reproduces_it() -> None:
     train, valid, _ = _clusters()
     fused = Fusion(channels=["test_itemcos", "pop"], method="weighted", weights=[1.0, 0.0], refit=False)
     fused.fit(train, valid=valid)
-    assert fused.channel_names_ == ["test_itemcos"]
+    # pop has weight 0: kept only as the fallback for users without history
+    assert fused.channel_names_ == ["test_itemcos", "pop"] and fused.weights_.tolist() == [1.0, 0.0]
     alone = ItemCosine().fit(train)
     users = np.arange(0, train.n_users, 3)
     f_ids, _ = fused.recommend(users, 10)
