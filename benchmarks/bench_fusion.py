@@ -66,8 +66,15 @@ def gowalla() -> tuple[Interactions, Interactions | None, Interactions, None]:
 def ml100k(tmp: Path) -> tuple[Interactions, Interactions, Interactions, np.ndarray | None]:
     from tests.analysis.loaders import build_dataset, read_movielens
 
-    ds = Dataset.open(build_dataset(read_movielens(SHARED / "movielens-100k"), tmp / "ml", split="temporal"))
-    return ds.interactions("train"), ds.interactions("valid"), ds.interactions("test"), ds.item_categories()
+    ds = Dataset.open(
+        build_dataset(read_movielens(SHARED / "movielens-100k"), tmp / "ml", split="temporal")
+    )
+    return (
+        ds.interactions("train"),
+        ds.interactions("valid"),
+        ds.interactions("test"),
+        ds.item_categories(),
+    )
 
 
 def _union(a: Interactions, b: Interactions | None) -> Interactions:
@@ -103,9 +110,16 @@ def run(name: str, data: tuple, channels: list[str] | None, repeats: int) -> dic
             model = make_model(model_name, **params).fit(full)
             times.append(time.perf_counter() - t)
         res = evaluate(model, test, ks=[20])
-        rows[ch] = {"recall@20": res["recall@20"], "ndcg@20": res["ndcg@20"], "fit_s": statistics.median(times)}
-        print(f"  {name:8s} {ch:12s} recall@20 {res['recall@20']:.4f} ndcg@20 {res['ndcg@20']:.4f} "
-              f"fit {rows[ch]['fit_s']:.1f}s", flush=True)
+        rows[ch] = {
+            "recall@20": res["recall@20"],
+            "ndcg@20": res["ndcg@20"],
+            "fit_s": statistics.median(times),
+        }
+        print(
+            f"  {name:8s} {ch:12s} recall@20 {res['recall@20']:.4f} ndcg@20 {res['ndcg@20']:.4f} "
+            f"fit {rows[ch]['fit_s']:.1f}s",
+            flush=True,
+        )
     times, fused = [], None
     for _ in range(repeats):
         t = time.perf_counter()
@@ -128,19 +142,30 @@ def run(name: str, data: tuple, channels: list[str] | None, repeats: int) -> dic
         "recall_ratio": res["recall@20"] / rows[best]["recall@20"],
         "ndcg_ratio": res["ndcg@20"] / rows[best]["ndcg@20"],
     }
-    print(f"  {name:8s} {'fusion':12s} recall@20 {res['recall@20']:.4f} ndcg@20 {res['ndcg@20']:.4f} "
-          f"fit {out['fusion']['fit_s']:.1f}s method={fused.method_} channels={fused.channel_names_} "
-          f"weights={out['fusion']['weights']}")
+    print(
+        f"  {name:8s} {'fusion':12s} recall@20 {res['recall@20']:.4f} ndcg@20 {res['ndcg@20']:.4f} "
+        f"fit {out['fusion']['fit_s']:.1f}s method={fused.method_} channels={fused.channel_names_} "
+        f"weights={out['fusion']['weights']}"
+    )
     ok = out["recall_ratio"] >= 1.02 and out["ndcg_ratio"] >= 1.0
-    print(f"  {name:8s} fusion / best channel ({best}): recall x{out['recall_ratio']:.3f}, "
-          f"ndcg x{out['ndcg_ratio']:.3f} -> target {'MET' if ok else 'NOT met'}", flush=True)
+    print(
+        f"  {name:8s} fusion / best channel ({best}): recall x{out['recall_ratio']:.3f}, "
+        f"ndcg x{out['ndcg_ratio']:.3f} -> target {'MET' if ok else 'NOT met'}",
+        flush=True,
+    )
     return out
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--datasets", nargs="+", default=["ml100k", "gowalla"], choices=["ml100k", "gowalla"])
-    p.add_argument("--channels", nargs="+", default=None, help=f"default: available of {DEFAULT_CHANNELS}")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--datasets", nargs="+", default=["ml100k", "gowalla"], choices=["ml100k", "gowalla"]
+    )
+    p.add_argument(
+        "--channels", nargs="+", default=None, help=f"default: available of {DEFAULT_CHANNELS}"
+    )
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--json", metavar="FILE")
     args = p.parse_args()

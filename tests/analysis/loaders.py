@@ -1,4 +1,4 @@
-"""Small independent loaders: raw public files -> gemrec dataset directories (via ``write_dataset``).
+"""Small independent loaders: raw public files -> gemrec dataset dirs (via ``write_dataset``).
 
 Kept independent of the importer so the analysis tests double as an independent recount.
 """

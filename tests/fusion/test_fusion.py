@@ -67,8 +67,15 @@ def _dense_reference(lists, weights, method, rrf_k, n_items):
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.integers(1, 3), st.integers(1, 4), st.sampled_from(["rrf", "weighted"]), st.integers(0, 10_000))
-def test_fuse_lists_matches_dense_reference(n_channels: int, n_rows: int, method: str, seed: int) -> None:
+@given(
+    st.integers(1, 3),
+    st.integers(1, 4),
+    st.sampled_from(["rrf", "weighted"]),
+    st.integers(0, 10_000),
+)
+def test_fuse_lists_matches_dense_reference(
+    n_channels: int, n_rows: int, method: str, seed: int
+) -> None:
     rng = np.random.default_rng(seed)
     n_items, width, k = 9, 4, 5
     lists = []
@@ -155,7 +162,10 @@ def test_fusion_contract_and_save_load(method: str, tmp_path: Path) -> None:
     assert manifest["model"] == "fusion"
     meta = json.loads((path / "fusion.json").read_text())
     for d in meta["channel_dirs"]:
-        assert json.loads((path / "channels" / d / "manifest.json").read_text())["model"] in ("pop", "test_itemcos")
+        assert json.loads((path / "channels" / d / "manifest.json").read_text())["model"] in (
+            "pop",
+            "test_itemcos",
+        )
     assert (path / "ltr_model.txt").is_file() == (method == "ltr")
     assert not list(path.rglob("*.pkl"))
     loaded = Recommender.load(path)
@@ -171,7 +181,9 @@ def test_fusion_contract_and_save_load(method: str, tmp_path: Path) -> None:
 
 def test_fusion_with_one_effective_channel_reproduces_it() -> None:
     train, valid, _ = _clusters()
-    fused = Fusion(channels=["test_itemcos", "pop"], method="weighted", weights=[1.0, 0.0], refit=False)
+    fused = Fusion(
+        channels=["test_itemcos", "pop"], method="weighted", weights=[1.0, 0.0], refit=False
+    )
     fused.fit(train, valid=valid)
     # pop has weight 0: kept only as the fallback for users without history
     assert fused.channel_names_ == ["test_itemcos", "pop"] and fused.weights_.tolist() == [1.0, 0.0]
@@ -188,12 +200,21 @@ def test_tuning_beats_or_matches_channels_on_clustered_data() -> None:
     train, valid, test = _clusters()
     from gemrec.eval import evaluate
 
-    fused = Fusion(channels=["pop", "test_itemcos"], method="auto", n_candidates=30).fit(train, valid=valid)
-    res = {m: evaluate(m_, test, ks=[20])["recall@20"] for m, m_ in {
-        "fusion": fused,
-        "pop": Popularity().fit(Interactions(train.matrix + valid.matrix, train.user_ids, train.item_ids)),
-        "cos": ItemCosine().fit(Interactions(train.matrix + valid.matrix, train.user_ids, train.item_ids)),
-    }.items()}
+    fused = Fusion(channels=["pop", "test_itemcos"], method="auto", n_candidates=30).fit(
+        train, valid=valid
+    )
+    res = {
+        m: evaluate(m_, test, ks=[20])["recall@20"]
+        for m, m_ in {
+            "fusion": fused,
+            "pop": Popularity().fit(
+                Interactions(train.matrix + valid.matrix, train.user_ids, train.item_ids)
+            ),
+            "cos": ItemCosine().fit(
+                Interactions(train.matrix + valid.matrix, train.user_ids, train.item_ids)
+            ),
+        }.items()
+    }
     assert res["fusion"] >= max(res["pop"], res["cos"]) * 0.98
     chosen = fused.validation_["chosen"]
     objective = {m: v["recall@20"] + v["ndcg@20"] for m, v in fused.validation_["methods"].items()}
@@ -226,7 +247,7 @@ def test_bad_parameters_raise_clear_errors() -> None:
 
 
 def test_train_fusion_from_dataset_dir_with_categories(tmp_path: Path) -> None:
-    """`gemrec train --model fusion` path: channels from names, validation split, category features."""
+    """`gemrec train --model fusion`: channels from names, validation split, category features."""
     root = shared_data("movielens-100k")
     ds = Dataset.open(build_dataset(read_movielens(root), tmp_path / "ml", split="temporal"))
     params = {"channels": ["pop", "test_itemcos"], "method": "ltr", "n_candidates": 50}

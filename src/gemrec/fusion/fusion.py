@@ -35,7 +35,11 @@ __all__ = ["DEFAULT_CHANNELS", "METHODS", "Fusion", "fuse_lists"]
 #: channels tried when ``channels=None`` (those available in this build; weights may drop some)
 DEFAULT_CHANNELS = ("rp3beta", "itemknn", "userknn", "graphfilter", "pop")
 #: added to the default channels when the interactions carry timestamps
-TRENDING: dict[str, Any] = {"model": "pop", "params": {"half_life_days": 7.0}, "name": "pop-trending"}
+TRENDING: dict[str, Any] = {
+    "model": "pop",
+    "params": {"half_life_days": 7.0},
+    "name": "pop-trending",
+}
 METHODS = ("auto", "weighted", "rrf", "ltr")
 NORMALIZATIONS = ("minmax", "zscore")
 VALIDATIONS = ("auto", "given", "time", "user")
@@ -85,7 +89,7 @@ def _topk_pairs(
 
 def fuse_lists(
     lists: Sequence[tuple[np.ndarray, np.ndarray]],
-    weights: Sequence[float],
+    weights: Sequence[float] | np.ndarray,
     k: int,
     *,
     method: str = "rrf",
@@ -201,10 +205,10 @@ class Fusion(Recommender):
     -----
     The method is chosen by 2-fold cross-fitting over the validation users: channel weights (for
     "weighted" and "rrf", coordinate ascent) or the LightGBM ranker are fit on one half and scored
-    on the other by Recall@20 + NDCG@20; the chosen method is then refit on all validation users. The learned
-    blend's features per (user, item) candidate: for each channel the 1-based rank and the min-max
-    normalised score (missing when the channel did not propose the item), the number of channels
-    proposing it, log(1 + item popularity), the item's age in days (time since its last
+    on the other by Recall@20 + NDCG@20; the chosen method is then refit on all validation users.
+    The learned blend's features per (user, item) candidate: for each channel the 1-based rank and
+    the min-max normalised score (missing when the channel did not propose the item), the number
+    of channels proposing it, log(1 + item popularity), the item's age in days (time since its last
     interaction), log(1 + user activity), and, given item categories, the user's (time-decayed)
     share of activity in the item's category and the days since the user's last activity there.
 
@@ -213,6 +217,9 @@ class Fusion(Recommender):
     """
 
     name = "fusion"
+    cat_affinity_: sp.csr_matrix | None
+    cat_last_: sp.csr_matrix | None
+    user_last_: np.ndarray | None
     uses_validation: ClassVar[bool] = True
     uses_item_categories: ClassVar[bool] = True
     batch_size: ClassVar[int] = 2048
@@ -254,11 +261,15 @@ class Fusion(Recommender):
 
         if self.channels is not None:
             if not isinstance(self.channels, list | tuple) or not self.channels:
-                raise ParameterError.invalid("channels", "a non-empty list of model names or None", self.channels)
+                raise ParameterError.invalid(
+                    "channels", "a non-empty list of model names or None", self.channels
+                )
             for c in self.channels:
                 model = c.get("model") if isinstance(c, dict) else c
-                if model not in MODELS or model == "fusion" or (
-                    isinstance(c, dict) and not isinstance(c.get("params", {}), dict)
+                if (
+                    model not in MODELS
+                    or model == "fusion"
+                    or (isinstance(c, dict) and not isinstance(c.get("params", {}), dict))
                 ):
                     raise ParameterError.invalid(
                         "channels",
@@ -269,7 +280,9 @@ class Fusion(Recommender):
         if self.method not in METHODS:
             raise ParameterError.invalid("method", f"one of {METHODS}", self.method)
         if self.normalization not in NORMALIZATIONS:
-            raise ParameterError.invalid("normalization", f"one of {NORMALIZATIONS}", self.normalization)
+            raise ParameterError.invalid(
+                "normalization", f"one of {NORMALIZATIONS}", self.normalization
+            )
         if self.weights is not None:
             w = np.asarray(self.weights, dtype=np.float64)
             n = len(self.channels) if self.channels is not None else None
@@ -284,11 +297,15 @@ class Fusion(Recommender):
         if self.validation not in VALIDATIONS:
             raise ParameterError.invalid("validation", f"one of {VALIDATIONS}", self.validation)
         if not (isinstance(self.holdout_fraction, float | int) and 0 < self.holdout_fraction < 1):
-            raise ParameterError.invalid("holdout_fraction", "a number in (0, 1)", self.holdout_fraction)
+            raise ParameterError.invalid(
+                "holdout_fraction", "a number in (0, 1)", self.holdout_fraction
+            )
         if not (isinstance(self.tune_users, int) and self.tune_users >= 2):
             raise ParameterError.invalid("tune_users", "an integer >= 2", self.tune_users)
         if self.channel_params is not None and not isinstance(self.channel_params, dict):
-            raise ParameterError.invalid("channel_params", "a dict of model name -> dict", self.channel_params)
+            raise ParameterError.invalid(
+                "channel_params", "a dict of model name -> dict", self.channel_params
+            )
 
     def _channel_specs(self, has_timestamps: bool) -> list[tuple[str, str, dict[str, Any]]]:
         """(label, model name, params) per channel."""
@@ -311,7 +328,10 @@ class Fusion(Recommender):
         for e in entries:
             if isinstance(e, dict):
                 model, params = e["model"], dict(e.get("params", {}))
-                label = e.get("name") or model + "(" + ",".join(f"{k}={v}" for k, v in params.items()) + ")"
+                label = (
+                    e.get("name")
+                    or model + "(" + ",".join(f"{k}={v}" for k, v in params.items()) + ")"
+                )
             else:
                 model, params, label = e, dict((self.channel_params or {}).get(e, {})), e
             specs.append((str(label), str(model), params))
@@ -347,7 +367,9 @@ class Fusion(Recommender):
             item_categories = np.asarray(item_categories, dtype=np.int64)
             if item_categories.shape != (interactions.n_items,):
                 raise ParameterError.invalid(
-                    "item_categories", f"an int array of shape ({interactions.n_items},)", item_categories.shape
+                    "item_categories",
+                    f"an int array of shape ({interactions.n_items},)",
+                    item_categories.shape,
                 )
         self._fit_categories = item_categories
         return super().fit(interactions, valid=valid)
@@ -358,9 +380,13 @@ class Fusion(Recommender):
         has_ts = full.timestamps is not None and full.timestamps.nnz > 0
         specs = self._channel_specs(has_ts)
         if not specs:
-            raise ParameterError("parameter 'channels': no channel model is available in this build")
+            raise ParameterError(
+                "parameter 'channels': no channel model is available in this build"
+            )
         if self.weights is not None and len(self.weights) != len(specs):
-            raise ParameterError.invalid("weights", f"{len(specs)} numbers, one per channel", self.weights)
+            raise ParameterError.invalid(
+                "weights", f"{len(specs)} numbers, one per channel", self.weights
+            )
         names = [s[0] for s in specs]
         self.item_categories_ = (
             self._fit_categories
@@ -371,7 +397,9 @@ class Fusion(Recommender):
         if mode == "auto":
             mode = "time" if has_ts else "given"
         if mode == "time" and not has_ts:
-            raise ParameterError("parameter 'validation': 'time' needs interactions with timestamps")
+            raise ParameterError(
+                "parameter 'validation': 'time' needs interactions with timestamps"
+            )
         if mode == "given" and has_valid:
             train, tune = interactions, valid
         elif mode == "time":
@@ -381,17 +409,22 @@ class Fusion(Recommender):
         self.validation_mode_ = mode
         need_tuning = self.weights is None or self.method in ("auto", "ltr")
         channels = [self._fit_channel(sp_, train, tune if need_tuning else None) for sp_ in specs]
-        weights = np.ones(len(names)) if self.weights is None else np.asarray(self.weights, np.float64)
+        weights = (
+            np.ones(len(names)) if self.weights is None else np.asarray(self.weights, np.float64)
+        )
         method = "rrf" if self.method == "auto" else self.method
         report: dict[str, Any] = {"channels": names}
         self.ltr_model_: Any = None
         if need_tuning:
             self._set_side_features(train)
+            assert tune is not None
             weights, method, report = self._tune(channels, names, train, tune, weights)
         # users without history get the best popularity-type channel (by validation recall)
         pops = [j for j, sp_ in enumerate(specs) if sp_[1] == "pop"]
         single = report.get("single_channels", {})
-        fallback = max(pops, key=lambda j: single.get(names[j], {}).get("recall@20", 0.0)) if pops else -1
+        fallback = (
+            max(pops, key=lambda j: single.get(names[j], {}).get("recall@20", 0.0)) if pops else -1
+        )
         keep = np.ones(len(names), bool) if method == "ltr" else weights > 0
         if fallback >= 0:
             keep[fallback] = True
@@ -448,11 +481,15 @@ class Fusion(Recommender):
                 n_cat = int(cats.max()) + 1
                 # max timestamp per (user, category): sort ascending so the last write wins
                 order = np.argsort(t[ok])
-                last = sp.coo_matrix((t[ok][order], (coo.row[ok][order], c[ok][order])), shape=(n_users, n_cat))
+                last = sp.coo_matrix(
+                    (t[ok][order], (coo.row[ok][order], c[ok][order])), shape=(n_users, n_cat)
+                )
                 dense_keys = last.row.astype(np.int64) * n_cat + last.col
                 uniq, idx = np.unique(dense_keys[::-1], return_index=True)
                 vals = last.data[::-1][idx]
-                self.cat_last_ = sp.csr_matrix((vals, (uniq // n_cat, uniq % n_cat)), shape=(n_users, n_cat))
+                self.cat_last_ = sp.csr_matrix(
+                    (vals, (uniq // n_cat, uniq % n_cat)), shape=(n_users, n_cat)
+                )
                 user_last = np.zeros(n_users)
                 np.maximum.at(user_last, coo.row, t)
                 self.user_last_ = user_last
@@ -477,7 +514,9 @@ class Fusion(Recommender):
         has_train = np.diff(train.matrix.indptr) > 0
         users = np.flatnonzero((np.diff(tune.matrix.indptr) > 0) & has_train)
         if len(users) < 2:
-            raise GemrecError("fusion: fewer than 2 validation users with training history; nothing to tune on")
+            raise GemrecError(
+                "fusion: fewer than 2 validation users with training history; nothing to tune on"
+            )
         if len(users) > self.tune_users:
             users = np.sort(rng.choice(users, self.tune_users, replace=False))
         perm = rng.permutation(len(users))
@@ -490,7 +529,11 @@ class Fusion(Recommender):
         def sub(part: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
             return [(ids[part], sc[part]) for ids, sc in lists]
 
-        report: dict[str, Any] = {"channels": names, "n_users_tune": len(users), "selection": "2-fold cross-fit"}
+        report: dict[str, Any] = {
+            "channels": names,
+            "n_users_tune": len(users),
+            "selection": "2-fold cross-fit",
+        }
         single = {}
         for name, (ids, _) in zip(names, lists, strict=True):
             r, n = _mean_metrics(ids, truth)
@@ -504,16 +547,24 @@ class Fusion(Recommender):
                 le = sub(eval_part)
                 if m == "ltr":
                     try:
-                        self.ltr_model_ = self._train_ltr(users[fit_part], sub(fit_part), truth[fit_part])
+                        self.ltr_model_ = self._train_ltr(
+                            users[fit_part], sub(fit_part), truth[fit_part]
+                        )
                     except ImportError:  # lightgbm missing: the other methods still work
                         break
                     ids, _ = self._ltr_rank(users[eval_part], le, EVAL_K)
                 else:
-                    w = weights if self.weights is not None else self._search_weights(sub(fit_part), truth[fit_part], m)
-                    ids, _ = fuse_lists(le, w, EVAL_K, method=m, normalization=self.normalization, rrf_k=self.rrf_k)
+                    w = (
+                        weights
+                        if self.weights is not None
+                        else self._search_weights(sub(fit_part), truth[fit_part], m)
+                    )
+                    ids, _ = fuse_lists(
+                        le, w, EVAL_K, method=m, normalization=self.normalization, rrf_k=self.rrf_k
+                    )
                 r, n = _mean_metrics(ids, truth[eval_part])
                 scores.setdefault(m, []).append((r, n, len(eval_part)))
-        summary = {}
+        summary: dict[str, dict[str, Any]] = {}
         for m, vals in scores.items():
             tot = sum(v[2] for v in vals)
             summary[m] = {
@@ -528,7 +579,9 @@ class Fusion(Recommender):
             report["_booster"] = self._train_ltr(users, lists, truth)
             final_w = weights
         else:
-            final_w = weights if self.weights is not None else self._search_weights(lists, truth, best)
+            final_w = (
+                weights if self.weights is not None else self._search_weights(lists, truth, best)
+            )
         summary[best]["weights"] = [float(x) for x in final_w]
         report["methods"] = summary
         report["chosen"] = best
@@ -543,7 +596,9 @@ class Fusion(Recommender):
         def objective(w: np.ndarray) -> float:
             if not w.any():
                 return -1.0
-            ids, _ = fuse_lists(lists, w, EVAL_K, method=method, normalization=self.normalization, rrf_k=self.rrf_k)
+            ids, _ = fuse_lists(
+                lists, w, EVAL_K, method=method, normalization=self.normalization, rrf_k=self.rrf_k
+            )
             r, nd = _mean_metrics(ids, truth)
             return r + nd
 
@@ -564,7 +619,8 @@ class Fusion(Recommender):
                         best, w, improved = val, cand, True
             if not improved:
                 break
-        return w
+        out: np.ndarray = w
+        return out
 
     # ----------------------------------------------------------------- learned blend
     def _features(
@@ -576,8 +632,12 @@ class Fusion(Recommender):
         """Candidate pairs (rows, items, sorted by row) and their feature matrix (float32)."""
         n = len(users)
         n_items = len(self.item_pop_)
-        keys = [(np.broadcast_to(np.arange(n, dtype=np.int64)[:, None], ids.shape) * n_items + ids)[ids >= 0]
-                for ids, _ in lists]
+        keys = [
+            (np.broadcast_to(np.arange(n, dtype=np.int64)[:, None], ids.shape) * n_items + ids)[
+                ids >= 0
+            ]
+            for ids, _ in lists
+        ]
         uniq = np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
         rows, items = uniq // n_items, uniq % n_items
         feats: list[np.ndarray] = []
@@ -586,7 +646,9 @@ class Fusion(Recommender):
             valid = ids >= 0
             rr = np.broadcast_to(np.arange(n, dtype=np.int64)[:, None], ids.shape)
             ck = (rr * n_items + ids)[valid]
-            rank = np.broadcast_to(np.arange(1, ids.shape[1] + 1, dtype=np.float32), ids.shape)[valid]
+            rank = np.broadcast_to(np.arange(1, ids.shape[1] + 1, dtype=np.float32), ids.shape)[
+                valid
+            ]
             ns = _normalise(sc, valid, "minmax")[valid]
             pos = np.searchsorted(uniq, ck)
             f_rank = np.full(len(uniq), np.nan, np.float32)
@@ -613,9 +675,11 @@ class Fusion(Recommender):
             else:
                 ui = sp.csr_matrix(user_items)
                 coo = ui.tocoo()
-                block = category_affinities(coo.row, coo.col, coo.data, self.item_categories_, n_users=ui.shape[0])
+                block = category_affinities(
+                    coo.row, coo.col, coo.data, self.item_categories_, n_users=ui.shape[0]
+                )
             aff[ok] = np.asarray(block[rows[ok], cat[ok]]).ravel()
-            if self.cat_last_ is not None and user_items is None:
+            if self.cat_last_ is not None and self.user_last_ is not None and user_items is None:
                 last = np.asarray(self.cat_last_[users][rows[ok], cat[ok]]).ravel()
                 days = (self.user_last_[users][rows[ok]] - last) / 86400.0
                 rec[ok] = np.where(last > 0, days, np.nan)
@@ -653,13 +717,18 @@ class Fusion(Recommender):
         t = sp.csr_matrix(truth)
         t.sort_indices()
         n_items = len(self.item_pop_)
-        tkeys = np.repeat(np.arange(t.shape[0], dtype=np.int64), np.diff(t.indptr)) * n_items + t.indices
+        tkeys = (
+            np.repeat(np.arange(t.shape[0], dtype=np.int64), np.diff(t.indptr)) * n_items
+            + t.indices
+        )
         label = np.isin(rows * n_items + items, tkeys).astype(np.float32)
         # users without a positive among their candidates teach a ranker nothing
         pos_per_row = np.bincount(rows, weights=label, minlength=len(users))
         keep_users = np.flatnonzero(pos_per_row > 0)
         if len(keep_users) < 2:
-            raise GemrecError("fusion: too few validation users with a hit among the candidates to train 'ltr'")
+            raise GemrecError(
+                "fusion: too few validation users with a hit among the candidates to train 'ltr'"
+            )
         rng = np.random.default_rng(self.seed + 1)
         is_eval_user = np.zeros(len(users), bool)
         is_eval_user[rng.choice(keep_users, max(1, len(keep_users) // 5), replace=False)] = True
@@ -691,7 +760,9 @@ class Fusion(Recommender):
     ) -> tuple[np.ndarray, np.ndarray]:
         rows, items, x = self._features(users, lists, user_items)
         if len(rows) == 0:
-            return np.full((len(users), k), -1, np.int32), np.full((len(users), k), -np.inf, np.float32)
+            return np.full((len(users), k), -1, np.int32), np.full(
+                (len(users), k), -np.inf, np.float32
+            )
         best_it = getattr(self.ltr_model_, "best_iteration", 0) or None
         pred = np.asarray(self.ltr_model_.predict(x, num_iteration=best_it), dtype=np.float64)
         return _topk_pairs(rows, items, pred, len(users), k)
@@ -707,7 +778,12 @@ class Fusion(Recommender):
         if self.method_ == "ltr":
             return self._ltr_rank(users, lists, k, user_items)
         return fuse_lists(
-            lists, self.weights_, k, method=self.method_, normalization=self.normalization, rrf_k=self.rrf_k
+            lists,
+            self.weights_,
+            k,
+            method=self.method_,
+            normalization=self.normalization,
+            rrf_k=self.rrf_k,
         )
 
     def recommend(
@@ -738,7 +814,9 @@ class Fusion(Recommender):
             exclude = sp.csr_matrix(exclude)
             if exclude.shape != (len(users), self.n_items):
                 raise ParameterError.invalid(
-                    "exclude", f"a sparse matrix of shape ({len(users)}, {self.n_items})", exclude.shape
+                    "exclude",
+                    f"a sparse matrix of shape ({len(users)}, {self.n_items})",
+                    exclude.shape,
                 )
         n_cand = max(self.n_candidates, k)
         out_ids, out_scores = [], []
@@ -790,13 +868,19 @@ class Fusion(Recommender):
         return topk(scores, k)
 
     def _score_block(self, users: np.ndarray) -> np.ndarray:
-        """Fused scores of all items; items no channel proposes get a score below every candidate."""
-        lists = [ch.recommend(users, self.n_candidates, exclude_seen=False) for ch in self.channels_]
+        """Fused scores of all items; items no channel proposes score below every candidate."""
+        lists = [
+            ch.recommend(users, self.n_candidates, exclude_seen=False) for ch in self.channels_
+        ]
         width = sum(ids.shape[1] for ids, _ in lists)
         ids, sc = self._combine(users, lists, width)
         out = np.full((len(users), self.n_items), np.nan, np.float32)
         finite = ids >= 0
-        floor = np.nanmin(np.where(finite, sc, np.nan), axis=1) if finite.any() else np.zeros(len(users))
+        floor = (
+            np.nanmin(np.where(finite, sc, np.nan), axis=1)
+            if finite.any()
+            else np.zeros(len(users))
+        )
         floor = np.where(np.isfinite(floor), floor, 0.0) - 1.0
         r = np.broadcast_to(np.arange(len(users))[:, None], ids.shape)
         out[r[finite], ids[finite]] = sc[finite]
@@ -804,8 +888,12 @@ class Fusion(Recommender):
 
     def score_new(self, user_items: sp.csr_matrix) -> np.ndarray:
         ui = sp.csr_matrix(user_items)
-        lists = [ch.recommend(np.arange(ui.shape[0]), self.n_candidates, exclude_seen=False, user_items=ui)
-                 for ch in self.channels_]
+        lists = [
+            ch.recommend(
+                np.arange(ui.shape[0]), self.n_candidates, exclude_seen=False, user_items=ui
+            )
+            for ch in self.channels_
+        ]
         width = sum(ids.shape[1] for ids, _ in lists)
         ids, sc = self._combine(np.arange(ui.shape[0]), lists, width, ui)
         out = np.full((ui.shape[0], self.n_items), -1e30, np.float32)
@@ -844,7 +932,7 @@ class Fusion(Recommender):
         chan_dir = path / "channels"
         chan_dir.mkdir(exist_ok=True)
         dirs = []
-        for j, (name, ch) in enumerate(zip(self.channel_names_, self.channels_, strict=True)):
+        for j, ch in enumerate(self.channels_):
             d = f"{j}_{self.channel_specs_[j][1]}"
             ch.save(chan_dir / d)
             dirs.append(d)
@@ -909,14 +997,18 @@ def _aligned_timestamps(m: sp.csr_matrix, ts: sp.csr_matrix) -> np.ndarray:
 def _split_by_mask(inter: Interactions, held: np.ndarray) -> tuple[Interactions, Interactions]:
     """(kept, held) parts of ``inter``; ``held`` is a mask over ``inter.matrix.tocoo()`` entries."""
     m = inter.matrix.tocoo()
-    t_all = None if inter.timestamps is None else _aligned_timestamps(inter.matrix, inter.timestamps)
+    t_all = (
+        None if inter.timestamps is None else _aligned_timestamps(inter.matrix, inter.timestamps)
+    )
 
     def part(sel: np.ndarray) -> Interactions:
         mm = sp.csr_matrix((m.data[sel], (m.row[sel], m.col[sel])), shape=m.shape)
         mm.sort_indices()
         ts = None
         if t_all is not None:
-            ts = sp.csr_matrix((np.nan_to_num(t_all[sel], nan=0.0), (m.row[sel], m.col[sel])), shape=m.shape)
+            ts = sp.csr_matrix(
+                (np.nan_to_num(t_all[sel], nan=0.0), (m.row[sel], m.col[sel])), shape=m.shape
+            )
             ts.sort_indices()
         return inter.with_matrix(mm.astype(np.float32), ts)
 
