@@ -1,4 +1,4 @@
-"""Small independent loaders: raw public files -> gemrec dataset directories (via ``write_dataset``).
+"""Small independent loaders: raw public files -> gemrec dataset dirs (via ``write_dataset``).
 
 Kept independent of the importer so the analysis tests double as an independent recount.
 """
@@ -59,13 +59,23 @@ def read_movielens(root: Path) -> pd.DataFrame:
     )
 
 
-def temporal_split(edges: pd.DataFrame, valid: float = 0.1, test: float = 0.1) -> np.ndarray:
-    """Global time split of edges by ``last_timestamp``: the latest ``test`` share -> test, the
-    ``valid`` share before it -> valid."""
+def temporal_split(edges: pd.DataFrame, valid: float = 0.1, test: float = 0.2) -> np.ndarray:
+    """Like ``gemrec import --split temporal``: edges after a global time cut (the latest ``test``
+    share) -> test; then each user's latest ``valid`` share of train edges (at least one for users
+    with 3 or more) -> valid."""
     t = edges["last_timestamp"].to_numpy()
+    u = edges["user"].to_numpy()
     t_test = np.quantile(t, 1.0 - test)
-    t_valid = np.quantile(t, 1.0 - test - valid)
-    return np.where(t >= t_test, "test", np.where(t >= t_valid, "valid", "train"))
+    split = np.where(t > t_test, "test", "train").astype(object)
+    tr = np.flatnonzero(split == "train")
+    order = tr[np.lexsort((-t[tr], u[tr]))]  # per user, latest first
+    ou = u[order]
+    counts = np.bincount(ou, minlength=int(u.max()) + 1)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.arange(len(order)) - starts[ou]
+    n_valid = np.where(counts >= 3, np.maximum(1, np.floor(counts * valid)), 0)
+    split[order[rank < n_valid[ou]]] = "valid"
+    return split.astype(str)
 
 
 def build_dataset(raw: pd.DataFrame, path: Path, *, split: str = "train") -> Path:

@@ -1,8 +1,9 @@
-"""``gemrec analyze`` on real data, checked against counts recomputed independently in plain Python."""
+"""``gemrec analyze`` on real data, checked against counts recomputed in plain Python."""
 
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 from collections import Counter, defaultdict
@@ -41,7 +42,7 @@ def _reference(
     for user, rs in by_user.items():
         types = Counter(r[3] for r in rs)
         ts = sorted(r[4] for r in rs)
-        sessions = 1 + sum(1 for a, b in zip(ts, ts[1:]) if b - a > gap_s)
+        sessions = 1 + sum(1 for a, b in itertools.pairwise(ts) if b - a > gap_s)
         days = {datetime.fromtimestamp(t, UTC).date() for t in ts}
         cats = Counter(r[2] for r in rs if r[2])
         n = sum(cats.values())

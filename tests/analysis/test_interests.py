@@ -1,4 +1,4 @@
-"""Interest vectors: incremental updates agree with the batch forms and with hand-computed values."""
+"""Interest vectors: incremental updates agree with the batch forms and hand-computed values."""
 
 from __future__ import annotations
 
@@ -37,7 +37,13 @@ def test_hand_computed_decay_and_weights() -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 5), st.sampled_from(TYPES), st.floats(0, 5e5)), min_size=1, max_size=25))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 5), st.sampled_from(TYPES), st.floats(0, 5e5)),
+        min_size=1,
+        max_size=25,
+    )
+)
 def test_incremental_equals_history_equals_batch(events: list[tuple[int, str, float]]) -> None:
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(6, 4)).astype(np.float32)
@@ -56,10 +62,20 @@ def test_incremental_equals_history_equals_batch(events: list[tuple[int, str, fl
     assert im.category_affinities(s) == pytest.approx(im.category_affinities(h))
     w = np.array([im.weight(t) for t in types])
     u = rng.normal(size=(1, 4)).astype(np.float32)
-    batch = interest_vectors(emb, np.zeros(len(items), int), items, w, ts, n_users=1, user_embeddings=u,
-                             half_life_hours=12.0)
+    batch = interest_vectors(
+        emb,
+        np.zeros(len(items), int),
+        items,
+        w,
+        ts,
+        n_users=1,
+        user_embeddings=u,
+        half_life_hours=12.0,
+    )
     np.testing.assert_allclose(batch[0], im.vector(h, u[0]), rtol=1e-4, atol=1e-4)
-    aff = category_affinities(np.zeros(len(items), int), items, w, cats, ts, n_users=1, half_life_hours=12.0)
+    aff = category_affinities(
+        np.zeros(len(items), int), items, w, cats, ts, n_users=1, half_life_hours=12.0
+    )
     ref = im.category_affinities(h)
     for c, v in ref.items():
         assert aff[0, c] == pytest.approx(v, rel=1e-5)
@@ -82,8 +98,16 @@ def test_new_user_and_empty_state() -> None:
 def test_interest_vectors_users_without_events_keep_embedding() -> None:
     emb = np.eye(2, dtype=np.float32)
     u = np.array([[3.0, 0.0], [0.0, 1.0]], np.float32)
-    out = interest_vectors(emb, np.array([0]), np.array([1]), np.array([1.0]), n_users=2, user_embeddings=u,
-                           recent_weight=1.0, prior_mass=1.0)
+    out = interest_vectors(
+        emb,
+        np.array([0]),
+        np.array([1]),
+        np.array([1.0]),
+        n_users=2,
+        user_embeddings=u,
+        recent_weight=1.0,
+        prior_mass=1.0,
+    )
     np.testing.assert_allclose(out[1], u[1])
     np.testing.assert_allclose(out[0], [1.5, 1.5])  # beta = 1/2, r rescaled to |u| = 3
 

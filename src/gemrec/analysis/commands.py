@@ -11,7 +11,7 @@ __all__ = ["add_parser"]
 EXAMPLE = """example:
   gemrec analyze data/taobao -o reports/taobao
   gemrec analyze data/taobao -o reports/taobao --session-gap-minutes 60 --utc-offset-hours 8
-then open reports/taobao/index.html in a browser (profiles.parquet and summary.json sit beside it)."""
+then open reports/taobao/index.html in a browser (profiles.parquet, summary.json beside it)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -61,7 +61,8 @@ def _run(args: argparse.Namespace) -> int:
     conv = f.get("view_to_purchase")
     conv_txt = f", view->purchase {conv:.1%}" if isinstance(conv, float) else ""
     print(
-        f"analyzed {s['n_events']} events of {s['n_active_users']} users on {s['n_active_items']} items: "
+        f"analyzed {s['n_events']} events of {s['n_active_users']} users "
+        f"on {s['n_active_items']} items: "
         f"popularity Gini {s['popularity']['gini']:.3f}, {s['sessions']['n_sessions']} sessions"
         f"{conv_txt} -> {args.output}/index.html"
     )

@@ -151,7 +151,9 @@ class InterestModel:
         if emb.ndim != 2:
             raise ParameterError.invalid("item_embeddings", "a 2-d array (n_items, d)", emb.shape)
         if half_life_hours is not None and not half_life_hours > 0:
-            raise ParameterError.invalid("half_life_hours", "a positive number or None", half_life_hours)
+            raise ParameterError.invalid(
+                "half_life_hours", "a positive number or None", half_life_hours
+            )
         if not 0.0 <= recent_weight <= 1.0:
             raise ParameterError.invalid("recent_weight", "a number in [0, 1]", recent_weight)
         if not prior_mass > 0:
@@ -161,7 +163,9 @@ class InterestModel:
                 "item_categories", f"an array of length n_items={len(emb)}", len(item_categories)
             )
         self.item_embeddings = emb
-        self.item_categories = None if item_categories is None else np.asarray(item_categories, np.int64)
+        self.item_categories = (
+            None if item_categories is None else np.asarray(item_categories, np.int64)
+        )
         self.event_weights = dict(DEFAULT_EVENT_WEIGHTS if event_weights is None else event_weights)
         self.default_weight = float(default_weight)
         self.half_life_hours = half_life_hours
@@ -181,7 +185,9 @@ class InterestModel:
 
     def _check_item(self, item: int) -> int:
         if not 0 <= int(item) < self.n_items:
-            raise ParameterError.invalid("item", f"an internal item id in 0..{self.n_items - 1}", item)
+            raise ParameterError.invalid(
+                "item", f"an internal item id in 0..{self.n_items - 1}", item
+            )
         return int(item)
 
     def update(self, state: InterestState, item: int, event_type: str, t: float) -> InterestState:
@@ -189,10 +195,16 @@ class InterestModel:
         item = self._check_item(item)
         w = self.weight(event_type)
         if t >= state.t:
-            keep = float(decay_weights(t - state.t, self.half_life_hours)) if state.mass > 0 else 0.0
+            keep = (
+                float(decay_weights(t - state.t, self.half_life_hours)) if state.mass > 0 else 0.0
+            )
             add, t_new = w, float(t)
         else:  # a late event: decay it to the state's time instead
-            keep, add, t_new = 1.0, w * float(decay_weights(state.t - t, self.half_life_hours)), state.t
+            keep, add, t_new = (
+                1.0,
+                w * float(decay_weights(state.t - t, self.half_life_hours)),
+                state.t,
+            )
         recent = (state.recent * keep + add * self.item_embeddings[item]).astype(np.float32)
         cats = {c: v * keep for c, v in state.categories.items()}
         if self.item_categories is not None and self.item_categories[item] >= 0:
@@ -253,7 +265,7 @@ class InterestModel:
         return ((1.0 - beta) * u + beta * (nu / nr) * r).astype(np.float32)
 
     def category_affinities(self, state: InterestState) -> dict[int, float]:
-        """Shares of the decayed behaviour weight per category (sum to 1; empty without categories)."""
+        """Shares of the decayed behaviour weight per category (sum to 1; {} without categories)."""
         total = sum(state.categories.values())
         return {c: v / total for c, v in state.categories.items()} if total > 0 else {}
 
@@ -261,7 +273,8 @@ class InterestModel:
         self, state: InterestState, user_vector: np.ndarray | None = None, t: float | None = None
     ) -> np.ndarray:
         """Inner products of the interest vector with every item embedding, shape (n_items,)."""
-        return self.item_embeddings @ self.vector(state, user_vector, t)
+        out: np.ndarray = self.item_embeddings @ self.vector(state, user_vector, t)
+        return out
 
 
 def _decayed_matrix(
@@ -335,7 +348,8 @@ def interest_vectors(
     out = (1.0 - beta)[:, None] * u + (beta * scale)[:, None] * r
     no_u = nu == 0
     out[no_u] = r[no_u]
-    return out.astype(np.float32)
+    result: np.ndarray = out.astype(np.float32)
+    return result
 
 
 def category_affinities(
@@ -362,7 +376,14 @@ def category_affinities(
     n_cat = int(cats.max(initial=-1)) + 1
     ts = None if timestamps is None else np.asarray(timestamps)[ok]
     m = _decayed_matrix(
-        np.asarray(users)[ok], c[ok], np.asarray(weights)[ok], ts, n_users, max(n_cat, 1), half_life_hours, now
+        np.asarray(users)[ok],
+        c[ok],
+        np.asarray(weights)[ok],
+        ts,
+        n_users,
+        max(n_cat, 1),
+        half_life_hours,
+        now,
     )
     rs = np.asarray(m.sum(axis=1)).ravel()
     m = sp.diags(np.divide(1.0, rs, out=np.zeros_like(rs), where=rs > 0)) @ m

@@ -1,4 +1,4 @@
-"""Per-user behaviour profiles: one row per active user, all columns computed with vectorised pandas."""
+"""Per-user behaviour profiles: one row per active user, computed with vectorised pandas."""
 
 from __future__ import annotations
 
@@ -76,10 +76,10 @@ def user_profiles(
 
     Notes
     -----
-    Category entropy of a user with category shares p_c is ``H = -sum_c p_c log2 p_c``: 0 for a single
+    Category entropy of a user with category shares p_c is ``H = -sum_c p_c log2 p_c``: 0 for one
     category, log2(C) when spread evenly over C categories.
 
-    Funnel conversion is counted on distinct items: ``view_to_cart = |V ∩ C| / |V|`` where V, C, P are
+    Funnel conversion is counted on distinct items: ``view_to_cart = |V ∩ C| / |V|``, V, C, P being
     the sets of items the user viewed, carted and purchased; ``cart_to_purchase = |C ∩ P| / |C|``.
     ``repurchase_rate`` is the share of purchased items bought at least twice.
 

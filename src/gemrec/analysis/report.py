@@ -1,4 +1,4 @@
-"""``analyze_dataset``: profiles + population statistics -> Parquet, JSON and a self-contained HTML report."""
+"""``analyze_dataset``: profiles + population statistics -> Parquet, JSON, self-contained HTML."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def analyze_events(
     n_top_categories: int = 3,
     progress: bool = False,
 ) -> tuple[pd.DataFrame, PopulationStats]:
-    """Profiles and population statistics of an event table (see :func:`load_events` for columns)."""
+    """Profiles and population statistics of an event table (columns: see :func:`load_events`)."""
     steps: list[tuple[str, Callable[[], None]]] = []
     state: dict[str, Any] = {}
 
@@ -195,7 +195,7 @@ def _plots(profiles: pd.DataFrame, pop: PopulationStats) -> list[tuple[str, str]
     fig, ax = plt.subplots(figsize=(6, 3.5))
     uc = pop.user_counts
     if len(uc):
-        bins = np.unique(np.logspace(0, np.log10(max(uc.max(), 2)), 30).astype(int))
+        bins = np.unique(np.logspace(0, np.log10(max(uc.max(), 2)), 30).astype(int)).tolist()
         ax.hist(uc, bins=bins)
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -251,8 +251,10 @@ def _plots(profiles: pd.DataFrame, pop: PopulationStats) -> list[tuple[str, str]
 
 
 def _table(df: pd.DataFrame, index: bool = True) -> str:
-    return df.to_html(
-        index=index, float_format=lambda x: f"{x:.4g}", na_rep="–", border=0, classes="t"
+    return str(
+        df.to_html(
+            index=index, float_format=lambda x: f"{x:.4g}", na_rep="–", border=0, classes="t"
+        )
     )
 
 
@@ -305,7 +307,8 @@ def render_html(summary: dict[str, Any], profiles: pd.DataFrame, pop: Population
     parts.append("<h2>User profiles (most active users)</h2>")
     parts.append(_table(profiles.sort_values("n_events", ascending=False).head(20), index=False))
     parts.append(
-        "<p>The full per-user table is in <code>profiles.parquet</code>; machine-readable figures in "
+        "<p>The full per-user table is in <code>profiles.parquet</code>; "
+        "machine-readable figures in "
         "<code>summary.json</code>.</p></body></html>"
     )
     return "\n".join(parts)

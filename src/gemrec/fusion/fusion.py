@@ -34,8 +34,15 @@ __all__ = ["DEFAULT_CHANNELS", "METHODS", "Fusion", "fuse_lists"]
 
 #: channels tried when ``channels=None`` (those available in this build; weights may drop some)
 DEFAULT_CHANNELS = ("rp3beta", "itemknn", "userknn", "graphfilter", "pop")
+#: added to the default channels when the interactions carry timestamps
+TRENDING: dict[str, Any] = {
+    "model": "pop",
+    "params": {"half_life_days": 7.0},
+    "name": "pop-trending",
+}
 METHODS = ("auto", "weighted", "rrf", "ltr")
 NORMALIZATIONS = ("minmax", "zscore")
+VALIDATIONS = ("auto", "given", "time", "user")
 WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 EVAL_K = 20
 
@@ -82,7 +89,7 @@ def _topk_pairs(
 
 def fuse_lists(
     lists: Sequence[tuple[np.ndarray, np.ndarray]],
-    weights: Sequence[float],
+    weights: Sequence[float] | np.ndarray,
     k: int,
     *,
     method: str = "rrf",
@@ -159,9 +166,12 @@ class Fusion(Recommender):
 
     Parameters
     ----------
-    channels : list of str or None
-        Model names from :data:`gemrec.models.MODELS`; None: those of :data:`DEFAULT_CHANNELS`
-        available in this build (validation may give some weight 0, which drops them).
+    channels : list of (str or dict) or None
+        Model names from :data:`gemrec.models.MODELS`, or ``{"model": name, "params": {...},
+        "name": label}`` to use one model twice with different hyperparameters. None: those of
+        :data:`DEFAULT_CHANNELS` available in this build, plus :data:`TRENDING` (popularity with a
+        7-day half-life) when the interactions carry timestamps. Validation may give some weight 0,
+        which drops them.
     method : {"auto", "weighted", "rrf", "ltr"}
         "auto" picks the best of the three on a part of the validation users not used to tune
         weights or train the learned blend.
@@ -175,9 +185,14 @@ class Fusion(Recommender):
         RRF constant.
     n_candidates : int
         Length of each channel's candidate list.
+    validation : {"auto", "given", "time", "user"}
+        What to tune on. "given": the ``valid`` passed to ``fit`` (falling back to "user" without
+        one). "time": the latest ``holdout_fraction`` of all timestamped interactions (train +
+        valid) after one global cut, so tuning mimics predicting the future. "user": each user's
+        latest (random without timestamps) ``holdout_fraction`` of items. "auto": "time" when the
+        interactions carry timestamps, else "given".
     holdout_fraction : float
-        Without a validation split, this share of each user's latest (or, without timestamps,
-        random) items is held out to tune on.
+        Share held out by the "time" and "user" validations.
     tune_users : int
         At most this many validation users are used to tune (sampled with ``seed``).
     refit : bool
@@ -188,16 +203,23 @@ class Fusion(Recommender):
 
     Notes
     -----
-    Validation users are split in halves A and B. Channel weights (for "weighted" and "rrf") and
-    the LightGBM ranker are fit on A, the method is chosen on B by Recall@20 + NDCG@20. The learned
-    blend's features per (user, item) candidate: for each channel the 1-based rank and the min-max
-    normalised score (missing when the channel did not propose the item), the number of channels
-    proposing it, log(1 + item popularity), the item's age in days (time since its last
+    The method is chosen by 2-fold cross-fitting over the validation users: channel weights (for
+    "weighted" and "rrf", coordinate ascent) or the LightGBM ranker are fit on one half and scored
+    on the other by Recall@20 + NDCG@20; the chosen method is then refit on all validation users.
+    The learned blend's features per (user, item) candidate: for each channel the 1-based rank and
+    the min-max normalised score (missing when the channel did not propose the item), the number
+    of channels proposing it, log(1 + item popularity), the item's age in days (time since its last
     interaction), log(1 + user activity), and, given item categories, the user's (time-decayed)
     share of activity in the item's category and the days since the user's last activity there.
+
+    Users without any training interaction get the most popular items: no channel has a signal
+    for them, and a global time split puts many such users in the test set.
     """
 
     name = "fusion"
+    cat_affinity_: sp.csr_matrix | None
+    cat_last_: sp.csr_matrix | None
+    user_last_: np.ndarray | None
     uses_validation: ClassVar[bool] = True
     uses_item_categories: ClassVar[bool] = True
     batch_size: ClassVar[int] = 2048
@@ -212,6 +234,7 @@ class Fusion(Recommender):
         normalization: str = "minmax",
         rrf_k: float = 60.0,
         n_candidates: int = 100,
+        validation: str = "auto",
         holdout_fraction: float = 0.1,
         tune_users: int = 3000,
         refit: bool = True,
@@ -225,6 +248,7 @@ class Fusion(Recommender):
         self.normalization = normalization
         self.rrf_k = rrf_k
         self.n_candidates = n_candidates
+        self.validation = validation
         self.holdout_fraction = holdout_fraction
         self.tune_users = tune_users
         self.refit = refit
@@ -237,16 +261,28 @@ class Fusion(Recommender):
 
         if self.channels is not None:
             if not isinstance(self.channels, list | tuple) or not self.channels:
-                raise ParameterError.invalid("channels", "a non-empty list of model names or None", self.channels)
-            bad = [c for c in self.channels if c not in MODELS or c == "fusion"]
-            if bad:
                 raise ParameterError.invalid(
-                    "channels", f"model names from: {', '.join(sorted(set(MODELS) - {'fusion'}))}", bad
+                    "channels", "a non-empty list of model names or None", self.channels
                 )
+            for c in self.channels:
+                model = c.get("model") if isinstance(c, dict) else c
+                if (
+                    model not in MODELS
+                    or model == "fusion"
+                    or (isinstance(c, dict) and not isinstance(c.get("params", {}), dict))
+                ):
+                    raise ParameterError.invalid(
+                        "channels",
+                        "model names (or {'model': name, 'params': {...}, 'name': label}) from: "
+                        + ", ".join(sorted(set(MODELS) - {"fusion"})),
+                        c,
+                    )
         if self.method not in METHODS:
             raise ParameterError.invalid("method", f"one of {METHODS}", self.method)
         if self.normalization not in NORMALIZATIONS:
-            raise ParameterError.invalid("normalization", f"one of {NORMALIZATIONS}", self.normalization)
+            raise ParameterError.invalid(
+                "normalization", f"one of {NORMALIZATIONS}", self.normalization
+            )
         if self.weights is not None:
             w = np.asarray(self.weights, dtype=np.float64)
             n = len(self.channels) if self.channels is not None else None
@@ -258,32 +294,54 @@ class Fusion(Recommender):
             raise ParameterError.invalid("rrf_k", "a non-negative number", self.rrf_k)
         if not (isinstance(self.n_candidates, int) and self.n_candidates >= 1):
             raise ParameterError.invalid("n_candidates", "a positive integer", self.n_candidates)
+        if self.validation not in VALIDATIONS:
+            raise ParameterError.invalid("validation", f"one of {VALIDATIONS}", self.validation)
         if not (isinstance(self.holdout_fraction, float | int) and 0 < self.holdout_fraction < 1):
-            raise ParameterError.invalid("holdout_fraction", "a number in (0, 1)", self.holdout_fraction)
+            raise ParameterError.invalid(
+                "holdout_fraction", "a number in (0, 1)", self.holdout_fraction
+            )
         if not (isinstance(self.tune_users, int) and self.tune_users >= 2):
             raise ParameterError.invalid("tune_users", "an integer >= 2", self.tune_users)
         if self.channel_params is not None and not isinstance(self.channel_params, dict):
-            raise ParameterError.invalid("channel_params", "a dict of model name -> dict", self.channel_params)
+            raise ParameterError.invalid(
+                "channel_params", "a dict of model name -> dict", self.channel_params
+            )
 
-    def _channel_names(self) -> list[str]:
+    def _channel_specs(self, has_timestamps: bool) -> list[tuple[str, str, dict[str, Any]]]:
+        """(label, model name, params) per channel."""
+        entries: list[Any]
         if self.channels is not None:
-            return list(self.channels)
-        from gemrec.models import get_model_class
+            entries = list(self.channels)
+        else:
+            from gemrec.models import get_model_class
 
-        names = []
-        for name in DEFAULT_CHANNELS:
-            try:
-                get_model_class(name)
-            except GemrecError:
-                continue
-            names.append(name)
-        return names
+            entries = []
+            for name in DEFAULT_CHANNELS:
+                try:
+                    get_model_class(name)
+                except GemrecError:
+                    continue
+                entries.append(name)
+            if has_timestamps:  # trending items matter when the test lies in the future
+                entries.append(TRENDING)
+        specs = []
+        for e in entries:
+            if isinstance(e, dict):
+                model, params = e["model"], dict(e.get("params", {}))
+                label = (
+                    e.get("name")
+                    or model + "(" + ",".join(f"{k}={v}" for k, v in params.items()) + ")"
+                )
+            else:
+                model, params, label = e, dict((self.channel_params or {}).get(e, {})), e
+            specs.append((str(label), str(model), params))
+        return specs
 
-    def _make_channel(self, name: str) -> Recommender:
+    @staticmethod
+    def _make_channel(spec: tuple[str, str, dict[str, Any]]) -> Recommender:
         from gemrec.models import make_model
 
-        params = dict((self.channel_params or {}).get(name, {}))
-        return make_model(name, **params)
+        return make_model(spec[1], **spec[2])
 
     # ----------------------------------------------------------------- fitting
     def fit(
@@ -309,50 +367,87 @@ class Fusion(Recommender):
             item_categories = np.asarray(item_categories, dtype=np.int64)
             if item_categories.shape != (interactions.n_items,):
                 raise ParameterError.invalid(
-                    "item_categories", f"an int array of shape ({interactions.n_items},)", item_categories.shape
+                    "item_categories",
+                    f"an int array of shape ({interactions.n_items},)",
+                    item_categories.shape,
                 )
         self._fit_categories = item_categories
         return super().fit(interactions, valid=valid)
 
     def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:
-        names = self._channel_names()
-        if not names:
-            raise ParameterError("parameter 'channels': no channel model is available in this build")
+        has_valid = valid is not None and valid.nnz > 0
+        full = _union(interactions, valid) if has_valid else interactions  # type: ignore[arg-type]
+        has_ts = full.timestamps is not None and full.timestamps.nnz > 0
+        specs = self._channel_specs(has_ts)
+        if not specs:
+            raise ParameterError(
+                "parameter 'channels': no channel model is available in this build"
+            )
+        if self.weights is not None and len(self.weights) != len(specs):
+            raise ParameterError.invalid(
+                "weights", f"{len(specs)} numbers, one per channel", self.weights
+            )
+        names = [s[0] for s in specs]
         self.item_categories_ = (
             self._fit_categories
             if self._fit_categories is not None
             else np.full(interactions.n_items, -1, np.int64)
         )
-        if valid is not None and valid.nnz > 0:
-            train, tune, full = interactions, valid, _union(interactions, valid)
+        mode = self.validation
+        if mode == "auto":
+            mode = "time" if has_ts else "given"
+        if mode == "time" and not has_ts:
+            raise ParameterError(
+                "parameter 'validation': 'time' needs interactions with timestamps"
+            )
+        if mode == "given" and has_valid:
+            train, tune = interactions, valid
+        elif mode == "time":
+            train, tune = _holdout_time(full, self.holdout_fraction)
         else:
-            train, tune = _holdout(interactions, self.holdout_fraction, self.seed)
-            full = interactions
+            train, tune = _holdout(full, self.holdout_fraction, self.seed)
+        self.validation_mode_ = mode
         need_tuning = self.weights is None or self.method in ("auto", "ltr")
-        channels = [self._fit_channel(n, train, tune if need_tuning else None) for n in names]
-        weights = np.ones(len(names)) if self.weights is None else np.asarray(self.weights, np.float64)
+        channels = [self._fit_channel(sp_, train, tune if need_tuning else None) for sp_ in specs]
+        weights = (
+            np.ones(len(names)) if self.weights is None else np.asarray(self.weights, np.float64)
+        )
         method = "rrf" if self.method == "auto" else self.method
         report: dict[str, Any] = {"channels": names}
         self.ltr_model_: Any = None
         if need_tuning:
             self._set_side_features(train)
+            assert tune is not None
             weights, method, report = self._tune(channels, names, train, tune, weights)
+        # users without history get the best popularity-type channel (by validation recall)
+        pops = [j for j, sp_ in enumerate(specs) if sp_[1] == "pop"]
+        single = report.get("single_channels", {})
+        fallback = (
+            max(pops, key=lambda j: single.get(names[j], {}).get("recall@20", 0.0)) if pops else -1
+        )
         keep = np.ones(len(names), bool) if method == "ltr" else weights > 0
-        self.channel_names_ = [n for n, kp in zip(names, keep, strict=True) if kp]
-        self.weights_ = weights[keep].astype(np.float64)
+        if fallback >= 0:
+            keep[fallback] = True
+        kept = np.flatnonzero(keep)
+        self.channel_names_ = [names[j] for j in kept]
+        self.channel_specs_ = [specs[j] for j in kept]
+        self.weights_ = weights[kept].astype(np.float64)
+        self.fallback_ = int(np.searchsorted(kept, fallback)) if fallback >= 0 else -1
         self.method_ = method
         self.validation_ = report
         if method == "ltr":
             self.ltr_model_ = report.pop("_booster")
-        if self.refit and full is not train:
-            self.channels_ = [self._fit_channel(n, full, None) for n in self.channel_names_]
+        if self.refit and full.nnz != train.nnz:
+            self.channels_ = [self._fit_channel(sp_, full, None) for sp_ in self.channel_specs_]
         else:
-            self.channels_ = [c for c, kp in zip(channels, keep, strict=True) if kp]
+            self.channels_ = [channels[j] for j in kept]
         self._set_side_features(full)
         self.interactions_ = full.matrix
 
-    def _fit_channel(self, name: str, train: Interactions, valid: Interactions | None) -> Recommender:
-        model = self._make_channel(name)
+    def _fit_channel(
+        self, spec: tuple[str, str, dict[str, Any]], train: Interactions, valid: Interactions | None
+    ) -> Recommender:
+        model = self._make_channel(spec)
         if getattr(model, "uses_validation", False) and valid is not None:
             return model.fit(train, valid=valid)
         return model.fit(train)
@@ -386,11 +481,15 @@ class Fusion(Recommender):
                 n_cat = int(cats.max()) + 1
                 # max timestamp per (user, category): sort ascending so the last write wins
                 order = np.argsort(t[ok])
-                last = sp.coo_matrix((t[ok][order], (coo.row[ok][order], c[ok][order])), shape=(n_users, n_cat))
+                last = sp.coo_matrix(
+                    (t[ok][order], (coo.row[ok][order], c[ok][order])), shape=(n_users, n_cat)
+                )
                 dense_keys = last.row.astype(np.int64) * n_cat + last.col
                 uniq, idx = np.unique(dense_keys[::-1], return_index=True)
                 vals = last.data[::-1][idx]
-                self.cat_last_ = sp.csr_matrix((vals, (uniq // n_cat, uniq % n_cat)), shape=(n_users, n_cat))
+                self.cat_last_ = sp.csr_matrix(
+                    (vals, (uniq // n_cat, uniq % n_cat)), shape=(n_users, n_cat)
+                )
                 user_last = np.zeros(n_users)
                 np.maximum.at(user_last, coo.row, t)
                 self.user_last_ = user_last
@@ -415,53 +514,78 @@ class Fusion(Recommender):
         has_train = np.diff(train.matrix.indptr) > 0
         users = np.flatnonzero((np.diff(tune.matrix.indptr) > 0) & has_train)
         if len(users) < 2:
-            raise GemrecError("fusion: fewer than 2 validation users with training history; nothing to tune on")
+            raise GemrecError(
+                "fusion: fewer than 2 validation users with training history; nothing to tune on"
+            )
         if len(users) > self.tune_users:
             users = np.sort(rng.choice(users, self.tune_users, replace=False))
         perm = rng.permutation(len(users))
         half = len(users) // 2
-        part_a, part_b = np.sort(perm[:half]), np.sort(perm[half:])
+        folds = [np.sort(perm[:half]), np.sort(perm[half:])]
         n_cand = max(self.n_candidates, EVAL_K)
         lists = [c.recommend(users, n_cand, exclude_seen=True) for c in channels]
         truth = tune.matrix[users]
-        truth_a, truth_b = truth[part_a], truth[part_b]
 
         def sub(part: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
             return [(ids[part], sc[part]) for ids, sc in lists]
 
-        la, lb = sub(part_a), sub(part_b)
-        report: dict[str, Any] = {"channels": names, "n_users_tune": int(len(part_a)), "n_users_select": int(len(part_b))}
+        report: dict[str, Any] = {
+            "channels": names,
+            "n_users_tune": len(users),
+            "selection": "2-fold cross-fit",
+        }
         single = {}
-        for name, (ids, _) in zip(names, lb, strict=True):
-            r, n = _mean_metrics(ids, truth_b)
+        for name, (ids, _) in zip(names, lists, strict=True):
+            r, n = _mean_metrics(ids, truth)
             single[name] = {"recall@20": r, "ndcg@20": n}
         report["single_channels"] = single
-        candidates: dict[str, tuple[np.ndarray, float, float]] = {}
         methods = ["weighted", "rrf", "ltr"] if self.method == "auto" else [self.method]
+        scores: dict[str, list[tuple[float, float, int]]] = {}
         for m in methods:
-            if m == "ltr":
-                try:
-                    booster = self._train_ltr(channels, users[part_a], la, truth_a)
-                except ImportError:  # lightgbm missing: the other methods still work
-                    continue
-                self.ltr_model_ = booster
-                ids, _ = self._ltr_rank(users[part_b], lb, EVAL_K)
-                r, n = _mean_metrics(ids, truth_b)
-                candidates["ltr"] = (weights, r, n)
-                report["_booster"] = booster
-                continue
-            w = weights if self.weights is not None else self._search_weights(la, truth_a, m)
-            ids, _ = fuse_lists(lb, w, EVAL_K, method=m, normalization=self.normalization, rrf_k=self.rrf_k)
-            r, n = _mean_metrics(ids, truth_b)
-            candidates[m] = (w, r, n)
-        report["methods"] = {
-            m: {"recall@20": r, "ndcg@20": n, "weights": [float(x) for x in w]} for m, (w, r, n) in candidates.items()
-        }
-        best = max(candidates, key=lambda m: candidates[m][1] + candidates[m][2])
+            for f in range(2):
+                fit_part, eval_part = folds[f], folds[1 - f]
+                le = sub(eval_part)
+                if m == "ltr":
+                    try:
+                        self.ltr_model_ = self._train_ltr(
+                            users[fit_part], sub(fit_part), truth[fit_part]
+                        )
+                    except ImportError:  # lightgbm missing: the other methods still work
+                        break
+                    ids, _ = self._ltr_rank(users[eval_part], le, EVAL_K)
+                else:
+                    w = (
+                        weights
+                        if self.weights is not None
+                        else self._search_weights(sub(fit_part), truth[fit_part], m)
+                    )
+                    ids, _ = fuse_lists(
+                        le, w, EVAL_K, method=m, normalization=self.normalization, rrf_k=self.rrf_k
+                    )
+                r, n = _mean_metrics(ids, truth[eval_part])
+                scores.setdefault(m, []).append((r, n, len(eval_part)))
+        summary: dict[str, dict[str, Any]] = {}
+        for m, vals in scores.items():
+            tot = sum(v[2] for v in vals)
+            summary[m] = {
+                "recall@20": sum(v[0] * v[2] for v in vals) / tot,
+                "ndcg@20": sum(v[1] * v[2] for v in vals) / tot,
+            }
+        if not summary:
+            raise GemrecError("fusion: method 'ltr' needs lightgbm, which is not installed")
+        best = max(summary, key=lambda m: summary[m]["recall@20"] + summary[m]["ndcg@20"])
+        # final parameters of the chosen method, from all tuning users
+        if best == "ltr":
+            report["_booster"] = self._train_ltr(users, lists, truth)
+            final_w = weights
+        else:
+            final_w = (
+                weights if self.weights is not None else self._search_weights(lists, truth, best)
+            )
+        summary[best]["weights"] = [float(x) for x in final_w]
+        report["methods"] = summary
         report["chosen"] = best
-        if best != "ltr":
-            report.pop("_booster", None)
-        return candidates[best][0], best, report
+        return final_w, best, report
 
     def _search_weights(
         self, lists: list[tuple[np.ndarray, np.ndarray]], truth: sp.csr_matrix, method: str
@@ -472,7 +596,9 @@ class Fusion(Recommender):
         def objective(w: np.ndarray) -> float:
             if not w.any():
                 return -1.0
-            ids, _ = fuse_lists(lists, w, EVAL_K, method=method, normalization=self.normalization, rrf_k=self.rrf_k)
+            ids, _ = fuse_lists(
+                lists, w, EVAL_K, method=method, normalization=self.normalization, rrf_k=self.rrf_k
+            )
             r, nd = _mean_metrics(ids, truth)
             return r + nd
 
@@ -493,7 +619,8 @@ class Fusion(Recommender):
                         best, w, improved = val, cand, True
             if not improved:
                 break
-        return w
+        out: np.ndarray = w
+        return out
 
     # ----------------------------------------------------------------- learned blend
     def _features(
@@ -505,8 +632,12 @@ class Fusion(Recommender):
         """Candidate pairs (rows, items, sorted by row) and their feature matrix (float32)."""
         n = len(users)
         n_items = len(self.item_pop_)
-        keys = [(np.broadcast_to(np.arange(n, dtype=np.int64)[:, None], ids.shape) * n_items + ids)[ids >= 0]
-                for ids, _ in lists]
+        keys = [
+            (np.broadcast_to(np.arange(n, dtype=np.int64)[:, None], ids.shape) * n_items + ids)[
+                ids >= 0
+            ]
+            for ids, _ in lists
+        ]
         uniq = np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
         rows, items = uniq // n_items, uniq % n_items
         feats: list[np.ndarray] = []
@@ -515,7 +646,9 @@ class Fusion(Recommender):
             valid = ids >= 0
             rr = np.broadcast_to(np.arange(n, dtype=np.int64)[:, None], ids.shape)
             ck = (rr * n_items + ids)[valid]
-            rank = np.broadcast_to(np.arange(1, ids.shape[1] + 1, dtype=np.float32), ids.shape)[valid]
+            rank = np.broadcast_to(np.arange(1, ids.shape[1] + 1, dtype=np.float32), ids.shape)[
+                valid
+            ]
             ns = _normalise(sc, valid, "minmax")[valid]
             pos = np.searchsorted(uniq, ck)
             f_rank = np.full(len(uniq), np.nan, np.float32)
@@ -542,9 +675,11 @@ class Fusion(Recommender):
             else:
                 ui = sp.csr_matrix(user_items)
                 coo = ui.tocoo()
-                block = category_affinities(coo.row, coo.col, coo.data, self.item_categories_, n_users=ui.shape[0])
+                block = category_affinities(
+                    coo.row, coo.col, coo.data, self.item_categories_, n_users=ui.shape[0]
+                )
             aff[ok] = np.asarray(block[rows[ok], cat[ok]]).ravel()
-            if self.cat_last_ is not None and user_items is None:
+            if self.cat_last_ is not None and self.user_last_ is not None and user_items is None:
                 last = np.asarray(self.cat_last_[users][rows[ok], cat[ok]]).ravel()
                 days = (self.user_last_[users][rows[ok]] - last) / 86400.0
                 rec[ok] = np.where(last > 0, days, np.nan)
@@ -561,7 +696,7 @@ class Fusion(Recommender):
             "min_data_in_leaf": 50,
             "feature_fraction": 0.9,
             "lambdarank_truncation_level": 40,
-            "num_threads": 2,
+            "num_threads": 1,
             "deterministic": True,
             "force_row_wise": True,
             "seed": self.seed,
@@ -572,7 +707,6 @@ class Fusion(Recommender):
 
     def _train_ltr(
         self,
-        channels: list[Recommender],
         users: np.ndarray,
         lists: list[tuple[np.ndarray, np.ndarray]],
         truth: sp.csr_matrix,
@@ -583,13 +717,18 @@ class Fusion(Recommender):
         t = sp.csr_matrix(truth)
         t.sort_indices()
         n_items = len(self.item_pop_)
-        tkeys = np.repeat(np.arange(t.shape[0], dtype=np.int64), np.diff(t.indptr)) * n_items + t.indices
+        tkeys = (
+            np.repeat(np.arange(t.shape[0], dtype=np.int64), np.diff(t.indptr)) * n_items
+            + t.indices
+        )
         label = np.isin(rows * n_items + items, tkeys).astype(np.float32)
         # users without a positive among their candidates teach a ranker nothing
         pos_per_row = np.bincount(rows, weights=label, minlength=len(users))
         keep_users = np.flatnonzero(pos_per_row > 0)
         if len(keep_users) < 2:
-            raise GemrecError("fusion: too few validation users with a hit among the candidates to train 'ltr'")
+            raise GemrecError(
+                "fusion: too few validation users with a hit among the candidates to train 'ltr'"
+            )
         rng = np.random.default_rng(self.seed + 1)
         is_eval_user = np.zeros(len(users), bool)
         is_eval_user[rng.choice(keep_users, max(1, len(keep_users) // 5), replace=False)] = True
@@ -621,7 +760,9 @@ class Fusion(Recommender):
     ) -> tuple[np.ndarray, np.ndarray]:
         rows, items, x = self._features(users, lists, user_items)
         if len(rows) == 0:
-            return np.full((len(users), k), -1, np.int32), np.full((len(users), k), -np.inf, np.float32)
+            return np.full((len(users), k), -1, np.int32), np.full(
+                (len(users), k), -np.inf, np.float32
+            )
         best_it = getattr(self.ltr_model_, "best_iteration", 0) or None
         pred = np.asarray(self.ltr_model_.predict(x, num_iteration=best_it), dtype=np.float64)
         return _topk_pairs(rows, items, pred, len(users), k)
@@ -637,7 +778,12 @@ class Fusion(Recommender):
         if self.method_ == "ltr":
             return self._ltr_rank(users, lists, k, user_items)
         return fuse_lists(
-            lists, self.weights_, k, method=self.method_, normalization=self.normalization, rrf_k=self.rrf_k
+            lists,
+            self.weights_,
+            k,
+            method=self.method_,
+            normalization=self.normalization,
+            rrf_k=self.rrf_k,
         )
 
     def recommend(
@@ -668,7 +814,9 @@ class Fusion(Recommender):
             exclude = sp.csr_matrix(exclude)
             if exclude.shape != (len(users), self.n_items):
                 raise ParameterError.invalid(
-                    "exclude", f"a sparse matrix of shape ({len(users)}, {self.n_items})", exclude.shape
+                    "exclude",
+                    f"a sparse matrix of shape ({len(users)}, {self.n_items})",
+                    exclude.shape,
                 )
         n_cand = max(self.n_candidates, k)
         out_ids, out_scores = [], []
@@ -688,20 +836,51 @@ class Fusion(Recommender):
                 for ch in self.channels_
             ]
             ids, sc = self._combine(block, lists, k, ui)
+            activity = self.user_activity_[block] if ui is None else np.diff(ui.indptr)
+            cold = np.flatnonzero(activity == 0)
+            if len(cold):  # no history: channels have no signal, fall back to popularity
+                if self.fallback_ >= 0:
+                    f_ids, f_sc = lists[self.fallback_]
+                    ids[cold], sc[cold] = f_ids[cold, :k], f_sc[cold, :k]
+                else:
+                    ids[cold], sc[cold] = self._popular(
+                        len(cold), k, None if ex is None else ex[cold], candidates
+                    )
             out_ids.append(ids)
             out_scores.append(sc)
         if not out_ids:
             return np.zeros((0, k), np.int32), np.zeros((0, k), np.float32)
         return np.vstack(out_ids), np.vstack(out_scores)
 
+    def _popular(
+        self, n: int, k: int, exclude: sp.csr_matrix | None, candidates: Any
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k by training popularity for ``n`` users without history."""
+        from gemrec.models.base import _mask_rows, topk
+
+        scores = np.repeat(self.item_pop_[None, :], n, axis=0).astype(np.float32)
+        if exclude is not None:
+            _mask_rows(scores, exclude, np.arange(n))
+        if candidates is not None:
+            mask = np.ones(self.n_items, bool)
+            mask[_as_ids(candidates, "candidates", self.n_items)] = False
+            scores[:, mask] = -np.inf
+        return topk(scores, k)
+
     def _score_block(self, users: np.ndarray) -> np.ndarray:
-        """Fused scores of all items; items no channel proposes get a score below every candidate."""
-        lists = [ch.recommend(users, self.n_candidates, exclude_seen=False) for ch in self.channels_]
+        """Fused scores of all items; items no channel proposes score below every candidate."""
+        lists = [
+            ch.recommend(users, self.n_candidates, exclude_seen=False) for ch in self.channels_
+        ]
         width = sum(ids.shape[1] for ids, _ in lists)
         ids, sc = self._combine(users, lists, width)
         out = np.full((len(users), self.n_items), np.nan, np.float32)
         finite = ids >= 0
-        floor = np.nanmin(np.where(finite, sc, np.nan), axis=1) if finite.any() else np.zeros(len(users))
+        floor = (
+            np.nanmin(np.where(finite, sc, np.nan), axis=1)
+            if finite.any()
+            else np.zeros(len(users))
+        )
         floor = np.where(np.isfinite(floor), floor, 0.0) - 1.0
         r = np.broadcast_to(np.arange(len(users))[:, None], ids.shape)
         out[r[finite], ids[finite]] = sc[finite]
@@ -709,8 +888,12 @@ class Fusion(Recommender):
 
     def score_new(self, user_items: sp.csr_matrix) -> np.ndarray:
         ui = sp.csr_matrix(user_items)
-        lists = [ch.recommend(np.arange(ui.shape[0]), self.n_candidates, exclude_seen=False, user_items=ui)
-                 for ch in self.channels_]
+        lists = [
+            ch.recommend(
+                np.arange(ui.shape[0]), self.n_candidates, exclude_seen=False, user_items=ui
+            )
+            for ch in self.channels_
+        ]
         width = sum(ids.shape[1] for ids, _ in lists)
         ids, sc = self._combine(np.arange(ui.shape[0]), lists, width, ui)
         out = np.full((ui.shape[0], self.n_items), -1e30, np.float32)
@@ -749,8 +932,8 @@ class Fusion(Recommender):
         chan_dir = path / "channels"
         chan_dir.mkdir(exist_ok=True)
         dirs = []
-        for j, (name, ch) in enumerate(zip(self.channel_names_, self.channels_, strict=True)):
-            d = f"{j}_{name}"
+        for j, ch in enumerate(self.channels_):
+            d = f"{j}_{self.channel_specs_[j][1]}"
             ch.save(chan_dir / d)
             dirs.append(d)
         if self.ltr_model_ is not None:
@@ -758,7 +941,10 @@ class Fusion(Recommender):
         meta = {
             "method": self.method_,
             "channels": self.channel_names_,
+            "channel_specs": [list(sp_) for sp_ in self.channel_specs_],
             "channel_dirs": dirs,
+            "fallback": self.fallback_,
+            "validation_mode": self.validation_mode_,
             "weights": [float(w) for w in self.weights_],
             "validation": self.validation_,
         }
@@ -768,6 +954,9 @@ class Fusion(Recommender):
         meta = json.loads((path / "fusion.json").read_text())
         self.method_ = meta["method"]
         self.channel_names_ = list(meta["channels"])
+        self.channel_specs_ = [(str(a), str(b), dict(c)) for a, b, c in meta["channel_specs"]]
+        self.fallback_ = int(meta["fallback"])
+        self.validation_mode_ = meta["validation_mode"]
         self.validation_ = meta.get("validation", {})
         self.channels_ = [Recommender.load(path / "channels" / d) for d in meta["channel_dirs"]]
         self.ltr_model_ = None
@@ -805,13 +994,43 @@ def _aligned_timestamps(m: sp.csr_matrix, ts: sp.csr_matrix) -> np.ndarray:
     return np.where(t > 0, t, np.nan)
 
 
+def _split_by_mask(inter: Interactions, held: np.ndarray) -> tuple[Interactions, Interactions]:
+    """(kept, held) parts of ``inter``; ``held`` is a mask over ``inter.matrix.tocoo()`` entries."""
+    m = inter.matrix.tocoo()
+    t_all = (
+        None if inter.timestamps is None else _aligned_timestamps(inter.matrix, inter.timestamps)
+    )
+
+    def part(sel: np.ndarray) -> Interactions:
+        mm = sp.csr_matrix((m.data[sel], (m.row[sel], m.col[sel])), shape=m.shape)
+        mm.sort_indices()
+        ts = None
+        if t_all is not None:
+            ts = sp.csr_matrix(
+                (np.nan_to_num(t_all[sel], nan=0.0), (m.row[sel], m.col[sel])), shape=m.shape
+            )
+            ts.sort_indices()
+        return inter.with_matrix(mm.astype(np.float32), ts)
+
+    return part(~held), part(held)
+
+
+def _holdout_time(inter: Interactions, fraction: float) -> tuple[Interactions, Interactions]:
+    """Hold out the interactions after one global time cut (the latest ``fraction`` of them)."""
+    assert inter.timestamps is not None
+    t = _aligned_timestamps(inter.matrix, inter.timestamps)
+    known = np.isfinite(t)
+    cut = float(np.quantile(t[known], 1.0 - fraction))
+    return _split_by_mask(inter, known & (t > cut))
+
+
 def _holdout(inter: Interactions, fraction: float, seed: int) -> tuple[Interactions, Interactions]:
     """Hold out ``fraction`` of each user's items (their latest ones when timestamps exist).
 
     Users with fewer than 3 items keep them all in train.
     """
     m = inter.matrix.tocoo()
-    rows, cols, vals = m.row, m.col, m.data
+    rows = m.row
     rng = np.random.default_rng(seed)
     if inter.timestamps is not None:
         key = _aligned_timestamps(inter.matrix, inter.timestamps)
@@ -825,19 +1044,6 @@ def _holdout(inter: Interactions, fraction: float, seed: int) -> tuple[Interacti
     pos = np.arange(len(r)) - starts[r]
     n_hold = np.where(counts >= 3, np.maximum(1, np.floor(counts * fraction)), 0).astype(np.int64)
     held = pos >= counts[r] - n_hold[r]
-    held_idx = order[held]
     mask = np.zeros(len(rows), bool)
-    mask[held_idx] = True
-    shape = inter.matrix.shape
-
-    def part(sel: np.ndarray) -> Interactions:
-        mm = sp.csr_matrix((vals[sel], (rows[sel], cols[sel])), shape=shape)
-        mm.sort_indices()
-        ts = None
-        if inter.timestamps is not None:
-            t = _aligned_timestamps(inter.matrix, inter.timestamps)[sel]
-            ts = sp.csr_matrix((np.nan_to_num(t, nan=0.0), (rows[sel], cols[sel])), shape=shape)
-            ts.sort_indices()
-        return inter.with_matrix(mm.astype(np.float32), ts)
-
-    return part(~mask), part(mask)
+    mask[order[held]] = True
+    return _split_by_mask(inter, mask)
