@@ -1,0 +1,361 @@
+"""The training loop shared by the torch models (``lightgcn``, ``mf``, ``ncf``).
+
+The loop lives outside the ``nn.Module`` (PyG style): a model hands :func:`train_loop` a module, an
+optimiser, a function that draws one epoch of mini-batches, a loss and (optionally) a validation
+function. The loop owns everything else once: seeding, early stopping with restoration of the best
+epoch, checkpoint and resume, TensorBoard scalars and the progress bar.
+
+Resuming is exact: a checkpoint stores the module, the optimiser, the NumPy and torch random states,
+the history and the early-stopping state after a completed epoch, so that a run interrupted after
+epoch ``e`` and resumed computes the same epochs ``e+1, ...`` as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from gemrec.errors import GemrecError, ParameterError
+
+__all__ = [
+    "BPRSampler",
+    "TrainingResult",
+    "check_params",
+    "minibatches",
+    "sample_negatives",
+    "train_loop",
+]
+
+Batch = tuple[np.ndarray, ...]
+logger = logging.getLogger("gemrec.training")
+
+
+# --------------------------------------------------------------------------- sampling
+def _edge_keys(matrix: sp.csr_matrix) -> np.ndarray:
+    """Sorted int64 keys ``user * n_items + item`` of the stored entries (canonical CSR)."""
+    rows = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
+    keys = rows * np.int64(matrix.shape[1]) + matrix.indices.astype(np.int64)
+    if len(keys) > 1 and np.any(keys[1:] < keys[:-1]):
+        keys = np.sort(keys)
+    return keys
+
+
+def sample_negatives(
+    users: np.ndarray,
+    keys: np.ndarray,
+    n_items: int,
+    rng: np.random.Generator,
+    max_rounds: int = 100,
+) -> np.ndarray:
+    """Items drawn uniformly among those each user has not interacted with (rejection sampling).
+
+    Parameters
+    ----------
+    users : ndarray of int64, shape (n,)
+    keys : ndarray of int64
+        Sorted ``user * n_items + item`` keys of the training edges (see ``_edge_keys``).
+    n_items : int
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    ndarray of int64, shape (n,)
+    """
+    neg = rng.integers(0, n_items, size=len(users), dtype=np.int64)
+    todo = np.arange(len(users))
+    for _ in range(max_rounds):
+        q = users[todo] * np.int64(n_items) + neg[todo]
+        pos = np.minimum(np.searchsorted(keys, q), max(len(keys) - 1, 0))
+        clash = keys[pos] == q if len(keys) else np.zeros(len(q), dtype=bool)
+        todo = todo[clash]
+        if len(todo) == 0:
+            break
+        neg[todo] = rng.integers(0, n_items, size=len(todo), dtype=np.int64)
+    return neg
+
+
+class BPRSampler:
+    """Triplets ``(user, positive, negative)`` drawn as in the LightGCN reference code.
+
+    One epoch draws as many triplets as there are training edges: a user uniformly among users
+    with at least one (and not every) item, one of their items uniformly, and an item they have not
+    interacted with uniformly.
+
+    Parameters
+    ----------
+    matrix : csr_matrix, shape (n_users, n_items)
+        Training interactions (only the sparsity pattern is used).
+    """
+
+    def __init__(self, matrix: sp.csr_matrix) -> None:
+        m = sp.csr_matrix(matrix)
+        m.sort_indices()
+        self.indptr = m.indptr.astype(np.int64)
+        self.indices = m.indices.astype(np.int64)
+        self.n_items = int(m.shape[1])
+        deg = np.diff(self.indptr)
+        self.degree = deg
+        self.users = np.flatnonzero((deg > 0) & (deg < self.n_items)).astype(np.int64)
+        if len(self.users) == 0:
+            raise ParameterError(
+                "parameter 'interactions' has no user with at least one and fewer than all items: "
+                "BPR needs a positive and a negative item per user"
+            )
+        self.keys = _edge_keys(m)
+        self.n_edges = int(m.nnz)
+
+    def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``n`` triplets; arrays of int64, shape (n,)."""
+        users = self.users[rng.integers(0, len(self.users), size=n)]
+        offset = (rng.random(n) * self.degree[users]).astype(np.int64)
+        pos = self.indices[self.indptr[users] + offset]
+        neg = sample_negatives(users, self.keys, self.n_items, rng)
+        return users, pos, neg
+
+
+def minibatches(arrays: Sequence[np.ndarray], batch_size: int) -> list[Batch]:
+    """Split parallel arrays into consecutive mini-batches."""
+    n = len(arrays[0])
+    return [tuple(a[s : s + batch_size] for a in arrays) for s in range(0, n, batch_size)]
+
+
+# --------------------------------------------------------------------------- parameter checks
+def check_params(obj: Any, spec: dict[str, tuple[type | tuple[type, ...], float | None, str]]) -> None:
+    """Validate numeric hyperparameters: ``name -> (types, lower bound (exclusive) or None, text)``.
+
+    ``bool`` is never accepted where a number is expected.
+    """
+    for name, (types, low, expected) in spec.items():
+        value = getattr(obj, name)
+        ok = isinstance(value, types) and not isinstance(value, bool)
+        if ok and low is not None:
+            ok = value > low
+        if not ok:
+            raise ParameterError.invalid(name, expected, value)
+
+
+# --------------------------------------------------------------------------- the loop
+@dataclass
+class TrainingResult:
+    """What :func:`train_loop` returns.
+
+    Attributes
+    ----------
+    history : list of dict
+        One record per completed epoch: ``epoch``, ``loss``, ``seconds`` and validation metrics.
+    best_epoch : int
+        The epoch whose parameters were kept (the last one without validation).
+    stopped_early : bool
+    resumed_from : int
+        The epoch the run was resumed after (0 for a fresh run).
+    """
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    stopped_early: bool = False
+    resumed_from: int = 0
+
+
+def _numpy_state(rng: np.random.Generator) -> dict[str, Any]:
+    state: dict[str, Any] = rng.bit_generator.state
+    return state
+
+
+def _writer(log_dir: str | Path | None) -> Any:
+    if log_dir is None:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(log_dir=str(log_dir))
+
+
+def train_loop(
+    *,
+    name: str,
+    module: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    draw_epoch: Callable[[np.random.Generator], list[Batch]],
+    batch_loss: Callable[[Batch], torch.Tensor],
+    validate: Callable[[], dict[str, float]] | None,
+    epochs: int,
+    seed: int,
+    monitor: str = "recall@20",
+    patience: int = 10,
+    eval_every: int = 1,
+    checkpoint_dir: str | Path | None = None,
+    log_dir: str | Path | None = None,
+    progress: bool = False,
+    fingerprint: dict[str, Any] | None = None,
+) -> TrainingResult:
+    """Run mini-batch training with early stopping, checkpoints, TensorBoard and a progress bar.
+
+    Parameters
+    ----------
+    name : str
+        Shown in the progress bar.
+    module, optimizer
+        Trained in place; on return ``module`` holds the parameters of the best validation epoch.
+    draw_epoch : callable
+        ``draw_epoch(rng) -> list of batches``; must take all its randomness from ``rng``.
+    batch_loss : callable
+        ``batch_loss(batch) -> scalar tensor``, the loss to minimise on one batch.
+    validate : callable or None
+        ``validate() -> {metric: value}`` on the current parameters; ``None`` disables early stopping.
+    epochs : int
+        Total number of epochs of the run (a resumed run continues up to this number).
+    seed : int
+        Seeds the NumPy generator passed to ``draw_epoch`` and torch's global generator.
+    monitor : str
+        Validation metric to maximise.
+    patience : int
+        Stop after this many validations without improvement.
+    eval_every : int
+        Validate every this many epochs (and after the last one).
+    checkpoint_dir : path, optional
+        Written after every epoch (``checkpoint.pt`` with tensors only, ``checkpoint.json`` with the
+        rest); an existing checkpoint of the same run (same ``fingerprint``) is resumed.
+    log_dir : path, optional
+        TensorBoard scalars ``train/loss``, ``train/epoch_seconds`` and ``valid/<metric>``.
+    progress : bool
+        Show a tqdm bar per epoch (with ETA).
+    fingerprint : dict, optional
+        JSON-able description of the run (data shape, hyperparameters except ``epochs``); a
+        checkpoint with another fingerprint is refused.
+
+    Returns
+    -------
+    TrainingResult
+    """
+    fingerprint = json.loads(json.dumps(fingerprint or {}))
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    result = TrainingResult()
+    best_value = -np.inf
+    best_state: dict[str, torch.Tensor] | None = None
+    bad_rounds = 0
+    start_epoch = 0
+
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if ckpt is not None and (ckpt / "checkpoint.json").is_file():
+        meta = json.loads((ckpt / "checkpoint.json").read_text())
+        if meta.get("fingerprint") != fingerprint:
+            raise GemrecError(
+                f"{ckpt} holds a checkpoint of another run (different data or hyperparameters); "
+                "use an empty checkpoint_dir or delete it to start over"
+            )
+        tensors = torch.load(ckpt / "checkpoint.pt", weights_only=True)
+        module.load_state_dict(tensors["module"])
+        optimizer.load_state_dict(tensors["optimizer"])
+        torch.set_rng_state(tensors["torch_rng"])
+        best_state = tensors.get("best_module")
+        rng.bit_generator.state = meta["numpy_rng"]
+        start_epoch = int(meta["epoch"])
+        result.history = meta["history"]
+        result.best_epoch = int(meta["best_epoch"])
+        result.stopped_early = bool(meta["stopped_early"])
+        best_value = float(meta["best_value"]) if meta["best_value"] is not None else -np.inf
+        bad_rounds = int(meta["bad_rounds"])
+        result.resumed_from = start_epoch
+
+    writer = _writer(log_dir)
+
+    def save_checkpoint(epoch: int) -> None:
+        assert ckpt is not None
+        ckpt.mkdir(parents=True, exist_ok=True)
+        tensors: dict[str, Any] = {
+            "module": module.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        if best_state is not None:
+            tensors["best_module"] = best_state
+        tmp = ckpt / "checkpoint.pt.tmp"
+        torch.save(tensors, tmp)
+        os.replace(tmp, ckpt / "checkpoint.pt")
+        meta = {
+            "epoch": epoch,
+            "fingerprint": fingerprint,
+            "numpy_rng": _numpy_state(rng),
+            "history": result.history,
+            "best_epoch": result.best_epoch,
+            "best_value": None if not np.isfinite(best_value) else best_value,
+            "bad_rounds": bad_rounds,
+            "stopped_early": result.stopped_early,
+        }
+        tmpj = ckpt / "checkpoint.json.tmp"
+        tmpj.write_text(json.dumps(meta, indent=1))
+        os.replace(tmpj, ckpt / "checkpoint.json")
+
+    try:
+        for epoch in range(start_epoch + 1, epochs + 1):
+            if result.stopped_early:
+                break
+            t0 = time.perf_counter()
+            module.train()
+            batches = draw_epoch(rng)
+            total, count = 0.0, 0
+            for batch in _progress(batches, progress, f"{name} {epoch}/{epochs}"):
+                optimizer.zero_grad(set_to_none=True)
+                loss = batch_loss(batch)
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach()) * len(batch[0])
+                count += len(batch[0])
+            record: dict[str, float] = {
+                "epoch": float(epoch),
+                "loss": total / max(count, 1),
+                "seconds": time.perf_counter() - t0,
+            }
+            if validate is not None and (epoch % eval_every == 0 or epoch == epochs):
+                module.eval()
+                with torch.no_grad():
+                    metrics = validate()
+                record.update({f"valid_{k}": float(v) for k, v in metrics.items()})
+                value = float(metrics[monitor])
+                if value > best_value:
+                    best_value, result.best_epoch, bad_rounds = value, epoch, 0
+                    best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+                else:
+                    bad_rounds += 1
+                    if bad_rounds >= patience:
+                        result.stopped_early = True
+            elif validate is None:
+                result.best_epoch = epoch
+            result.history.append(record)
+            logger.info("%s epoch %d: %s", name, epoch, {k: round(v, 5) for k, v in record.items()})
+            if writer is not None:
+                writer.add_scalar("train/loss", record["loss"], epoch)
+                writer.add_scalar("train/epoch_seconds", record["seconds"], epoch)
+                for k, v in record.items():
+                    if k.startswith("valid_"):
+                        writer.add_scalar(f"valid/{k[6:]}", v, epoch)
+                writer.flush()
+            if ckpt is not None:
+                save_checkpoint(epoch)
+    finally:
+        if writer is not None:
+            writer.close()
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    return result
+
+
+def _progress(batches: list[Batch], show: bool, desc: str) -> Iterator[Batch]:
+    if not show:
+        yield from batches
+        return
+    from tqdm import tqdm
+
+    with contextlib.closing(tqdm(batches, desc=desc, unit="batch", leave=False)) as bar:
+        yield from bar

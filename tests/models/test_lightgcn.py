@@ -1,0 +1,218 @@
+"""LightGCN: propagation against dense references, exact batch gradients, resume, planted data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from gemrec.errors import GemrecError, ParameterError
+from gemrec.eval import evaluate
+from gemrec.models.lightgcn import (
+    LightGCN,
+    LightGCNNet,
+    normalized_adjacency,
+    randomized_svd,
+    to_torch_csr,
+)
+from gemrec.models.training import BPRSampler
+from tests.models._torch_data import planted_blocks, random_graph
+
+FAST = {"epochs": 5, "embedding_dim": 16, "seed": 0, "progress": False}
+
+
+def _dense_adjacency(r: np.ndarray) -> np.ndarray:
+    nu, ni = r.shape
+    a = np.zeros((nu + ni, nu + ni))
+    a[:nu, nu:] = r
+    a[nu:, :nu] = r.T
+    d = a.sum(axis=1)
+    inv = np.where(d > 0, 1.0 / np.sqrt(np.where(d > 0, d, 1.0)), 0.0)
+    return inv[:, None] * a * inv[None, :]
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_normalized_adjacency_equals_dense_formula(weighted: bool) -> None:
+    inter = random_graph()
+    r = inter.matrix if weighted else inter.binary()
+    adj = normalized_adjacency(r)
+    ref = _dense_adjacency(r.toarray().astype(np.float64))
+    np.testing.assert_allclose(adj.toarray(), ref, rtol=1e-6, atol=1e-7)
+    assert np.allclose(adj.toarray(), adj.toarray().T)
+    assert np.abs(np.linalg.eigvalsh(ref)).max() <= 1 + 1e-9
+
+
+def test_propagation_equals_dense_reference_and_pyg_lightgcn() -> None:
+    inter = random_graph()
+    nu, ni = inter.matrix.shape
+    adj_sp = normalized_adjacency(inter.binary())
+    net = LightGCNNet(nu + ni, 5, n_layers=3)
+    torch.manual_seed(0)
+    torch.nn.init.normal_(net.embedding, std=0.3)
+    e0 = net.embedding.detach().double().numpy()
+    a = _dense_adjacency(inter.binary().toarray().astype(np.float64))
+    ref = (e0 + a @ e0 + a @ a @ e0 + a @ a @ a @ e0) / 4
+    with torch.no_grad():
+        got = net.propagate_all(to_torch_csr(adj_sp)).double().numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+
+    # PyG's own model (which normalises per call) agrees with the precomputed adjacency
+    from torch_geometric.nn.models import LightGCN as PyGLightGCN
+
+    coo = inter.binary().tocoo()
+    src = np.concatenate([coo.row, coo.col + nu])
+    dst = np.concatenate([coo.col + nu, coo.row])
+    edge_index = torch.from_numpy(np.stack([src, dst]).astype(np.int64))
+    pyg = PyGLightGCN(nu + ni, 5, num_layers=3)
+    with torch.no_grad():
+        pyg.embedding.weight.copy_(net.embedding)
+        np.testing.assert_allclose(pyg.get_embedding(edge_index).double().numpy(), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_batch_forward_and_gradient_equal_full_propagation() -> None:
+    inter = random_graph(n_users=11, n_items=13, density=0.3)
+    nu, ni = inter.matrix.shape
+    adj_sp = normalized_adjacency(inter.binary())
+    adj = to_torch_csr(adj_sp)
+    nodes = np.array([0, 3, 4, nu + 1, nu + 5, nu + 12])
+    weights = torch.randn(len(nodes), 4, generator=torch.Generator().manual_seed(3))
+    grads = []
+    outs = []
+    for mode in ("batch", "full"):
+        net = LightGCNNet(nu + ni, 4, n_layers=3)
+        with torch.no_grad():
+            net.embedding.copy_(torch.randn(nu + ni, 4, generator=torch.Generator().manual_seed(7)))
+        if mode == "batch":
+            rows = adj_sp[nodes]
+            out = net(torch.from_numpy(nodes), adj, to_torch_csr(rows), to_torch_csr(rows.T.tocsr()))
+        else:
+            out = net.propagate_all(adj)[torch.from_numpy(nodes)]
+        (out * weights).pow(2).sum().backward()
+        outs.append(out.detach().numpy())
+        grads.append(net.embedding.grad.numpy().copy())
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+    assert np.abs(grads[0]).sum() > 0
+
+
+def test_randomized_svd_matches_exact_svd() -> None:
+    r = normalized_adjacency(random_graph(n_users=30, n_items=25, density=0.3).binary())[:30, 30:]
+    u, s, vt = randomized_svd(r, 5, np.random.default_rng(0), n_iter=8)
+    exact = np.linalg.svd(r.toarray(), compute_uv=False)
+    np.testing.assert_allclose(s, exact[:5], rtol=1e-4)
+    np.testing.assert_allclose(u.T @ u, np.eye(5), atol=1e-8)
+    np.testing.assert_allclose((u * s) @ vt, u @ (u.T @ r.toarray()) @ vt.T @ vt, atol=1e-6)
+
+
+def test_sampler_draws_positives_and_true_negatives() -> None:
+    inter = random_graph(n_users=20, n_items=12, density=0.5)
+    dense = inter.binary().toarray() > 0
+    users, pos, neg = BPRSampler(inter.matrix).sample(5000, np.random.default_rng(0))
+    assert dense[users, pos].all()
+    assert not dense[users, neg].any()
+    # negatives cover every non-interacted item of a user, roughly uniformly
+    u0 = users == users[0]
+    assert set(neg[u0]) == set(np.flatnonzero(~dense[users[0]]))
+
+
+def test_learns_planted_communities() -> None:
+    train, test = planted_blocks()
+    model = LightGCN(**{**FAST, "epochs": 10, "init": "normal"}).fit(train)
+    ids, _ = model.recommend(np.arange(train.n_users), k=5)
+    same = (ids % 2) == (np.arange(train.n_users)[:, None] % 2)
+    assert same.mean() > 0.95
+    assert evaluate(model, test, ks=[5])["recall@5"] > 0.3  # random would be about 5/12
+
+
+def test_svd_warm_start_is_already_a_good_filter() -> None:
+    train, _ = planted_blocks()
+    model = LightGCN(**{**FAST, "epochs": 0, "embedding_dim": 4}).fit(train)
+    ids, _ = model.recommend(np.arange(train.n_users), k=5)
+    assert ((ids % 2) == (np.arange(train.n_users)[:, None] % 2)).mean() > 0.95
+
+
+def test_embeddings_are_numpy_and_scores_are_inner_products() -> None:
+    train, _ = planted_blocks()
+    model = LightGCN(**FAST).fit(train)
+    assert isinstance(model.user_embeddings_, np.ndarray)
+    assert model.user_embeddings_.shape == (train.n_users, 16)
+    assert model.item_embeddings_.dtype == np.float32
+    np.testing.assert_allclose(
+        model.score([3]), model.user_embeddings_[[3]] @ model.item_embeddings_.T, rtol=1e-6
+    )
+
+
+def test_same_seed_same_model_other_seed_other_model() -> None:
+    train, _ = planted_blocks()
+    a = LightGCN(**{**FAST, "epochs": 2}).fit(train)
+    b = LightGCN(**{**FAST, "epochs": 2}).fit(train)
+    c = LightGCN(**{**FAST, "epochs": 2, "seed": 1}).fit(train)
+    assert np.array_equal(a.user_embeddings_, b.user_embeddings_)
+    assert not np.allclose(a.user_embeddings_, c.user_embeddings_)
+
+
+def test_resume_after_checkpoint_continues_the_same_run(tmp_path) -> None:
+    train, test = planted_blocks()
+    params = {**FAST, "epochs": 4, "patience": 10}
+    full = LightGCN(**params).fit(train, valid=test)
+    ckpt = str(tmp_path / "ckpt")
+    LightGCN(**{**params, "epochs": 2, "checkpoint_dir": ckpt}).fit(train, valid=test)
+    meta = json.loads((tmp_path / "ckpt" / "checkpoint.json").read_text())
+    assert meta["epoch"] == 2
+    resumed = LightGCN(**{**params, "checkpoint_dir": ckpt}).fit(train, valid=test)
+    assert [h["epoch"] for h in resumed.history_] == [1, 2, 3, 4]
+    assert [h["loss"] for h in resumed.history_] == [h["loss"] for h in full.history_]
+    assert resumed.best_epoch_ == full.best_epoch_
+    assert np.array_equal(resumed.user_embeddings_, full.user_embeddings_)
+    assert np.array_equal(resumed.item_embeddings_, full.item_embeddings_)
+
+
+def test_checkpoint_of_another_run_is_refused(tmp_path) -> None:
+    train, _ = planted_blocks()
+    LightGCN(**{**FAST, "epochs": 1, "checkpoint_dir": str(tmp_path)}).fit(train)
+    with pytest.raises(GemrecError, match="another run"):
+        LightGCN(**{**FAST, "epochs": 1, "lr": 0.5, "checkpoint_dir": str(tmp_path)}).fit(train)
+
+
+def test_early_stopping_restores_best_epoch() -> None:
+    train, test = planted_blocks()
+    model = LightGCN(**{**FAST, "epochs": 30, "lr": 0.05, "patience": 2}).fit(train, valid=test)
+    recalls = [h["valid_recall@20"] for h in model.history_]
+    best = int(np.argmax(recalls))
+    assert model.best_epoch_ == model.history_[best]["epoch"]
+    got = evaluate(model, test, ks=[20])["recall@20"]
+    assert got == pytest.approx(recalls[best])
+
+
+def test_tensorboard_scalars_written(tmp_path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train, test = planted_blocks()
+    LightGCN(**{**FAST, "epochs": 3, "log_dir": str(tmp_path)}).fit(train, valid=test)
+    acc = EventAccumulator(str(tmp_path))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("train/loss")] == [1, 2, 3]
+    assert len(acc.Scalars("valid/recall@20")) == 3
+    assert len(acc.Scalars("valid/ndcg@20")) == 3
+
+
+def test_save_load_round_trip(tmp_path) -> None:
+    from gemrec.models.base import Recommender
+
+    train, _ = planted_blocks()
+    model = LightGCN(**FAST).fit(train)
+    loaded = Recommender.load(model.save(tmp_path / "m"))
+    assert isinstance(loaded, LightGCN)
+    np.testing.assert_array_equal(loaded.recommend([0, 5], k=4)[0], model.recommend([0, 5], k=4)[0])
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("embedding_dim", 0), ("lr", -1.0), ("train_batch_size", 1.5), ("init", "zeros"), ("epochs", True)],
+)
+def test_bad_parameters_raise_naming_the_parameter(name: str, value: object) -> None:
+    train, _ = planted_blocks()
+    with pytest.raises(ParameterError, match=name):
+        LightGCN(**{**FAST, name: value}).fit(train)
