@@ -41,7 +41,7 @@ from gemrec.serve._schemas import (
 from gemrec.serve._settings import ServeSettings
 from gemrec.serve._store import Event, EventStore, open_store
 
-__all__ = ["ServiceState", "app_from_env", "create_app", "get_engine", "get_state", "get_store"]
+__all__ = ["ServiceState", "app_from_env", "create_app", "get_state"]
 
 SETTINGS_ENV = "GEMREC_SERVE_SETTINGS"
 _GENERATION = "model_generation"
@@ -59,21 +59,12 @@ class ServiceState:
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-def get_state(request: Request) -> ServiceState:
+async def get_state(request: Request) -> ServiceState:
+    """The loaded service (dependencies are ``async def``: a sync one would cost a thread hop)."""
     state: ServiceState = request.app.state.service
     return state
 
 
-def get_engine(state: Annotated[ServiceState, Depends(get_state)]) -> Engine:
-    return state.engine
-
-
-def get_store(state: Annotated[ServiceState, Depends(get_state)]) -> EventStore:
-    return state.store
-
-
-Engine_ = Annotated[Engine, Depends(get_engine)]
-Store_ = Annotated[EventStore, Depends(get_store)]
 State_ = Annotated[ServiceState, Depends(get_state)]
 
 
@@ -164,6 +155,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(settings.blas_threads)  # for this worker process's lifetime
         store = await run_in_threadpool(open_store, settings.store_url)
         try:
             engine = await run_in_threadpool(load_engine, settings)
@@ -200,15 +194,16 @@ def create_app(settings: ServeSettings) -> FastAPI:
             raise HTTPException(401, "missing or wrong API key: send 'Authorization: Bearer <key>'",
                                 headers={"WWW-Authenticate": "Bearer"})
 
-    def write_access(authorization: Annotated[str | None, Header()] = None) -> None:
+    async def write_access(authorization: Annotated[str | None, Header()] = None) -> None:
         check_key(authorization)
 
-    def read_access(authorization: Annotated[str | None, Header()] = None) -> None:
+    async def read_access(authorization: Annotated[str | None, Header()] = None) -> None:
         if settings.protect_reads:
             check_key(authorization)
 
     writes = [Depends(write_access)]
-    reads = [Depends(read_access)]
+    # no dependency at all on open reads: each one costs time on the hottest path
+    reads = [Depends(read_access)] if settings.protect_reads else []
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -238,9 +233,10 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     # ------------------------------------------------------------------ events
     @app.post("/v1/events", response_model=IngestResult, dependencies=writes, tags=["events"])
-    async def post_events(batch: EventBatch, engine: Engine_, store: Store_) -> dict[str, int]:
+    async def post_events(batch: EventBatch, state: State_) -> dict[str, int]:
         """Store events durably (acknowledged only after commit); retries with the same
         ``event_id`` are counted as duplicates."""
+        engine, store = state.engine, state.store
         check_batch(len(batch.events), "events")
         if not batch.events:
             return {"accepted": 0, "duplicates": 0}
@@ -263,7 +259,6 @@ def create_app(settings: ServeSettings) -> FastAPI:
         flags = await run_in_threadpool(store.append, events)
         accepted = [e for e, ok in zip(events, flags, strict=True) if ok]
         engine.record_ingested(accepted)
-        state: ServiceState = app.state.service
         state.metrics.events.inc(len(accepted))
         state.metrics.duplicates.inc(len(events) - len(accepted))
         return {"accepted": len(accepted), "duplicates": len(events) - len(accepted)}
@@ -273,36 +268,40 @@ def create_app(settings: ServeSettings) -> FastAPI:
              dependencies=reads, tags=["recommendations"])
     async def recommendations(
         user_id: str,
-        engine: Engine_,
-        store: Store_,
+        state: State_,
         k: Annotated[int, Query(ge=1)] = 20,
         exclude_seen: bool = True,
         category: str | None = None,
         reasons: bool = True,
-    ) -> dict[str, Any]:
+    ) -> Response:
         """Top-k items for a user, reflecting every acknowledged event of that user."""
+        engine, store = state.engine, state.store
         check_k(k)
         engine.sync_items(store)
         events = engine.online_events(store, user_id)
         recs = engine.recommend(user_id, k, events, exclude_seen=exclude_seen, category=category,
                                 with_reasons=reasons)
-        return {
+        body = {
             "user_id": recs.user_id,
             "items": [{"item_id": r.item_id, "score": r.score, "reason": r.reason} for r in recs.items],
             "strategy": recs.strategy,
         }
+        # the hot path: a Response is sent as is (the schema above documents it, unvalidated)
+        return Response(json.dumps(body), media_type="application/json")
 
     @app.get("/v1/items/{item_id}/similar", response_model=SimilarOut, dependencies=reads, tags=["items"])
-    async def similar(item_id: str, engine: Engine_, store: Store_,
+    async def similar(item_id: str, state: State_,
                       k: Annotated[int, Query(ge=1)] = 10) -> dict[str, Any]:
+        engine, store = state.engine, state.store
         check_k(k)
         engine.sync_items(store)
         items = engine.similar(item_id, k)
         return {"item_id": item_id, "items": [{"item_id": r.item_id, "score": r.score} for r in items]}
 
     @app.get("/v1/users/{user_id}/history", response_model=HistoryOut, dependencies=reads, tags=["users"])
-    async def history(user_id: str, engine: Engine_, store: Store_) -> dict[str, Any]:
+    async def history(user_id: str, state: State_) -> dict[str, Any]:
         """The user's offline interactions (from the training data) and online events."""
+        engine, store = state.engine, state.store
         offline = engine.offline_history(user_id)
         # events a retrain folded into the model appear once, as offline history
         online = [{**e.as_dict(), "source": "online"} for e in store.user_events(user_id, 10_000)
@@ -312,29 +311,32 @@ def create_app(settings: ServeSettings) -> FastAPI:
         return {"user_id": user_id, "events": offline + online}
 
     @app.get("/v1/explain", dependencies=reads, tags=["recommendations"])
-    async def explain(engine: Engine_, store: Store_,
+    async def explain(state: State_,
                       user_id: Annotated[str, Query(min_length=1)],
                       item_id: Annotated[str, Query(min_length=1)]) -> dict[str, Any]:
         """Why ``item_id`` for ``user_id``: paths user -> item they touched -> co-users -> item."""
+        engine, store = state.engine, state.store
         engine.sync_items(store)
         return engine.explain(user_id, item_id, engine.online_events(store, user_id))
 
     # ------------------------------------------------------------------ items
     @app.post("/v1/items", response_model=ItemsResult, dependencies=writes, tags=["items"])
-    async def post_items(batch: ItemBatch, engine: Engine_, store: Store_) -> dict[str, int]:
+    async def post_items(batch: ItemBatch, state: State_) -> dict[str, int]:
         """Add or update items with side information; a new item gets an embedding from it."""
+        engine, store = state.engine, state.store
         check_batch(len(batch.items), "items")
         rows = [(i.item_id, i.model_dump(exclude_unset=True, exclude={"item_id"})) for i in batch.items]
         await run_in_threadpool(engine.sync_items, store)
         n_new = len({item_id for item_id, _ in rows if item_id not in engine.catalogue.index})
         await run_in_threadpool(store.put_items, rows)
         await run_in_threadpool(engine.sync_items, store)
-        app.state.service.metrics.items.set(engine.catalogue.n)
+        state.metrics.items.set(engine.catalogue.n)
         return {"created": n_new, "updated": len(rows) - n_new}
 
     @app.delete("/v1/items/{item_id}", dependencies=writes, tags=["items"])
-    async def delete_item(item_id: str, engine: Engine_, store: Store_) -> dict[str, Any]:
+    async def delete_item(item_id: str, state: State_) -> dict[str, Any]:
         """Remove an item from every result (its history is kept)."""
+        engine, store = state.engine, state.store
         engine.sync_items(store)
         engine.item(item_id)
         await run_in_threadpool(store.put_items, [(item_id, {"available": False, "deleted": True})])
