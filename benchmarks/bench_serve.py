@@ -54,18 +54,30 @@ def build_dataset(workdir: Path) -> Path:
     tu, ti = read_lines(GOWALLA / "train.txt")
     su, si = read_lines(GOWALLA / "test.txt")
     n_users, n_items = int(max(tu.max(), su.max())) + 1, int(max(ti.max(), si.max())) + 1
-    edges = pd.DataFrame({
-        "user": np.concatenate([tu, su]), "item": np.concatenate([ti, si]),
-        "weight": np.ones(len(tu) + len(su), np.float32),
-        "split": ["train"] * len(tu) + ["test"] * len(su),
-        "last_timestamp": np.nan, "n_events": np.ones(len(tu) + len(su), np.int32),
-    }).drop_duplicates(["user", "item"])
+    edges = pd.DataFrame(
+        {
+            "user": np.concatenate([tu, su]),
+            "item": np.concatenate([ti, si]),
+            "weight": np.ones(len(tu) + len(su), np.float32),
+            "split": ["train"] * len(tu) + ["test"] * len(su),
+            "last_timestamp": np.nan,
+            "n_events": np.ones(len(tu) + len(su), np.int32),
+        }
+    ).drop_duplicates(["user", "item"])
     rng = np.random.default_rng(0)
-    items = pd.DataFrame({"item": np.arange(n_items, dtype=np.int32),
-                          "item_id": [f"i{i}" for i in range(n_items)],
-                          "category": [f"c{c}" for c in rng.integers(0, 50, n_items)]})
-    users = pd.DataFrame({"user": np.arange(n_users, dtype=np.int32), "user_id": [f"u{u}" for u in range(n_users)]})
-    return write_dataset(path, users=users, items=items, edges=edges, manifest={"name": "gowalla-bench"})
+    items = pd.DataFrame(
+        {
+            "item": np.arange(n_items, dtype=np.int32),
+            "item_id": [f"i{i}" for i in range(n_items)],
+            "category": [f"c{c}" for c in rng.integers(0, 50, n_items)],
+        }
+    )
+    users = pd.DataFrame(
+        {"user": np.arange(n_users, dtype=np.int32), "user_id": [f"u{u}" for u in range(n_users)]}
+    )
+    return write_dataset(
+        path, users=users, items=items, edges=edges, manifest={"name": "gowalla-bench"}
+    )
 
 
 class RandomEmbeddings(TruncatedSVD):
@@ -73,8 +85,12 @@ class RandomEmbeddings(TruncatedSVD):
 
     def _fit(self, interactions, valid):  # type: ignore[no-untyped-def]
         rng = np.random.default_rng(self.seed)
-        self.user_embeddings_ = rng.standard_normal((interactions.n_users, self.factors)).astype(np.float32)
-        self.item_embeddings_ = rng.standard_normal((interactions.n_items, self.factors)).astype(np.float32)
+        self.user_embeddings_ = rng.standard_normal((interactions.n_users, self.factors)).astype(
+            np.float32
+        )
+        self.item_embeddings_ = rng.standard_normal((interactions.n_items, self.factors)).astype(
+            np.float32
+        )
         self.singular_values_ = np.ones(self.factors, np.float32)
 
 
@@ -126,7 +142,9 @@ class Conn:
         self.writer.close()
 
 
-async def fixed_rate(port: int, rate: float, seconds: float, users: np.ndarray, k: int) -> dict[str, float]:
+async def fixed_rate(
+    port: int, rate: float, seconds: float, users: np.ndarray, k: int
+) -> dict[str, float]:
     """Open-loop GET recommendations at ``rate`` req/s; latency from the scheduled send time."""
     n = int(rate * seconds)
     pool: asyncio.Queue[Conn] = asyncio.Queue()
@@ -143,7 +161,9 @@ async def fixed_rate(port: int, rate: float, seconds: float, users: np.ndarray, 
         await asyncio.sleep(max(0.0, scheduled - loop.time()))
         conn = await pool.get()
         try:
-            status, _ = await conn.request("GET", f"/v1/users/u{users[i % len(users)]}/recommendations?k={k}")
+            status, _ = await conn.request(
+                "GET", f"/v1/users/u{users[i % len(users)]}/recommendations?k={k}"
+            )
             if status != 200:
                 errors += 1
         finally:
@@ -156,8 +176,15 @@ async def fixed_rate(port: int, rate: float, seconds: float, users: np.ndarray, 
     while not pool.empty():
         pool.get_nowait().close()
     a = np.asarray(lat) * 1000
-    return {"requests": n, "errors": errors, "achieved_rps": n / wall, "p50_ms": float(np.percentile(a, 50)),
-            "p90_ms": float(np.percentile(a, 90)), "p99_ms": float(np.percentile(a, 99)), "max_ms": float(a.max())}
+    return {
+        "requests": n,
+        "errors": errors,
+        "achieved_rps": n / wall,
+        "p50_ms": float(np.percentile(a, 50)),
+        "p90_ms": float(np.percentile(a, 90)),
+        "p99_ms": float(np.percentile(a, 99)),
+        "max_ms": float(a.max()),
+    }
 
 
 async def freshness(port: int, n: int, users: np.ndarray, k: int) -> dict[str, float]:
@@ -176,8 +203,12 @@ async def freshness(port: int, n: int, users: np.ndarray, k: int) -> dict[str, f
         reflected += top not in {x["item_id"] for x in json.loads(body)["items"]}
     conn.close()
     a = np.asarray(lat) * 1000
-    return {"samples": n, "reflected": reflected, "p50_ms": float(np.percentile(a, 50)),
-            "p99_ms": float(np.percentile(a, 99))}
+    return {
+        "samples": n,
+        "reflected": reflected,
+        "p50_ms": float(np.percentile(a, 50)),
+        "p99_ms": float(np.percentile(a, 99)),
+    }
 
 
 async def ingest(port: int, n_events: int, batch: int, n_items: int) -> dict[str, float]:
@@ -185,8 +216,15 @@ async def ingest(port: int, n_events: int, batch: int, n_items: int) -> dict[str
     rng = np.random.default_rng(1)
     bodies = []
     for b in range(n_events // batch):
-        events = [{"user_id": f"ing{int(x) % 5000}", "item_id": f"i{int(x) % n_items}", "event_type": "view",
-                   "event_id": f"bench-{time.time_ns()}-{b}-{j}"} for j, x in enumerate(rng.integers(0, 10**9, batch))]
+        events = [
+            {
+                "user_id": f"ing{int(x) % 5000}",
+                "item_id": f"i{int(x) % n_items}",
+                "event_type": "view",
+                "event_id": f"bench-{time.time_ns()}-{b}-{j}",
+            }
+            for j, x in enumerate(rng.integers(0, 10**9, batch))
+        ]
         bodies.append(json.dumps({"events": events}).encode())
     accepted = 0
 
@@ -206,34 +244,47 @@ async def ingest(port: int, n_events: int, batch: int, n_items: int) -> dict[str
 
 
 def in_process_retrieval(model_dir: Path, dataset: Path, users: np.ndarray) -> dict[str, float]:
-    """Median in-process time of one list (engine only): exact scan vs faiss HNSW."""
+    """Median in-process time of one list (engine only): exact scan vs faiss HNSW, and the HNSW
+    recall@20 against the exact lists (same users, seen items excluded)."""
+    from threadpoolctl import threadpool_limits
+
     from gemrec.serve._engine import load_engine
     from gemrec.serve._settings import ServeSettings
 
-    from threadpoolctl import threadpool_limits
-
     threadpool_limits(1)  # as the service does
-    out = {}
+    out: dict[str, float] = {}
+    lists: dict[str, list[set[str]]] = {}
     for label, threshold in (("exact", 10**9), ("faiss-hnsw", 1)):
-        engine = load_engine(ServeSettings(model_dir=model_dir, dataset_dir=dataset, ann_threshold=threshold))
-        times = []
+        start = time.perf_counter()
+        engine = load_engine(
+            ServeSettings(model_dir=model_dir, dataset_dir=dataset, ann_threshold=threshold)
+        )
+        out[f"{label}_load_s"] = time.perf_counter() - start
+        times, lists[label] = [], []
         for u in users[:300]:
             t = time.perf_counter()
-            engine.recommend(f"u{u}", 20, [], with_reasons=True)
+            recs = engine.recommend(f"u{u}", 20, [], with_reasons=True)
             times.append(time.perf_counter() - t)
+            lists[label].append({r.item_id for r in recs.items})
         out[f"{label}_median_ms"] = float(np.median(times) * 1000)
     out["exact_over_ann"] = out["exact_median_ms"] / out["faiss-hnsw_median_ms"]
+    out["ann_recall_at_20"] = float(
+        np.mean([len(a & b) / 20 for a, b in zip(lists["exact"], lists["faiss-hnsw"], strict=True)])
+    )
     return out
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--rate", type=float, default=300.0)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--runs", type=int, default=3, help="fixed-rate runs (medians reported)")
     ap.add_argument("--model", choices=["svd", "random"], default="svd")
-    ap.add_argument("--ann-threshold", type=int, default=100_000)
+    ap.add_argument("--ann-threshold", type=int, default=20_000)
     ap.add_argument("-k", type=int, default=20)
+    ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "gemrec-bench-serve"))
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
@@ -247,13 +298,39 @@ def main() -> None:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gemrec.cli", "serve", str(model_dir), "--dataset", str(dataset),
-         "--host", "127.0.0.1", "--port", str(port), "--store", f"sqlite:///{store}",
-         "--ann-threshold", str(args.ann_threshold)],
-        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "gemrec.cli",
+            "serve",
+            str(model_dir),
+            "--dataset",
+            str(dataset),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--store",
+            f"sqlite:///{store}",
+            "--ann-threshold",
+            str(args.ann_threshold),
+            "--workers",
+            str(args.workers),
+        ],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
-    results: dict[str, object] = {"model": args.model, "fit_seconds": round(fit_s, 1),
-                                  "n_users": 29858, "n_items": 40981, "dim": 64}
+    results: dict[str, object] = {
+        "workers": args.workers,
+        "load_average_at_start": os.getloadavg()[0],
+        "model": args.model,
+        "fit_seconds": round(fit_s, 1),
+        "n_users": 29858,
+        "n_items": 40981,
+        "dim": 64,
+    }
     try:
         import httpx
 
@@ -268,21 +345,32 @@ def main() -> None:
         results["retrieval"] = h["retrieval"]
         users = np.random.default_rng(0).permutation(29858)
         asyncio.run(fixed_rate(port, args.rate, 3.0, users, args.k))  # warm-up
-        runs = [asyncio.run(fixed_rate(port, args.rate, args.seconds, users[i * 5000 :], args.k))
-                for i in range(args.runs)]
+        runs = [
+            asyncio.run(fixed_rate(port, args.rate, args.seconds, users[i * 5000 :], args.k))
+            for i in range(args.runs)
+        ]
         med = {key: float(np.median([r[key] for r in runs])) for key in runs[0]}
         results["recommendations"] = {"runs": runs, "median": med}
-        print(f"GET recommendations @ {args.rate:.0f} req/s x {args.seconds:.0f} s, {args.runs} runs (median): "
-              f"p50 {med['p50_ms']:.2f} ms, p99 {med['p99_ms']:.2f} ms, achieved {med['achieved_rps']:.0f} req/s, "
-              f"errors {int(sum(r['errors'] for r in runs))}", flush=True)
+        print(
+            f"GET recommendations @ {args.rate:.0f} req/s x {args.seconds:.0f} s, {args.runs} runs (median): "
+            f"p50 {med['p50_ms']:.2f} ms, p99 {med['p99_ms']:.2f} ms, achieved {med['achieved_rps']:.0f} req/s, "
+            f"errors {int(sum(r['errors'] for r in runs))}",
+            flush=True,
+        )
         fr = asyncio.run(freshness(port, 400, users, args.k))
         results["freshness"] = fr
-        print(f"freshness (POST event -> next GET without the item): p50 {fr['p50_ms']:.2f} ms, "
-              f"p99 {fr['p99_ms']:.2f} ms, reflected {fr['reflected']}/{fr['samples']}", flush=True)
+        print(
+            f"freshness (POST event -> next GET without the item): p50 {fr['p50_ms']:.2f} ms, "
+            f"p99 {fr['p99_ms']:.2f} ms, reflected {fr['reflected']}/{fr['samples']}",
+            flush=True,
+        )
         ing = [asyncio.run(ingest(port, 50_000, 1000, 40981)) for _ in range(3)]
         eps = float(np.median([r["events_per_s"] for r in ing]))
         results["ingest"] = {"runs": ing, "median_events_per_s": eps}
-        print(f"ingest (batches of 1000, durable SQLite WAL+FULL, 3 runs): median {eps:,.0f} events/s", flush=True)
+        print(
+            f"ingest (batches of 1000, durable SQLite WAL+FULL, 3 runs): median {eps:,.0f} events/s",
+            flush=True,
+        )
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
@@ -290,8 +378,11 @@ def main() -> None:
             Path(f"{store}{suffix}").unlink(missing_ok=True)
     ret = in_process_retrieval(model_dir, dataset, np.random.default_rng(2).permutation(29858))
     results["in_process"] = ret
-    print(f"in-process list of 20 (engine only, median): exact {ret['exact_median_ms']:.3f} ms, "
-          f"faiss HNSW {ret['faiss-hnsw_median_ms']:.3f} ms (exact/ANN = {ret['exact_over_ann']:.2f}x)")
+    print(
+        f"in-process list of 20 (engine only, median): exact {ret['exact_median_ms']:.3f} ms, "
+        f"faiss HNSW {ret['faiss-hnsw_median_ms']:.3f} ms (exact/ANN = {ret['exact_over_ann']:.2f}x), "
+        f"HNSW recall@20 vs exact {ret['ann_recall_at_20']:.3f}"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

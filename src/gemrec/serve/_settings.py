@@ -77,7 +77,7 @@ class ServeSettings:
     max_batch: int = 10_000
     max_body_bytes: int = 4 * 1024 * 1024
     max_k: int = 1000
-    ann_threshold: int = 100_000
+    ann_threshold: int = 20_000
     diversity_cap: int | None = None
     blocklist: tuple[str, ...] = ()
     online_pseudo_count: float = 2.0
@@ -90,10 +90,19 @@ class ServeSettings:
         object.__setattr__(self, "model_dir", Path(self.model_dir))
         object.__setattr__(self, "dataset_dir", Path(self.dataset_dir))
         object.__setattr__(self, "blocklist", tuple(str(b) for b in self.blocklist))
-        for name in ("max_batch", "max_body_bytes", "max_k", "ann_threshold", "history_limit", "blas_threads"):
+        for name in (
+            "max_batch",
+            "max_body_bytes",
+            "max_k",
+            "ann_threshold",
+            "history_limit",
+            "blas_threads",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"serve setting '{name}' must be a positive integer; got {value!r}")
+                raise ConfigError(
+                    f"serve setting '{name}' must be a positive integer; got {value!r}"
+                )
         if self.diversity_cap is not None and (
             not isinstance(self.diversity_cap, int) or self.diversity_cap < 1
         ):
