@@ -32,20 +32,25 @@ def build_shop(path: Path, *, seed: int = 0, social: bool = True) -> Path:
     rng = np.random.default_rng(seed)
     n_items = N_CATEGORIES * ITEMS_PER_CATEGORY
     n_active = N_CATEGORIES * USERS_PER_CATEGORY
-    items = pd.DataFrame({
-        "item": np.arange(n_items, dtype=np.int32),
-        "item_id": [f"i{n}" for n in range(n_items)],
-        "category": [f"cat{n // ITEMS_PER_CATEGORY}" for n in range(n_items)],
-        "brand": [f"b{n % 4}" for n in range(n_items)],
-        "title": [f"cat{n // ITEMS_PER_CATEGORY} thing {n}" for n in range(n_items)],
-        "price": np.linspace(1, 100, n_items).astype(np.float32),
-    })
+    items = pd.DataFrame(
+        {
+            "item": np.arange(n_items, dtype=np.int32),
+            "item_id": [f"i{n}" for n in range(n_items)],
+            "category": [f"cat{n // ITEMS_PER_CATEGORY}" for n in range(n_items)],
+            "brand": [f"b{n % 4}" for n in range(n_items)],
+            "title": [f"cat{n // ITEMS_PER_CATEGORY} thing {n}" for n in range(n_items)],
+            "price": np.linspace(1, 100, n_items).astype(np.float32),
+        }
+    )
     user_ids = [f"u{m}" for m in range(n_active)] + ["lurker0", "lurker1", "lurker2"]
-    users = pd.DataFrame({
-        "user": np.arange(len(user_ids), dtype=np.int32),
-        "user_id": user_ids,
-        "segment": [f"s{(m // USERS_PER_CATEGORY)}" for m in range(n_active)] + ["s1", "s2", "s0"],
-    })
+    users = pd.DataFrame(
+        {
+            "user": np.arange(len(user_ids), dtype=np.int32),
+            "user_id": user_ids,
+            "segment": [f"s{(m // USERS_PER_CATEGORY)}" for m in range(n_active)]
+            + ["s1", "s2", "s0"],
+        }
+    )
     rows = []
     p = 1.0 / np.arange(1, ITEMS_PER_CATEGORY + 1)
     p /= p.sum()
@@ -53,23 +58,34 @@ def build_shop(path: Path, *, seed: int = 0, social: bool = True) -> Path:
         block = m // USERS_PER_CATEGORY
         chosen = rng.choice(ITEMS_PER_CATEGORY, size=8, replace=False, p=p)
         for j, c in enumerate(chosen):
-            rows.append((m, block * ITEMS_PER_CATEGORY + int(c), 1.0, "train" if j < 7 else "test",
-                         1.6e9 + 3600.0 * (m + j)))
+            rows.append(
+                (
+                    m,
+                    block * ITEMS_PER_CATEGORY + int(c),
+                    1.0,
+                    "train" if j < 7 else "test",
+                    1.6e9 + 3600.0 * (m + j),
+                )
+            )
     e = np.array(rows, dtype=object)
-    edges = pd.DataFrame({
-        "user": e[:, 0].astype(np.int32),
-        "item": e[:, 1].astype(np.int32),
-        "weight": e[:, 2].astype(np.float32),
-        "split": e[:, 3].astype(str),
-        "last_timestamp": e[:, 4].astype(np.float64),
-        "n_events": np.ones(len(e), np.int32),
-    })
+    edges = pd.DataFrame(
+        {
+            "user": e[:, 0].astype(np.int32),
+            "item": e[:, 1].astype(np.int32),
+            "weight": e[:, 2].astype(np.float32),
+            "split": e[:, 3].astype(str),
+            "last_timestamp": e[:, 4].astype(np.float64),
+            "n_events": np.ones(len(e), np.int32),
+        }
+    )
     soc = None
     if social:
         # lurker0 follows three users of block 2
         lurker = user_ids.index("lurker0")
         soc = pd.DataFrame({"user": np.int32([lurker] * 3), "friend": np.int32([60, 61, 62])})
-    write_dataset(path, users=users, items=items, edges=edges, manifest={"name": "shop"}, social=soc)
+    write_dataset(
+        path, users=users, items=items, edges=edges, manifest={"name": "shop"}, social=soc
+    )
     return path
 
 
@@ -125,15 +141,31 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     binary = shutil.which("redis-server")
     if binary is None:
-        pytest.skip("redis-server binary not found (install it: apt-get install -y redis-server; .ci/run does)")
+        pytest.skip(
+            "redis-server binary not found (install it: apt-get install -y redis-server; .ci/run does)"
+        )
     import redis
 
     port = free_port()
     workdir = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
-         "--appendfsync", "always", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     client = redis.Redis(host="127.0.0.1", port=port)
     for _ in range(100):

@@ -41,7 +41,9 @@ def test_known_user_gets_own_category_without_seen_items(make_client, svd_dir, s
     assert body["strategy"] == "personalized" and len(ids) == K
     assert all(cat_of(i) == "cat0" for i in ids)
     assert not set(ids) & train_items(shop, "u0")
-    assert [r["score"] for r in body["items"]] == sorted((r["score"] for r in body["items"]), reverse=True)
+    assert [r["score"] for r in body["items"]] == sorted(
+        (r["score"] for r in body["items"]), reverse=True
+    )
     assert all(r["reason"].startswith("because you") for r in body["items"])
     seen = recs(c, "u0", exclude_seen="false")["items"]
     assert set(r["item_id"] for r in seen) & train_items(shop, "u0")
@@ -66,8 +68,13 @@ def test_event_is_reflected_in_the_next_list(make_client, svd_dir):
 def test_unseen_user_is_personalised_from_first_events(make_client, svd_dir):
     c = make_client(svd_dir)
     assert recs(c, "newbie")["strategy"] == "trending"
-    post(c, [{"user_id": "newbie", "item_id": "i21", "event_type": "view"},
-             {"user_id": "newbie", "item_id": "i22", "event_type": "cart"}])
+    post(
+        c,
+        [
+            {"user_id": "newbie", "item_id": "i21", "event_type": "view"},
+            {"user_id": "newbie", "item_id": "i22", "event_type": "cart"},
+        ],
+    )
     body = recs(c, "newbie")
     assert body["strategy"] == "fold_in"
     ids = [r["item_id"] for r in body["items"]]
@@ -81,7 +88,12 @@ def test_non_embedding_model_uses_its_own_scores(make_client, pop_dir, shop):
     e = ds.edges[ds.edges.split != "test"]
     counts = e.groupby("item").size()
     seen = {int(i[1:]) for i in train_items(shop, "u0")}
-    expected = [f"i{i}" for i in sorted((i for i in counts.index if i not in seen), key=lambda i: (-counts[i], i))[:10]]
+    expected = [
+        f"i{i}"
+        for i in sorted((i for i in counts.index if i not in seen), key=lambda i: (-counts[i], i))[
+            :10
+        ]
+    ]
     assert [r["item_id"] for r in body["items"]] == expected
     post(c, [{"user_id": "u0", "item_id": expected[0], "event_type": "view"}])
     assert expected[0] not in [r["item_id"] for r in recs(c, "u0", k=10)["items"]]
@@ -106,29 +118,40 @@ def test_cold_start_paths(make_client, svd_dir):
     assert body["strategy"] == "popular_in_category"
     assert [cat_of(r["item_id"]) for r in body["items"]] == ["cat1"] * K
     social = recs(c, "lurker0")  # follows users u60-u62 (block 2)
-    assert social["strategy"] == "social" and all(cat_of(r["item_id"]) == "cat2" for r in social["items"][:3])
+    assert social["strategy"] == "social" and all(
+        cat_of(r["item_id"]) == "cat2" for r in social["items"][:3]
+    )
     similar = recs(c, "lurker1")  # segment s2 = the users of block 2
-    assert similar["strategy"] == "similar_users" and all(cat_of(r["item_id"]) == "cat2" for r in similar["items"])
-    assert recs(c, "lurker2")["items"][0]["item_id"] == "i0"  # segment s0: block 0's most popular item
+    assert similar["strategy"] == "similar_users" and all(
+        cat_of(r["item_id"]) == "cat2" for r in similar["items"]
+    )
+    assert (
+        recs(c, "lurker2")["items"][0]["item_id"] == "i0"
+    )  # segment s0: block 0's most popular item
 
 
 # --------------------------------------------------------------------------- filters
 def test_category_filter_blocklist_and_diversity_cap(make_client, svd_dir):
     c = make_client(svd_dir, blocklist=("i1", "i2"), diversity_cap=2)
     filtered = recs(c, "u0", category="cat1", k=8)
-    assert len(filtered["items"]) == 8 and {cat_of(r["item_id"]) for r in filtered["items"]} == {"cat1"}
+    assert len(filtered["items"]) == 8 and {cat_of(r["item_id"]) for r in filtered["items"]} == {
+        "cat1"
+    }
     body = recs(c, "u0", k=6)
     ids = [r["item_id"] for r in body["items"]]
     assert len(ids) == 6 and not {"i1", "i2"} & set(ids)
     assert pd.Series([cat_of(i) for i in ids]).value_counts().max() <= 2
-    assert recs(c, "u0", k=60, exclude_seen="false", category="cat0")["items"].__len__() == 18  # 20 - blocklist
+    assert (
+        recs(c, "u0", k=60, exclude_seen="false", category="cat0")["items"].__len__() == 18
+    )  # 20 - blocklist
 
 
 def test_unavailable_and_deleted_items_leave_every_result(make_client, svd_dir):
     c = make_client(svd_dir)
     top = [r["item_id"] for r in recs(c, "u0")["items"]]
-    assert c.post("/v1/items", json={"items": [{"item_id": top[0], "available": False}]}).json() == {
-        "created": 0, "updated": 1}
+    assert c.post(
+        "/v1/items", json={"items": [{"item_id": top[0], "available": False}]}
+    ).json() == {"created": 0, "updated": 1}
     assert c.delete(f"/v1/items/{top[1]}").json() == {"item_id": top[1], "deleted": True}
     after = [r["item_id"] for r in recs(c, "u0")["items"]]
     assert len(after) == K and not {top[0], top[1]} & set(after)
@@ -142,15 +165,30 @@ def test_unavailable_and_deleted_items_leave_every_result(make_client, svd_dir):
 
 def test_new_item_gets_side_info_embedding(make_client, svd_dir):
     c = make_client(svd_dir)
-    r = c.post("/v1/items", json={"items": [{"item_id": "fresh", "category": "cat2", "brand": "b1",
-                                             "title": "cat2 gadget", "price": 9.5}]})
+    r = c.post(
+        "/v1/items",
+        json={
+            "items": [
+                {
+                    "item_id": "fresh",
+                    "category": "cat2",
+                    "brand": "b1",
+                    "title": "cat2 gadget",
+                    "price": 9.5,
+                }
+            ]
+        },
+    )
     assert r.json() == {"created": 1, "updated": 0}
     sim = c.get("/v1/items/fresh/similar", params={"k": 5}).json()["items"]
     assert all(cat_of(s["item_id"]) == "cat2" for s in sim)
     # a cat2 user can now get it recommended, and events on it are accepted
     ids = [x["item_id"] for x in recs(c, "u60", k=20)["items"]]
     assert "fresh" in ids
-    assert post(c, [{"user_id": "u60", "item_id": "fresh", "event_type": "buy"}]).json()["accepted"] == 1
+    assert (
+        post(c, [{"user_id": "u60", "item_id": "fresh", "event_type": "buy"}]).json()["accepted"]
+        == 1
+    )
     assert "fresh" not in [x["item_id"] for x in recs(c, "u60", k=20)["items"]]
 
 
@@ -193,7 +231,18 @@ def test_explain_paths_count_co_users(make_client, svd_dir, shop):
 
 def test_history_has_offline_and_online(make_client, svd_dir, shop):
     c = make_client(svd_dir)
-    post(c, [{"user_id": "u0", "item_id": "i50", "event_type": "view", "timestamp": 5.0, "event_id": "h1"}])
+    post(
+        c,
+        [
+            {
+                "user_id": "u0",
+                "item_id": "i50",
+                "event_type": "view",
+                "timestamp": 5.0,
+                "event_id": "h1",
+            }
+        ],
+    )
     events = c.get("/v1/users/u0/history").json()["events"]
     offline = {e["item_id"] for e in events if e["source"] == "offline"}
     online = [e for e in events if e["source"] == "online"]
@@ -207,14 +256,27 @@ def test_bad_payloads_name_the_field(make_client, pop_dir):
     c = make_client(pop_dir)
     r = post(c, [{"user_id": "u0", "event_type": "view"}])
     assert r.status_code == 422 and "events.0.item_id" in r.json()["message"]
-    r = post(c, [{"user_id": "u0", "item_id": "i1", "event_type": "view", "timestamp": "yesterday"}])
+    r = post(
+        c, [{"user_id": "u0", "item_id": "i1", "event_type": "view", "timestamp": "yesterday"}]
+    )
     assert r.status_code == 422 and "events.0.timestamp" in r.json()["message"]
     r = post(c, [{"user_id": "u0", "item_id": "i1", "event_type": "view", "colour": "red"}])
     assert r.status_code == 422 and "events.0.colour" in r.json()["message"]
-    r = post(c, [{"user_id": "u0", "item_id": "i1", "event_type": "view"},
-                 {"user_id": "u0", "item_id": "nope", "event_type": "view"}])
-    assert r.status_code == 422 and "events.1.item_id" in r.json()["message"] and "nope" in r.json()["message"]
-    assert c.get("/v1/users/u0/history").json()["events"][-1]["source"] == "offline"  # nothing stored
+    r = post(
+        c,
+        [
+            {"user_id": "u0", "item_id": "i1", "event_type": "view"},
+            {"user_id": "u0", "item_id": "nope", "event_type": "view"},
+        ],
+    )
+    assert (
+        r.status_code == 422
+        and "events.1.item_id" in r.json()["message"]
+        and "nope" in r.json()["message"]
+    )
+    assert (
+        c.get("/v1/users/u0/history").json()["events"][-1]["source"] == "offline"
+    )  # nothing stored
     r = c.post("/v1/events", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 422
     r = c.get("/v1/users/u0/recommendations", params={"k": 0})
@@ -247,9 +309,15 @@ def test_size_limits_answer_413(make_client, pop_dir):
 
 def test_idempotent_retries(make_client, pop_dir):
     c = make_client(pop_dir)
-    batch = [{"user_id": "u1", "item_id": f"i{n}", "event_type": "view", "event_id": f"e{n}"} for n in range(5)]
+    batch = [
+        {"user_id": "u1", "item_id": f"i{n}", "event_type": "view", "event_id": f"e{n}"}
+        for n in range(5)
+    ]
     assert post(c, batch).json() == {"accepted": 5, "duplicates": 0}
-    assert post(c, batch + [{**batch[0], "event_id": "e9"}]).json() == {"accepted": 1, "duplicates": 5}
+    assert post(c, batch + [{**batch[0], "event_id": "e9"}]).json() == {
+        "accepted": 1,
+        "duplicates": 5,
+    }
     online = [e for e in c.get("/v1/users/u1/history").json()["events"] if e["source"] == "online"]
     assert len(online) == 6
 
@@ -265,7 +333,12 @@ def test_api_key_on_writes(make_client, pop_dir):
     assert c.get("/v1/users/u0/recommendations").status_code == 200
     locked = make_client(pop_dir, api_key="s3cret", protect_reads=True)
     assert locked.get("/v1/users/u0/recommendations").status_code == 401
-    assert locked.get("/v1/users/u0/recommendations", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert (
+        locked.get(
+            "/v1/users/u0/recommendations", headers={"Authorization": "Bearer s3cret"}
+        ).status_code
+        == 200
+    )
 
 
 # --------------------------------------------------------------------------- operations
@@ -276,9 +349,14 @@ def test_health_metrics_and_reload(make_client, svd_dir, pop_dir):
     post(c, [{"user_id": "u0", "item_id": "i1", "event_type": "view", "event_id": "m1"}] * 2)
     recs(c, "u0")
     text = c.get("/metrics").text
-    assert "gemrec_events_ingested_total 1.0" in text and "gemrec_events_duplicate_total 1.0" in text
+    assert (
+        "gemrec_events_ingested_total 1.0" in text and "gemrec_events_duplicate_total 1.0" in text
+    )
     assert f'gemrec_model_info{{model="svd",version="{h["model_version"]}"}} 1.0' in text
-    assert 'gemrec_request_seconds_count{method="GET",route="/v1/users/{user_id}/recommendations"} 1.0' in text
+    assert (
+        'gemrec_request_seconds_count{method="GET",route="/v1/users/{user_id}/recommendations"} 1.0'
+        in text
+    )
     r = c.post("/v1/admin/reload", json={"model_dir": str(pop_dir)})
     assert r.status_code == 200 and r.json()["model"] == "pop"
     assert c.get("/healthz").json()["model"] == "pop"
@@ -301,9 +379,16 @@ def test_ann_retrieval_chosen_above_threshold(make_client, svd_dir):
 
 def test_replay_session_shows_the_list_changing(make_client, svd_dir):
     c = make_client(svd_dir)
-    steps = replay_session(c, "shopper", [{"item_id": "i20", "event_type": "view"},
-                                          {"item_id": "i21", "event_type": "cart"},
-                                          {"item_id": "i22", "event_type": "buy"}], k=5)
+    steps = replay_session(
+        c,
+        "shopper",
+        [
+            {"item_id": "i20", "event_type": "view"},
+            {"item_id": "i21", "event_type": "cart"},
+            {"item_id": "i22", "event_type": "buy"},
+        ],
+        k=5,
+    )
     assert len(steps) == 4 and steps[0][0] is None
     assert [s[1]["strategy"] for s in steps] == ["trending", "fold_in", "fold_in", "fold_in"]
     for n, (event, body) in enumerate(steps[1:], start=1):

@@ -23,12 +23,27 @@ class Server:
     def __init__(self, model_dir: Path, dataset: Path, store: str, log: Path, *extra: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "gemrec.cli", "serve", str(model_dir), "--dataset", str(dataset),
-               "--host", "127.0.0.1", "--port", str(self.port), "--store", store, *extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "gemrec.cli",
+            "serve",
+            str(model_dir),
+            "--dataset",
+            str(dataset),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--store",
+            store,
+            *extra,
+        ]
         env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
         self.log = log
-        self.proc = subprocess.Popen(cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -76,8 +91,15 @@ def test_kill9_loses_no_acknowledged_event_and_duplicates_none(svd_dir, shop, tm
             for b in range(2000):  # bounded; the kill ends it much earlier
                 if stop.is_set():
                     return
-                batch = [{"user_id": f"w{n % 7}", "item_id": f"i{n % 60}", "event_type": "view",
-                          "event_id": f"b{b}-{n}"} for n in range(25)]
+                batch = [
+                    {
+                        "user_id": f"w{n % 7}",
+                        "item_id": f"i{n % 60}",
+                        "event_type": "view",
+                        "event_id": f"b{b}-{n}",
+                    }
+                    for n in range(25)
+                ]
                 sent.extend(e["event_id"] for e in batch)
                 try:
                     r = client.post("/v1/events", json={"events": batch})
@@ -110,13 +132,24 @@ def test_kill9_loses_no_acknowledged_event_and_duplicates_none(svd_dir, shop, tm
         accepted = duplicates = 0
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            batch = [{"user_id": f"w{int(i.split('-')[1]) % 7}", "item_id": f"i{int(i.split('-')[1]) % 60}",
-                      "event_type": "view", "event_id": i} for i in chunk]
+            batch = [
+                {
+                    "user_id": f"w{int(i.split('-')[1]) % 7}",
+                    "item_id": f"i{int(i.split('-')[1]) % 60}",
+                    "event_type": "view",
+                    "event_id": i,
+                }
+                for i in chunk
+            ]
             body = client.post("/v1/events", json={"events": batch}).json()
             accepted += body["accepted"]
             duplicates += body["duplicates"]
         assert duplicates == len(stored) and accepted == len(ids) - len(stored)
-        w0 = [e for e in client.get("/v1/users/w0/history").json()["events"] if e["source"] == "online"]
+        w0 = [
+            e
+            for e in client.get("/v1/users/w0/history").json()["events"]
+            if e["source"] == "online"
+        ]
         assert len(w0) == len({i for i in ids if int(i.split("-")[1]) % 7 == 0})
 
 
@@ -134,10 +167,22 @@ def test_reload_under_load_fails_no_request(svd_dir, pop_dir, shop, tmp_path, se
                     return
                 try:
                     if j % 5 == 0:
-                        r = client.post("/v1/events", json={"events": [
-                            {"user_id": f"r{n}", "item_id": f"i{j % 60}", "event_type": "view"}]})
+                        r = client.post(
+                            "/v1/events",
+                            json={
+                                "events": [
+                                    {
+                                        "user_id": f"r{n}",
+                                        "item_id": f"i{j % 60}",
+                                        "event_type": "view",
+                                    }
+                                ]
+                            },
+                        )
                     else:
-                        r = client.get(f"/v1/users/u{(n * 7 + j) % 90}/recommendations", params={"k": 10})
+                        r = client.get(
+                            f"/v1/users/u{(n * 7 + j) % 90}/recommendations", params={"k": 10}
+                        )
                     statuses.append(r.status_code)
                 except httpx.HTTPError as exc:
                     errors.append(repr(exc))
@@ -165,20 +210,53 @@ def test_redis_store_shared_by_two_workers(svd_dir, pop_dir, shop, tmp_path, ser
     srv = Server(svd_dir, shop, fresh_redis, tmp_path / "log.txt", "--workers", "2")
     servers.append(srv)
     with httpx.Client(base_url=srv.url, timeout=10) as client:
-        top = client.get("/v1/users/u0/recommendations", params={"k": 3}).json()["items"][0]["item_id"]
-        assert client.post("/v1/events", json={"events": [
-            {"user_id": "u0", "item_id": top, "event_type": "buy", "event_id": "x1"}]}).json()["accepted"] == 1
-        assert client.post("/v1/items", json={"items": [{"item_id": "shared-new", "category": "cat0"}]}).status_code == 200
+        top = client.get("/v1/users/u0/recommendations", params={"k": 3}).json()["items"][0][
+            "item_id"
+        ]
+        assert (
+            client.post(
+                "/v1/events",
+                json={
+                    "events": [
+                        {"user_id": "u0", "item_id": top, "event_type": "buy", "event_id": "x1"}
+                    ]
+                },
+            ).json()["accepted"]
+            == 1
+        )
+        assert (
+            client.post(
+                "/v1/items", json={"items": [{"item_id": "shared-new", "category": "cat0"}]}
+            ).status_code
+            == 200
+        )
         # new connections spread over both workers; every one must see the event and the item
         pids = set()
         for _ in range(16):
             with httpx.Client(base_url=srv.url, timeout=10) as c:
                 pids.add(c.get("/healthz").json()["pid"])
-                ids = [r["item_id"] for r in c.get("/v1/users/u0/recommendations", params={"k": 20}).json()["items"]]
+                ids = [
+                    r["item_id"]
+                    for r in c.get("/v1/users/u0/recommendations", params={"k": 20}).json()["items"]
+                ]
                 assert top not in ids
                 assert c.get("/v1/items/shared-new/similar", params={"k": 2}).status_code == 200
-                assert c.post("/v1/events", json={"events": [
-                    {"user_id": "u0", "item_id": top, "event_type": "buy", "event_id": "x1"}]}).json()["duplicates"] == 1
+                assert (
+                    c.post(
+                        "/v1/events",
+                        json={
+                            "events": [
+                                {
+                                    "user_id": "u0",
+                                    "item_id": top,
+                                    "event_type": "buy",
+                                    "event_id": "x1",
+                                }
+                            ]
+                        },
+                    ).json()["duplicates"]
+                    == 1
+                )
         assert len(pids) == 2, "requests did not reach both workers"
         # a reload on one worker is followed by the other through the store
         assert client.post("/v1/admin/reload", json={"model_dir": str(pop_dir)}).status_code == 200

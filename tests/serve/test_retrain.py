@@ -14,8 +14,10 @@ def test_retrain_folds_events_and_service_hot_swaps(make_client, svd_dir, shop, 
     c = make_client(svd_dir, store=store)
     c.post("/v1/items", json={"items": [{"item_id": "fresh", "category": "cat1", "brand": "b0"}]})
     events = [{"user_id": "walkin", "item_id": f"i{n}", "event_type": "buy"} for n in (20, 21, 22)]
-    events += [{"user_id": "walkin", "item_id": "fresh", "event_type": "view"},
-               {"user_id": "u0", "item_id": "i40", "event_type": "view"}]
+    events += [
+        {"user_id": "walkin", "item_id": "fresh", "event_type": "view"},
+        {"user_id": "u0", "item_id": "i40", "event_type": "view"},
+    ]
     assert c.post("/v1/events", json={"events": events}).json()["accepted"] == 5
     assert c.get("/v1/users/walkin/recommendations").json()["strategy"] == "fold_in"
 
@@ -30,7 +32,12 @@ def test_retrain_folds_events_and_service_hot_swaps(make_client, svd_dir, shop, 
     walkin, fresh = users.index("walkin"), items.index("fresh")
     assert (walkin, fresh) == (old.n_users, old.n_items)
     row = new.interactions_[walkin]
-    assert dict(zip(row.indices.tolist(), row.data.tolist())) == {20: 4.0, 21: 4.0, 22: 4.0, fresh: 1.0}
+    assert dict(zip(row.indices.tolist(), row.data.tolist())) == {
+        20: 4.0,
+        21: 4.0,
+        22: 4.0,
+        fresh: 1.0,
+    }
     assert new.interactions_[0, 40] == 1.0 and old.interactions_[0, 40] == 0.0
     assert json.loads((out / "training.json").read_text())["events_folded_through_seq"] >= 5
 
@@ -51,8 +58,21 @@ def test_retrain_folds_events_and_service_hot_swaps(make_client, svd_dir, shop, 
 
 def test_cli_retrain_and_serve_errors(svd_dir, shop, tmp_path, capsys):
     store = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
-    assert main(["retrain", str(svd_dir), "--dataset", str(shop), "--events-from", store,
-                 "-o", str(tmp_path / "m2")]) == 0
+    assert (
+        main(
+            [
+                "retrain",
+                str(svd_dir),
+                "--dataset",
+                str(shop),
+                "--events-from",
+                store,
+                "-o",
+                str(tmp_path / "m2"),
+            ]
+        )
+        == 0
+    )
     assert "retrained" in capsys.readouterr().out
     assert main(["serve", str(tmp_path / "nomodel"), "--dataset", str(shop)]) == 2
     assert "not a gemrec model directory" in capsys.readouterr().err

@@ -26,11 +26,13 @@ def reference(scores, k, excluded, categories, cap):
 
 @settings(max_examples=80, deadline=None)
 @given(
-    st.integers(1, 60).flatmap(lambda n: st.tuples(
-        st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.0, -1.0]), min_size=n, max_size=n),
-        st.lists(st.booleans(), min_size=n, max_size=n),
-        st.lists(st.integers(-1, 3), min_size=n, max_size=n),
-    )),
+    st.integers(1, 60).flatmap(
+        lambda n: st.tuples(
+            st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.0, -1.0]), min_size=n, max_size=n),
+            st.lists(st.booleans(), min_size=n, max_size=n),
+            st.lists(st.integers(-1, 3), min_size=n, max_size=n),
+        )
+    ),
     st.integers(1, 20),
     st.one_of(st.none(), st.integers(1, 3)),
 )

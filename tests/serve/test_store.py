@@ -23,7 +23,11 @@ def ev(user: str, item: str, eid: str, t: float = 1.0) -> Event:
 
 
 def test_append_is_idempotent_by_event_id(store: EventStore) -> None:
-    assert store.append([ev("u", "a", "1"), ev("u", "b", "2"), ev("u", "a", "1")]) == [True, True, False]
+    assert store.append([ev("u", "a", "1"), ev("u", "b", "2"), ev("u", "a", "1")]) == [
+        True,
+        True,
+        False,
+    ]
     assert store.append([ev("u", "c", "2"), ev("v", "c", "3")]) == [False, True]
     assert store.count_events() == 3
     assert [e.item_id for e in store.user_events("u", 10)] == ["a", "b"]
@@ -43,7 +47,10 @@ def test_user_events_keeps_most_recent_in_order(store: EventStore) -> None:
 
 
 def test_items_upsert_merges_and_versions(store: EventStore) -> None:
-    assert store.put_items([("x", {"category": "c", "price": 2.0}), ("y", {"brand": "b"})]) == [True, True]
+    assert store.put_items([("x", {"category": "c", "price": 2.0}), ("y", {"brand": "b"})]) == [
+        True,
+        True,
+    ]
     version, recs = store.item_changes(0)
     assert {r.item_id: r.seq for r in recs} == {"x": 0, "y": 1}
     assert store.put_items([("x", {"available": False})]) == [False]

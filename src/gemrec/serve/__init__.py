@@ -12,7 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from gemrec.serve._app import ServiceState, create_app, get_engine, get_state, get_store
+    from gemrec.serve._app import ServiceState, create_app, get_state
     from gemrec.serve._engine import Engine
     from gemrec.serve._replay import format_replay, replay_session
     from gemrec.serve._settings import ServeSettings
@@ -28,13 +28,24 @@ _EXPORTS = {
     "ServiceState": "_app",
     "create_app": "_app",
     "format_replay": "_replay",
-    "get_engine": "_app",
     "get_state": "_app",
-    "get_store": "_app",
     "open_store": "_store",
     "replay_session": "_replay",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "Engine",
+    "Event",
+    "EventStore",
+    "RedisStore",
+    "SQLiteStore",
+    "ServeSettings",
+    "ServiceState",
+    "create_app",
+    "format_replay",
+    "get_state",
+    "open_store",
+    "replay_session",
+]
 
 
 def __getattr__(name: str) -> Any:

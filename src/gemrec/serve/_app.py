@@ -41,10 +41,13 @@ from gemrec.serve._schemas import (
 from gemrec.serve._settings import ServeSettings
 from gemrec.serve._store import Event, EventStore, open_store
 
-__all__ = ["ServiceState", "app_from_env", "create_app", "get_engine", "get_state", "get_store"]
+__all__ = ["ServiceState", "app_from_env", "create_app", "get_state"]
 
 SETTINGS_ENV = "GEMREC_SERVE_SETTINGS"
 _GENERATION = "model_generation"
+_METHODS = frozenset({"GET", "POST", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS"})
+#: read paths look for other workers' item changes at most this often
+_READ_SYNC_S = 0.2
 
 
 @dataclass
@@ -59,21 +62,12 @@ class ServiceState:
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-def get_state(request: Request) -> ServiceState:
+async def get_state(request: Request) -> ServiceState:
+    """The loaded service (dependencies are ``async def``: a sync one would cost a thread hop)."""
     state: ServiceState = request.app.state.service
     return state
 
 
-def get_engine(state: Annotated[ServiceState, Depends(get_state)]) -> Engine:
-    return state.engine
-
-
-def get_store(state: Annotated[ServiceState, Depends(get_state)]) -> EventStore:
-    return state.store
-
-
-Engine_ = Annotated[Engine, Depends(get_engine)]
-Store_ = Annotated[EventStore, Depends(get_store)]
 State_ = Annotated[ServiceState, Depends(get_state)]
 
 
@@ -82,9 +76,14 @@ class _Guard:
 
     def __init__(self, app: Any, settings: ServeSettings, metrics: Metrics) -> None:
         self.app, self.limit, self.metrics = app, settings.max_body_bytes, metrics
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Callable[[], Awaitable[Any]],
-                       send: Callable[[Any], Awaitable[None]]) -> None:
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[Any]],
+        send: Callable[[Any], Awaitable[None]],
+    ) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -131,18 +130,39 @@ class _Guard:
     def _observe(self, scope: MutableMapping[str, Any], status: int, start: float) -> None:
         route = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
-        self.metrics.latency.labels(scope.get("method", ""), template).observe(time.perf_counter() - start)
-        self.metrics.responses.labels(template, f"{status // 100}xx").inc()
+        method = scope.get("method", "")
+        key = (method if method in _METHODS else "OTHER", template, status // 100)
+        children = self._children.get(key)
+        if children is None:  # labels() is a locked dict lookup: resolve each label set once
+            children = (
+                self.metrics.latency.labels(key[0], template),
+                self.metrics.responses.labels(template, f"{key[2]}xx"),
+            )
+            self._children[key] = children
+        children[0].observe(time.perf_counter() - start)
+        children[1].inc()
 
 
 def _too_large(size: int, limit: int) -> dict[str, str]:
-    return {"detail": f"request body of {size} bytes exceeds the limit of {limit} bytes; send smaller batches"}
+    return {
+        "detail": f"request body of {size} bytes exceeds the limit of {limit} bytes; send smaller batches"
+    }
 
 
-async def _send_json(send: Callable[[Any], Awaitable[None]], status: int, body: dict[str, Any]) -> None:
+async def _send_json(
+    send: Callable[[Any], Awaitable[None]], status: int, body: dict[str, Any]
+) -> None:
     data = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(data)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": data})
 
 
@@ -164,12 +184,17 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(settings.blas_threads)  # for this worker process's lifetime
         store = await run_in_threadpool(open_store, settings.store_url)
         try:
             engine = await run_in_threadpool(load_engine, settings)
             await run_in_threadpool(engine.sync_items, store)
             await run_in_threadpool(_warm_trending, engine, store)
-            state = ServiceState(settings, store, engine, metrics, store.get_meta(_GENERATION) or "0")
+            state = ServiceState(
+                settings, store, engine, metrics, store.get_meta(_GENERATION) or "0"
+            )
             metrics.set_model(engine.model.name, engine.version)
             metrics.items.set(engine.catalogue.n)
             app.state.service = state
@@ -196,26 +221,34 @@ def create_app(settings: ServeSettings) -> FastAPI:
         if key is None:
             return
         scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
-            raise HTTPException(401, "missing or wrong API key: send 'Authorization: Bearer <key>'",
-                                headers={"WWW-Authenticate": "Bearer"})
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            token.strip().encode(), key.encode()
+        ):
+            raise HTTPException(
+                401,
+                "missing or wrong API key: send 'Authorization: Bearer <key>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
 
-    def write_access(authorization: Annotated[str | None, Header()] = None) -> None:
+    async def write_access(authorization: Annotated[str | None, Header()] = None) -> None:
         check_key(authorization)
 
-    def read_access(authorization: Annotated[str | None, Header()] = None) -> None:
+    async def read_access(authorization: Annotated[str | None, Header()] = None) -> None:
         if settings.protect_reads:
             check_key(authorization)
 
     writes = [Depends(write_access)]
-    reads = [Depends(read_access)]
+    # no dependency at all on open reads: each one costs time on the hottest path
+    reads = [Depends(read_access)] if settings.protect_reads else []
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         message = "; ".join(f"{_field(e['loc']) or 'body'}: {e['msg']}" for e in errors[:10])
-        detail = [{"loc": list(e["loc"]), "field": _field(e["loc"]), "msg": e["msg"], "type": e["type"]}
-                  for e in errors[:50]]
+        detail = [
+            {"loc": list(e["loc"]), "field": _field(e["loc"]), "msg": e["msg"], "type": e["type"]}
+            for e in errors[:50]
+        ]
         return JSONResponse({"detail": detail, "message": message}, status_code=422)
 
     @app.exception_handler(NotFound)
@@ -228,19 +261,28 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     def check_k(k: int) -> None:
         if k > settings.max_k:
-            raise RequestValidationError([{
-                "loc": ("query", "k"), "msg": f"k must be at most {settings.max_k}; got {k}", "type": "less_than_equal",
-            }])
+            raise RequestValidationError(
+                [
+                    {
+                        "loc": ("query", "k"),
+                        "msg": f"k must be at most {settings.max_k}; got {k}",
+                        "type": "less_than_equal",
+                    }
+                ]
+            )
 
     def check_batch(n: int, what: str) -> None:
         if n > settings.max_batch:
-            raise HTTPException(413, f"batch of {n} {what} exceeds the limit of {settings.max_batch}; split it")
+            raise HTTPException(
+                413, f"batch of {n} {what} exceeds the limit of {settings.max_batch}; split it"
+            )
 
     # ------------------------------------------------------------------ events
     @app.post("/v1/events", response_model=IngestResult, dependencies=writes, tags=["events"])
-    async def post_events(batch: EventBatch, engine: Engine_, store: Store_) -> dict[str, int]:
+    async def post_events(batch: EventBatch, state: State_) -> dict[str, int]:
         """Store events durably (acknowledged only after commit); retries with the same
         ``event_id`` are counted as duplicates."""
+        engine, store = state.engine, state.store
         check_batch(len(batch.events), "events")
         if not batch.events:
             return {"accepted": 0, "duplicates": 0}
@@ -249,92 +291,131 @@ def create_app(settings: ServeSettings) -> FastAPI:
             await run_in_threadpool(engine.sync_items, store)
         bad = [(n, e.item_id) for n, e in enumerate(batch.events) if e.item_id not in index]
         if bad:
-            raise RequestValidationError([{
-                "loc": ("body", "events", n, "item_id"),
-                "msg": f"unknown item_id {item!r}; add it first with POST /v1/items",
-                "type": "unknown_id",
-            } for n, item in bad[:20]])
+            raise RequestValidationError(
+                [
+                    {
+                        "loc": ("body", "events", n, "item_id"),
+                        "msg": f"unknown item_id {item!r}; add it first with POST /v1/items",
+                        "type": "unknown_id",
+                    }
+                    for n, item in bad[:20]
+                ]
+            )
         now = time.time()
         events = [
-            Event(e.user_id, e.item_id, e.event_type, now if e.timestamp is None else e.timestamp,
-                  e.value, e.event_id or "").with_id()
+            Event(
+                e.user_id,
+                e.item_id,
+                e.event_type,
+                now if e.timestamp is None else e.timestamp,
+                e.value,
+                e.event_id or "",
+            ).with_id()
             for e in batch.events
         ]
         flags = await run_in_threadpool(store.append, events)
         accepted = [e for e, ok in zip(events, flags, strict=True) if ok]
         engine.record_ingested(accepted)
-        state: ServiceState = app.state.service
         state.metrics.events.inc(len(accepted))
         state.metrics.duplicates.inc(len(events) - len(accepted))
         return {"accepted": len(accepted), "duplicates": len(events) - len(accepted)}
 
     # ------------------------------------------------------------------ reads
-    @app.get("/v1/users/{user_id}/recommendations", response_model=RecommendationsOut,
-             dependencies=reads, tags=["recommendations"])
+    @app.get(
+        "/v1/users/{user_id}/recommendations",
+        response_model=RecommendationsOut,
+        dependencies=reads,
+        tags=["recommendations"],
+    )
     async def recommendations(
         user_id: str,
-        engine: Engine_,
-        store: Store_,
+        state: State_,
         k: Annotated[int, Query(ge=1)] = 20,
         exclude_seen: bool = True,
         category: str | None = None,
         reasons: bool = True,
-    ) -> dict[str, Any]:
+    ) -> Response:
         """Top-k items for a user, reflecting every acknowledged event of that user."""
+        engine, store = state.engine, state.store
         check_k(k)
-        engine.sync_items(store)
+        engine.sync_items(store, max_age=_READ_SYNC_S)
         events = engine.online_events(store, user_id)
-        recs = engine.recommend(user_id, k, events, exclude_seen=exclude_seen, category=category,
-                                with_reasons=reasons)
-        return {
+        recs = engine.recommend(
+            user_id, k, events, exclude_seen=exclude_seen, category=category, with_reasons=reasons
+        )
+        body = {
             "user_id": recs.user_id,
-            "items": [{"item_id": r.item_id, "score": r.score, "reason": r.reason} for r in recs.items],
+            "items": [
+                {"item_id": r.item_id, "score": r.score, "reason": r.reason} for r in recs.items
+            ],
             "strategy": recs.strategy,
         }
+        # the hot path: a Response is sent as is (the schema above documents it, unvalidated)
+        return Response(json.dumps(body), media_type="application/json")
 
-    @app.get("/v1/items/{item_id}/similar", response_model=SimilarOut, dependencies=reads, tags=["items"])
-    async def similar(item_id: str, engine: Engine_, store: Store_,
-                      k: Annotated[int, Query(ge=1)] = 10) -> dict[str, Any]:
+    @app.get(
+        "/v1/items/{item_id}/similar", response_model=SimilarOut, dependencies=reads, tags=["items"]
+    )
+    async def similar(
+        item_id: str, state: State_, k: Annotated[int, Query(ge=1)] = 10
+    ) -> dict[str, Any]:
+        engine, store = state.engine, state.store
         check_k(k)
-        engine.sync_items(store)
+        engine.sync_items(store, max_age=_READ_SYNC_S)
         items = engine.similar(item_id, k)
-        return {"item_id": item_id, "items": [{"item_id": r.item_id, "score": r.score} for r in items]}
+        return {
+            "item_id": item_id,
+            "items": [{"item_id": r.item_id, "score": r.score} for r in items],
+        }
 
-    @app.get("/v1/users/{user_id}/history", response_model=HistoryOut, dependencies=reads, tags=["users"])
-    async def history(user_id: str, engine: Engine_, store: Store_) -> dict[str, Any]:
+    @app.get(
+        "/v1/users/{user_id}/history", response_model=HistoryOut, dependencies=reads, tags=["users"]
+    )
+    async def history(user_id: str, state: State_) -> dict[str, Any]:
         """The user's offline interactions (from the training data) and online events."""
+        engine, store = state.engine, state.store
         offline = engine.offline_history(user_id)
         # events a retrain folded into the model appear once, as offline history
-        online = [{**e.as_dict(), "source": "online"} for e in store.user_events(user_id, 10_000)
-                  if e.seq > engine.folded_through_seq]
+        online = [
+            {**e.as_dict(), "source": "online"}
+            for e in store.user_events(user_id, 10_000)
+            if e.seq > engine.folded_through_seq
+        ]
         if not offline and not online and user_id not in engine.user_index:
             raise NotFound(f"unknown user_id {user_id!r} (no offline history and no events)")
         return {"user_id": user_id, "events": offline + online}
 
     @app.get("/v1/explain", dependencies=reads, tags=["recommendations"])
-    async def explain(engine: Engine_, store: Store_,
-                      user_id: Annotated[str, Query(min_length=1)],
-                      item_id: Annotated[str, Query(min_length=1)]) -> dict[str, Any]:
+    async def explain(
+        state: State_,
+        user_id: Annotated[str, Query(min_length=1)],
+        item_id: Annotated[str, Query(min_length=1)],
+    ) -> dict[str, Any]:
         """Why ``item_id`` for ``user_id``: paths user -> item they touched -> co-users -> item."""
+        engine, store = state.engine, state.store
         engine.sync_items(store)
         return engine.explain(user_id, item_id, engine.online_events(store, user_id))
 
     # ------------------------------------------------------------------ items
     @app.post("/v1/items", response_model=ItemsResult, dependencies=writes, tags=["items"])
-    async def post_items(batch: ItemBatch, engine: Engine_, store: Store_) -> dict[str, int]:
+    async def post_items(batch: ItemBatch, state: State_) -> dict[str, int]:
         """Add or update items with side information; a new item gets an embedding from it."""
+        engine, store = state.engine, state.store
         check_batch(len(batch.items), "items")
-        rows = [(i.item_id, i.model_dump(exclude_unset=True, exclude={"item_id"})) for i in batch.items]
+        rows = [
+            (i.item_id, i.model_dump(exclude_unset=True, exclude={"item_id"})) for i in batch.items
+        ]
         await run_in_threadpool(engine.sync_items, store)
         n_new = len({item_id for item_id, _ in rows if item_id not in engine.catalogue.index})
         await run_in_threadpool(store.put_items, rows)
         await run_in_threadpool(engine.sync_items, store)
-        app.state.service.metrics.items.set(engine.catalogue.n)
+        state.metrics.items.set(engine.catalogue.n)
         return {"created": n_new, "updated": len(rows) - n_new}
 
     @app.delete("/v1/items/{item_id}", dependencies=writes, tags=["items"])
-    async def delete_item(item_id: str, engine: Engine_, store: Store_) -> dict[str, Any]:
+    async def delete_item(item_id: str, state: State_) -> dict[str, Any]:
         """Remove an item from every result (its history is kept)."""
+        engine, store = state.engine, state.store
         engine.sync_items(store)
         engine.item(item_id)
         await run_in_threadpool(store.put_items, [(item_id, {"available": False, "deleted": True})])
@@ -344,13 +425,19 @@ def create_app(settings: ServeSettings) -> FastAPI:
     # ------------------------------------------------------------------ operations
     @app.get("/healthz", tags=["operations"])
     async def healthz(state: State_) -> dict[str, Any]:
-        return {"status": "ok", **state.engine.info(), "store": state.store.url.split(":", 1)[0],
-                "pid": os.getpid()}
+        return {
+            "status": "ok",
+            **state.engine.info(),
+            "store": state.store.url.split(":", 1)[0],
+            "pid": os.getpid(),
+        }
 
     @app.get("/metrics", tags=["operations"])
     async def metrics_endpoint(state: State_) -> Response:
         state.metrics.items.set(state.engine.catalogue.n)
-        return Response(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+        return Response(
+            state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
 
     @app.post("/v1/admin/reload", dependencies=writes, tags=["operations"])
     async def reload(state: State_, body: ReloadIn | None = None) -> dict[str, Any]:
@@ -358,9 +445,15 @@ def create_app(settings: ServeSettings) -> FastAPI:
         Other workers sharing the store follow within ``reload_poll_seconds``."""
         model_dir = Path(body.model_dir) if body and body.model_dir else state.engine.model_dir
         if not (model_dir / "manifest.json").is_file():
-            raise RequestValidationError([{"loc": ("body", "model_dir"),
-                                           "msg": f"{model_dir} is not a gemrec model directory (no manifest.json)",
-                                           "type": "value_error"}])
+            raise RequestValidationError(
+                [
+                    {
+                        "loc": ("body", "model_dir"),
+                        "msg": f"{model_dir} is not a gemrec model directory (no manifest.json)",
+                        "type": "value_error",
+                    }
+                ]
+            )
         async with state.reload_lock:
             await _swap(state, model_dir)
             generation = f"{time.time_ns()}:{model_dir}"
@@ -393,7 +486,7 @@ async def _poll_reloads(state: ServiceState) -> None:
                         state.generation = generation
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - a failed follow-up reload must not kill the worker
+        except Exception:
             await asyncio.sleep(state.settings.reload_poll_seconds)
 
 

@@ -131,7 +131,9 @@ class Engine:
     by ``model.score_new`` on the user's offline row plus the online events (their own fold-in).
     """
 
-    def __init__(self, settings: ServeSettings, model: Recommender, dataset: Dataset, model_dir: Path) -> None:
+    def __init__(
+        self, settings: ServeSettings, model: Recommender, dataset: Dataset, model_dir: Path
+    ) -> None:
         self.settings = settings
         self.model = model
         self.dataset = dataset
@@ -161,10 +163,16 @@ class Engine:
             emb = np.asarray(model.item_embeddings_, dtype=np.float32)  # type: ignore[attr-defined]
             self.user_emb = np.asarray(model.user_embeddings_, dtype=np.float32)  # type: ignore[attr-defined]
             self.index = ItemIndex(emb, settings.ann_threshold)
-        self._social = dataset.social if dataset.has_social and dataset.n_users <= len(user_ids) else None
-        self._attr_groups, self._attr_cache = self._user_attribute_groups(dataset), OrderedDict[int, np.ndarray]()
+        self._social = (
+            dataset.social if dataset.has_social and dataset.n_users <= len(user_ids) else None
+        )
+        self._attr_groups, self._attr_cache = (
+            self._user_attribute_groups(dataset),
+            OrderedDict[int, np.ndarray](),
+        )
         self._title_index: dict[str, list[int]] | None = None
         self.items_version = 0
+        self._synced_at = -1e9
 
     # ------------------------------------------------------------------ construction
     def _id_maps(self) -> tuple[list[str], list[str]]:
@@ -212,7 +220,9 @@ class Engine:
             cat.titles = [""] * n
             if "title" in table:
                 for r, t in zip(rows[ok], table["title"][ok], strict=True):
-                    cat.titles[r] = "" if t is None or (isinstance(t, float) and math.isnan(t)) else str(t)
+                    cat.titles[r] = (
+                        "" if t is None or (isinstance(t, float) and math.isnan(t)) else str(t)
+                    )
         else:
             cat.titles = [""] * n
         for b in self.settings.blocklist:
@@ -244,8 +254,17 @@ class Engine:
         return codes.astype(np.int64)
 
     # ------------------------------------------------------------------ items
-    def sync_items(self, store: EventStore) -> None:
-        """Apply item additions/updates other workers (or this one) wrote to the store."""
+    def sync_items(self, store: EventStore, max_age: float = 0.0) -> None:
+        """Apply item additions/updates other workers (or this one) wrote to the store.
+
+        ``max_age``: skip the store query when the last one is younger (read paths pass a fraction
+        of a second: another worker's item change then shows up within that delay; this worker's own
+        changes are synced at once by the write path).
+        """
+        now = time.monotonic()
+        if max_age > 0 and now - self._synced_at < max_age:
+            return
+        self._synced_at = now
         version, recs = store.item_changes(self.items_version)
         if not recs:
             return
@@ -305,7 +324,9 @@ class Engine:
         hook = getattr(self.model, "side_info_embeddings", None)
         cat = self.catalogue
         if callable(hook):
-            out = np.asarray(hook([{"item_id": cat.item_ids[i], **cat.attrs.get(i, {})} for i in items]))
+            out = np.asarray(
+                hook([{"item_id": cat.item_ids[i], **cat.attrs.get(i, {})} for i in items])
+            )
             return out.astype(np.float32).reshape(len(items), self.index.dim)
         base = self.index.vectors[: self.n_model_items]
         mc, mb = cat.category[: self.n_model_items], cat.brand[: self.n_model_items]
@@ -422,14 +443,18 @@ class Engine:
                 return self._as_list(user_id, ids, scores, reasons, strategy)
         strategy, base, reason = self._cold_start(user, code)
         trend = self._trend_scores(n)
-        scores = base + 1e-3 * trend / (float(trend.max()) + 1.0)  # trending breaks ties / backfills
+        scores = base + 1e-3 * trend / (
+            float(trend.max()) + 1.0
+        )  # trending breaks ties / backfills
         ids, vals = select_top(scores, k, excluded, categories, cap)
         return self._as_list(user_id, ids, vals, [reason] * len(ids), strategy)
 
     def _offline_items(self, user: int | None) -> np.ndarray:
         if user is None or user >= self.seen.shape[0]:
             return np.zeros(0, np.int64)
-        return self.seen.indices[self.seen.indptr[user] : self.seen.indptr[user + 1]].astype(np.int64)
+        return self.seen.indices[self.seen.indptr[user] : self.seen.indptr[user + 1]].astype(
+            np.int64
+        )
 
     def _personalized(
         self,
@@ -459,13 +484,19 @@ class Engine:
         full[: len(scores)] = scores
         return select_top(full, k, excluded, categories, cap)
 
-    def _model_scores(self, user: int | None, offline: np.ndarray, events: Sequence[Event]) -> np.ndarray | None:
+    def _model_scores(
+        self, user: int | None, offline: np.ndarray, events: Sequence[Event]
+    ) -> np.ndarray | None:
         known = user is not None and len(offline) > 0
         if not events:
             return self.model.score(np.array([user]))[0] if known else None
-        items, w = self._weights([e for e in events if self.catalogue.index[e.item_id] < self.n_model_items])
+        items, w = self._weights(
+            [e for e in events if self.catalogue.index[e.item_id] < self.n_model_items]
+        )
         row = sp.csr_matrix(
-            (w, (np.zeros(len(items), np.int64), items)), shape=(1, self.n_model_items), dtype=np.float32
+            (w, (np.zeros(len(items), np.int64), items)),
+            shape=(1, self.n_model_items),
+            dtype=np.float32,
         )
         if known:
             row = row + self.seen[user]
@@ -483,7 +514,9 @@ class Engine:
     def _cold_start(self, user: int | None, code: int | None) -> tuple[str, np.ndarray, str]:
         n = self.catalogue.n
         if user is not None and self._social is not None and user < self._social.shape[0]:
-            friends = self._social.indices[self._social.indptr[user] : self._social.indptr[user + 1]]
+            friends = self._social.indices[
+                self._social.indptr[user] : self._social.indptr[user + 1]
+            ]
             if len(friends):
                 s = np.asarray(self.seen[friends].sum(axis=0), dtype=np.float32).ravel()
                 if s.any():
@@ -493,7 +526,11 @@ class Engine:
             if s.any():
                 return "similar_users", _pad(s, n), "popular with users like you"
         if code is not None:
-            return "popular_in_category", np.zeros(n, np.float32), f"popular in {self.catalogue.category_names[code]}"
+            return (
+                "popular_in_category",
+                np.zeros(n, np.float32),
+                f"popular in {self.catalogue.category_names[code]}",
+            )
         return "trending", np.zeros(n, np.float32), "trending now"
 
     def _attribute_scores(self, group: int) -> np.ndarray:
@@ -508,13 +545,19 @@ class Engine:
                 self._attr_cache.popitem(last=False)
         return cached
 
-    def _reasons(self, ids: np.ndarray, offline: np.ndarray, events: Sequence[Event]) -> list[str | None]:
-        """"because you <event> X": the user's item most similar to each recommended one."""
+    def _reasons(
+        self, ids: np.ndarray, offline: np.ndarray, events: Sequence[Event]
+    ) -> list[str | None]:
+        """ "because you <event> X": the user's item most similar to each recommended one."""
         if self.index is None or not len(ids):
             return [None] * len(ids)
         cat = self.catalogue
         recent = [(cat.index[e.item_id], e.event_type) for e in events[-20:]]
-        recent += [(int(i), "interacted with") for i in offline[-max(0, 20 - len(recent)) :]] if len(recent) < 20 else []
+        recent += (
+            [(int(i), "interacted with") for i in offline[-max(0, 20 - len(recent)) :]]
+            if len(recent) < 20
+            else []
+        )
         if not recent:
             return [None] * len(ids)
         v = self.index.vectors
@@ -525,7 +568,12 @@ class Engine:
         return [f"because you {_verb(recent[j][1])} {cat.item_ids[recent[j][0]]}" for j in best]
 
     def _as_list(
-        self, user_id: str, ids: np.ndarray, scores: np.ndarray, reasons: Sequence[str | None], strategy: str
+        self,
+        user_id: str,
+        ids: np.ndarray,
+        scores: np.ndarray,
+        reasons: Sequence[str | None],
+        strategy: str,
     ) -> RecommendationList:
         names = self.catalogue.item_ids
         recs = [
@@ -555,9 +603,13 @@ class Engine:
             ids, vals = ids0[0][keep][:k].astype(np.int64), vals0[0][keep][:k]
         else:
             ids, vals = self._attribute_neighbours(i, k, excluded)
-        return [Recommendation(cat.item_ids[int(j)], float(s)) for j, s in zip(ids, vals, strict=True)]
+        return [
+            Recommendation(cat.item_ids[int(j)], float(s)) for j, s in zip(ids, vals, strict=True)
+        ]
 
-    def _attribute_neighbours(self, i: int, k: int, excluded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _attribute_neighbours(
+        self, i: int, k: int, excluded: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         cat, n = self.catalogue, self.catalogue.n
         s = np.zeros(n, np.float32)
         if cat.category[i] >= 0:
@@ -568,7 +620,9 @@ class Engine:
         return select_top(s + 1e-3 * trend / (float(trend.max()) + 1.0), k, excluded)
 
     # ------------------------------------------------------------------ explain
-    def explain(self, user_id: str, item_id: str, events: Sequence[Event], max_paths: int = 10) -> dict[str, Any]:
+    def explain(
+        self, user_id: str, item_id: str, events: Sequence[Event], max_paths: int = 10
+    ) -> dict[str, Any]:
         """Paths user -> item the user touched -> (co-users) -> target item, with weights.
 
         weight(path via x) = w_ux * sim(x, y) where sim is the co-occurrence cosine
@@ -595,9 +649,13 @@ class Engine:
         in_model = xs[xs < self.n_model_items]
         co = np.zeros(len(xs), np.float32)
         if y < self.n_model_items and len(in_model):
-            counts = np.asarray((self.item_users[in_model] @ self.item_users[y].T).todense()).ravel()
+            counts = np.asarray(
+                (self.item_users[in_model] @ self.item_users[y].T).todense()
+            ).ravel()
             co[np.isin(xs, in_model)] = counts
-        deg_x = np.array([self.item_degree[x] if x < self.n_model_items else 0.0 for x in xs], np.float32)
+        deg_x = np.array(
+            [self.item_degree[x] if x < self.n_model_items else 0.0 for x in xs], np.float32
+        )
         deg_y = float(self.item_degree[y]) if y < self.n_model_items else 0.0
         sim = co / np.sqrt(np.maximum(deg_x * deg_y, 1.0))
         emb = None
@@ -613,13 +671,19 @@ class Engine:
                 continue
             if x == y:
                 continue
-            weight = w_ux * float(sim[j]) if co[j] > 0 else w_ux * 1e-3 * float(max(emb[j] if emb is not None else 0.0, same_cat[j]))
+            weight = (
+                w_ux * float(sim[j])
+                if co[j] > 0
+                else w_ux * 1e-3 * float(max(emb[j] if emb is not None else 0.0, same_cat[j]))
+            )
             x_id = cat.item_ids[x]
             text = f"you {_verb(verb)} {x_id}"
             if co[j] > 0:
                 text += f"; {int(co[j])} people who interacted with {x_id} also interacted with {item_id}"
             elif same_cat[j]:
-                text += f"; {item_id} is in the same category ({cat.category_names[cat.category[y]]})"
+                text += (
+                    f"; {item_id} is in the same category ({cat.category_names[cat.category[y]]})"
+                )
             else:
                 text += f"; {item_id} is close to it in the embedding space"
             path: dict[str, Any] = {
@@ -646,7 +710,13 @@ class Engine:
         row = self.seen[user]
         names = self.catalogue.item_ids
         return [
-            {"item_id": names[i], "event_type": "interaction", "value": float(w), "timestamp": None, "source": "offline"}
+            {
+                "item_id": names[i],
+                "event_type": "interaction",
+                "value": float(w),
+                "timestamp": None,
+                "source": "offline",
+            }
             for i, w in zip(row.indices.tolist(), row.data.tolist(), strict=True)
         ]
 
@@ -669,8 +739,18 @@ def _pad(s: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-_VERBS = {"view": "viewed", "pv": "viewed", "click": "clicked", "buy": "bought", "purchase": "bought",
-          "cart": "added to cart", "fav": "liked", "like": "liked", "play": "played", "checkin": "checked in at"}
+_VERBS = {
+    "view": "viewed",
+    "pv": "viewed",
+    "click": "clicked",
+    "buy": "bought",
+    "purchase": "bought",
+    "cart": "added to cart",
+    "fav": "liked",
+    "like": "liked",
+    "play": "played",
+    "checkin": "checked in at",
+}
 
 
 def _verb(event_type: str) -> str:

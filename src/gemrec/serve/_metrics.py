@@ -15,18 +15,33 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.latency = Histogram(
-            "gemrec_request_seconds", "Request latency by route template", ["method", "route"],
-            buckets=_BUCKETS, registry=self.registry,
-        )
-        self.responses = Counter(
-            "gemrec_responses", "Responses by route template and status class", ["route", "status"],
+            "gemrec_request_seconds",
+            "Request latency by route template",
+            ["method", "route"],
+            buckets=_BUCKETS,
             registry=self.registry,
         )
-        self.events = Counter("gemrec_events_ingested", "Events durably stored", registry=self.registry)
-        self.duplicates = Counter("gemrec_events_duplicate", "Events ignored as retries", registry=self.registry)
-        self.items = Gauge("gemrec_catalogue_items", "Items in the serving catalogue", registry=self.registry)
-        self.model = Gauge("gemrec_model_info", "The loaded model (value 1)", ["model", "version"],
-                           registry=self.registry)
+        self.responses = Counter(
+            "gemrec_responses",
+            "Responses by route template and status class",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.events = Counter(
+            "gemrec_events_ingested", "Events durably stored", registry=self.registry
+        )
+        self.duplicates = Counter(
+            "gemrec_events_duplicate", "Events ignored as retries", registry=self.registry
+        )
+        self.items = Gauge(
+            "gemrec_catalogue_items", "Items in the serving catalogue", registry=self.registry
+        )
+        self.model = Gauge(
+            "gemrec_model_info",
+            "The loaded model (value 1)",
+            ["model", "version"],
+            registry=self.registry,
+        )
         self.reloads = Counter("gemrec_model_reloads", "Model reloads", registry=self.registry)
 
     def set_model(self, name: str, version: str) -> None:

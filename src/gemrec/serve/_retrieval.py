@@ -108,10 +108,12 @@ class ItemIndex:
         if self.ann:
             import faiss
 
-            faiss.omp_set_num_threads(1)  # single-query latency: threads only add overhead
             index = faiss.IndexHNSWFlat(self.dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = 80
-            index.add(self._vecs)
+            index.hnsw.efConstruction = 40
+            index.add(self._vecs)  # built with every core ...
+            faiss.omp_set_num_threads(
+                1
+            )  # ... queried with one: for a single query threads only add overhead
             self._index = index
 
     @property
@@ -129,7 +131,9 @@ class ItemIndex:
         with self._lock:
             start = self._n
             if start + len(vectors) > len(self._vecs):
-                grown = np.zeros((max(2 * len(self._vecs), start + len(vectors)), self.dim), np.float32)
+                grown = np.zeros(
+                    (max(2 * len(self._vecs), start + len(vectors)), self.dim), np.float32
+                )
                 grown[:start] = self._vecs[:start]
                 self._vecs = grown
             self._vecs[start : start + len(vectors)] = vectors

@@ -30,9 +30,13 @@ class _Strict(BaseModel):
 class EventIn(_Strict):
     user_id: str = Field(..., **_ID, examples=["u42"])
     item_id: str = Field(..., **_ID, examples=["i7"])
-    event_type: str = Field(..., min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.:-]+$", examples=["view"])
+    event_type: str = Field(
+        ..., min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.:-]+$", examples=["view"]
+    )
     timestamp: float | None = Field(None, description="epoch seconds; default: time of arrival")
-    event_id: str | None = Field(None, min_length=1, max_length=128, description="makes retries idempotent")
+    event_id: str | None = Field(
+        None, min_length=1, max_length=128, description="makes retries idempotent"
+    )
     value: float | None = Field(None, description="optional quantity or rating")
 
 
@@ -85,7 +89,9 @@ class ItemsResult(BaseModel):
 
 
 class ReloadIn(_Strict):
-    model_dir: str | None = Field(None, description="new model directory; default: reload the current one")
+    model_dir: str | None = Field(
+        None, description="new model directory; default: reload the current one"
+    )
 
 
 class HistoryOut(BaseModel):

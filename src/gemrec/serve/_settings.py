@@ -64,6 +64,9 @@ class ServeSettings:
         Half-life of the time decay behind the "trending" cold-start list.
     reload_poll_seconds : float
         How often each worker checks the store for a reload another worker announced.
+    blas_threads : int
+        BLAS/OpenMP threads per worker process. One request is a single matrix-vector product, which
+        a second thread does not speed up but, on a busy machine, can stall for a whole time slice.
     """
 
     model_dir: Path
@@ -74,22 +77,32 @@ class ServeSettings:
     max_batch: int = 10_000
     max_body_bytes: int = 4 * 1024 * 1024
     max_k: int = 1000
-    ann_threshold: int = 100_000
+    ann_threshold: int = 20_000
     diversity_cap: int | None = None
     blocklist: tuple[str, ...] = ()
     online_pseudo_count: float = 2.0
     history_limit: int = 200
     trending_half_life_days: float = 7.0
     reload_poll_seconds: float = 1.0
+    blas_threads: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model_dir", Path(self.model_dir))
         object.__setattr__(self, "dataset_dir", Path(self.dataset_dir))
         object.__setattr__(self, "blocklist", tuple(str(b) for b in self.blocklist))
-        for name in ("max_batch", "max_body_bytes", "max_k", "ann_threshold", "history_limit"):
+        for name in (
+            "max_batch",
+            "max_body_bytes",
+            "max_k",
+            "ann_threshold",
+            "history_limit",
+            "blas_threads",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"serve setting '{name}' must be a positive integer; got {value!r}")
+                raise ConfigError(
+                    f"serve setting '{name}' must be a positive integer; got {value!r}"
+                )
         if self.diversity_cap is not None and (
             not isinstance(self.diversity_cap, int) or self.diversity_cap < 1
         ):

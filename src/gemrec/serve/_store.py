@@ -46,7 +46,14 @@ class Event:
         """This event with a server-generated ``event_id`` when the client sent none."""
         if self.event_id:
             return self
-        return Event(self.user_id, self.item_id, self.event_type, self.timestamp, self.value, uuid.uuid4().hex)
+        return Event(
+            self.user_id,
+            self.item_id,
+            self.event_type,
+            self.timestamp,
+            self.value,
+            uuid.uuid4().hex,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -148,7 +155,9 @@ class SQLiteStore(EventStore):
         self._rdb = self._connect()
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30.0)
+        db = sqlite3.connect(
+            str(self.path), check_same_thread=False, isolation_level=None, timeout=30.0
+        )
         db.execute("PRAGMA synchronous=FULL")
         return db
 
@@ -173,7 +182,9 @@ class SQLiteStore(EventStore):
 
     @staticmethod
     def _row(r: tuple[Any, ...]) -> Event:
-        return Event(r[2], r[3], r[4], float(r[5]), None if r[6] is None else float(r[6]), r[1], int(r[0]))
+        return Event(
+            r[2], r[3], r[4], float(r[5]), None if r[6] is None else float(r[6]), r[1], int(r[0])
+        )
 
     _COLS = "seq, event_id, user_id, item_id, event_type, timestamp, value"
 
@@ -190,7 +201,8 @@ class SQLiteStore(EventStore):
         while True:
             with self._rlock:
                 rows = self._rdb.execute(
-                    f"SELECT {self._COLS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (last, batch)
+                    f"SELECT {self._COLS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                    (last, batch),
                 ).fetchall()
             if not rows:
                 return
@@ -208,11 +220,15 @@ class SQLiteStore(EventStore):
             cur = self._db.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
-                row = cur.execute("SELECT COALESCE(MAX(version), 0), COUNT(*) FROM items").fetchone()
+                row = cur.execute(
+                    "SELECT COALESCE(MAX(version), 0), COUNT(*) FROM items"
+                ).fetchone()
                 version, count = int(row[0]), int(row[1])
                 for item_id, attrs in items:
                     version += 1
-                    old = cur.execute("SELECT attrs FROM items WHERE item_id = ?", (item_id,)).fetchone()
+                    old = cur.execute(
+                        "SELECT attrs FROM items WHERE item_id = ?", (item_id,)
+                    ).fetchone()
                     if old is None:
                         cur.execute(
                             "INSERT INTO items(item_id, seq, version, attrs) VALUES (?, ?, ?, ?)",
@@ -332,8 +348,14 @@ class RedisStore(EventStore):
     def append(self, events: Sequence[Event]) -> list[bool]:
         argv: list[Any] = [self.prefix]
         for e in events:
-            argv += [e.event_id, e.user_id, e.item_id, e.event_type, repr(float(e.timestamp)),
-                     "" if e.value is None else repr(float(e.value))]
+            argv += [
+                e.event_id,
+                e.user_id,
+                e.item_id,
+                e.event_type,
+                repr(float(e.timestamp)),
+                "" if e.value is None else repr(float(e.value)),
+            ]
         if not events:
             return []
         return [bool(x) for x in self._append(args=argv)]
@@ -371,7 +393,9 @@ class RedisStore(EventStore):
 
     def item_changes(self, after_version: int) -> tuple[int, list[ItemRecord]]:
         p = self.prefix
-        pairs = self._r.zrangebyscore(f"{p}item_changes", f"({after_version}", "+inf", withscores=True)
+        pairs = self._r.zrangebyscore(
+            f"{p}item_changes", f"({after_version}", "+inf", withscores=True
+        )
         if not pairs:
             return after_version, []
         ids = [i for i, _ in pairs]

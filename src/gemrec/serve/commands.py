@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from gemrec.errors import ConfigError, GemrecError
@@ -37,16 +36,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--dataset", required=True, metavar="DATASET_DIR")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--store", metavar="URL",
-                   help="sqlite:///PATH or redis://HOST:PORT/DB (default: sqlite beside the model)")
+    p.add_argument(
+        "--store",
+        metavar="URL",
+        help="sqlite:///PATH or redis://HOST:PORT/DB (default: sqlite beside the model)",
+    )
     p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--api-key", help="Bearer key for write/admin endpoints (default: $GEMREC_API_KEY)")
+    p.add_argument(
+        "--api-key", help="Bearer key for write/admin endpoints (default: $GEMREC_API_KEY)"
+    )
     p.add_argument("--protect-reads", action="store_true", help="require the API key on reads too")
-    p.add_argument("--diversity-cap", type=int, metavar="N", help="at most N items per category in a list")
-    p.add_argument("--blocklist", metavar="FILE", help="file of item ids (one a line) never recommended")
-    p.add_argument("--ann-threshold", type=int, default=100_000, metavar="N",
-                   help="use a faiss HNSW index from N items on (default 100000)")
-    p.add_argument("--max-batch", type=int, default=10_000, help="most events per POST (default 10000)")
+    p.add_argument(
+        "--diversity-cap", type=int, metavar="N", help="at most N items per category in a list"
+    )
+    p.add_argument(
+        "--blocklist", metavar="FILE", help="file of item ids (one a line) never recommended"
+    )
+    p.add_argument(
+        "--ann-threshold",
+        type=int,
+        default=20_000,
+        metavar="N",
+        help="use a faiss HNSW index from N items on (default 20000)",
+    )
+    p.add_argument(
+        "--max-batch", type=int, default=10_000, help="most events per POST (default 10000)"
+    )
     p.add_argument("--log-level", default="warning")
     p.set_defaults(func=_run)
 
@@ -57,7 +72,9 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
 
     model_dir, dataset_dir = Path(args.model), Path(args.dataset)
     if not (model_dir / "manifest.json").is_file():
-        raise GemrecError(f"{model_dir}: not a gemrec model directory (no manifest.json); train one first")
+        raise GemrecError(
+            f"{model_dir}: not a gemrec model directory (no manifest.json); train one first"
+        )
     if not (dataset_dir / "manifest.json").is_file():
         raise GemrecError(f"{dataset_dir}: not a gemrec dataset directory (no manifest.json)")
     if args.workers < 1:
@@ -87,13 +104,28 @@ def _run(args: argparse.Namespace) -> int:
     from gemrec.serve._app import SETTINGS_ENV, create_app
 
     settings = settings_from_args(args)
-    print(f"gemrec serve: {settings.model_dir} on http://{args.host}:{args.port} "
-          f"(store {settings.store_url.split('://')[0]}, {args.workers} worker(s)); docs at /docs", flush=True)
+    print(
+        f"gemrec serve: {settings.model_dir} on http://{args.host}:{args.port} "
+        f"(store {settings.store_url.split('://')[0]}, {args.workers} worker(s)); docs at /docs",
+        flush=True,
+    )
     if args.workers == 1:
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level,
-                    access_log=False)
+        uvicorn.run(
+            create_app(settings),
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            access_log=False,
+        )
     else:
         os.environ[SETTINGS_ENV] = settings.to_json()
-        uvicorn.run("gemrec.serve._app:app_from_env", factory=True, host=args.host, port=args.port,
-                    workers=args.workers, log_level=args.log_level, access_log=False)
+        uvicorn.run(
+            "gemrec.serve._app:app_from_env",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=args.log_level,
+            access_log=False,
+        )
     return 0

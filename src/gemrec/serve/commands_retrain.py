@@ -42,12 +42,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     p.add_argument("model", metavar="MODEL_DIR")
     p.add_argument("--dataset", required=True, metavar="DATASET_DIR")
-    p.add_argument("--events-from", required=True, metavar="STORE", help="sqlite:///PATH or redis://HOST:PORT/DB")
+    p.add_argument(
+        "--events-from",
+        required=True,
+        metavar="STORE",
+        help="sqlite:///PATH or redis://HOST:PORT/DB",
+    )
     p.add_argument("-o", "--output", required=True, metavar="NEW_MODEL_DIR")
     p.set_defaults(func=_run)
 
 
-def retrain(model_dir: str | Path, dataset_dir: str | Path, store_url: str, output: str | Path) -> dict[str, object]:
+def retrain(
+    model_dir: str | Path, dataset_dir: str | Path, store_url: str, output: str | Path
+) -> dict[str, object]:
     """Fold the store's events into ``model_dir``'s training data, refit, save to ``output``.
 
     Returns
@@ -66,7 +73,9 @@ def retrain(model_dir: str | Path, dataset_dir: str | Path, store_url: str, outp
     old = load_model(model_dir)
     dataset = Dataset.open(dataset_dir)
     # id maps exactly as the service derives them for this model
-    engine = Engine(ServeSettings(model_dir=model_dir, dataset_dir=Path(dataset_dir)), old, dataset, model_dir)
+    engine = Engine(
+        ServeSettings(model_dir=model_dir, dataset_dir=Path(dataset_dir)), old, dataset, model_dir
+    )
     user_ids, item_ids = list(engine.user_ids), list(engine.catalogue.item_ids)
     user_index, item_index = dict(engine.user_index), dict(engine.catalogue.index)
     weights = {**DEFAULT_EVENT_WEIGHTS, **dataset.manifest.get("event_weights", {})}
@@ -74,7 +83,7 @@ def retrain(model_dir: str | Path, dataset_dir: str | Path, store_url: str, outp
     store = open_store(store_url)
     try:
         engine.sync_items(store)  # items added online get ids in the store's order
-        for item_id in engine.catalogue.item_ids[len(item_ids):]:
+        for item_id in engine.catalogue.item_ids[len(item_ids) :]:
             item_index[item_id] = len(item_ids)
             item_ids.append(item_id)
         rows, cols, vals = [], [], []
@@ -101,15 +110,20 @@ def retrain(model_dir: str | Path, dataset_dir: str | Path, store_url: str, outp
     matrix = (base + online).tocsr()
     matrix.sum_duplicates()
     matrix.sort_indices()
-    interactions = Interactions(matrix.astype(np.float32), np.asarray(user_ids), np.asarray(item_ids))
+    interactions = Interactions(
+        matrix.astype(np.float32), np.asarray(user_ids), np.asarray(item_ids)
+    )
     manifest = json.loads((model_dir / "manifest.json").read_text())
     model: Recommender = type(old)(**manifest["params"])
     start = time.perf_counter()
     model.fit(interactions)
     seconds = time.perf_counter() - start
     model.save(output)
-    np.savez(output / "serve_ids.npz", user_ids=np.asarray(user_ids, dtype=str),
-             item_ids=np.asarray(item_ids, dtype=str))
+    np.savez(
+        output / "serve_ids.npz",
+        user_ids=np.asarray(user_ids, dtype=str),
+        item_ids=np.asarray(item_ids, dtype=str),
+    )
     summary: dict[str, object] = {
         "retrained_from": str(model_dir.resolve()),
         "dataset": str(Path(dataset_dir).resolve()),

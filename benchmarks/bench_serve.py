@@ -1,0 +1,391 @@
+"""Serving benchmark: latency at a fixed request rate, freshness and ingest throughput.
+
+Model: a Gowalla-sized embedding model (29,858 users x 40,981 items, d=64) -- a real truncated SVD of
+the Gowalla train split (`--model svd`, ~40 s to fit, cached in --workdir) or random embeddings of the
+same size (`--model random`). Both are valid for latency: serving cost depends on sizes, not on
+quality. The service runs as a real `gemrec serve` subprocess (uvicorn, one worker) on 127.0.0.1; the
+load generator is a small asyncio HTTP/1.1 keep-alive client in this process, open loop (latency is
+measured from each request's *scheduled* send time, so queueing delays are not hidden).
+
+Run:  PYTHONPATH=src python benchmarks/bench_serve.py [--rate 300] [--seconds 20] [--model svd]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from gemrec.data.store import Dataset, write_dataset  # noqa: E402
+from gemrec.models.base import EmbeddingRecommender  # noqa: E402
+from gemrec.serve.svd import TruncatedSVD  # noqa: E402
+
+GOWALLA = ROOT.parent / "shared" / "data" / "gowalla"
+
+
+def read_lines(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    users, items = [], []
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) > 1:
+            users += [int(parts[0])] * (len(parts) - 1)
+            items += [int(x) for x in parts[1:]]
+    return np.asarray(users, np.int32), np.asarray(items, np.int32)
+
+
+def build_dataset(workdir: Path) -> Path:
+    path = workdir / "gowalla"
+    if (path / "manifest.json").is_file():
+        return path
+    tu, ti = read_lines(GOWALLA / "train.txt")
+    su, si = read_lines(GOWALLA / "test.txt")
+    n_users, n_items = int(max(tu.max(), su.max())) + 1, int(max(ti.max(), si.max())) + 1
+    edges = pd.DataFrame(
+        {
+            "user": np.concatenate([tu, su]),
+            "item": np.concatenate([ti, si]),
+            "weight": np.ones(len(tu) + len(su), np.float32),
+            "split": ["train"] * len(tu) + ["test"] * len(su),
+            "last_timestamp": np.nan,
+            "n_events": np.ones(len(tu) + len(su), np.int32),
+        }
+    ).drop_duplicates(["user", "item"])
+    rng = np.random.default_rng(0)
+    items = pd.DataFrame(
+        {
+            "item": np.arange(n_items, dtype=np.int32),
+            "item_id": [f"i{i}" for i in range(n_items)],
+            "category": [f"c{c}" for c in rng.integers(0, 50, n_items)],
+        }
+    )
+    users = pd.DataFrame(
+        {"user": np.arange(n_users, dtype=np.int32), "user_id": [f"u{u}" for u in range(n_users)]}
+    )
+    return write_dataset(
+        path, users=users, items=items, edges=edges, manifest={"name": "gowalla-bench"}
+    )
+
+
+class RandomEmbeddings(TruncatedSVD):
+    """Same shapes as the SVD model, Gaussian embeddings (no fit cost)."""
+
+    def _fit(self, interactions, valid):  # type: ignore[no-untyped-def]
+        rng = np.random.default_rng(self.seed)
+        self.user_embeddings_ = rng.standard_normal((interactions.n_users, self.factors)).astype(
+            np.float32
+        )
+        self.item_embeddings_ = rng.standard_normal((interactions.n_items, self.factors)).astype(
+            np.float32
+        )
+        self.singular_values_ = np.ones(self.factors, np.float32)
+
+
+def build_model(workdir: Path, dataset: Path, kind: str) -> tuple[Path, float]:
+    path = workdir / f"model-{kind}"
+    if (path / "manifest.json").is_file():
+        return path, json.loads((path / "fit.json").read_text())["seconds"]
+    klass: type[EmbeddingRecommender] = TruncatedSVD if kind == "svd" else RandomEmbeddings
+    start = time.perf_counter()
+    model = klass(factors=64).fit(Dataset.open(dataset).interactions("train"))
+    seconds = time.perf_counter() - start
+    model.save(path)  # saved as "svd": random embeddings load through the same class
+    (path / "fit.json").write_text(json.dumps({"seconds": seconds}))
+    return path, seconds
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# ------------------------------------------------------------------ a tiny HTTP/1.1 keep-alive client
+class Conn:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> Conn:
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        return cls(r, w)
+
+    async def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        if body is not None:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        self.writer.write(head.encode() + b"\r\n" + (body or b""))
+        await self.writer.drain()
+        raw = await self.reader.readuntil(b"\r\n\r\n")
+        lines = raw.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        length = 0
+        for line in lines[1:]:
+            if line.lower().startswith("content-length:"):
+                length = int(line.split(":", 1)[1])
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def fixed_rate(
+    port: int, rate: float, seconds: float, users: np.ndarray, k: int
+) -> dict[str, float]:
+    """Open-loop GET recommendations at ``rate`` req/s; latency from the scheduled send time."""
+    n = int(rate * seconds)
+    pool: asyncio.Queue[Conn] = asyncio.Queue()
+    for _ in range(32):
+        pool.put_nowait(await Conn.open(port))
+    lat: list[float] = []
+    errors = 0
+    loop = asyncio.get_running_loop()
+    t0 = loop.time() + 0.1
+
+    async def one(i: int) -> None:
+        nonlocal errors
+        scheduled = t0 + i / rate
+        await asyncio.sleep(max(0.0, scheduled - loop.time()))
+        conn = await pool.get()
+        try:
+            status, _ = await conn.request(
+                "GET", f"/v1/users/u{users[i % len(users)]}/recommendations?k={k}"
+            )
+            if status != 200:
+                errors += 1
+        finally:
+            pool.put_nowait(conn)
+        lat.append(loop.time() - scheduled)
+
+    tasks = [asyncio.create_task(one(i)) for i in range(n)]
+    await asyncio.gather(*tasks)
+    wall = loop.time() - t0
+    while not pool.empty():
+        pool.get_nowait().close()
+    a = np.asarray(lat) * 1000
+    return {
+        "requests": n,
+        "errors": errors,
+        "achieved_rps": n / wall,
+        "p50_ms": float(np.percentile(a, 50)),
+        "p90_ms": float(np.percentile(a, 90)),
+        "p99_ms": float(np.percentile(a, 99)),
+        "max_ms": float(a.max()),
+    }
+
+
+async def freshness(port: int, n: int, users: np.ndarray, k: int) -> dict[str, float]:
+    """POST one event on the user's current top item, then GET: time until the list no longer has it."""
+    conn = await Conn.open(port)
+    lat, reflected = [], 0
+    for j in range(n):
+        u = f"fresh{j % 50}" if j % 2 else f"u{users[j]}"
+        status, body = await conn.request("GET", f"/v1/users/{u}/recommendations?k={k}")
+        top = json.loads(body)["items"][0]["item_id"]
+        ev = json.dumps({"events": [{"user_id": u, "item_id": top, "event_type": "view"}]}).encode()
+        start = time.perf_counter()
+        status, _ = await conn.request("POST", "/v1/events", ev)
+        status, body = await conn.request("GET", f"/v1/users/{u}/recommendations?k={k}")
+        lat.append(time.perf_counter() - start)
+        reflected += top not in {x["item_id"] for x in json.loads(body)["items"]}
+    conn.close()
+    a = np.asarray(lat) * 1000
+    return {
+        "samples": n,
+        "reflected": reflected,
+        "p50_ms": float(np.percentile(a, 50)),
+        "p99_ms": float(np.percentile(a, 99)),
+    }
+
+
+async def ingest(port: int, n_events: int, batch: int, n_items: int) -> dict[str, float]:
+    conns = [await Conn.open(port) for _ in range(2)]
+    rng = np.random.default_rng(1)
+    bodies = []
+    for b in range(n_events // batch):
+        events = [
+            {
+                "user_id": f"ing{int(x) % 5000}",
+                "item_id": f"i{int(x) % n_items}",
+                "event_type": "view",
+                "event_id": f"bench-{time.time_ns()}-{b}-{j}",
+            }
+            for j, x in enumerate(rng.integers(0, 10**9, batch))
+        ]
+        bodies.append(json.dumps({"events": events}).encode())
+    accepted = 0
+
+    async def worker(c: Conn, mine: list[bytes]) -> None:
+        nonlocal accepted
+        for body in mine:
+            status, out = await c.request("POST", "/v1/events", body)
+            assert status == 200, out
+            accepted += json.loads(out)["accepted"]
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(c, bodies[i::2]) for i, c in enumerate(conns)))
+    wall = time.perf_counter() - start
+    for c in conns:
+        c.close()
+    return {"events": accepted, "batch": batch, "seconds": wall, "events_per_s": accepted / wall}
+
+
+def in_process_retrieval(model_dir: Path, dataset: Path, users: np.ndarray) -> dict[str, float]:
+    """Median in-process time of one list (engine only): exact scan vs faiss HNSW, and the HNSW
+    recall@20 against the exact lists (same users, seen items excluded)."""
+    from threadpoolctl import threadpool_limits
+
+    from gemrec.serve._engine import load_engine
+    from gemrec.serve._settings import ServeSettings
+
+    threadpool_limits(1)  # as the service does
+    out: dict[str, float] = {}
+    lists: dict[str, list[set[str]]] = {}
+    for label, threshold in (("exact", 10**9), ("faiss-hnsw", 1)):
+        start = time.perf_counter()
+        engine = load_engine(
+            ServeSettings(model_dir=model_dir, dataset_dir=dataset, ann_threshold=threshold)
+        )
+        out[f"{label}_load_s"] = time.perf_counter() - start
+        times, lists[label] = [], []
+        for u in users[:300]:
+            t = time.perf_counter()
+            recs = engine.recommend(f"u{u}", 20, [], with_reasons=True)
+            times.append(time.perf_counter() - t)
+            lists[label].append({r.item_id for r in recs.items})
+        out[f"{label}_median_ms"] = float(np.median(times) * 1000)
+    out["exact_over_ann"] = out["exact_median_ms"] / out["faiss-hnsw_median_ms"]
+    out["ann_recall_at_20"] = float(
+        np.mean([len(a & b) / 20 for a, b in zip(lists["exact"], lists["faiss-hnsw"], strict=True)])
+    )
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--rate", type=float, default=300.0)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--runs", type=int, default=3, help="fixed-rate runs (medians reported)")
+    ap.add_argument("--model", choices=["svd", "random"], default="svd")
+    ap.add_argument("--ann-threshold", type=int, default=20_000)
+    ap.add_argument("-k", type=int, default=20)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "gemrec-bench-serve"))
+    ap.add_argument("--json", help="also write the results here")
+    args = ap.parse_args()
+    if not GOWALLA.is_dir():
+        sys.exit(f"{GOWALLA} not found")
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    dataset = build_dataset(workdir)
+    model_dir, fit_s = build_model(workdir, dataset, args.model)
+    store = workdir / f"events-{os.getpid()}.sqlite3"
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gemrec.cli",
+            "serve",
+            str(model_dir),
+            "--dataset",
+            str(dataset),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--store",
+            f"sqlite:///{store}",
+            "--ann-threshold",
+            str(args.ann_threshold),
+            "--workers",
+            str(args.workers),
+        ],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    results: dict[str, object] = {
+        "workers": args.workers,
+        "load_average_at_start": os.getloadavg()[0],
+        "model": args.model,
+        "fit_seconds": round(fit_s, 1),
+        "n_users": 29858,
+        "n_items": 40981,
+        "dim": 64,
+    }
+    try:
+        import httpx
+
+        for _ in range(600):
+            try:
+                h = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).json()
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            raise SystemExit("server did not start")
+        results["retrieval"] = h["retrieval"]
+        users = np.random.default_rng(0).permutation(29858)
+        asyncio.run(fixed_rate(port, args.rate, 3.0, users, args.k))  # warm-up
+        runs = [
+            asyncio.run(fixed_rate(port, args.rate, args.seconds, users[i * 5000 :], args.k))
+            for i in range(args.runs)
+        ]
+        med = {key: float(np.median([r[key] for r in runs])) for key in runs[0]}
+        results["recommendations"] = {"runs": runs, "median": med}
+        print(
+            f"GET recommendations @ {args.rate:.0f} req/s x {args.seconds:.0f} s, {args.runs} runs (median): "
+            f"p50 {med['p50_ms']:.2f} ms, p99 {med['p99_ms']:.2f} ms, achieved {med['achieved_rps']:.0f} req/s, "
+            f"errors {int(sum(r['errors'] for r in runs))}",
+            flush=True,
+        )
+        fr = asyncio.run(freshness(port, 400, users, args.k))
+        results["freshness"] = fr
+        print(
+            f"freshness (POST event -> next GET without the item): p50 {fr['p50_ms']:.2f} ms, "
+            f"p99 {fr['p99_ms']:.2f} ms, reflected {fr['reflected']}/{fr['samples']}",
+            flush=True,
+        )
+        ing = [asyncio.run(ingest(port, 50_000, 1000, 40981)) for _ in range(3)]
+        eps = float(np.median([r["events_per_s"] for r in ing]))
+        results["ingest"] = {"runs": ing, "median_events_per_s": eps}
+        print(
+            f"ingest (batches of 1000, durable SQLite WAL+FULL, 3 runs): median {eps:,.0f} events/s",
+            flush=True,
+        )
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{store}{suffix}").unlink(missing_ok=True)
+    ret = in_process_retrieval(model_dir, dataset, np.random.default_rng(2).permutation(29858))
+    results["in_process"] = ret
+    print(
+        f"in-process list of 20 (engine only, median): exact {ret['exact_median_ms']:.3f} ms, "
+        f"faiss HNSW {ret['faiss-hnsw_median_ms']:.3f} ms (exact/ANN = {ret['exact_over_ann']:.2f}x), "
+        f"HNSW recall@20 vs exact {ret['ann_recall_at_20']:.3f}"
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
