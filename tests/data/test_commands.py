@@ -40,3 +40,14 @@ def test_summary_line_and_options_reach_the_pipeline(tmp_path, capsys):
     assert m["event_weights"]["view"] == 3.0 and m["time_decay"]["half_life_days"] == 1.0
     assert (ds.edges[ds.edges.split == "test"].groupby("user").size() == 2).all()
     json.dumps(m)  # the manifest is plain JSON
+
+
+def test_unwritable_output_is_a_one_line_error(tmp_path, capsys):
+    p = tmp_path / "e.csv"
+    p.write_text("user_id,item_id,event_type,timestamp\na,x,view,1\n")
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a directory")
+    code = main(["import", str(p), "--format", "events", "-o", str(blocker / "ds")])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot write the dataset directory" in err and err.count("\n") == 1
+    assert blocker.read_text() == "not a directory"
