@@ -576,13 +576,6 @@ def test_all_rows_bad_is_an_error_even_in_skip_mode(tmp_path, capsys):
     assert not (tmp_path / "ds").exists()
 
 
-def test_help_has_an_example(capsys):
-    with pytest.raises(SystemExit):
-        main(["import", "--help"])
-    out = capsys.readouterr().out
-    assert "gemrec import" in out and "--format" in out and "example" in out and "--on-error" in out
-
-
 def test_rejected_csv_quotes_raw_rows_with_commas(tmp_path):
     p = tmp_path / "e.csv"
     p.write_text('user_id,item_id,event_type,timestamp\na,x,view,1\n"b,1",x,nope,2\n')

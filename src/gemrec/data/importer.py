@@ -619,16 +619,22 @@ def _build(
         json.dumps(basis, sort_keys=True, default=str).encode()
     ).hexdigest()
     extra = [("rejected.csv", _rejected_csv(rejected))] if on_error == "skip" and rejected else []
-    path = write_dataset(
-        output,
-        users=users_df,
-        items=items_df,
-        edges=edges,
-        manifest=manifest,
-        events=events_df,
-        social=social_df,
-        extra_files=extra,
-    )
+    try:
+        path = write_dataset(
+            output,
+            users=users_df,
+            items=items_df,
+            edges=edges,
+            manifest=manifest,
+            events=events_df,
+            social=social_df,
+            extra_files=extra,
+        )
+    except OSError as exc:
+        raise DataError(
+            f"cannot write the dataset directory: {exc.strerror or exc}; choose another -o",
+            path=str(output),
+        ) from None
     bar.step("write")
     full = json.loads((path / "manifest.json").read_text())
     return ImportResult(path, full, report, rejected, time.perf_counter() - start)
