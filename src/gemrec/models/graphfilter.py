@@ -1,0 +1,346 @@
+"""Training-free spectral graph filtering (GF-CF / BSPM / ChebyCF family)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from gemrec.data.interactions import Interactions
+from gemrec.errors import ParameterError
+from gemrec.graph.adjacency import degree_power, degrees, normalized_interactions
+from gemrec.graph.kernels import accumulate_spmm, set_kernel_threads
+from gemrec.graph.spectral import truncated_svd
+from gemrec.models.base import Recommender, State
+
+__all__ = ["GraphFilter"]
+
+ItemItem = Literal["auto", "dense", "sparse", "factored"]
+
+
+class GraphFilter(Recommender):
+    """A normalised item-item linear filter plus an ideal low-pass filter from a truncated SVD.
+
+    Nothing is trained: ``fit`` normalises the interaction graph once, takes a truncated SVD and
+    (depending on ``item_item``) builds the item-item operator. Scores are a linear function of the
+    user's interaction row, so unseen users are scored by fold-in (:meth:`score_new`) exactly as
+    fitted ones.
+
+    Parameters
+    ----------
+    n_components : int
+        Rank ``k`` of the ideal low-pass part (capped at ``min(n_users, n_items) - 1``).
+    beta : float
+        Weight of the ideal low-pass part (``0`` disables it and skips the SVD).
+    input_exponent : float
+        ``a``: item-degree normalisation of the user's input signal (GF-CF: 1/2).
+    output_exponent : float
+        ``c``: item-degree normalisation of the output scores (GF-CF: 1/2); smaller values favour
+        popular items.
+    item_item : {"auto", "dense", "sparse", "factored"}
+        How the linear part ``P~ = R~^T R~`` is applied. ``"dense"`` builds the ``n_items x
+        n_items`` filter (small catalogues only); ``"sparse"`` keeps ``P~`` as a sparse matrix
+        (``nnz`` = co-occurring item pairs) and scores with a dense-accumulator kernel;
+        ``"factored"`` never builds ``P~`` and applies ``(x R~^T) R~`` per user block.
+        ``"auto"`` picks dense when ``n_items <= max_dense_items``, else sparse when ``P~`` needs at
+        most ``max_gram_bytes``, else factored.
+    max_dense_items : int
+        Catalogue size up to which ``"auto"`` builds the dense item-item filter.
+    max_gram_bytes : int
+        Memory bound for the sparse ``P~`` under ``"auto"`` (estimated from ``sum_u deg(u)^2``).
+    svd_method : {"auto", "randomized", "arpack", "dense"}
+        Truncated SVD of ``R~``. ``"auto"``: exact dense LAPACK when ``min(n_users, n_items) <=
+        2048``, randomized otherwise.
+    svd_n_iter : int
+        Power iterations of the randomized SVD.
+    seed : int
+        Seed of the randomized SVD.
+    num_threads : int or None
+        Threads for BLAS, torch and the scoring kernel (None: all cores).
+
+    Attributes
+    ----------
+    user_embeddings_ : ndarray of float32, shape (n_users, k)
+        ``(x_u D_I^{-a}) V_k``: the user's signal in the low-pass subspace.
+    item_embeddings_ : ndarray of float32, shape (n_items, k)
+        ``beta D_I^{1-c} V_k``; ``user_embeddings_ @ item_embeddings_.T`` is the low-pass part of
+        the scores. Full scores add the linear part (:meth:`score`), so retrieval on these
+        embeddings alone is an approximation (a good candidate generator).
+    singular_values_ : ndarray of float32, shape (k,)
+    item_projection_ : ndarray of float32, shape (n_items, k)
+        ``D_I^{-a} V_k``: maps an interaction row to its user embedding (fold-in).
+    item_item_ : str
+        The strategy ``"auto"`` resolved to.
+
+    Notes
+    -----
+    With ``R~ = D_U^{-1/2} R D_I^{-1/2}``, ``P~ = R~^T R~`` and ``R~ ~= U_k S_k V_k^T``, the
+    score of a user with interaction row ``x`` (shape ``(1, n_items)``) is
+
+    .. math::
+
+        s(x) = [(x D_I^{1/2-a}) P~ + \\beta (x D_I^{-a}) V_k V_k^T D_I^{1/2}] D_I^{1/2-c}
+
+    With ``a = c = 1/2`` this is GF-CF (Shen et al., CIKM 2021): the linear low-pass filter ``P~``
+    (eigenvalues ``s_j^2`` in [0, 1]) plus the ideal low-pass filter that keeps the top-``k``
+    spectral components of the item graph. The cost of scoring a user is ``sum_{i in x} nnz(P~_i)``
+    for the linear part plus ``k * n_items`` for the low-pass part; no ``n_items x n_items`` matrix
+    is formed unless ``item_item="dense"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gemrec.data.interactions import Interactions
+    >>> rng = np.random.default_rng(0)
+    >>> inter = Interactions.from_arrays(rng.integers(0, 30, 200), rng.integers(0, 20, 200))
+    >>> model = GraphFilter(n_components=4).fit(inter)
+    >>> ids, scores = model.recommend(np.arange(3), k=5)
+    >>> ids.shape, model.item_embeddings_.shape
+    ((3, 5), (20, 4))
+    """
+
+    name: ClassVar[str] = "graphfilter"
+
+    user_embeddings_: np.ndarray
+    item_embeddings_: np.ndarray
+    singular_values_: np.ndarray
+    item_projection_: np.ndarray
+    item_item_: str
+    linear_: Any
+    left_: sp.csr_matrix
+    right_: sp.csr_matrix
+
+    def __init__(
+        self,
+        *,
+        n_components: int = 512,
+        beta: float = 0.3,
+        input_exponent: float = 0.5,
+        output_exponent: float = 0.5,
+        item_item: ItemItem = "auto",
+        max_dense_items: int = 8192,
+        max_gram_bytes: int = 4 * 2**30,
+        svd_method: Literal["auto", "randomized", "arpack", "dense"] = "auto",
+        svd_n_iter: int = 4,
+        seed: int = 0,
+        num_threads: int | None = None,
+    ) -> None:
+        self.n_components = n_components
+        self.beta = beta
+        self.input_exponent = input_exponent
+        self.output_exponent = output_exponent
+        self.item_item = item_item
+        self.max_dense_items = max_dense_items
+        self.max_gram_bytes = max_gram_bytes
+        self.svd_method = svd_method
+        self.svd_n_iter = svd_n_iter
+        self.seed = seed
+        self.num_threads = num_threads
+
+    # ----------------------------------------------------------------- validation
+    def _validate_params(self) -> None:
+        def _int(name: str, low: int) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < low:
+                raise ParameterError.invalid(name, f"an integer >= {low}", v)
+
+        def _real(name: str, low: float | None = None) -> None:
+            v = getattr(self, name)
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, int | float | np.floating)
+                or not np.isfinite(v)
+            ):
+                raise ParameterError.invalid(name, "a finite number", v)
+            if low is not None and v < low:
+                raise ParameterError.invalid(name, f"a number >= {low}", v)
+
+        _int("n_components", 1)
+        _real("beta", 0.0)
+        _real("input_exponent")
+        _real("output_exponent")
+        _int("max_dense_items", 0)
+        _int("max_gram_bytes", 0)
+        _int("svd_n_iter", 0)
+        _int("seed", 0)
+        if self.item_item not in ("auto", "dense", "sparse", "factored"):
+            raise ParameterError.invalid(
+                "item_item", "one of 'auto', 'dense', 'sparse', 'factored'", self.item_item
+            )
+        if self.svd_method not in ("auto", "randomized", "arpack", "dense"):
+            raise ParameterError.invalid(
+                "svd_method", "one of 'auto', 'randomized', 'arpack', 'dense'", self.svd_method
+            )
+        if self.num_threads is not None:
+            _int("num_threads", 1)
+
+    # ----------------------------------------------------------------- fitting
+    def _threads(self) -> Any:
+        from threadpoolctl import threadpool_limits
+
+        set_kernel_threads(self.num_threads)
+        if self.num_threads is None:
+            return threadpool_limits(limits=None)
+        import torch
+
+        torch.set_num_threads(int(self.num_threads))
+        return threadpool_limits(limits=int(self.num_threads))
+
+    def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:
+        with self._threads():
+            self._fit_arrays(interactions.matrix)
+
+    def _fit_arrays(self, R: sp.csr_matrix) -> None:
+        n_users, n_items = R.shape
+        _, item_degree = degrees(R)
+        a, c = float(self.input_exponent), float(self.output_exponent)
+        r_norm = normalized_interactions(R)
+        # x -> x D^{1/2-a} on input, scores -> scores D^{1/2-c} on output
+        in_scale = degree_power(item_degree, 0.5 - a)
+        out_scale = degree_power(item_degree, 0.5 - c)
+
+        k = min(int(self.n_components), max(min(n_users, n_items) - 1, 1))
+        if self.beta > 0:
+            method = self.svd_method
+            if method == "auto":
+                method = "dense" if min(n_users, n_items) <= 2048 else "randomized"
+            if method == "dense":
+                _, s, vt = np.linalg.svd(r_norm.toarray().astype(np.float64), full_matrices=False)
+                s, v = s[:k].astype(np.float32), vt[:k].T.astype(np.float32)
+            else:
+                _, s, v = truncated_svd(
+                    r_norm, k, method=method, n_iter=int(self.svd_n_iter), seed=int(self.seed)
+                )
+        else:
+            s, v = np.zeros(0, np.float32), np.zeros((n_items, 0), np.float32)
+        self.singular_values_ = s
+        # user embedding = x D^{1/2-a} D^{-1/2} V = x D^{-a} V
+        self.item_projection_ = np.ascontiguousarray(
+            v * degree_power(item_degree, -a)[:, None], dtype=np.float32
+        )
+        self.item_embeddings_ = np.ascontiguousarray(
+            float(self.beta) * v * (degree_power(item_degree, 0.5) * out_scale)[:, None],
+            dtype=np.float32,
+        )
+        self.user_embeddings_ = np.ascontiguousarray(
+            sp.csr_matrix(R, dtype=np.float32) @ self.item_projection_, dtype=np.float32
+        )
+
+        strategy = self._resolve_item_item(R)
+        self.item_item_ = strategy
+        if strategy == "factored":
+            # P^ = D^{in} R~^T R~ D^{out} applied as (x D^{in} R~^T) (R~ D^{out})
+            self.left_ = (sp.diags(in_scale) @ r_norm.T).tocsr().astype(np.float32)
+            self.right_ = (r_norm @ sp.diags(out_scale)).tocsr().astype(np.float32)
+            self.linear_ = None
+        else:
+            gram = (r_norm.T.tocsr() @ r_norm).tocsr()
+            linear = (sp.diags(in_scale) @ gram @ sp.diags(out_scale)).tocsr().astype(np.float32)
+            linear.sort_indices()
+            if strategy == "dense":
+                # the whole filter as one dense matrix: linear part plus low-pass part
+                dense = linear.toarray()
+                dense += self.item_projection_ @ self.item_embeddings_.T
+                self.linear_ = dense
+            else:
+                self.linear_ = linear
+
+    def _resolve_item_item(self, R: sp.csr_matrix) -> str:
+        if self.item_item != "auto":
+            return str(self.item_item)
+        n_items = R.shape[1]
+        if n_items <= int(self.max_dense_items):
+            return "dense"
+        row_nnz = np.diff(R.indptr).astype(np.float64)
+        # upper bound on nnz(R^T R); 4 bytes value + 4 bytes index each, twice during the product
+        est = min(float((row_nnz**2).sum()), float(n_items) ** 2) * 16
+        return "sparse" if est <= int(self.max_gram_bytes) else "factored"
+
+    # ----------------------------------------------------------------- scoring
+    def _score_rows(self, x: sp.csr_matrix) -> np.ndarray:
+        """Scores for interaction rows ``x`` (shape (n, n_items)), float32 (n, n_items)."""
+        x = sp.csr_matrix(x, dtype=np.float32)
+        with self._threads():
+            if self.item_item_ == "dense":
+                return np.asarray(x @ self.linear_, dtype=np.float32)
+            user_emb = np.asarray(x @ self.item_projection_, dtype=np.float32)
+            out = np.ascontiguousarray(user_emb @ self.item_embeddings_.T, dtype=np.float32)
+            if self.item_item_ == "sparse":
+                accumulate_spmm(x, self.linear_, out)
+            else:
+                hop = (x @ self.left_).tocsr()
+                accumulate_spmm(hop, self.right_, out)
+            return out
+
+    def _score_block(self, users: np.ndarray) -> np.ndarray:
+        if self.item_item_ == "dense":
+            return self._score_rows(self.interactions_[users])
+        out = np.ascontiguousarray(
+            self.user_embeddings_[users] @ self.item_embeddings_.T, dtype=np.float32
+        )
+        x = self.interactions_[users]
+        with self._threads():
+            if self.item_item_ == "sparse":
+                accumulate_spmm(x, self.linear_, out)
+            else:
+                accumulate_spmm((x @ self.left_).tocsr(), self.right_, out)
+        return out
+
+    def score_new(self, user_items: sp.csr_matrix) -> np.ndarray:
+        """Fold-in: the filter applied to new interaction rows (identical to fitted users).
+
+        Parameters
+        ----------
+        user_items : csr_matrix, shape (n, n_items)
+
+        Returns
+        -------
+        ndarray of float32, shape (n, n_items)
+        """
+        self._check_fitted()
+        x = sp.csr_matrix(user_items, dtype=np.float32)
+        if x.shape[1] != self.n_items:
+            raise ParameterError.invalid(
+                "user_items", f"a sparse matrix with {self.n_items} columns", x.shape
+            )
+        return self._score_rows(x)
+
+    def _similar_block(self, items: np.ndarray) -> np.ndarray:
+        """Filter response to a single item: row ``i`` of the item-item filter."""
+        onehot = sp.csr_matrix(
+            (np.ones(len(items), np.float32), (np.arange(len(items)), items)),
+            shape=(len(items), self.n_items),
+        )
+        return self._score_rows(onehot)
+
+    # ----------------------------------------------------------------- persistence
+    def _get_state(self) -> State:
+        state: State = {
+            "user_embeddings_": self.user_embeddings_,
+            "item_embeddings_": self.item_embeddings_,
+            "item_projection_": self.item_projection_,
+            "singular_values_": self.singular_values_,
+            "item_item_": np.array(self.item_item_),
+        }
+        if self.item_item_ == "factored":
+            state["left_"] = self.left_
+            state["right_"] = self.right_
+        else:
+            state["linear_"] = self.linear_
+        return state
+
+    def _set_state(self, state: State) -> None:
+        self.user_embeddings_ = np.asarray(state["user_embeddings_"], dtype=np.float32)
+        self.item_embeddings_ = np.asarray(state["item_embeddings_"], dtype=np.float32)
+        self.item_projection_ = np.asarray(state["item_projection_"], dtype=np.float32)
+        self.singular_values_ = np.asarray(state["singular_values_"], dtype=np.float32)
+        self.item_item_ = str(state["item_item_"])
+        if self.item_item_ == "factored":
+            self.left_ = sp.csr_matrix(state["left_"], dtype=np.float32)
+            self.right_ = sp.csr_matrix(state["right_"], dtype=np.float32)
+            self.linear_ = None
+        elif self.item_item_ == "dense":
+            self.linear_ = np.ascontiguousarray(state["linear_"], dtype=np.float32)
+        else:
+            self.linear_ = sp.csr_matrix(state["linear_"], dtype=np.float32)

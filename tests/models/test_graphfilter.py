@@ -1,0 +1,172 @@
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from gemrec.data.interactions import Interactions
+from gemrec.errors import NotFittedError, ParameterError
+from gemrec.models import get_model_class
+from gemrec.models.base import Recommender
+from gemrec.models.graphfilter import GraphFilter
+
+
+def _random_interactions(seed=0, n_users=120, n_items=80, nnz=1500):
+    rng = np.random.default_rng(seed)
+    return Interactions.from_arrays(
+        rng.integers(0, n_users, nnz),
+        rng.integers(0, n_items, nnz),
+        n_users=n_users,
+        n_items=n_items,
+    )
+
+
+def _dense_formula(R, k, beta, a=0.5, c=0.5):
+    """The filter written out densely in float64: the definition the model must equal."""
+    R = R.toarray().astype(np.float64)
+    R = (R > 0).astype(np.float64) * R
+    du, di = R.sum(1), R.sum(0)
+    inv = lambda d, e: np.where(d > 0, np.where(d > 0, d, 1.0) ** e, 0.0)  # noqa: E731
+    Rn = inv(du, -0.5)[:, None] * R * inv(di, -0.5)[None, :]
+    P = Rn.T @ Rn
+    _, _, vt = np.linalg.svd(Rn, full_matrices=False)
+    V = vt[:k].T
+    ideal = np.diag(inv(di, -0.5)) @ V @ V.T @ np.diag(inv(di, 0.5))
+    W = np.diag(inv(di, 0.5 - a)) @ (P + beta * ideal) @ np.diag(inv(di, 0.5 - c))
+    return R @ W
+
+
+@pytest.mark.parametrize("item_item", ["dense", "sparse", "factored"])
+@pytest.mark.parametrize(("a", "c"), [(0.5, 0.5), (0.7, 0.3)])
+def test_filter_equals_dense_formula(item_item, a, c):
+    inter = _random_interactions()
+    model = GraphFilter(
+        n_components=10,
+        beta=0.4,
+        input_exponent=a,
+        output_exponent=c,
+        item_item=item_item,
+        svd_method="dense",
+    ).fit(inter)
+    assert model.item_item_ == item_item
+    expected = _dense_formula(inter.matrix, 10, 0.4, a, c)
+    got = model.score(np.arange(inter.n_users))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_fast_paths_equal_slow_reference_on_gram_free_path():
+    """sparse kernel / factored kernel / dense matrix all give the same scores; so does fold-in."""
+    inter = _random_interactions(3, 200, 150, 3000)
+    params = dict(n_components=12, beta=0.3, svd_method="dense")
+    models = {
+        m: GraphFilter(item_item=m, **params).fit(inter) for m in ("dense", "sparse", "factored")
+    }
+    users = np.arange(0, 200, 3)
+    ref = models["dense"].score(users)
+    for m in ("sparse", "factored"):
+        np.testing.assert_allclose(models[m].score(users), ref, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            models[m].score_new(inter.matrix[users]), ref, rtol=1e-4, atol=1e-5
+        )
+
+
+def test_auto_strategy_picks_by_size():
+    inter = _random_interactions()
+    assert GraphFilter(n_components=4).fit(inter).item_item_ == "dense"
+    assert GraphFilter(n_components=4, max_dense_items=10).fit(inter).item_item_ == "sparse"
+    m = GraphFilter(n_components=4, max_dense_items=10, max_gram_bytes=10).fit(inter)
+    assert m.item_item_ == "factored"
+
+
+def test_randomized_svd_close_to_exact():
+    # 8 planted communities give a clear spectral gap after the 8th component
+    rng = np.random.default_rng(5)
+    users = rng.integers(0, 300, 6000)
+    items = (users % 8) * 30 + rng.integers(0, 30, 6000)
+    noise = rng.random(6000) < 0.1
+    items[noise] = rng.integers(0, 240, noise.sum())
+    inter = Interactions.from_arrays(users, items, n_users=300, n_items=240)
+    exact = GraphFilter(n_components=8, svd_method="dense", item_item="sparse").fit(inter)
+    approx = GraphFilter(n_components=8, svd_method="randomized", svd_n_iter=8, item_item="sparse")
+    approx.fit(inter)
+    np.testing.assert_allclose(approx.singular_values_, exact.singular_values_, rtol=1e-3)
+    users = np.arange(50)
+    np.testing.assert_allclose(approx.score(users), exact.score(users), atol=2e-3)
+
+
+def test_embeddings_give_the_low_pass_part():
+    inter = _random_interactions(1)
+    lin_only = GraphFilter(beta=0.0, item_item="sparse").fit(inter)
+    full = GraphFilter(n_components=6, beta=0.5, item_item="sparse", svd_method="dense").fit(inter)
+    users = np.arange(20)
+    low = full.user_embeddings_[users] @ full.item_embeddings_.T
+    np.testing.assert_allclose(full.score(users) - lin_only.score(users), low, atol=1e-5)
+    assert full.user_embeddings_.shape == (inter.n_users, 6)
+    assert full.item_embeddings_.shape == (inter.n_items, 6)
+    assert full.user_embeddings_.dtype == np.float32
+
+
+def test_planted_clusters_recovered():
+    """Two disjoint communities: every recommendation stays inside the user's community."""
+    rng = np.random.default_rng(0)
+    users, items = [], []
+    for u in range(100):
+        block = u % 2
+        chosen = rng.choice(30, 8, replace=False) + 30 * block
+        users += [u] * 8
+        items += chosen.tolist()
+    inter = Interactions.from_arrays(np.array(users), np.array(items), n_users=100, n_items=60)
+    model = GraphFilter(n_components=2, beta=0.3).fit(inter)
+    ids, _ = model.recommend(np.arange(100), k=10)
+    assert np.all((ids // 30) == (np.arange(100) % 2)[:, None])
+    sim, _ = model.similar_items(np.array([0, 45]), k=5)
+    assert np.all(sim[0] < 30) and np.all(sim[1] >= 30)
+
+
+def test_held_out_item_ranked_first_on_known_answer_data():
+    # items 0..3 always co-occur; a user who has 0, 1, 2 must get 3 first
+    rows = [u for u in range(40) for _ in range(4)]
+    cols = [i for _ in range(40) for i in range(4)]
+    rng = np.random.default_rng(1)
+    rows += list(range(40)) * 2
+    cols += rng.integers(4, 40, 80).tolist()
+    rows.append(40)
+    cols.append(0)
+    rows += [40, 40]
+    cols += [1, 2]
+    inter = Interactions.from_arrays(np.array(rows), np.array(cols), n_users=41, n_items=40)
+    model = GraphFilter(n_components=4).fit(inter)
+    ids, scores = model.recommend(np.array([40]), k=3)
+    assert ids[0, 0] == 3
+    assert np.all(np.diff(scores[0]) <= 0)
+
+
+def test_save_load_round_trip(tmp_path):
+    inter = _random_interactions(2)
+    for mode in ("dense", "sparse", "factored"):
+        model = GraphFilter(n_components=5, item_item=mode).fit(inter)
+        loaded = Recommender.load(model.save(tmp_path / mode))
+        assert isinstance(loaded, GraphFilter) and loaded.item_item_ == mode
+        np.testing.assert_array_equal(loaded.score(np.arange(10)), model.score(np.arange(10)))
+        np.testing.assert_array_equal(loaded.user_embeddings_, model.user_embeddings_)
+
+
+def test_registered_and_parameters_validated():
+    assert get_model_class("graphfilter") is GraphFilter
+    inter = _random_interactions()
+    with pytest.raises(NotFittedError):
+        GraphFilter().score(np.arange(2))
+    for bad in [
+        dict(n_components=0),
+        dict(beta=-1.0),
+        dict(beta="x"),
+        dict(item_item="huge"),
+        dict(svd_method="qr"),
+        dict(num_threads=0),
+    ]:
+        with pytest.raises(ParameterError, match=next(iter(bad))):
+            GraphFilter(**bad).fit(inter)
+
+
+def test_score_new_checks_width():
+    model = GraphFilter(n_components=3).fit(_random_interactions())
+    with pytest.raises(ParameterError, match="user_items"):
+        model.score_new(sp.csr_matrix((2, 5), dtype=np.float32))
