@@ -1,4 +1,4 @@
-"""A small reader of the LightGCN line format (``user item item ...``) used by the lightgcn benchmarks.
+"""A small reader of the LightGCN line format (``user item item ...``) for the lightgcn benchmarks.
 
 The dataset importer (``gemrec import``) is the product path; this reader only exists so that the
 benchmarks can run on ``../shared/data/gowalla`` directly.
@@ -42,7 +42,9 @@ def load_split(name: str = "gowalla") -> tuple[Interactions, Interactions]:
     return train, test
 
 
-def holdout(train: Interactions, fraction: float = 0.1, seed: int = 0) -> tuple[Interactions, Interactions]:
+def holdout(
+    train: Interactions, fraction: float = 0.1, seed: int = 0
+) -> tuple[Interactions, Interactions]:
     """Carve a validation split from ``train``: ``fraction`` of each user's items (users with >= 2).
 
     Returns (train_without_valid, valid).

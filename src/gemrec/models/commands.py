@@ -30,7 +30,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     p.add_argument("dataset", metavar="DATASET_DIR")
     p.add_argument("--model", required=True, choices=sorted(MODELS), help="model name")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="hyperparameter (repeatable)")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="hyperparameter (repeatable)"
+    )
     p.add_argument("--config", metavar="FILE", help="TOML file of hyperparameters")
     p.add_argument("-o", "--output", required=True, metavar="MODEL_DIR")
     p.set_defaults(func=_run)
@@ -47,7 +49,10 @@ def train_model(
     klass = get_model_class(model_name)
     model = klass(**params)
     start = time.perf_counter()
-    if getattr(klass, "uses_validation", False) and dataset.manifest["counts"]["splits"]["valid"] > 0:
+    if (
+        getattr(klass, "uses_validation", False)
+        and dataset.manifest["counts"]["splits"]["valid"] > 0
+    ):
         model.fit(dataset.interactions("train"), valid=dataset.interactions("valid"))
     else:
         model.fit(dataset.interactions("train", "valid"))

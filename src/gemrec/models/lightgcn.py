@@ -21,7 +21,17 @@ from torch_geometric.nn.conv import LGConv
 from gemrec.data.interactions import Interactions
 from gemrec.errors import ParameterError
 from gemrec.models.base import EmbeddingRecommender
-from gemrec.models.training import BPRSampler, TrainingResult, check_params, minibatches, train_loop
+from gemrec.models.training import (
+    COMMON_CHECKS,
+    RUN_ONLY,
+    BPRSampler,
+    TrainingResult,
+    check_params,
+    fingerprint,
+    minibatches,
+    train_loop,
+    validation_metrics,
+)
 
 __all__ = [
     "LightGCN",
@@ -45,8 +55,8 @@ def normalized_adjacency(matrix: sp.csr_matrix) -> sp.csr_matrix:
     Returns
     -------
     csr_matrix of float32, shape (n_users + n_items, n_users + n_items)
-        ``Â = D^{-1/2} A D^{-1/2}`` with ``A = [[0, R], [R^T, 0]]`` and ``D`` the (weighted) degrees;
-        isolated nodes keep zero rows. Canonical CSR with int32 indices.
+        ``Â = D^{-1/2} A D^{-1/2}`` with ``A = [[0, R], [R^T, 0]]`` and ``D`` the (weighted)
+        degrees; isolated nodes keep zero rows. Canonical CSR with int32 indices.
     """
     r = sp.csr_matrix(matrix, dtype=np.float64)
     du = np.asarray(r.sum(axis=1)).ravel()
@@ -245,7 +255,8 @@ class LightGCN(EmbeddingRecommender):
         Cut-off of the monitored validation Recall@K (NDCG@K is logged too).
     seed : int
     checkpoint_dir : str, optional
-        Checkpoint after every epoch; a later ``fit`` with the same data and hyperparameters resumes.
+        Checkpoint after every epoch; a later ``fit`` with the same data and hyperparameters
+        resumes from it.
     log_dir : str, optional
         TensorBoard log directory (loss, validation recall and NDCG).
     progress : bool
@@ -265,7 +276,8 @@ class LightGCN(EmbeddingRecommender):
     With ``R`` the user-item matrix, ``A = [[0, R], [R^T, 0]]`` and ``Â = D^{-1/2} A D^{-1/2}``,
     the embeddings after layer ``k`` are ``E^{(k)} = Â^k E^{(0)}`` and the final embeddings are
 
-    .. math:: E = \frac{1}{K+1} \sum_{k=0}^{K} \hat{A}^k E^{(0)}, \qquad \hat{y}_{ui} = e_u^\top e_i.
+    .. math::
+        E = \frac{1}{K+1} \sum_{k=0}^{K} \hat{A}^k E^{(0)}, \qquad \hat{y}_{ui} = e_u^\top e_i.
 
     Training minimises, over mini-batches ``B`` of triplets (user, positive, sampled negative),
 
@@ -274,8 +286,9 @@ class LightGCN(EmbeddingRecommender):
 
     with Adam. The spectral warm start uses the top-``d`` singular triplets
     ``R̃ ≈ U Σ V^T`` of ``R̃ = D_u^{-1/2} R D_i^{-1/2}`` and sets ``E^{(0)}_U = c U Σ^γ``,
-    ``E^{(0)}_I = c V Σ^γ`` (``c`` sets the entries' root-mean-square to ``init_scale``). Since ``Â [u_k; v_k] = σ_k [u_k; v_k]``, the model starts at the
-    low-pass filter ``ŷ_{ui} = c^2 \sum_k g(σ_k)^2 σ_k^{2γ} u_{uk} v_{ik}`` with
+    ``E^{(0)}_I = c V Σ^γ`` (``c`` sets the entries' root-mean-square to ``init_scale``).
+    Since ``Â [u_k; v_k] = σ_k [u_k; v_k]``, the model starts at the low-pass filter
+    ``ŷ_{ui} = c^2 \sum_k g(σ_k)^2 σ_k^{2γ} u_{uk} v_{ik}`` with
     ``g(σ) = \frac{1}{K+1} \sum_{k=0}^K σ^k``; BPR training then proceeds as usual.
 
     Examples
@@ -286,8 +299,6 @@ class LightGCN(EmbeddingRecommender):
 
     name = "lightgcn"
     uses_validation: ClassVar[bool] = True
-    #: hyperparameters that do not change the computation (left out of the checkpoint fingerprint)
-    _run_only: ClassVar[tuple[str, ...]] = ("epochs", "checkpoint_dir", "log_dir", "progress")
 
     def __init__(
         self,
@@ -332,34 +343,16 @@ class LightGCN(EmbeddingRecommender):
         check_params(
             self,
             {
-                "embedding_dim": (int, 0, "a positive integer"),
+                **COMMON_CHECKS,
                 "n_layers": (int, -1, "a non-negative integer"),
-                "lr": ((int, float), 0, "a positive number"),
-                "train_batch_size": (int, 0, "a positive integer"),
-                "reg": ((int, float), -1e-300, "a non-negative number"),
-                "epochs": (int, -1, "a non-negative integer"),
                 "init_scale": ((int, float), 0, "a positive number"),
                 "svd_power": ((int, float), None, "a number"),
-                "patience": (int, 0, "a positive integer"),
-                "eval_every": (int, 0, "a positive integer"),
-                "eval_k": (int, 0, "a positive integer"),
-                "seed": (int, None, "an integer"),
             },
         )
         if self.init not in ("svd", "normal"):
             raise ParameterError.invalid("init", "'svd' or 'normal'", self.init)
         if not isinstance(self.edge_weights, bool):
             raise ParameterError.invalid("edge_weights", "a bool", self.edge_weights)
-
-    def _fingerprint(self, interactions: Interactions) -> dict[str, Any]:
-        params = {k: v for k, v in self.get_params().items() if k not in self._run_only}
-        return {
-            "model": self.name,
-            "params": params,
-            "shape": list(interactions.matrix.shape),
-            "nnz": interactions.nnz,
-            "checksum": float(interactions.matrix.indices[:: max(1, interactions.nnz // 997)].sum()),
-        }
 
     def _initial_embeddings(self, graph: sp.csr_matrix, rng: np.random.Generator) -> Tensor:
         n_users, n_items = graph.shape
@@ -420,17 +413,12 @@ class LightGCN(EmbeddingRecommender):
             self.user_embeddings_ = np.ascontiguousarray(final[:n_users])
             self.item_embeddings_ = np.ascontiguousarray(final[n_users:])
 
-        validate = None
-        if valid is not None and valid.nnz > 0:
-            from gemrec.eval.evaluate import evaluate
+        check = validation_metrics(self, valid, self.eval_k)
 
-            def validate() -> dict[str, float]:
-                export()
-                res = evaluate(self, valid, ks=[self.eval_k])
-                return {
-                    f"recall@{self.eval_k}": res[f"recall@{self.eval_k}"],
-                    f"ndcg@{self.eval_k}": res[f"ndcg@{self.eval_k}"],
-                }
+        def validate() -> dict[str, float]:
+            assert check is not None
+            export()
+            return check()
 
         result: TrainingResult = train_loop(
             name=self.name,
@@ -438,7 +426,7 @@ class LightGCN(EmbeddingRecommender):
             optimizer=optimizer,
             draw_epoch=draw_epoch,
             batch_loss=batch_loss,
-            validate=validate,
+            validate=validate if check is not None else None,
             epochs=self.epochs,
             seed=self.seed,
             monitor=f"recall@{self.eval_k}",
@@ -447,7 +435,7 @@ class LightGCN(EmbeddingRecommender):
             checkpoint_dir=self.checkpoint_dir,
             log_dir=self.log_dir,
             progress=self.progress,
-            fingerprint=self._fingerprint(interactions),
+            fingerprint=fingerprint(self, interactions, RUN_ONLY),
         )
         export()
         self.history_ = result.history

@@ -37,7 +37,9 @@ class Popularity(Recommender):
         if self.half_life_days is not None and not (
             isinstance(self.half_life_days, int | float) and self.half_life_days > 0
         ):
-            raise ParameterError.invalid("half_life_days", "a positive number or None", self.half_life_days)
+            raise ParameterError.invalid(
+                "half_life_days", "a positive number or None", self.half_life_days
+            )
 
     def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:
         m = interactions.matrix if self.weighted else interactions.binary()
