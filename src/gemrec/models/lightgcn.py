@@ -10,6 +10,7 @@ reference implementation.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar
 
 import numpy as np
@@ -75,13 +76,15 @@ def normalized_adjacency(matrix: sp.csr_matrix) -> sp.csr_matrix:
 def to_torch_csr(matrix: sp.csr_matrix) -> Tensor:
     """A scipy CSR matrix as a ``torch.sparse_csr_tensor`` (float32, int64 indices)."""
     m = sp.csr_matrix(matrix)
-    return torch.sparse_csr_tensor(
-        torch.from_numpy(m.indptr.astype(np.int64)),
-        torch.from_numpy(m.indices.astype(np.int64)),
-        torch.from_numpy(m.data.astype(np.float32, copy=False)),
-        size=m.shape,
-        check_invariants=False,
-    )
+    with warnings.catch_warnings():  # "sparse CSR support is in beta"
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(m.indptr.astype(np.int64)),
+            torch.from_numpy(m.indices.astype(np.int64)),
+            torch.from_numpy(m.data.astype(np.float32, copy=False)),
+            size=m.shape,
+            check_invariants=False,
+        )
 
 
 def randomized_svd(
@@ -245,6 +248,8 @@ class LightGCN(EmbeddingRecommender):
         normal init (the paper's code uses 0.1), or the scale ``c`` of the spectral warm start.
     svd_power : float
         ``γ`` in the spectral warm start.
+    svd_degree_power : float
+        ``β`` in the spectral warm start (rows scaled by degree^β).
     edge_weights : bool
         Use the interaction weights (behaviour strengths) as edge weights of the graph instead of 1.
     patience : int
@@ -285,11 +290,12 @@ class LightGCN(EmbeddingRecommender):
               + \frac{\lambda}{2} (\|e^{(0)}_u\|^2 + \|e^{(0)}_i\|^2 + \|e^{(0)}_j\|^2) \big]
 
     with Adam. The spectral warm start uses the top-``d`` singular triplets
-    ``R̃ ≈ U Σ V^T`` of ``R̃ = D_u^{-1/2} R D_i^{-1/2}`` and sets ``E^{(0)}_U = c U Σ^γ``,
-    ``E^{(0)}_I = c V Σ^γ`` (``c`` sets the entries' root-mean-square to ``init_scale``).
-    Since ``Â [u_k; v_k] = σ_k [u_k; v_k]``, the model starts at the low-pass filter
-    ``ŷ_{ui} = c^2 \sum_k g(σ_k)^2 σ_k^{2γ} u_{uk} v_{ik}`` with
-    ``g(σ) = \frac{1}{K+1} \sum_{k=0}^K σ^k``; BPR training then proceeds as usual.
+    ``R̃ ≈ U Σ V^T`` of ``R̃ = D_u^{-1/2} R D_i^{-1/2}`` and sets ``E^{(0)}_U = c D_u^β U Σ^γ``,
+    ``E^{(0)}_I = c D_i^β V Σ^γ`` (``c`` sets the entries' root-mean-square to ``init_scale``).
+    For ``β = 0``, since ``Â [u_k; v_k] = σ_k [u_k; v_k]``, the model starts at the low-pass
+    filter ``ŷ_{ui} = c^2 \sum_k g(σ_k)^2 σ_k^{2γ} u_{uk} v_{ik}`` with
+    ``g(σ) = \frac{1}{K+1} \sum_{k=0}^K σ^k``; ``β > 0`` tilts it towards popular items (chosen
+    on validation data). BPR training then proceeds as usual.
 
     Examples
     --------
@@ -312,6 +318,7 @@ class LightGCN(EmbeddingRecommender):
         init: str = "svd",
         init_scale: float = 0.1,
         svd_power: float = 0.5,
+        svd_degree_power: float = 0.5,
         edge_weights: bool = False,
         patience: int = 5,
         eval_every: int = 1,
@@ -330,6 +337,7 @@ class LightGCN(EmbeddingRecommender):
         self.init = init
         self.init_scale = init_scale
         self.svd_power = svd_power
+        self.svd_degree_power = svd_degree_power
         self.edge_weights = edge_weights
         self.patience = patience
         self.eval_every = eval_every
@@ -347,6 +355,7 @@ class LightGCN(EmbeddingRecommender):
                 "n_layers": (int, -1, "a non-negative integer"),
                 "init_scale": ((int, float), 0, "a positive number"),
                 "svd_power": ((int, float), None, "a number"),
+                "svd_degree_power": ((int, float), None, "a number"),
             },
         )
         if self.init not in ("svd", "normal"):
@@ -366,8 +375,11 @@ class LightGCN(EmbeddingRecommender):
         if k > 0:
             u, s, vt = randomized_svd(norm, k, rng)
             w = np.power(np.maximum(s, 1e-12), float(self.svd_power))
-            emb[:n_users, :k] = u * w
-            emb[n_users:, :k] = vt.T * w
+            beta = float(self.svd_degree_power)
+            du = np.maximum(np.asarray(graph.sum(axis=1)).ravel(), 1e-12) ** beta
+            di = np.maximum(np.asarray(graph.sum(axis=0)).ravel(), 1e-12) ** beta
+            emb[:n_users, :k] = u * w * du[:, None]
+            emb[n_users:, :k] = vt.T * w * di[:, None]
             emb[:, :k] *= float(self.init_scale) / np.sqrt(np.mean(emb[:, :k] ** 2))
         if k < d:  # a small random part so that every dimension can learn
             emb[:, k:] = rng.standard_normal((n_users + n_items, d - k)) * 0.01 * self.init_scale
