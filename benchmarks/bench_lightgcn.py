@@ -31,13 +31,13 @@ import scipy.sparse as sp
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _lightgcn_format import holdout, load_split  # noqa: E402
+from _lightgcn_format import holdout, load_split
 
-from gemrec.data.interactions import Interactions  # noqa: E402
-from gemrec.eval import evaluate  # noqa: E402
-from gemrec.models import get_model_class  # noqa: E402
-from gemrec.models.lightgcn import LightGCN, LightGCNNet, normalized_adjacency, to_torch_csr  # noqa: E402
-from gemrec.models.training import BPRSampler  # noqa: E402
+from gemrec.data.interactions import Interactions
+from gemrec.eval import evaluate
+from gemrec.models import get_model_class
+from gemrec.models.lightgcn import LightGCNNet, normalized_adjacency, to_torch_csr
+from gemrec.models.training import BPRSampler
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -160,7 +160,7 @@ def cmd_speed(args: argparse.Namespace) -> dict[str, object]:
 
 
 def synthetic(n_interactions: int, seed: int = 0) -> Interactions:
-    """A bipartite graph with Zipf-like item popularity and ~27 interactions per user (Gowalla-like)."""
+    """Bipartite graph, Zipf-like item popularity, ~27 interactions per user (Gowalla-like)."""
     rng = np.random.default_rng(seed)
     n_users = max(100, n_interactions // 27)
     n_items = max(100, n_interactions // 20)
