@@ -25,12 +25,16 @@ def planted_blocks(
         items += list(chosen[:per_user])
         tu.append(u)
         ti.append(chosen[-1])
-    train = Interactions.from_arrays(np.array(users), np.array(items), n_users=n_users, n_items=n_items)
+    train = Interactions.from_arrays(
+        np.array(users), np.array(items), n_users=n_users, n_items=n_items
+    )
     test = Interactions.from_arrays(np.array(tu), np.array(ti), n_users=n_users, n_items=n_items)
     return train, test
 
 
-def random_graph(n_users: int = 7, n_items: int = 9, density: float = 0.35, seed: int = 1) -> Interactions:
+def random_graph(
+    n_users: int = 7, n_items: int = 9, density: float = 0.35, seed: int = 1
+) -> Interactions:
     rng = np.random.default_rng(seed)
     mask = rng.random((n_users, n_items)) < density
     mask[np.arange(n_users), np.arange(n_users) % n_items] = True  # nobody is isolated

@@ -18,7 +18,11 @@ def _reference_topk(scores, k):
 
 @settings(max_examples=60)
 @given(
-    arrays(np.float32, st.tuples(st.integers(1, 4), st.integers(1, 12)), elements=st.sampled_from([0.0, 1.0, 2.5, -1.0, -np.inf])),
+    arrays(
+        np.float32,
+        st.tuples(st.integers(1, 4), st.integers(1, 12)),
+        elements=st.sampled_from([0.0, 1.0, 2.5, -1.0, -np.inf]),
+    ),
     st.integers(1, 15),
 )
 def test_topk_equals_full_sort(scores, k):

@@ -68,7 +68,9 @@ def test_propagation_equals_dense_reference_and_pyg_lightgcn() -> None:
     pyg = PyGLightGCN(nu + ni, 5, num_layers=3)
     with torch.no_grad():
         pyg.embedding.weight.copy_(net.embedding)
-        np.testing.assert_allclose(pyg.get_embedding(edge_index).double().numpy(), ref, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            pyg.get_embedding(edge_index).double().numpy(), ref, rtol=1e-5, atol=1e-6
+        )
 
 
 def test_batch_forward_and_gradient_equal_full_propagation() -> None:
@@ -86,7 +88,9 @@ def test_batch_forward_and_gradient_equal_full_propagation() -> None:
             net.embedding.copy_(torch.randn(nu + ni, 4, generator=torch.Generator().manual_seed(7)))
         if mode == "batch":
             rows = adj_sp[nodes]
-            out = net(torch.from_numpy(nodes), adj, to_torch_csr(rows), to_torch_csr(rows.T.tocsr()))
+            out = net(
+                torch.from_numpy(nodes), adj, to_torch_csr(rows), to_torch_csr(rows.T.tocsr())
+            )
         else:
             out = net.propagate_all(adj)[torch.from_numpy(nodes)]
         (out * weights).pow(2).sum().backward()
@@ -210,7 +214,13 @@ def test_save_load_round_trip(tmp_path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("embedding_dim", 0), ("lr", -1.0), ("train_batch_size", 1.5), ("init", "zeros"), ("epochs", True)],
+    [
+        ("embedding_dim", 0),
+        ("lr", -1.0),
+        ("train_batch_size", 1.5),
+        ("init", "zeros"),
+        ("epochs", True),
+    ],
 )
 def test_bad_parameters_raise_naming_the_parameter(name: str, value: object) -> None:
     train, _ = planted_blocks()

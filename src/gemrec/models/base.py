@@ -93,7 +93,9 @@ class Recommender(ABC):
     @classmethod
     def _param_names(cls) -> list[str]:
         sig = inspect.signature(cls.__init__)
-        return [p.name for p in sig.parameters.values() if p.name != "self" and p.kind == p.KEYWORD_ONLY]
+        return [
+            p.name for p in sig.parameters.values() if p.name != "self" and p.kind == p.KEYWORD_ONLY
+        ]
 
     def get_params(self) -> dict[str, Any]:
         """Constructor keyword arguments as stored."""
@@ -122,7 +124,9 @@ class Recommender(ABC):
         self
         """
         if not isinstance(interactions, Interactions):
-            raise ParameterError.invalid("interactions", "an Interactions object", type(interactions))
+            raise ParameterError.invalid(
+                "interactions", "an Interactions object", type(interactions)
+            )
         if interactions.nnz == 0:
             raise ParameterError("parameter 'interactions' is empty: nothing to learn from")
         self._validate_params()
@@ -142,7 +146,9 @@ class Recommender(ABC):
 
     def _check_fitted(self) -> None:
         if not self.is_fitted:
-            raise NotFittedError(f"{type(self).__name__} is not fitted yet: call fit() or load() first")
+            raise NotFittedError(
+                f"{type(self).__name__} is not fitted yet: call fit() or load() first"
+            )
 
     @property
     def n_users(self) -> int:
@@ -244,7 +250,9 @@ class Recommender(ABC):
             exclude = sp.csr_matrix(exclude)
             if exclude.shape != (len(users), self.n_items):
                 raise ParameterError.invalid(
-                    "exclude", f"a sparse matrix of shape ({len(users)}, {self.n_items})", exclude.shape
+                    "exclude",
+                    f"a sparse matrix of shape ({len(users)}, {self.n_items})",
+                    exclude.shape,
                 )
         all_ids, all_scores = [], []
         for start in range(0, len(users), self.batch_size):
@@ -412,7 +420,10 @@ class EmbeddingRecommender(Recommender):
         return (v[items] @ v.T) / norms[items, None] / norms[None, :]
 
     def _get_state(self) -> State:
-        return {"user_embeddings_": self.user_embeddings_, "item_embeddings_": self.item_embeddings_}
+        return {
+            "user_embeddings_": self.user_embeddings_,
+            "item_embeddings_": self.item_embeddings_,
+        }
 
     def _set_state(self, state: State) -> None:
         self.user_embeddings_ = np.asarray(state["user_embeddings_"], dtype=np.float32)

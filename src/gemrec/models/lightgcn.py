@@ -10,6 +10,7 @@ reference implementation.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar
 
 import numpy as np
@@ -21,7 +22,17 @@ from torch_geometric.nn.conv import LGConv
 from gemrec.data.interactions import Interactions
 from gemrec.errors import ParameterError
 from gemrec.models.base import EmbeddingRecommender
-from gemrec.models.training import BPRSampler, TrainingResult, check_params, minibatches, train_loop
+from gemrec.models.training import (
+    COMMON_CHECKS,
+    RUN_ONLY,
+    BPRSampler,
+    TrainingResult,
+    check_params,
+    fingerprint,
+    minibatches,
+    train_loop,
+    validation_metrics,
+)
 
 __all__ = [
     "LightGCN",
@@ -45,8 +56,8 @@ def normalized_adjacency(matrix: sp.csr_matrix) -> sp.csr_matrix:
     Returns
     -------
     csr_matrix of float32, shape (n_users + n_items, n_users + n_items)
-        ``Â = D^{-1/2} A D^{-1/2}`` with ``A = [[0, R], [R^T, 0]]`` and ``D`` the (weighted) degrees;
-        isolated nodes keep zero rows. Canonical CSR with int32 indices.
+        ``Â = D^{-1/2} A D^{-1/2}`` with ``A = [[0, R], [R^T, 0]]`` and ``D`` the (weighted)
+        degrees; isolated nodes keep zero rows. Canonical CSR with int32 indices.
     """
     r = sp.csr_matrix(matrix, dtype=np.float64)
     du = np.asarray(r.sum(axis=1)).ravel()
@@ -65,13 +76,15 @@ def normalized_adjacency(matrix: sp.csr_matrix) -> sp.csr_matrix:
 def to_torch_csr(matrix: sp.csr_matrix) -> Tensor:
     """A scipy CSR matrix as a ``torch.sparse_csr_tensor`` (float32, int64 indices)."""
     m = sp.csr_matrix(matrix)
-    return torch.sparse_csr_tensor(
-        torch.from_numpy(m.indptr.astype(np.int64)),
-        torch.from_numpy(m.indices.astype(np.int64)),
-        torch.from_numpy(m.data.astype(np.float32, copy=False)),
-        size=m.shape,
-        check_invariants=False,
-    )
+    with warnings.catch_warnings():  # "sparse CSR support is in beta"
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(m.indptr.astype(np.int64)),
+            torch.from_numpy(m.indices.astype(np.int64)),
+            torch.from_numpy(m.data.astype(np.float32, copy=False)),
+            size=m.shape,
+            check_invariants=False,
+        )
 
 
 def randomized_svd(
@@ -235,6 +248,8 @@ class LightGCN(EmbeddingRecommender):
         normal init (the paper's code uses 0.1), or the scale ``c`` of the spectral warm start.
     svd_power : float
         ``γ`` in the spectral warm start.
+    svd_degree_power : float
+        ``β`` in the spectral warm start (rows scaled by degree^β).
     edge_weights : bool
         Use the interaction weights (behaviour strengths) as edge weights of the graph instead of 1.
     patience : int
@@ -245,7 +260,8 @@ class LightGCN(EmbeddingRecommender):
         Cut-off of the monitored validation Recall@K (NDCG@K is logged too).
     seed : int
     checkpoint_dir : str, optional
-        Checkpoint after every epoch; a later ``fit`` with the same data and hyperparameters resumes.
+        Checkpoint after every epoch; a later ``fit`` with the same data and hyperparameters
+        resumes from it.
     log_dir : str, optional
         TensorBoard log directory (loss, validation recall and NDCG).
     progress : bool
@@ -265,7 +281,8 @@ class LightGCN(EmbeddingRecommender):
     With ``R`` the user-item matrix, ``A = [[0, R], [R^T, 0]]`` and ``Â = D^{-1/2} A D^{-1/2}``,
     the embeddings after layer ``k`` are ``E^{(k)} = Â^k E^{(0)}`` and the final embeddings are
 
-    .. math:: E = \frac{1}{K+1} \sum_{k=0}^{K} \hat{A}^k E^{(0)}, \qquad \hat{y}_{ui} = e_u^\top e_i.
+    .. math::
+        E = \frac{1}{K+1} \sum_{k=0}^{K} \hat{A}^k E^{(0)}, \qquad \hat{y}_{ui} = e_u^\top e_i.
 
     Training minimises, over mini-batches ``B`` of triplets (user, positive, sampled negative),
 
@@ -273,10 +290,12 @@ class LightGCN(EmbeddingRecommender):
               + \frac{\lambda}{2} (\|e^{(0)}_u\|^2 + \|e^{(0)}_i\|^2 + \|e^{(0)}_j\|^2) \big]
 
     with Adam. The spectral warm start uses the top-``d`` singular triplets
-    ``R̃ ≈ U Σ V^T`` of ``R̃ = D_u^{-1/2} R D_i^{-1/2}`` and sets ``E^{(0)}_U = c U Σ^γ``,
-    ``E^{(0)}_I = c V Σ^γ`` (``c`` sets the entries' root-mean-square to ``init_scale``). Since ``Â [u_k; v_k] = σ_k [u_k; v_k]``, the model starts at the
-    low-pass filter ``ŷ_{ui} = c^2 \sum_k g(σ_k)^2 σ_k^{2γ} u_{uk} v_{ik}`` with
-    ``g(σ) = \frac{1}{K+1} \sum_{k=0}^K σ^k``; BPR training then proceeds as usual.
+    ``R̃ ≈ U Σ V^T`` of ``R̃ = D_u^{-1/2} R D_i^{-1/2}`` and sets ``E^{(0)}_U = c D_u^β U Σ^γ``,
+    ``E^{(0)}_I = c D_i^β V Σ^γ`` (``c`` sets the entries' root-mean-square to ``init_scale``).
+    For ``β = 0``, since ``Â [u_k; v_k] = σ_k [u_k; v_k]``, the model starts at the low-pass
+    filter ``ŷ_{ui} = c^2 \sum_k g(σ_k)^2 σ_k^{2γ} u_{uk} v_{ik}`` with
+    ``g(σ) = \frac{1}{K+1} \sum_{k=0}^K σ^k``; ``β > 0`` tilts it towards popular items (chosen
+    on validation data). BPR training then proceeds as usual.
 
     Examples
     --------
@@ -286,8 +305,6 @@ class LightGCN(EmbeddingRecommender):
 
     name = "lightgcn"
     uses_validation: ClassVar[bool] = True
-    #: hyperparameters that do not change the computation (left out of the checkpoint fingerprint)
-    _run_only: ClassVar[tuple[str, ...]] = ("epochs", "checkpoint_dir", "log_dir", "progress")
 
     def __init__(
         self,
@@ -301,6 +318,7 @@ class LightGCN(EmbeddingRecommender):
         init: str = "svd",
         init_scale: float = 0.1,
         svd_power: float = 0.5,
+        svd_degree_power: float = 0.5,
         edge_weights: bool = False,
         patience: int = 5,
         eval_every: int = 1,
@@ -319,6 +337,7 @@ class LightGCN(EmbeddingRecommender):
         self.init = init
         self.init_scale = init_scale
         self.svd_power = svd_power
+        self.svd_degree_power = svd_degree_power
         self.edge_weights = edge_weights
         self.patience = patience
         self.eval_every = eval_every
@@ -332,34 +351,17 @@ class LightGCN(EmbeddingRecommender):
         check_params(
             self,
             {
-                "embedding_dim": (int, 0, "a positive integer"),
+                **COMMON_CHECKS,
                 "n_layers": (int, -1, "a non-negative integer"),
-                "lr": ((int, float), 0, "a positive number"),
-                "train_batch_size": (int, 0, "a positive integer"),
-                "reg": ((int, float), -1e-300, "a non-negative number"),
-                "epochs": (int, -1, "a non-negative integer"),
                 "init_scale": ((int, float), 0, "a positive number"),
                 "svd_power": ((int, float), None, "a number"),
-                "patience": (int, 0, "a positive integer"),
-                "eval_every": (int, 0, "a positive integer"),
-                "eval_k": (int, 0, "a positive integer"),
-                "seed": (int, None, "an integer"),
+                "svd_degree_power": ((int, float), None, "a number"),
             },
         )
         if self.init not in ("svd", "normal"):
             raise ParameterError.invalid("init", "'svd' or 'normal'", self.init)
         if not isinstance(self.edge_weights, bool):
             raise ParameterError.invalid("edge_weights", "a bool", self.edge_weights)
-
-    def _fingerprint(self, interactions: Interactions) -> dict[str, Any]:
-        params = {k: v for k, v in self.get_params().items() if k not in self._run_only}
-        return {
-            "model": self.name,
-            "params": params,
-            "shape": list(interactions.matrix.shape),
-            "nnz": interactions.nnz,
-            "checksum": float(interactions.matrix.indices[:: max(1, interactions.nnz // 997)].sum()),
-        }
 
     def _initial_embeddings(self, graph: sp.csr_matrix, rng: np.random.Generator) -> Tensor:
         n_users, n_items = graph.shape
@@ -373,8 +375,11 @@ class LightGCN(EmbeddingRecommender):
         if k > 0:
             u, s, vt = randomized_svd(norm, k, rng)
             w = np.power(np.maximum(s, 1e-12), float(self.svd_power))
-            emb[:n_users, :k] = u * w
-            emb[n_users:, :k] = vt.T * w
+            beta = float(self.svd_degree_power)
+            du = np.maximum(np.asarray(graph.sum(axis=1)).ravel(), 1e-12) ** beta
+            di = np.maximum(np.asarray(graph.sum(axis=0)).ravel(), 1e-12) ** beta
+            emb[:n_users, :k] = u * w * du[:, None]
+            emb[n_users:, :k] = vt.T * w * di[:, None]
             emb[:, :k] *= float(self.init_scale) / np.sqrt(np.mean(emb[:, :k] ** 2))
         if k < d:  # a small random part so that every dimension can learn
             emb[:, k:] = rng.standard_normal((n_users + n_items, d - k)) * 0.01 * self.init_scale
@@ -420,17 +425,12 @@ class LightGCN(EmbeddingRecommender):
             self.user_embeddings_ = np.ascontiguousarray(final[:n_users])
             self.item_embeddings_ = np.ascontiguousarray(final[n_users:])
 
-        validate = None
-        if valid is not None and valid.nnz > 0:
-            from gemrec.eval.evaluate import evaluate
+        check = validation_metrics(self, valid, self.eval_k)
 
-            def validate() -> dict[str, float]:
-                export()
-                res = evaluate(self, valid, ks=[self.eval_k])
-                return {
-                    f"recall@{self.eval_k}": res[f"recall@{self.eval_k}"],
-                    f"ndcg@{self.eval_k}": res[f"ndcg@{self.eval_k}"],
-                }
+        def validate() -> dict[str, float]:
+            assert check is not None
+            export()
+            return check()
 
         result: TrainingResult = train_loop(
             name=self.name,
@@ -438,7 +438,7 @@ class LightGCN(EmbeddingRecommender):
             optimizer=optimizer,
             draw_epoch=draw_epoch,
             batch_loss=batch_loss,
-            validate=validate,
+            validate=validate if check is not None else None,
             epochs=self.epochs,
             seed=self.seed,
             monitor=f"recall@{self.eval_k}",
@@ -447,7 +447,7 @@ class LightGCN(EmbeddingRecommender):
             checkpoint_dir=self.checkpoint_dir,
             log_dir=self.log_dir,
             progress=self.progress,
-            fingerprint=self._fingerprint(interactions),
+            fingerprint=fingerprint(self, interactions, RUN_ONLY),
         )
         export()
         self.history_ = result.history

@@ -29,12 +29,16 @@ import torch
 from gemrec.errors import GemrecError, ParameterError
 
 __all__ = [
+    "COMMON_CHECKS",
+    "RUN_ONLY",
     "BPRSampler",
     "TrainingResult",
     "check_params",
+    "fingerprint",
     "minibatches",
     "sample_negatives",
     "train_loop",
+    "validation_metrics",
 ]
 
 Batch = tuple[np.ndarray, ...]
@@ -131,7 +135,10 @@ def minibatches(arrays: Sequence[np.ndarray], batch_size: int) -> list[Batch]:
 
 
 # --------------------------------------------------------------------------- parameter checks
-def check_params(obj: Any, spec: dict[str, tuple[type | tuple[type, ...], float | None, str]]) -> None:
+Spec = dict[str, tuple[type | tuple[type, ...], float | None, str]]
+
+
+def check_params(obj: Any, spec: Spec) -> None:
     """Validate numeric hyperparameters: ``name -> (types, lower bound (exclusive) or None, text)``.
 
     ``bool`` is never accepted where a number is expected.
@@ -211,7 +218,7 @@ def train_loop(
     batch_loss : callable
         ``batch_loss(batch) -> scalar tensor``, the loss to minimise on one batch.
     validate : callable or None
-        ``validate() -> {metric: value}`` on the current parameters; ``None`` disables early stopping.
+        ``validate() -> {metric: value}`` on the current parameters; ``None``: no early stopping.
     epochs : int
         Total number of epochs of the run (a resumed run continues up to this number).
     seed : int
@@ -359,3 +366,50 @@ def _progress(batches: list[Batch], show: bool, desc: str) -> Iterator[Batch]:
 
     with contextlib.closing(tqdm(batches, desc=desc, unit="batch", leave=False)) as bar:
         yield from bar
+
+
+def validation_metrics(model: Any, valid: Any, k: int) -> Callable[[], dict[str, float]] | None:
+    """A ``validate`` for :func:`train_loop`: Recall@k and NDCG@k of ``model`` on ``valid``.
+
+    ``model`` must be scoreable at call time (the caller refreshes its learned arrays first);
+    ``None`` when there is nothing to validate on.
+    """
+    if valid is None or valid.nnz == 0:
+        return None
+    from gemrec.eval.evaluate import evaluate
+
+    def validate() -> dict[str, float]:
+        res = evaluate(model, valid, ks=[k])
+        return {f"recall@{k}": res[f"recall@{k}"], f"ndcg@{k}": res[f"ndcg@{k}"]}
+
+    return validate
+
+
+def fingerprint(model: Any, interactions: Any, run_only: Sequence[str]) -> dict[str, Any]:
+    """What identifies a training run for checkpoint resumption: data and computing parameters."""
+    params = {k: v for k, v in model.get_params().items() if k not in run_only}
+    m = interactions.matrix
+    return {
+        "model": model.name,
+        "params": params,
+        "shape": list(m.shape),
+        "nnz": int(m.nnz),
+        "checksum": float(m.indices[:: max(1, m.nnz // 997)].sum()),
+    }
+
+
+#: hyperparameters that do not change the computation (left out of the checkpoint fingerprint)
+RUN_ONLY = ("epochs", "checkpoint_dir", "log_dir", "progress")
+
+#: checks shared by the torch models' common hyperparameters
+COMMON_CHECKS: Spec = {
+    "embedding_dim": (int, 0, "a positive integer"),
+    "lr": ((int, float), 0, "a positive number"),
+    "train_batch_size": (int, 0, "a positive integer"),
+    "reg": ((int, float), -1e-300, "a non-negative number"),
+    "epochs": (int, -1, "a non-negative integer"),
+    "patience": (int, 0, "a positive integer"),
+    "eval_every": (int, 0, "a positive integer"),
+    "eval_k": (int, 0, "a positive integer"),
+    "seed": (int, None, "an integer"),
+}

@@ -1,0 +1,147 @@
+"""Matrix factorisation trained with BPR (Rendle et al., UAI 2009), the ``mf`` model."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from gemrec.data.interactions import Interactions
+from gemrec.models.base import EmbeddingRecommender
+from gemrec.models.training import (
+    COMMON_CHECKS,
+    RUN_ONLY,
+    BPRSampler,
+    check_params,
+    fingerprint,
+    minibatches,
+    train_loop,
+    validation_metrics,
+)
+
+__all__ = ["BPRMF"]
+
+
+class _MFNet(nn.Module):
+    def __init__(self, n_users: int, n_items: int, embedding_dim: int, std: float) -> None:
+        super().__init__()
+        self.users = nn.Parameter(torch.randn(n_users, embedding_dim) * std)
+        self.items = nn.Parameter(torch.randn(n_items, embedding_dim) * std)
+
+
+class BPRMF(EmbeddingRecommender):
+    r"""Matrix factorisation with the BPR loss, Adam and early stopping on validation.
+
+    Parameters
+    ----------
+    embedding_dim : int
+    lr : float
+        Adam learning rate.
+    train_batch_size : int
+        Triplets per step; an epoch draws as many triplets as there are training edges.
+    reg : float
+        ``λ``, L2 weight on the batch's embeddings.
+    epochs : int
+    init_scale : float
+        Standard deviation of the normal initialisation.
+    patience, eval_every, eval_k, seed, checkpoint_dir, log_dir, progress
+        As for :class:`~gemrec.models.lightgcn.LightGCN`.
+
+    Notes
+    -----
+    ``ŷ_{ui} = p_u^T q_i``; per mini-batch ``B`` of (user, positive, sampled negative)
+
+    .. math:: L = \frac{1}{|B|} \sum_{(u,i,j)} -\ln \sigma(ŷ_{ui} - ŷ_{uj})
+              + \frac{\lambda}{2}(\|p_u\|^2 + \|q_i\|^2 + \|q_j\|^2).
+
+    This is LightGCN with zero layers; it is the MF-BPR baseline of the LightGCN paper.
+    """
+
+    name = "mf"
+    uses_validation: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        *,
+        embedding_dim: int = 64,
+        lr: float = 0.005,
+        train_batch_size: int = 2048,
+        reg: float = 1e-4,
+        epochs: int = 100,
+        init_scale: float = 0.1,
+        patience: int = 5,
+        eval_every: int = 1,
+        eval_k: int = 20,
+        seed: int = 0,
+        checkpoint_dir: str | None = None,
+        log_dir: str | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.embedding_dim = embedding_dim
+        self.lr = lr
+        self.train_batch_size = train_batch_size
+        self.reg = reg
+        self.epochs = epochs
+        self.init_scale = init_scale
+        self.patience = patience
+        self.eval_every = eval_every
+        self.eval_k = eval_k
+        self.seed = seed
+        self.checkpoint_dir = checkpoint_dir
+        self.log_dir = log_dir
+        self.progress = progress
+
+    def _validate_params(self) -> None:
+        check_params(self, {**COMMON_CHECKS, "init_scale": ((int, float), 0, "a positive number")})
+
+    def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:
+        n_users, n_items = interactions.matrix.shape
+        sampler = BPRSampler(interactions.binary())
+        torch.manual_seed(self.seed)
+        net = _MFNet(n_users, n_items, self.embedding_dim, float(self.init_scale))
+        optimizer = torch.optim.Adam(net.parameters(), lr=float(self.lr), fused=True)
+        reg = float(self.reg)
+
+        def draw_epoch(r: np.random.Generator) -> list[tuple[np.ndarray, ...]]:
+            return minibatches(sampler.sample(sampler.n_edges, r), self.train_batch_size)
+
+        def batch_loss(batch: tuple[np.ndarray, ...]) -> Tensor:
+            users, pos, neg = (torch.from_numpy(a) for a in batch)
+            u, p, n = net.users[users], net.items[pos], net.items[neg]
+            bpr = torch.nn.functional.softplus((u * n).sum(1) - (u * p).sum(1)).mean()
+            l2 = u.pow(2).sum() + p.pow(2).sum() + n.pow(2).sum()
+            return bpr + reg * 0.5 * l2 / len(users)
+
+        def export() -> None:
+            self.user_embeddings_ = net.users.detach().numpy().astype(np.float32, copy=True)
+            self.item_embeddings_ = net.items.detach().numpy().astype(np.float32, copy=True)
+
+        check = validation_metrics(self, valid, self.eval_k)
+
+        def validate() -> dict[str, float]:
+            assert check is not None
+            export()
+            return check()
+
+        result = train_loop(
+            name=self.name,
+            module=net,
+            optimizer=optimizer,
+            draw_epoch=draw_epoch,
+            batch_loss=batch_loss,
+            validate=validate if check is not None else None,
+            epochs=self.epochs,
+            seed=self.seed,
+            monitor=f"recall@{self.eval_k}",
+            patience=self.patience,
+            eval_every=self.eval_every,
+            checkpoint_dir=self.checkpoint_dir,
+            log_dir=self.log_dir,
+            progress=self.progress,
+            fingerprint=fingerprint(self, interactions, RUN_ONLY),
+        )
+        export()
+        self.history_ = result.history
+        self.best_epoch_ = result.best_epoch
