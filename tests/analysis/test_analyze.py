@@ -246,3 +246,31 @@ def test_cli_analyze_prints_summary_line(
     assert "analyzed 3 events of 2 users on 2 items" in out
     assert (tmp_path / "rep" / "index.html").is_file()
     assert main(["analyze", str(tmp_path / "missing"), "-o", str(tmp_path / "rep2")]) == 2
+
+
+def test_dataset_without_events_or_timestamps_falls_back_to_edges(tmp_path: Path) -> None:
+    from gemrec.data.store import write_dataset
+
+    edges = pd.DataFrame(
+        {
+            "user": np.array([0, 0, 1], np.int32),
+            "item": np.array([0, 1, 1], np.int32),
+            "weight": np.ones(3, np.float32),
+            "split": "train",
+            "last_timestamp": np.nan,
+        }
+    )
+    ds = write_dataset(
+        tmp_path / "noev",
+        users=pd.DataFrame({"user": np.arange(2, dtype=np.int32), "user_id": ["a", "b"]}),
+        items=pd.DataFrame({"item": np.arange(2, dtype=np.int32), "item_id": ["x", "y"]}),
+        edges=edges,
+        manifest={},
+    )
+    summary = analyze_dataset(ds, tmp_path / "rep")
+    assert summary["source"] == "edges" and summary["n_events"] == 3
+    assert summary["time_span"] is None and summary["retention"] is None
+    assert summary["popularity"]["gini"] == pytest.approx(gini(np.array([1, 2])))
+    p = pd.read_parquet(tmp_path / "rep" / "profiles.parquet").set_index("user_id")
+    assert p.loc["a", "n_interaction"] == 2 and pd.isna(p.loc["a", "peak_hour"])
+    assert (tmp_path / "rep" / "index.html").read_text().count("data:image/png;base64,") >= 3

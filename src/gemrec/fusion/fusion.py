@@ -185,6 +185,9 @@ class Fusion(Recommender):
         RRF constant.
     n_candidates : int
         Length of each channel's candidate list.
+    min_gain : float
+        Weight search: a channel joins only if it raises the validation objective by this
+        relative amount (0.01 = 1 %).
     validation : {"auto", "given", "time", "user"}
         What to tune on. "given": the ``valid`` passed to ``fit`` (falling back to "user" without
         one). "time": the latest ``holdout_fraction`` of all timestamped interactions (train +
@@ -234,6 +237,7 @@ class Fusion(Recommender):
         normalization: str = "minmax",
         rrf_k: float = 60.0,
         n_candidates: int = 100,
+        min_gain: float = 0.01,
         validation: str = "auto",
         holdout_fraction: float = 0.1,
         tune_users: int = 3000,
@@ -248,6 +252,7 @@ class Fusion(Recommender):
         self.normalization = normalization
         self.rrf_k = rrf_k
         self.n_candidates = n_candidates
+        self.min_gain = min_gain
         self.validation = validation
         self.holdout_fraction = holdout_fraction
         self.tune_users = tune_users
@@ -294,6 +299,8 @@ class Fusion(Recommender):
             raise ParameterError.invalid("rrf_k", "a non-negative number", self.rrf_k)
         if not (isinstance(self.n_candidates, int) and self.n_candidates >= 1):
             raise ParameterError.invalid("n_candidates", "a positive integer", self.n_candidates)
+        if not (isinstance(self.min_gain, int | float) and self.min_gain >= 0):
+            raise ParameterError.invalid("min_gain", "a non-negative number", self.min_gain)
         if self.validation not in VALIDATIONS:
             raise ParameterError.invalid("validation", f"one of {VALIDATIONS}", self.validation)
         if not (isinstance(self.holdout_fraction, float | int) and 0 < self.holdout_fraction < 1):
@@ -583,6 +590,8 @@ class Fusion(Recommender):
                 weights if self.weights is not None else self._search_weights(lists, truth, best)
             )
         summary[best]["weights"] = [float(x) for x in final_w]
+        if best != "ltr" and self.weights is None:
+            summary[best]["search"] = self._search_trace
         report["methods"] = summary
         report["chosen"] = best
         return final_w, best, report
@@ -602,10 +611,12 @@ class Fusion(Recommender):
             r, nd = _mean_metrics(ids, truth)
             return r + nd
 
-        # start from the best single channel, then let the others in
+        # start from the best single channel, then let the others in; a channel enters only when
+        # it gains at least ``min_gain`` (relative): small validation gains rarely carry to test
         singles = [objective(np.eye(n)[j]) for j in range(n)]
         w = np.eye(n)[int(np.argmax(singles))]
         best = max(singles)
+        trace = [{"weights": w.tolist(), "objective": best}]
         for _ in range(2):
             improved = False
             for j in range(n):
@@ -615,10 +626,13 @@ class Fusion(Recommender):
                     cand = w.copy()
                     cand[j] = g
                     val = objective(cand)
-                    if val > best + 1e-9:
+                    need = best * (1.0 + self.min_gain) if w[j] == 0 else best + 1e-9
+                    if val > need:
                         best, w, improved = val, cand, True
+                        trace.append({"weights": w.tolist(), "objective": val})
             if not improved:
                 break
+        self._search_trace = trace
         out: np.ndarray = w
         return out
 
