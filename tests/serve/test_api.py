@@ -281,6 +281,10 @@ def test_bad_payloads_name_the_field(make_client, pop_dir):
     assert r.status_code == 422
     r = c.get("/v1/users/u0/recommendations", params={"k": 0})
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "k"
+    r = c.get("/v1/users/u0/recommendations", params={"k": "ten"})
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "k"
+    r = c.get("/v1/users/u0/recommendations", params={"exclude_seen": "maybe"})
+    assert r.status_code == 422 and "exclude_seen" in r.json()["message"]
     r = c.get("/v1/users/u0/recommendations", params={"k": 10**6})
     assert r.status_code == 422 and "k must be at most" in r.json()["message"]
     r = c.post("/v1/items", json={"items": [{"item_id": "x", "price": -1}]})

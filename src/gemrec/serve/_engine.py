@@ -1,9 +1,9 @@
 """The serving engine: one loaded model, its catalogue, retrieval, online fold-in and cold start.
 
 An :class:`Engine` is built once per model version (at start-up and on reload) and then only grows
-(items added online). Online *user* state is never cached here: it is the user's recent events in the
-store, read per request, so every worker process sees the same state and an acknowledged event is
-reflected by the very next request.
+(items added online). Online *user* state is never cached here: it is the user's recent events in
+the store, read per request, so every worker process sees the same state and an acknowledged
+event is reflected by the very next request.
 """
 
 from __future__ import annotations
@@ -118,10 +118,10 @@ class Engine:
     Notes
     -----
     Interest update of embedding models. With the user's model embedding ``u`` (absent for unseen
-    users) and online events ``e`` of weight ``w_e = type_weight(e) * 2 ** (-rank_e / 10)`` (rank 0 =
-    most recent) on items with embeddings ``v_e``::
+    users) and online events ``e`` of weight ``w_e = type_weight(e) * 2 ** (-rank_e / 10)``
+    (rank 0 = most recent) on items with embeddings ``v_e``::
 
-        m = sum_e w_e v_e / sum_e w_e                      (fold-in, as EmbeddingRecommender.score_new)
+        m = sum_e w_e v_e / sum_e w_e              (fold-in, as EmbeddingRecommender.score_new)
         alpha = W / (W + c),  W = sum_e w_e                (c = settings.online_pseudo_count)
         q = (1 - alpha) u / |u| + alpha m / |m|            (known user)
         q = m                                              (unseen user)
@@ -184,7 +184,8 @@ class Engine:
             users, items = list(self.dataset.user_ids), list(self.dataset.item_ids)
         if len(users) != self.model.n_users or len(items) != self.model.n_items:
             raise DataError(
-                f"the model has {self.model.n_users} users x {self.model.n_items} items but the id maps "
+                f"the model has {self.model.n_users} users x {self.model.n_items} items but the "
+                "id maps "
                 f"have {len(users)} x {len(items)}; pass the dataset the model was trained on",
                 path=str(self.dataset.path),
             )
@@ -316,9 +317,9 @@ class Engine:
     def _side_info_embeddings(self, items: list[int]) -> np.ndarray:
         """Embeddings of new items from their side information.
 
-        A model may provide ``side_info_embeddings(list_of_attr_dicts) -> (n, d)`` (EGES-style); else
-        the mean embedding of model items sharing category and brand, then category, then brand, then
-        title words, then all items.
+        A model may provide ``side_info_embeddings(list_of_attr_dicts) -> (n, d)`` (EGES-style);
+        else the mean embedding of model items sharing category and brand, then category, then
+        brand, then title words, then all items.
         """
         assert self.index is not None
         hook = getattr(self.model, "side_info_embeddings", None)
@@ -393,7 +394,7 @@ class Engine:
         return items, w * np.exp2(-rank / 10.0).astype(np.float32)
 
     def query_vector(self, user: int | None, events: Sequence[Event]) -> np.ndarray | None:
-        """The interest vector ``q`` of the class Notes (None without events and without a model user)."""
+        """The interest vector ``q`` of the class Notes (None: no events and no model user)."""
         assert self.index is not None
         u = self.user_emb[user] if user is not None and user < len(self.user_emb) else None
         if not events:
@@ -679,7 +680,10 @@ class Engine:
             x_id = cat.item_ids[x]
             text = f"you {_verb(verb)} {x_id}"
             if co[j] > 0:
-                text += f"; {int(co[j])} people who interacted with {x_id} also interacted with {item_id}"
+                text += (
+                    f"; {int(co[j])} people who interacted with {x_id} "
+                    f"also interacted with {item_id}"
+                )
             elif same_cat[j]:
                 text += (
                     f"; {item_id} is in the same category ({cat.category_names[cat.category[y]]})"
