@@ -107,6 +107,22 @@ def build_model(workdir: Path, dataset: Path, kind: str) -> tuple[Path, float]:
     return path, seconds
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of every live process in a process group (server + workers)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # field 5 (pgrp) is index 2 after the command name
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -345,16 +361,23 @@ def main() -> None:
         results["retrieval"] = h["retrieval"]
         users = np.random.default_rng(0).permutation(29858)
         asyncio.run(fixed_rate(port, args.rate, 3.0, users, args.k))  # warm-up
+        cpu0 = group_cpu_seconds(proc.pid)
         runs = [
             asyncio.run(fixed_rate(port, args.rate, args.seconds, users[i * 5000 :], args.k))
             for i in range(args.runs)
         ]
+        cpu_ms = (group_cpu_seconds(proc.pid) - cpu0) * 1000 / sum(r["requests"] for r in runs)
         med = {key: float(np.median([r[key] for r in runs])) for key in runs[0]}
-        results["recommendations"] = {"runs": runs, "median": med}
+        results["recommendations"] = {
+            "runs": runs,
+            "median": med,
+            "server_cpu_ms_per_request": cpu_ms,
+        }
         print(
             f"GET recommendations @ {args.rate:.0f} req/s x {args.seconds:.0f} s, {args.runs} runs (median): "
             f"p50 {med['p50_ms']:.2f} ms, p99 {med['p99_ms']:.2f} ms, achieved {med['achieved_rps']:.0f} req/s, "
-            f"errors {int(sum(r['errors'] for r in runs))}",
+            f"errors {int(sum(r['errors'] for r in runs))}; server CPU {cpu_ms:.2f} ms per request "
+            f"(load average {os.getloadavg()[0]:.1f})",
             flush=True,
         )
         fr = asyncio.run(freshness(port, 400, users, args.k))
