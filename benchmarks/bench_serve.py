@@ -1,11 +1,11 @@
 """Serving benchmark: latency at a fixed request rate, freshness and ingest throughput.
 
-Model: a Gowalla-sized embedding model (29,858 users x 40,981 items, d=64) -- a real truncated SVD of
-the Gowalla train split (`--model svd`, ~40 s to fit, cached in --workdir) or random embeddings of the
-same size (`--model random`). Both are valid for latency: serving cost depends on sizes, not on
-quality. The service runs as a real `gemrec serve` subprocess (uvicorn, one worker) on 127.0.0.1; the
-load generator is a small asyncio HTTP/1.1 keep-alive client in this process, open loop (latency is
-measured from each request's *scheduled* send time, so queueing delays are not hidden).
+Model: a Gowalla-sized embedding model (29,858 users x 40,981 items, d=64) -- a real truncated SVD
+of the Gowalla train split (`--model svd`, ~40 s to fit, cached in --workdir) or random embeddings
+of the same size (`--model random`). Both are valid for latency: serving cost depends on sizes, not
+on quality. The service runs as a real `gemrec serve` subprocess (uvicorn, --workers N) on
+127.0.0.1; the load generator is a small asyncio HTTP/1.1 keep-alive client in this process, open
+loop (latency is measured from each request's *scheduled* send time: queueing is not hidden).
 
 Run:  PYTHONPATH=src python benchmarks/bench_serve.py [--rate 300] [--seconds 20] [--model svd]
 """
@@ -129,7 +129,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-# ------------------------------------------------------------------ a tiny HTTP/1.1 keep-alive client
+# ------------------------------------------------- a tiny HTTP/1.1 keep-alive client
 class Conn:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
@@ -204,7 +204,7 @@ async def fixed_rate(
 
 
 async def freshness(port: int, n: int, users: np.ndarray, k: int) -> dict[str, float]:
-    """POST one event on the user's current top item, then GET: time until the list no longer has it."""
+    """POST an event on the user's current top item, then GET: time until the list drops it."""
     conn = await Conn.open(port)
     lat, reflected = [], 0
     for j in range(n):
@@ -214,7 +214,8 @@ async def freshness(port: int, n: int, users: np.ndarray, k: int) -> dict[str, f
         ev = json.dumps({"events": [{"user_id": u, "item_id": top, "event_type": "view"}]}).encode()
         start = time.perf_counter()
         status, _ = await conn.request("POST", "/v1/events", ev)
-        status, body = await conn.request("GET", f"/v1/users/{u}/recommendations?k={k}")
+        assert status == 200
+        _status, body = await conn.request("GET", f"/v1/users/{u}/recommendations?k={k}")
         lat.append(time.perf_counter() - start)
         reflected += top not in {x["item_id"] for x in json.loads(body)["items"]}
     conn.close()
@@ -374,8 +375,9 @@ def main() -> None:
             "server_cpu_ms_per_request": cpu_ms,
         }
         print(
-            f"GET recommendations @ {args.rate:.0f} req/s x {args.seconds:.0f} s, {args.runs} runs (median): "
-            f"p50 {med['p50_ms']:.2f} ms, p99 {med['p99_ms']:.2f} ms, achieved {med['achieved_rps']:.0f} req/s, "
+            f"GET recommendations @ {args.rate:.0f} req/s x {args.seconds:.0f} s, "
+            f"{args.runs} runs (median): p50 {med['p50_ms']:.2f} ms, p99 {med['p99_ms']:.2f} ms, "
+            f"achieved {med['achieved_rps']:.0f} req/s, "
             f"errors {int(sum(r['errors'] for r in runs))}; server CPU {cpu_ms:.2f} ms per request "
             f"(load average {os.getloadavg()[0]:.1f})",
             flush=True,
@@ -391,7 +393,8 @@ def main() -> None:
         eps = float(np.median([r["events_per_s"] for r in ing]))
         results["ingest"] = {"runs": ing, "median_events_per_s": eps}
         print(
-            f"ingest (batches of 1000, durable SQLite WAL+FULL, 3 runs): median {eps:,.0f} events/s",
+            f"ingest (batches of 1000, durable SQLite WAL+FULL, 3 runs): "
+            f"median {eps:,.0f} events/s",
             flush=True,
         )
     finally:
@@ -403,7 +406,8 @@ def main() -> None:
     results["in_process"] = ret
     print(
         f"in-process list of 20 (engine only, median): exact {ret['exact_median_ms']:.3f} ms, "
-        f"faiss HNSW {ret['faiss-hnsw_median_ms']:.3f} ms (exact/ANN = {ret['exact_over_ann']:.2f}x), "
+        f"faiss HNSW {ret['faiss-hnsw_median_ms']:.3f} ms "
+        f"(exact/ANN = {ret['exact_over_ann']:.2f}x), "
         f"HNSW recall@20 vs exact {ret['ann_recall_at_20']:.3f}"
     )
     if args.json:

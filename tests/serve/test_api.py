@@ -318,7 +318,7 @@ def test_idempotent_retries(make_client, pop_dir):
         for n in range(5)
     ]
     assert post(c, batch).json() == {"accepted": 5, "duplicates": 0}
-    assert post(c, batch + [{**batch[0], "event_id": "e9"}]).json() == {
+    assert post(c, [*batch, {**batch[0], "event_id": "e9"}]).json() == {
         "accepted": 1,
         "duplicates": 5,
     }
@@ -395,7 +395,7 @@ def test_replay_session_shows_the_list_changing(make_client, svd_dir):
     )
     assert len(steps) == 4 and steps[0][0] is None
     assert [s[1]["strategy"] for s in steps] == ["trending", "fold_in", "fold_in", "fold_in"]
-    for n, (event, body) in enumerate(steps[1:], start=1):
+    for n, (_event, body) in enumerate(steps[1:], start=1):
         ids = {r["item_id"] for r in body["items"]}
         assert not {f"i{20 + j}" for j in range(n)} & ids
         assert all(cat_of(i) == "cat1" for i in ids)

@@ -252,7 +252,7 @@ class Engine:
             return None
         key = users[cols].astype("string").fillna("").agg("|".join, axis=1)
         codes, _ = pd.factorize(key)
-        return codes.astype(np.int64)
+        return np.asarray(codes, dtype=np.int64)
 
     # ------------------------------------------------------------------ items
     def sync_items(self, store: EventStore, max_age: float = 0.0) -> None:
@@ -402,12 +402,12 @@ class Engine:
         items, w = self._weights(events)
         m = (w[:, None] * self.index.vectors[items]).sum(axis=0) / w.sum()
         if u is None:
-            return m.astype(np.float32)
+            return np.asarray(m, dtype=np.float32)
         alpha = float(w.sum()) / (float(w.sum()) + self.settings.online_pseudo_count)
         nu, nm = float(np.linalg.norm(u)), float(np.linalg.norm(m))
         if nu == 0 or nm == 0:
-            return (u if nm == 0 else m).astype(np.float32)
-        return ((1 - alpha) * u / nu + alpha * m / nm).astype(np.float32)
+            return np.asarray(u if nm == 0 else m, dtype=np.float32)
+        return np.asarray((1 - alpha) * u / nu + alpha * m / nm, dtype=np.float32)
 
     # ------------------------------------------------------------------ recommend
     def recommend(
@@ -453,9 +453,8 @@ class Engine:
     def _offline_items(self, user: int | None) -> np.ndarray:
         if user is None or user >= self.seen.shape[0]:
             return np.zeros(0, np.int64)
-        return self.seen.indices[self.seen.indptr[user] : self.seen.indptr[user + 1]].astype(
-            np.int64
-        )
+        row = self.seen.indices[self.seen.indptr[user] : self.seen.indptr[user + 1]]
+        return np.asarray(row, dtype=np.int64)
 
     def _personalized(
         self,
@@ -502,9 +501,12 @@ class Engine:
         if known:
             row = row + self.seen[user]
         try:
-            return np.asarray(self.model.score_new(sp.csr_matrix(row)), dtype=np.float32)[0]
+            scores = np.asarray(self.model.score_new(sp.csr_matrix(row)), np.float32)
         except GemrecError:
-            return self.model.score(np.array([user]))[0] if known else None
+            if not known:
+                return None
+            scores = self.model.score(np.array([user]))
+        return np.asarray(scores[0], dtype=np.float32)
 
     def _trend_scores(self, n: int) -> np.ndarray:
         t = np.zeros(n, np.float32)

@@ -168,7 +168,7 @@ class ItemIndex:
         q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
         fetch = 2 * k + 16
         while fetch < n // 2:
-            params = faiss.SearchParametersHNSW(efSearch=max(64, fetch))
+            params = faiss.SearchParametersHNSW(efSearch=max(64, fetch))  # type: ignore[attr-defined]
             _, ids = self._index.search(q, fetch, params=params)
             cand = ids[0][ids[0] >= 0].astype(np.int64)
             if excluded is not None:

@@ -364,7 +364,7 @@ class RedisStore(EventStore):
         return [bool(x) for x in self._append(args=argv)]
 
     @staticmethod
-    def _decode(raw: str) -> Event:
+    def _decode(raw: str | bytes) -> Event:
         seq, eid, uid, iid, et, ts, val = json.loads(raw)
         return Event(uid, iid, et, float(ts), None if val == "" else float(val), eid, int(seq))
 
@@ -396,7 +396,7 @@ class RedisStore(EventStore):
 
     def item_changes(self, after_version: int) -> tuple[int, list[ItemRecord]]:
         p = self.prefix
-        pairs = self._r.zrangebyscore(
+        pairs: list[tuple[str, float]] = self._r.zrangebyscore(  # type: ignore[assignment]
             f"{p}item_changes", f"({after_version}", "+inf", withscores=True
         )
         if not pairs:
