@@ -1,11 +1,11 @@
 """Serving benchmark: latency at a fixed request rate, freshness and ingest throughput.
 
-Model: a Gowalla-sized embedding model (29,858 users x 40,981 items, d=64) -- a real truncated SVD of
-the Gowalla train split (`--model svd`, ~40 s to fit, cached in --workdir) or random embeddings of the
-same size (`--model random`). Both are valid for latency: serving cost depends on sizes, not on
-quality. The service runs as a real `gemrec serve` subprocess (uvicorn, one worker) on 127.0.0.1; the
-load generator is a small asyncio HTTP/1.1 keep-alive client in this process, open loop (latency is
-measured from each request's *scheduled* send time, so queueing delays are not hidden).
+Model: a Gowalla-sized embedding model (29,858 users x 40,981 items, d=64) -- a real truncated SVD
+of the Gowalla train split (`--model svd`, ~40 s to fit, cached in --workdir) or random embeddings
+of the same size (`--model random`). Both are valid for latency: serving cost depends on sizes, not
+on quality. The service runs as a real `gemrec serve` subprocess (uvicorn, --workers N) on
+127.0.0.1; the load generator is a small asyncio HTTP/1.1 keep-alive client in this process, open
+loop (latency is measured from each request's *scheduled* send time: queueing is not hidden).
 
 Run:  PYTHONPATH=src python benchmarks/bench_serve.py [--rate 300] [--seconds 20] [--model svd]
 """
@@ -107,13 +107,29 @@ def build_model(workdir: Path, dataset: Path, kind: str) -> tuple[Path, float]:
     return path, seconds
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of every live process in a process group (server + workers)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # field 5 (pgrp) is index 2 after the command name
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-# ------------------------------------------------------------------ a tiny HTTP/1.1 keep-alive client
+# ------------------------------------------------- a tiny HTTP/1.1 keep-alive client
 class Conn:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
@@ -188,7 +204,7 @@ async def fixed_rate(
 
 
 async def freshness(port: int, n: int, users: np.ndarray, k: int) -> dict[str, float]:
-    """POST one event on the user's current top item, then GET: time until the list no longer has it."""
+    """POST an event on the user's current top item, then GET: time until the list drops it."""
     conn = await Conn.open(port)
     lat, reflected = [], 0
     for j in range(n):
@@ -198,7 +214,8 @@ async def freshness(port: int, n: int, users: np.ndarray, k: int) -> dict[str, f
         ev = json.dumps({"events": [{"user_id": u, "item_id": top, "event_type": "view"}]}).encode()
         start = time.perf_counter()
         status, _ = await conn.request("POST", "/v1/events", ev)
-        status, body = await conn.request("GET", f"/v1/users/{u}/recommendations?k={k}")
+        assert status == 200
+        _status, body = await conn.request("GET", f"/v1/users/{u}/recommendations?k={k}")
         lat.append(time.perf_counter() - start)
         reflected += top not in {x["item_id"] for x in json.loads(body)["items"]}
     conn.close()
@@ -345,16 +362,24 @@ def main() -> None:
         results["retrieval"] = h["retrieval"]
         users = np.random.default_rng(0).permutation(29858)
         asyncio.run(fixed_rate(port, args.rate, 3.0, users, args.k))  # warm-up
+        cpu0 = group_cpu_seconds(proc.pid)
         runs = [
             asyncio.run(fixed_rate(port, args.rate, args.seconds, users[i * 5000 :], args.k))
             for i in range(args.runs)
         ]
+        cpu_ms = (group_cpu_seconds(proc.pid) - cpu0) * 1000 / sum(r["requests"] for r in runs)
         med = {key: float(np.median([r[key] for r in runs])) for key in runs[0]}
-        results["recommendations"] = {"runs": runs, "median": med}
+        results["recommendations"] = {
+            "runs": runs,
+            "median": med,
+            "server_cpu_ms_per_request": cpu_ms,
+        }
         print(
-            f"GET recommendations @ {args.rate:.0f} req/s x {args.seconds:.0f} s, {args.runs} runs (median): "
-            f"p50 {med['p50_ms']:.2f} ms, p99 {med['p99_ms']:.2f} ms, achieved {med['achieved_rps']:.0f} req/s, "
-            f"errors {int(sum(r['errors'] for r in runs))}",
+            f"GET recommendations @ {args.rate:.0f} req/s x {args.seconds:.0f} s, "
+            f"{args.runs} runs (median): p50 {med['p50_ms']:.2f} ms, p99 {med['p99_ms']:.2f} ms, "
+            f"achieved {med['achieved_rps']:.0f} req/s, "
+            f"errors {int(sum(r['errors'] for r in runs))}; server CPU {cpu_ms:.2f} ms per request "
+            f"(load average {os.getloadavg()[0]:.1f})",
             flush=True,
         )
         fr = asyncio.run(freshness(port, 400, users, args.k))
@@ -368,7 +393,8 @@ def main() -> None:
         eps = float(np.median([r["events_per_s"] for r in ing]))
         results["ingest"] = {"runs": ing, "median_events_per_s": eps}
         print(
-            f"ingest (batches of 1000, durable SQLite WAL+FULL, 3 runs): median {eps:,.0f} events/s",
+            f"ingest (batches of 1000, durable SQLite WAL+FULL, 3 runs): "
+            f"median {eps:,.0f} events/s",
             flush=True,
         )
     finally:
@@ -380,7 +406,8 @@ def main() -> None:
     results["in_process"] = ret
     print(
         f"in-process list of 20 (engine only, median): exact {ret['exact_median_ms']:.3f} ms, "
-        f"faiss HNSW {ret['faiss-hnsw_median_ms']:.3f} ms (exact/ANN = {ret['exact_over_ann']:.2f}x), "
+        f"faiss HNSW {ret['faiss-hnsw_median_ms']:.3f} ms "
+        f"(exact/ANN = {ret['exact_over_ann']:.2f}x), "
         f"HNSW recall@20 vs exact {ret['ann_recall_at_20']:.3f}"
     )
     if args.json:

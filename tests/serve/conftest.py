@@ -25,9 +25,9 @@ def build_shop(path: Path, *, seed: int = 0, social: bool = True) -> Path:
     """Users of block c interact with items of category c only (a known answer).
 
     Items ``i{n}``: category ``cat{n // 20}``, brand ``b{n % 4}``, title "cat{c} thing {n}";
-    user ``u{m}`` belongs to block ``m // 30`` and touches 8 of its block's items; popularity inside a
-    block falls with the item index (item 0 of each block is the most popular). Users ``lurker0..2``
-    have metadata and a social link but no interactions.
+    user ``u{m}`` belongs to block ``m // 30`` and touches 8 of its block's items; popularity
+    inside a block falls with the item index (item 0 of each block is the most popular). Users
+    ``lurker0..2`` have metadata (lurker0 also a social link) but no interactions.
     """
     rng = np.random.default_rng(seed)
     n_items = N_CATEGORIES * ITEMS_PER_CATEGORY
@@ -142,7 +142,8 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip(
-            "redis-server binary not found (install it: apt-get install -y redis-server; .ci/run does)"
+            "redis-server binary not found "
+            "(install it: apt-get install -y redis-server; .ci/run does)"
         )
     import redis
 

@@ -281,6 +281,10 @@ def test_bad_payloads_name_the_field(make_client, pop_dir):
     assert r.status_code == 422
     r = c.get("/v1/users/u0/recommendations", params={"k": 0})
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "k"
+    r = c.get("/v1/users/u0/recommendations", params={"k": "ten"})
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "k"
+    r = c.get("/v1/users/u0/recommendations", params={"exclude_seen": "maybe"})
+    assert r.status_code == 422 and "exclude_seen" in r.json()["message"]
     r = c.get("/v1/users/u0/recommendations", params={"k": 10**6})
     assert r.status_code == 422 and "k must be at most" in r.json()["message"]
     r = c.post("/v1/items", json={"items": [{"item_id": "x", "price": -1}]})
@@ -314,7 +318,7 @@ def test_idempotent_retries(make_client, pop_dir):
         for n in range(5)
     ]
     assert post(c, batch).json() == {"accepted": 5, "duplicates": 0}
-    assert post(c, batch + [{**batch[0], "event_id": "e9"}]).json() == {
+    assert post(c, [*batch, {**batch[0], "event_id": "e9"}]).json() == {
         "accepted": 1,
         "duplicates": 5,
     }
@@ -391,7 +395,7 @@ def test_replay_session_shows_the_list_changing(make_client, svd_dir):
     )
     assert len(steps) == 4 and steps[0][0] is None
     assert [s[1]["strategy"] for s in steps] == ["trending", "fold_in", "fold_in", "fold_in"]
-    for n, (event, body) in enumerate(steps[1:], start=1):
+    for n, (_event, body) in enumerate(steps[1:], start=1):
         ids = {r["item_id"] for r in body["items"]}
         assert not {f"i{20 + j}" for j in range(n)} & ids
         assert all(cat_of(i) == "cat1" for i in ids)

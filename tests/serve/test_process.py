@@ -1,4 +1,4 @@
-"""The real service in uvicorn subprocesses on 127.0.0.1: crash safety, hot reload, shared Redis state."""
+"""The real service in uvicorn subprocesses on 127.0.0.1: crash safety, hot reload, shared Redis."""
 
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ def test_retrain_folds_events_and_service_hot_swaps(make_client, svd_dir, shop, 
     walkin, fresh = users.index("walkin"), items.index("fresh")
     assert (walkin, fresh) == (old.n_users, old.n_items)
     row = new.interactions_[walkin]
-    assert dict(zip(row.indices.tolist(), row.data.tolist())) == {
+    assert dict(zip(row.indices.tolist(), row.data.tolist(), strict=False)) == {
         20: 4.0,
         21: 4.0,
         22: 4.0,

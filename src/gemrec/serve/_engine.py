@@ -1,9 +1,9 @@
 """The serving engine: one loaded model, its catalogue, retrieval, online fold-in and cold start.
 
 An :class:`Engine` is built once per model version (at start-up and on reload) and then only grows
-(items added online). Online *user* state is never cached here: it is the user's recent events in the
-store, read per request, so every worker process sees the same state and an acknowledged event is
-reflected by the very next request.
+(items added online). Online *user* state is never cached here: it is the user's recent events in
+the store, read per request, so every worker process sees the same state and an acknowledged
+event is reflected by the very next request.
 """
 
 from __future__ import annotations
@@ -118,10 +118,10 @@ class Engine:
     Notes
     -----
     Interest update of embedding models. With the user's model embedding ``u`` (absent for unseen
-    users) and online events ``e`` of weight ``w_e = type_weight(e) * 2 ** (-rank_e / 10)`` (rank 0 =
-    most recent) on items with embeddings ``v_e``::
+    users) and online events ``e`` of weight ``w_e = type_weight(e) * 2 ** (-rank_e / 10)``
+    (rank 0 = most recent) on items with embeddings ``v_e``::
 
-        m = sum_e w_e v_e / sum_e w_e                      (fold-in, as EmbeddingRecommender.score_new)
+        m = sum_e w_e v_e / sum_e w_e              (fold-in, as EmbeddingRecommender.score_new)
         alpha = W / (W + c),  W = sum_e w_e                (c = settings.online_pseudo_count)
         q = (1 - alpha) u / |u| + alpha m / |m|            (known user)
         q = m                                              (unseen user)
@@ -184,7 +184,8 @@ class Engine:
             users, items = list(self.dataset.user_ids), list(self.dataset.item_ids)
         if len(users) != self.model.n_users or len(items) != self.model.n_items:
             raise DataError(
-                f"the model has {self.model.n_users} users x {self.model.n_items} items but the id maps "
+                f"the model has {self.model.n_users} users x {self.model.n_items} items but the "
+                "id maps "
                 f"have {len(users)} x {len(items)}; pass the dataset the model was trained on",
                 path=str(self.dataset.path),
             )
@@ -251,7 +252,7 @@ class Engine:
             return None
         key = users[cols].astype("string").fillna("").agg("|".join, axis=1)
         codes, _ = pd.factorize(key)
-        return codes.astype(np.int64)
+        return np.asarray(codes, dtype=np.int64)
 
     # ------------------------------------------------------------------ items
     def sync_items(self, store: EventStore, max_age: float = 0.0) -> None:
@@ -316,9 +317,9 @@ class Engine:
     def _side_info_embeddings(self, items: list[int]) -> np.ndarray:
         """Embeddings of new items from their side information.
 
-        A model may provide ``side_info_embeddings(list_of_attr_dicts) -> (n, d)`` (EGES-style); else
-        the mean embedding of model items sharing category and brand, then category, then brand, then
-        title words, then all items.
+        A model may provide ``side_info_embeddings(list_of_attr_dicts) -> (n, d)`` (EGES-style);
+        else the mean embedding of model items sharing category and brand, then category, then
+        brand, then title words, then all items.
         """
         assert self.index is not None
         hook = getattr(self.model, "side_info_embeddings", None)
@@ -393,7 +394,7 @@ class Engine:
         return items, w * np.exp2(-rank / 10.0).astype(np.float32)
 
     def query_vector(self, user: int | None, events: Sequence[Event]) -> np.ndarray | None:
-        """The interest vector ``q`` of the class Notes (None without events and without a model user)."""
+        """The interest vector ``q`` of the class Notes (None: no events and no model user)."""
         assert self.index is not None
         u = self.user_emb[user] if user is not None and user < len(self.user_emb) else None
         if not events:
@@ -401,12 +402,12 @@ class Engine:
         items, w = self._weights(events)
         m = (w[:, None] * self.index.vectors[items]).sum(axis=0) / w.sum()
         if u is None:
-            return m.astype(np.float32)
+            return np.asarray(m, dtype=np.float32)
         alpha = float(w.sum()) / (float(w.sum()) + self.settings.online_pseudo_count)
         nu, nm = float(np.linalg.norm(u)), float(np.linalg.norm(m))
         if nu == 0 or nm == 0:
-            return (u if nm == 0 else m).astype(np.float32)
-        return ((1 - alpha) * u / nu + alpha * m / nm).astype(np.float32)
+            return np.asarray(u if nm == 0 else m, dtype=np.float32)
+        return np.asarray((1 - alpha) * u / nu + alpha * m / nm, dtype=np.float32)
 
     # ------------------------------------------------------------------ recommend
     def recommend(
@@ -452,9 +453,8 @@ class Engine:
     def _offline_items(self, user: int | None) -> np.ndarray:
         if user is None or user >= self.seen.shape[0]:
             return np.zeros(0, np.int64)
-        return self.seen.indices[self.seen.indptr[user] : self.seen.indptr[user + 1]].astype(
-            np.int64
-        )
+        row = self.seen.indices[self.seen.indptr[user] : self.seen.indptr[user + 1]]
+        return np.asarray(row, dtype=np.int64)
 
     def _personalized(
         self,
@@ -501,9 +501,12 @@ class Engine:
         if known:
             row = row + self.seen[user]
         try:
-            return np.asarray(self.model.score_new(sp.csr_matrix(row)), dtype=np.float32)[0]
+            scores = np.asarray(self.model.score_new(sp.csr_matrix(row)), np.float32)
         except GemrecError:
-            return self.model.score(np.array([user]))[0] if known else None
+            if not known:
+                return None
+            scores = self.model.score(np.array([user]))
+        return np.asarray(scores[0], dtype=np.float32)
 
     def _trend_scores(self, n: int) -> np.ndarray:
         t = np.zeros(n, np.float32)
@@ -679,7 +682,10 @@ class Engine:
             x_id = cat.item_ids[x]
             text = f"you {_verb(verb)} {x_id}"
             if co[j] > 0:
-                text += f"; {int(co[j])} people who interacted with {x_id} also interacted with {item_id}"
+                text += (
+                    f"; {int(co[j])} people who interacted with {x_id} "
+                    f"also interacted with {item_id}"
+                )
             elif same_cat[j]:
                 text += (
                     f"; {item_id} is in the same category ({cat.category_names[cat.category[y]]})"

@@ -47,7 +47,7 @@ def select_top(
     while True:
         if fetch < n:
             part = np.argpartition(-s, fetch - 1)[:fetch]
-            # keep every item tied with the cut so ties resolve to the lower id, as a full sort would
+            # keep every item tied with the cut: ties resolve to the lower id, as in a full sort
             cut = s[part].min()
             if np.isfinite(cut):
                 part = np.flatnonzero(s >= cut)
@@ -143,7 +143,7 @@ class ItemIndex:
         return np.arange(start, start + len(vectors))
 
     def set_vector(self, item: int, vector: np.ndarray) -> None:
-        """Replace one item's vector (exact path; the HNSW graph keeps the old one for navigation)."""
+        """Replace one item's vector (the HNSW graph keeps the old one for navigation)."""
         self._vecs[item] = vector
 
     def scores(self, query: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
@@ -168,7 +168,7 @@ class ItemIndex:
         q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
         fetch = 2 * k + 16
         while fetch < n // 2:
-            params = faiss.SearchParametersHNSW(efSearch=max(64, fetch))
+            params = faiss.SearchParametersHNSW(efSearch=max(64, fetch))  # type: ignore[attr-defined]
             _, ids = self._index.search(q, fetch, params=params)
             cand = ids[0][ids[0] >= 0].astype(np.int64)
             if excluded is not None:

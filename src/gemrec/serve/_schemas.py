@@ -19,8 +19,6 @@ __all__ = [
     "SimilarOut",
 ]
 
-_ID = {"min_length": 1, "max_length": 256}
-
 
 class _Strict(BaseModel):
     # unknown fields are rejected (422 naming them): a typo must not be silently dropped
@@ -28,8 +26,8 @@ class _Strict(BaseModel):
 
 
 class EventIn(_Strict):
-    user_id: str = Field(..., **_ID, examples=["u42"])
-    item_id: str = Field(..., **_ID, examples=["i7"])
+    user_id: str = Field(..., min_length=1, max_length=256, examples=["u42"])
+    item_id: str = Field(..., min_length=1, max_length=256, examples=["i7"])
     event_type: str = Field(
         ..., min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.:-]+$", examples=["view"]
     )
@@ -71,7 +69,7 @@ class SimilarOut(BaseModel):
 
 
 class ItemIn(_Strict):
-    item_id: str = Field(..., **_ID)
+    item_id: str = Field(..., min_length=1, max_length=256)
     category: str | None = None
     brand: str | None = None
     title: str | None = Field(None, max_length=2000)

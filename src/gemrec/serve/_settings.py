@@ -107,7 +107,8 @@ class ServeSettings:
             not isinstance(self.diversity_cap, int) or self.diversity_cap < 1
         ):
             raise ConfigError(
-                f"serve setting 'diversity_cap' must be a positive integer or None; got {self.diversity_cap!r}"
+                "serve setting 'diversity_cap' must be a positive integer or None; "
+                f"got {self.diversity_cap!r}"
             )
         if self.online_pseudo_count <= 0:
             raise ConfigError(
@@ -130,7 +131,8 @@ class ServeSettings:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ConfigError(
-                f"unknown serve setting(s) {', '.join(unknown)}; expected some of: {', '.join(sorted(names))}"
+                f"unknown serve setting(s) {', '.join(unknown)}; "
+                f"expected some of: {', '.join(sorted(names))}"
             )
         data = dict(data)
         if "blocklist" in data:

@@ -2,9 +2,9 @@
 
 Two backends share one interface:
 
-- :class:`SQLiteStore` (default): an embedded SQLite file in WAL mode with ``synchronous=FULL``, so a
-  commit, and therefore an acknowledgement, means the events are on disk. Several worker processes may
-  open the same file.
+- :class:`SQLiteStore` (default): an embedded SQLite file in WAL mode with ``synchronous=FULL``,
+  so a commit, and therefore an acknowledgement, means the events are on disk. Several worker
+  processes may open the same file.
 - :class:`RedisStore`: everything lives in a Redis server, so every worker and replica shares it.
   Writes are single Lua scripts (atomic); durability is that of the server's AOF policy
   (``appendonly yes`` + ``appendfsync always`` for an fsync per acknowledged write).
@@ -84,7 +84,7 @@ class EventStore(ABC):
 
     @abstractmethod
     def append(self, events: Sequence[Event]) -> list[bool]:
-        """Durably store events (with ids); returns, per event, False when its id was already stored."""
+        """Durably store events (with ids); per event, False when its id was already stored."""
 
     @abstractmethod
     def user_events(self, user_id: str, limit: int) -> list[Event]:
@@ -99,7 +99,7 @@ class EventStore(ABC):
 
     @abstractmethod
     def put_items(self, items: Sequence[tuple[str, dict[str, Any]]]) -> list[bool]:
-        """Upsert items (attributes merged into stored ones); returns, per item, True when created."""
+        """Upsert items (attributes merged into stored ones); per item, True when created."""
 
     @abstractmethod
     def item_changes(self, after_version: int) -> tuple[int, list[ItemRecord]]:
@@ -139,7 +139,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 
 class SQLiteStore(EventStore):
-    """Event store in one SQLite file (WAL, ``synchronous=FULL``: an acknowledged write is on disk)."""
+    """Event store in one SQLite file (WAL, ``synchronous=FULL``: an acknowledged write is on
+    disk)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -169,7 +170,8 @@ class SQLiteStore(EventStore):
             try:
                 for e in events:
                     cur.execute(
-                        "INSERT OR IGNORE INTO events(event_id, user_id, item_id, event_type, timestamp,"
+                        "INSERT OR IGNORE INTO events(event_id, user_id, item_id, event_type, "
+                        "timestamp,"
                         " value) VALUES (?, ?, ?, ?, ?, ?)",
                         (e.event_id, e.user_id, e.item_id, e.event_type, e.timestamp, e.value),
                     )
@@ -267,7 +269,8 @@ class SQLiteStore(EventStore):
     def set_meta(self, key: str, value: str) -> None:
         with self._wlock:
             self._db.execute(
-                "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                "INSERT INTO meta(key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
 
@@ -327,8 +330,8 @@ return out
 class RedisStore(EventStore):
     """All online state in Redis (shared by every worker and replica).
 
-    Keys (under ``prefix``): ``eid`` (hash of seen event ids), ``seq`` (counter), ``log`` (list of all
-    events), ``u:<user_id>`` (list per user), ``item_attrs`` / ``item_seq`` (hashes),
+    Keys (under ``prefix``): ``eid`` (hash of seen event ids), ``seq`` (counter), ``log`` (list of
+    all events), ``u:<user_id>`` (list per user), ``item_attrs`` / ``item_seq`` (hashes),
     ``item_changes`` (sorted set by version), ``item_version`` (counter), ``meta`` (hash).
     """
 
@@ -361,7 +364,7 @@ class RedisStore(EventStore):
         return [bool(x) for x in self._append(args=argv)]
 
     @staticmethod
-    def _decode(raw: str) -> Event:
+    def _decode(raw: str | bytes) -> Event:
         seq, eid, uid, iid, et, ts, val = json.loads(raw)
         return Event(uid, iid, et, float(ts), None if val == "" else float(val), eid, int(seq))
 
@@ -393,7 +396,7 @@ class RedisStore(EventStore):
 
     def item_changes(self, after_version: int) -> tuple[int, list[ItemRecord]]:
         p = self.prefix
-        pairs = self._r.zrangebyscore(
+        pairs: list[tuple[str, float]] = self._r.zrangebyscore(  # type: ignore[assignment]
             f"{p}item_changes", f"({after_version}", "+inf", withscores=True
         )
         if not pairs:

@@ -16,7 +16,8 @@ __all__ = ["add_parser", "settings_from_args"]
 
 EXAMPLE = """example:
   gemrec serve models/rp3 --dataset data/shop
-  gemrec serve models/lgn --dataset data/shop --store redis://127.0.0.1:6379/0 --workers 2 --api-key s3cret
+  gemrec serve models/lgn --dataset data/shop --store redis://127.0.0.1:6379/0 \\
+      --workers 2 --api-key s3cret
   curl -s localhost:8000/v1/users/u42/recommendations?k=10
 API reference: docs/serving.md; OpenAPI at http://HOST:PORT/docs"""
 

@@ -1,4 +1,4 @@
-"""``gemrec retrain``: fold the stored online events into the training data and fit the same model again.
+"""``gemrec retrain``: fold stored online events into the training data and refit the same model.
 
 The new model directory also holds ``serve_ids.npz`` (raw user/item ids in internal order, new users
 and items appended in the order the store first saw them) and ``training.json`` with
@@ -24,8 +24,10 @@ from gemrec.models.base import Recommender
 __all__ = ["add_parser", "retrain"]
 
 EXAMPLE = """example:
-  gemrec retrain models/rp3 --dataset data/shop --events-from sqlite:///models/rp3/events.sqlite3 -o models/rp3-v2
-  curl -X POST localhost:8000/v1/admin/reload -H 'Authorization: Bearer KEY' -d '{"model_dir": "models/rp3-v2"}'"""
+  gemrec retrain models/rp3 --dataset data/shop \\
+      --events-from sqlite:///models/rp3/events.sqlite3 -o models/rp3-v2
+  curl -X POST localhost:8000/v1/admin/reload -H 'Authorization: Bearer KEY' \\
+      -d '{"model_dir": "models/rp3-v2"}'"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -33,9 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "retrain",
         help="fold stored online events into the data and refit the same model",
         description=(
-            "Read the events the service stored, add them to the model's training interactions as new "
-            "train edges (new users and items appended), fit the same model class with the same "
-            "hyperparameters, and write NEW_MODEL_DIR for POST /v1/admin/reload."
+            "Read the events the service stored, add them to the model's training interactions "
+            "as new train edges (new users and items appended), fit the same model class with "
+            "the same hyperparameters, and write NEW_MODEL_DIR for POST /v1/admin/reload."
         ),
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -33,9 +33,9 @@ class TruncatedSVD(EmbeddingRecommender):
 
     Notes
     -----
-    ``X ~= U S V^T`` with ``U`` (n_users, d), ``S`` diagonal, ``V`` (n_items, d). User embeddings are
-    ``U S^{1/2}``, item embeddings ``V S^{1/2}``, so ``score(u, i) = (U S V^T)_{ui}``. Fold-in of a new
-    row ``x``: ``u = x V S^{-1/2}`` (the projection onto the item factors).
+    ``X ~= U S V^T`` with ``U`` (n_users, d), ``S`` diagonal, ``V`` (n_items, d). User embeddings
+    are ``U S^{1/2}``, item embeddings ``V S^{1/2}``, so ``score(u, i) = (U S V^T)_{ui}``.
+    Fold-in of a new row ``x``: ``u = x V S^{-1/2}`` (the projection onto the item factors).
     """
 
     name = "svd"
