@@ -98,13 +98,40 @@ def run_demo(output: Path, *, seed: int = 7, n_users: int = 2000) -> int:
     _show_users(dataset, models[best], n=3, seed=seed)
 
     _step("6. real-time: replay a shopping session against the in-process service")
-    from gemrec.serve.demo import replay_demo_session
-
-    replay_demo_session(output / "models" / best, data_dir, output / "serve-state")
+    _replay(output / "models" / best, dataset, output / "serve-state", seed=seed)
 
     print(f"\noutputs: dataset {data_dir}\n         report  {report_dir / 'index.html'}\n"
           f"         models  {output / 'models'}")
     return 0
+
+
+def _replay(model_dir: Path, dataset: Dataset, state_dir: Path, seed: int) -> None:
+    """Post a short session (views in one category, then a cart and a purchase) for one user and
+    print how that user's list moves after each event."""
+    from gemrec.serve import ServeSettings, create_app, format_replay, replay_session
+
+    state_dir.mkdir(parents=True, exist_ok=True)
+    db = state_dir / "events.sqlite3"
+    db.unlink(missing_ok=True)
+    settings = ServeSettings(model_dir=model_dir, dataset_dir=dataset.path, store=f"sqlite:///{db}")
+    train = dataset.interactions("train", "valid").matrix
+    rng = np.random.default_rng(seed)
+    user = int(rng.choice(np.flatnonzero(np.diff(train.indptr) >= 3)))
+    items = dataset.items
+    # a category the user has not touched yet, so the shift is visible
+    seen_cats = set(items["category"].iloc[train[user].indices].astype(str))
+    pool = items[~items["category"].astype(str).isin(seen_cats)]
+    category = str(pool["category"].value_counts().index[0])
+    picks = pool[pool["category"].astype(str) == category]["item_id"].astype(str).head(4).tolist()
+    events = [
+        {"item_id": picks[0], "event_type": "view"},
+        {"item_id": picks[1], "event_type": "view"},
+        {"item_id": picks[2], "event_type": "cart"},
+        {"item_id": picks[2], "event_type": "purchase"},
+    ]
+    print(f"user {dataset.user_ids[user]} browses category {category!r} for the first time:")
+    steps = replay_session(create_app(settings), str(dataset.user_ids[user]), events, k=10)
+    print(format_replay(steps))
 
 
 def _show_users(dataset: Dataset, model: object, n: int, seed: int) -> None:
