@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gemrec {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module in COMMANDS.items():
+    for module in COMMANDS.values():
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
@@ -60,6 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(func(args) or 0)
     except GemrecError as exc:
         print(f"gemrec {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file the user named cannot be read or written: not a gemrec bug
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"gemrec {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"gemrec {args.command}: interrupted", file=sys.stderr)

@@ -21,14 +21,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = sub.add_parser(
         "evaluate",
         help="full-ranking evaluation of a trained model on the test split",
-        description="Rank all items for every test user (training items excluded) and report metrics.",
+        description=(
+            "Rank all items for every test user (training items excluded) and report metrics."
+        ),
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", metavar="MODEL_DIR")
     p.add_argument("--dataset", required=True, metavar="DATASET_DIR")
-    p.add_argument("-k", dest="ks", type=int, action="append", help="cut-off (repeatable; default 20)")
-    p.add_argument("--split", default="test", choices=["test", "valid"], help="split to evaluate on")
+    p.add_argument(
+        "-k", dest="ks", type=int, action="append", help="cut-off (repeatable; default 20)"
+    )
+    p.add_argument(
+        "--split", default="test", choices=["test", "valid"], help="split to evaluate on"
+    )
     p.add_argument("--json", action="store_true", help="print metrics as JSON")
     p.set_defaults(func=_run)
 
@@ -36,8 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 def check_compatible(model: Recommender, dataset: Dataset) -> None:
     if (model.n_users, model.n_items) != (dataset.n_users, dataset.n_items):
         raise GemrecError(
-            f"model has {model.n_users} users x {model.n_items} items but dataset {dataset.path} has "
-            f"{dataset.n_users} x {dataset.n_items}: use the dataset the model was trained on"
+            f"model has {model.n_users} users x {model.n_items} items but dataset "
+            f"{dataset.path} has {dataset.n_users} x {dataset.n_items}: "
+            "use the dataset the model was trained on"
         )
 
 
@@ -46,7 +53,8 @@ def evaluate_on_dataset(
 ) -> EvaluationResult:
     """Evaluate on ``split``; everything the model could have trained on is excluded."""
     check_compatible(model, dataset)
-    exclude = dataset.interactions("train", "valid") if split == "test" else dataset.interactions("train")
+    train_splits = ("train", "valid") if split == "test" else ("train",)
+    exclude = dataset.interactions(*train_splits)
     return evaluate(
         model,
         dataset.interactions(split),

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from gemrec.data.store import Dataset
-from gemrec.errors import ConfigError
+from gemrec.errors import ConfigError, GemrecError, ParameterError
 from gemrec.models import MODELS, get_model_class
 from gemrec.models.base import Recommender
 from gemrec.settings import load_config, parse_assignments
@@ -29,8 +29,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("dataset", metavar="DATASET_DIR")
-    p.add_argument("--model", required=True, choices=sorted(MODELS), help="model name")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="hyperparameter (repeatable)")
+    # not argparse ``choices``: an unknown name must be a one-line error, not a usage dump
+    p.add_argument(
+        "--model", required=True, metavar="NAME", help=f"model name: {', '.join(sorted(MODELS))}"
+    )
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="hyperparameter (repeatable)"
+    )
     p.add_argument("--config", metavar="FILE", help="TOML file of hyperparameters")
     p.add_argument("-o", "--output", required=True, metavar="MODEL_DIR")
     p.set_defaults(func=_run)
@@ -50,13 +55,21 @@ def train_model(
     extra: dict[str, object] = {}
     if getattr(klass, "uses_item_categories", False):  # e.g. fusion's category features
         extra["item_categories"] = dataset.item_categories()
-    if getattr(klass, "uses_validation", False) and dataset.manifest["counts"]["splits"]["valid"] > 0:
+    if (
+        getattr(klass, "uses_validation", False)
+        and dataset.manifest["counts"]["splits"]["valid"] > 0
+    ):
         model.fit(dataset.interactions("train"), valid=dataset.interactions("valid"), **extra)
     else:
         model.fit(dataset.interactions("train", "valid"), **extra)
     seconds = time.perf_counter() - start
     if output is not None:
-        out = model.save(output)
+        try:
+            out = model.save(output)
+        except OSError as exc:
+            raise ConfigError(
+                f"-o {output}: cannot write the model directory: {exc.strerror or exc}"
+            ) from None
         record = {
             "dataset": str(Path(dataset.path).resolve()),
             "dataset_fingerprint": dataset.manifest.get("fingerprint"),
@@ -72,8 +85,12 @@ def _run(args: argparse.Namespace) -> int:
     params: dict[str, object] = {}
     if args.config:
         cfg = load_config(args.config, allowed | {"model"})
-        if cfg.pop("model", args.model) != args.model:
-            raise ConfigError(f"{args.config} is for another model than --model {args.model}")
+        cfg_model = cfg.pop("model", args.model)
+        if cfg_model != args.model:
+            raise ConfigError(
+                f"{args.config}: model = {cfg_model!r} does not match --model {args.model}; "
+                "use the config's model or drop its 'model' key"
+            )
         params.update(cfg)
     overrides = parse_assignments(args.set)
     unknown = sorted(set(overrides) - allowed)
@@ -83,6 +100,12 @@ def _run(args: argparse.Namespace) -> int:
             f"valid: {', '.join(sorted(allowed))}"
         )
     params.update(overrides)
+    try:  # fail on a bad value before loading (possibly large) data
+        klass(**params)._validate_params()
+    except GemrecError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(f"model '{args.model}': invalid hyperparameters ({exc})") from None
     dataset = Dataset.open(args.dataset)
     start = time.perf_counter()
     model = train_model(dataset, args.model, params, args.output)
