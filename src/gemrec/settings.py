@@ -41,7 +41,7 @@ def parse_value(text: str) -> Any:
     except json.JSONDecodeError:
         if stripped.startswith("[") and stripped.endswith("]"):
             inner = stripped[1:-1].strip()
-            return [parse_value(part) for part in inner.split(",")] if inner else []
+            return [parse_value(part.strip()) for part in inner.split(",")] if inner else []
         return text
     if isinstance(value, float) and not math.isfinite(value):
         return text  # json accepts NaN/Infinity; keep such words as the user typed them
