@@ -113,17 +113,17 @@ def write_recommendations(
     user_ids, item_ids = dataset.user_ids, dataset.item_ids
     exclude_all = dataset.interactions("train", "valid").matrix if exclude_seen else None
     n = 0
-    blocks: Any = range(0, len(users), 4096)
-    if progress:
-        from tqdm import tqdm
-
-        blocks = tqdm(blocks, desc="recommend", unit="block", leave=False)
     try:
         fh = open(output, "w", encoding="utf-8")
     except OSError as exc:
         raise ParameterError(
             f"-o {output}: cannot write the output file: {exc.strerror or exc}"
         ) from None
+    blocks: Any = range(0, len(users), 4096)
+    if progress:  # only once the output is open: an error must stay a clean one-line message
+        from tqdm import tqdm
+
+        blocks = tqdm(blocks, desc="recommend", unit="block", leave=False)
     with fh:
         for start in blocks:
             block = users[start : start + 4096]
