@@ -8,6 +8,7 @@ import pytest
 from gemrec.cli import main
 from gemrec.data.store import Dataset
 from gemrec.data.synthetic import generate_shop, write_shop
+from gemrec.eval.commands import evaluate_on_dataset
 from gemrec.eval.commands_recommend import write_recommendations
 from gemrec.eval.evaluate import evaluate
 from gemrec.models.base import Recommender
@@ -262,3 +263,21 @@ def test_write_recommendations_short_lists_have_no_padding(handmade, tmp_path):
         unseen = set(ds.item_ids) - {ds.item_ids[i] for i in seen[u].indices}
         assert sorted(r["items"]) == sorted(unseen)
         assert all(np.isfinite(r["scores"]))
+
+
+def test_progress_bars_only_when_asked(shop, tmp_path, capsys):
+    ds_dir, model_dir = shop
+    ds = Dataset.open(ds_dir)
+    model = Recommender.load(model_dir)
+    capsys.readouterr()
+    write_recommendations(model, ds, np.arange(ds.n_users), 5, tmp_path / "r.jsonl", progress=True)
+    assert "recommend" in capsys.readouterr().err
+    evaluate_on_dataset(model, ds, [5], progress=True)
+    assert "evaluate" in capsys.readouterr().err
+    # the CLI under pytest (stderr not a terminal): summary line on stdout, nothing on stderr
+    argv = ["recommend", str(model_dir), "--dataset", str(ds_dir), "-o", str(tmp_path / "r.jsonl")]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert (
+        captured.err == "" and captured.out.startswith("wrote ") and captured.out.count("\n") == 1
+    )

@@ -8,6 +8,7 @@ import pytest
 from gemrec.cli import main
 from gemrec.data.store import Dataset
 from gemrec.models.base import Recommender
+from gemrec.models.commands import train_model
 from gemrec.models.rp3beta import RP3Beta
 
 
@@ -182,3 +183,16 @@ def test_unwritable_model_dir_is_one_line(dataset, tmp_path, capsys):
     assert code == 2
     _one_line_error(capsys, f"-o {blocker / 'm'}: cannot write the model directory")
     assert blocker.read_text() == "x"
+
+
+def test_progress_bar_only_when_asked_and_summary_always(dataset, tmp_path, capsys):
+    ds = Dataset.open(dataset)
+    model = train_model(ds, "pop", {}, tmp_path / "m", progress=True)
+    err = capsys.readouterr().err
+    assert "train pop" in err and "/3" in err and "read data" in err
+    assert model.is_fitted and (tmp_path / "m" / "training.json").is_file()
+    # through the CLI under pytest stderr is not a terminal: no bar, only the stdout summary line
+    assert main(["train", str(dataset), "--model", "pop", "-o", str(tmp_path / "m2")]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert captured.out.startswith("trained pop on ") and captured.out.count("\n") == 1

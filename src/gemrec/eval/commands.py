@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from gemrec.data.store import Dataset
 from gemrec.errors import GemrecError
@@ -80,7 +81,9 @@ def _run(args: argparse.Namespace) -> int:
     ks = args.ks or [20]
     model = Recommender.load(args.model)
     dataset = Dataset.open(args.dataset)
-    result = evaluate_on_dataset(model, dataset, ks, args.split, progress=not args.json)
+    result = evaluate_on_dataset(
+        model, dataset, ks, args.split, progress=not args.json and sys.stderr.isatty()
+    )
     if args.json:
         print(json.dumps({"model": model.name, "split": args.split, **result.as_dict()}, indent=2))
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("-k", type=int, default=20)
     p.add_argument("--include-seen", action="store_true", help="do not exclude training items")
     p.add_argument("-o", "--output", required=True, metavar="FILE")
-    p.add_argument("--quiet", action="store_true", help="no progress bar (the summary line stays)")
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar (shown only on a terminal; the summary line stays)",
+    )
     p.set_defaults(func=_run)
 
 
@@ -159,7 +164,7 @@ def _run(args: argparse.Namespace) -> int:
         args.k,
         args.output,
         exclude_seen=not args.include_seen,
-        progress=not args.quiet,
+        progress=not args.quiet and sys.stderr.isatty(),
     )
     seen = "training items included" if args.include_seen else "training items excluded"
     print(
