@@ -165,7 +165,7 @@ def test_recommend_test_users_raw_ids_round_trip(handmade, tmp_path, capsys):
     for r, row_ids, row_scores in zip(recs, ids, scores, strict=True):
         keep = row_ids >= 0
         assert r["items"] == [ds.item_ids[i] for i in row_ids[keep]]
-        np.testing.assert_allclose(r["scores"], row_scores[keep], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(r["scores"], row_scores[keep], rtol=1e-6, atol=0)
         train_raw = {ds.item_ids[i] for i in seen[ds.user_index[r["user"]]].indices}
         assert not set(r["items"]) & train_raw
 
@@ -281,3 +281,16 @@ def test_progress_bars_only_when_asked(shop, tmp_path, capsys):
     assert (
         captured.err == "" and captured.out.startswith("wrote ") and captured.out.count("\n") == 1
     )
+
+
+def test_recommend_replaces_an_existing_file_and_leaves_no_partial(handmade, tmp_path):
+    ds_dir, model_dir, _ = handmade
+    out = tmp_path / "recs.jsonl"
+    out.write_text("old content\n")
+    argv = ["recommend", str(model_dir), "--dataset", str(ds_dir), "--users", "all", "-k", "1"]
+    assert main([*argv, "-o", str(out)]) == 0
+    recs = _read(out)
+    assert len(recs) == len(USERS) and all(len(r["items"]) == 1 for r in recs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["recs.jsonl"]
+    # non-ASCII raw ids are written as UTF-8 text, not escaped
+    assert "ünï" in out.read_text(encoding="utf-8")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -117,9 +118,13 @@ def write_recommendations(
         raise ParameterError.invalid("-k", "a positive integer", k)
     user_ids, item_ids = dataset.user_ids, dataset.item_ids
     exclude_all = dataset.interactions("train", "valid").matrix if exclude_seen else None
-    n = 0
+    output = Path(output)
+    # write beside the target and rename at the end: a failure never leaves a truncated file
+    # (special files such as /dev/stdout are written directly)
+    atomic = not output.exists() or output.is_file()
+    target = output.with_name(f".{output.name}.partial") if atomic else output
     try:
-        fh = open(output, "w", encoding="utf-8")
+        fh = open(target, "w", encoding="utf-8")
     except OSError as exc:
         raise ParameterError(
             f"-o {output}: cannot write the output file: {exc.strerror or exc}"
@@ -129,24 +134,31 @@ def write_recommendations(
         from tqdm import tqdm
 
         blocks = tqdm(blocks, desc="recommend", unit="block", leave=False)
-    with fh:
-        for start in blocks:
-            block = users[start : start + 4096]
-            excl = exclude_all[block] if exclude_all is not None else None
-            ids, scores = model.recommend(block, k, exclude_seen=exclude_seen, exclude=excl)
-            for u, row_ids, row_scores in zip(block, ids, scores, strict=True):
-                keep = row_ids >= 0
-                fh.write(
-                    json.dumps(
-                        {
-                            "user": str(user_ids[u]),
-                            "items": [str(item_ids[i]) for i in row_ids[keep]],
-                            "scores": [round(float(s), 6) for s in row_scores[keep]],
-                        }
-                    )
-                    + "\n"
-                )
-                n += 1
+    n = 0
+    try:
+        with fh:
+            for start in blocks:
+                block = users[start : start + 4096]
+                excl = exclude_all[block] if exclude_all is not None else None
+                ids, scores = model.recommend(block, k, exclude_seen=exclude_seen, exclude=excl)
+                lines = []
+                for u, row_ids, row_scores in zip(block, ids, scores, strict=True):
+                    keep = row_ids >= 0
+                    row = {
+                        "user": str(user_ids[u]),
+                        "items": [str(item_ids[i]) for i in row_ids[keep]],
+                        # 7 significant digits: all a float32 holds, whatever the score's scale
+                        "scores": [float(f"{s:.7g}") for s in row_scores[keep]],
+                    }
+                    lines.append(json.dumps(row, ensure_ascii=False))
+                fh.write("\n".join(lines) + "\n" if lines else "")
+                n += len(lines)
+        if atomic:
+            os.replace(target, output)
+    except BaseException:
+        if atomic:
+            target.unlink(missing_ok=True)
+        raise
     return n
 
 

@@ -78,7 +78,7 @@ def train_model(
     bar = _Stages(f"train {model_name}", ["read data", "fit", "save"], enabled=progress)
     try:
         start = time.perf_counter()
-        extra: dict[str, object] = {}
+        extra: dict[str, Any] = {}
         if getattr(klass, "uses_item_categories", False):  # e.g. fusion's category features
             extra["item_categories"] = dataset.item_categories()
         early_stops = getattr(klass, "uses_validation", False)
