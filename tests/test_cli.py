@@ -139,3 +139,17 @@ def test_gowalla_import_train_recommend_reproduces_published_rp3beta(tmp_path, c
     print(f"gowalla rp3beta: Recall@20 {recall:.4f} NDCG@20 {ndcg:.4f}; seconds {seconds}")
     assert abs(recall - 0.183) <= 0.005, recall
     assert abs(ndcg - 0.152) <= 0.005, ndcg
+
+
+def test_version_and_multiline_messages_are_folded(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.startswith("gemrec ")
+    # a config error whose message would carry the file's own line break stays on one line
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('model = "pop"\n[params]\n"weird\\nkey" = 1\n')
+    code = main(["train", str(tmp_path), "--model", "pop", "--config", str(cfg), "-o", "m"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "unknown key(s) weird" in err and "key; expected some of" in err
