@@ -64,11 +64,11 @@ def _read(path):
 def test_evaluate_json_equals_the_python_evaluate(shop, capsys):
     ds_dir, model_dir = shop
     capsys.readouterr()
-    code = main(
-        ["evaluate", str(model_dir), "--dataset", str(ds_dir), "-k", "5", "-k", "20", "--json"]
-    )
-    assert code == 0
+    argv = ["evaluate", str(model_dir), "--dataset", str(ds_dir), "--json"]
+    assert main([*argv, "-k", "5", "20"]) == 0
     got = json.loads(capsys.readouterr().out)
+    assert main([*argv, "-k", "20", "-k", "5"]) == 0  # repeated -k: the same result
+    assert json.loads(capsys.readouterr().out) == got
     ds = Dataset.open(ds_dir)
     model = Recommender.load(model_dir)
     ref = evaluate(

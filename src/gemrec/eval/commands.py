@@ -14,7 +14,7 @@ from gemrec.models.base import Recommender
 __all__ = ["add_parser", "evaluate_on_dataset", "format_table"]
 
 EXAMPLE = """example:
-  gemrec evaluate models/rp3 --dataset data/gowalla -k 20 -k 50
+  gemrec evaluate models/rp3 --dataset data/gowalla -k 10 20 50
   gemrec evaluate models/rp3 --dataset data/gowalla --json > metrics.json"""
 
 
@@ -31,7 +31,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("model", metavar="MODEL_DIR")
     p.add_argument("--dataset", required=True, metavar="DATASET_DIR")
     p.add_argument(
-        "-k", dest="ks", type=int, action="append", help="cut-off (repeatable; default 20)"
+        "-k",
+        dest="ks",
+        type=int,
+        nargs="+",
+        action="extend",
+        metavar="K",
+        help="cut-off(s): -k 10 20 or -k 10 -k 20 (default 20)",
     )
     p.add_argument(
         "--split", default="test", choices=["test", "valid"], help="split to evaluate on"
