@@ -294,3 +294,25 @@ def test_recommend_replaces_an_existing_file_and_leaves_no_partial(handmade, tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["recs.jsonl"]
     # non-ASCII raw ids are written as UTF-8 text, not escaped
     assert "ünï" in out.read_text(encoding="utf-8")
+
+
+def test_recommend_user_who_has_seen_everything_gets_an_empty_list(tmp_path):
+    src = tmp_path / "e.csv"
+    rows = ["a,x,view,1", "a,y,view,2", "b,x,view,3", "b,z,view,4", "c,y,view,5"]
+    rows += ["d,x,view,6", "d,y,view,7", "d,z,view,8"]  # d has seen the whole catalogue
+    src.write_text("user_id,item_id,event_type,timestamp\n" + "\n".join(rows) + "\n")
+    ds_dir, model_dir, out = tmp_path / "ds", tmp_path / "m", tmp_path / "r.jsonl"
+    argv = ["import", str(src), "--format", "events", "-o", str(ds_dir), "--quiet"]
+    assert main([*argv, "--split", "none"]) == 0
+    assert main(["train", str(ds_dir), "--model", "pop", "-o", str(model_dir)]) == 0
+    argv = ["recommend", str(model_dir), "--dataset", str(ds_dir), "--users", "all", "-k", "5"]
+    assert main([*argv, "-o", str(out)]) == 0
+    # popularity: x 3, y 3, z 2 (ties by internal id, i.e. raw id order)
+    assert _read(out) == [
+        {"user": "a", "items": ["z"], "scores": [2.0]},
+        {"user": "b", "items": ["y"], "scores": [3.0]},
+        {"user": "c", "items": ["x", "z"], "scores": [3.0, 2.0]},
+        {"user": "d", "items": [], "scores": []},
+    ]
+    assert main([*argv, "-o", str(out), "--include-seen"]) == 0
+    assert [r["items"] for r in _read(out)] == [["x", "y", "z"]] * 4

@@ -47,6 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def check_compatible(model: Recommender, dataset: Dataset) -> None:
+    """Raise a one-line GemrecError unless ``model`` was fit on ``dataset``'s id space."""
     if (model.n_users, model.n_items) != (dataset.n_users, dataset.n_items):
         raise GemrecError(
             f"model has {model.n_users} users x {model.n_items} items but dataset "

@@ -54,6 +54,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def _select_users(dataset: Dataset, spec: str) -> np.ndarray:
+    """Internal ids for ``--users``: "test" (users with test items), "all", or a file of raw ids.
+
+    The file holds one raw user id per line (surrounding whitespace stripped, as the importer
+    does; blank lines skipped); its order is kept. An unknown id is a DataError naming the line.
+    """
     if spec == "all":
         return np.arange(dataset.n_users)
     if spec == "test":
