@@ -316,3 +316,30 @@ def test_recommend_user_who_has_seen_everything_gets_an_empty_list(tmp_path):
     ]
     assert main([*argv, "-o", str(out), "--include-seen"]) == 0
     assert [r["items"] for r in _read(out)] == [["x", "y", "z"]] * 4
+
+
+def test_recommend_and_evaluate_agree(shop, tmp_path, capsys):
+    """Recall@10/NDCG@10 recomputed from recs.jsonl (raw ids vs the test edges) equal evaluate's."""
+    ds_dir, model_dir = shop
+    out = tmp_path / "recs.jsonl"
+    argv = ["recommend", str(model_dir), "--dataset", str(ds_dir), "--users", "test", "-k", "10"]
+    assert main([*argv, "-o", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(model_dir), "--dataset", str(ds_dir), "-k", "10", "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    ds = Dataset.open(ds_dir)
+    edges = ds.edges[ds.edges["split"] == "test"]
+    relevant: dict[str, set[str]] = {}
+    for u, i in zip(edges["user"], edges["item"], strict=True):
+        relevant.setdefault(ds.user_ids[u], set()).add(ds.item_ids[i])
+    recs = _read(out)
+    assert {r["user"] for r in recs} == set(relevant) and len(recs) == metrics["n_users"]
+    recall = ndcg = 0.0
+    for r in recs:
+        rel = relevant[r["user"]]
+        hits = [i in rel for i in r["items"]]
+        recall += sum(hits) / len(rel)
+        idcg = sum(1 / np.log2(j + 2) for j in range(min(10, len(rel))))
+        ndcg += sum(1 / np.log2(j + 2) for j, h in enumerate(hits) if h) / idcg
+    assert recall / len(recs) == pytest.approx(metrics["recall@10"], rel=1e-9)
+    assert ndcg / len(recs) == pytest.approx(metrics["ndcg@10"], rel=1e-9)
