@@ -1,6 +1,8 @@
 """``gemrec.settings``: typed ``--set`` values; TOML config files with unknown keys rejected."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gemrec.errors import ConfigError
 from gemrec.settings import load_config, parse_assignments, parse_value
@@ -103,3 +105,19 @@ def test_load_config_unreadable_files(tmp_path):
         load_config(binary, ALLOWED)
     with pytest.raises(ConfigError, match="cannot read the config file"):
         load_config(tmp_path, ALLOWED)  # a directory
+
+
+@given(st.integers(min_value=-(10**12), max_value=10**12))
+def test_parse_value_round_trips_integers(n):
+    assert parse_value(str(n)) == n and type(parse_value(str(n))) is int
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_parse_value_round_trips_floats(x):
+    got = parse_value(repr(x))
+    assert got == x and isinstance(got, float | int)
+
+
+@given(st.lists(st.integers(min_value=-1000, max_value=1000), max_size=6))
+def test_parse_value_round_trips_int_lists(values):
+    assert parse_value("[" + ", ".join(map(str, values)) + "]") == values
