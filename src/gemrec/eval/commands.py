@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from gemrec.data.store import Dataset
 from gemrec.errors import GemrecError
@@ -13,7 +14,7 @@ from gemrec.models.base import Recommender
 __all__ = ["add_parser", "evaluate_on_dataset", "format_table"]
 
 EXAMPLE = """example:
-  gemrec evaluate models/rp3 --dataset data/gowalla -k 20 -k 50
+  gemrec evaluate models/rp3 --dataset data/gowalla -k 10 20 50
   gemrec evaluate models/rp3 --dataset data/gowalla --json > metrics.json"""
 
 
@@ -21,23 +22,37 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = sub.add_parser(
         "evaluate",
         help="full-ranking evaluation of a trained model on the test split",
-        description="Rank all items for every test user (training items excluded) and report metrics.",
+        description=(
+            "Rank all items for every test user (training items excluded) and report metrics."
+        ),
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", metavar="MODEL_DIR")
     p.add_argument("--dataset", required=True, metavar="DATASET_DIR")
-    p.add_argument("-k", dest="ks", type=int, action="append", help="cut-off (repeatable; default 20)")
-    p.add_argument("--split", default="test", choices=["test", "valid"], help="split to evaluate on")
+    p.add_argument(
+        "-k",
+        dest="ks",
+        type=int,
+        nargs="+",
+        action="extend",
+        metavar="K",
+        help="cut-off(s): -k 10 20 or -k 10 -k 20 (default 20)",
+    )
+    p.add_argument(
+        "--split", default="test", choices=["test", "valid"], help="split to evaluate on"
+    )
     p.add_argument("--json", action="store_true", help="print metrics as JSON")
     p.set_defaults(func=_run)
 
 
 def check_compatible(model: Recommender, dataset: Dataset) -> None:
+    """Raise a one-line GemrecError unless ``model`` was fit on ``dataset``'s id space."""
     if (model.n_users, model.n_items) != (dataset.n_users, dataset.n_items):
         raise GemrecError(
-            f"model has {model.n_users} users x {model.n_items} items but dataset {dataset.path} has "
-            f"{dataset.n_users} x {dataset.n_items}: use the dataset the model was trained on"
+            f"model has {model.n_users} users x {model.n_items} items but dataset "
+            f"{dataset.path} has {dataset.n_users} x {dataset.n_items}: "
+            "use the dataset the model was trained on"
         )
 
 
@@ -46,7 +61,8 @@ def evaluate_on_dataset(
 ) -> EvaluationResult:
     """Evaluate on ``split``; everything the model could have trained on is excluded."""
     check_compatible(model, dataset)
-    exclude = dataset.interactions("train", "valid") if split == "test" else dataset.interactions("train")
+    train_splits = ("train", "valid") if split == "test" else ("train",)
+    exclude = dataset.interactions(*train_splits)
     return evaluate(
         model,
         dataset.interactions(split),
@@ -72,7 +88,9 @@ def _run(args: argparse.Namespace) -> int:
     ks = args.ks or [20]
     model = Recommender.load(args.model)
     dataset = Dataset.open(args.dataset)
-    result = evaluate_on_dataset(model, dataset, ks, args.split, progress=not args.json)
+    result = evaluate_on_dataset(
+        model, dataset, ks, args.split, progress=not args.json and sys.stderr.isatty()
+    )
     if args.json:
         print(json.dumps({"model": model.name, "split": args.split, **result.as_dict()}, indent=2))
     else:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,8 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "recommend",
         help="write top-k recommendations as JSON lines",
         description=(
-            "Write one JSON object per user: {\"user\": RAW_ID, \"items\": [RAW_ID, ...], "
-            "\"scores\": [...]}. Training items are excluded unless --include-seen."
+            'Write one JSON object per user: {"user": RAW_ID, "items": [RAW_ID, ...], '
+            '"scores": [...]}. Training items are excluded unless --include-seen.'
         ),
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -34,15 +38,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("model", metavar="MODEL_DIR")
     p.add_argument("--dataset", required=True, metavar="DATASET_DIR")
     p.add_argument(
-        "--users", default="test", help="'test' (users with test items), 'all', or a file of raw user ids"
+        "--users",
+        default="test",
+        help="'test' (users with test items), 'all', or a file of raw user ids",
     )
     p.add_argument("-k", type=int, default=20)
     p.add_argument("--include-seen", action="store_true", help="do not exclude training items")
     p.add_argument("-o", "--output", required=True, metavar="FILE")
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar (shown only on a terminal; the summary line stays)",
+    )
     p.set_defaults(func=_run)
 
 
 def _select_users(dataset: Dataset, spec: str) -> np.ndarray:
+    """Internal ids for ``--users``: "test" (users with test items), "all", or a file of raw ids.
+
+    The file holds one raw user id per line (surrounding whitespace stripped, as the importer
+    does; blank lines skipped); its order is kept. An unknown id is a DataError naming the line.
+    """
     if spec == "all":
         return np.arange(dataset.n_users)
     if spec == "test":
@@ -52,7 +68,14 @@ def _select_users(dataset: Dataset, spec: str) -> np.ndarray:
         raise ParameterError(f"--users must be 'test', 'all' or an existing file; got {spec!r}")
     index = dataset.user_index
     users = []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line_no = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise DataError(
+            "not UTF-8 text (expected one raw user id per line)", path=str(path), line=line_no
+        ) from None
+    for n, line in enumerate(text.splitlines(), start=1):
         raw = line.strip()
         if not raw:
             continue
@@ -70,37 +93,99 @@ def write_recommendations(
     output: str | Path,
     *,
     exclude_seen: bool = True,
+    progress: bool = False,
 ) -> int:
-    """Write recommendations for internal ``users`` as JSON lines with raw ids; returns lines written."""
+    """Write recommendations for internal ``users`` as JSON lines with raw ids.
+
+    Parameters
+    ----------
+    model : Recommender
+        Fitted on ``dataset`` (same users and items).
+    dataset : Dataset
+    users : ndarray of int, shape (n,)
+        Internal user ids, written in this order.
+    k : int
+        List length (shorter when fewer items are left after exclusion).
+    output : path
+        The JSON-lines file: ``{"user": RAW_ID, "items": [RAW_ID, ...], "scores": [...]}`` per line.
+    exclude_seen : bool
+        Exclude every item of the train and valid splits (what the model could have trained on).
+    progress : bool
+        Show a progress bar on stderr.
+
+    Returns
+    -------
+    int
+        Lines written.
+    """
     check_compatible(model, dataset)
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ParameterError.invalid("-k", "a positive integer", k)
     user_ids, item_ids = dataset.user_ids, dataset.item_ids
     exclude_all = dataset.interactions("train", "valid").matrix if exclude_seen else None
+    output = Path(output)
+    # write beside the target and rename at the end: a failure never leaves a truncated file
+    # (special files such as /dev/stdout are written directly)
+    atomic = not output.exists() or output.is_file()
+    target = output.with_name(f".{output.name}.partial") if atomic else output
+    try:
+        fh = open(target, "w", encoding="utf-8")
+    except OSError as exc:
+        raise ParameterError(
+            f"-o {output}: cannot write the output file: {exc.strerror or exc}"
+        ) from None
+    blocks: Any = range(0, len(users), 4096)
+    if progress:  # only once the output is open: an error must stay a clean one-line message
+        from tqdm import tqdm
+
+        blocks = tqdm(blocks, desc="recommend", unit="block", leave=False)
     n = 0
-    with open(output, "w", encoding="utf-8") as fh:
-        for start in range(0, len(users), 4096):
-            block = users[start : start + 4096]
-            excl = exclude_all[block] if exclude_all is not None else None
-            ids, scores = model.recommend(block, k, exclude_seen=exclude_seen, exclude=excl)
-            for u, row_ids, row_scores in zip(block, ids, scores, strict=True):
-                keep = row_ids >= 0
-                fh.write(
-                    json.dumps(
-                        {
-                            "user": str(user_ids[u]),
-                            "items": [str(item_ids[i]) for i in row_ids[keep]],
-                            "scores": [round(float(s), 6) for s in row_scores[keep]],
-                        }
-                    )
-                    + "\n"
-                )
-                n += 1
+    try:
+        with fh:
+            for start in blocks:
+                block = users[start : start + 4096]
+                excl = exclude_all[block] if exclude_all is not None else None
+                ids, scores = model.recommend(block, k, exclude_seen=exclude_seen, exclude=excl)
+                lines = []
+                for u, row_ids, row_scores in zip(block, ids, scores, strict=True):
+                    keep = row_ids >= 0
+                    row = {
+                        "user": str(user_ids[u]),
+                        "items": [str(item_ids[i]) for i in row_ids[keep]],
+                        # 7 significant digits: all a float32 holds, whatever the score's scale
+                        "scores": [float(f"{s:.7g}") for s in row_scores[keep]],
+                    }
+                    lines.append(json.dumps(row, ensure_ascii=False))
+                fh.write("\n".join(lines) + "\n" if lines else "")
+                n += len(lines)
+        if atomic:
+            os.replace(target, output)
+    except BaseException:
+        if atomic:
+            target.unlink(missing_ok=True)
+        raise
     return n
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.k < 1:
+        raise ParameterError.invalid("-k", "a positive integer", args.k)
     model = Recommender.load(args.model)
     dataset = Dataset.open(args.dataset)
     users = _select_users(dataset, args.users)
-    n = write_recommendations(model, dataset, users, args.k, args.output, exclude_seen=not args.include_seen)
-    print(f"wrote {n} users' top-{args.k} lists to {args.output}")
+    start = time.perf_counter()
+    n = write_recommendations(
+        model,
+        dataset,
+        users,
+        args.k,
+        args.output,
+        exclude_seen=not args.include_seen,
+        progress=not args.quiet and sys.stderr.isatty(),
+    )
+    seen = "training items included" if args.include_seen else "training items excluded"
+    print(
+        f"wrote {n} users' top-{args.k} lists ({seen}) to {args.output} "
+        f"in {time.perf_counter() - start:.1f}s"
+    )
     return 0

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from gemrec.data.store import Dataset
-from gemrec.errors import ConfigError
+from gemrec.errors import ConfigError, GemrecError, ParameterError
 from gemrec.models import MODELS, get_model_class
 from gemrec.models.base import Recommender
 from gemrec.settings import load_config, parse_assignments
@@ -29,41 +31,108 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("dataset", metavar="DATASET_DIR")
-    p.add_argument("--model", required=True, choices=sorted(MODELS), help="model name")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="hyperparameter (repeatable)")
+    # not argparse ``choices``: an unknown name must be a one-line error, not a usage dump
+    p.add_argument(
+        "--model", required=True, metavar="NAME", help=f"model name: {', '.join(sorted(MODELS))}"
+    )
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="hyperparameter (repeatable)"
+    )
     p.add_argument("--config", metavar="FILE", help="TOML file of hyperparameters")
     p.add_argument("-o", "--output", required=True, metavar="MODEL_DIR")
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar (shown only on a terminal; the summary line stays)",
+    )
     p.set_defaults(func=_run)
 
 
 def train_model(
-    dataset: Dataset, model_name: str, params: dict[str, object], output: str | Path | None = None
+    dataset: Dataset,
+    model_name: str,
+    params: dict[str, object],
+    output: str | Path | None = None,
+    *,
+    progress: bool = False,
 ) -> Recommender:
     """Fit ``model_name`` on ``dataset`` and (optionally) save it with its training record.
 
     Models that early-stop (``uses_validation``) are fit on the train split and watch the valid
     split; all others are fit on train + valid, as the published protocols do.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    model_name : str
+        A key of :data:`gemrec.models.MODELS`.
+    params : dict
+        Keyword hyperparameters of the model.
+    output : path, optional
+        Model directory to write (``manifest.json``, ``arrays.npz``, ``training.json``).
+    progress : bool
+        Show a stage bar (read data, fit, save) on stderr; epoch-based models add their own.
     """
     klass = get_model_class(model_name)
     model = klass(**params)
-    start = time.perf_counter()
-    extra: dict[str, object] = {}
-    if getattr(klass, "uses_item_categories", False):  # e.g. fusion's category features
-        extra["item_categories"] = dataset.item_categories()
-    if getattr(klass, "uses_validation", False) and dataset.manifest["counts"]["splits"]["valid"] > 0:
-        model.fit(dataset.interactions("train"), valid=dataset.interactions("valid"), **extra)
-    else:
-        model.fit(dataset.interactions("train", "valid"), **extra)
-    seconds = time.perf_counter() - start
-    if output is not None:
-        out = model.save(output)
-        record = {
-            "dataset": str(Path(dataset.path).resolve()),
-            "dataset_fingerprint": dataset.manifest.get("fingerprint"),
-            "fit_seconds": round(seconds, 3),
-        }
-        (out / "training.json").write_text(json.dumps(record, indent=2))
+    bar = _Stages(f"train {model_name}", ["read data", "fit", "save"], enabled=progress)
+    try:
+        start = time.perf_counter()
+        extra: dict[str, Any] = {}
+        if getattr(klass, "uses_item_categories", False):  # e.g. fusion's category features
+            extra["item_categories"] = dataset.item_categories()
+        early_stops = getattr(klass, "uses_validation", False)
+        if early_stops and dataset.manifest["counts"]["splits"]["valid"] > 0:
+            train, valid = dataset.interactions("train"), dataset.interactions("valid")
+            bar.next()
+            model.fit(train, valid=valid, **extra)
+        else:
+            train = dataset.interactions("train", "valid")
+            bar.next()
+            model.fit(train, **extra)
+        seconds = time.perf_counter() - start
+        bar.next()
+        if output is not None:
+            try:
+                out = model.save(output)
+            except OSError as exc:
+                raise ConfigError(
+                    f"-o {output}: cannot write the model directory: {exc.strerror or exc}"
+                ) from None
+            record = {
+                "dataset": str(Path(dataset.path).resolve()),
+                "dataset_fingerprint": dataset.manifest.get("fingerprint"),
+                "fit_seconds": round(seconds, 3),
+            }
+            (out / "training.json").write_text(json.dumps(record, indent=2))
+    finally:
+        bar.close()
     return model
+
+
+class _Stages:
+    """A stage-level progress bar on stderr (the fit itself is one call)."""
+
+    def __init__(self, desc: str, stages: list[str], *, enabled: bool) -> None:
+        self.stages = stages
+        self.done = 0
+        self.bar: Any = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=len(stages), desc=desc, unit="stage", leave=False)
+            self.bar.set_postfix_str(stages[0])
+
+    def next(self) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+            if self.done < len(self.stages):
+                self.bar.set_postfix_str(self.stages[self.done])
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -72,8 +141,12 @@ def _run(args: argparse.Namespace) -> int:
     params: dict[str, object] = {}
     if args.config:
         cfg = load_config(args.config, allowed | {"model"})
-        if cfg.pop("model", args.model) != args.model:
-            raise ConfigError(f"{args.config} is for another model than --model {args.model}")
+        cfg_model = cfg.pop("model", args.model)
+        if cfg_model != args.model:
+            raise ConfigError(
+                f"{args.config}: model = {cfg_model!r} does not match --model {args.model}; "
+                "use the config's model or drop its 'model' key"
+            )
         params.update(cfg)
     overrides = parse_assignments(args.set)
     unknown = sorted(set(overrides) - allowed)
@@ -83,9 +156,17 @@ def _run(args: argparse.Namespace) -> int:
             f"valid: {', '.join(sorted(allowed))}"
         )
     params.update(overrides)
+    try:  # fail on a bad value before loading (possibly large) data
+        klass(**params)._validate_params()
+    except GemrecError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(f"model '{args.model}': invalid hyperparameters ({exc})") from None
     dataset = Dataset.open(args.dataset)
     start = time.perf_counter()
-    model = train_model(dataset, args.model, params, args.output)
+    model = train_model(
+        dataset, args.model, params, args.output, progress=not args.quiet and sys.stderr.isatty()
+    )
     print(
         f"trained {args.model} on {dataset.path} ({model.n_users} users, {model.n_items} items) "
         f"in {time.perf_counter() - start:.1f}s -> {args.output}"
