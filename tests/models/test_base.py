@@ -37,3 +37,20 @@ def test_topk_equals_full_sort(scores, k):
                 assert scores[r, ids[r, j]] == vals[r, j]
         valid = ids[r][ids[r] >= 0]
         assert len(set(valid.tolist())) == len(valid)
+
+
+def test_corrupt_manifests_give_one_clear_error(tmp_path):
+    import pytest
+
+    from gemrec.data.store import Dataset
+    from gemrec.errors import DataError, GemrecError
+    from gemrec.models.base import Recommender
+
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(GemrecError, match="not a valid gemrec model manifest"):
+        Recommender.load(tmp_path)
+    with pytest.raises(DataError, match="manifest.json is not valid JSON"):
+        Dataset.open(tmp_path)
+    (tmp_path / "manifest.json").write_text('{"model": "pop"}')
+    with pytest.raises(GemrecError, match="KeyError"):
+        Recommender.load(tmp_path)

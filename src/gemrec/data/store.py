@@ -65,7 +65,14 @@ class Dataset:
                 "not a gemrec dataset directory (no manifest.json); create one with `gemrec import`",
                 path=str(path),
             )
-        manifest = json.loads(mf.read_text())
+        try:
+            manifest = json.loads(mf.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DataError(
+                f"manifest.json is not valid JSON ({exc}); re-run `gemrec import`", path=str(mf)
+            ) from None
+        if not isinstance(manifest, dict):
+            raise DataError("manifest.json must hold a JSON object; re-run `gemrec import`", path=str(mf))
         if manifest.get("format_version") != FORMAT_VERSION:
             raise DataError(
                 f"dataset format version {manifest.get('format_version')!r} is not supported "

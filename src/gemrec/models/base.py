@@ -355,14 +355,24 @@ class Recommender(ABC):
         mf = path / "manifest.json"
         if not mf.is_file():
             raise GemrecError(f"{path}: not a gemrec model directory (no manifest.json)")
-        manifest = json.loads(mf.read_text())
-        klass = get_model_class(manifest["model"]) if cls is Recommender or not cls.name else cls
-        if klass.name != manifest["model"]:
-            raise GemrecError(f"{path} holds a '{manifest['model']}' model, not '{klass.name}'")
-        model = klass(**manifest["params"])
+        try:
+            manifest = json.loads(mf.read_text(encoding="utf-8"))
+            model_name = manifest["model"]
+            params, arrays = manifest["params"], manifest["arrays"]
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise GemrecError(
+                f"{mf}: not a valid gemrec model manifest ({type(exc).__name__}: {exc}); "
+                "re-create the model with `gemrec train`"
+            ) from None
+        klass = get_model_class(model_name) if cls is Recommender or not cls.name else cls
+        if klass.name != model_name:
+            raise GemrecError(f"{path} holds a '{model_name}' model, not '{klass.name}'")
+        model = klass(**params)
+        if not (path / "arrays.npz").is_file():
+            raise GemrecError(f"{path}: model directory lacks arrays.npz; re-create it with `gemrec train`")
         with np.load(path / "arrays.npz", allow_pickle=False) as z:
             state: State = {}
-            for key, kind in manifest["arrays"].items():
+            for key, kind in arrays.items():
                 if kind == "csr":
                     shape = tuple(int(s) for s in z[f"{key}.shape"])
                     state[key] = sp.csr_matrix(
