@@ -38,7 +38,7 @@ FAST_PARAMS: dict[str, dict[str, Any]] = {
 #: (parameter, invalid value) per model; the error must name the parameter
 BAD_PARAMS: dict[str, list[tuple[str, Any]]] = {
     "pop": [("half_life_days", -1.0), ("weighted", "yes")],
-    "itemknn": [("n_neighbors", 0), ("shrink", -1.0), ("weighting", "bm99")],
+    "itemknn": [("n_neighbors", 0), ("shrink", -1.0), ("weighting", "bm99"), ("asymmetry", 2.0)],
     "userknn": [("n_neighbors", -3), ("shrink", "a lot"), ("weighting", None)],
     "rp3beta": [("alpha", -0.5), ("beta", "high"), ("n_neighbors", 0)],
     "graphfilter": [("alpha", -1.0)],

@@ -74,6 +74,18 @@ def test_userknn_equals_dense_reference(n_neighbors, blocks):
     np.testing.assert_allclose(model.score(np.arange(inter.n_users)), sim @ x, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("asymmetry", [0.0, 0.2, 0.8])
+def test_asymmetric_cosine_equals_reference(asymmetry, blocks):
+    inter = _random_interactions(seed=5)
+    x = inter.matrix.toarray().astype(np.float64).T  # rows: items
+    norms = np.sqrt((x * x).sum(axis=1))
+    # row j is the target: |x_j|^(2a) |x_i|^(2(1-a))
+    denom = norms[:, None] ** (2 * asymmetry) * norms[None, :] ** (2 * (1 - asymmetry)) + 3.0
+    sim = _keep_top_n_rows((x @ x.T) / denom, 6)
+    model = ItemKNN(n_neighbors=6, shrink=3.0, asymmetry=asymmetry).fit(inter)
+    np.testing.assert_allclose(model.similarity_.toarray(), sim, rtol=1e-5, atol=1e-6)
+
+
 def test_tfidf_weighting_equals_reference():
     inter = _random_interactions(seed=2)
     x = inter.matrix.toarray().astype(np.float64)

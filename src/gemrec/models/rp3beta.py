@@ -61,8 +61,8 @@ class RP3Beta(Recommender):
         self,
         *,
         alpha: float = 0.7,
-        beta: float = 0.2,
-        n_neighbors: int = 200,
+        beta: float = 0.25,
+        n_neighbors: int = 400,
         normalize: bool = False,
     ) -> None:
         self.alpha = alpha
