@@ -31,7 +31,8 @@ def truncated_svd(
     method : {"randomized", "arpack"}
         ``"randomized"``: block subspace iteration in torch (float32, multithreaded BLAS; a
         few sparse products with ``k + n_oversamples`` columns).
-        ``"arpack"``: :func:`scipy.sparse.linalg.svds` (float64 Lanczos; exact to tolerance but much slower for large ``k``).
+        ``"arpack"``: :func:`scipy.sparse.linalg.svds` (float64 Lanczos; exact to tolerance,
+        much slower for large ``k``).
     n_oversamples, n_iter : int
         Extra probe columns and power iterations of the randomized method.
     seed : int
