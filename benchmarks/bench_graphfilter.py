@@ -26,12 +26,12 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _lightgcn_format import load_split  # noqa: E402
+from _lightgcn_format import load_split
 
-from gemrec.data.interactions import Interactions  # noqa: E402
-from gemrec.eval import evaluate  # noqa: E402
-from gemrec.eval.metrics import ranking_metrics  # noqa: E402
-from gemrec.models.graphfilter import GraphFilter  # noqa: E402
+from gemrec.data.interactions import Interactions
+from gemrec.eval import evaluate
+from gemrec.eval.metrics import ranking_metrics
+from gemrec.models.graphfilter import GraphFilter
 
 
 def peak_rss_gib() -> float:
