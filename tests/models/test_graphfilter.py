@@ -170,3 +170,13 @@ def test_score_new_checks_width():
     model = GraphFilter(n_components=3).fit(_random_interactions())
     with pytest.raises(ParameterError, match="user_items"):
         model.score_new(sp.csr_matrix((2, 5), dtype=np.float32))
+
+
+def test_fractional_rank_scales_with_graph():
+    inter = _random_interactions(4, 150, 100, 2000)
+    model = GraphFilter(n_components=0.05).fit(inter)
+    assert model.n_components_ == 5  # 5% of min(150, 100)
+    assert model.item_embeddings_.shape == (100, 5)
+    assert GraphFilter(n_components=10_000).fit(inter).n_components_ == 99
+    with pytest.raises(ParameterError, match="n_components"):
+        GraphFilter(n_components=1.5).fit(inter)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -31,7 +31,8 @@ def truncated_svd(
     method : {"randomized", "arpack"}
         ``"randomized"``: block subspace iteration in torch (float32, multithreaded BLAS; a
         few sparse products with ``k + n_oversamples`` columns).
-        ``"arpack"``: :func:`scipy.sparse.linalg.svds` (float64 Lanczos; exact to tolerance but much slower for large ``k``).
+        ``"arpack"``: :func:`scipy.sparse.linalg.svds` (float64 Lanczos; exact to tolerance,
+        much slower for large ``k``).
     n_oversamples, n_iter : int
         Extra probe columns and power iterations of the randomized method.
     seed : int
@@ -50,7 +51,8 @@ def truncated_svd(
     Randomized subspace iteration (Halko, Martinsson & Tropp 2011, Alg. 4.4): start from
     ``Q = orth(A Omega)`` with Gaussian ``Omega`` of ``k + p`` columns, alternate
     ``Q <- orth(A^T Q)``, ``Q <- orth(A Q)`` ``n_iter`` times, then take the exact SVD of the small
-    matrix ``Q^T A``. The error in the ``j``-th singular value decays like
+    matrix ``B = Q^T A`` from the eigendecomposition of ``B B^T`` (float64). ``orth`` is Cholesky
+    QR. The error in the ``j``-th singular value decays like
     ``(s_{k+p+1} / s_j)^(2 n_iter + 1)``.
     """
     m = sp.csr_matrix(A, dtype=np.float32)
@@ -80,15 +82,36 @@ def truncated_svd(
     at = to_torch_sparse(m.T.tocsr())
     gen = torch.Generator().manual_seed(int(seed))
     omega = torch.randn(m.shape[1], q, generator=gen, dtype=torch.float32)
-    basis = torch.linalg.qr(a @ omega).Q  # type: ignore[operator]
+    basis = _orthonormalize(a @ omega)  # type: ignore[operator]
     for _ in range(int(n_iter)):
-        basis = torch.linalg.qr(at @ basis).Q  # type: ignore[operator]
-        basis = torch.linalg.qr(a @ basis).Q  # type: ignore[operator]
-    small = (at @ basis).T  # type: ignore[operator]  # (q, n) = Q^T A
-    u_small, s, vt = torch.linalg.svd(small, full_matrices=False)
-    u = basis @ u_small[:, :k]
+        basis = _orthonormalize(at @ basis)  # type: ignore[operator]
+        basis = _orthonormalize(a @ basis)  # type: ignore[operator]
+    basis = _orthonormalize(basis)  # second pass (CholeskyQR2) restores orthogonality to eps
+    bt = at @ basis  # type: ignore[operator]  # (n, q) = (Q^T A)^T
+    # SVD of the small factor through its q x q Gram matrix (eigh is far cheaper than a wide SVD)
+    evals, evecs = torch.linalg.eigh((bt.T @ bt).double())
+    order = torch.argsort(evals, descending=True)[:k]
+    s = evals[order].clamp_min(0).sqrt()
+    w = evecs[:, order]
+    v = (bt.double() @ w) / s.clamp_min(1e-12)
+    u = basis.double() @ w
     return (
         u.numpy().astype(np.float32),
-        s[:k].numpy().astype(np.float32),
-        vt[:k].T.contiguous().numpy().astype(np.float32),
+        s.numpy().astype(np.float32),
+        np.ascontiguousarray(v.numpy(), dtype=np.float32),
     )
+
+
+def _orthonormalize(y: Any) -> Any:
+    """Orthonormal basis of the columns of ``y`` (tall float32 torch matrix) by Cholesky QR.
+
+    ``Q = Y L^{-T}`` with ``L L^T = Y^T Y`` (Gram formed in float64, tiny diagonal shift): one GEMM
+    instead of Householder QR, about 8x faster on tall blocks; calling it twice (CholeskyQR2)
+    gives orthogonality to working precision.
+    """
+    import torch
+
+    gram = (y.T @ y).double()
+    shift = 1e-7 * float(gram.diagonal().mean()) + 1e-30
+    chol = torch.linalg.cholesky(gram + shift * torch.eye(gram.shape[0], dtype=torch.float64))
+    return torch.linalg.solve_triangular(chol.float(), y.T, upper=False).T.contiguous()
