@@ -228,7 +228,8 @@ def train_loop(
     patience : int
         Stop after this many validations without improvement.
     eval_every : int
-        Validate every this many epochs (and after the last one).
+        Validate every this many epochs and after the last one (so a run resumed from a checkpoint
+        repeats an uninterrupted run exactly when the interrupted run ended on a validation epoch).
     checkpoint_dir : path, optional
         Written after every epoch (``checkpoint.pt`` with tensors only, ``checkpoint.json`` with the
         rest); an existing checkpoint of the same run (same ``fingerprint``) is resumed.
