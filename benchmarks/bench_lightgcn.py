@@ -103,7 +103,7 @@ def gemrec_stepper(train: Interactions, dim: int = 64, n_layers: int = 3):  # ty
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return float(loss)
+        return float(loss.detach())
 
     return step
 
@@ -118,7 +118,7 @@ def reference_stepper(train: Interactions, dim: int = 64, n_layers: int = 3):  #
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return float(loss)
+        return float(loss.detach())
 
     return step
 

@@ -121,7 +121,8 @@ class _SparseMM(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, adj: Tensor, x: Tensor, adj_t: Tensor) -> Tensor:
         ctx.adj_t = adj_t
-        return torch.sparse.mm(adj, x, reduce="sum")
+        out: Tensor = torch.sparse.mm(adj, x, reduce="sum")
+        return out
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor, None]:
@@ -130,10 +131,11 @@ class _SparseMM(torch.autograd.Function):
 
 def sparse_mm(adj: Tensor, x: Tensor, adj_t: Tensor | None = None) -> Tensor:
     """``adj @ x`` with a fast backward; ``adj_t`` is ``adj``'s transpose (``None``: symmetric)."""
-    return _SparseMM.apply(adj, x, adj if adj_t is None else adj_t)  # type: ignore[no-any-return]
+    out: Tensor = _SparseMM.apply(adj, x, adj if adj_t is None else adj_t)  # type: ignore[no-untyped-call]
+    return out
 
 
-class LightGCNConv(LGConv):
+class LightGCNConv(LGConv):  # type: ignore[misc]
     r"""PyG's ``LGConv`` on a pre-normalised ``torch.sparse`` CSR adjacency.
 
     .. math::
@@ -149,9 +151,7 @@ class LightGCNConv(LGConv):
         super().__init__(normalize=False)
         self._adj_transposed: Tensor | None = None
 
-    def forward(  # type: ignore[override]
-        self, x: Tensor, adj: Tensor, adj_transposed: Tensor | None = None
-    ) -> Tensor:
+    def forward(self, x: Tensor, adj: Tensor, adj_transposed: Tensor | None = None) -> Tensor:
         self._adj_transposed = adj_transposed
         try:
             out: Tensor = self.propagate(adj, x=x, edge_weight=None)
@@ -159,7 +159,7 @@ class LightGCNConv(LGConv):
             self._adj_transposed = None
         return out
 
-    def message_and_aggregate(self, adj_t: Tensor, x: Tensor) -> Tensor:  # type: ignore[override]
+    def message_and_aggregate(self, adj_t: Tensor, x: Tensor) -> Tensor:
         return sparse_mm(adj_t, x, self._adj_transposed)
 
 
@@ -212,7 +212,7 @@ class LightGCNNet(nn.Module):
         -------
         Tensor, shape (b, embedding_dim)
         """
-        x = self.embedding
+        x: Tensor = self.embedding
         if not self.convs:
             return x[nodes]
         total = x
@@ -220,7 +220,8 @@ class LightGCNNet(nn.Module):
             x = conv(x, adj)
             total = total + x
         if rows is None:
-            return (total + self.convs[-1](x, adj))[nodes] / (len(self.convs) + 1)
+            full: Tensor = (total + self.convs[-1](x, adj))[nodes]
+            return full / (len(self.convs) + 1)
         # one gather (and so one scatter in the backward pass) for all layers but the last
         out = total[nodes] + self.convs[-1](x, rows, rows_t)
         return out / (len(self.convs) + 1)
