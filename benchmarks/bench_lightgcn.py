@@ -103,7 +103,7 @@ def gemrec_stepper(train: Interactions, dim: int = 64, n_layers: int = 3):  # ty
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return float(loss)
+        return float(loss.detach())
 
     return step
 
@@ -118,7 +118,7 @@ def reference_stepper(train: Interactions, dim: int = 64, n_layers: int = 3):  #
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return float(loss)
+        return float(loss.detach())
 
     return step
 
@@ -217,13 +217,33 @@ def cmd_accuracy(args: argparse.Namespace) -> dict[str, object]:
     from gemrec.settings import parse_assignments
 
     params = {"progress": False, **parse_assignments(args.set)}
-    train, test = load_split("gowalla")
+    train, test = load_split(args.dataset)
     klass = get_model_class(args.model)
     t0 = time.perf_counter()
     if args.valid:
         fit, valid = holdout(train)
         model = klass(**params).fit(fit, valid=valid)
         target, exclude = valid, None
+    elif args.report_every:
+        # fixed schedule in chunks: each fit resumes the checkpoint of the previous one; the test
+        # numbers form a learning curve and select nothing
+        total = int(params["epochs"])
+        params["checkpoint_dir"] = params.get("checkpoint_dir") or "/tmp/lightgcn_bench_ckpt"
+        for epochs in [*range(args.report_every, total, args.report_every), total]:
+            model = klass(**{**params, "epochs": epochs}).fit(train)
+            res = evaluate(model, test, ks=[20])
+            print(
+                json.dumps(
+                    {
+                        "epoch": epochs,
+                        "elapsed_s": round(time.perf_counter() - t0, 1),
+                        "test_recall@20": round(res["recall@20"], 4),
+                        "test_ndcg@20": round(res["ndcg@20"], 4),
+                    }
+                ),
+                flush=True,
+            )
+        target, exclude = test, None
     else:
         model = klass(**params).fit(train)
         target, exclude = test, None
@@ -231,6 +251,7 @@ def cmd_accuracy(args: argparse.Namespace) -> dict[str, object]:
     res = evaluate(model, target, ks=[20], exclude=exclude)
     return {
         "model": args.model,
+        "dataset": args.dataset,
         "params": params,
         "split": "valid" if args.valid else "test",
         "recall@20": round(res["recall@20"], 4),
@@ -261,7 +282,9 @@ def main() -> None:
         a = sub.add_parser(name)
         a.add_argument("--model", default="lightgcn" if name == "accuracy" else "mf")
         a.add_argument("--set", action="append", metavar="KEY=VALUE")
+        a.add_argument("--dataset", default="gowalla", help="folder under ../shared/data")
         a.add_argument("--valid", action="store_true", help="hold out 10%% of train, report on it")
+        a.add_argument("--report-every", type=int, default=0, help="test learning curve (epochs)")
     args = p.parse_args()
     fn = {
         "speed": cmd_speed,

@@ -82,7 +82,7 @@ def test_batch_forward_and_gradient_equal_full_propagation() -> None:
     weights = torch.randn(len(nodes), 4, generator=torch.Generator().manual_seed(3))
     grads = []
     outs = []
-    for mode in ("batch", "full"):
+    for mode in ("batch", "batch-full-last-layer", "full"):
         net = LightGCNNet(nu + ni, 4, n_layers=3)
         with torch.no_grad():
             net.embedding.copy_(torch.randn(nu + ni, 4, generator=torch.Generator().manual_seed(7)))
@@ -91,13 +91,16 @@ def test_batch_forward_and_gradient_equal_full_propagation() -> None:
             out = net(
                 torch.from_numpy(nodes), adj, to_torch_csr(rows), to_torch_csr(rows.T.tocsr())
             )
+        elif mode == "batch-full-last-layer":
+            out = net(torch.from_numpy(nodes), adj)
         else:
             out = net.propagate_all(adj)[torch.from_numpy(nodes)]
         (out * weights).pow(2).sum().backward()
         outs.append(out.detach().numpy())
         grads.append(net.embedding.grad.numpy().copy())
-    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+    for k in (0, 1):
+        np.testing.assert_allclose(outs[k], outs[2], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(grads[k], grads[2], rtol=1e-4, atol=1e-6)
     assert np.abs(grads[0]).sum() > 0
 
 
@@ -159,7 +162,8 @@ def test_same_seed_same_model_other_seed_other_model() -> None:
 
 def test_resume_after_checkpoint_continues_the_same_run(tmp_path) -> None:
     train, test = planted_blocks()
-    params = {**FAST, "epochs": 4, "patience": 10}
+    # (a run always validates its last epoch, so chunks end on validation epochs: eval_every=1)
+    params = {**FAST, "epochs": 4, "patience": 10, "eval_every": 1}
     full = LightGCN(**params).fit(train, valid=test)
     ckpt = str(tmp_path / "ckpt")
     LightGCN(**{**params, "epochs": 2, "checkpoint_dir": ckpt}).fit(train, valid=test)
@@ -182,7 +186,8 @@ def test_checkpoint_of_another_run_is_refused(tmp_path) -> None:
 
 def test_early_stopping_restores_best_epoch() -> None:
     train, test = planted_blocks()
-    model = LightGCN(**{**FAST, "epochs": 30, "lr": 0.05, "patience": 2}).fit(train, valid=test)
+    params = {**FAST, "epochs": 30, "lr": 0.05, "patience": 2, "eval_every": 1}
+    model = LightGCN(**params).fit(train, valid=test)
     recalls = [h["valid_recall@20"] for h in model.history_]
     best = int(np.argmax(recalls))
     assert model.best_epoch_ == model.history_[best]["epoch"]
@@ -194,7 +199,9 @@ def test_tensorboard_scalars_written(tmp_path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     train, test = planted_blocks()
-    LightGCN(**{**FAST, "epochs": 3, "log_dir": str(tmp_path)}).fit(train, valid=test)
+    LightGCN(**{**FAST, "epochs": 3, "eval_every": 1, "log_dir": str(tmp_path)}).fit(
+        train, valid=test
+    )
     acc = EventAccumulator(str(tmp_path))
     acc.Reload()
     assert [e.step for e in acc.Scalars("train/loss")] == [1, 2, 3]

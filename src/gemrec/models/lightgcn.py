@@ -11,6 +11,7 @@ reference implementation.
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -120,7 +121,8 @@ class _SparseMM(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, adj: Tensor, x: Tensor, adj_t: Tensor) -> Tensor:
         ctx.adj_t = adj_t
-        return torch.sparse.mm(adj, x, reduce="sum")
+        out: Tensor = torch.sparse.mm(adj, x, reduce="sum")
+        return out
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor, None]:
@@ -129,10 +131,11 @@ class _SparseMM(torch.autograd.Function):
 
 def sparse_mm(adj: Tensor, x: Tensor, adj_t: Tensor | None = None) -> Tensor:
     """``adj @ x`` with a fast backward; ``adj_t`` is ``adj``'s transpose (``None``: symmetric)."""
-    return _SparseMM.apply(adj, x, adj if adj_t is None else adj_t)  # type: ignore[no-any-return]
+    out: Tensor = _SparseMM.apply(adj, x, adj if adj_t is None else adj_t)  # type: ignore[no-untyped-call]
+    return out
 
 
-class LightGCNConv(LGConv):
+class LightGCNConv(LGConv):  # type: ignore[misc]
     r"""PyG's ``LGConv`` on a pre-normalised ``torch.sparse`` CSR adjacency.
 
     .. math::
@@ -148,9 +151,7 @@ class LightGCNConv(LGConv):
         super().__init__(normalize=False)
         self._adj_transposed: Tensor | None = None
 
-    def forward(  # type: ignore[override]
-        self, x: Tensor, adj: Tensor, adj_transposed: Tensor | None = None
-    ) -> Tensor:
+    def forward(self, x: Tensor, adj: Tensor, adj_transposed: Tensor | None = None) -> Tensor:
         self._adj_transposed = adj_transposed
         try:
             out: Tensor = self.propagate(adj, x=x, edge_weight=None)
@@ -158,7 +159,7 @@ class LightGCNConv(LGConv):
             self._adj_transposed = None
         return out
 
-    def message_and_aggregate(self, adj_t: Tensor, x: Tensor) -> Tensor:  # type: ignore[override]
+    def message_and_aggregate(self, adj_t: Tensor, x: Tensor) -> Tensor:
         return sparse_mm(adj_t, x, self._adj_transposed)
 
 
@@ -192,7 +193,9 @@ class LightGCNNet(nn.Module):
             out = out + x
         return out / (len(self.convs) + 1)
 
-    def forward(self, nodes: Tensor, adj: Tensor, rows: Tensor, rows_t: Tensor) -> Tensor:
+    def forward(
+        self, nodes: Tensor, adj: Tensor, rows: Tensor | None = None, rows_t: Tensor | None = None
+    ) -> Tensor:
         """Final embeddings of ``nodes`` only, with the exact gradient.
 
         Parameters
@@ -201,20 +204,24 @@ class LightGCNNet(nn.Module):
             Distinct node ids.
         adj : sparse CSR, shape (n_nodes, n_nodes)
             ``Â``.
-        rows, rows_t : sparse CSR, shapes (b, n_nodes) and (n_nodes, b)
-            ``Â[nodes]`` and its transpose: the last layer is only computed at ``nodes``.
+        rows, rows_t : sparse CSR, shapes (b, n_nodes) and (n_nodes, b), optional
+            ``Â[nodes]`` and its transpose: the last layer is then only computed at ``nodes``
+            (worth it while ``nodes`` is a small part of the graph).
 
         Returns
         -------
         Tensor, shape (b, embedding_dim)
         """
-        x = self.embedding
+        x: Tensor = self.embedding
         if not self.convs:
             return x[nodes]
         total = x
         for conv in self.convs[:-1]:
             x = conv(x, adj)
             total = total + x
+        if rows is None:
+            full: Tensor = (total + self.convs[-1](x, adj))[nodes]
+            return full / (len(self.convs) + 1)
         # one gather (and so one scatter in the backward pass) for all layers but the last
         out = total[nodes] + self.convs[-1](x, rows, rows_t)
         return out / (len(self.convs) + 1)
@@ -311,8 +318,8 @@ class LightGCN(EmbeddingRecommender):
         *,
         embedding_dim: int = 64,
         n_layers: int = 3,
-        lr: float = 0.002,
-        train_batch_size: int = 2048,
+        lr: float = 0.03,
+        train_batch_size: int = 65536,
         reg: float = 1e-4,
         epochs: int = 40,
         init: str = "svd",
@@ -320,8 +327,8 @@ class LightGCN(EmbeddingRecommender):
         svd_power: float = 0.5,
         svd_degree_power: float = 0.5,
         edge_weights: bool = False,
-        patience: int = 5,
-        eval_every: int = 1,
+        patience: int = 3,
+        eval_every: int = 4,
         eval_k: int = 20,
         seed: int = 0,
         checkpoint_dir: str | None = None,
@@ -393,8 +400,13 @@ class LightGCN(EmbeddingRecommender):
         sampler = BPRSampler(interactions.binary())
         rng = np.random.default_rng(self.seed)
         net = LightGCNNet(n_users + n_items, self.embedding_dim, self.n_layers)
-        with torch.no_grad():
-            net.embedding.copy_(self._initial_embeddings(graph, rng))
+        resuming = (
+            self.checkpoint_dir is not None
+            and (Path(self.checkpoint_dir) / "checkpoint.json").is_file()
+        )
+        if not resuming:  # a resumed run loads its parameters from the checkpoint
+            with torch.no_grad():
+                net.embedding.copy_(self._initial_embeddings(graph, rng))
         optimizer = torch.optim.Adam(net.parameters(), lr=float(self.lr), fused=True)
         reg = float(self.reg)
 
@@ -406,13 +418,13 @@ class LightGCN(EmbeddingRecommender):
             b = len(users)
             nodes = np.concatenate([users, pos + n_users, neg + n_users])
             uniq, inv = np.unique(nodes, return_inverse=True)
-            rows = adj_sp[uniq]
-            out = net(
-                torch.from_numpy(uniq),
-                adj,
-                to_torch_csr(rows),
-                to_torch_csr(rows.T.tocsr()),
-            )
+            if len(uniq) * 4 < adj_sp.shape[0]:
+                rows = adj_sp[uniq]
+                out = net(
+                    torch.from_numpy(uniq), adj, to_torch_csr(rows), to_torch_csr(rows.T.tocsr())
+                )
+            else:
+                out = net(torch.from_numpy(uniq), adj)
             inv_t = torch.from_numpy(inv.reshape(3, b))
             u, p, n = out[inv_t[0]], out[inv_t[1]], out[inv_t[2]]
             bpr = torch.nn.functional.softplus((u * n).sum(1) - (u * p).sum(1)).mean()

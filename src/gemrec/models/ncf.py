@@ -69,7 +69,8 @@ class NeuMFNet(nn.Module):
         """Logits ``ŷ_{ui}`` of the pairs, shape (n,)."""
         gmf = self.user_gmf[users] * self.item_gmf[items]
         mlp = self._tower(self.first(torch.cat([self.user_mlp[users], self.item_mlp[items]], 1)))
-        return self.out(torch.cat([gmf, mlp], 1)).squeeze(1)
+        logits: Tensor = self.out(torch.cat([gmf, mlp], 1)).squeeze(1)
+        return logits
 
     @torch.no_grad()
     def score_users(self, users: Tensor, max_cells: int = 1 << 22) -> Tensor:

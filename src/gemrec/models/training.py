@@ -52,7 +52,8 @@ def _edge_keys(matrix: sp.csr_matrix) -> np.ndarray:
     keys = rows * np.int64(matrix.shape[1]) + matrix.indices.astype(np.int64)
     if len(keys) > 1 and np.any(keys[1:] < keys[:-1]):
         keys = np.sort(keys)
-    return keys
+    out: np.ndarray = keys
+    return out
 
 
 def sample_negatives(
@@ -175,8 +176,7 @@ class TrainingResult:
 
 
 def _numpy_state(rng: np.random.Generator) -> dict[str, Any]:
-    state: dict[str, Any] = rng.bit_generator.state
-    return state
+    return dict(rng.bit_generator.state)
 
 
 def _writer(log_dir: str | Path | None) -> Any:
@@ -228,7 +228,8 @@ def train_loop(
     patience : int
         Stop after this many validations without improvement.
     eval_every : int
-        Validate every this many epochs (and after the last one).
+        Validate every this many epochs and after the last one (so a run resumed from a checkpoint
+        repeats an uninterrupted run exactly when the interrupted run ended on a validation epoch).
     checkpoint_dir : path, optional
         Written after every epoch (``checkpoint.pt`` with tensors only, ``checkpoint.json`` with the
         rest); an existing checkpoint of the same run (same ``fingerprint``) is resumed.
@@ -315,7 +316,7 @@ def train_loop(
             for batch in _progress(batches, progress, f"{name} {epoch}/{epochs}"):
                 optimizer.zero_grad(set_to_none=True)
                 loss = batch_loss(batch)
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]
                 optimizer.step()
                 total += float(loss.detach()) * len(batch[0])
                 count += len(batch[0])
