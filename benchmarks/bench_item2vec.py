@@ -1,4 +1,4 @@
-"""Item2Vec (EGES) accuracy and fit time on Gowalla, Taobao UserBehavior (sample), Amazon Scientific.
+"""Item2Vec (EGES) accuracy and fit time on Gowalla, Taobao UserBehavior and Amazon Scientific.
 
 Usage::
 

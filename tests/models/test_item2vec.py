@@ -1,4 +1,4 @@
-"""Item2Vec (EGES): walks, graph construction, clustering, cold-start side information, persistence."""
+"""Item2Vec (EGES): walks, graph construction, clustering, cold start, persistence."""
 
 from __future__ import annotations
 

@@ -628,9 +628,9 @@ class Item2Vec(EmbeddingRecommender):
         # --- torch modules
         own = torch.nn.Embedding(n_items, d, sparse=True)
         att = torch.nn.Embedding(n_items, 1 + len(fields), sparse=True)
-        side = torch.nn.ModuleList(
-            [torch.nn.Embedding(f.size + 1, d, sparse=True, padding_idx=f.size) for f in fields]
-        )
+        side: list[torch.nn.Embedding] = [
+            torch.nn.Embedding(f.size + 1, d, sparse=True, padding_idx=f.size) for f in fields
+        ]
         glob = torch.nn.Parameter(torch.zeros(len(fields)))
         with torch.no_grad():
             scale = 0.5 / d
@@ -648,7 +648,7 @@ class Item2Vec(EmbeddingRecommender):
         can_drop = t_has.any(dim=1) if fields else torch.zeros(n_items, dtype=torch.bool)
 
         def fused(items: torch.Tensor, drop: torch.Tensor | None) -> torch.Tensor:
-            vecs = [own(items)]
+            vecs: list[torch.Tensor] = [own(items)]
             for e, i, w in zip(side, t_idx, t_wts, strict=True):
                 vecs.append((e(i[items]) * w[items].unsqueeze(-1)).sum(dim=1))
             if not fields:
@@ -664,7 +664,8 @@ class Item2Vec(EmbeddingRecommender):
                 )
                 logits = torch.where(drop.unsqueeze(1), cold, logits)
             logits = logits.masked_fill(missing, -torch.inf)
-            return (torch.softmax(logits, dim=1).unsqueeze(-1) * stack).sum(dim=1)
+            out: torch.Tensor = (torch.softmax(logits, dim=1).unsqueeze(-1) * stack).sum(dim=1)
+            return out
 
         neg_table: torch.Tensor | None = None
         seen = np.zeros(n_items, dtype=bool)
@@ -712,8 +713,8 @@ class Item2Vec(EmbeddingRecommender):
                 opt.zero_grad()
                 if opt_glob is not None:
                     opt_glob.zero_grad()
-                loss.backward()
-                opt.step()
+                loss.backward()  # type: ignore[no-untyped-call]
+                opt.step()  # type: ignore[no-untyped-call]
                 if opt_glob is not None:
                     opt_glob.step()
 
@@ -755,7 +756,8 @@ class Item2Vec(EmbeddingRecommender):
     @staticmethod
     def _pool(table: np.ndarray, idx: np.ndarray, wts: np.ndarray) -> np.ndarray:
         padded = np.vstack([table, np.zeros((1, table.shape[1]), np.float32)])
-        return np.einsum("nm,nmd->nd", wts, padded[idx]).astype(np.float32)
+        out: np.ndarray = np.einsum("nm,nmd->nd", wts, padded[idx]).astype(np.float32)
+        return out
 
     def _cold_attention(self, has_field: np.ndarray) -> np.ndarray:
         w = np.where(has_field, self.field_attention_[None, :].astype(np.float64), 0.0)
