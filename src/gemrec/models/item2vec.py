@@ -259,7 +259,7 @@ def _cell_values(cell: Any) -> list[str]:
 
 
 def _is_missing(v: Any) -> bool:
-    if v is None:
+    if v is None or v is pd.NA:
         return True
     if isinstance(v, float) and math.isnan(v):
         return True
@@ -279,6 +279,8 @@ def _learn_fields(table: pd.DataFrame, names: Sequence[str] | None, n_buckets: i
                 f"columns: {', '.join(map(str, table.columns))}"
             )
         col = table[name]
+        if auto and pd.api.types.is_bool_dtype(col.dtype):
+            continue  # flags such as `available` are business rules, not item descriptions
         if pd.api.types.is_float_dtype(col.dtype):
             x = col.to_numpy(dtype=np.float64)
             x = x[np.isfinite(x)]
@@ -356,11 +358,11 @@ class Item2Vec(EmbeddingRecommender):
     session_gap_hours : float or None
         Sequence graph only: no edge between consecutive items further apart than this.
     side_features : sequence of str or None
-        Columns of ``item_features`` used as side information. None picks automatically: every
-        column but ``item``/``item_id`` that is a float column (bucketed into ``price_buckets``
-        quantile buckets) or whose number of distinct values is between 2 and ``n_items / 2``
-        (ids-like columns such as titles are skipped). Cells may be lists (multi-valued fields,
-        mean-pooled).
+        Columns of ``item_features`` used as side information. None picks automatically every
+        column except ``item``/``item_id`` and boolean flags (such as ``available``) that is
+        either a float column (bucketed into ``price_buckets`` quantile buckets) or has between
+        2 and ``n_items / 2`` distinct values (id-like columns such as titles are skipped).
+        Cells may be lists (multi-valued fields, mean-pooled).
     price_buckets : int
         Quantile buckets for numeric side features.
     cold_dropout : float
@@ -567,6 +569,9 @@ class Item2Vec(EmbeddingRecommender):
                     arr[pos] = table[c].to_numpy(dtype=object)
                 cols[str(c)] = arr
             out = pd.DataFrame(cols)
+            for c in table.columns:  # flags keep their type so the automatic choice skips them
+                if pd.api.types.is_bool_dtype(table[c].dtype):
+                    out[str(c)] = out[str(c)].astype("boolean")
             return out
         if len(table) != n_items:
             raise DataError(
