@@ -1,4 +1,4 @@
-"""Item2Vec (EGES): walks, graph construction, clustering, cold-start side information, persistence."""
+"""Item2Vec (EGES): walks, graph construction, clustering, cold start, persistence."""
 
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ def _planted(
             "brand": [f"brand{c}_{i % 2}" for i, c in enumerate(cat)],
             "price": (cat * 10 + rng.random(n_items)).astype(float),
             "title": [f"title {i}" for i in range(n_items)],
+            "available": np.arange(n_items) % 3 != 0,
         }
     )
     return x, feats, cat
@@ -154,7 +155,8 @@ def test_items_of_one_category_cluster_without_side_information(graph):
 def test_new_item_with_only_side_information_gets_neighbours_of_its_category():
     x, feats, cat = _planted()
     m = Item2Vec(**FAST, seed=0).fit(x, item_features=feats)
-    assert set(m.side_fields_) == {"category", "brand", "price"}  # title is id-like: skipped
+    # title is id-like and available a flag: both skipped
+    assert set(m.side_fields_) == {"category", "brand", "price"}
     assert m.attention_.shape == (x.n_items, 4)
     np.testing.assert_allclose(m.attention_.sum(axis=1), 1.0, rtol=1e-5)
     new = pd.DataFrame(
