@@ -218,6 +218,16 @@ class Fusion(Recommender):
 
     Users without any training interaction get the most popular items: no channel has a signal
     for them, and a global time split puts many such users in the test set.
+
+    Examples
+    --------
+    >>> from gemrec.models import make_model
+    >>> fused = make_model("fusion", channels=["rp3beta", "userknn"])  # doctest: +SKIP
+    >>> fused.fit(train, valid=valid).recommend(users, 20)  # doctest: +SKIP
+
+    From the command line (channels given as JSON)::
+
+        gemrec train data/shop --model fusion --set 'channels=["rp3beta","pop"]' -o models/fused
     """
 
     name = "fusion"
