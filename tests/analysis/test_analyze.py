@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gemrec.analysis import analyze_dataset, gini, prepare_events, user_profiles
+from gemrec.analysis import analyze_dataset, describe, gini, prepare_events, user_profiles
 from gemrec.analysis.population import weekly_retention
 from gemrec.cli import main
 from gemrec.errors import ParameterError
@@ -142,6 +142,10 @@ def test_taobao_profiles_and_summary_match_independent_recount(tmp_path: Path) -
     assert page.count("data:image/png;base64,") >= 4
     assert "http://" not in page and "https://" not in page and "<script src" not in page
     assert json.loads((tmp_path / "report" / "summary.json").read_text())["n_events"] == 84475
+    text = describe(summary)
+    assert text.startswith("84475 events, 815 users")
+    view_to_cart = len(stage["view"] & stage["cart"]) / len(stage["view"])
+    assert f"view->cart {view_to_cart:.1%}" in text
 
 
 def test_movielens_profiles_rfm_and_retention(tmp_path: Path) -> None:

@@ -258,3 +258,20 @@ def test_train_fusion_from_dataset_dir_with_categories(tmp_path: Path) -> None:
     assert res["recall@20"] == pytest.approx(again["recall@20"])
     single = evaluate_on_dataset(train_model(ds, "pop", {}), ds, [20])
     assert res["recall@20"] > 0.5 * single["recall@20"]
+
+
+@pytest.mark.parametrize("method", ["rrf", "weighted"])
+def test_fold_in_matches_fitted_users(method: str) -> None:
+    train, valid, _ = _clusters()
+    fused = Fusion(channels=["pop", "test_itemcos"], method=method, n_candidates=30)
+    fused.fit(train, valid=valid)
+    users = np.arange(0, train.n_users, 5)
+    ids, scores = fused.recommend(users, 10)
+    f_ids, f_scores = fused.recommend(users, 10, user_items=fused.interactions_[users])
+    np.testing.assert_array_equal(f_ids, ids)
+    np.testing.assert_allclose(f_scores, scores, rtol=1e-6)
+    # a brand-new user with no items gets the popularity fallback
+    empty = sp.csr_matrix((1, train.n_items), dtype=np.float32)
+    n_ids, _ = fused.recommend([0], 5, user_items=empty)
+    pop = np.asarray(fused.interactions_.astype(bool).sum(axis=0)).ravel()
+    assert set(n_ids[0].tolist()) <= set(np.argsort(-pop, kind="stable")[:10].tolist())

@@ -9,7 +9,7 @@ from gemrec.analysis.interests import (
 )
 from gemrec.analysis.population import PopulationStats, gini, population_stats
 from gemrec.analysis.profiles import pair_stages, user_profiles
-from gemrec.analysis.report import analyze_dataset, analyze_events
+from gemrec.analysis.report import analyze_dataset, analyze_events, describe
 
 __all__ = [
     "InterestModel",
@@ -18,6 +18,7 @@ __all__ = [
     "analyze_dataset",
     "analyze_events",
     "category_affinities",
+    "describe",
     "gini",
     "interest_vectors",
     "load_events",

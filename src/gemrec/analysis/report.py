@@ -19,7 +19,7 @@ from gemrec.analysis.population import PopulationStats, population_stats
 from gemrec.analysis.profiles import pair_stages, user_profiles
 from gemrec.data.store import Dataset
 
-__all__ = ["analyze_dataset", "analyze_events", "render_html"]
+__all__ = ["analyze_dataset", "analyze_events", "describe", "render_html"]
 
 
 def analyze_events(
@@ -124,6 +124,33 @@ def analyze_dataset(
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
     (out / "index.html").write_text(render_html(summary, profiles, pop), encoding="utf-8")
     return summary
+
+
+def describe(summary: dict[str, Any]) -> str:
+    """A few human-readable lines from a summary (for the CLI and ``gemrec demo``)."""
+    pop = summary["popularity"]
+    lines = [
+        f"{summary['n_events']} events, {summary['n_active_users']} users, "
+        f"{summary['n_active_items']} items (density {summary['density']:.2g})",
+        f"popularity: Gini {pop['gini']:.3f}, top {pop['head_fraction']:.0%} of items hold "
+        f"{pop['head_share']:.1%} of interactions",
+        f"sessions: {summary['sessions']['n_sessions']} "
+        f"({summary['sessions']['mean_events']:.1f} events on average)",
+    ]
+    f = summary["funnel"]
+    if f.get("view_pairs"):
+        conv = [
+            f"{k.replace('_to_', '->')} {v:.1%}"
+            for k, v in f.items()
+            if "_to_" in k and v is not None
+        ]
+        lines.append("funnel: " + ", ".join(conv))
+    ret = summary.get("retention")
+    if ret and ret.get("mean_week_1") is not None:
+        lines.append(f"retention: {ret['mean_week_1']:.1%} of a weekly cohort return the next week")
+    if summary.get("peak_hour") is not None:
+        lines.append(f"peak hour: {summary['peak_hour']}:00")
+    return "\n".join(lines)
 
 
 def _profile_summary(p: pd.DataFrame) -> dict[str, Any]:
