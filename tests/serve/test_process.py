@@ -78,8 +78,14 @@ def servers():
         s.stop()
 
 
-def test_kill9_loses_no_acknowledged_event_and_duplicates_none(svd_dir, shop, tmp_path, servers):
-    store = f"sqlite:///{tmp_path / 'events.sqlite3'}"
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_kill9_loses_no_acknowledged_event_and_duplicates_none(
+    backend, svd_dir, shop, tmp_path, servers, request
+):
+    if backend == "sqlite":
+        store = f"sqlite:///{tmp_path / 'events.sqlite3'}"
+    else:
+        store = request.getfixturevalue("fresh_redis")
     srv = Server(svd_dir, shop, store, tmp_path / "log1.txt")
     servers.append(srv)
     sent: list[str] = []
