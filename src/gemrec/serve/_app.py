@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hmac
 import inspect
 import json
@@ -239,6 +240,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
             metrics.set_model(engine.model.name, engine.version)
             metrics.items.set(engine.catalogue.n)
             app.state.service = state
+            # the loaded artifacts live as long as the worker: keep them out of the cyclic GC's
+            # scans, whose full collections would otherwise add pauses to request tails
+            gc.freeze()
             poller = asyncio.create_task(_poll_reloads(state))
             try:
                 yield
@@ -518,6 +522,7 @@ async def _swap(state: ServiceState, model_dir: Path) -> None:
     await run_in_threadpool(engine.sync_items, state.store)
     await run_in_threadpool(_warm_trending, engine, state.store)
     state.engine = engine  # one reference assignment: in-flight requests keep the old engine
+    gc.freeze()
     state.metrics.set_model(engine.model.name, engine.version)
     state.metrics.reloads.inc()
 
