@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from gemrec.data.store import Dataset
-from gemrec.serve import format_replay, replay_session
+from gemrec.serve import demo_session, format_replay, replay_session
 
 K = 5
 
@@ -402,3 +402,16 @@ def test_replay_session_shows_the_list_changing(make_client, svd_dir):
     text = format_replay(steps)
     assert text.splitlines()[0].startswith("before the session [trending]")
     assert "after buy i22 [fold_in]" in text
+
+
+def test_demo_session_replays_a_real_users_test_items(svd_dir, shop):
+    steps, text = demo_session(svd_dir, shop, n_events=3, k=4)
+    assert len(steps) == 4 and steps[0][1]["strategy"] == "trending"
+    assert all(body["strategy"] == "fold_in" for _, body in steps[1:])
+    posted = [event["item_id"] for event, _ in steps[1:]]
+    e = Dataset.open(shop).edges
+    owners = [set(e[e.item == int(i[1:])].user) for i in posted]
+    assert set.intersection(*owners)  # one real user's items
+    assert int(posted[0][1:]) in set(e[e.split == "test"].item)  # held-out item first
+    assert not set(posted) & {r["item_id"] for r in steps[-1][1]["items"]}
+    assert len(text.splitlines()) == 4
