@@ -160,7 +160,9 @@ def test_unavailable_and_deleted_items_leave_every_result(make_client, svd_dir):
     assert c.get(f"/v1/items/{top[1]}/similar").status_code == 404
     assert c.delete("/v1/items/nope").status_code == 404
     c.post("/v1/items", json={"items": [{"item_id": top[0], "available": True}]})
-    assert top[0] in [r["item_id"] for r in recs(c, "u0", k=20)["items"]]
+    c.post("/v1/items", json={"items": [{"item_id": top[1], "category": "cat0"}]})  # re-added
+    again = [r["item_id"] for r in recs(c, "u0", k=20)["items"]]
+    assert top[0] in again and top[1] in again
 
 
 def test_new_item_gets_side_info_embedding(make_client, svd_dir):

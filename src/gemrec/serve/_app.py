@@ -391,7 +391,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
             state = await state
         engine, store = state.engine, state.store
         check_k(k)
-        engine.sync_items(store, max_age=_READ_SYNC_S)
+        known = category is None or category in engine.catalogue.category_codes
+        engine.sync_items(store, max_age=_READ_SYNC_S if known else 0)
         events = engine.online_events(store, user_id)
         recs = engine.recommend(
             user_id, k, events, exclude_seen=exclude_seen, category=category, with_reasons=reasons
@@ -414,7 +415,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
     ) -> dict[str, Any]:
         engine, store = state.engine, state.store
         check_k(k)
-        engine.sync_items(store, max_age=_READ_SYNC_S)
+        # an id this worker does not know yet may have been added through another one: look now
+        engine.sync_items(store, max_age=_READ_SYNC_S if item_id in engine.catalogue.index else 0)
         items = engine.similar(item_id, k)
         return {
             "item_id": item_id,
@@ -455,8 +457,10 @@ def create_app(settings: ServeSettings) -> FastAPI:
         """Add or update items with side information; a new item gets an embedding from it."""
         engine, store = state.engine, state.store
         check_batch(len(batch.items), "items")
+        # posting an item (again) makes it live, undoing a DELETE; available=false still hides it
         rows = [
-            (i.item_id, i.model_dump(exclude_unset=True, exclude={"item_id"})) for i in batch.items
+            (i.item_id, {**i.model_dump(exclude_unset=True, exclude={"item_id"}), "deleted": False})
+            for i in batch.items
         ]
         await run_in_threadpool(engine.sync_items, store)
         n_new = len({item_id for item_id, _ in rows if item_id not in engine.catalogue.index})
@@ -471,7 +475,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         engine, store = state.engine, state.store
         engine.sync_items(store)
         engine.item(item_id)
-        await run_in_threadpool(store.put_items, [(item_id, {"available": False, "deleted": True})])
+        await run_in_threadpool(store.put_items, [(item_id, {"deleted": True})])
         await run_in_threadpool(engine.sync_items, store)
         return {"item_id": item_id, "deleted": True}
 

@@ -66,6 +66,7 @@ class _Catalogue:
     brand: np.ndarray  # int32 codes, -1 unknown
     banned: np.ndarray  # bool: unavailable, deleted or blocklisted
     deleted: np.ndarray  # bool
+    unavailable: np.ndarray  # bool
     attrs: dict[int, dict[str, Any]]  # side information of items touched online (and titles)
     category_names: list[str] = field(default_factory=list)
     category_codes: dict[str, int] = field(default_factory=dict)
@@ -200,6 +201,7 @@ class Engine:
             brand=np.full(n, -1, np.int32),
             banned=np.zeros(n, bool),
             deleted=np.zeros(n, bool),
+            unavailable=np.zeros(n, bool),
             attrs={},
         )
         table = self.dataset.items
@@ -217,6 +219,7 @@ class Engine:
                 cat.brand[rows[ok]] = codes[ok]
             if "available" in table:
                 avail = table["available"].fillna(True).astype(bool).to_numpy()
+                cat.unavailable[rows[ok & ~avail]] = True
                 cat.banned[rows[ok & ~avail]] = True
             cat.titles = [""] * n
             if "title" in table:
@@ -293,8 +296,10 @@ class Engine:
         deleted = bool(attrs.get("deleted", cat.deleted[item]))
         cat.deleted[item] = deleted
         available = attrs.get("available")
-        unavailable = cat.banned[item] if available is None else not bool(available)
-        cat.banned[item] = deleted or unavailable or cat.item_ids[item] in self.settings.blocklist
+        if available is not None:
+            cat.unavailable[item] = not bool(available)
+        blocked = cat.item_ids[item] in self.settings.blocklist
+        cat.banned[item] = deleted or bool(cat.unavailable[item]) or blocked
 
     def _add_items(self, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
         cat = self.catalogue
@@ -303,6 +308,7 @@ class Engine:
         cat.brand = _grow(cat.brand, n, -1)
         cat.banned = _grow(cat.banned, n, False)
         cat.deleted = _grow(cat.deleted, n, False)
+        cat.unavailable = _grow(cat.unavailable, n, False)
         self.online_counts = _grow(self.online_counts, n, 0.0)
         self.trending_base = _grow(self.trending_base, n, 0.0)
         for k, (item_id, attrs) in enumerate(items):
