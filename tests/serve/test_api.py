@@ -7,7 +7,17 @@ import pandas as pd
 import pytest
 
 from gemrec.data.store import Dataset
-from gemrec.serve import demo_session, format_replay, replay_session
+from gemrec.errors import GemrecError
+from gemrec.models.popularity import Popularity
+from gemrec.serve import (
+    Event,
+    ServeSettings,
+    demo_session,
+    format_replay,
+    open_store,
+    replay_session,
+)
+from gemrec.serve._engine import Engine
 
 K = 5
 
@@ -417,3 +427,27 @@ def test_demo_session_replays_a_real_users_test_items(svd_dir, shop):
     assert int(posted[0][1:]) in set(e[e.split == "test"].item)  # held-out item first
     assert not set(posted) & {r["item_id"] for r in steps[-1][1]["items"]}
     assert len(text.splitlines()) == 4
+
+
+def test_models_without_fold_in_use_item_to_item_for_new_users(pop_dir, shop, tmp_path):
+    class NoFoldIn(Popularity):
+        def score_new(self, user_items):
+            raise GemrecError("no fold-in")
+
+    model = NoFoldIn.load(pop_dir)
+    engine = Engine(
+        ServeSettings(model_dir=pop_dir, dataset_dir=shop), model, Dataset.open(shop), pop_dir
+    )
+    store = open_store(f"sqlite:///{tmp_path / 'ev.sqlite3'}")
+    store.append(
+        [
+            Event("walkin", "i41", "view", 1.0, None, "a"),
+            Event("walkin", "i42", "buy", 2.0, None, "b"),
+        ]
+    )
+    recs = engine.recommend("walkin", 5, engine.online_events(store, "walkin"))
+    ids = [r.item_id for r in recs.items]
+    assert recs.strategy == "fold_in" and len(ids) == 5
+    # co-occurrence neighbours of cat2 items are cat2 items (block structure), seen ones excluded
+    assert all(cat_of(i) == "cat2" for i in ids) and not {"i41", "i42"} & set(ids)
+    store.close()

@@ -508,11 +508,26 @@ class Engine:
             row = row + self.seen[user]
         try:
             scores = np.asarray(self.model.score_new(sp.csr_matrix(row)), np.float32)
-        except GemrecError:
-            if not known:
+        except GemrecError:  # the model has no fold-in
+            if known:
+                scores = self.model.score(np.array([user]))
+            elif len(items):
+                return self._item_to_item(items, w)
+            else:
                 return None
-            scores = self.model.score(np.array([user]))
         return np.asarray(scores[0], dtype=np.float32)
+
+    def _item_to_item(self, items: np.ndarray, weights: np.ndarray, width: int = 200) -> np.ndarray:
+        """Fold-in for models without ``score_new``: ``s = sum_e w_e sim(i_e, .)`` over each event
+        item's ``width`` most similar items (the model's own ``similar_items``)."""
+        k = min(width, self.n_model_items - 1)
+        scores = np.zeros(self.n_model_items, np.float32)
+        if k < 1:
+            return scores
+        ids, sims = self.model.similar_items(items, k=k)
+        ok = ids >= 0
+        np.add.at(scores, ids[ok], (weights[:, None] * np.maximum(sims, 0))[ok])
+        return scores
 
     def _trend_scores(self, n: int) -> np.ndarray:
         t = np.zeros(n, np.float32)
