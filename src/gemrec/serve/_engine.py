@@ -323,18 +323,32 @@ class Engine:
     def _side_info_embeddings(self, items: list[int]) -> np.ndarray:
         """Embeddings of new items from their side information.
 
-        A model may provide ``side_info_embeddings(list_of_attr_dicts) -> (n, d)`` (EGES-style);
-        else the mean embedding of model items sharing category and brand, then category, then
-        brand, then title words, then all items.
+        A model may provide ``embed_new_items(list_of_attr_dicts) -> (n, d)`` (EGES-style side
+        information embeddings, as :class:`~gemrec.models.item2vec.Item2Vec` does); rows it
+        cannot embed (zero vectors, or a model fitted without side information) fall back to the
+        mean embedding of model items sharing category and brand, then category, then brand, then
+        title words, then all items.
         """
         assert self.index is not None
-        hook = getattr(self.model, "side_info_embeddings", None)
         cat = self.catalogue
+        out = np.zeros((len(items), self.index.dim), np.float32)
+        hook = getattr(self.model, "embed_new_items", None)
         if callable(hook):
-            out = np.asarray(
-                hook([{"item_id": cat.item_ids[i], **cat.attrs.get(i, {})} for i in items])
-            )
-            return out.astype(np.float32).reshape(len(items), self.index.dim)
+            records = [{"item_id": cat.item_ids[i], **cat.attrs.get(i, {})} for i in items]
+            try:
+                out = np.asarray(hook(records), dtype=np.float32).reshape(len(items), -1)
+            except GemrecError:
+                pass
+            if out.shape[1] != self.index.dim:
+                out = np.zeros((len(items), self.index.dim), np.float32)
+        todo = [j for j in range(len(items)) if not np.any(out[j])]
+        if todo:
+            out[todo] = self._attribute_embeddings([items[j] for j in todo])
+        return out
+
+    def _attribute_embeddings(self, items: list[int]) -> np.ndarray:
+        assert self.index is not None
+        cat = self.catalogue
         base = self.index.vectors[: self.n_model_items]
         mc, mb = cat.category[: self.n_model_items], cat.brand[: self.n_model_items]
         rows = []
