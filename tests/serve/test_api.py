@@ -105,6 +105,12 @@ def test_non_embedding_model_uses_its_own_scores(make_client, pop_dir, shop):
         ]
     ]
     assert [r["item_id"] for r in body["items"]] == expected
+    # reasons from co-occurrence: u0 (block 0) shares users with cat0 items only
+    for r in body["items"]:
+        if cat_of(r["item_id"]) == "cat0":
+            assert r["reason"].startswith("because you interacted with i")
+        else:
+            assert r["reason"] is None
     post(c, [{"user_id": "u0", "item_id": expected[0], "event_type": "view"}])
     assert expected[0] not in [r["item_id"] for r in recs(c, "u0", k=10)["items"]]
 

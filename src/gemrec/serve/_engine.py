@@ -586,24 +586,39 @@ class Engine:
     def _reasons(
         self, ids: np.ndarray, offline: np.ndarray, events: Sequence[Event]
     ) -> list[str | None]:
-        """ "because you <event> X": the user's item most similar to each recommended one."""
-        if self.index is None or not len(ids):
-            return [None] * len(ids)
+        """ "because you <event> X": the user's item most similar to each recommended one.
+
+        Similarity: embedding cosine for embedding models, co-occurrence (users in common) for the
+        others; None where the user's recent items share nothing with the recommended one.
+        """
+        if not len(ids):
+            return []
         cat = self.catalogue
         recent = [(cat.index[e.item_id], e.event_type) for e in events[-20:]]
-        recent += (
-            [(int(i), "interacted with") for i in offline[-max(0, 20 - len(recent)) :]]
-            if len(recent) < 20
-            else []
-        )
+        if len(recent) < 20:
+            recent += [(int(i), "interacted with") for i in offline[-(20 - len(recent)) :]]
         if not recent:
             return [None] * len(ids)
-        v = self.index.vectors
         src = np.array([i for i, _ in recent])
-        a = v[ids] / (np.linalg.norm(v[ids], axis=1, keepdims=True) + 1e-12)
-        b = v[src] / (np.linalg.norm(v[src], axis=1, keepdims=True) + 1e-12)
-        best = np.argmax(a @ b.T, axis=1)
-        return [f"because you {_verb(recent[j][1])} {cat.item_ids[recent[j][0]]}" for j in best]
+        if self.index is not None:
+            v = self.index.vectors
+            a = v[ids] / (np.linalg.norm(v[ids], axis=1, keepdims=True) + 1e-12)
+            b = v[src] / (np.linalg.norm(v[src], axis=1, keepdims=True) + 1e-12)
+            sims = a @ b.T
+        else:
+            m = self.n_model_items
+            sims = np.zeros((len(ids), len(src)), np.float32)
+            ok_r, ok_s = np.flatnonzero(ids < m), np.flatnonzero(src < m)
+            if len(ok_r) and len(ok_s):
+                co = self.item_users[ids[ok_r]] @ self.item_users[src[ok_s]].T
+                sims[np.ix_(ok_r, ok_s)] = np.asarray(co.todense(), dtype=np.float32)
+        best = np.argmax(sims, axis=1)
+        return [
+            f"because you {_verb(recent[j][1])} {cat.item_ids[recent[j][0]]}"
+            if sims[r, j] > 0
+            else None
+            for r, j in enumerate(best)
+        ]
 
     def _as_list(
         self,
