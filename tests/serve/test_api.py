@@ -457,3 +457,29 @@ def test_models_without_fold_in_use_item_to_item_for_new_users(pop_dir, shop, tm
     # co-occurrence neighbours of cat2 items are cat2 items (block structure), seen ones excluded
     assert all(cat_of(i) == "cat2" for i in ids) and not {"i41", "i42"} & set(ids)
     store.close()
+
+
+def test_state_is_swapped_through_dependency_overrides(make_client, svd_dir, shop, tmp_path):
+    from dataclasses import replace
+
+    from gemrec.serve import get_state
+
+    c = make_client(svd_dir)
+    real = c.app.state.service
+    other = open_store(f"sqlite:///{tmp_path / 'other.sqlite3'}")
+    other.append(
+        [Event("u0", "i41", "buy", 1.0, None, "o1"), Event("u0", "i42", "buy", 2.0, None, "o2")]
+    )
+
+    async def fake_state():
+        return replace(real, store=other)
+
+    c.app.dependency_overrides[get_state] = fake_state
+    try:
+        moved = [r["item_id"] for r in recs(c, "u0", k=10)["items"]]
+        assert not {"i41", "i42"} & set(moved)
+        assert sum(cat_of(i) == "cat2" for i in moved) >= 5
+    finally:
+        c.app.dependency_overrides.clear()
+        other.close()
+    assert all(cat_of(r["item_id"]) == "cat0" for r in recs(c, "u0")["items"])

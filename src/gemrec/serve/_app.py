@@ -1,8 +1,8 @@
 """The FastAPI application: ``create_app(settings)``.
 
 Artifacts (model, catalogue, store) are loaded in the lifespan into a :class:`ServiceState`; route
-handlers reach them through the dependencies :func:`get_state`, :func:`get_engine` and
-:func:`get_store`, which tests may override (``app.dependency_overrides``).
+handlers reach them through the dependency :func:`get_state`, which tests may override
+(``app.dependency_overrides[get_state] = ...``).
 """
 
 from __future__ import annotations
@@ -386,9 +386,13 @@ def create_app(settings: ServeSettings) -> FastAPI:
         exclude_seen = _bool_param(q, "exclude_seen", True)
         reasons = _bool_param(q, "reasons", True)
         category = q.get("category")
-        state = request.app.dependency_overrides.get(get_state, get_state)(request)
-        if inspect.isawaitable(state):
-            state = await state
+        provider = request.app.dependency_overrides.get(get_state)
+        if provider is None:
+            state = request.app.state.service
+        else:  # honour an override as FastAPI would (it may take the request or nothing)
+            state = provider(request) if inspect.signature(provider).parameters else provider()
+            if inspect.isawaitable(state):
+                state = await state
         engine, store = state.engine, state.store
         check_k(k)
         known = category is None or category in engine.catalogue.category_codes
