@@ -379,6 +379,7 @@ def test_health_metrics_and_reload(make_client, svd_dir, pop_dir):
         'gemrec_request_seconds_count{method="GET",route="/v1/users/{user_id}/recommendations"} 1.0'
         in text
     )
+    assert 'gemrec_recommendations_total{strategy="personalized"} 1.0' in text
     r = c.post("/v1/admin/reload", json={"model_dir": str(pop_dir)})
     assert r.status_code == 200 and r.json()["model"] == "pop"
     assert c.get("/healthz").json()["model"] == "pop"

@@ -401,6 +401,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         recs = engine.recommend(
             user_id, k, events, exclude_seen=exclude_seen, category=category, with_reasons=reasons
         )
+        state.metrics.strategies.labels(recs.strategy).inc()
         body = {
             "user_id": recs.user_id,
             "items": [
