@@ -182,7 +182,8 @@ class Engine:
             with np.load(ids_file, allow_pickle=False) as z:
                 users, items = [str(u) for u in z["user_ids"]], [str(i) for i in z["item_ids"]]
         else:
-            users, items = list(self.dataset.user_ids), list(self.dataset.item_ids)
+            users = [str(u) for u in self.dataset.user_ids]
+            items = [str(i) for i in self.dataset.item_ids]
         if len(users) != self.model.n_users or len(items) != self.model.n_items:
             raise DataError(
                 f"the model has {self.model.n_users} users x {self.model.n_items} items but the "
@@ -248,13 +249,24 @@ class Engine:
         return np.asarray(m.sum(axis=0), dtype=np.float32).ravel()
 
     def _user_attribute_groups(self, dataset: Dataset) -> np.ndarray | None:
-        """Group code per user from categorical user metadata (None when there is none)."""
+        """Group code per user from user metadata (None when there is none).
+
+        Users with equal values in every metadata column share a group; numeric columns with more
+        than 10 distinct values (age, ...) are cut into 5 quantile bins first.
+        """
         users = dataset.users
         cols = [c for c in users.columns if c not in ("user", "user_id")]
         if not cols or len(users) > len(self.user_ids):
             return None
-        key = users[cols].astype("string").fillna("").agg("|".join, axis=1)
-        codes, _ = pd.factorize(key)
+        if "user" in users:
+            users = users.sort_values("user")
+        parts = {}
+        for c in cols:
+            col = users[c]
+            if pd.api.types.is_numeric_dtype(col) and col.nunique() > 10:
+                col = pd.qcut(col, 5, labels=False, duplicates="drop")
+            parts[c] = pd.factorize(col, use_na_sentinel=False)[0]
+        codes = pd.DataFrame(parts).groupby(cols, sort=False).ngroup()
         return np.asarray(codes, dtype=np.int64)
 
     # ------------------------------------------------------------------ items
