@@ -7,7 +7,17 @@ import pandas as pd
 import pytest
 
 from gemrec.data.store import Dataset
-from gemrec.serve import format_replay, replay_session
+from gemrec.errors import GemrecError
+from gemrec.models.popularity import Popularity
+from gemrec.serve import (
+    Event,
+    ServeSettings,
+    demo_session,
+    format_replay,
+    open_store,
+    replay_session,
+)
+from gemrec.serve._engine import Engine
 
 K = 5
 
@@ -95,6 +105,12 @@ def test_non_embedding_model_uses_its_own_scores(make_client, pop_dir, shop):
         ]
     ]
     assert [r["item_id"] for r in body["items"]] == expected
+    # reasons from co-occurrence: u0 (block 0) shares users with cat0 items only
+    for r in body["items"]:
+        if cat_of(r["item_id"]) == "cat0":
+            assert r["reason"].startswith("because you interacted with i")
+        else:
+            assert r["reason"] is None
     post(c, [{"user_id": "u0", "item_id": expected[0], "event_type": "view"}])
     assert expected[0] not in [r["item_id"] for r in recs(c, "u0", k=10)["items"]]
 
@@ -160,7 +176,9 @@ def test_unavailable_and_deleted_items_leave_every_result(make_client, svd_dir):
     assert c.get(f"/v1/items/{top[1]}/similar").status_code == 404
     assert c.delete("/v1/items/nope").status_code == 404
     c.post("/v1/items", json={"items": [{"item_id": top[0], "available": True}]})
-    assert top[0] in [r["item_id"] for r in recs(c, "u0", k=20)["items"]]
+    c.post("/v1/items", json={"items": [{"item_id": top[1], "category": "cat0"}]})  # re-added
+    again = [r["item_id"] for r in recs(c, "u0", k=20)["items"]]
+    assert top[0] in again and top[1] in again
 
 
 def test_new_item_gets_side_info_embedding(make_client, svd_dir):
@@ -361,6 +379,7 @@ def test_health_metrics_and_reload(make_client, svd_dir, pop_dir):
         'gemrec_request_seconds_count{method="GET",route="/v1/users/{user_id}/recommendations"} 1.0'
         in text
     )
+    assert 'gemrec_recommendations_total{strategy="personalized"} 1.0' in text
     r = c.post("/v1/admin/reload", json={"model_dir": str(pop_dir)})
     assert r.status_code == 200 and r.json()["model"] == "pop"
     assert c.get("/healthz").json()["model"] == "pop"
@@ -402,3 +421,66 @@ def test_replay_session_shows_the_list_changing(make_client, svd_dir):
     text = format_replay(steps)
     assert text.splitlines()[0].startswith("before the session [trending]")
     assert "after buy i22 [fold_in]" in text
+
+
+def test_demo_session_replays_a_real_users_test_items(svd_dir, shop):
+    steps, text = demo_session(svd_dir, shop, n_events=3, k=4)
+    assert len(steps) == 4 and steps[0][1]["strategy"] == "trending"
+    assert all(body["strategy"] == "fold_in" for _, body in steps[1:])
+    posted = [event["item_id"] for event, _ in steps[1:]]
+    e = Dataset.open(shop).edges
+    owners = [set(e[e.item == int(i[1:])].user) for i in posted]
+    assert set.intersection(*owners)  # one real user's items
+    assert int(posted[0][1:]) in set(e[e.split == "test"].item)  # held-out item first
+    assert not set(posted) & {r["item_id"] for r in steps[-1][1]["items"]}
+    assert len(text.splitlines()) == 4
+
+
+def test_models_without_fold_in_use_item_to_item_for_new_users(pop_dir, shop, tmp_path):
+    class NoFoldIn(Popularity):
+        def score_new(self, user_items):
+            raise GemrecError("no fold-in")
+
+    model = NoFoldIn.load(pop_dir)
+    engine = Engine(
+        ServeSettings(model_dir=pop_dir, dataset_dir=shop), model, Dataset.open(shop), pop_dir
+    )
+    store = open_store(f"sqlite:///{tmp_path / 'ev.sqlite3'}")
+    store.append(
+        [
+            Event("walkin", "i41", "view", 1.0, None, "a"),
+            Event("walkin", "i42", "buy", 2.0, None, "b"),
+        ]
+    )
+    recs = engine.recommend("walkin", 5, engine.online_events(store, "walkin"))
+    ids = [r.item_id for r in recs.items]
+    assert recs.strategy == "fold_in" and len(ids) == 5
+    # co-occurrence neighbours of cat2 items are cat2 items (block structure), seen ones excluded
+    assert all(cat_of(i) == "cat2" for i in ids) and not {"i41", "i42"} & set(ids)
+    store.close()
+
+
+def test_state_is_swapped_through_dependency_overrides(make_client, svd_dir, shop, tmp_path):
+    from dataclasses import replace
+
+    from gemrec.serve import get_state
+
+    c = make_client(svd_dir)
+    real = c.app.state.service
+    other = open_store(f"sqlite:///{tmp_path / 'other.sqlite3'}")
+    other.append(
+        [Event("u0", "i41", "buy", 1.0, None, "o1"), Event("u0", "i42", "buy", 2.0, None, "o2")]
+    )
+
+    async def fake_state():
+        return replace(real, store=other)
+
+    c.app.dependency_overrides[get_state] = fake_state
+    try:
+        moved = [r["item_id"] for r in recs(c, "u0", k=10)["items"]]
+        assert not {"i41", "i42"} & set(moved)
+        assert sum(cat_of(i) == "cat2" for i in moved) >= 5
+    finally:
+        c.app.dependency_overrides.clear()
+        other.close()
+    assert all(cat_of(r["item_id"]) == "cat0" for r in recs(c, "u0")["items"])

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from gemrec.serve._app import ServiceState, create_app, get_state
     from gemrec.serve._engine import Engine
-    from gemrec.serve._replay import format_replay, replay_session
+    from gemrec.serve._replay import demo_session, format_replay, replay_session
     from gemrec.serve._settings import ServeSettings
     from gemrec.serve._store import Event, EventStore, RedisStore, SQLiteStore, open_store
 
@@ -27,6 +27,7 @@ _EXPORTS = {
     "ServeSettings": "_settings",
     "ServiceState": "_app",
     "create_app": "_app",
+    "demo_session": "_replay",
     "format_replay": "_replay",
     "get_state": "_app",
     "open_store": "_store",
@@ -41,6 +42,7 @@ __all__ = [
     "ServeSettings",
     "ServiceState",
     "create_app",
+    "demo_session",
     "format_replay",
     "get_state",
     "open_store",

@@ -1,14 +1,15 @@
 """The FastAPI application: ``create_app(settings)``.
 
 Artifacts (model, catalogue, store) are loaded in the lifespan into a :class:`ServiceState`; route
-handlers reach them through the dependencies :func:`get_state`, :func:`get_engine` and
-:func:`get_store`, which tests may override (``app.dependency_overrides``).
+handlers reach them through the dependency :func:`get_state`, which tests may override
+(``app.dependency_overrides[get_state] = ...``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hmac
 import inspect
 import json
@@ -239,6 +240,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
             metrics.set_model(engine.model.name, engine.version)
             metrics.items.set(engine.catalogue.n)
             app.state.service = state
+            # the loaded artifacts live as long as the worker: keep them out of the cyclic GC's
+            # scans, whose full collections would otherwise add pauses to request tails
+            gc.freeze()
             poller = asyncio.create_task(_poll_reloads(state))
             try:
                 yield
@@ -382,16 +386,22 @@ def create_app(settings: ServeSettings) -> FastAPI:
         exclude_seen = _bool_param(q, "exclude_seen", True)
         reasons = _bool_param(q, "reasons", True)
         category = q.get("category")
-        state = request.app.dependency_overrides.get(get_state, get_state)(request)
-        if inspect.isawaitable(state):
-            state = await state
+        provider = request.app.dependency_overrides.get(get_state)
+        if provider is None:
+            state = request.app.state.service
+        else:  # honour an override as FastAPI would (it may take the request or nothing)
+            state = provider(request) if inspect.signature(provider).parameters else provider()
+            if inspect.isawaitable(state):
+                state = await state
         engine, store = state.engine, state.store
         check_k(k)
-        engine.sync_items(store, max_age=_READ_SYNC_S)
+        known = category is None or category in engine.catalogue.category_codes
+        engine.sync_items(store, max_age=_READ_SYNC_S if known else 0)
         events = engine.online_events(store, user_id)
         recs = engine.recommend(
             user_id, k, events, exclude_seen=exclude_seen, category=category, with_reasons=reasons
         )
+        state.metrics.strategies.labels(recs.strategy).inc()
         body = {
             "user_id": recs.user_id,
             "items": [
@@ -410,7 +420,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
     ) -> dict[str, Any]:
         engine, store = state.engine, state.store
         check_k(k)
-        engine.sync_items(store, max_age=_READ_SYNC_S)
+        # an id this worker does not know yet may have been added through another one: look now
+        engine.sync_items(store, max_age=_READ_SYNC_S if item_id in engine.catalogue.index else 0)
         items = engine.similar(item_id, k)
         return {
             "item_id": item_id,
@@ -451,8 +462,10 @@ def create_app(settings: ServeSettings) -> FastAPI:
         """Add or update items with side information; a new item gets an embedding from it."""
         engine, store = state.engine, state.store
         check_batch(len(batch.items), "items")
+        # posting an item (again) makes it live, undoing a DELETE; available=false still hides it
         rows = [
-            (i.item_id, i.model_dump(exclude_unset=True, exclude={"item_id"})) for i in batch.items
+            (i.item_id, {**i.model_dump(exclude_unset=True, exclude={"item_id"}), "deleted": False})
+            for i in batch.items
         ]
         await run_in_threadpool(engine.sync_items, store)
         n_new = len({item_id for item_id, _ in rows if item_id not in engine.catalogue.index})
@@ -467,7 +480,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         engine, store = state.engine, state.store
         engine.sync_items(store)
         engine.item(item_id)
-        await run_in_threadpool(store.put_items, [(item_id, {"available": False, "deleted": True})])
+        await run_in_threadpool(store.put_items, [(item_id, {"deleted": True})])
         await run_in_threadpool(engine.sync_items, store)
         return {"item_id": item_id, "deleted": True}
 
@@ -518,6 +531,7 @@ async def _swap(state: ServiceState, model_dir: Path) -> None:
     await run_in_threadpool(engine.sync_items, state.store)
     await run_in_threadpool(_warm_trending, engine, state.store)
     state.engine = engine  # one reference assignment: in-flight requests keep the old engine
+    gc.freeze()
     state.metrics.set_model(engine.model.name, engine.version)
     state.metrics.reloads.inc()
 

@@ -66,6 +66,7 @@ class _Catalogue:
     brand: np.ndarray  # int32 codes, -1 unknown
     banned: np.ndarray  # bool: unavailable, deleted or blocklisted
     deleted: np.ndarray  # bool
+    unavailable: np.ndarray  # bool
     attrs: dict[int, dict[str, Any]]  # side information of items touched online (and titles)
     category_names: list[str] = field(default_factory=list)
     category_codes: dict[str, int] = field(default_factory=dict)
@@ -181,7 +182,8 @@ class Engine:
             with np.load(ids_file, allow_pickle=False) as z:
                 users, items = [str(u) for u in z["user_ids"]], [str(i) for i in z["item_ids"]]
         else:
-            users, items = list(self.dataset.user_ids), list(self.dataset.item_ids)
+            users = [str(u) for u in self.dataset.user_ids]
+            items = [str(i) for i in self.dataset.item_ids]
         if len(users) != self.model.n_users or len(items) != self.model.n_items:
             raise DataError(
                 f"the model has {self.model.n_users} users x {self.model.n_items} items but the "
@@ -200,6 +202,7 @@ class Engine:
             brand=np.full(n, -1, np.int32),
             banned=np.zeros(n, bool),
             deleted=np.zeros(n, bool),
+            unavailable=np.zeros(n, bool),
             attrs={},
         )
         table = self.dataset.items
@@ -217,6 +220,7 @@ class Engine:
                 cat.brand[rows[ok]] = codes[ok]
             if "available" in table:
                 avail = table["available"].fillna(True).astype(bool).to_numpy()
+                cat.unavailable[rows[ok & ~avail]] = True
                 cat.banned[rows[ok & ~avail]] = True
             cat.titles = [""] * n
             if "title" in table:
@@ -245,13 +249,24 @@ class Engine:
         return np.asarray(m.sum(axis=0), dtype=np.float32).ravel()
 
     def _user_attribute_groups(self, dataset: Dataset) -> np.ndarray | None:
-        """Group code per user from categorical user metadata (None when there is none)."""
+        """Group code per user from user metadata (None when there is none).
+
+        Users with equal values in every metadata column share a group; numeric columns with more
+        than 10 distinct values (age, ...) are cut into 5 quantile bins first.
+        """
         users = dataset.users
         cols = [c for c in users.columns if c not in ("user", "user_id")]
         if not cols or len(users) > len(self.user_ids):
             return None
-        key = users[cols].astype("string").fillna("").agg("|".join, axis=1)
-        codes, _ = pd.factorize(key)
+        if "user" in users:
+            users = users.sort_values("user")
+        parts = {}
+        for c in cols:
+            col = users[c]
+            if pd.api.types.is_numeric_dtype(col) and col.nunique() > 10:
+                col = pd.qcut(col, 5, labels=False, duplicates="drop")
+            parts[c] = pd.factorize(col, use_na_sentinel=False)[0]
+        codes = pd.DataFrame(parts).groupby(cols, sort=False).ngroup()
         return np.asarray(codes, dtype=np.int64)
 
     # ------------------------------------------------------------------ items
@@ -293,8 +308,10 @@ class Engine:
         deleted = bool(attrs.get("deleted", cat.deleted[item]))
         cat.deleted[item] = deleted
         available = attrs.get("available")
-        unavailable = cat.banned[item] if available is None else not bool(available)
-        cat.banned[item] = deleted or unavailable or cat.item_ids[item] in self.settings.blocklist
+        if available is not None:
+            cat.unavailable[item] = not bool(available)
+        blocked = cat.item_ids[item] in self.settings.blocklist
+        cat.banned[item] = deleted or bool(cat.unavailable[item]) or blocked
 
     def _add_items(self, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
         cat = self.catalogue
@@ -303,6 +320,7 @@ class Engine:
         cat.brand = _grow(cat.brand, n, -1)
         cat.banned = _grow(cat.banned, n, False)
         cat.deleted = _grow(cat.deleted, n, False)
+        cat.unavailable = _grow(cat.unavailable, n, False)
         self.online_counts = _grow(self.online_counts, n, 0.0)
         self.trending_base = _grow(self.trending_base, n, 0.0)
         for k, (item_id, attrs) in enumerate(items):
@@ -317,18 +335,32 @@ class Engine:
     def _side_info_embeddings(self, items: list[int]) -> np.ndarray:
         """Embeddings of new items from their side information.
 
-        A model may provide ``side_info_embeddings(list_of_attr_dicts) -> (n, d)`` (EGES-style);
-        else the mean embedding of model items sharing category and brand, then category, then
-        brand, then title words, then all items.
+        A model may provide ``embed_new_items(list_of_attr_dicts) -> (n, d)`` (EGES-style side
+        information embeddings, as :class:`~gemrec.models.item2vec.Item2Vec` does); rows it
+        cannot embed (zero vectors, or a model fitted without side information) fall back to the
+        mean embedding of model items sharing category and brand, then category, then brand, then
+        title words, then all items.
         """
         assert self.index is not None
-        hook = getattr(self.model, "side_info_embeddings", None)
         cat = self.catalogue
+        out = np.zeros((len(items), self.index.dim), np.float32)
+        hook = getattr(self.model, "embed_new_items", None)
         if callable(hook):
-            out = np.asarray(
-                hook([{"item_id": cat.item_ids[i], **cat.attrs.get(i, {})} for i in items])
-            )
-            return out.astype(np.float32).reshape(len(items), self.index.dim)
+            records = [{"item_id": cat.item_ids[i], **cat.attrs.get(i, {})} for i in items]
+            try:
+                out = np.asarray(hook(records), dtype=np.float32).reshape(len(items), -1)
+            except GemrecError:
+                pass
+            if out.shape[1] != self.index.dim:
+                out = np.zeros((len(items), self.index.dim), np.float32)
+        todo = [j for j in range(len(items)) if not np.any(out[j])]
+        if todo:
+            out[todo] = self._attribute_embeddings([items[j] for j in todo])
+        return out
+
+    def _attribute_embeddings(self, items: list[int]) -> np.ndarray:
+        assert self.index is not None
+        cat = self.catalogue
         base = self.index.vectors[: self.n_model_items]
         mc, mb = cat.category[: self.n_model_items], cat.brand[: self.n_model_items]
         rows = []
@@ -502,11 +534,26 @@ class Engine:
             row = row + self.seen[user]
         try:
             scores = np.asarray(self.model.score_new(sp.csr_matrix(row)), np.float32)
-        except GemrecError:
-            if not known:
+        except GemrecError:  # the model has no fold-in
+            if known:
+                scores = self.model.score(np.array([user]))
+            elif len(items):
+                return self._item_to_item(items, w)
+            else:
                 return None
-            scores = self.model.score(np.array([user]))
         return np.asarray(scores[0], dtype=np.float32)
+
+    def _item_to_item(self, items: np.ndarray, weights: np.ndarray, width: int = 200) -> np.ndarray:
+        """Fold-in for models without ``score_new``: ``s = sum_e w_e sim(i_e, .)`` over each event
+        item's ``width`` most similar items (the model's own ``similar_items``)."""
+        k = min(width, self.n_model_items - 1)
+        scores = np.zeros(self.n_model_items, np.float32)
+        if k < 1:
+            return scores
+        ids, sims = self.model.similar_items(items, k=k)
+        ok = ids >= 0
+        np.add.at(scores, ids[ok], (weights[:, None] * np.maximum(sims, 0))[ok])
+        return scores
 
     def _trend_scores(self, n: int) -> np.ndarray:
         t = np.zeros(n, np.float32)
@@ -551,24 +598,39 @@ class Engine:
     def _reasons(
         self, ids: np.ndarray, offline: np.ndarray, events: Sequence[Event]
     ) -> list[str | None]:
-        """ "because you <event> X": the user's item most similar to each recommended one."""
-        if self.index is None or not len(ids):
-            return [None] * len(ids)
+        """ "because you <event> X": the user's item most similar to each recommended one.
+
+        Similarity: embedding cosine for embedding models, co-occurrence (users in common) for the
+        others; None where the user's recent items share nothing with the recommended one.
+        """
+        if not len(ids):
+            return []
         cat = self.catalogue
         recent = [(cat.index[e.item_id], e.event_type) for e in events[-20:]]
-        recent += (
-            [(int(i), "interacted with") for i in offline[-max(0, 20 - len(recent)) :]]
-            if len(recent) < 20
-            else []
-        )
+        if len(recent) < 20:
+            recent += [(int(i), "interacted with") for i in offline[-(20 - len(recent)) :]]
         if not recent:
             return [None] * len(ids)
-        v = self.index.vectors
         src = np.array([i for i, _ in recent])
-        a = v[ids] / (np.linalg.norm(v[ids], axis=1, keepdims=True) + 1e-12)
-        b = v[src] / (np.linalg.norm(v[src], axis=1, keepdims=True) + 1e-12)
-        best = np.argmax(a @ b.T, axis=1)
-        return [f"because you {_verb(recent[j][1])} {cat.item_ids[recent[j][0]]}" for j in best]
+        if self.index is not None:
+            v = self.index.vectors
+            a = v[ids] / (np.linalg.norm(v[ids], axis=1, keepdims=True) + 1e-12)
+            b = v[src] / (np.linalg.norm(v[src], axis=1, keepdims=True) + 1e-12)
+            sims = a @ b.T
+        else:
+            m = self.n_model_items
+            sims = np.zeros((len(ids), len(src)), np.float32)
+            ok_r, ok_s = np.flatnonzero(ids < m), np.flatnonzero(src < m)
+            if len(ok_r) and len(ok_s):
+                co = self.item_users[ids[ok_r]] @ self.item_users[src[ok_s]].T
+                sims[np.ix_(ok_r, ok_s)] = np.asarray(co.todense(), dtype=np.float32)
+        best = np.argmax(sims, axis=1)
+        return [
+            f"because you {_verb(recent[j][1])} {cat.item_ids[recent[j][0]]}"
+            if sims[r, j] > 0
+            else None
+            for r, j in enumerate(best)
+        ]
 
     def _as_list(
         self,

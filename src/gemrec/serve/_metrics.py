@@ -43,6 +43,12 @@ class Metrics:
             registry=self.registry,
         )
         self.reloads = Counter("gemrec_model_reloads", "Model reloads", registry=self.registry)
+        self.strategies = Counter(
+            "gemrec_recommendations",
+            "Lists served by strategy (personalized, fold_in or a cold-start path)",
+            ["strategy"],
+            registry=self.registry,
+        )
 
     def set_model(self, name: str, version: str) -> None:
         self.model.clear()

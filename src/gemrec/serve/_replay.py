@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-__all__ = ["format_replay", "replay_session"]
+__all__ = ["demo_session", "format_replay", "replay_session"]
+
+_SESSION_TYPES = ("view", "view", "cart", "buy", "view", "buy")
 
 Step = tuple[dict[str, Any] | None, dict[str, Any]]
 
@@ -84,3 +88,53 @@ def format_replay(steps: Sequence[Step], width: int = 6) -> str:
             )
         previous = ids
     return "\n".join(lines)
+
+
+def demo_session(
+    model_dir: str | Path,
+    dataset_dir: str | Path,
+    *,
+    user_id: str = "demo-shopper",
+    n_events: int = 4,
+    k: int = 5,
+    store: str | None = None,
+) -> tuple[list[Step], str]:
+    """Replay a short, realistic shopping session against the in-process service.
+
+    The session's items are the held-out (test) items of the dataset user with the most of them
+    (then that user's other items), posted as ``view, view, cart, buy, ...`` by a *new* user
+    ``user_id``: the list starts from a cold-start strategy and becomes personalised by fold-in
+    after the first event.
+
+    Returns
+    -------
+    steps : list of (event or None, recommendations response)
+    text : str
+        :func:`format_replay` of the steps, for printing.
+    """
+    from gemrec.data.store import Dataset
+    from gemrec.serve._app import create_app
+    from gemrec.serve._settings import ServeSettings
+
+    ds = Dataset.open(dataset_dir)
+    edges = ds.edges
+    test = edges[edges["split"] == "test"]
+    counts = (test if len(test) else edges).groupby("user").size()
+    user = int(counts.idxmax())
+    # that user's held-out items first, then their other items: a coherent real session
+    mine = edges[edges["user"] == user].assign(held_out=lambda e: e["split"] == "test")
+    items = mine.sort_values(["held_out", "item"], ascending=[False, True])["item"].to_numpy()
+    items = items[:n_events]
+    item_ids = ds.item_ids
+    events = [
+        {"item_id": str(item_ids[i]), "event_type": _SESSION_TYPES[n % len(_SESSION_TYPES)]}
+        for n, i in enumerate(items)
+    ]
+    with tempfile.TemporaryDirectory(prefix="gemrec-demo-") as tmp:
+        settings = ServeSettings(
+            model_dir=Path(model_dir),
+            dataset_dir=Path(dataset_dir),
+            store=store or f"sqlite:///{Path(tmp) / 'events.sqlite3'}",
+        )
+        steps = replay_session(create_app(settings), user_id, events, k=k)
+    return steps, format_replay(steps)

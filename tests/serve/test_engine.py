@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from gemrec.data.store import Dataset, write_dataset
+from gemrec.serve import ServeSettings
+from gemrec.serve._engine import Engine
+from gemrec.serve.svd import TruncatedSVD, load_model
+
+
+def test_similar_users_bin_numeric_metadata(tmp_path):
+    """Users 0-9 touch items 0-5, 10-19 items 4-9, ...; a new user aged 22 (female) without
+    interactions is grouped with the young women (ages 20-29 bin) and gets their items."""
+    n_users, n_items = 50, 20
+    ages = np.arange(20, 70, dtype=float)
+    ages[3] = np.nan  # missing values form their own group
+    users = pd.DataFrame(
+        {
+            "user": np.arange(n_users + 1, dtype=np.int32),
+            "user_id": [f"u{i}" for i in range(n_users + 1)],
+            "age": np.r_[ages, 22.0],
+            "gender": ["F", "M"] * 25 + ["F"],
+        }
+    )
+    items = pd.DataFrame(
+        {"item": np.arange(n_items, dtype=np.int32), "item_id": [f"i{i}" for i in range(n_items)]}
+    )
+    pairs = [(u, (u // 10) * 4 + j) for u in range(n_users) for j in range(3)]
+    edges = pd.DataFrame(
+        {
+            "user": np.int32([p[0] for p in pairs]),
+            "item": np.int32([p[1] for p in pairs]),
+            "weight": np.float32(1.0),
+            "split": "train",
+        }
+    )
+    ds = Dataset.open(
+        write_dataset(tmp_path / "ds", users=users, items=items, edges=edges, manifest={})
+    )
+    model_dir = TruncatedSVD(factors=4).fit(ds.interactions("train")).save(tmp_path / "m")
+    engine = Engine(
+        ServeSettings(model_dir=model_dir, dataset_dir=ds.path),
+        load_model(model_dir),
+        ds,
+        model_dir,
+    )
+    groups = engine._attr_groups
+    assert (
+        groups[50] == groups[0] == groups[2]
+        and groups[50] != groups[1]
+        and groups[50] != groups[10]
+    )
+    recs = engine.recommend("u50", 3, [])
+    assert recs.strategy == "similar_users"
+    assert {r.item_id for r in recs.items} <= {"i0", "i1", "i2", "i3", "i4", "i5"}

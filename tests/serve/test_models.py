@@ -1,0 +1,45 @@
+"""Every model of the build served through one API (skipped for models not in this checkout)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gemrec.data.store import Dataset
+from gemrec.errors import ParameterError
+from gemrec.models import get_model_class
+
+MODELS = {
+    "itemknn": {},
+    "rp3beta": {},
+    "graphfilter": {},
+    "lightgcn": {"epochs": 3},
+    "item2vec": {},
+}
+
+
+def cat_of(item_id: str) -> int:
+    return int(item_id[1:]) // 20 if item_id[1:].isdigit() else -1
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_any_model_is_served(name, shop, tmp_path, make_client):
+    try:
+        klass = get_model_class(name)
+    except ParameterError as exc:
+        pytest.skip(f"model {name!r} not in this build: {exc}")
+    model = klass(**MODELS[name]).fit(Dataset.open(shop).interactions())
+    c = make_client(model.save(tmp_path / name))
+    body = c.get("/v1/users/u0/recommendations", params={"k": 5}).json()
+    assert body["strategy"] == "personalized" and len(body["items"]) == 5
+    assert sum(cat_of(r["item_id"]) == 0 for r in body["items"]) >= 4
+    events = [{"user_id": "nu", "item_id": f"i{n}", "event_type": "view"} for n in (41, 42)]
+    assert c.post("/v1/events", json={"events": events}).json()["accepted"] == 2
+    fresh = c.get("/v1/users/nu/recommendations", params={"k": 5}).json()
+    assert fresh["strategy"] == "fold_in"
+    assert sum(cat_of(r["item_id"]) == 2 for r in fresh["items"]) >= 4
+    assert not {"i41", "i42"} & {r["item_id"] for r in fresh["items"]}
+    sim = c.get("/v1/items/i0/similar", params={"k": 5}).json()["items"]
+    assert len(sim) == 5 and "i0" not in {r["item_id"] for r in sim}
+    c.post("/v1/items", json={"items": [{"item_id": "nw", "category": "cat1", "brand": "b1"}]})
+    sim_new = c.get("/v1/items/nw/similar", params={"k": 5}).json()["items"]
+    assert sum(cat_of(r["item_id"]) == 1 for r in sim_new) >= 4

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from gemrec.errors import ConfigError, GemrecError
+from gemrec.serve import ServeSettings
+from gemrec.serve.commands import add_parser, settings_from_args
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    return parser.parse_args(["serve", *argv])
+
+
+def test_settings_from_cli_and_env(svd_dir, shop, tmp_path, monkeypatch):
+    block = tmp_path / "block.txt"
+    block.write_text("i1\n\ni2\n")
+    monkeypatch.setenv("GEMREC_API_KEY", "from-env")
+    s = settings_from_args(
+        parse(
+            [
+                str(svd_dir),
+                "--dataset",
+                str(shop),
+                "--diversity-cap",
+                "3",
+                "--blocklist",
+                str(block),
+            ]
+        )
+    )
+    assert s.api_key == "from-env" and s.diversity_cap == 3 and s.blocklist == ("i1", "i2")
+    assert s.store_url == f"sqlite:///{svd_dir.resolve() / 'events.sqlite3'}"
+    s = settings_from_args(parse([str(svd_dir), "--dataset", str(shop), "--api-key", "cli"]))
+    assert s.api_key == "cli"
+    with pytest.raises(GemrecError, match="not a gemrec dataset"):
+        settings_from_args(parse([str(svd_dir), "--dataset", str(tmp_path)]))
+    with pytest.raises(ConfigError, match="--blocklist"):
+        settings_from_args(parse([str(svd_dir), "--dataset", str(shop), "--blocklist", "nope.txt"]))
+
+
+def test_settings_are_frozen_and_reject_unknown_keys(tmp_path):
+    s = ServeSettings.from_dict({"model_dir": "m", "dataset_dir": "d", "max_k": 50})
+    assert ServeSettings.from_dict(__import__("json").loads(s.to_json())) == s
+    with pytest.raises(AttributeError):
+        s.max_k = 3  # type: ignore[misc]
+    with pytest.raises(ConfigError, match=r"unknown serve setting.*max_kk"):
+        ServeSettings.from_dict({"model_dir": "m", "dataset_dir": "d", "max_kk": 50})
+    with pytest.raises(ConfigError, match="'max_batch' must be a positive integer"):
+        ServeSettings(model_dir="m", dataset_dir="d", max_batch=0)
+    with pytest.raises(ConfigError, match="diversity_cap"):
+        ServeSettings(model_dir="m", dataset_dir="d", diversity_cap=0)
