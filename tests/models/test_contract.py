@@ -26,8 +26,8 @@ from gemrec.models.base import Recommender
 #: small hyperparameters for iterative models (the owners of those models adjust them)
 FAST_PARAMS: dict[str, dict[str, Any]] = {
     "lightgcn": {"epochs": 30, "embedding_dim": 16, "n_layers": 2, "seed": 0, "progress": False},
-    "mf": {"epochs": 30, "factors": 16, "seed": 0},
-    "ncf": {"epochs": 30, "factors": 16, "seed": 0},
+    "mf": {"epochs": 30, "embedding_dim": 16, "seed": 0, "progress": False},
+    "ncf": {"epochs": 30, "embedding_dim": 16, "lr": 0.01, "seed": 0, "progress": False},
     "item2vec": {"epochs": 3, "embedding_dim": 16, "seed": 0},
     "graphfilter": {},
     "itemknn": {"n_neighbors": 50, "shrink": 1.0},
@@ -43,8 +43,8 @@ BAD_PARAMS: dict[str, list[tuple[str, Any]]] = {
     "rp3beta": [("alpha", -0.5), ("beta", "high"), ("n_neighbors", 0)],
     "graphfilter": [("alpha", -1.0)],
     "lightgcn": [("epochs", -1), ("embedding_dim", 0)],
-    "mf": [("epochs", -1), ("factors", 0)],
-    "ncf": [("epochs", -1), ("factors", 0)],
+    "mf": [("epochs", -1), ("embedding_dim", 0)],
+    "ncf": [("epochs", -1), ("embedding_dim", 0)],
     "item2vec": [("epochs", -1), ("embedding_dim", 0)],
 }
 

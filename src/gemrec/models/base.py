@@ -367,6 +367,12 @@ class Recommender(ABC):
         klass = get_model_class(model_name) if cls is Recommender or not cls.name else cls
         if klass.name != model_name:
             raise GemrecError(f"{path} holds a '{model_name}' model, not '{klass.name}'")
+        # JSON has no tuples: give tuple-valued hyperparameters back their constructor type
+        defaults = {p.name: p.default for p in inspect.signature(klass.__init__).parameters.values()}
+        params = {
+            k: tuple(v) if isinstance(v, list) and isinstance(defaults.get(k), tuple) else v
+            for k, v in params.items()
+        }
         model = klass(**params)
         if not (path / "arrays.npz").is_file():
             raise GemrecError(f"{path}: model directory lacks arrays.npz; re-create it with `gemrec train`")
