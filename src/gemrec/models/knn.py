@@ -134,10 +134,10 @@ class ItemKNN(Recommender):
         self,
         *,
         n_neighbors: int = 200,
-        shrink: float = 50.0,
+        shrink: float = 10.0,
         weighting: str = "none",
         binary: bool = False,
-        asymmetry: float = 0.5,
+        asymmetry: float = 0.1,
     ) -> None:
         self.n_neighbors = n_neighbors
         self.shrink = shrink
