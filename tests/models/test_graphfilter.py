@@ -178,5 +178,6 @@ def test_fractional_rank_scales_with_graph():
     assert model.n_components_ == 5  # 5% of min(150, 100)
     assert model.item_embeddings_.shape == (100, 5)
     assert GraphFilter(n_components=10_000).fit(inter).n_components_ == 99
+    assert GraphFilter(n_components=0.5, max_components=7).fit(inter).n_components_ == 7
     with pytest.raises(ParameterError, match="n_components"):
         GraphFilter(n_components=1.5).fit(inter)
