@@ -33,7 +33,7 @@ def _load_kernel() -> Any:
     except ImportError:  # pragma: no cover - numba is a declared dependency
         return None
 
-    @njit(parallel=True, fastmath=False, cache=True, nogil=True)  # type: ignore[untyped-decorator]
+    @njit(parallel=True, fastmath=False, cache=True, nogil=True)
     def _kernel(x_indptr, x_indices, x_data, p_indptr, p_indices, p_data, out):  # type: ignore[no-untyped-def]
         for r in prange(out.shape[0]):
             row = out[r]
@@ -58,7 +58,7 @@ def set_kernel_threads(n: int | None) -> None:
         return
     import numba
 
-    numba.set_num_threads(int(n) if n else numba.config.NUMBA_NUM_THREADS)
+    numba.set_num_threads(int(n) if n else int(numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
 
 
 def accumulate_spmm(
