@@ -101,7 +101,7 @@ def normalized_interactions(
     >>> import scipy.sparse as sp
     >>> R = sp.csr_matrix([[1.0, 1.0], [0.0, 1.0]])
     >>> normalized_interactions(R).toarray().round(3)
-    array([[1.   , 0.5  ],
+    array([[0.707, 0.5  ],
            [0.   , 0.707]], dtype=float32)
     """
     m = _check_matrix(R)
