@@ -394,7 +394,7 @@ class Item2Vec(EmbeddingRecommender):
     vectors_ : ndarray of float32, shape (n_items, d)
         ``H`` alone; ``similar_items`` is the cosine of these.
     cold_log_prior_ : float
-        Log prior given to items never walked (and to new items).
+        Log prior given to items never walked and to new items: the median over walked items.
     attention_ : ndarray of float32, shape (n_items, 1 + n_fields)
         Per-item softmax weights of [own embedding, field 1, ...]; zero for missing fields.
     field_attention_ : ndarray of float32, shape (n_fields,)
@@ -779,9 +779,10 @@ class Item2Vec(EmbeddingRecommender):
             else:
                 h_all[cold_rows] = 0.0
         self.attention_ = attn
-        # a never-walked item gets the prior of the rarest walked one
+        # a never-walked (or new) item gets the median prior of the walked ones: neutral, so
+        # that its side-information match decides; the rarest item's prior would bury it
         positive = prior[prior > 0]
-        self.cold_log_prior_ = float(np.log(positive.min())) if len(positive) else 0.0
+        self.cold_log_prior_ = float(np.median(np.log(positive))) if len(positive) else 0.0
         log_prior = np.full(n_items, self.cold_log_prior_, dtype=np.float64)
         log_prior[prior > 0] = np.log(prior[prior > 0])
         self.item_embeddings_ = np.hstack([h_all, log_prior[:, None]]).astype(np.float32)
@@ -874,8 +875,8 @@ class Item2Vec(EmbeddingRecommender):
         -------
         ndarray of float32, shape (n_new, embedding_dim + 1)
             Rows laid out like ``item_embeddings_``: ``sum_j softmax(g)_j W^j_{s^j}`` over the
-            fields the item has (zero when no side value is known), then the log prior of the
-            rarest walked item (``cold_log_prior_``). ``user_embeddings_ @ vectors.T`` scores
+            fields the item has (zero when no side value is known), then the median log prior
+            of the walked items (``cold_log_prior_``). ``user_embeddings_ @ vectors.T`` scores
             the new items for every user.
         """
         self._check_fitted()
