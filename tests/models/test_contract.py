@@ -26,7 +26,7 @@ from gemrec.models.base import Recommender
 #: small hyperparameters for iterative models (the owners of those models adjust them)
 FAST_PARAMS: dict[str, dict[str, Any]] = {
     "lightgcn": {"epochs": 30, "embedding_dim": 16, "n_layers": 2, "seed": 0, "progress": False},
-    "mf": {"epochs": 30, "embedding_dim": 16, "seed": 0, "progress": False},
+    "mf": {"epochs": 30, "embedding_dim": 16, "lr": 0.01, "seed": 0, "progress": False},
     "ncf": {"epochs": 30, "embedding_dim": 16, "lr": 0.01, "seed": 0, "progress": False},
     "item2vec": {"epochs": 3, "embedding_dim": 16, "seed": 0},
     "graphfilter": {},
