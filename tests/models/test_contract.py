@@ -259,7 +259,8 @@ def test_deterministic_with_seed(name, data):
     a = _make(name).fit(inter).recommend(users, k=5)
     b = _make(name).fit(inter).recommend(users, k=5)
     np.testing.assert_array_equal(a[0], b[0])
-    np.testing.assert_array_equal(a[1], b[1])
+    # multithreaded float reductions may differ in the last bit; the ranking may not
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
