@@ -441,8 +441,12 @@ class Item2Vec(EmbeddingRecommender):
     >>> feats = pd.DataFrame({"category": ["a", "a", "b", "b"]})
     >>> m = Item2Vec(embedding_dim=8, epochs=1, walks_per_item=2, seed=0)
     >>> m = m.fit(x, item_features=feats)
-    >>> m.embed_new_items({"category": "a"}).shape
-    (1, 8)
+    >>> new = m.embed_new_items({"category": "a"})  # (1, embedding_dim + 1)
+    >>> new.shape
+    (1, 9)
+    >>> ids, scores = m.similar_to_vectors(new, k=2)  # catalogue neighbours of the new item
+    >>> ids.shape
+    (1, 2)
     """
 
     name = "item2vec"
