@@ -13,7 +13,14 @@ MODELS = {
     "rp3beta": {},
     "graphfilter": {},
     "lightgcn": {"epochs": 3},
-    "item2vec": {},
+    # small-graph settings (the defaults are sized for catalogues of thousands of items)
+    "item2vec": {
+        "embedding_dim": 16,
+        "walks_per_item": 8,
+        "walk_length": 8,
+        "pairs_per_batch": 512,
+        "lr": 0.02,
+    },
 }
 
 

@@ -422,6 +422,26 @@ class EmbeddingRecommender(Recommender):
     def _score_block(self, users: np.ndarray) -> np.ndarray:
         return self.user_embeddings_[users] @ self.item_embeddings_.T
 
+    def fold_in(self, item_vectors: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """One user's vector from the embeddings of the items they touched (online fold-in).
+
+        Parameters
+        ----------
+        item_vectors : ndarray, shape (m, d)
+            Rows of ``item_embeddings_`` (or of embeddings given to new items).
+        weights : ndarray, shape (m,)
+            Event weights (behaviour strength, recency).
+
+        Returns
+        -------
+        ndarray of float32, shape (d,)
+            The weighted mean; models whose embeddings carry extra terms (e.g. a popularity column)
+            override this so that ``fold_in(...) @ item_embeddings_.T`` ranks like ``score_new``.
+        """
+        w = np.asarray(weights, dtype=np.float32)
+        total = float(w.sum()) or 1.0
+        return np.asarray((w[:, None] * item_vectors).sum(axis=0) / total, dtype=np.float32)
+
     def score_new(self, user_items: sp.csr_matrix) -> np.ndarray:
         """Fold-in: a new user is the weighted mean of the embeddings of the items they touched."""
         x = sp.csr_matrix(user_items, dtype=np.float32)

@@ -851,6 +851,11 @@ class Item2Vec(EmbeddingRecommender):
         u = self._mean_vectors(sp.csr_matrix(user_items, dtype=np.float32))
         return np.asarray(u @ self.item_embeddings_.T, dtype=np.float32)
 
+    def fold_in(self, item_vectors: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Weighted mean of the EGES vectors, with the prior weight ``β`` as the last coordinate."""
+        m = super().fold_in(np.asarray(item_vectors)[:, :-1], weights)
+        return np.append(m, np.float32(self.popularity_weight)).astype(np.float32)
+
     def _similar_block(self, items: np.ndarray) -> np.ndarray:
         v = self.vectors_
         norms = np.linalg.norm(v, axis=1) + 1e-12

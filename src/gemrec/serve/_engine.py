@@ -432,7 +432,7 @@ class Engine:
         if not events:
             return u
         items, w = self._weights(events)
-        m = (w[:, None] * self.index.vectors[items]).sum(axis=0) / w.sum()
+        m = self.model.fold_in(self.index.vectors[items], w)  # type: ignore[attr-defined]
         if u is None:
             return np.asarray(m, dtype=np.float32)
         alpha = float(w.sum()) / (float(w.sum()) + self.settings.online_pseudo_count)
