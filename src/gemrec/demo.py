@@ -27,9 +27,10 @@ DEMO_MODELS: dict[str, dict[str, object]] = {
     "userknn": {},
     "rp3beta": {},
     "graphfilter": {},
-    "mf": {"epochs": 30},
-    "lightgcn": {"epochs": 30},
+    "mf": {"epochs": 30, "progress": False},
+    "lightgcn": {"epochs": 30, "progress": False},
     "item2vec": {},
+    "fusion": {},
 }
 
 
@@ -76,14 +77,16 @@ def run_demo(output: Path, *, seed: int = 7, n_users: int = 2000) -> int:
     dataset = Dataset.open(data_dir)
 
     _step("3. behaviour analysis")
-    rc = cli_main(["analyze", str(data_dir), "-o", str(report_dir)])
-    if rc:
-        return rc
+    from gemrec.analysis.report import analyze_dataset, describe
+
+    summary = analyze_dataset(dataset, report_dir)
+    print(describe(summary))
+    print(f"report: {report_dir / 'index.html'} (profiles.parquet, summary.json beside it)")
 
     _step("4. train and evaluate")
     results: dict[str, EvaluationResult] = {}
     models = {}
-    for name, params in [*DEMO_MODELS.items(), ("fusion", {})]:
+    for name, params in DEMO_MODELS.items():
         t = time.perf_counter()
         model = train_model(dataset, name, params, output / "models" / name)
         results[name] = evaluate_on_dataset(model, dataset, [10, 20])

@@ -42,3 +42,18 @@ def test_accumulate_spmm_checks_shapes():
         accumulate_spmm(X, P, np.zeros((2, 5), np.float32))
     with pytest.raises(ValueError, match="float32"):
         accumulate_spmm(X, P, np.zeros((2, 4), np.float64))
+
+
+def test_concurrent_calls_from_threads_are_safe():
+    from concurrent.futures import ThreadPoolExecutor
+
+    X = sp.random(50, 40, density=0.2, random_state=1, format="csr", dtype=np.float32)
+    P = sp.random(40, 30, density=0.3, random_state=2, format="csr", dtype=np.float32)
+    ref = (X @ P).toarray()
+
+    def one(_):
+        return accumulate_spmm(X, P, np.zeros((50, 30), np.float32))
+
+    with ThreadPoolExecutor(4) as pool:
+        for out in pool.map(one, range(16)):
+            np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)

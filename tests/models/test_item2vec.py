@@ -163,7 +163,8 @@ def test_new_item_with_only_side_information_gets_neighbours_of_its_category():
         {"category": ["cat0", "cat2", "cat3"], "brand": ["brand0_1", "brand2_0", None]}
     )
     vecs = m.embed_new_items(new)
-    assert vecs.shape == (3, 16) and vecs.dtype == np.float32
+    assert vecs.shape == (3, 17) and vecs.dtype == np.float32
+    np.testing.assert_allclose(vecs[:, -1], m.cold_log_prior_, rtol=1e-6)
     ids, scores = m.similar_to_vectors(vecs, k=10)
     assert (cat[ids] == np.array([0, 2, 3])[:, None]).mean() >= 0.9
     assert np.all(np.diff(scores, axis=1) <= 1e-6)
@@ -172,7 +173,7 @@ def test_new_item_with_only_side_information_gets_neighbours_of_its_category():
     ids1, _ = m.similar_to_vectors(one, k=10)
     assert (cat[ids1[0]] == 3).mean() >= 0.7
     # an unknown value carries no information: zero vector
-    np.testing.assert_array_equal(m.embed_new_items({"category": "nope"}), 0.0)
+    np.testing.assert_array_equal(m.embed_new_items({"category": "nope"})[:, :-1], 0.0)
     # new items can be scored for users directly
     assert (m.user_embeddings_ @ vecs.T).shape == (x.n_users, 3)
 
@@ -207,8 +208,23 @@ def test_user_vectors_are_time_decayed_means():
     row = x.matrix[u]
     t = x.timestamps[u].toarray().ravel()[row.indices]
     w = np.exp2(-(t.max() - t) / 60.0)
-    ref = (w[:, None] * m.item_embeddings_[row.indices]).sum(axis=0) / w.sum()
-    np.testing.assert_allclose(m.user_embeddings_[u], ref, rtol=1e-4, atol=1e-6)
+    ref = (w[:, None] * m.vectors_[row.indices]).sum(axis=0) / w.sum()
+    np.testing.assert_allclose(m.user_embeddings_[u, :-1], ref, rtol=1e-4, atol=1e-6)
+
+
+def test_scores_add_the_weighted_log_prior_to_the_vector_match():
+    x, _, _ = _planted(n_users=80)
+    m = Item2Vec(**{**FAST, "epochs": 1}, popularity_weight=0.7, seed=0).fit(x)
+    users = np.arange(5)
+    rows = x.matrix[users].toarray()
+    p = (rows / rows.sum(axis=1, keepdims=True)) @ m.vectors_
+    expected = p @ m.vectors_.T + 0.7 * m.item_embeddings_[:, -1][None, :]
+    np.testing.assert_allclose(m.score(users), expected, rtol=1e-4, atol=1e-5)
+    # the prior is the log of a distribution over items
+    prior = np.exp(m.item_embeddings_[:, -1].astype(np.float64))
+    assert prior.sum() == pytest.approx(1.0, abs=1e-3)
+    # fold-in of a user's own items reproduces the fitted scores
+    np.testing.assert_allclose(m.score_new(x.matrix[users]), m.score(users), rtol=1e-4, atol=1e-5)
 
 
 # ----------------------------------------------------------------------------- contract
@@ -262,6 +278,7 @@ def test_model_without_side_information_refuses_new_items(tmp_path):
         ("side_features", "category"),
         ("session_gap_hours", -1.0),
         ("epochs", 1.5),
+        ("popularity_weight", -1.0),
     ],
 )
 def test_bad_parameters_are_named(param, value):

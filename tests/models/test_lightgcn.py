@@ -233,3 +233,12 @@ def test_bad_parameters_raise_naming_the_parameter(name: str, value: object) -> 
     train, _ = planted_blocks()
     with pytest.raises(ParameterError, match=name):
         LightGCN(**{**FAST, name: value}).fit(train)
+
+
+def test_edge_weights_change_the_graph_only_when_asked() -> None:
+    inter = random_graph(n_users=12, n_items=10, density=0.4)  # weights 1..3
+    plain = LightGCN(**{**FAST, "epochs": 0}).fit(inter)
+    binary = LightGCN(**{**FAST, "epochs": 0}).fit(inter.with_matrix(inter.binary()))
+    weighted = LightGCN(**{**FAST, "epochs": 0, "edge_weights": True}).fit(inter)
+    np.testing.assert_array_equal(plain.user_embeddings_, binary.user_embeddings_)
+    assert not np.allclose(weighted.user_embeddings_, plain.user_embeddings_)

@@ -38,6 +38,7 @@ def test_gmf_embeddings_give_the_gmf_term() -> None:
     assert model.user_embeddings_[2] @ model.item_embeddings_[5] == pytest.approx(gmf, rel=1e-5)
 
 
+@pytest.mark.slow  # ~300 small steps: seconds on an idle machine, minutes on a loaded one
 def test_learns_planted_communities() -> None:
     train, test = planted_blocks()
     model = NeuMF(**{**FAST, "epochs": 30, "lr": 0.01, "train_batch_size": 256}).fit(train)
@@ -47,7 +48,7 @@ def test_learns_planted_communities() -> None:
 
 
 def test_save_load_resume_and_bad_params(tmp_path) -> None:
-    train, test = planted_blocks()
+    train, test = planted_blocks(n_users=20, n_items=16, per_user=4)
     a = NeuMF(**{**FAST, "epochs": 3}).fit(train, valid=test)
     loaded = Recommender.load(a.save(tmp_path / "m"))
     np.testing.assert_allclose(loaded.score([1, 4]), a.score([1, 4]), rtol=1e-6)

@@ -7,7 +7,7 @@ and keep it; nothing here is renormalised per call (unlike PyG's ``LGConv``).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -101,7 +101,7 @@ def normalized_interactions(
     >>> import scipy.sparse as sp
     >>> R = sp.csr_matrix([[1.0, 1.0], [0.0, 1.0]])
     >>> normalized_interactions(R).toarray().round(3)
-    array([[1.   , 0.5  ],
+    array([[0.707, 0.5  ],
            [0.   , 0.707]], dtype=float32)
     """
     m = _check_matrix(R)
@@ -183,12 +183,10 @@ def bipartite_edge_index(
     return np.vstack([adj.row, adj.col]).astype(np.int64), adj.data.astype(np.float32)
 
 
-def to_torch_sparse(
-    m: sp.spmatrix | sp.sparray, *, layout: Literal["csr", "coo"] = "csr"
-) -> object:
+def to_torch_sparse(m: sp.spmatrix | sp.sparray, *, layout: Literal["csr", "coo"] = "csr") -> Any:
     """A scipy matrix as a float32 ``torch`` sparse tensor (CSR by default, int64 indices).
 
-    Returns ``torch.Tensor``; typed ``object`` so importing this module does not import torch.
+    Returns ``torch.Tensor``; typed ``Any`` so importing this module does not import torch.
     """
     import warnings
 

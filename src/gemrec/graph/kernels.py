@@ -10,6 +10,7 @@ sparse product (single-threaded, several times slower) gives the same numbers.
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,9 @@ __all__ = ["accumulate_spmm", "has_compiled_kernels", "set_kernel_threads"]
 
 _KERNEL: Any = None
 _TRIED = False
+# numba's default "workqueue" threading layer must not be entered from two threads at once (a web
+# server scoring requests in a thread pool would otherwise abort); the kernel is parallel inside.
+_LOCK = threading.Lock()
 
 
 def _load_kernel() -> Any:
@@ -33,7 +37,7 @@ def _load_kernel() -> Any:
     except ImportError:  # pragma: no cover - numba is a declared dependency
         return None
 
-    @njit(parallel=True, fastmath=False, cache=True, nogil=True)  # type: ignore[untyped-decorator]
+    @njit(parallel=True, fastmath=False, cache=True, nogil=True)
     def _kernel(x_indptr, x_indices, x_data, p_indptr, p_indices, p_data, out):  # type: ignore[no-untyped-def]
         for r in prange(out.shape[0]):
             row = out[r]
@@ -58,7 +62,8 @@ def set_kernel_threads(n: int | None) -> None:
         return
     import numba
 
-    numba.set_num_threads(int(n) if n else numba.config.NUMBA_NUM_THREADS)
+    with _LOCK:
+        numba.set_num_threads(int(n) if n else int(numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
 
 
 def accumulate_spmm(
@@ -92,5 +97,6 @@ def accumulate_spmm(
         return out
     x = sp.csr_matrix(X, dtype=np.float32)
     p = sp.csr_matrix(P, dtype=np.float32)
-    kernel(x.indptr, x.indices, x.data, p.indptr, p.indices, p.data, out)
+    with _LOCK:
+        kernel(x.indptr, x.indices, x.data, p.indptr, p.indices, p.data, out)
     return out

@@ -82,22 +82,22 @@ def truncated_svd(
     at = to_torch_sparse(m.T.tocsr())
     gen = torch.Generator().manual_seed(int(seed))
     omega = torch.randn(m.shape[1], q, generator=gen, dtype=torch.float32)
-    basis = _orthonormalize(a @ omega)  # type: ignore[operator]
+    basis = _orthonormalize(a @ omega)
     for _ in range(int(n_iter)):
-        basis = _orthonormalize(at @ basis)  # type: ignore[operator]
-        basis = _orthonormalize(a @ basis)  # type: ignore[operator]
+        basis = _orthonormalize(at @ basis)
+        basis = _orthonormalize(a @ basis)
     basis = _orthonormalize(basis)  # second pass (CholeskyQR2) restores orthogonality to eps
-    bt = at @ basis  # type: ignore[operator]  # (n, q) = (Q^T A)^T
+    bt = at @ basis  # (n, q) = (Q^T A)^T
     # SVD of the small factor through its q x q Gram matrix (eigh is far cheaper than a wide SVD)
     evals, evecs = torch.linalg.eigh((bt.T @ bt).double())
-    order = torch.argsort(evals, descending=True)[:k]
-    s = evals[order].clamp_min(0).sqrt()
-    w = evecs[:, order]
-    v = (bt.double() @ w) / s.clamp_min(1e-12)
+    top = torch.argsort(evals, descending=True)[:k]
+    sing = evals[top].clamp_min(0).sqrt()
+    w = evecs[:, top]
+    v = (bt.double() @ w) / sing.clamp_min(1e-12)
     u = basis.double() @ w
     return (
         u.numpy().astype(np.float32),
-        s.numpy().astype(np.float32),
+        sing.numpy().astype(np.float32),
         np.ascontiguousarray(v.numpy(), dtype=np.float32),
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 import time
@@ -81,6 +82,8 @@ def train_model(
         extra: dict[str, Any] = {}
         if getattr(klass, "uses_item_categories", False):  # e.g. fusion's category features
             extra["item_categories"] = dataset.item_categories()
+        if "item_features" in inspect.signature(klass.fit).parameters:  # EGES side information
+            extra["item_features"] = dataset.items
         early_stops = getattr(klass, "uses_validation", False)
         if early_stops and dataset.manifest["counts"]["splits"]["valid"] > 0:
             train, valid = dataset.interactions("train"), dataset.interactions("valid")

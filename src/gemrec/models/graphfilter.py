@@ -32,8 +32,10 @@ class GraphFilter(Recommender):
     n_components : int or float
         Rank ``k`` of the ideal low-pass part. An int is the rank itself; a float in (0, 1) is a
         fraction of ``min(n_users, n_items)`` (the default, 0.02, gives 597 on Gowalla and 19 on
-        MovieLens-100K: the best rank grows with the size of the graph). Capped at
-        ``min(n_users, n_items) - 1``.
+        MovieLens-100K: the best rank grows with the size of the graph). A fractional rank is
+        capped at ``max_components``; every rank at ``min(n_users, n_items) - 1``.
+    max_components : int
+        Upper bound of a fractional rank (bounds SVD time and embedding memory on large graphs).
     beta : float
         Weight of the ideal low-pass part (``0`` disables it and skips the SVD).
     input_exponent : float
@@ -120,6 +122,7 @@ class GraphFilter(Recommender):
         self,
         *,
         n_components: int | float = 0.02,
+        max_components: int = 1024,
         beta: float = 0.15,
         input_exponent: float = 0.6,
         output_exponent: float = 0.4,
@@ -132,6 +135,7 @@ class GraphFilter(Recommender):
         num_threads: int | None = None,
     ) -> None:
         self.n_components = n_components
+        self.max_components = max_components
         self.beta = beta
         self.input_exponent = input_exponent
         self.output_exponent = output_exponent
@@ -167,6 +171,7 @@ class GraphFilter(Recommender):
                 raise ParameterError.invalid("n_components", "an int >= 1 or a float in (0, 1)", k)
         elif isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
             raise ParameterError.invalid("n_components", "an int >= 1 or a float in (0, 1)", k)
+        _int("max_components", 1)
         _real("beta", 0.0)
         _real("input_exponent")
         _real("output_exponent")
@@ -259,7 +264,7 @@ class GraphFilter(Recommender):
     def _rank(self, n_users: int, n_items: int) -> int:
         small = min(n_users, n_items)
         k = self.n_components
-        rank = round(k * small) if isinstance(k, float) else int(k)
+        rank = min(round(k * small), int(self.max_components)) if isinstance(k, float) else int(k)
         return max(1, min(rank, small - 1))
 
     def _resolve_item_item(self, R: sp.csr_matrix) -> str:

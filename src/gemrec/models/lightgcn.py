@@ -223,7 +223,7 @@ class LightGCNNet(nn.Module):
             full: Tensor = (total + self.convs[-1](x, adj))[nodes]
             return full / (len(self.convs) + 1)
         # one gather (and so one scatter in the backward pass) for all layers but the last
-        out = total[nodes] + self.convs[-1](x, rows, rows_t)
+        out: Tensor = total[nodes] + self.convs[-1](x, rows, rows_t)
         return out / (len(self.convs) + 1)
 
 
