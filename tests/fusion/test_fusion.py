@@ -190,7 +190,8 @@ def test_fusion_with_one_effective_channel_reproduces_it() -> None:
     alone = ItemCosine().fit(train)
     users = np.arange(0, train.n_users, 3)
     f_ids, _ = fused.recommend(users, 10)
-    a_ids, a_scores = alone.recommend(users, 10)
+    # the fused model has seen train + valid (refit=False keeps channels fit on train only)
+    a_ids, a_scores = alone.recommend(users, 10, exclude=valid.matrix[users])
     # same items; order equal except among exact score ties
     for r in range(len(users)):
         assert set(f_ids[r]) == set(a_ids[r]) or a_scores[r, -1] == a_scores[r, -2]
@@ -275,3 +276,25 @@ def test_fold_in_matches_fitted_users(method: str) -> None:
     n_ids, _ = fused.recommend([0], 5, user_items=empty)
     pop = np.asarray(fused.interactions_.astype(bool).sum(axis=0)).ravel()
     assert set(n_ids[0].tolist()) <= set(np.argsort(-pop, kind="stable")[:10].tolist())
+
+
+def test_tiny_data_falls_back_to_untuned_rrf_and_scores_match_recommend() -> None:
+    # 6 users, 2 items each: no holdout user keeps training history, nothing to tune on
+    users = np.repeat(np.arange(6), 2)
+    items = np.array([0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 0])
+    tiny = Interactions.from_arrays(users, items, n_users=6, n_items=8)
+    fused = Fusion(channels=["pop", "test_itemcos"], method="auto").fit(tiny)
+    assert fused.method_ == "rrf"
+    assert "untuned" in fused.validation_
+    # untuned: the popularity channel only serves users without history
+    assert fused.weights_.tolist() == [0.0, 1.0]
+    excl = sp.csr_matrix((np.ones(6), (np.arange(6), np.arange(6) + 2)), shape=(6, 8))
+    for ex in (None, excl):
+        ids, scores = fused.recommend(np.arange(6), 8, exclude=ex)
+        for u in range(6):
+            row = ids[u][ids[u] >= 0]
+            expected_n = (
+                8 - 2 - (0 if ex is None or ex[u].indices[0] in items[2 * u : 2 * u + 2] else 1)
+            )
+            assert len(row) == expected_n  # every unseen, unexcluded item, then -1 padding
+            np.testing.assert_allclose(scores[u, : len(row)], fused.score([u], row)[0], rtol=1e-6)

@@ -54,6 +54,7 @@ BAD_PARAMS: dict[str, list[tuple[str, Any]]] = {
     "mf": [("epochs", -1), ("embedding_dim", 0)],
     "ncf": [("epochs", -1), ("embedding_dim", 0)],
     "item2vec": [("epochs", -1), ("embedding_dim", 0)],
+    "fusion": [("method", "vote"), ("n_candidates", 0), ("rrf_k", -1.0)],
 }
 
 #: models that score every user the same way (the known-answer check differs for them)

