@@ -49,7 +49,7 @@ BAD_PARAMS: dict[str, list[tuple[str, Any]]] = {
     "itemknn": [("n_neighbors", 0), ("shrink", -1.0), ("weighting", "bm99"), ("asymmetry", 2.0)],
     "userknn": [("n_neighbors", -3), ("shrink", "a lot"), ("weighting", None)],
     "rp3beta": [("alpha", -0.5), ("beta", "high"), ("n_neighbors", 0)],
-    "graphfilter": [("alpha", -1.0)],
+    "graphfilter": [("beta", -1.0), ("n_components", 0), ("item_item", "huge")],
     "lightgcn": [("epochs", -1), ("embedding_dim", 0)],
     "mf": [("epochs", -1), ("embedding_dim", 0)],
     "ncf": [("epochs", -1), ("embedding_dim", 0)],
