@@ -111,6 +111,10 @@ def run_demo(output: Path, *, seed: int = 7, n_users: int = 2000) -> int:
 def _replay(model_dir: Path, dataset: Dataset, state_dir: Path, seed: int) -> None:
     """Post a short session (views in one category, then a cart and a purchase) for one user and
     print how that user's list moves after each event."""
+    import warnings
+
+    # starlette's TestClient warns about its httpx backend on import; irrelevant to a demo
+    warnings.filterwarnings("ignore", message=".*starlette.testclient.*")
     from gemrec.serve import ServeSettings, create_app, format_replay, replay_session
 
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -135,6 +139,11 @@ def _replay(model_dir: Path, dataset: Dataset, state_dir: Path, seed: int) -> No
     print(f"user {dataset.user_ids[user]} browses category {category!r} for the first time:")
     steps = replay_session(create_app(settings), str(dataset.user_ids[user]), events, k=10)
     print(format_replay(steps))
+    cat_of = dict(zip(items["item_id"].astype(str), items["category"].astype(str), strict=True))
+    shares = [
+        sum(cat_of.get(r["item_id"]) == category for r in recs["items"]) for _, recs in steps
+    ]
+    print(f"{category!r} items in the top 10 after each step: {' -> '.join(map(str, shares))}")
 
 
 def _show_users(dataset: Dataset, model: object, n: int, seed: int) -> None:
