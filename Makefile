@@ -20,6 +20,8 @@ demo: $(STAMP)
 	$(VENV)/bin/gemrec demo --output demo-output
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -m "not slow" -p no:cacheprovider
 
 test-all: $(STAMP)

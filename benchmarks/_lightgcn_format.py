@@ -104,8 +104,10 @@ def random_holdout(
 read_pairs = read_lines
 
 
-def holdout(train: Interactions, fraction: float = 0.1, seed: int = 0) -> tuple[Interactions, Interactions]:
-    """Carve a validation split: each edge of a user with >= 2 items goes to valid with ``fraction``.
+def holdout(
+    train: Interactions, fraction: float = 0.1, seed: int = 0
+) -> tuple[Interactions, Interactions]:
+    """Carve a validation split: each edge of a user with >= 2 items -> valid w.p. ``fraction``.
 
     Returns (train_without_valid, valid).
     """

@@ -1,7 +1,8 @@
 """Run every benchmark script under benchmarks/ (``make bench``), one after another.
 
-Each ``bench_*.py`` prints its own table (medians of several runs, ratios against a baseline measured
-in the same run). Pass names to run a subset: ``python benchmarks/run_all.py graphfilter serve``.
+Each ``bench_*.py`` prints its own table (medians of several runs, ratios against a baseline
+measured in the same run). Pass names to run a subset:
+``python benchmarks/run_all.py graphfilter serve``.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ def main(argv: list[str]) -> int:
         start = time.perf_counter()
         cmd = [sys.executable, str(script), *ARGS.get(script.stem, [])]
         print("$ " + " ".join(cmd[1:]), flush=True)
-        rc = subprocess.call(cmd, cwd=HERE.parent, env={**os.environ, "PYTHONPATH": str(HERE.parent / "src")})
+        rc = subprocess.call(
+            cmd, cwd=HERE.parent, env={**os.environ, "PYTHONPATH": str(HERE.parent / "src")}
+        )
         print(f"=== {script.name}: exit {rc} in {time.perf_counter() - start:.0f}s", flush=True)
         if rc != 0:
             failed.append(script.name)

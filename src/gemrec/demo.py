@@ -38,7 +38,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = sub.add_parser(
         "demo",
         help="run the whole pipeline on a built-in synthetic shop",
-        description="Generate a synthetic shop, import, analyze, train, evaluate, and replay a session.",
+        description=(
+            "Generate a synthetic shop, import, analyze, train, evaluate, and replay a session."
+        ),
         epilog="example:\n  gemrec demo --output demo-output",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -63,15 +65,32 @@ def run_demo(output: Path, *, seed: int = 7, n_users: int = 2000) -> int:
     t = _step("1. synthetic shop")
     shop = generate_shop(n_users=n_users, seed=seed)
     write_shop(shop, raw)
-    print(f"{len(shop.events)} events, {len(shop.items)} items, {len(shop.users)} users -> {raw} "
-          f"({time.perf_counter() - t:.1f}s)")
+    print(
+        f"{len(shop.events)} events, {len(shop.items)} items, {len(shop.users)} users -> {raw} "
+        f"({time.perf_counter() - t:.1f}s)"
+    )
 
     _step("2. import")
-    rc = cli_main([
-        "import", str(raw / "events.csv"), "--format", "events", "-o", str(data_dir),
-        "--items", str(raw / "items.csv"), "--users", str(raw / "users.csv"),
-        "--social", str(raw / "social.csv"), "--split", "temporal", "--seed", str(seed),
-    ])
+    rc = cli_main(
+        [
+            "import",
+            str(raw / "events.csv"),
+            "--format",
+            "events",
+            "-o",
+            str(data_dir),
+            "--items",
+            str(raw / "items.csv"),
+            "--users",
+            str(raw / "users.csv"),
+            "--social",
+            str(raw / "social.csv"),
+            "--split",
+            "temporal",
+            "--seed",
+            str(seed),
+        ]
+    )
     if rc:
         return rc
     dataset = Dataset.open(data_dir)
@@ -91,8 +110,11 @@ def run_demo(output: Path, *, seed: int = 7, n_users: int = 2000) -> int:
         model = train_model(dataset, name, params, output / "models" / name)
         results[name] = evaluate_on_dataset(model, dataset, [10, 20])
         models[name] = model
-        print(f"  {name:<12} trained + evaluated in {time.perf_counter() - t:5.1f}s  "
-              f"recall@20 {results[name]['recall@20']:.4f}", flush=True)
+        print(
+            f"  {name:<12} trained + evaluated in {time.perf_counter() - t:5.1f}s  "
+            f"recall@20 {results[name]['recall@20']:.4f}",
+            flush=True,
+        )
     print()
     print(format_table(results, [20]))
 
@@ -103,8 +125,10 @@ def run_demo(output: Path, *, seed: int = 7, n_users: int = 2000) -> int:
     _step("6. real-time: replay a shopping session against the in-process service")
     _replay(output / "models" / best, dataset, output / "serve-state", seed=seed)
 
-    print(f"\noutputs: dataset {data_dir}\n         report  {report_dir / 'index.html'}\n"
-          f"         models  {output / 'models'}")
+    print(
+        f"\noutputs: dataset {data_dir}\n         report  {report_dir / 'index.html'}\n"
+        f"         models  {output / 'models'}"
+    )
     return 0
 
 
@@ -140,9 +164,7 @@ def _replay(model_dir: Path, dataset: Dataset, state_dir: Path, seed: int) -> No
     steps = replay_session(create_app(settings), str(dataset.user_ids[user]), events, k=10)
     print(format_replay(steps))
     cat_of = dict(zip(items["item_id"].astype(str), items["category"].astype(str), strict=True))
-    shares = [
-        sum(cat_of.get(r["item_id"]) == category for r in recs["items"]) for _, recs in steps
-    ]
+    shares = [sum(cat_of.get(r["item_id"]) == category for r in recs["items"]) for _, recs in steps]
     print(f"{category!r} items in the top 10 after each step: {' -> '.join(map(str, shares))}")
 
 
@@ -167,5 +189,7 @@ def _show_users(dataset: Dataset, model: object, n: int, seed: int) -> None:
 
         print(f"user {dataset.user_ids[u]}")
         print(f"  history: {', '.join(fmt(i) for i in hist)}{' ...' if train[u].nnz > 8 else ''}")
-        print(f"  recs:    {', '.join(fmt(i) + (' *' if i in held else '') for i in rec if i >= 0)}")
+        print(
+            f"  recs:    {', '.join(fmt(i) + (' *' if i in held else '') for i in rec if i >= 0)}"
+        )
     print("  (* = bought/viewed later, in the test period)")

@@ -19,4 +19,6 @@ def test_fold_in_matches_score_new(name):
     row = sp.csr_matrix((weights, (np.zeros(3, int), items)), shape=(1, model.n_items))
     q = model.fold_in(model.item_embeddings_[items], weights)
     assert q.shape == (model.item_embeddings_.shape[1],)
-    np.testing.assert_allclose(q @ model.item_embeddings_.T, model.score_new(row)[0], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        q @ model.item_embeddings_.T, model.score_new(row)[0], rtol=1e-4, atol=1e-5
+    )

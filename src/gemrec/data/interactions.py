@@ -39,10 +39,13 @@ class Interactions:
     def __post_init__(self) -> None:
         m = self.matrix
         if not sp.issparse(m) or m.format != "csr":
-            raise DataError(f"Interactions.matrix must be a scipy CSR matrix; got {type(m).__name__}")
+            raise DataError(
+                f"Interactions.matrix must be a scipy CSR matrix; got {type(m).__name__}"
+            )
         if m.shape != (len(self.user_ids), len(self.item_ids)):
             raise DataError(
-                f"Interactions.matrix has shape {m.shape} but there are {len(self.user_ids)} user ids "
+                f"Interactions.matrix has shape {m.shape} but there are "
+                f"{len(self.user_ids)} user ids "
                 f"and {len(self.item_ids)} item ids"
             )
         if self.timestamps is not None and self.timestamps.shape != m.shape:
@@ -61,7 +64,7 @@ class Interactions:
         item_ids: np.ndarray | None = None,
         timestamps: np.ndarray | None = None,
     ) -> Interactions:
-        """Build from parallel arrays of internal ids (duplicates are summed; timestamps take the max)."""
+        """Build from parallel arrays of internal ids (duplicates summed; latest timestamp kept)."""
         users = np.asarray(users, dtype=np.int64)
         items = np.asarray(items, dtype=np.int64)
         if n_users is None:
@@ -78,7 +81,7 @@ class Interactions:
         ts = None
         if timestamps is not None:
             ts_arr = np.asarray(timestamps, dtype=np.float64)
-            # max per (user, item): sort by time so the last write wins when building via coo -> dict
+            # max per (user, item): sort by time, keep the last row of each pair
             order = np.lexsort((ts_arr, items, users))
             u, i, t = users[order], items[order], ts_arr[order]
             last = np.ones(len(u), dtype=bool)
@@ -113,7 +116,9 @@ class Interactions:
         """Internal ids of users having at least one interaction (int64, ascending)."""
         return np.flatnonzero(np.diff(self.matrix.indptr) > 0)
 
-    def with_matrix(self, matrix: sp.csr_matrix, timestamps: sp.csr_matrix | None = None) -> Interactions:
+    def with_matrix(
+        self, matrix: sp.csr_matrix, timestamps: sp.csr_matrix | None = None
+    ) -> Interactions:
         """A copy sharing the id maps, with another matrix of the same shape."""
         return Interactions(matrix, self.user_ids, self.item_ids, timestamps)
 

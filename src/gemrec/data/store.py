@@ -62,7 +62,8 @@ class Dataset:
         mf = path / "manifest.json"
         if not mf.is_file():
             raise DataError(
-                "not a gemrec dataset directory (no manifest.json); create one with `gemrec import`",
+                "not a gemrec dataset directory (no manifest.json); "
+                "create one with `gemrec import`",
                 path=str(path),
             )
         try:
@@ -72,7 +73,9 @@ class Dataset:
                 f"manifest.json is not valid JSON ({exc}); re-run `gemrec import`", path=str(mf)
             ) from None
         if not isinstance(manifest, dict):
-            raise DataError("manifest.json must hold a JSON object; re-run `gemrec import`", path=str(mf))
+            raise DataError(
+                "manifest.json must hold a JSON object; re-run `gemrec import`", path=str(mf)
+            )
         if manifest.get("format_version") != FORMAT_VERSION:
             raise DataError(
                 f"dataset format version {manifest.get('format_version')!r} is not supported "
@@ -119,7 +122,8 @@ class Dataset:
         df = pd.read_parquet(self.path / "social.parquet")
         n = self.n_users
         m = sp.csr_matrix(
-            (np.ones(len(df), np.float32), (df["user"].to_numpy(), df["friend"].to_numpy())), shape=(n, n)
+            (np.ones(len(df), np.float32), (df["user"].to_numpy(), df["friend"].to_numpy())),
+            shape=(n, n),
         )
         m.sum_duplicates()
         m.data[:] = 1.0
@@ -135,11 +139,13 @@ class Dataset:
 
     @cached_property
     def user_ids(self) -> np.ndarray:
-        return self.users["user_id"].to_numpy(dtype=object).astype(str)
+        out: np.ndarray = self.users["user_id"].to_numpy(dtype=object).astype(str)
+        return out
 
     @cached_property
     def item_ids(self) -> np.ndarray:
-        return self.items["item_id"].to_numpy(dtype=object).astype(str)
+        out: np.ndarray = self.items["item_id"].to_numpy(dtype=object).astype(str)
+        return out
 
     @cached_property
     def user_index(self) -> dict[str, int]:
@@ -165,7 +171,9 @@ class Dataset:
         splits = splits or TRAIN_SPLITS
         bad = [s for s in splits if s not in SPLITS]
         if bad:
-            raise DataError(f"unknown split {bad[0]!r}; expected one of {SPLITS}", path=str(self.path))
+            raise DataError(
+                f"unknown split {bad[0]!r}; expected one of {SPLITS}", path=str(self.path)
+            )
         e = self.edges
         sel = e[e["split"].isin(splits)]
         w = np.ones(len(sel), np.float32) if binary else sel["weight"].to_numpy(np.float32)
@@ -186,7 +194,8 @@ class Dataset:
         if "category" not in self.items:
             return None
         codes, _ = pd.factorize(self.items["category"])
-        return codes.astype(np.int32)
+        out: np.ndarray = codes.astype(np.int32)
+        return out
 
 
 def write_dataset(
@@ -237,8 +246,10 @@ def write_dataset(
                 "social_edges": None if social is None else len(social),
                 "splits": {s: int(split_counts.get(s, 0)) for s in SPLITS},
             },
-            "schema": {name: {c: str(t) for c, t in df.dtypes.items()} for name, df in tables.items()},
-            "files": sorted(p.name for p in tmp.iterdir()) + ["manifest.json"],
+            "schema": {
+                name: {c: str(t) for c, t in df.dtypes.items()} for name, df in tables.items()
+            },
+            "files": [*sorted(p.name for p in tmp.iterdir()), "manifest.json"],
         }
         (tmp / "manifest.json").write_text(json.dumps(full, indent=2, default=_json_default))
         if path.exists():

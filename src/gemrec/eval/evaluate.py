@@ -10,8 +10,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from gemrec.data.interactions import Interactions
-from gemrec.eval.metrics import METRICS, ranking_metrics
 from gemrec.errors import ParameterError
+from gemrec.eval.metrics import METRICS, ranking_metrics
 from gemrec.models.base import Recommender
 
 __all__ = ["EvaluationResult", "evaluate"]
@@ -88,7 +88,8 @@ def evaluate(
     if test_m.shape != (model.n_users, model.n_items):
         raise ParameterError(
             f"test matrix shape {test_m.shape} does not match the model's "
-            f"({model.n_users}, {model.n_items}); evaluate with the dataset the model was trained on"
+            f"({model.n_users}, {model.n_items}); "
+            "evaluate with the dataset the model was trained on"
         )
     n_rel_all = np.diff(test_m.indptr)
     if users is None:
@@ -148,7 +149,7 @@ def _hits(test_rows: sp.csr_matrix, ids: np.ndarray) -> np.ndarray:
 
 
 def _intra_list_diversity(ids: np.ndarray, categories: np.ndarray) -> np.ndarray:
-    """Share of item pairs in each list whose categories differ (unknown categories count as distinct)."""
+    """Share of item pairs in each list whose categories differ (unknown ones count as distinct)."""
     cats = np.where(ids >= 0, categories[np.maximum(ids, 0)], -2)
     valid = ids >= 0
     n_valid = valid.sum(axis=1)
@@ -158,4 +159,5 @@ def _intra_list_diversity(ids: np.ndarray, categories: np.ndarray) -> np.ndarray
         eq &= cats[:, j : j + 1] >= 0
         same += eq.sum(axis=1)
     pairs = n_valid * (n_valid - 1) / 2
-    return np.divide(pairs - same, pairs, out=np.zeros(len(ids)), where=pairs > 0)
+    out: np.ndarray = np.divide(pairs - same, pairs, out=np.zeros(len(ids)), where=pairs > 0)
+    return out

@@ -44,7 +44,7 @@ def topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """
     import torch  # torch.topk is ~20x faster than np.argpartition on wide score blocks
 
-    n_rows, n_cols = scores.shape
+    n_cols = scores.shape[1]
     kk = min(k, n_cols)
     block = torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float32))
     top_vals, top_ids = torch.topk(block, kk, dim=1, largest=True, sorted=True)
@@ -106,7 +106,8 @@ class Recommender(ABC):
         for key, value in params.items():
             if key not in names:
                 raise ParameterError(
-                    f"{type(self).__name__} has no parameter '{key}'; valid: {', '.join(sorted(names))}"
+                    f"{type(self).__name__} has no parameter '{key}'; "
+                    f"valid: {', '.join(sorted(names))}"
                 )
             setattr(self, key, value)
         return self
@@ -293,7 +294,8 @@ class Recommender(ABC):
         x = self.interactions_.T.tocsr().astype(np.float32)
         norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel()) + 1e-12
         rows = x[items] @ x.T
-        return np.asarray(rows.todense()) / norms[items, None] / norms[None, :]
+        out: np.ndarray = np.asarray(rows.todense()) / norms[items, None] / norms[None, :]
+        return out
 
     # ----------------------------------------------------------------- persistence
     def _get_state(self) -> State:
@@ -304,7 +306,7 @@ class Recommender(ABC):
         """Restore learned arrays produced by ``_get_state``."""
 
     def save(self, path: str | Path) -> Path:
-        """Write the model to directory ``path``: ``manifest.json`` plus ``arrays.npz`` (no pickle)."""
+        """Write the model to directory ``path``: ``manifest.json`` + ``arrays.npz`` (no pickle)."""
         self._check_fitted()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -323,7 +325,7 @@ class Recommender(ABC):
             else:
                 kinds[key] = "ndarray"
                 arrays[key] = np.asarray(value)
-        np.savez(path / "arrays.npz", **arrays)
+        np.savez(path / "arrays.npz", **arrays)  # type: ignore[arg-type]
         from gemrec import __version__
 
         manifest = {
@@ -341,14 +343,14 @@ class Recommender(ABC):
         return path
 
     def _save_artifacts(self, path: Path) -> None:  # noqa: B027 - optional hook
-        """Write state that is not an array (e.g. wrapped models in sub-directories) into ``path``."""
+        """Write non-array state (e.g. wrapped models in sub-directories) into ``path``."""
 
     def _load_artifacts(self, path: Path) -> None:  # noqa: B027 - optional hook
         """Read what :meth:`_save_artifacts` wrote; called by :meth:`load` after ``_set_state``."""
 
     @classmethod
     def load(cls, path: str | Path) -> Recommender:
-        """Load a model saved by :meth:`save`; on the base class, dispatches on the manifest's name."""
+        """Load a model saved by :meth:`save`; the base class dispatches on the manifest's name."""
         from gemrec.models import get_model_class
 
         path = Path(path)
@@ -368,14 +370,18 @@ class Recommender(ABC):
         if klass.name != model_name:
             raise GemrecError(f"{path} holds a '{model_name}' model, not '{klass.name}'")
         # JSON has no tuples: give tuple-valued hyperparameters back their constructor type
-        defaults = {p.name: p.default for p in inspect.signature(klass.__init__).parameters.values()}
+        defaults = {
+            p.name: p.default for p in inspect.signature(klass.__init__).parameters.values()
+        }
         params = {
             k: tuple(v) if isinstance(v, list) and isinstance(defaults.get(k), tuple) else v
             for k, v in params.items()
         }
         model = klass(**params)
         if not (path / "arrays.npz").is_file():
-            raise GemrecError(f"{path}: model directory lacks arrays.npz; re-create it with `gemrec train`")
+            raise GemrecError(
+                f"{path}: model directory lacks arrays.npz; re-create it with `gemrec train`"
+            )
         with np.load(path / "arrays.npz", allow_pickle=False) as z:
             state: State = {}
             for key, kind in arrays.items():
@@ -420,7 +426,8 @@ class EmbeddingRecommender(Recommender):
     item_embeddings_: np.ndarray
 
     def _score_block(self, users: np.ndarray) -> np.ndarray:
-        return self.user_embeddings_[users] @ self.item_embeddings_.T
+        out: np.ndarray = self.user_embeddings_[users] @ self.item_embeddings_.T
+        return out
 
     def fold_in(self, item_vectors: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """One user's vector from the embeddings of the items they touched (online fold-in).
@@ -453,7 +460,8 @@ class EmbeddingRecommender(Recommender):
     def _similar_block(self, items: np.ndarray) -> np.ndarray:
         v = self.item_embeddings_
         norms = np.linalg.norm(v, axis=1) + 1e-12
-        return (v[items] @ v.T) / norms[items, None] / norms[None, :]
+        out: np.ndarray = (v[items] @ v.T) / norms[items, None] / norms[None, :]
+        return out
 
     def _get_state(self) -> State:
         return {
