@@ -160,10 +160,11 @@ def test_same_seed_same_model_other_seed_other_model() -> None:
     assert not np.allclose(a.user_embeddings_, c.user_embeddings_)
 
 
-def test_resume_after_checkpoint_continues_the_same_run(tmp_path) -> None:
+@pytest.mark.parametrize("lr_decay", [1.0, 0.5])
+def test_resume_after_checkpoint_continues_the_same_run(tmp_path, lr_decay: float) -> None:
     train, test = planted_blocks()
     # (a run always validates its last epoch, so chunks end on validation epochs: eval_every=1)
-    params = {**FAST, "epochs": 4, "patience": 10, "eval_every": 1}
+    params = {**FAST, "epochs": 4, "patience": 10, "eval_every": 1, "lr_decay": lr_decay}
     full = LightGCN(**params).fit(train, valid=test)
     ckpt = str(tmp_path / "ckpt")
     LightGCN(**{**params, "epochs": 2, "checkpoint_dir": ckpt}).fit(train, valid=test)
@@ -175,6 +176,25 @@ def test_resume_after_checkpoint_continues_the_same_run(tmp_path) -> None:
     assert resumed.best_epoch_ == full.best_epoch_
     assert np.array_equal(resumed.user_embeddings_, full.user_embeddings_)
     assert np.array_equal(resumed.item_embeddings_, full.item_embeddings_)
+
+
+def test_lr_decay_sets_each_epochs_learning_rate(monkeypatch) -> None:
+    seen: list[float] = []
+    original = torch.optim.Adam.step
+
+    def step(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    train, _ = planted_blocks()
+    n = train.matrix.nnz
+    params = {**FAST, "epochs": 3, "lr": 0.08, "lr_decay": 0.5, "train_batch_size": n}
+    decayed = LightGCN(**params).fit(train)
+    assert seen == pytest.approx([0.08, 0.04, 0.02])  # one step per epoch
+    constant = LightGCN(**{**params, "lr_decay": 1.0}).fit(train)
+    assert seen[3:] == pytest.approx([0.08, 0.08, 0.08])
+    assert not np.allclose(decayed.user_embeddings_, constant.user_embeddings_)
 
 
 def test_checkpoint_of_another_run_is_refused(tmp_path) -> None:
@@ -227,6 +247,8 @@ def test_save_load_round_trip(tmp_path) -> None:
         ("train_batch_size", 1.5),
         ("init", "zeros"),
         ("epochs", True),
+        ("lr_decay", 0.0),
+        ("lr_decay", 1.5),
     ],
 )
 def test_bad_parameters_raise_naming_the_parameter(name: str, value: object) -> None:

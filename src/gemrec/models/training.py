@@ -204,6 +204,7 @@ def train_loop(
     log_dir: str | Path | None = None,
     progress: bool = False,
     fingerprint: dict[str, Any] | None = None,
+    lr_schedule: Callable[[int], float] | None = None,
 ) -> TrainingResult:
     """Run mini-batch training with early stopping, checkpoints, TensorBoard and a progress bar.
 
@@ -240,6 +241,10 @@ def train_loop(
     fingerprint : dict, optional
         JSON-able description of the run (data shape, hyperparameters except ``epochs``); a
         checkpoint with another fingerprint is refused.
+    lr_schedule : callable, optional
+        ``lr_schedule(epoch) -> learning rate`` (epochs count from 1), set on every parameter group
+        at the start of each epoch. A function of the epoch alone, so a resumed run follows the
+        same schedule as an uninterrupted one.
 
     Returns
     -------
@@ -310,6 +315,9 @@ def train_loop(
             if result.stopped_early:
                 break
             t0 = time.perf_counter()
+            if lr_schedule is not None:
+                for group in optimizer.param_groups:
+                    group["lr"] = float(lr_schedule(epoch))
             module.train()
             batches = draw_epoch(rng)
             total, count = 0.0, 0
