@@ -25,14 +25,10 @@ from gemrec.errors import ParameterError
 from gemrec.models.base import EmbeddingRecommender
 from gemrec.models.training import (
     COMMON_CHECKS,
-    RUN_ONLY,
     BPRSampler,
-    TrainingResult,
     check_params,
-    fingerprint,
+    fit_embeddings,
     minibatches,
-    train_loop,
-    validation_metrics,
 )
 
 __all__ = [
@@ -449,31 +445,14 @@ class LightGCN(EmbeddingRecommender):
             self.user_embeddings_ = np.ascontiguousarray(final[:n_users])
             self.item_embeddings_ = np.ascontiguousarray(final[n_users:])
 
-        check = validation_metrics(self, valid, self.eval_k)
-
-        def validate() -> dict[str, float]:
-            assert check is not None
-            export()
-            return check()
-
-        result: TrainingResult = train_loop(
-            name=self.name,
+        fit_embeddings(
+            self,
+            interactions,
+            valid,
             module=net,
             optimizer=optimizer,
             draw_epoch=draw_epoch,
             batch_loss=batch_loss,
-            validate=validate if check is not None else None,
-            epochs=self.epochs,
-            seed=self.seed,
-            monitor=f"recall@{self.eval_k}",
-            patience=self.patience,
-            eval_every=self.eval_every,
-            checkpoint_dir=self.checkpoint_dir,
-            log_dir=self.log_dir,
-            progress=self.progress,
-            fingerprint=fingerprint(self, interactions, RUN_ONLY),
+            export=export,
             lr_schedule=lambda epoch: float(self.lr) * float(self.lr_decay) ** (epoch - 1),
         )
-        export()
-        self.history_ = result.history
-        self.best_epoch_ = result.best_epoch

@@ -12,13 +12,10 @@ from gemrec.data.interactions import Interactions
 from gemrec.models.base import EmbeddingRecommender
 from gemrec.models.training import (
     COMMON_CHECKS,
-    RUN_ONLY,
     BPRSampler,
     check_params,
-    fingerprint,
+    fit_embeddings,
     minibatches,
-    train_loop,
-    validation_metrics,
 )
 
 __all__ = ["BPRMF"]
@@ -118,30 +115,13 @@ class BPRMF(EmbeddingRecommender):
             self.user_embeddings_ = net.users.detach().numpy().astype(np.float32, copy=True)
             self.item_embeddings_ = net.items.detach().numpy().astype(np.float32, copy=True)
 
-        check = validation_metrics(self, valid, self.eval_k)
-
-        def validate() -> dict[str, float]:
-            assert check is not None
-            export()
-            return check()
-
-        result = train_loop(
-            name=self.name,
+        fit_embeddings(
+            self,
+            interactions,
+            valid,
             module=net,
             optimizer=optimizer,
             draw_epoch=draw_epoch,
             batch_loss=batch_loss,
-            validate=validate if check is not None else None,
-            epochs=self.epochs,
-            seed=self.seed,
-            monitor=f"recall@{self.eval_k}",
-            patience=self.patience,
-            eval_every=self.eval_every,
-            checkpoint_dir=self.checkpoint_dir,
-            log_dir=self.log_dir,
-            progress=self.progress,
-            fingerprint=fingerprint(self, interactions, RUN_ONLY),
+            export=export,
         )
-        export()
-        self.history_ = result.history
-        self.best_epoch_ = result.best_epoch

@@ -15,14 +15,11 @@ from gemrec.errors import ParameterError
 from gemrec.models.base import EmbeddingRecommender, State
 from gemrec.models.training import (
     COMMON_CHECKS,
-    RUN_ONLY,
     BPRSampler,
     check_params,
-    fingerprint,
+    fit_embeddings,
     minibatches,
     sample_negatives,
-    train_loop,
-    validation_metrics,
 )
 
 __all__ = ["NeuMF", "NeuMFNet"]
@@ -211,33 +208,16 @@ class NeuMF(EmbeddingRecommender):
                 loss = loss + reg * 0.5 * l2 / len(users)
             return loss
 
-        check = validation_metrics(self, valid, self.eval_k)
-
-        def validate() -> dict[str, float]:
-            assert check is not None
-            self._export()
-            return check()
-
-        result = train_loop(
-            name=self.name,
+        fit_embeddings(
+            self,
+            interactions,
+            valid,
             module=net,
             optimizer=optimizer,
             draw_epoch=draw_epoch,
             batch_loss=batch_loss,
-            validate=validate if check is not None else None,
-            epochs=self.epochs,
-            seed=self.seed,
-            monitor=f"recall@{self.eval_k}",
-            patience=self.patience,
-            eval_every=self.eval_every,
-            checkpoint_dir=self.checkpoint_dir,
-            log_dir=self.log_dir,
-            progress=self.progress,
-            fingerprint=fingerprint(self, interactions, RUN_ONLY),
+            export=self._export,
         )
-        self._export()
-        self.history_ = result.history
-        self.best_epoch_ = result.best_epoch
 
     def _export(self) -> None:
         net = self.net_

@@ -407,6 +407,56 @@ def fingerprint(model: Any, interactions: Any, run_only: Sequence[str]) -> dict[
     }
 
 
+def fit_embeddings(
+    model: Any,
+    interactions: Any,
+    valid: Any,
+    *,
+    module: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    draw_epoch: Callable[[np.random.Generator], list[Batch]],
+    batch_loss: Callable[[Batch], torch.Tensor],
+    export: Callable[[], None],
+    lr_schedule: Callable[[int], float] | None = None,
+) -> TrainingResult:
+    """Train a torch embedding model with its standard hyperparameters and export the result.
+
+    ``model`` carries ``name, epochs, seed, eval_k, patience, eval_every, checkpoint_dir, log_dir,
+    progress``; ``export()`` copies the module's current embeddings into the model's numpy
+    ``user_embeddings_`` / ``item_embeddings_`` (called before each validation and at the end, after
+    :func:`train_loop` restored the best epoch). Sets ``model.history_`` and ``model.best_epoch_``.
+    """
+    check = validation_metrics(model, valid, model.eval_k)
+
+    def validate() -> dict[str, float]:
+        assert check is not None
+        export()
+        return check()
+
+    result = train_loop(
+        name=model.name,
+        module=module,
+        optimizer=optimizer,
+        draw_epoch=draw_epoch,
+        batch_loss=batch_loss,
+        validate=validate if check is not None else None,
+        epochs=model.epochs,
+        seed=model.seed,
+        monitor=f"recall@{model.eval_k}",
+        patience=model.patience,
+        eval_every=model.eval_every,
+        checkpoint_dir=model.checkpoint_dir,
+        log_dir=model.log_dir,
+        progress=model.progress,
+        fingerprint=fingerprint(model, interactions, RUN_ONLY),
+        lr_schedule=lr_schedule,
+    )
+    export()
+    model.history_ = result.history
+    model.best_epoch_ = result.best_epoch
+    return result
+
+
 #: hyperparameters that do not change the computation (left out of the checkpoint fingerprint)
 RUN_ONLY = ("epochs", "checkpoint_dir", "log_dir", "progress")
 
