@@ -13,7 +13,9 @@ from collections.abc import Callable
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["top_n_product"]
+from gemrec.errors import ParameterError
+
+__all__ = ["fold_in_rows", "top_n_product"]
 
 #: dense floats materialised per block (~128 MB in float32)
 BLOCK_FLOATS = 32_000_000
@@ -91,3 +93,13 @@ def top_n_product(
     )
     out.has_sorted_indices = True
     return out
+
+
+def fold_in_rows(user_items: sp.csr_matrix, n_items: int, *, binary: bool = False) -> sp.csr_matrix:
+    """A float32 copy of ``user_items`` checked to have ``n_items`` columns (ones if ``binary``)."""
+    x = sp.csr_matrix(user_items, dtype=np.float32, copy=True)
+    if x.shape[1] != n_items:
+        raise ParameterError.invalid("user_items", f"a matrix with {n_items} columns", x.shape)
+    if binary:
+        x.data[:] = 1.0
+    return x

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 
 from gemrec.data.interactions import Interactions
 from gemrec.errors import ParameterError
-from gemrec.models._topn import top_n_product
+from gemrec.models._topn import fold_in_rows, top_n_product
 from gemrec.models.base import Recommender, State
 
 __all__ = ["ItemKNN", "UserKNN", "shrunk_cosine_top_n"]
@@ -175,13 +175,7 @@ class ItemKNN(Recommender):
     def score_new(self, user_items: sp.csr_matrix) -> np.ndarray:
         """Fold-in: ``user_items @ W`` (an item-based model needs no user state)."""
         self._check_fitted()
-        x = sp.csr_matrix(user_items, dtype=np.float32, copy=True)
-        if x.shape[1] != self.n_items:
-            raise ParameterError.invalid(
-                "user_items", f"a matrix with {self.n_items} columns", x.shape
-            )
-        if self.binary:
-            x.data[:] = 1.0
+        x = fold_in_rows(user_items, self.n_items, binary=self.binary)
         return np.asarray((x @ self._weights).toarray(), dtype=np.float32)
 
     def _similar_block(self, items: np.ndarray) -> np.ndarray:
@@ -254,13 +248,7 @@ class UserKNN(Recommender):
     def score_new(self, user_items: sp.csr_matrix) -> np.ndarray:
         """Fold-in: similarities of the new users to the fitted users, top-n, times ``X``."""
         self._check_fitted()
-        x = sp.csr_matrix(user_items, dtype=np.float32, copy=True)
-        if x.shape[1] != self.n_items:
-            raise ParameterError.invalid(
-                "user_items", f"a matrix with {self.n_items} columns", x.shape
-            )
-        if self.binary:
-            x.data[:] = 1.0
+        x = fold_in_rows(user_items, self.n_items, binary=self.binary)
         feats = _features_like(x, self._feats, self._x, self.weighting)
         sim = shrunk_cosine_top_n(
             feats, int(self.n_neighbors), float(self.shrink), others=self._feats

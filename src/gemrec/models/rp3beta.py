@@ -7,7 +7,7 @@ import scipy.sparse as sp
 
 from gemrec.data.interactions import Interactions
 from gemrec.errors import ParameterError
-from gemrec.models._topn import top_n_product
+from gemrec.models._topn import fold_in_rows, top_n_product
 from gemrec.models.base import Recommender, State
 
 __all__ = ["RP3Beta"]
@@ -119,11 +119,7 @@ class RP3Beta(Recommender):
     def score_new(self, user_items: sp.csr_matrix) -> np.ndarray:
         """Fold-in: ``user_items @ W`` (W depends on items only)."""
         self._check_fitted()
-        x = sp.csr_matrix(user_items, dtype=np.float32)
-        if x.shape[1] != self.n_items:
-            raise ParameterError.invalid(
-                "user_items", f"a matrix with {self.n_items} columns", x.shape
-            )
+        x = fold_in_rows(user_items, self.n_items)
         return np.asarray((x @ self.similarity_).toarray(), dtype=np.float32)
 
     def _similar_block(self, items: np.ndarray) -> np.ndarray:
