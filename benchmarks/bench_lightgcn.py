@@ -36,7 +36,7 @@ from _lightgcn_format import holdout, load_split
 from gemrec.data.interactions import Interactions
 from gemrec.eval import evaluate
 from gemrec.models import get_model_class
-from gemrec.models.lightgcn import LightGCNNet, normalized_adjacency, to_torch_csr
+from gemrec.models.lightgcn import LightGCNNet, TrainingGraph, bpr_loss, normalized_adjacency
 from gemrec.models.training import BPRSampler
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -81,25 +81,14 @@ class ReferenceLightGCN(torch.nn.Module):
 
 
 def gemrec_stepper(train: Interactions, dim: int = 64, n_layers: int = 3):  # type: ignore[no-untyped-def]
-    """One training step of gemrec's LightGCN (the same code path as ``LightGCN.fit``)."""
-    n_users = train.n_users
-    adj_sp = normalized_adjacency(train.binary())
-    adj = to_torch_csr(adj_sp)
-    net = LightGCNNet(adj_sp.shape[0], dim, n_layers)
+    """One training step of gemrec's LightGCN (``bpr_loss``, the code path of ``LightGCN.fit``)."""
+    tg = TrainingGraph.build(train.binary())
+    net = LightGCNNet(tg.adj_sp.shape[0], dim, n_layers)
     torch.nn.init.normal_(net.embedding, std=0.1)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
 
     def step(users: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> float:
-        b = len(users)
-        nodes = np.concatenate([users, pos + n_users, neg + n_users])
-        uniq, inv = np.unique(nodes, return_inverse=True)
-        rows = adj_sp[uniq]
-        out = net(torch.from_numpy(uniq), adj, to_torch_csr(rows), to_torch_csr(rows.T.tocsr()))
-        inv_t = torch.from_numpy(inv.reshape(3, b))
-        u, p, n = out[inv_t[0]], out[inv_t[1]], out[inv_t[2]]
-        bpr = torch.nn.functional.softplus((u * n).sum(1) - (u * p).sum(1)).mean()
-        ego = net.embedding[torch.from_numpy(nodes)]
-        loss = bpr + 1e-4 * 0.5 * ego.pow(2).sum() / b
+        loss = bpr_loss(net, tg, users, pos, neg, reg=1e-4)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -13,6 +13,7 @@ from gemrec.eval import evaluate
 from gemrec.models.lightgcn import (
     LightGCN,
     LightGCNNet,
+    locality_order,
     normalized_adjacency,
     randomized_svd,
     to_torch_csr,
@@ -102,6 +103,51 @@ def test_batch_forward_and_gradient_equal_full_propagation() -> None:
         np.testing.assert_allclose(outs[k], outs[2], rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(grads[k], grads[2], rtol=1e-4, atol=1e-6)
     assert np.abs(grads[0]).sum() > 0
+
+
+@pytest.mark.parametrize("n_layers", [0, 1, 2, 3])
+@pytest.mark.parametrize("last_layer_rows", [True, False])
+def test_fused_batch_propagation_gradient_equals_autograd_reference(
+    n_layers: int, last_layer_rows: bool
+) -> None:
+    """forward_with_ego's written-out backward against plain autograd on dense matrices."""
+    inter = random_graph(n_users=9, n_items=12, density=0.35)
+    nu, ni = inter.matrix.shape
+    adj_sp = normalized_adjacency(inter.binary())
+    nodes = np.array([1, 2, 7, nu, nu + 4, nu + 11])
+    start = torch.randn(nu + ni, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    w_final = torch.randn(len(nodes), 3, generator=torch.Generator().manual_seed(6))
+    w_ego = torch.randn(len(nodes), 3, generator=torch.Generator().manual_seed(8))
+
+    net = LightGCNNet(nu + ni, 3, n_layers=n_layers)
+    with torch.no_grad():
+        net.embedding.copy_(start.float())
+    rows = adj_sp[nodes]
+    extra = (to_torch_csr(rows), to_torch_csr(rows.T.tocsr())) if last_layer_rows else ()
+    final, ego = net.forward_with_ego(torch.from_numpy(nodes), to_torch_csr(adj_sp), *extra)
+    ((final * w_final).pow(2).sum() + (ego * w_ego).sum()).backward()
+
+    e = start.clone().requires_grad_(True)
+    a = torch.from_numpy(_dense_adjacency(inter.binary().toarray().astype(np.float64)))
+    layers, x = [e], e
+    for _ in range(n_layers):
+        x = a @ x
+        layers.append(x)
+    ref = torch.stack(layers).mean(0)[nodes]
+    ((ref * w_final.double()).pow(2).sum() + (e[nodes] * w_ego.double()).sum()).backward()
+    np.testing.assert_allclose(final.detach().numpy(), ref.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ego.detach().numpy(), start[nodes].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(net.embedding.grad.numpy(), e.grad.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_locality_order_is_a_symmetric_permutation() -> None:
+    inter = random_graph(n_users=30, n_items=40, density=0.1)
+    adj = normalized_adjacency(inter.binary())
+    permuted, order = locality_order(adj)
+    assert sorted(order.tolist()) == list(range(adj.shape[0]))
+    np.testing.assert_array_equal(permuted.toarray(), adj.toarray()[np.ix_(order, order)])
+    x = np.random.default_rng(0).standard_normal((adj.shape[0], 4)).astype(np.float32)
+    np.testing.assert_allclose((permuted @ x[order]), (adj @ x)[order], rtol=1e-5, atol=1e-6)
 
 
 def test_randomized_svd_matches_exact_svd() -> None:

@@ -11,12 +11,14 @@ reference implementation.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+from scipy.sparse.csgraph import reverse_cuthill_mckee
 from torch import Tensor, nn
 from torch_geometric.nn.conv import LGConv
 
@@ -35,6 +37,9 @@ __all__ = [
     "LightGCN",
     "LightGCNConv",
     "LightGCNNet",
+    "TrainingGraph",
+    "bpr_loss",
+    "locality_order",
     "normalized_adjacency",
     "randomized_svd",
     "to_torch_csr",
@@ -82,6 +87,22 @@ def to_torch_csr(matrix: sp.csr_matrix) -> Tensor:
             size=m.shape,
             check_invariants=False,
         )
+
+
+def locality_order(adj: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Renumber a symmetric graph's nodes so that neighbours get close numbers.
+
+    Returns ``(adj[order][:, order], order)`` with ``order`` the reverse Cuthill-McKee
+    permutation (``order[r]`` is the node that becomes node ``r``). A sparse product with the
+    renumbered matrix reads embedding rows with far better cache locality; the result is the same
+    up to the permutation.
+    """
+    order = reverse_cuthill_mckee(sp.csr_matrix(adj), symmetric_mode=True).astype(np.int64)
+    permuted = sp.csr_matrix(adj[order][:, order])
+    permuted.sort_indices()
+    permuted.indices = permuted.indices.astype(np.int32)
+    permuted.indptr = permuted.indptr.astype(adj.indptr.dtype)
+    return permuted, order
 
 
 def randomized_svd(
@@ -190,7 +211,11 @@ class LightGCNNet(nn.Module):
         return out / (len(self.convs) + 1)
 
     def forward(
-        self, nodes: Tensor, adj: Tensor, rows: Tensor | None = None, rows_t: Tensor | None = None
+        self,
+        nodes: Tensor,
+        adj: Tensor,
+        rows: Tensor | None = None,
+        rows_t: Tensor | None = None,
     ) -> Tensor:
         """Final embeddings of ``nodes`` only, with the exact gradient.
 
@@ -208,19 +233,150 @@ class LightGCNNet(nn.Module):
         -------
         Tensor, shape (b, embedding_dim)
         """
-        x: Tensor = self.embedding
-        if not self.convs:
-            return x[nodes]
-        total = x
-        for conv in self.convs[:-1]:
+        return self.forward_with_ego(nodes, adj, rows, rows_t)[0]
+
+    def forward_with_ego(
+        self,
+        nodes: Tensor,
+        adj: Tensor,
+        rows: Tensor | None = None,
+        rows_t: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """``(final embeddings, ego embeddings)`` of ``nodes``, one fused exact backward.
+
+        Same arguments as :meth:`forward`. The layers are the module's ``LightGCNConv``
+        products; the backward pass is written out (the model is linear in the ego embeddings,
+        so the gradient is ``K`` more products with the symmetric ``Â``) and accumulates every
+        term in one buffer instead of one dense tensor per gather and per layer sum.
+        """
+        if (rows is None) != (rows_t is None):
+            raise ValueError("rows and rows_t go together")
+        out: tuple[Tensor, Tensor] = _BatchPropagation.apply(  # type: ignore[no-untyped-call]
+            self.embedding, nodes, adj, rows, rows_t, self.convs
+        )
+        return out
+
+
+class _BatchPropagation(torch.autograd.Function):
+    r"""Rows ``nodes`` of the layer mean ``\frac{1}{K+1}\sum_k Â^k E`` and of ``E``.
+
+    Forward: ``K-1`` full products, the last layer only at ``nodes`` when ``rows``
+    (``Â[nodes]``) is given. Backward, with ``S`` scattering rows to ``nodes`` and
+    ``g = \bar{g} / (K+1)``: ``G_{K-1} = Â[nodes]^T g + S g`` and
+    ``G_{k-1} = Â G_k + S g``, plus ``S g_{ego}`` on ``G_0``.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        emb: Tensor,
+        nodes: Tensor,
+        adj: Tensor,
+        rows: Tensor | None,
+        rows_t: Tensor | None,
+        convs: nn.ModuleList,
+    ) -> tuple[Tensor, Tensor]:
+        n_layers = len(convs)
+        ctx.save_for_backward(nodes)
+        ctx.graph = (adj, rows_t)
+        ctx.n_layers = n_layers
+        ego = emb[nodes]
+        if n_layers == 0:
+            return ego.clone(), ego
+        x = emb
+        total = ego.clone()
+        for conv in convs[:-1]:
             x = conv(x, adj)
-            total = total + x
-        if rows is None:
-            full: Tensor = (total + self.convs[-1](x, adj))[nodes]
-            return full / (len(self.convs) + 1)
-        # one gather (and so one scatter in the backward pass) for all layers but the last
-        out: Tensor = total[nodes] + self.convs[-1](x, rows, rows_t)
-        return out / (len(self.convs) + 1)
+            total += x[nodes]
+        total += convs[-1](x, adj)[nodes] if rows is None else convs[-1](x, rows, rows_t)
+        return total / (n_layers + 1), ego
+
+    @staticmethod
+    def backward(
+        ctx: Any, grad_final: Tensor, grad_ego: Tensor
+    ) -> tuple[Tensor, None, None, None, None, None]:
+        (nodes,) = ctx.saved_tensors
+        adj, rows_t = ctx.graph
+        n_layers = ctx.n_layers
+        g = grad_final.contiguous() / (n_layers + 1)
+        n_nodes = adj.shape[0]
+        if n_layers == 0:
+            grad = torch.zeros(n_nodes, g.shape[1], dtype=g.dtype)
+        elif rows_t is not None:
+            grad = torch.sparse.mm(rows_t, g, reduce="sum")
+        else:
+            scattered = torch.zeros(n_nodes, g.shape[1], dtype=g.dtype)
+            scattered.index_add_(0, nodes, g)
+            grad = torch.sparse.mm(adj, scattered, reduce="sum")
+        grad.index_add_(0, nodes, g)
+        for _ in range(n_layers - 1):
+            grad = torch.sparse.mm(adj, grad, reduce="sum")
+            grad.index_add_(0, nodes, g)
+        grad.index_add_(0, nodes, grad_ego.contiguous())
+        return grad, None, None, None, None, None
+
+
+@dataclass(frozen=True)
+class TrainingGraph:
+    """``Â`` as used in training: nodes renumbered for locality, as scipy and torch CSR.
+
+    Internal node ``r`` is external node ``order[r]`` (users ``0..n_users-1``, then items);
+    ``position`` is the inverse permutation. Parameters live in the internal numbering.
+    """
+
+    adj_sp: sp.csr_matrix
+    adj: Tensor
+    order: np.ndarray
+    position: np.ndarray
+    n_users: int
+
+    @classmethod
+    def build(cls, matrix: sp.csr_matrix) -> TrainingGraph:
+        """From the user-item matrix (edge weights as given)."""
+        adj_sp, order = locality_order(normalized_adjacency(matrix))
+        position = np.empty_like(order)
+        position[order] = np.arange(len(order))
+        return cls(adj_sp, to_torch_csr(adj_sp), order, position, int(matrix.shape[0]))
+
+    def to_internal(self, external: Tensor) -> Tensor:
+        """Rows in external order -> internal order."""
+        return external[torch.from_numpy(self.order)]
+
+    def to_external(self, internal: Tensor) -> Tensor:
+        """Rows in internal order -> external order."""
+        return internal[torch.from_numpy(self.position)]
+
+
+def bpr_loss(
+    net: LightGCNNet,
+    tg: TrainingGraph,
+    users: np.ndarray,
+    pos: np.ndarray,
+    neg: np.ndarray,
+    *,
+    reg: float,
+) -> Tensor:
+    """The LightGCN mini-batch loss: mean BPR plus ``reg/2`` times the batch's ego norms / b.
+
+    Every node of the batch is propagated once; the last layer is computed only at the batch's
+    rows while they are under a quarter of the graph.
+    """
+    b = len(users)
+    nodes = tg.position[np.concatenate([users, pos + tg.n_users, neg + tg.n_users])]
+    uniq, inv, counts = np.unique(nodes, return_inverse=True, return_counts=True)
+    if len(uniq) * 4 < tg.adj_sp.shape[0]:
+        rows = tg.adj_sp[uniq]
+        out, ego = net.forward_with_ego(
+            torch.from_numpy(uniq), tg.adj, to_torch_csr(rows), to_torch_csr(rows.T.tocsr())
+        )
+    else:
+        out, ego = net.forward_with_ego(torch.from_numpy(uniq), tg.adj)
+    inv_t = torch.from_numpy(inv.reshape(3, b))
+    u, p, n = out[inv_t[0]], out[inv_t[1]], out[inv_t[2]]
+    bpr = torch.nn.functional.softplus((u * n).sum(1) - (u * p).sum(1)).mean()
+    # sum over the batch's (repeated) nodes of ||e^(0)||^2, computed on the distinct rows
+    norms = (ego.pow(2).sum(1) * torch.from_numpy(counts.astype(np.float32))).sum()
+    return bpr + reg * 0.5 * norms / b
 
 
 # --------------------------------------------------------------------------- recommender
@@ -403,8 +559,7 @@ class LightGCN(EmbeddingRecommender):
     def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:
         graph = interactions.matrix if self.edge_weights else interactions.binary()
         n_users, n_items = graph.shape
-        adj_sp = normalized_adjacency(graph)
-        adj = to_torch_csr(adj_sp)
+        tg = TrainingGraph.build(graph)
         sampler = BPRSampler(interactions.binary())
         rng = np.random.default_rng(self.seed)
         net = LightGCNNet(n_users + n_items, self.embedding_dim, self.n_layers)
@@ -414,7 +569,7 @@ class LightGCN(EmbeddingRecommender):
         )
         if not resuming:  # a resumed run loads its parameters from the checkpoint
             with torch.no_grad():
-                net.embedding.copy_(self._initial_embeddings(graph, rng))
+                net.embedding.copy_(tg.to_internal(self._initial_embeddings(graph, rng)))
         optimizer = torch.optim.Adam(net.parameters(), lr=float(self.lr), fused=True)
         reg = float(self.reg)
 
@@ -422,28 +577,14 @@ class LightGCN(EmbeddingRecommender):
             return minibatches(sampler.sample(sampler.n_edges, r), self.train_batch_size)
 
         def batch_loss(batch: tuple[np.ndarray, ...]) -> Tensor:
-            users, pos, neg = batch
-            b = len(users)
-            nodes = np.concatenate([users, pos + n_users, neg + n_users])
-            uniq, inv = np.unique(nodes, return_inverse=True)
-            if len(uniq) * 4 < adj_sp.shape[0]:
-                rows = adj_sp[uniq]
-                out = net(
-                    torch.from_numpy(uniq), adj, to_torch_csr(rows), to_torch_csr(rows.T.tocsr())
-                )
-            else:
-                out = net(torch.from_numpy(uniq), adj)
-            inv_t = torch.from_numpy(inv.reshape(3, b))
-            u, p, n = out[inv_t[0]], out[inv_t[1]], out[inv_t[2]]
-            bpr = torch.nn.functional.softplus((u * n).sum(1) - (u * p).sum(1)).mean()
-            ego = net.embedding[torch.from_numpy(nodes)]
-            return bpr + reg * 0.5 * ego.pow(2).sum() / b
+            return bpr_loss(net, tg, *batch, reg=reg)
 
         def export() -> None:
             with torch.no_grad():
-                final = net.propagate_all(adj).numpy().astype(np.float32)
-            self.user_embeddings_ = np.ascontiguousarray(final[:n_users])
-            self.item_embeddings_ = np.ascontiguousarray(final[n_users:])
+                final = tg.to_external(net.propagate_all(tg.adj))
+            final_np = final.numpy().astype(np.float32)
+            self.user_embeddings_ = np.ascontiguousarray(final_np[:n_users])
+            self.item_embeddings_ = np.ascontiguousarray(final_np[n_users:])
 
         fit_embeddings(
             self,
