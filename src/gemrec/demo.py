@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gemrec._cli_util import add_command
 from gemrec.cli import main as cli_main
 from gemrec.data.store import Dataset
 from gemrec.eval.commands import evaluate_on_dataset, format_table
@@ -35,14 +36,14 @@ DEMO_MODELS: dict[str, dict[str, object]] = {
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "demo",
         help="run the whole pipeline on a built-in synthetic shop",
         description=(
             "Generate a synthetic shop, import, analyze, train, evaluate, and replay a session."
         ),
         epilog="example:\n  gemrec demo --output demo-output",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--output", default="demo-output", metavar="DIR")
     p.add_argument("--seed", type=int, default=7)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from gemrec._cli_util import add_command, add_quiet
 from gemrec.analysis.report import analyze_dataset
 
 __all__ = ["add_parser"]
@@ -15,7 +16,8 @@ then open reports/taobao/index.html in a browser (profiles.parquet, summary.json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "analyze",
         help="behaviour analysis report (user profiles, funnel, long tail, retention)",
         description=(
@@ -25,7 +27,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
             "profiles.parquet to REPORT_DIR."
         ),
         epilog=EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("dataset", metavar="DATASET_DIR")
     p.add_argument("-o", "--output", required=True, metavar="REPORT_DIR")
@@ -44,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument(
         "--top-categories", type=int, default=3, help="top categories per user (default 3)"
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(p)
     p.set_defaults(func=_run)
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
+from gemrec._cli_util import add_command, add_quiet, show_progress
 from gemrec.data.importer import import_dataset
 from gemrec.data.readers import FORMATS
 from gemrec.data.splits import SPLIT_METHODS
@@ -31,7 +31,8 @@ See docs/data-formats.md for the dataset directory layout."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "import",
         help="validate, clean and split behaviour logs into a dataset directory",
         description=(
@@ -39,7 +40,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
             "behaviours, split train/valid/test and write DATASET_DIR (Parquet + manifest.json)."
         ),
         epilog=EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="input file(s) or directory")
     p.add_argument("--format", required=True, choices=sorted(FORMATS), help="source format")
@@ -132,7 +132,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="per-user share of train kept for tuning (0.1)",
     )
     sp.add_argument("--seed", type=int, default=0, help="seed of every random choice (0)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(p)
     p.set_defaults(func=_run)
 
 
@@ -158,7 +158,7 @@ def _run(args: argparse.Namespace) -> int:
         leave_n=args.leave_n,
         test_after=args.test_after,
         seed=args.seed,
-        progress=not args.quiet and sys.stderr.isatty(),
+        progress=show_progress(args),
     )
     r = result.report
     if args.on_error == "skip":

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from gemrec._cli_util import add_command, add_model_and_dataset
 from gemrec.data.store import Dataset
 from gemrec.errors import GemrecError
 from gemrec.eval.evaluate import EvaluationResult, evaluate
@@ -19,17 +20,16 @@ EXAMPLE = """example:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "evaluate",
         help="full-ranking evaluation of a trained model on the test split",
         description=(
             "Rank all items for every test user (training items excluded) and report metrics."
         ),
         epilog=EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("model", metavar="MODEL_DIR")
-    p.add_argument("--dataset", required=True, metavar="DATASET_DIR")
+    add_model_and_dataset(p)
     p.add_argument(
         "-k",
         dest="ks",

@@ -5,13 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from gemrec._cli_util import (
+    QUIET_TTY_HELP,
+    add_command,
+    add_model_and_dataset,
+    add_quiet,
+    show_progress,
+)
 from gemrec.data.store import Dataset
 from gemrec.errors import DataError, ParameterError
 from gemrec.eval.commands import check_compatible
@@ -25,7 +31,8 @@ EXAMPLE = """example:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "recommend",
         help="write top-k recommendations as JSON lines",
         description=(
@@ -33,10 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
             '"scores": [...]}. Training items are excluded unless --include-seen.'
         ),
         epilog=EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("model", metavar="MODEL_DIR")
-    p.add_argument("--dataset", required=True, metavar="DATASET_DIR")
+    add_model_and_dataset(p)
     p.add_argument(
         "--users",
         default="test",
@@ -45,11 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("-k", type=int, default=20)
     p.add_argument("--include-seen", action="store_true", help="do not exclude training items")
     p.add_argument("-o", "--output", required=True, metavar="FILE")
-    p.add_argument(
-        "--quiet",
-        action="store_true",
-        help="no progress bar (shown only on a terminal; the summary line stays)",
-    )
+    add_quiet(p, QUIET_TTY_HELP)
     p.set_defaults(func=_run)
 
 
@@ -181,7 +182,7 @@ def _run(args: argparse.Namespace) -> int:
         args.k,
         args.output,
         exclude_seen=not args.include_seen,
-        progress=not args.quiet and sys.stderr.isatty(),
+        progress=show_progress(args),
     )
     seen = "training items included" if args.include_seen else "training items excluded"
     print(

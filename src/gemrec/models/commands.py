@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from gemrec._cli_util import QUIET_TTY_HELP, add_command, add_quiet, show_progress
 from gemrec.data.store import Dataset
 from gemrec.errors import ConfigError, GemrecError, ParameterError
 from gemrec.models import MODELS, get_model_class
@@ -24,12 +24,12 @@ EXAMPLE = """example:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "train",
         help="train a model on a dataset directory",
         description="Fit a recommender on the train (+ valid) split of DATASET_DIR and save it.",
         epilog=EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("dataset", metavar="DATASET_DIR")
     # not argparse ``choices``: an unknown name must be a one-line error, not a usage dump
@@ -41,11 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     p.add_argument("--config", metavar="FILE", help="TOML file of hyperparameters")
     p.add_argument("-o", "--output", required=True, metavar="MODEL_DIR")
-    p.add_argument(
-        "--quiet",
-        action="store_true",
-        help="no progress bar (shown only on a terminal; the summary line stays)",
-    )
+    add_quiet(p, QUIET_TTY_HELP)
     p.set_defaults(func=_run)
 
 
@@ -167,9 +163,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ParameterError(f"model '{args.model}': invalid hyperparameters ({exc})") from None
     dataset = Dataset.open(args.dataset)
     start = time.perf_counter()
-    model = train_model(
-        dataset, args.model, params, args.output, progress=not args.quiet and sys.stderr.isatty()
-    )
+    model = train_model(dataset, args.model, params, args.output, progress=show_progress(args))
     print(
         f"trained {args.model} on {dataset.path} ({model.n_users} users, {model.n_items} items) "
         f"in {time.perf_counter() - start:.1f}s -> {args.output}"

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gemrec._cli_util import add_command, add_model_and_dataset
 from gemrec.errors import ConfigError, GemrecError
 
 if TYPE_CHECKING:
@@ -23,7 +24,8 @@ API reference: docs/serving.md; OpenAPI at http://HOST:PORT/docs"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "serve",
         help="serve real-time recommendations over HTTP",
         description=(
@@ -31,10 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
             "that reflect them at once, similar items, explanations, cold start, hot reload."
         ),
         epilog=EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("model", metavar="MODEL_DIR")
-    p.add_argument("--dataset", required=True, metavar="DATASET_DIR")
+    add_model_and_dataset(p)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument(

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from gemrec._cli_util import add_command, add_model_and_dataset
 from gemrec.data.interactions import Interactions
 from gemrec.data.store import Dataset
 from gemrec.errors import GemrecError
@@ -31,7 +32,8 @@ EXAMPLE = """example:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "retrain",
         help="fold stored online events into the data and refit the same model",
         description=(
@@ -40,10 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
             "the same hyperparameters, and write NEW_MODEL_DIR for POST /v1/admin/reload."
         ),
         epilog=EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("model", metavar="MODEL_DIR")
-    p.add_argument("--dataset", required=True, metavar="DATASET_DIR")
+    add_model_and_dataset(p)
     p.add_argument(
         "--events-from",
         required=True,
