@@ -35,16 +35,13 @@ DEMO_MODELS: dict[str, dict[str, object]] = {
 }
 
 
+HELP = "run the whole pipeline on a built-in synthetic shop"
+DESCRIPTION = "Generate a synthetic shop, import, analyze, train, evaluate, and replay a session."
+EXAMPLE = "example:\n  gemrec demo --output demo-output"
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = add_command(
-        sub,
-        "demo",
-        help="run the whole pipeline on a built-in synthetic shop",
-        description=(
-            "Generate a synthetic shop, import, analyze, train, evaluate, and replay a session."
-        ),
-        epilog="example:\n  gemrec demo --output demo-output",
-    )
+    p = add_command(sub, "demo", help=HELP, description=DESCRIPTION, epilog=EXAMPLE)
     p.add_argument("--output", default="demo-output", metavar="DIR")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--users", type=int, default=2000, help="synthetic shop size (users)")

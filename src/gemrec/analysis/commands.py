@@ -9,6 +9,14 @@ from gemrec.analysis.report import analyze_dataset
 
 __all__ = ["add_parser"]
 
+HELP = "behaviour analysis report (user profiles, funnel, long tail, retention)"
+DESCRIPTION = (
+    "Profile every user (behaviour counts, sessions, RFM, category interests, funnel "
+    "conversion, active hours) and the population (popularity long tail, activity by time, "
+    "funnel, session lengths, cohort retention). Writes index.html, summary.json and "
+    "profiles.parquet to REPORT_DIR."
+)
+
 EXAMPLE = """example:
   gemrec analyze data/taobao -o reports/taobao
   gemrec analyze data/taobao -o reports/taobao --session-gap-minutes 60 --utc-offset-hours 8
@@ -16,18 +24,7 @@ then open reports/taobao/index.html in a browser (profiles.parquet, summary.json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = add_command(
-        sub,
-        "analyze",
-        help="behaviour analysis report (user profiles, funnel, long tail, retention)",
-        description=(
-            "Profile every user (behaviour counts, sessions, RFM, category interests, funnel "
-            "conversion, active hours) and the population (popularity long tail, activity by time, "
-            "funnel, session lengths, cohort retention). Writes index.html, summary.json and "
-            "profiles.parquet to REPORT_DIR."
-        ),
-        epilog=EXAMPLE,
-    )
+    p = add_command(sub, "analyze", help=HELP, description=DESCRIPTION, epilog=EXAMPLE)
     p.add_argument("dataset", metavar="DATASET_DIR")
     p.add_argument("-o", "--output", required=True, metavar="REPORT_DIR")
     p.add_argument(

@@ -11,6 +11,12 @@ from gemrec.data.splits import SPLIT_METHODS
 
 __all__ = ["add_parser"]
 
+HELP = "validate, clean and split behaviour logs into a dataset directory"
+DESCRIPTION = (
+    "Read SOURCE files (or directories), validate every row, drop duplicates, weight "
+    "behaviours, split train/valid/test and write DATASET_DIR (Parquet + manifest.json)."
+)
+
 EXAMPLE = """examples:
   gemrec import shop/events.csv --format events -o data/shop \\
       --items shop/items.csv --users shop/users.csv --social shop/friends.csv \\
@@ -31,16 +37,7 @@ See docs/data-formats.md for the dataset directory layout."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = add_command(
-        sub,
-        "import",
-        help="validate, clean and split behaviour logs into a dataset directory",
-        description=(
-            "Read SOURCE files (or directories), validate every row, drop duplicates, weight "
-            "behaviours, split train/valid/test and write DATASET_DIR (Parquet + manifest.json)."
-        ),
-        epilog=EXAMPLE,
-    )
+    p = add_command(sub, "import", help=HELP, description=DESCRIPTION, epilog=EXAMPLE)
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="input file(s) or directory")
     p.add_argument("--format", required=True, choices=sorted(FORMATS), help="source format")
     p.add_argument(

@@ -14,21 +14,16 @@ from gemrec.models.base import Recommender
 
 __all__ = ["add_parser", "evaluate_on_dataset", "format_table"]
 
+HELP = "full-ranking evaluation of a trained model on the test split"
+DESCRIPTION = "Rank all items for every test user (training items excluded) and report metrics."
+
 EXAMPLE = """example:
   gemrec evaluate models/rp3 --dataset data/gowalla -k 10 20 50
   gemrec evaluate models/rp3 --dataset data/gowalla --json > metrics.json"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = add_command(
-        sub,
-        "evaluate",
-        help="full-ranking evaluation of a trained model on the test split",
-        description=(
-            "Rank all items for every test user (training items excluded) and report metrics."
-        ),
-        epilog=EXAMPLE,
-    )
+    p = add_command(sub, "evaluate", help=HELP, description=DESCRIPTION, epilog=EXAMPLE)
     add_model_and_dataset(p)
     p.add_argument(
         "-k",

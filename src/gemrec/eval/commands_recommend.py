@@ -25,22 +25,19 @@ from gemrec.models.base import Recommender
 
 __all__ = ["add_parser", "write_recommendations"]
 
+HELP = "write top-k recommendations as JSON lines"
+DESCRIPTION = (
+    'Write one JSON object per user: {"user": RAW_ID, "items": [RAW_ID, ...], '
+    '"scores": [...]}. Training items are excluded unless --include-seen.'
+)
+
 EXAMPLE = """example:
   gemrec recommend models/rp3 --dataset data/gowalla --users test -k 20 -o recs.jsonl
   gemrec recommend models/rp3 --dataset data/shop --users my_users.txt -k 10 -o recs.jsonl"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = add_command(
-        sub,
-        "recommend",
-        help="write top-k recommendations as JSON lines",
-        description=(
-            'Write one JSON object per user: {"user": RAW_ID, "items": [RAW_ID, ...], '
-            '"scores": [...]}. Training items are excluded unless --include-seen.'
-        ),
-        epilog=EXAMPLE,
-    )
+    p = add_command(sub, "recommend", help=HELP, description=DESCRIPTION, epilog=EXAMPLE)
     add_model_and_dataset(p)
     p.add_argument(
         "--users",

@@ -18,19 +18,16 @@ from gemrec.settings import load_config, parse_assignments
 
 __all__ = ["add_parser", "train_model"]
 
+HELP = "train a model on a dataset directory"
+DESCRIPTION = "Fit a recommender on the train (+ valid) split of DATASET_DIR and save it."
+
 EXAMPLE = """example:
   gemrec train data/gowalla --model rp3beta --set alpha=0.8 --set beta=0.3 -o models/rp3
   gemrec train data/shop --model lightgcn --config lightgcn.toml -o models/lgn"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = add_command(
-        sub,
-        "train",
-        help="train a model on a dataset directory",
-        description="Fit a recommender on the train (+ valid) split of DATASET_DIR and save it.",
-        epilog=EXAMPLE,
-    )
+    p = add_command(sub, "train", help=HELP, description=DESCRIPTION, epilog=EXAMPLE)
     p.add_argument("dataset", metavar="DATASET_DIR")
     # not argparse ``choices``: an unknown name must be a one-line error, not a usage dump
     p.add_argument(

@@ -15,6 +15,12 @@ if TYPE_CHECKING:
 
 __all__ = ["add_parser", "settings_from_args"]
 
+HELP = "serve real-time recommendations over HTTP"
+DESCRIPTION = (
+    "Serve MODEL_DIR over HTTP (FastAPI + uvicorn): ingest events, answer recommendations "
+    "that reflect them at once, similar items, explanations, cold start, hot reload."
+)
+
 EXAMPLE = """example:
   gemrec serve models/rp3 --dataset data/shop
   gemrec serve models/lgn --dataset data/shop --store redis://127.0.0.1:6379/0 \\
@@ -24,16 +30,7 @@ API reference: docs/serving.md; OpenAPI at http://HOST:PORT/docs"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = add_command(
-        sub,
-        "serve",
-        help="serve real-time recommendations over HTTP",
-        description=(
-            "Serve MODEL_DIR over HTTP (FastAPI + uvicorn): ingest events, answer recommendations "
-            "that reflect them at once, similar items, explanations, cold start, hot reload."
-        ),
-        epilog=EXAMPLE,
-    )
+    p = add_command(sub, "serve", help=HELP, description=DESCRIPTION, epilog=EXAMPLE)
     add_model_and_dataset(p)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)

@@ -24,6 +24,13 @@ from gemrec.models.base import Recommender
 
 __all__ = ["add_parser", "retrain"]
 
+HELP = "fold stored online events into the data and refit the same model"
+DESCRIPTION = (
+    "Read the events the service stored, add them to the model's training interactions "
+    "as new train edges (new users and items appended), fit the same model class with "
+    "the same hyperparameters, and write NEW_MODEL_DIR for POST /v1/admin/reload."
+)
+
 EXAMPLE = """example:
   gemrec retrain models/rp3 --dataset data/shop \\
       --events-from sqlite:///models/rp3/events.sqlite3 -o models/rp3-v2
@@ -32,17 +39,7 @@ EXAMPLE = """example:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = add_command(
-        sub,
-        "retrain",
-        help="fold stored online events into the data and refit the same model",
-        description=(
-            "Read the events the service stored, add them to the model's training interactions "
-            "as new train edges (new users and items appended), fit the same model class with "
-            "the same hyperparameters, and write NEW_MODEL_DIR for POST /v1/admin/reload."
-        ),
-        epilog=EXAMPLE,
-    )
+    p = add_command(sub, "retrain", help=HELP, description=DESCRIPTION, epilog=EXAMPLE)
     add_model_and_dataset(p)
     p.add_argument(
         "--events-from",
