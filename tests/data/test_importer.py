@@ -16,6 +16,8 @@ from gemrec.data.store import Dataset
 from gemrec.errors import DataError, ParameterError
 
 HEADER = "user_id,item_id,event_type,timestamp,value,event_id"
+#: the four required columns only
+COLUMNS = "user_id,item_id,event_type,timestamp"
 
 
 def _good_rows(n_users=12, n_items=15, per_user=8, seed=0):
@@ -45,6 +47,29 @@ def _run(capsys, *argv):
     code = main(["import", *map(str, argv)])
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+def _run_events(capsys, source, output, *options):
+    """``gemrec import SOURCE --format events -o OUTPUT [OPTIONS]``: (exit code, stdout, stderr)"""
+    return _run(capsys, source, "--format", "events", "-o", output, *options)
+
+
+def _write(tmp_path, text, name="e.csv"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _import(tmp_path, text, **options):
+    """Import ``text`` (an events CSV) through the API into ``tmp_path / "ds"`` and open it."""
+    return Dataset.open(import_dataset([_write(tmp_path, text)], tmp_path / "ds", **options).path)
+
+
+def _edges_by_raw_pair(ds):
+    """The edges table indexed by raw (user_id, item_id)."""
+    return ds.edges.assign(
+        u=lambda d: ds.user_ids[d.user], i=lambda d: ds.item_ids[d.item]
+    ).set_index(["u", "i"])
 
 
 def _events_as_raw(ds):
@@ -95,15 +120,10 @@ def test_edges_aggregate_events_with_weights_and_counts(tmp_path):
         ["a", "y", "cart", "5"],
         ["b", "x", "click", "7"],
     ]
-    p = tmp_path / "e.csv"
-    p.write_text(_csv(rows, "user_id,item_id,event_type,timestamp"))
-    res = import_dataset(
-        [p], tmp_path / "ds", split="none", valid_fraction=0, weights="purchase=10"
+    ds = _import(
+        tmp_path, _csv(rows, COLUMNS), split="none", valid_fraction=0, weights="purchase=10"
     )
-    ds = Dataset.open(res.path)
-    e = ds.edges.assign(u=lambda d: ds.user_ids[d.user], i=lambda d: ds.item_ids[d.item]).set_index(
-        ["u", "i"]
-    )
+    e = _edges_by_raw_pair(ds)
     assert e.loc[("a", "x"), "weight"] == 12.0
     assert (
         e.loc[("a", "x"), "n_view"],
@@ -125,11 +145,7 @@ def test_time_decay_halves_weight_per_half_life(tmp_path):
         ["a", "y", "view", str(8 * day)],
         ["b", "x", "view", str(6 * day)],
     ]
-    p = tmp_path / "e.csv"
-    p.write_text(_csv(rows, "user_id,item_id,event_type,timestamp"))
-    ds = Dataset.open(
-        import_dataset([p], tmp_path / "ds", split="none", valid_fraction=0, half_life_days=2).path
-    )
+    ds = _import(tmp_path, _csv(rows, COLUMNS), split="none", valid_fraction=0, half_life_days=2)
     w = dict(
         zip(
             zip(ds.user_ids[ds.edges.user], ds.item_ids[ds.edges.item], strict=True),
@@ -144,16 +160,14 @@ def test_time_decay_halves_weight_per_half_life(tmp_path):
 
 
 def test_columns_mapping_and_iso_ms_timestamps(tmp_path, capsys):
-    p = tmp_path / "log.csv"
-    p.write_text(
-        "uid,sku,action,ts\n1,A,view,2020-01-01T00:00:00Z\n1,B,purchase,1577836800000\n2,A,cart,1577836800\n"
+    p = _write(
+        tmp_path,
+        "uid,sku,action,ts\n1,A,view,2020-01-01T00:00:00Z\n1,B,purchase,1577836800000\n2,A,cart,1577836800\n",
+        "log.csv",
     )
-    code, _out, err = _run(
+    code, _out, err = _run_events(
         capsys,
         p,
-        "--format",
-        "events",
-        "-o",
         tmp_path / "ds",
         "--columns",
         "user_id=uid,item_id=sku",
@@ -171,38 +185,31 @@ def test_columns_mapping_and_iso_ms_timestamps(tmp_path, capsys):
 
 
 def test_ids_keep_leading_zeros_and_whitespace_is_stripped(tmp_path):
-    p = tmp_path / "e.csv"
-    p.write_text(
-        "user_id,item_id,event_type,timestamp\n 007 ,x,view,1\n7,x,view,2\n007,x ,view,3\n"
-    )
-    ds = Dataset.open(import_dataset([p], tmp_path / "ds", split="none", valid_fraction=0).path)
+    text = f"{COLUMNS}\n 007 ,x,view,1\n7,x,view,2\n007,x ,view,3\n"
+    ds = _import(tmp_path, text, split="none", valid_fraction=0)
     assert sorted(ds.user_ids) == ["007", "7"]
     assert list(ds.item_ids) == ["x"]
     assert ds.edges["n_events"].sum() == 3
 
 
 def test_numeric_ids_are_ordered_numerically(tmp_path):
-    p = tmp_path / "e.csv"
-    p.write_text("user_id,item_id,event_type,timestamp\n10,3,view,1\n9,20,view,2\n100,1,view,3\n")
-    ds = Dataset.open(import_dataset([p], tmp_path / "ds", split="none").path)
+    ds = _import(tmp_path, f"{COLUMNS}\n10,3,view,1\n9,20,view,2\n100,1,view,3\n", split="none")
     assert list(ds.user_ids) == ["9", "10", "100"]
     assert list(ds.item_ids) == ["1", "3", "20"]
 
 
 def test_duplicates_and_event_ids_are_counted(tmp_path, capsys):
-    p = tmp_path / "e.csv"
-    p.write_text(
-        "user_id,item_id,event_type,timestamp,event_id\n"
+    p = _write(
+        tmp_path,
+        f"{COLUMNS},event_id\n"
         "a,x,view,1,e1\n"
         "a,x,view,1,e1\n"  # exact duplicate
         "a,y,view,2,e1\n"  # repeated event id
         "a,y,view,3,e2\n"
         "b,x,view,4,\n"
-        "b,x,view,4,\n"  # exact duplicate without id
+        "b,x,view,4,\n",  # exact duplicate without id
     )
-    code, out, err = _run(
-        capsys, p, "--format", "events", "-o", tmp_path / "ds", "--on-error", "skip"
-    )
+    code, out, err = _run_events(capsys, p, tmp_path / "ds", "--on-error", "skip")
     assert code == 0, err
     assert "rows read 6 / accepted 3 / rejected 0 / deduplicated 3" in out
     ds = Dataset.open(tmp_path / "ds")
@@ -221,13 +228,13 @@ def test_kcore_filter_reaches_a_fixed_point(tmp_path):
         ["u3", "a", "view", "5"],
         ["u3", "c", "view", "6"],
     ]
-    p = tmp_path / "e.csv"
-    p.write_text(_csv(rows, "user_id,item_id,event_type,timestamp"))
     # item c has 1 user -> removed; then u3 has 1 item -> removed; a and b keep 2 users each
-    ds = Dataset.open(
-        import_dataset(
-            [p], tmp_path / "ds", min_user_interactions=2, min_item_interactions=2, split="none"
-        ).path
+    ds = _import(
+        tmp_path,
+        _csv(rows, COLUMNS),
+        min_user_interactions=2,
+        min_item_interactions=2,
+        split="none",
     )
     assert sorted(ds.user_ids) == ["u1", "u2"]
     assert sorted(ds.item_ids) == ["a", "b"]
@@ -236,8 +243,7 @@ def test_kcore_filter_reaches_a_fixed_point(tmp_path):
 
 
 def test_side_tables_attach_metadata_and_social(tmp_path):
-    p = tmp_path / "e.csv"
-    p.write_text(_csv(_good_rows(n_users=3, n_items=4), HEADER))
+    p = _write(tmp_path, _csv(_good_rows(n_users=3, n_items=4), HEADER))
     (tmp_path / "items.csv").write_text(
         "item_id,category,brand,price,title\ni0,shoes,acme,9.5,Red\ni1,hats,acme,12,Cap\nzz,x,y,1,none\n"
     )
@@ -265,8 +271,7 @@ def test_side_tables_attach_metadata_and_social(tmp_path):
 
 
 def test_manifest_fingerprint_is_reproducible_and_sensitive(tmp_path):
-    p = tmp_path / "e.csv"
-    p.write_text(_csv(_good_rows(), HEADER))
+    p = _write(tmp_path, _csv(_good_rows(), HEADER))
     a = import_dataset([p], tmp_path / "a", seed=3).manifest
     b = import_dataset([p], tmp_path / "b", seed=3).manifest
     c = import_dataset([p], tmp_path / "c", seed=4).manifest
@@ -308,9 +313,7 @@ def test_row_order_does_not_change_the_dataset(tmp_path):
 # --------------------------------------------------------------------------- splits end to end
 @pytest.mark.parametrize("method", ["random", "temporal", "leave-last", "none"])
 def test_every_pair_in_exactly_one_split_and_valid_from_train(tmp_path, method):
-    p = tmp_path / "e.csv"
-    p.write_text(_csv(_good_rows(n_users=30, per_user=12), HEADER))
-    ds = Dataset.open(import_dataset([p], tmp_path / "ds", split=method, seed=1).path)
+    ds = _import(tmp_path, _csv(_good_rows(n_users=30, per_user=12)), split=method, seed=1)
     e = ds.edges
     assert not e.duplicated(["user", "item"]).any()
     assert set(e["split"]) <= {"train", "valid", "test"}
@@ -340,16 +343,8 @@ def test_temporal_split_drops_test_events_of_pairs_seen_in_train(tmp_path):
         ["b", "x", "view", "2"],
         ["b", "z", "view", "3"],
     ]
-    p = tmp_path / "e.csv"
-    p.write_text(_csv(rows, "user_id,item_id,event_type,timestamp"))
-    ds = Dataset.open(
-        import_dataset(
-            [p], tmp_path / "ds", split="temporal", test_after="50", valid_fraction=0
-        ).path
-    )
-    e = ds.edges.assign(u=lambda d: ds.user_ids[d.user], i=lambda d: ds.item_ids[d.item]).set_index(
-        ["u", "i"]
-    )
+    ds = _import(tmp_path, _csv(rows, COLUMNS), split="temporal", test_after="50", valid_fraction=0)
+    e = _edges_by_raw_pair(ds)
     assert e.loc[("a", "x"), "split"] == "train" and e.loc[("a", "x"), "n_events"] == 1
     assert e.loc[("a", "y"), "split"] == "test"
     assert ds.manifest["cleaning"]["held_out_pairs_already_in_train"] == 1
@@ -357,8 +352,7 @@ def test_temporal_split_drops_test_events_of_pairs_seen_in_train(tmp_path):
 
 
 def test_split_options_are_checked(tmp_path):
-    p = tmp_path / "e.csv"
-    p.write_text(_csv(_good_rows(), HEADER))
+    p = _write(tmp_path, _csv(_good_rows(), HEADER))
     with pytest.raises(ParameterError, match="no predefined split"):
         import_dataset([p], tmp_path / "ds", split="predefined")
     with pytest.raises(ParameterError, match="--split"):
@@ -369,8 +363,7 @@ def test_split_options_are_checked(tmp_path):
 
 
 def test_refuses_to_overwrite_a_non_dataset_directory(tmp_path):
-    p = tmp_path / "e.csv"
-    p.write_text(_csv(_good_rows(), HEADER))
+    p = _write(tmp_path, _csv(_good_rows(), HEADER))
     (tmp_path / "precious").mkdir()
     (tmp_path / "precious" / "thesis.tex").write_text("...")
     with pytest.raises(ParameterError, match="-o"):
@@ -416,9 +409,8 @@ def test_fail_mode_stops_at_first_bad_row_and_writes_nothing(tmp_path, capsys, k
     row, field, message = BAD[kind]
     good = _good_rows()
     rows = [*good[:5], row, *good[5:], row]
-    p = tmp_path / "log.csv"
-    p.write_text(_csv(rows))
-    code, _out, err = _run(capsys, p, "--format", "events", "-o", tmp_path / "ds")
+    p = _write(tmp_path, _csv(rows), "log.csv")
+    code, _out, err = _run_events(capsys, p, tmp_path / "ds")
     assert code == 2
     assert err.count("\n") == 1 and "Traceback" not in err
     where = f"{p}, line 7" + (f", field '{field}'" if field else "")
@@ -429,12 +421,11 @@ def test_fail_mode_stops_at_first_bad_row_and_writes_nothing(tmp_path, capsys, k
 
 
 def test_failed_import_leaves_an_existing_dataset_untouched(tmp_path, capsys):
-    p = tmp_path / "log.csv"
-    p.write_text(_csv(_good_rows()))
-    assert _run(capsys, p, "--format", "events", "-o", tmp_path / "ds")[0] == 0
+    p = _write(tmp_path, _csv(_good_rows()), "log.csv")
+    assert _run_events(capsys, p, tmp_path / "ds")[0] == 0
     before = (tmp_path / "ds" / "manifest.json").read_bytes()
     p.write_text(_csv([*_good_rows(), BAD["bad_time"][0]]))
-    assert _run(capsys, p, "--format", "events", "-o", tmp_path / "ds")[0] == 2
+    assert _run_events(capsys, p, tmp_path / "ds")[0] == 2
     assert (tmp_path / "ds" / "manifest.json").read_bytes() == before
 
 
@@ -458,11 +449,8 @@ def test_skip_mode_accounts_for_every_row_and_loses_nothing(tmp_path, capsys):
             expected_bad[len(lines)] = payload
         if rng.random() < 0.1:
             lines.append("")  # blank lines are not rows
-    p = tmp_path / "log.csv"
-    p.write_text("\n".join(lines) + "\n")
-    code, out, err = _run(
-        capsys, p, "--format", "events", "-o", tmp_path / "ds", "--on-error", "skip"
-    )
+    p = _write(tmp_path, "\n".join(lines) + "\n", "log.csv")
+    code, out, err = _run_events(capsys, p, tmp_path / "ds", "--on-error", "skip")
     assert code == 0, err
     n_rows = len(good) + len(dups) + len(expected_bad)
     # duplicated rows may collide with each other and with their originals: recount independently
@@ -493,20 +481,19 @@ def test_skip_mode_accounts_for_every_row_and_loses_nothing(tmp_path, capsys):
 
 
 def test_skip_mode_with_jsonl_broken_lines(tmp_path, capsys):
-    p = tmp_path / "log.jsonl"
-    p.write_text(
+    p = _write(
+        tmp_path,
         '{"user_id":"a","item_id":"x","event_type":"view","timestamp":1}\n{"user_id": "b",\n'
         '{"user_id":"b","item_id":"y","event_type":"buy","timestamp":2}\n'
-        '{"user_id":"c","item_id":"y","event_type":"cart","timestamp":"2020-01-01"}\n'
+        '{"user_id":"c","item_id":"y","event_type":"cart","timestamp":"2020-01-01"}\n',
+        "log.jsonl",
     )
-    code, out, err = _run(
-        capsys, p, "--format", "events", "-o", tmp_path / "ds", "--on-error", "skip"
-    )
+    code, out, err = _run_events(capsys, p, tmp_path / "ds", "--on-error", "skip")
     assert code == 0, err
     assert "rows read 4 / accepted 2 / rejected 2 / deduplicated 0" in out
     rej = pd.read_csv(tmp_path / "ds" / "rejected.csv")
     assert rej["line"].tolist() == [2, 3]
-    code, out, err = _run(capsys, p, "--format", "events", "-o", tmp_path / "ds2")
+    code, out, err = _run_events(capsys, p, tmp_path / "ds2")
     assert code == 2 and "line 2" in err and "invalid JSON" in err
 
 
@@ -544,9 +531,7 @@ def test_malformed_files_give_one_clear_line(tmp_path, capsys, kind, mode):
     name, data, message = MALFORMED[kind]
     p = tmp_path / name
     p.write_bytes(data)
-    code, _out, err = _run(
-        capsys, p, "--format", "events", "-o", tmp_path / "ds", "--on-error", mode
-    )
+    code, _out, err = _run_events(capsys, p, tmp_path / "ds", "--on-error", mode)
     assert code == 2
     assert err.startswith("gemrec import: error: ") and err.count("\n") == 1
     assert message in err and str(p) in err
@@ -554,31 +539,24 @@ def test_malformed_files_give_one_clear_line(tmp_path, capsys, kind, mode):
 
 
 def test_missing_source_and_bad_options(tmp_path, capsys):
-    code, _, err = _run(capsys, tmp_path / "nope.csv", "--format", "events", "-o", tmp_path / "ds")
+    code, _, err = _run_events(capsys, tmp_path / "nope.csv", tmp_path / "ds")
     assert code == 2 and "no such file" in err
-    p = tmp_path / "e.csv"
-    p.write_text(_csv(_good_rows()))
-    code, _, err = _run(capsys, p, "--format", "events", "-o", tmp_path / "ds", "--weights", "view")
+    p = _write(tmp_path, _csv(_good_rows()))
+    code, _, err = _run_events(capsys, p, tmp_path / "ds", "--weights", "view")
     assert code == 2 and "--weights" in err
-    code, _, err = _run(
-        capsys, p, "--format", "events", "-o", tmp_path / "ds", "--columns", "userid=uid"
-    )
+    code, _, err = _run_events(capsys, p, tmp_path / "ds", "--columns", "userid=uid")
     assert code == 2 and "--columns" in err
 
 
 def test_all_rows_bad_is_an_error_even_in_skip_mode(tmp_path, capsys):
-    p = tmp_path / "e.csv"
-    p.write_text(_csv([BAD["bad_time"][0], BAD["unknown_type"][0]]))
-    code, _, err = _run(
-        capsys, p, "--format", "events", "-o", tmp_path / "ds", "--on-error", "skip"
-    )
+    p = _write(tmp_path, _csv([BAD["bad_time"][0], BAD["unknown_type"][0]]))
+    code, _, err = _run_events(capsys, p, tmp_path / "ds", "--on-error", "skip")
     assert code == 2 and "no valid events" in err
     assert not (tmp_path / "ds").exists()
 
 
 def test_rejected_csv_quotes_raw_rows_with_commas(tmp_path):
-    p = tmp_path / "e.csv"
-    p.write_text('user_id,item_id,event_type,timestamp\na,x,view,1\n"b,1",x,nope,2\n')
+    p = _write(tmp_path, f'{COLUMNS}\na,x,view,1\n"b,1",x,nope,2\n')
     res = import_dataset([p], tmp_path / "ds", on_error="skip")
     rows = list(csv.reader(io.StringIO((tmp_path / "ds" / "rejected.csv").read_text())))
     assert rows[1][1] == "3" and rows[1][4] == '"b,1",x,nope,2'
@@ -586,30 +564,25 @@ def test_rejected_csv_quotes_raw_rows_with_commas(tmp_path):
 
 
 def test_api_raises_dataerror_for_bad_rows(tmp_path):
-    p = tmp_path / "e.csv"
-    p.write_text(_csv([*_good_rows(), BAD["empty_item"][0]]))
+    p = _write(tmp_path, _csv([*_good_rows(), BAD["empty_item"][0]]))
     with pytest.raises(DataError) as exc:
         import_dataset([p], tmp_path / "ds")
     assert exc.value.line == 98 and exc.value.field == "item_id"
 
 
 def test_side_table_errors_are_reported_like_event_errors(tmp_path, capsys):
-    p = tmp_path / "e.csv"
-    p.write_text(_csv(_good_rows(n_users=3, n_items=4)))
+    p = _write(tmp_path, _csv(_good_rows(n_users=3, n_items=4)))
     items = tmp_path / "items.csv"
     items.write_text("sku,category\ni0,shoes\n")
-    code, _, err = _run(capsys, p, "--format", "events", "-o", tmp_path / "ds", "--items", items)
+    code, _, err = _run_events(capsys, p, tmp_path / "ds", "--items", items)
     assert code == 2 and "missing column(s) item_id for --items" in err and str(items) in err
     items.write_text("item_id,category\ni0,shoes\n ,hats\ni1,socks\n")
-    code, _, err = _run(capsys, p, "--format", "events", "-o", tmp_path / "ds", "--items", items)
+    code, _, err = _run_events(capsys, p, tmp_path / "ds", "--items", items)
     assert code == 2 and f"{items}, line 3, field 'item_id': expected a non-empty id" in err
     assert not (tmp_path / "ds").exists()
-    code, _out, err = _run(
+    code, _out, err = _run_events(
         capsys,
         p,
-        "--format",
-        "events",
-        "-o",
         tmp_path / "ds",
         "--items",
         items,
@@ -625,11 +598,8 @@ def test_side_table_errors_are_reported_like_event_errors(tmp_path, capsys):
 
 
 def test_columns_mapping_replaces_a_same_named_column(tmp_path):
-    p = tmp_path / "e.csv"
-    p.write_text("user_id,customer,item_id,event_type,timestamp\nx,c1,i,view,1\ny,c2,i,view,2\n")
-    ds = Dataset.open(
-        import_dataset([p], tmp_path / "ds", columns="user_id=customer", split="none").path
-    )
+    text = "user_id,customer,item_id,event_type,timestamp\nx,c1,i,view,1\ny,c2,i,view,2\n"
+    ds = _import(tmp_path, text, columns="user_id=customer", split="none")
     assert sorted(ds.user_ids) == ["c1", "c2"]
 
 
@@ -653,7 +623,7 @@ def test_import_property_no_leak_and_one_split_per_pair(rows, method, seed):
     with tempfile.TemporaryDirectory() as tmp:
         p = f"{tmp}/e.csv"
         with open(p, "w") as fh:
-            fh.write("user_id,item_id,event_type,timestamp\n")
+            fh.write(COLUMNS + "\n")
             fh.writelines(f"u{u},i{i},{t},{s}\n" for u, i, t, s in rows)
         res = import_dataset([p], f"{tmp}/ds", split=method, seed=seed, test_fraction=0.3)
         ds = Dataset.open(res.path)
