@@ -7,8 +7,8 @@ import scipy.sparse as sp
 
 from gemrec.data.interactions import Interactions
 from gemrec.errors import ParameterError
+from gemrec.models._neighbourhood import ItemToItemModel, SimilarityModel, check_n_neighbors
 from gemrec.models._topn import fold_in_rows, top_n_product
-from gemrec.models.base import Recommender, State
 
 __all__ = ["ItemKNN", "UserKNN", "shrunk_cosine_top_n"]
 
@@ -16,9 +16,7 @@ WEIGHTINGS = ("none", "tfidf")
 
 
 def _check_common(model: ItemKNN | UserKNN) -> None:
-    n = model.n_neighbors
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-        raise ParameterError.invalid("n_neighbors", "a positive integer", n)
+    check_n_neighbors(model.n_neighbors)
     s = model.shrink
     if isinstance(s, bool) or not isinstance(s, int | float | np.number) or not s >= 0:
         raise ParameterError.invalid("shrink", "a number >= 0", s)
@@ -34,12 +32,19 @@ def _features(x: sp.csr_matrix, binary: bool, weighting: str) -> sp.csr_matrix:
     if binary:
         x.data[:] = 1.0
     if weighting == "tfidf":
-        # a feature shared by many rows says little: idf_f = log(n_rows / df_f)
-        df = np.bincount(x.indices, minlength=x.shape[1]).astype(np.float64)
-        idf = np.log(x.shape[0] / np.maximum(df, 1.0)).astype(np.float32)
-        x.data *= idf[x.indices]
+        x.data *= _idf(x)[x.indices]
         x.eliminate_zeros()
     return x
+
+
+def _idf(x: sp.csr_matrix) -> np.ndarray:
+    """Inverse frequency of each column (feature) over the rows of ``x``, shape (n_cols,), float32.
+
+    A feature shared by many rows says little: idf_f = log(n_rows / df_f).
+    """
+    df = np.bincount(x.indices, minlength=x.shape[1]).astype(np.float64)
+    idf: np.ndarray = np.log(x.shape[0] / np.maximum(df, 1.0)).astype(np.float32)
+    return idf
 
 
 def shrunk_cosine_top_n(
@@ -91,7 +96,7 @@ def shrunk_cosine_top_n(
     )
 
 
-class ItemKNN(Recommender):
+class ItemKNN(ItemToItemModel):
     """Item-based collaborative filtering with shrunk cosine similarity and top-n neighbours.
 
     Parameters
@@ -169,27 +174,11 @@ class ItemKNN(Recommender):
             x.data[:] = 1.0
         self._x = x
 
-    def _score_block(self, users: np.ndarray) -> np.ndarray:
-        return np.asarray((self._x[users] @ self._weights).toarray(), dtype=np.float32)
-
-    def score_new(self, user_items: sp.csr_matrix) -> np.ndarray:
-        """Fold-in: ``user_items @ W`` (an item-based model needs no user state)."""
-        self._check_fitted()
-        x = fold_in_rows(user_items, self.n_items, binary=self.binary)
-        return np.asarray((x @ self._weights).toarray(), dtype=np.float32)
-
-    def _similar_block(self, items: np.ndarray) -> np.ndarray:
-        return np.asarray(self.similarity_[items].toarray(), dtype=np.float32)
-
-    def _get_state(self) -> State:
-        return {"similarity_": self.similarity_}
-
-    def _set_state(self, state: State) -> None:
-        self.similarity_ = sp.csr_matrix(state["similarity_"], dtype=np.float32)
-        self._prepare()
+    def _binary_input(self) -> bool:
+        return bool(self.binary)
 
 
-class UserKNN(Recommender):
+class UserKNN(SimilarityModel):
     """User-based collaborative filtering with shrunk cosine similarity and top-n neighbours.
 
     Parameters
@@ -255,13 +244,6 @@ class UserKNN(Recommender):
         )
         return np.asarray((sim @ self._x).toarray(), dtype=np.float32)
 
-    def _get_state(self) -> State:
-        return {"similarity_": self.similarity_}
-
-    def _set_state(self, state: State) -> None:
-        self.similarity_ = sp.csr_matrix(state["similarity_"], dtype=np.float32)
-        self._prepare()
-
 
 def _features_like(
     x: sp.csr_matrix, fitted_feats: sp.csr_matrix, fitted_x: sp.csr_matrix, weighting: str
@@ -269,9 +251,7 @@ def _features_like(
     """Weight new rows with the idf learned on the fitted rows."""
     if weighting == "none":
         return x
-    df = np.bincount(fitted_x.indices, minlength=fitted_x.shape[1]).astype(np.float64)
-    idf = np.log(fitted_x.shape[0] / np.maximum(df, 1.0)).astype(np.float32)
     x = x.copy()
-    x.data *= idf[x.indices]
+    x.data *= _idf(fitted_x)[x.indices]
     x.eliminate_zeros()
     return x

@@ -7,8 +7,8 @@ import scipy.sparse as sp
 
 from gemrec.data.interactions import Interactions
 from gemrec.errors import ParameterError
-from gemrec.models._topn import fold_in_rows, top_n_product
-from gemrec.models.base import Recommender, State
+from gemrec.models._neighbourhood import ItemToItemModel, check_n_neighbors
+from gemrec.models._topn import top_n_product
 
 __all__ = ["RP3Beta"]
 
@@ -20,7 +20,7 @@ def _row_normalise(x: sp.csr_matrix) -> sp.csr_matrix:
     return sp.csr_matrix(sp.diags(inv.astype(np.float32)) @ x, dtype=np.float32)
 
 
-class RP3Beta(Recommender):
+class RP3Beta(ItemToItemModel):
     """RP3beta (Paudel et al., 2016; as benchmarked by Dacrema et al., 2019).
 
     Parameters
@@ -79,9 +79,7 @@ class RP3Beta(Recommender):
             v = getattr(self, pname)
             if isinstance(v, bool) or not isinstance(v, int | float | np.number) or not v >= 0:
                 raise ParameterError.invalid(pname, "a number >= 0", v)
-        n = self.n_neighbors
-        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-            raise ParameterError.invalid("n_neighbors", "a positive integer", n)
+        check_n_neighbors(self.n_neighbors)
         if not isinstance(self.normalize, bool | np.bool_):
             raise ParameterError.invalid("normalize", "True or False", self.normalize)
 
@@ -112,22 +110,4 @@ class RP3Beta(Recommender):
 
     def _prepare(self) -> None:
         self._x = sp.csr_matrix(self.interactions_, dtype=np.float32)
-
-    def _score_block(self, users: np.ndarray) -> np.ndarray:
-        return np.asarray((self._x[users] @ self.similarity_).toarray(), dtype=np.float32)
-
-    def score_new(self, user_items: sp.csr_matrix) -> np.ndarray:
-        """Fold-in: ``user_items @ W`` (W depends on items only)."""
-        self._check_fitted()
-        x = fold_in_rows(user_items, self.n_items)
-        return np.asarray((x @ self.similarity_).toarray(), dtype=np.float32)
-
-    def _similar_block(self, items: np.ndarray) -> np.ndarray:
-        return np.asarray(self.similarity_[items].toarray(), dtype=np.float32)
-
-    def _get_state(self) -> State:
-        return {"similarity_": self.similarity_}
-
-    def _set_state(self, state: State) -> None:
-        self.similarity_ = sp.csr_matrix(state["similarity_"], dtype=np.float32)
-        self._prepare()
+        self._weights = self.similarity_
