@@ -311,13 +311,7 @@ class GraphFilter(Recommender):
     def score_new(self, user_items: sp.csr_matrix) -> np.ndarray:
         """Fold-in: the filter applied to new interaction rows (identical to fitted users).
 
-        Parameters
-        ----------
-        user_items : csr_matrix, shape (n, n_items)
-
-        Returns
-        -------
-        ndarray of float32, shape (n, n_items)
+        Shapes as in :meth:`Recommender.score_new`: (n, n_items) in, (n, n_items) float32 out.
         """
         self._check_fitted()
         x = sp.csr_matrix(user_items, dtype=np.float32)
