@@ -1,16 +1,20 @@
-"""Readers for LightGCN-format splits (``train.txt``/``test.txt``: ``user item item ...`` per line).
+"""Benchmark splits in ``../shared/data`` as ``(train, test)`` :class:`Interactions`.
 
-A stop-gap for benchmarks and tests until ``gemrec import --format lightgcn`` is merged; it builds
-the same :class:`~gemrec.data.interactions.Interactions` the dataset store would.
+LightGCN-format splits (``train.txt``/``test.txt``: ``user item item ...`` per line) go through the
+importer (``gemrec import --format lightgcn``); the pair files of ML-100K and Last.fm, which no
+import format reads, are read here.
 """
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from gemrec.data.importer import import_dataset
 from gemrec.data.interactions import Interactions
+from gemrec.data.store import Dataset
 
 __all__ = [
     "SHARED_DATA",
@@ -23,29 +27,17 @@ __all__ = [
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-def _read_lines(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    users: list[np.ndarray] = []
-    items: list[np.ndarray] = []
-    for line in path.read_text().splitlines():
-        parts = line.split()
-        if len(parts) < 2:
-            continue
-        row = np.asarray(parts, dtype=np.int64)
-        users.append(np.full(len(row) - 1, row[0]))
-        items.append(row[1:])
-    return np.concatenate(users), np.concatenate(items)
-
-
 def read_lightgcn_split(root: str | Path) -> tuple[Interactions, Interactions]:
-    """``(train, test)`` over one shared id space (ids as in the files, 0-based)."""
-    root = Path(root)
-    tu, ti = _read_lines(root / "train.txt")
-    su, si = _read_lines(root / "test.txt")
-    n_users = int(max(tu.max(), su.max())) + 1
-    n_items = int(max(ti.max(), si.max())) + 1
-    train = Interactions.from_arrays(tu, ti, n_users=n_users, n_items=n_items)
-    test = Interactions.from_arrays(su, si, n_users=n_users, n_items=n_items)
-    return train, test
+    """``(train, test)`` over one shared id space, imported as ``gemrec import --format lightgcn``.
+
+    The importer orders numeric ids numerically, so internal ids are the files' 0-based ids when
+    every id from 0 to the largest occurs, as in Gowalla and the ML-1M UltraGCN split (there the
+    matrices equal those of a direct read of the files, checked value for value).
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        result = import_dataset([root], Path(tmp) / "ds", format="lightgcn", valid_fraction=0)
+        dataset = Dataset.open(result.path)
+        return dataset.interactions("train", "valid"), dataset.interactions("test")
 
 
 def validation_split(

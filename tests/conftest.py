@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ settings.register_profile("gemrec", deadline=None, derandomize=True)
 settings.load_profile("gemrec")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def shared_data(name: str) -> Path:
@@ -20,3 +22,16 @@ def shared_data(name: str) -> Path:
     if not path.exists():
         pytest.skip(f"real dataset {path} not present (CI always has ../shared/data)")
     return path
+
+
+def shared_lightgcn_split(name: str):
+    """``(train, test)`` Interactions of the LightGCN-format split ``../shared/data/<name>``.
+
+    Read as the benchmarks read it (``benchmarks/_gowalla.py``: the importer); skips when absent.
+    """
+    root = shared_data(name)
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
+    from _gowalla import read_lightgcn_split
+
+    return read_lightgcn_split(root)

@@ -183,27 +183,14 @@ def test_fractional_rank_scales_with_graph():
         GraphFilter(n_components=1.5).fit(inter)
 
 
-def _read_lightgcn(path):
-    users, items = [], []
-    for line in path.read_text().splitlines():
-        parts = line.split()
-        users += [int(parts[0])] * (len(parts) - 1)
-        items += [int(x) for x in parts[1:]]
-    return np.array(users), np.array(items)
-
-
 @pytest.mark.slow
 def test_shipped_defaults_reach_target_on_gowalla():
     """Issue target >= .1900 / .1580 (Recall@20 / NDCG@20) with shipped defaults (.1912/.1583)."""
     from gemrec.eval import evaluate
-    from tests.conftest import shared_data
+    from tests.conftest import shared_lightgcn_split
 
-    root = shared_data("gowalla")
-    tu, ti = _read_lightgcn(root / "train.txt")
-    su, si = _read_lightgcn(root / "test.txt")
-    shape = dict(n_users=29858, n_items=40981)
-    train = Interactions.from_arrays(tu, ti, **shape)
-    test = Interactions.from_arrays(su, si, **shape)
+    train, test = shared_lightgcn_split("gowalla")
+    assert (train.n_users, train.n_items) == (29858, 40981)
     result = evaluate(GraphFilter().fit(train), test, ks=[20])
     assert result["recall@20"] >= 0.1900
     assert result["ndcg@20"] >= 0.1580

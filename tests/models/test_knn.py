@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -13,7 +10,7 @@ from gemrec.data.interactions import Interactions
 from gemrec.models import _topn
 from gemrec.models.knn import ItemKNN, UserKNN
 from gemrec.models.rp3beta import RP3Beta
-from tests.conftest import shared_data
+from tests.conftest import shared_lightgcn_split
 
 
 def _random_interactions(n_users=40, n_items=30, density=0.2, seed=0) -> Interactions:
@@ -134,10 +131,7 @@ def test_knn_ignores_weights_when_binary():
 
 
 def _gowalla():
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    from _gowalla import read_lightgcn_split
-
-    return read_lightgcn_split(shared_data("gowalla"))
+    return shared_lightgcn_split("gowalla")
 
 
 def test_rp3beta_defaults_reproduce_published_gowalla():
