@@ -296,6 +296,20 @@ def _genre_names(root: Path) -> list[str]:
     return [f"genre_{i}" for i in range(19)]
 
 
+def _movielens_source(
+    ratings: Table, items: Table | None, users: Table | None, files: list[Path]
+) -> Source:
+    """Ratings become ``rating`` events (weight 1) with ``value`` = stars."""
+    return Source(
+        "movielens",
+        [_with(ratings, event_type="rating")],
+        items=items,
+        users=users,
+        files=[*files],
+        default_weights={"rating": 1.0},
+    )
+
+
 def read_movielens(
     sources: Sequence[str | Path], columns: Mapping[str, str] | None = None, **_: object
 ) -> Source:
@@ -305,7 +319,6 @@ def read_movielens(
     root = Path(sources[0])
     if root.is_file():
         root = root.parent
-    weights = {"rating": 1.0}
     if (root / "u.data").is_file():
         ev = read_csv(
             root / "u.data",
@@ -342,14 +355,7 @@ def read_movielens(
                 encoding="latin-1",
             )
             files.append(root / "u.user")
-        return Source(
-            "movielens",
-            [_with(ev, event_type="rating")],
-            items=items,
-            users=users,
-            files=[*files],
-            default_weights=weights,
-        )
+        return _movielens_source(ev, items, users, files)
     if (root / "ratings.dat").is_file():
         ev = _double_colon(
             root / "ratings.dat", ["user_id", "item_id", "value", "timestamp"], "latin-1"
@@ -366,14 +372,7 @@ def read_movielens(
                 root / "users.dat", ["user_id", "gender", "age", "occupation", "zip"], "latin-1"
             )
             files.append(root / "users.dat")
-        return Source(
-            "movielens",
-            [_with(ev, event_type="rating")],
-            items=items,
-            users=users,
-            files=[*files],
-            default_weights=weights,
-        )
+        return _movielens_source(ev, items, users, files)
     for split_dir in (root / "ultragcn_implicit_split", root):
         if (split_dir / "train.txt").is_file() and (split_dir / "test.txt").is_file():
             src = read_lightgcn([split_dir])
