@@ -17,7 +17,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,9 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))  # tests.serve._process: how the tests start the service
+
+from tests.serve._process import free_port, serve_command  # noqa: E402
 
 from gemrec.data.store import Dataset, write_dataset  # noqa: E402
 from gemrec.models.base import EmbeddingRecommender  # noqa: E402
@@ -121,12 +123,6 @@ def group_cpu_seconds(pgid: int) -> float:
         if int(fields[2]) == pgid:  # field 5 (pgrp) is index 2 after the command name
             total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
     return total
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ------------------------------------------------- a tiny HTTP/1.1 keep-alive client
@@ -315,25 +311,16 @@ def main() -> None:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gemrec.cli",
-            "serve",
-            str(model_dir),
-            "--dataset",
-            str(dataset),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--store",
+        serve_command(
+            model_dir,
+            dataset,
+            port,
             f"sqlite:///{store}",
             "--ann-threshold",
             str(args.ann_threshold),
             "--workers",
             str(args.workers),
-        ],
+        ),
         env=env,
         start_new_session=True,
         stdout=subprocess.DEVNULL,

@@ -15,6 +15,7 @@ from gemrec.data.store import Dataset, write_dataset
 from gemrec.models.popularity import Popularity
 from gemrec.serve import ServeSettings, create_app
 from gemrec.serve.svd import TruncatedSVD
+from tests.serve._process import free_port
 
 N_CATEGORIES = 3
 ITEMS_PER_CATEGORY = 20
@@ -122,14 +123,6 @@ def make_client(shop: Path, tmp_path: Path) -> Iterator[Callable[..., TestClient
     yield make
     for c in clients:
         c.__exit__(None, None, None)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

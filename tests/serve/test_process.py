@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -14,7 +13,7 @@ import httpx
 import pytest
 
 from gemrec.serve import open_store
-from tests.serve.conftest import free_port
+from tests.serve._process import free_port, serve_command
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
@@ -23,22 +22,7 @@ class Server:
     def __init__(self, model_dir: Path, dataset: Path, store: str, log: Path, *extra: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [
-            sys.executable,
-            "-m",
-            "gemrec.cli",
-            "serve",
-            str(model_dir),
-            "--dataset",
-            str(dataset),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--store",
-            store,
-            *extra,
-        ]
+        cmd = serve_command(model_dir, dataset, self.port, store, *extra)
         env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
         self.log = log
         self.proc = subprocess.Popen(
