@@ -50,14 +50,19 @@ def run_model(train: Interactions, test: Interactions, **params: object) -> dict
     model = GraphFilter(**params).fit(train)  # type: ignore[arg-type]
     t1 = time.perf_counter()
     res = evaluate(model, test, ks=[20])
+    return _result(t0, t1, c0, res["recall@20"], res["ndcg@20"])
+
+
+def _result(t0: float, t1: float, c0: float, recall: float, ndcg: float) -> dict[str, float]:
+    """Fit time (``t0`` to ``t1``), evaluation time (``t1`` to now), CPU since ``c0``, metrics."""
     t2 = time.perf_counter()
     return {
         "fit_s": t1 - t0,
         "eval_s": t2 - t1,
         "total_s": t2 - t0,
         "cpu_s": cpu_s() - c0,
-        "recall@20": res["recall@20"],
-        "ndcg@20": res["ndcg@20"],
+        "recall@20": recall,
+        "ndcg@20": ndcg,
     }
 
 
@@ -103,15 +108,7 @@ def run_numpy_baseline(
             hits = np.asarray(T[b].toarray().astype(bool)[np.arange(len(b))[:, None], top])
             m = ranking_metrics(hits, n_rel[b], 20)
             sums += [m["recall"].sum(), m["ndcg"].sum()]
-        t2 = time.perf_counter()
-    return {
-        "fit_s": t1 - t0,
-        "eval_s": t2 - t1,
-        "total_s": t2 - t0,
-        "cpu_s": cpu_s() - c0,
-        "recall@20": sums[0] / len(users),
-        "ndcg@20": sums[1] / len(users),
-    }
+        return _result(t0, t1, c0, sums[0] / len(users), sums[1] / len(users))
 
 
 def _fmt(r: dict[str, float]) -> str:
