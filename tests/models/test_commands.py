@@ -196,3 +196,16 @@ def test_progress_bar_only_when_asked_and_summary_always(dataset, tmp_path, caps
     captured = capsys.readouterr()
     assert captured.err == ""
     assert captured.out.startswith("trained pop on ") and captured.out.count("\n") == 1
+
+
+def test_quiet_also_silences_the_models_own_epoch_bar(dataset, tmp_path, capsys):
+    code, out = _train(dataset, tmp_path, "--model", "mf", "--set", "epochs=2", "--quiet")
+    assert code == 0
+    assert capsys.readouterr().err == ""
+    assert Recommender.load(out).get_params()["progress"] is False
+    # an explicit --set wins over --quiet
+    code, out = _train(
+        dataset, tmp_path, "--model", "mf", "--set", "epochs=1", "--set", "progress=true", "--quiet"
+    )
+    assert code == 0
+    assert "mf 1/1" in capsys.readouterr().err

@@ -68,6 +68,9 @@ def train_model(
         Show a stage bar (read data, fit, save) on stderr; epoch-based models add their own.
     """
     klass = get_model_class(model_name)
+    if "progress" in inspect.signature(klass).parameters and "progress" not in params:
+        # the model's own per-epoch bar follows --quiet / the terminal unless set explicitly
+        params = {**params, "progress": progress}
     model = klass(**params)
     bar = _Stages(f"train {model_name}", ["read data", "fit", "save"], enabled=progress)
     try:
