@@ -17,6 +17,7 @@ from gemrec.cli import main as cli_main
 from gemrec.data.store import Dataset
 from gemrec.eval.commands import evaluate_on_dataset, format_table
 from gemrec.eval.evaluate import EvaluationResult
+from gemrec.models.base import EmbeddingRecommender
 from gemrec.models.commands import train_model
 
 __all__ = ["add_parser", "run_demo"]
@@ -29,7 +30,7 @@ DEMO_MODELS: dict[str, dict[str, object]] = {
     "rp3beta": {},
     "graphfilter": {},
     "mf": {"epochs": 30, "progress": False},
-    "lightgcn": {"epochs": 30, "progress": False},
+    "lightgcn": {"epochs": 40, "lr_decay": 0.9, "progress": False},
     "item2vec": {},
     "fusion": {},
 }
@@ -120,8 +121,12 @@ def run_demo(output: Path, *, seed: int = 7, n_users: int = 2000) -> int:
     _step(f"5. a few users: history next to recommendations ({best})")
     _show_users(dataset, models[best], n=3, seed=seed)
 
-    _step("6. real-time: replay a shopping session against the in-process service")
-    _replay(output / "models" / best, dataset, output / "serve-state", seed=seed)
+    # the service's interest update mixes the session into the user's embedding: replay with the
+    # best model that has embeddings
+    embedded = [n for n in results if isinstance(models[n], EmbeddingRecommender)]
+    live = max(embedded, key=lambda n: results[n]["ndcg@20"]) if embedded else best
+    _step(f"6. real-time: replay a shopping session against the in-process service ({live})")
+    _replay(output / "models" / live, dataset, output / "serve-state", seed=seed)
 
     print(
         f"\noutputs: dataset {data_dir}\n         report  {report_dir / 'index.html'}\n"

@@ -396,7 +396,9 @@ class LightGCN(EmbeddingRecommender):
     lr_decay : float
         Multiplicative learning-rate decay per epoch: epoch ``e`` (from 1) uses
         ``lr * lr_decay^(e-1)``; 1 keeps it constant. The defaults (``lr=0.06``,
-        ``lr_decay=0.97``, 60 epochs) were chosen on a Gowalla validation split.
+        ``lr_decay=0.985``, 320 epochs: the rate falls from 0.06 to 0.0005, and most of the
+        accuracy comes while it anneals) were chosen on a Gowalla validation split and checked on
+        MovieLens and Last.fm (docs/benchmarks/lightgcn.md).
     train_batch_size : int
         BPR triplets per step; an epoch draws as many triplets as there are training edges.
         (``batch_size`` is the base class's number of users scored per ``recommend`` block.)
@@ -477,17 +479,17 @@ class LightGCN(EmbeddingRecommender):
         embedding_dim: int = 64,
         n_layers: int = 3,
         lr: float = 0.06,
-        lr_decay: float = 0.97,
+        lr_decay: float = 0.985,
         train_batch_size: int = 65536,
         reg: float = 1e-4,
-        epochs: int = 60,
+        epochs: int = 320,
         init: str = "svd",
         init_scale: float = 0.1,
         svd_power: float = 0.5,
         svd_degree_power: float = 0.5,
         edge_weights: bool = False,
-        patience: int = 3,
-        eval_every: int = 4,
+        patience: int = 5,
+        eval_every: int = 10,
         eval_k: int = 20,
         seed: int = 0,
         checkpoint_dir: str | None = None,
