@@ -50,3 +50,20 @@ def test_any_model_is_served(name, shop, tmp_path, make_client):
     c.post("/v1/items", json={"items": [{"item_id": "nw", "category": "cat1", "brand": "b1"}]})
     sim_new = c.get("/v1/items/nw/similar", params={"k": 5}).json()["items"]
     assert sum(cat_of(r["item_id"]) == 1 for r in sim_new) >= 4
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_a_known_users_fresh_events_move_their_list_at_once(name, shop, tmp_path, make_client):
+    """u0 has 8 items of cat0; three views of cat2 items must bring cat2 into the top 5 (any model)."""
+    try:
+        klass = get_model_class(name)
+    except ParameterError as exc:
+        pytest.skip(f"model {name!r} not in this build: {exc}")
+    model = klass(**MODELS[name]).fit(Dataset.open(shop).interactions())
+    c = make_client(model.save(tmp_path / name))
+    before = c.get("/v1/users/u0/recommendations", params={"k": 5}).json()["items"]
+    assert sum(cat_of(r["item_id"]) == 2 for r in before) == 0
+    events = [{"user_id": "u0", "item_id": f"i{n}", "event_type": "view"} for n in (41, 42, 43)]
+    assert c.post("/v1/events", json={"events": events}).json()["accepted"] == 3
+    after = c.get("/v1/users/u0/recommendations", params={"k": 5}).json()["items"]
+    assert sum(cat_of(r["item_id"]) == 2 for r in after) >= 2, after

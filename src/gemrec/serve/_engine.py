@@ -128,8 +128,11 @@ class Engine:
         q = m                                              (unseen user)
 
     Ranking for one user only depends on the direction of ``q``, so mixing unit vectors keeps the
-    learned preference and the session intent on one scale. Models without embeddings are scored
-    by ``model.score_new`` on the user's offline row plus the online events (their own fold-in).
+    learned preference and the session intent on one scale. Models without embeddings mix scores
+    the same way: ``s = (1 - alpha) s_u / |s_u| + alpha s_e / |s_e|`` with ``s_u`` the model's
+    scores of the user and ``s_e`` its fold-in of the online events alone (``score_new``, or
+    the model's item-to-item similarities where it has no fold-in), so a few fresh events move a
+    long history's list at once.
     """
 
     def __init__(
@@ -520,28 +523,28 @@ class Engine:
         self, user: int | None, offline: np.ndarray, events: Sequence[Event]
     ) -> np.ndarray | None:
         known = user is not None and len(offline) > 0
-        if not events:
-            return self.model.score(np.array([user]))[0] if known else None
-        items, w = self._weights(
-            [e for e in events if self.catalogue.index[e.item_id] < self.n_model_items]
-        )
+        learned = np.asarray(self.model.score(np.array([user]))[0], np.float32) if known else None
+        online = [e for e in events if self.catalogue.index[e.item_id] < self.n_model_items]
+        if not online:
+            return learned
+        items, w = self._weights(online)
         row = sp.csr_matrix(
             (w, (np.zeros(len(items), np.int64), items)),
             shape=(1, self.n_model_items),
             dtype=np.float32,
         )
-        if known:
-            row = row + self.seen[user]
         try:
-            scores = np.asarray(self.model.score_new(sp.csr_matrix(row)), np.float32)
-        except GemrecError:  # the model has no fold-in
-            if known:
-                scores = self.model.score(np.array([user]))
-            elif len(items):
-                return self._item_to_item(items, w)
-            else:
-                return None
-        return np.asarray(scores[0], dtype=np.float32)
+            session: np.ndarray = np.asarray(self.model.score_new(row), np.float32)[0]
+        except GemrecError:  # the model has no fold-in: its own item-to-item similarities
+            session = self._item_to_item(items, w)
+        if learned is None:
+            return session
+        # the session's share grows with its weight, as for embedding models (class Notes)
+        alpha = float(w.sum()) / (float(w.sum()) + self.settings.online_pseudo_count)
+        nl, ns = float(np.linalg.norm(learned)), float(np.linalg.norm(session))
+        if nl == 0 or ns == 0:
+            return np.asarray(learned if ns == 0 else session, dtype=np.float32)
+        return np.asarray((1 - alpha) * learned / nl + alpha * session / ns, dtype=np.float32)
 
     def _item_to_item(self, items: np.ndarray, weights: np.ndarray, width: int = 200) -> np.ndarray:
         """Fold-in for models without ``score_new``: ``s = sum_e w_e sim(i_e, .)`` over each event
