@@ -54,7 +54,7 @@ def test_any_model_is_served(name, shop, tmp_path, make_client):
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_a_known_users_fresh_events_move_their_list_at_once(name, shop, tmp_path, make_client):
-    """u0 has 8 items of cat0; three views of cat2 items must bring cat2 into the top 5 (any model)."""
+    """u0 has 8 items of cat0; three views of cat2 items bring cat2 into its top 5 (any model)."""
     try:
         klass = get_model_class(name)
     except ParameterError as exc:
