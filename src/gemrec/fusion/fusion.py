@@ -211,7 +211,8 @@ class Fusion(Recommender):
     refit : bool
         Refit the channels on train + validation after tuning.
     ltr_params : dict, optional
-        Overrides of the LightGBM parameters.
+        Overrides of the LightGBM parameters, plus ``num_boost_round`` (600) and
+        ``early_stopping_rounds`` (100).
     seed : int
 
     Notes
@@ -221,9 +222,12 @@ class Fusion(Recommender):
     on the other by Recall@20 + NDCG@20; the chosen method is then refit on all validation users.
     The learned blend's features per (user, item) candidate: for each channel the 1-based rank and
     the min-max normalised score (missing when the channel did not propose the item), the number
-    of channels proposing it, log(1 + item popularity), the item's age in days (time since its last
-    interaction), log(1 + user activity), and, given item categories, the user's (time-decayed)
-    share of activity in the item's category and the days since the user's last activity there.
+    of channels proposing it, ``log(1 + pop_i / mean pop)``, the item's age in days (time since its
+    last interaction), ``log(1 + n_u / mean n)`` (user activity), and, given item categories, the
+    user's (time-decayed) share of activity in the item's category and the days since the user's
+    last activity there. The ranker is LightGBM's listwise ``rank_xendcg`` objective by default
+    (``ltr_params`` overrides any LightGBM parameter and ``num_boost_round`` /
+    ``early_stopping_rounds``).
 
     Users without any training interaction get the most popular items: no channel has a signal
     for them, and a global time split puts many such users in the test set.
