@@ -35,3 +35,15 @@ class ItemCosine(Recommender):
 
     def _set_state(self, state: State) -> None:
         self.similarity_ = state["similarity_"]
+
+
+class ValidationSpy(ItemCosine):
+    """ItemCosine that asks for validation data and records what ``fit`` received."""
+
+    name = "test_validspy"
+    uses_validation = True
+
+    def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:
+        super()._fit(interactions, valid)
+        self.fit_nnz_ = interactions.nnz
+        self.got_valid_ = valid is not None

@@ -15,19 +15,26 @@ from gemrec.data.interactions import Interactions
 from gemrec.data.store import Dataset
 from gemrec.errors import GemrecError, ParameterError
 from gemrec.eval.commands import evaluate_on_dataset
-from gemrec.fusion.fusion import Fusion, _holdout, fuse_lists
+from gemrec.fusion.fusion import (
+    DEFAULT_CHANNEL_PARAMS,
+    DEFAULT_CHANNELS,
+    Fusion,
+    _holdout,
+    fuse_lists,
+)
 from gemrec.models import MODELS
 from gemrec.models.base import Recommender
 from gemrec.models.commands import train_model
 from gemrec.models.popularity import Popularity
 from tests.analysis.loaders import build_dataset, read_movielens
 from tests.conftest import shared_data
-from tests.fusion.channels import ItemCosine
+from tests.fusion.channels import ItemCosine, ValidationSpy
 
 
 @pytest.fixture(autouse=True)
 def _register_test_channel(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(MODELS, "test_itemcos", "tests.fusion.channels:ItemCosine")
+    monkeypatch.setitem(MODELS, "test_validspy", "tests.fusion.channels:ValidationSpy")
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -298,3 +305,56 @@ def test_tiny_data_falls_back_to_untuned_rrf_and_scores_match_recommend() -> Non
             )
             assert len(row) == expected_n  # every unseen, unexcluded item, then -1 padding
             np.testing.assert_allclose(scores[u, : len(row)], fused.score([u], row)[0], rtol=1e-6)
+
+
+def test_channels_are_tuned_and_refit_without_validation_data() -> None:
+    """Tuning must see channels trained like the refit ones: no early stopping on held-out items."""
+    train, valid, _ = _clusters()
+    fused = Fusion(channels=["pop", "test_validspy"], method="rrf", n_candidates=30)
+    fused.fit(train, valid=valid)
+    spy = fused.channels_[fused.channel_names_.index("test_validspy")]
+    assert isinstance(spy, ValidationSpy)
+    assert spy.got_valid_ is False
+    assert spy.fit_nnz_ == train.nnz + valid.nnz  # the refit saw train + valid
+
+
+def test_default_channels_and_their_parameters() -> None:
+    specs = Fusion(channel_params={"lightgcn": {"epochs": 2}})._channel_specs(has_timestamps=True)
+    names = [s[0] for s in specs]
+    assert names == [*DEFAULT_CHANNELS, "pop-trending"]
+    params = dict((s[0], s[2]) for s in specs)
+    # shipped defaults (no progress bar) merged under the caller's channel_params
+    assert params["lightgcn"] == {**DEFAULT_CHANNEL_PARAMS["lightgcn"], "epochs": 2}
+    assert params["lightgcn"]["progress"] is False
+    assert params["pop-trending"] == {"half_life_days": 7.0}
+    assert "pop-trending" not in [s[0] for s in Fusion()._channel_specs(has_timestamps=False)]
+
+
+def test_ltr_popularity_and_activity_features_do_not_shift_when_data_grow() -> None:
+    """The refit channels see more data than the tuned blend did: scaling every count leaves the
+    popularity and activity features unchanged."""
+    train, valid, _ = _clusters()
+    fused = Fusion(channels=["pop", "test_itemcos"], method="ltr", n_candidates=30, seed=1)
+    fused.fit(train, valid=valid)
+    users = np.arange(0, train.n_users, 4)
+    lists = [ch.recommend(users, 30) for ch in fused.channels_]
+    _rows, items, x = fused._features(users, lists)
+    n_ch = len(lists)
+    pop_col, act_col = 2 * n_ch + 1, 2 * n_ch + 3
+    expected_pop = np.log1p(fused.item_pop_[items] / fused.item_pop_.mean())
+    np.testing.assert_allclose(x[:, pop_col], expected_pop, rtol=1e-5)
+    fused.item_pop_ = fused.item_pop_ * 3.0
+    fused.user_activity_ = fused.user_activity_ * 3.0
+    _, _, x3 = fused._features(users, lists)
+    np.testing.assert_allclose(x3[:, [pop_col, act_col]], x[:, [pop_col, act_col]], rtol=1e-5)
+
+
+def test_ltr_boosting_rounds_come_from_ltr_params() -> None:
+    train, valid, _ = _clusters()
+    params = {"num_boost_round": 3, "early_stopping_rounds": 50}
+    fused = Fusion(
+        channels=["pop", "test_itemcos"], method="ltr", n_candidates=30, ltr_params=params
+    )
+    fused.fit(train, valid=valid)
+    assert 1 <= fused.ltr_model_.num_trees() <= 3
+    assert fused.ltr_model_.params["objective"] == "rank_xendcg"

@@ -41,6 +41,8 @@ FAST_PARAMS: dict[str, dict[str, Any]] = {
     "itemknn": {"n_neighbors": 50, "shrink": 1.0},
     "userknn": {"n_neighbors": 50, "shrink": 1.0},
     "rp3beta": {"n_neighbors": 50},
+    # the default channels include lightgcn, fit twice (tuning split, then refit)
+    "fusion": {"channel_params": {"lightgcn": {"epochs": 3, "embedding_dim": 16, "n_layers": 2}}},
 }
 
 #: (parameter, invalid value) per model; the error must name the parameter
