@@ -50,3 +50,26 @@ def test_save_load_and_bad_params(tmp_path) -> None:
     np.testing.assert_array_equal(loaded.score([1, 2]), model.score([1, 2]))
     with pytest.raises(ParameterError, match="reg"):
         BPRMF(**{**FAST, "reg": -1.0}).fit(train)
+
+
+def test_lr_decay_sets_each_epochs_learning_rate(monkeypatch) -> None:
+    import torch
+
+    seen: list[float] = []
+    original = torch.optim.Adam.step
+
+    def step(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    train, _ = planted_blocks()
+    params = {**FAST, "epochs": 3, "lr": 0.04, "lr_decay": 0.5, "train_batch_size": train.nnz}
+    decayed = BPRMF(**params).fit(train)
+    assert seen == pytest.approx([0.04, 0.02, 0.01])  # one step per epoch
+    constant = BPRMF(**{**params, "lr_decay": 1.0}).fit(train)
+    assert seen[3:] == pytest.approx([0.04, 0.04, 0.04])
+    assert not np.allclose(decayed.user_embeddings_, constant.user_embeddings_)
+    for bad in (0.0, 1.5, True):
+        with pytest.raises(ParameterError, match="lr_decay"):
+            BPRMF(**{**FAST, "lr_decay": bad}).fit(train)

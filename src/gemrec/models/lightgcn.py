@@ -30,7 +30,9 @@ from gemrec.models.base import EmbeddingRecommender
 from gemrec.models.training import (
     COMMON_CHECKS,
     BPRSampler,
+    check_lr_decay,
     check_params,
+    decaying_lr,
     fit_embeddings,
     minibatches,
 )
@@ -527,12 +529,7 @@ class LightGCN(EmbeddingRecommender):
                 "svd_degree_power": ((int, float), None, "a number"),
             },
         )
-        if (
-            isinstance(self.lr_decay, bool)
-            or not isinstance(self.lr_decay, (int, float))
-            or not 0 < self.lr_decay <= 1
-        ):
-            raise ParameterError.invalid("lr_decay", "a number in (0, 1]", self.lr_decay)
+        check_lr_decay(self.lr_decay)
         if self.init not in ("svd", "normal"):
             raise ParameterError.invalid("init", "'svd' or 'normal'", self.init)
         if not isinstance(self.edge_weights, bool):
@@ -599,5 +596,5 @@ class LightGCN(EmbeddingRecommender):
             draw_epoch=draw_epoch,
             batch_loss=batch_loss,
             export=export,
-            lr_schedule=lambda epoch: float(self.lr) * float(self.lr_decay) ** (epoch - 1),
+            lr_schedule=decaying_lr(self.lr, self.lr_decay),
         )

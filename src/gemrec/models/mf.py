@@ -13,7 +13,9 @@ from gemrec.models.base import EmbeddingRecommender
 from gemrec.models.training import (
     COMMON_CHECKS,
     BPRSampler,
+    check_lr_decay,
     check_params,
+    decaying_lr,
     fit_embeddings,
     minibatches,
 )
@@ -35,7 +37,10 @@ class BPRMF(EmbeddingRecommender):
     ----------
     embedding_dim : int
     lr : float
-        Adam learning rate.
+        Adam learning rate (of the first epoch).
+    lr_decay : float
+        Multiplicative decay per epoch: epoch ``e`` (from 1) uses ``lr * lr_decay^(e-1)``; the
+        default 1 keeps it constant.
     train_batch_size : int
         Triplets per step; an epoch draws as many triplets as there are training edges.
     reg : float
@@ -64,6 +69,7 @@ class BPRMF(EmbeddingRecommender):
         *,
         embedding_dim: int = 64,
         lr: float = 0.005,
+        lr_decay: float = 1.0,
         train_batch_size: int = 2048,
         reg: float = 1e-4,
         epochs: int = 100,
@@ -78,6 +84,7 @@ class BPRMF(EmbeddingRecommender):
     ) -> None:
         self.embedding_dim = embedding_dim
         self.lr = lr
+        self.lr_decay = lr_decay
         self.train_batch_size = train_batch_size
         self.reg = reg
         self.epochs = epochs
@@ -92,6 +99,7 @@ class BPRMF(EmbeddingRecommender):
 
     def _validate_params(self) -> None:
         check_params(self, {**COMMON_CHECKS, "init_scale": ((int, float), 0, "a positive number")})
+        check_lr_decay(self.lr_decay)
 
     def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:
         n_users, n_items = interactions.matrix.shape
@@ -124,4 +132,5 @@ class BPRMF(EmbeddingRecommender):
             draw_epoch=draw_epoch,
             batch_loss=batch_loss,
             export=export,
+            lr_schedule=decaying_lr(self.lr, self.lr_decay),
         )

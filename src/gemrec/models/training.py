@@ -33,7 +33,9 @@ __all__ = [
     "RUN_ONLY",
     "BPRSampler",
     "TrainingResult",
+    "check_lr_decay",
     "check_params",
+    "decaying_lr",
     "fingerprint",
     "minibatches",
     "sample_negatives",
@@ -455,6 +457,17 @@ def fit_embeddings(
     model.history_ = result.history
     model.best_epoch_ = result.best_epoch
     return result
+
+
+def check_lr_decay(value: object) -> None:
+    """``lr_decay`` must be a number in (0, 1] (1 keeps the learning rate constant)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ParameterError.invalid("lr_decay", "a number in (0, 1]", value)
+
+
+def decaying_lr(lr: float, decay: float) -> Callable[[int], float]:
+    """The exponential schedule: epoch ``e`` (from 1) uses ``lr * decay^(e-1)``."""
+    return lambda epoch: float(lr) * float(decay) ** (epoch - 1)
 
 
 #: hyperparameters that do not change the computation (left out of the checkpoint fingerprint)
