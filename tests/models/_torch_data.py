@@ -41,3 +41,18 @@ def random_graph(
     u, i = np.nonzero(mask)
     w = rng.integers(1, 4, size=len(u)).astype(np.float32)
     return Interactions.from_arrays(u, i, w, n_users=n_users, n_items=n_items)
+
+
+def record_adam_learning_rates(monkeypatch) -> list[float]:  # type: ignore[no-untyped-def]
+    """Patch ``torch.optim.Adam.step`` to append each step's learning rate to the returned list."""
+    import torch
+
+    seen: list[float] = []
+    original = torch.optim.Adam.step
+
+    def step(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    return seen

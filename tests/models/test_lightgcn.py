@@ -19,7 +19,7 @@ from gemrec.models.lightgcn import (
     to_torch_csr,
 )
 from gemrec.models.training import BPRSampler
-from tests.models._torch_data import planted_blocks, random_graph
+from tests.models._torch_data import planted_blocks, random_graph, record_adam_learning_rates
 
 FAST = {"epochs": 5, "embedding_dim": 16, "seed": 0, "progress": False}
 
@@ -225,14 +225,7 @@ def test_resume_after_checkpoint_continues_the_same_run(tmp_path, lr_decay: floa
 
 
 def test_lr_decay_sets_each_epochs_learning_rate(monkeypatch) -> None:
-    seen: list[float] = []
-    original = torch.optim.Adam.step
-
-    def step(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        seen.append(self.param_groups[0]["lr"])
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    seen = record_adam_learning_rates(monkeypatch)
     train, _ = planted_blocks()
     n = train.matrix.nnz
     params = {**FAST, "epochs": 3, "lr": 0.08, "lr_decay": 0.5, "train_batch_size": n}

@@ -9,7 +9,7 @@ from gemrec.errors import ParameterError
 from gemrec.eval import evaluate
 from gemrec.models.base import Recommender
 from gemrec.models.mf import BPRMF
-from tests.models._torch_data import planted_blocks
+from tests.models._torch_data import planted_blocks, record_adam_learning_rates
 
 FAST = {"epochs": 5, "embedding_dim": 16, "seed": 0, "progress": False}
 
@@ -53,16 +53,7 @@ def test_save_load_and_bad_params(tmp_path) -> None:
 
 
 def test_lr_decay_sets_each_epochs_learning_rate(monkeypatch) -> None:
-    import torch
-
-    seen: list[float] = []
-    original = torch.optim.Adam.step
-
-    def step(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        seen.append(self.param_groups[0]["lr"])
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    seen = record_adam_learning_rates(monkeypatch)
     train, _ = planted_blocks()
     params = {**FAST, "epochs": 3, "lr": 0.04, "lr_decay": 0.5, "train_batch_size": train.nnz}
     decayed = BPRMF(**params).fit(train)

@@ -28,14 +28,19 @@ def cat_of(item_id: str) -> int:
     return int(item_id[1:]) // 20 if item_id[1:].isdigit() else -1
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
-def test_any_model_is_served(name, shop, tmp_path, make_client):
+def _served(name, shop, tmp_path, make_client):
+    """A client serving model ``name`` fitted on the shop (skips models not in this build)."""
     try:
         klass = get_model_class(name)
     except ParameterError as exc:
         pytest.skip(f"model {name!r} not in this build: {exc}")
     model = klass(**MODELS[name]).fit(Dataset.open(shop).interactions())
-    c = make_client(model.save(tmp_path / name))
+    return make_client(model.save(tmp_path / name))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_any_model_is_served(name, shop, tmp_path, make_client):
+    c = _served(name, shop, tmp_path, make_client)
     body = c.get("/v1/users/u0/recommendations", params={"k": 5}).json()
     assert body["strategy"] == "personalized" and len(body["items"]) == 5
     assert sum(cat_of(r["item_id"]) == 0 for r in body["items"]) >= 4
@@ -55,12 +60,7 @@ def test_any_model_is_served(name, shop, tmp_path, make_client):
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_a_known_users_fresh_events_move_their_list_at_once(name, shop, tmp_path, make_client):
     """u0 has 8 items of cat0; three views of cat2 items bring cat2 into its top 5 (any model)."""
-    try:
-        klass = get_model_class(name)
-    except ParameterError as exc:
-        pytest.skip(f"model {name!r} not in this build: {exc}")
-    model = klass(**MODELS[name]).fit(Dataset.open(shop).interactions())
-    c = make_client(model.save(tmp_path / name))
+    c = _served(name, shop, tmp_path, make_client)
     before = c.get("/v1/users/u0/recommendations", params={"k": 5}).json()["items"]
     assert sum(cat_of(r["item_id"]) == 2 for r in before) == 0
     events = [{"user_id": "u0", "item_id": f"i{n}", "event_type": "view"} for n in (41, 42, 43)]
