@@ -23,6 +23,7 @@ import os
 import resource
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from _lightgcn_format import holdout, load_split
 from gemrec.data.interactions import Interactions
 from gemrec.eval import evaluate
 from gemrec.models import get_model_class
+from gemrec.models._allocator import keep_freed_memory
 from gemrec.models.lightgcn import LightGCNNet, TrainingGraph, bpr_loss, normalized_adjacency
 from gemrec.models.training import BPRSampler
 
@@ -82,6 +84,7 @@ class ReferenceLightGCN(torch.nn.Module):
 
 def gemrec_stepper(train: Interactions, dim: int = 64, n_layers: int = 3):  # type: ignore[no-untyped-def]
     """One training step of gemrec's LightGCN (``bpr_loss``, the code path of ``LightGCN.fit``)."""
+    keep_freed_memory()
     tg = TrainingGraph.build(train.binary())
     net = LightGCNNet(tg.adj_sp.shape[0], dim, n_layers)
     torch.nn.init.normal_(net.embedding, std=0.1)
@@ -132,7 +135,9 @@ def cmd_speed(args: argparse.Namespace) -> dict[str, object]:
     steps = -(-train.nnz // args.batch_size)
     out: dict[str, object] = {"steps_per_epoch": steps, "threads": torch.get_num_threads()}
     med = {}
-    for name, make in (("gemrec", gemrec_stepper), ("reference", reference_stepper)):
+    # The reference runs first, on glibc's default allocator settings; gemrec's training loop
+    # then tunes them (models/_allocator.py) as LightGCN.fit does, process-wide.
+    for name, make in (("reference", reference_stepper), ("gemrec", gemrec_stepper)):
         runs = []
         for r in range(args.repeat):
             step = make(train)
@@ -221,11 +226,18 @@ def cmd_accuracy(args: argparse.Namespace) -> dict[str, object]:
         fit, valid = holdout(train)
         model = klass(**params).fit(fit, valid=valid)
         target, exclude = valid, None
+    elif args.early_stop:
+        # the `gemrec train` path: early stopping on the holdout, then test
+        fit, valid = holdout(train)
+        model = klass(**params).fit(fit, valid=valid)
+        target, exclude = test, None
     elif args.report_every:
         # fixed schedule in chunks: each fit resumes the checkpoint of the previous one; the test
         # numbers form a learning curve and select nothing
         total = int(params["epochs"])
-        params["checkpoint_dir"] = params.get("checkpoint_dir") or "/tmp/lightgcn_bench_ckpt"
+        params["checkpoint_dir"] = params.get("checkpoint_dir") or tempfile.mkdtemp(
+            prefix="lightgcn_bench_ckpt_"
+        )
         for epochs in [*range(args.report_every, total, args.report_every), total]:
             model = klass(**{**params, "epochs": epochs}).fit(train)
             res = evaluate(model, test, ks=[20])
@@ -251,6 +263,7 @@ def cmd_accuracy(args: argparse.Namespace) -> dict[str, object]:
         "dataset": args.dataset,
         "params": params,
         "split": "valid" if args.valid else "test",
+        "early_stopped_on_holdout": bool(args.early_stop),
         "recall@20": round(res["recall@20"], 4),
         "ndcg@20": round(res["ndcg@20"], 4),
         "fit_s": round(fit_s, 1),
@@ -281,6 +294,11 @@ def main() -> None:
         a.add_argument("--set", action="append", metavar="KEY=VALUE")
         a.add_argument("--dataset", default="gowalla", help="folder under ../shared/data")
         a.add_argument("--valid", action="store_true", help="hold out 10%% of train, report on it")
+        a.add_argument(
+            "--early-stop",
+            action="store_true",
+            help="hold out 10%% of train for early stopping, report on test",
+        )
         a.add_argument("--report-every", type=int, default=0, help="test learning curve (epochs)")
     args = p.parse_args()
     fn = {

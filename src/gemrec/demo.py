@@ -30,7 +30,14 @@ DEMO_MODELS: dict[str, dict[str, object]] = {
     "rp3beta": {},
     "graphfilter": {},
     "mf": {"epochs": 30, "progress": False},
-    "lightgcn": {"epochs": 40, "lr_decay": 0.9, "progress": False},
+    # a short, fast-annealing version of the shipped schedule (larger batch and rate, 40 epochs)
+    "lightgcn": {
+        "epochs": 40,
+        "lr": 0.06,
+        "lr_decay": 0.9,
+        "train_batch_size": 65536,
+        "progress": False,
+    },
     "item2vec": {},
     "fusion": {},
 }

@@ -45,7 +45,13 @@ DEFAULT_CHANNELS = ("rp3beta", "userknn", "graphfilter", "lightgcn", "pop")
 #: lightgcn keeps the 60-epoch schedule the fusion defaults were measured with (its own defaults
 #: since then train 320 epochs, ~5x longer, and a fusion fits each channel twice)
 DEFAULT_CHANNEL_PARAMS: dict[str, dict[str, Any]] = {
-    "lightgcn": {"progress": False, "epochs": 60, "lr_decay": 0.97}
+    "lightgcn": {
+        "progress": False,
+        "epochs": 60,
+        "lr": 0.06,
+        "lr_decay": 0.97,
+        "train_batch_size": 65536,
+    }
 }
 #: added to the default channels when the interactions carry timestamps
 TRENDING: dict[str, Any] = {

@@ -27,6 +27,7 @@ import scipy.sparse as sp
 import torch
 
 from gemrec.errors import GemrecError, ParameterError
+from gemrec.models._allocator import keep_freed_memory
 
 __all__ = [
     "COMMON_CHECKS",
@@ -251,8 +252,15 @@ def train_loop(
     Returns
     -------
     TrainingResult
+
+    Notes
+    -----
+    The loop first calls :func:`~gemrec.models._allocator.keep_freed_memory` (glibc keeps freed
+    step buffers for reuse instead of faulting fresh pages in; ``GEMREC_KEEP_FREED_MEMORY=0``
+    turns it off).
     """
     fingerprint = json.loads(json.dumps(fingerprint or {}))
+    keep_freed_memory()
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     result = TrainingResult()
