@@ -234,7 +234,7 @@ def cmd_accuracy(args: argparse.Namespace) -> dict[str, object]:
     elif args.report_every:
         # fixed schedule in chunks: each fit resumes the checkpoint of the previous one; the test
         # numbers form a learning curve and select nothing
-        total = int(params["epochs"])
+        total = int(params.get("epochs", klass().get_params()["epochs"]))
         params["checkpoint_dir"] = params.get("checkpoint_dir") or tempfile.mkdtemp(
             prefix="lightgcn_bench_ckpt_"
         )
