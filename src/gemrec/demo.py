@@ -32,6 +32,7 @@ DEMO_MODELS: dict[str, dict[str, object]] = {
     "mf": {"epochs": 30, "progress": False},
     # a short, fast-annealing version of the shipped schedule (larger batch and rate, 40 epochs)
     "lightgcn": {
+        "embedding_dim": 64,
         "epochs": 40,
         "lr": 0.06,
         "lr_decay": 0.9,

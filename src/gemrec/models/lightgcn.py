@@ -393,7 +393,10 @@ class LightGCN(EmbeddingRecommender):
     Parameters
     ----------
     embedding_dim : int
-        ``d``, size of the ego embeddings.
+        ``d``, size of the ego embeddings. 128 by default: on the Gowalla validation split it
+        beat the paper's 64 by more than the rest of the schedule search did (.1877 vs .1771 at
+        epoch 80); on Last.fm and MovieLens, which early-stop after 10-40 epochs, the two sizes
+        are within 2% of each other. Each epoch costs about twice as much.
     n_layers : int
         ``K``, number of propagation layers.
     lr : float
@@ -481,7 +484,7 @@ class LightGCN(EmbeddingRecommender):
     def __init__(
         self,
         *,
-        embedding_dim: int = 64,
+        embedding_dim: int = 128,
         n_layers: int = 3,
         lr: float = 0.02,
         lr_decay: float = 0.985,
