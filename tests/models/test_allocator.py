@@ -28,7 +28,8 @@ for _ in range(10):
 print(json.dumps({"threshold": threshold,
                   "faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before}))
 """
-_PAGES_PER_BUFFER = 70_839 * 128 * 4 // 4096
+_BUFFER_BYTES = 70_839 * 128 * 4
+_PAGES_PER_BUFFER = _BUFFER_BYTES // 4096
 
 
 def _run(mode: str, env_off: bool = False) -> dict[str, int]:
@@ -46,7 +47,7 @@ def _run(mode: str, env_off: bool = False) -> dict[str, int]:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt is Linux-only")
 def test_tuned_heap_reuses_freed_buffers_instead_of_faulting_them_in() -> None:
     tuned = _run("tuned")
-    if tuned["threshold"] < 70_839 * 128 * 4:
+    if tuned["threshold"] < _BUFFER_BYTES:
         pytest.skip(f"this glibc caps the mmap threshold at {tuned['threshold']} bytes")
     plain = _run("plain")
     # defaults: every buffer is mapped afresh and faulted in page by page, every cycle

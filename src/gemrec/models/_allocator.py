@@ -48,9 +48,7 @@ def keep_freed_memory() -> int:
     libc = ctypes.CDLL(name)
     if not hasattr(libc, "mallopt"):
         return 0
-    if not libc.mallopt(_M_TRIM_THRESHOLD, ctypes.c_int(_LIMIT)):
-        return 0
     for threshold in (_LIMIT, _FALLBACK):
         if libc.mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(threshold)):
-            return threshold
+            return threshold if libc.mallopt(_M_TRIM_THRESHOLD, ctypes.c_int(_LIMIT)) else 0
     return 0
