@@ -21,6 +21,8 @@ MODELS = {
         "pairs_per_batch": 512,
         "lr": 0.02,
     },
+    # a fused model serves like any other (small channel set: the defaults fit lightgcn twice)
+    "fusion": {"channels": ["rp3beta", "itemknn", "pop"]},
 }
 
 
@@ -67,3 +69,19 @@ def test_a_known_users_fresh_events_move_their_list_at_once(name, shop, tmp_path
     assert c.post("/v1/events", json={"events": events}).json()["accepted"] == 3
     after = c.get("/v1/users/u0/recommendations", params={"k": 5}).json()["items"]
     assert sum(cat_of(r["item_id"]) == 2 for r in after) >= 2, after
+
+
+def test_a_fused_learned_blend_folds_in_fresh_events(shop, tmp_path, make_client):
+    """The LightGBM blend scores a user from the events the service just received."""
+    from gemrec.fusion import Fusion
+
+    model = Fusion(channels=["rp3beta", "itemknn", "pop"], method="ltr")
+    model.fit(Dataset.open(shop).interactions())
+    assert model.method_ == "ltr"
+    c = make_client(model.save(tmp_path / "fused"))
+    events = [{"user_id": "nu", "item_id": f"i{n}", "event_type": "view"} for n in (41, 42)]
+    assert c.post("/v1/events", json={"events": events}).json()["accepted"] == 2
+    fresh = c.get("/v1/users/nu/recommendations", params={"k": 5}).json()
+    assert fresh["strategy"] == "fold_in"
+    assert sum(cat_of(r["item_id"]) == 2 for r in fresh["items"]) >= 4
+    assert not {"i41", "i42"} & {r["item_id"] for r in fresh["items"]}
