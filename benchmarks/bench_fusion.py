@@ -41,6 +41,7 @@ from gemrec.data.store import Dataset  # noqa: E402
 from gemrec.errors import GemrecError  # noqa: E402
 from gemrec.eval import evaluate  # noqa: E402
 from gemrec.fusion.fusion import DEFAULT_CHANNELS, Fusion  # noqa: E402
+from gemrec.fusion.fusion import _union as fusion_union  # noqa: E402
 from gemrec.models import get_model_class, make_model  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -81,12 +82,7 @@ def ml100k(tmp: Path) -> tuple[Interactions, Interactions, Interactions, np.ndar
 
 
 def _union(a: Interactions, b: Interactions | None) -> Interactions:
-    if b is None:
-        return a
-    ts = None
-    if a.timestamps is not None and b.timestamps is not None:
-        ts = a.timestamps.maximum(b.timestamps).tocsr()
-    return a.with_matrix((a.matrix + b.matrix).tocsr(), ts)
+    return a if b is None else fusion_union(a, b)
 
 
 def available(names: list[str]) -> list[str]:

@@ -663,3 +663,25 @@ def test_import_from_dataframes_matches_the_csv_import(tmp_path):
     bad = df.assign(event_type=["view"] * (len(df) - 1) + ["teleport"])
     with pytest.raises(DataError, match=r"<events DataFrame 0>, line 96, field 'event_type'"):
         import_dataset([bad], tmp_path / "d")
+
+
+def test_interactions_carry_first_and_last_event_time_per_pair(tmp_path):
+    """Each edge keeps its first and last event time (a time holdout needs both)."""
+    rows = [
+        ["u0", "i0", "view", "100", "", ""],
+        ["u0", "i0", "purchase", "900", "", ""],
+        ["u0", "i1", "view", "500", "", ""],
+        ["u1", "i0", "view", "300", "", ""],
+        ["u1", "i1", "cart", "700", "", ""],
+        ["u1", "i1", "view", "200", "", ""],
+    ]
+    ds = _import(tmp_path, _csv(rows))
+    inter = ds.interactions("train", "valid", "test")
+    u, i = ds.user_index, ds.item_index
+    first, last = inter.first_timestamps, inter.timestamps
+    assert first is not None and last is not None
+    assert first.nnz == last.nnz == inter.nnz == 4
+    expect = {("u0", "i0"): (100, 900), ("u0", "i1"): (500, 500), ("u1", "i0"): (300, 300)}
+    expect[("u1", "i1")] = (200, 700)
+    for (user, item), (t0, t1) in expect.items():
+        assert (first[u[user], i[item]], last[u[user], i[item]]) == (t0, t1)

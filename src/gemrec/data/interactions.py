@@ -24,6 +24,9 @@ class Interactions:
         Raw ids exactly as they appeared in the source; position = internal id.
     timestamps : scipy.sparse.csr_matrix, optional
         Same sparsity as ``matrix``; the last event time of each edge (float64 epoch seconds).
+    first_timestamps : scipy.sparse.csr_matrix, optional
+        Same sparsity as ``matrix``; the first event time of each edge. A time holdout needs it to
+        tell an edge that is new after a cut from one that was only touched again after it.
 
     Notes
     -----
@@ -35,6 +38,7 @@ class Interactions:
     user_ids: np.ndarray
     item_ids: np.ndarray
     timestamps: sp.csr_matrix | None = None
+    first_timestamps: sp.csr_matrix | None = None
 
     def __post_init__(self) -> None:
         m = self.matrix
@@ -48,8 +52,10 @@ class Interactions:
                 f"{len(self.user_ids)} user ids "
                 f"and {len(self.item_ids)} item ids"
             )
-        if self.timestamps is not None and self.timestamps.shape != m.shape:
-            raise DataError("Interactions.timestamps must have the same shape as the matrix")
+        for name in ("timestamps", "first_timestamps"):
+            t = getattr(self, name)
+            if t is not None and t.shape != m.shape:
+                raise DataError(f"Interactions.{name} must have the same shape as the matrix")
 
     @classmethod
     def from_arrays(
@@ -63,8 +69,13 @@ class Interactions:
         user_ids: np.ndarray | None = None,
         item_ids: np.ndarray | None = None,
         timestamps: np.ndarray | None = None,
+        first_timestamps: np.ndarray | None = None,
     ) -> Interactions:
-        """Build from parallel arrays of internal ids (duplicates summed; latest timestamp kept)."""
+        """Build from parallel arrays of internal ids.
+
+        Duplicates are summed; per (user, item) the latest of ``timestamps`` and the earliest of
+        ``first_timestamps`` are kept.
+        """
         users = np.asarray(users, dtype=np.int64)
         items = np.asarray(items, dtype=np.int64)
         if n_users is None:
@@ -78,21 +89,13 @@ class Interactions:
         )
         matrix.sum_duplicates()
         matrix.sort_indices()
-        ts = None
-        if timestamps is not None:
-            ts_arr = np.asarray(timestamps, dtype=np.float64)
-            # max per (user, item): sort by time, keep the last row of each pair
-            order = np.lexsort((ts_arr, items, users))
-            u, i, t = users[order], items[order], ts_arr[order]
-            last = np.ones(len(u), dtype=bool)
-            last[:-1] = (u[1:] != u[:-1]) | (i[1:] != i[:-1])
-            ts = sp.csr_matrix((t[last], (u[last], i[last])), shape=(n_users, n_items))
-            ts.sort_indices()
+        ts = _per_pair(users, items, timestamps, (n_users, n_items), last=True)
+        first = _per_pair(users, items, first_timestamps, (n_users, n_items), last=False)
         if user_ids is None:
             user_ids = np.arange(n_users).astype(str)
         if item_ids is None:
             item_ids = np.arange(n_items).astype(str)
-        return cls(matrix.astype(np.float32), np.asarray(user_ids), np.asarray(item_ids), ts)
+        return cls(matrix.astype(np.float32), np.asarray(user_ids), np.asarray(item_ids), ts, first)
 
     @property
     def n_users(self) -> int:
@@ -117,10 +120,35 @@ class Interactions:
         return np.flatnonzero(np.diff(self.matrix.indptr) > 0)
 
     def with_matrix(
-        self, matrix: sp.csr_matrix, timestamps: sp.csr_matrix | None = None
+        self,
+        matrix: sp.csr_matrix,
+        timestamps: sp.csr_matrix | None = None,
+        first_timestamps: sp.csr_matrix | None = None,
     ) -> Interactions:
         """A copy sharing the id maps, with another matrix of the same shape."""
-        return Interactions(matrix, self.user_ids, self.item_ids, timestamps)
+        return Interactions(matrix, self.user_ids, self.item_ids, timestamps, first_timestamps)
 
     def __repr__(self) -> str:
         return f"Interactions(n_users={self.n_users}, n_items={self.n_items}, nnz={self.nnz})"
+
+
+def _per_pair(
+    users: np.ndarray,
+    items: np.ndarray,
+    times: np.ndarray | None,
+    shape: tuple[int, int],
+    *,
+    last: bool,
+) -> sp.csr_matrix | None:
+    """The latest (``last``) or earliest time per (user, item) as a CSR matrix, or None."""
+    if times is None:
+        return None
+    t_arr = np.asarray(times, dtype=np.float64)
+    # sort by time within each pair and keep its last (or first) row
+    order = np.lexsort((t_arr if last else -t_arr, items, users))
+    u, i, t = users[order], items[order], t_arr[order]
+    keep = np.ones(len(u), dtype=bool)
+    keep[:-1] = (u[1:] != u[:-1]) | (i[1:] != i[:-1])
+    out = sp.csr_matrix((t[keep], (u[keep], i[keep])), shape=shape)
+    out.sort_indices()
+    return out

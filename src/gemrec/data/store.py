@@ -180,6 +180,9 @@ class Dataset:
         ts = sel["last_timestamp"].to_numpy(np.float64) if "last_timestamp" in sel else None
         if ts is not None and np.isnan(ts).all():
             ts = None
+        first = sel["first_timestamp"].to_numpy(np.float64) if "first_timestamp" in sel else None
+        if ts is None or (first is not None and np.isnan(first).all()):
+            first = None
         return Interactions.from_arrays(
             sel["user"].to_numpy(),
             sel["item"].to_numpy(),
@@ -187,6 +190,7 @@ class Dataset:
             user_ids=self.user_ids,
             item_ids=self.item_ids,
             timestamps=ts,
+            first_timestamps=first,
         )
 
     def item_categories(self) -> np.ndarray | None:

@@ -1001,14 +1001,31 @@ class Fusion(Recommender):
 
 
 def _union(a: Interactions, b: Interactions) -> Interactions:
-    """Train + validation: weights summed, timestamps the later one."""
+    """Train + validation: weights summed, last times the later one, first times the earlier."""
     m = (a.matrix + b.matrix).tocsr()
     m.sort_indices()
-    ts = None
-    if a.timestamps is not None and b.timestamps is not None:
-        ts = a.timestamps.maximum(b.timestamps).tocsr()
-        ts.sort_indices()
-    return a.with_matrix(m.astype(np.float32), ts)
+    ts = _merge_times(a.timestamps, b.timestamps, m, np.fmax)
+    first = _merge_times(a.first_timestamps, b.first_timestamps, m, np.fmin)
+    return a.with_matrix(m.astype(np.float32), ts, first if ts is not None else None)
+
+
+def _merge_times(
+    a: sp.csr_matrix | None, b: sp.csr_matrix | None, m: sp.csr_matrix, how: Any
+) -> sp.csr_matrix | None:
+    """Times of ``a`` and ``b`` on the pattern of ``m``, combined by ``how`` where both exist."""
+    if a is None or b is None:
+        return None
+    coo = m.tocoo()
+    ta = np.full(m.nnz, np.nan)
+    tb = np.full(m.nnz, np.nan)
+    for t, src in ((ta, a), (tb, b)):
+        s = src.tocsr()
+        vals = np.asarray(s[coo.row, coo.col]).ravel()
+        present = np.asarray(s.astype(bool)[coo.row, coo.col]).ravel()
+        t[present] = vals[present]
+    out = sp.csr_matrix((how(ta, tb), (coo.row, coo.col)), shape=m.shape)
+    out.sort_indices()
+    return out
 
 
 def _aligned_timestamps(m: sp.csr_matrix, ts: sp.csr_matrix) -> np.ndarray:
@@ -1025,34 +1042,60 @@ def _aligned_timestamps(m: sp.csr_matrix, ts: sp.csr_matrix) -> np.ndarray:
     return np.where(t > 0, t, np.nan)
 
 
-def _split_by_mask(inter: Interactions, held: np.ndarray) -> tuple[Interactions, Interactions]:
-    """(kept, held) parts of ``inter``; ``held`` is a mask over ``inter.matrix.tocoo()`` entries."""
+def _split_by_mask(
+    inter: Interactions, held: np.ndarray, kept_last: np.ndarray | None = None
+) -> tuple[Interactions, Interactions]:
+    """(kept, held) parts of ``inter``; ``held`` is a mask over ``inter.matrix.tocoo()`` entries.
+
+    ``kept_last``: last times for the kept part instead of the edges' own (aligned alike).
+    """
     m = inter.matrix.tocoo()
     t_all = (
         None if inter.timestamps is None else _aligned_timestamps(inter.matrix, inter.timestamps)
     )
+    f_all = (
+        None
+        if inter.first_timestamps is None or t_all is None
+        else _aligned_timestamps(inter.matrix, inter.first_timestamps)
+    )
 
-    def part(sel: np.ndarray) -> Interactions:
+    def times(values: np.ndarray | None, sel: np.ndarray) -> sp.csr_matrix | None:
+        if values is None:
+            return None
+        t = sp.csr_matrix(
+            (np.nan_to_num(values[sel], nan=0.0), (m.row[sel], m.col[sel])), shape=m.shape
+        )
+        t.sort_indices()
+        return t
+
+    def part(sel: np.ndarray, last: np.ndarray | None) -> Interactions:
         mm = sp.csr_matrix((m.data[sel], (m.row[sel], m.col[sel])), shape=m.shape)
         mm.sort_indices()
-        ts = None
-        if t_all is not None:
-            ts = sp.csr_matrix(
-                (np.nan_to_num(t_all[sel], nan=0.0), (m.row[sel], m.col[sel])), shape=m.shape
-            )
-            ts.sort_indices()
-        return inter.with_matrix(mm.astype(np.float32), ts)
+        return inter.with_matrix(mm.astype(np.float32), times(last, sel), times(f_all, sel))
 
-    return part(~held), part(held)
+    return part(~held, t_all if kept_last is None else kept_last), part(held, t_all)
 
 
 def _holdout_time(inter: Interactions, fraction: float) -> tuple[Interactions, Interactions]:
-    """Hold out the interactions after one global time cut (the latest ``fraction`` of them)."""
+    """Hold out the edges that are new after one global time cut (the latest ``fraction``).
+
+    With first-event times (``Interactions.first_timestamps``) an edge is held out when its first
+    event is after the cut, as a temporal test split holds out only pairs new to their user; an
+    edge touched before and again after the cut stays in the kept part, dated by its first event
+    (its later events are not known before the cut). Without them, by the edge's last event.
+    """
     assert inter.timestamps is not None
-    t = _aligned_timestamps(inter.matrix, inter.timestamps)
-    known = np.isfinite(t)
-    cut = float(np.quantile(t[known], 1.0 - fraction))
-    return _split_by_mask(inter, known & (t > cut))
+    last = _aligned_timestamps(inter.matrix, inter.timestamps)
+    first = (
+        last
+        if inter.first_timestamps is None
+        else _aligned_timestamps(inter.matrix, inter.first_timestamps)
+    )
+    known = np.isfinite(first)
+    cut = float(np.quantile(first[known], 1.0 - fraction))
+    held = known & (first > cut)
+    kept_last = np.where(np.isfinite(last) & (last > cut) & ~held, first, last)
+    return _split_by_mask(inter, held, kept_last)
 
 
 def _holdout(inter: Interactions, fraction: float, seed: int) -> tuple[Interactions, Interactions]:
