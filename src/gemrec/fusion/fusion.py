@@ -205,8 +205,10 @@ class Fusion(Recommender):
         validation over-rated and dropped the one that helped on test (docs/benchmarks/fusion.md).
     validation : {"auto", "given", "time", "user"}
         What to tune on. "given": the ``valid`` passed to ``fit`` (falling back to "user" without
-        one). "time": the latest ``holdout_fraction`` of all timestamped interactions (train +
-        valid) after one global cut, so tuning mimics predicting the future. "user": each user's
+        one). "time": the pairs first seen after one global cut (the latest ``holdout_fraction``
+        of train + valid), so tuning mimics predicting the future as a temporal test split does:
+        a pair already touched before the cut is not a target (needs
+        ``Interactions.first_timestamps``; else the pair's last event decides). "user": each user's
         latest (random without timestamps) ``holdout_fraction`` of items. "auto": "time" when the
         interactions carry timestamps, else "given".
     holdout_fraction : float
