@@ -40,18 +40,23 @@ def _served(name, shop, tmp_path, make_client):
     return make_client(model.save(tmp_path / name))
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
-def test_any_model_is_served(name, shop, tmp_path, make_client):
-    c = _served(name, shop, tmp_path, make_client)
-    body = c.get("/v1/users/u0/recommendations", params={"k": 5}).json()
-    assert body["strategy"] == "personalized" and len(body["items"]) == 5
-    assert sum(cat_of(r["item_id"]) == 0 for r in body["items"]) >= 4
+def _assert_new_user_is_folded_in(c):
+    """Two views of cat2 items by an unseen user: a fold-in list of other cat2 items."""
     events = [{"user_id": "nu", "item_id": f"i{n}", "event_type": "view"} for n in (41, 42)]
     assert c.post("/v1/events", json={"events": events}).json()["accepted"] == 2
     fresh = c.get("/v1/users/nu/recommendations", params={"k": 5}).json()
     assert fresh["strategy"] == "fold_in"
     assert sum(cat_of(r["item_id"]) == 2 for r in fresh["items"]) >= 4
     assert not {"i41", "i42"} & {r["item_id"] for r in fresh["items"]}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_any_model_is_served(name, shop, tmp_path, make_client):
+    c = _served(name, shop, tmp_path, make_client)
+    body = c.get("/v1/users/u0/recommendations", params={"k": 5}).json()
+    assert body["strategy"] == "personalized" and len(body["items"]) == 5
+    assert sum(cat_of(r["item_id"]) == 0 for r in body["items"]) >= 4
+    _assert_new_user_is_folded_in(c)
     sim = c.get("/v1/items/i0/similar", params={"k": 5}).json()["items"]
     assert len(sim) == 5 and "i0" not in {r["item_id"] for r in sim}
     c.post("/v1/items", json={"items": [{"item_id": "nw", "category": "cat1", "brand": "b1"}]})
@@ -79,9 +84,4 @@ def test_a_fused_learned_blend_folds_in_fresh_events(shop, tmp_path, make_client
     model.fit(Dataset.open(shop).interactions())
     assert model.method_ == "ltr"
     c = make_client(model.save(tmp_path / "fused"))
-    events = [{"user_id": "nu", "item_id": f"i{n}", "event_type": "view"} for n in (41, 42)]
-    assert c.post("/v1/events", json={"events": events}).json()["accepted"] == 2
-    fresh = c.get("/v1/users/nu/recommendations", params={"k": 5}).json()
-    assert fresh["strategy"] == "fold_in"
-    assert sum(cat_of(r["item_id"]) == 2 for r in fresh["items"]) >= 4
-    assert not {"i41", "i42"} & {r["item_id"] for r in fresh["items"]}
+    _assert_new_user_is_folded_in(c)
