@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
 from gemrec.data.interactions import Interactions  # noqa: E402
+from gemrec.data.side import SideInformation  # noqa: E402
 from gemrec.data.store import Dataset  # noqa: E402
 from gemrec.errors import GemrecError  # noqa: E402
 from gemrec.eval import evaluate  # noqa: E402
@@ -103,7 +104,8 @@ def run(name: str, data: tuple, channels: list[str] | None, repeats: int, reuse:
     times, fused = [], None
     for _ in range(repeats):
         t = time.perf_counter()
-        fused = Fusion(channels=channels).fit(train, valid=valid, item_categories=cats)
+        side = SideInformation(item_categories=cats)
+        fused = Fusion(channels=channels).fit(train, valid=valid, side=side)
         times.append(time.perf_counter() - t)
     assert fused is not None
     res = evaluate(fused, test, ks=[20])

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from gemrec.data.interactions import Interactions
+from gemrec.data.side import SideInformation
 from gemrec.eval import evaluate
 from gemrec.models.item2vec import Item2Vec
 from gemrec.models.popularity import Popularity
@@ -166,7 +167,8 @@ def bench(name: str, params: dict[str, object], repeats: int) -> list[dict[str, 
     results = [("pop", pop, pop_s)]
     for label, f in variants:
         model, secs = _fit_timed(
-            lambda f=f: Item2Vec(**params).fit(train, item_features=f), repeats
+            lambda f=f: Item2Vec(**params).fit(train, side=SideInformation(item_features=f)),
+            repeats,
         )
         results.append((label, model, secs))
     base = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from gemrec.data.interactions import Interactions
-from gemrec.models.base import Recommender, State
+from gemrec.models.base import ModelTags, Recommender, State
 
 
 class ItemCosine(Recommender):
@@ -41,7 +41,7 @@ class ValidationSpy(ItemCosine):
     """ItemCosine that asks for validation data and records what ``fit`` received."""
 
     name = "test_validspy"
-    uses_validation = True
+    tags = ModelTags(validation="early_stopping", fold_in=True)
 
     def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:
         super()._fit(interactions, valid)

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gemrec.data.interactions import Interactions
+from gemrec.data.side import SideInformation
 from gemrec.data.store import Dataset
 from gemrec.errors import GemrecError, ParameterError
 from gemrec.eval.commands import evaluate_on_dataset
@@ -297,7 +298,8 @@ def test_bad_parameters_raise_clear_errors() -> None:
         with pytest.raises(ParameterError, match=name):
             Fusion(**params).fit(train, valid=valid)
     with pytest.raises(ParameterError, match="item_categories"):
-        Fusion(channels=["pop"]).fit(train, valid=valid, item_categories=np.zeros(3))
+        side = SideInformation(item_categories=np.zeros(3, np.int64))
+        Fusion(channels=["pop"]).fit(train, valid=valid, side=side)
     with pytest.raises(GemrecError, match="not fitted"):
         Fusion().recommend([0], 5)
 

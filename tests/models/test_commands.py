@@ -189,7 +189,7 @@ def test_progress_bar_only_when_asked_and_summary_always(dataset, tmp_path, caps
     ds = Dataset.open(dataset)
     model = train_model(ds, "pop", {}, tmp_path / "m", progress=True)
     err = capsys.readouterr().err
-    assert "train pop" in err and "/3" in err and "read data" in err
+    assert "train pop" in err and "/2" in err and "fit" in err
     assert model.is_fitted and (tmp_path / "m" / "training.json").is_file()
     # through the CLI under pytest stderr is not a terminal: no bar, only the stdout summary line
     assert main(["train", str(dataset), "--model", "pop", "-o", str(tmp_path / "m2")]) == 0

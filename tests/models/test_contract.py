@@ -19,9 +19,10 @@ import pytest
 import scipy.sparse as sp
 
 from gemrec.data.interactions import Interactions
-from gemrec.errors import NotFittedError, ParameterError
+from gemrec.data.side import SIDE_FIELDS
+from gemrec.errors import GemrecError, NotFittedError, ParameterError
 from gemrec.models import MODELS, get_model_class
-from gemrec.models.base import Recommender
+from gemrec.models.base import EmbeddingRecommender, Recommender
 
 #: small hyperparameters for iterative models (the owners of those models adjust them)
 FAST_PARAMS: dict[str, dict[str, Any]] = {
@@ -97,22 +98,12 @@ def _block_data(seed: int = 0) -> tuple[Interactions, np.ndarray, np.ndarray]:
     return inter, np.array(probe_users), np.array(probe_items)
 
 
-def _available(name: str) -> type[Recommender]:
-    try:
-        return get_model_class(name)
-    except ParameterError as exc:
-        pytest.skip(f"model '{name}' is not built yet: {exc}")
-
-
 def _make(name: str, **extra: Any) -> Recommender:
-    klass = _available(name)
+    klass = get_model_class(name)  # a model that does not import fails the suite
     allowed = set(klass._param_names())
     params = {k: v for k, v in FAST_PARAMS.get(name, {}).items() if k in allowed}
     params.update(extra)
-    try:
-        return klass(**params)
-    except TypeError as exc:
-        pytest.skip(f"model '{name}' is not constructible standalone: {exc}")
+    return klass(**params)
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +146,25 @@ def test_fast_params_are_known() -> None:
             continue
         unknown = set(params) - set(klass._param_names())
         assert not unknown, f"FAST_PARAMS['{name}'] has keys {unknown} the model does not accept"
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_tags_declare_what_the_model_does(name, data):
+    """The CLI, fit path, fusion and service read ``tags``; each must match the class."""
+    klass = get_model_class(name)
+    tags = klass.tags
+    params = klass._param_names()
+    assert tags.embeddings == issubclass(klass, EmbeddingRecommender)
+    assert tags.fold_in == (klass.score_new is not Recommender.score_new)
+    assert tags.new_item_embedding == callable(getattr(klass, "embed_new_items", None))
+    assert tags.progress == ("progress" in params)
+    assert set(tags.side_information) <= set(SIDE_FIELDS)
+    if tags.validation == "early_stopping":
+        # the fit path refits for the best number of epochs
+        assert "epochs" in params
+        inter, _, _ = data
+        model = _make(name).fit(inter, valid=inter)
+        assert 1 <= model.best_epoch_ <= model.epochs
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -293,7 +303,7 @@ def test_save_load_round_trip(name, data, tmp_path):
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_bad_parameters_name_the_parameter(name, data):
     inter, _, _ = data
-    klass = _available(name)
+    klass = get_model_class(name)
     cases = [(p, v) for p, v in BAD_PARAMS.get(name, []) if p in klass._param_names()]
     if not cases:
         pytest.skip(f"no known invalid parameter value for '{name}' (add one to BAD_PARAMS)")
@@ -323,12 +333,11 @@ def test_fold_in_new_users(name, data):
     inter, probe_users, probe_items = data
     model = _fitted(name, inter)
     rows = inter.matrix[probe_users]
-    try:
-        scores = model.score_new(rows)
-    except Exception as exc:  # a model may not support fold-in
-        if type(exc).__name__ == "GemrecError":
-            pytest.skip(f"'{name}' does not fold in new users: {exc}")
-        raise
+    if not model.tags.fold_in:
+        with pytest.raises(GemrecError, match="unseen"):
+            model.score_new(rows)
+        return
+    scores = model.score_new(rows)
     assert scores.shape == (len(probe_users), inter.n_items)
     ids, _ = model.recommend(np.arange(len(probe_users)), k=3, user_items=rows)
     for r in range(len(probe_users)):

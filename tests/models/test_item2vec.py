@@ -8,6 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 from gemrec.data.interactions import Interactions
+from gemrec.data.side import SideInformation
 from gemrec.errors import DataError, GemrecError, ParameterError
 from gemrec.models.item2vec import (
     Item2Vec,
@@ -154,7 +155,7 @@ def test_items_of_one_category_cluster_without_side_information(graph):
 
 def test_new_item_with_only_side_information_gets_neighbours_of_its_category():
     x, feats, cat = _planted()
-    m = Item2Vec(**FAST, seed=0).fit(x, item_features=feats)
+    m = Item2Vec(**FAST, seed=0).fit(x, side=SideInformation(item_features=feats))
     # title is id-like and available a flag: both skipped
     assert set(m.side_fields_) == {"category", "brand", "price"}
     assert m.attention_.shape == (x.n_items, 4)
@@ -184,7 +185,9 @@ def test_catalogue_items_without_interactions_get_their_side_only_vector():
     keep = x.matrix.toarray()
     keep[:, 79] = 0
     x2 = x.with_matrix(sp.csr_matrix(keep))
-    m = Item2Vec(**FAST, seed=0).fit(_without_timestamps(x2), item_features=feats)
+    m = Item2Vec(**FAST, seed=0).fit(
+        _without_timestamps(x2), side=SideInformation(item_features=feats)
+    )
     expected = m.embed_new_items(feats.iloc[[79]].drop(columns="item"))
     np.testing.assert_allclose(m.item_embeddings_[79], expected[0], rtol=1e-5, atol=1e-6)
     ids, _ = m.similar_items([79], k=10)
@@ -194,8 +197,12 @@ def test_catalogue_items_without_interactions_get_their_side_only_vector():
 def test_item_column_aligns_features_like_positional_rows():
     x, feats, _ = _planted()
     shuffled = feats.sample(frac=1.0, random_state=3)
-    a = Item2Vec(**{**FAST, "epochs": 1}, seed=5).fit(x, item_features=shuffled)
-    b = Item2Vec(**{**FAST, "epochs": 1}, seed=5).fit(x, item_features=feats.drop(columns="item"))
+    a = Item2Vec(**{**FAST, "epochs": 1}, seed=5).fit(
+        x, side=SideInformation(item_features=shuffled)
+    )
+    b = Item2Vec(**{**FAST, "epochs": 1}, seed=5).fit(
+        x, side=SideInformation(item_features=feats.drop(columns="item"))
+    )
     np.testing.assert_array_equal(a.item_embeddings_, b.item_embeddings_)
 
 
@@ -230,9 +237,9 @@ def test_scores_add_the_weighted_log_prior_to_the_vector_match():
 # ----------------------------------------------------------------------------- contract
 def test_reproducible_with_a_seed():
     x, feats, _ = _planted(n_users=120)
-    a = Item2Vec(**{**FAST, "epochs": 1}, seed=11).fit(x, item_features=feats)
-    b = Item2Vec(**{**FAST, "epochs": 1}, seed=11).fit(x, item_features=feats)
-    c = Item2Vec(**{**FAST, "epochs": 1}, seed=12).fit(x, item_features=feats)
+    a = Item2Vec(**{**FAST, "epochs": 1}, seed=11).fit(x, side=SideInformation(item_features=feats))
+    b = Item2Vec(**{**FAST, "epochs": 1}, seed=11).fit(x, side=SideInformation(item_features=feats))
+    c = Item2Vec(**{**FAST, "epochs": 1}, seed=12).fit(x, side=SideInformation(item_features=feats))
     np.testing.assert_array_equal(a.item_embeddings_, b.item_embeddings_)
     np.testing.assert_array_equal(a.user_embeddings_, b.user_embeddings_)
     assert not np.allclose(a.item_embeddings_, c.item_embeddings_)
@@ -240,7 +247,7 @@ def test_reproducible_with_a_seed():
 
 def test_save_load_round_trip(tmp_path):
     x, feats, _ = _planted(n_users=120)
-    m = Item2Vec(**{**FAST, "epochs": 1}, seed=0).fit(x, item_features=feats)
+    m = Item2Vec(**{**FAST, "epochs": 1}, seed=0).fit(x, side=SideInformation(item_features=feats))
     m.save(tmp_path / "m")
     assert "pickle" not in (tmp_path / "m" / "manifest.json").read_text()
     loaded = Item2Vec.load(tmp_path / "m")
@@ -290,9 +297,11 @@ def test_bad_parameters_are_named(param, value):
 def test_bad_item_features_are_explained():
     x, feats, _ = _planted(n_users=20)
     with pytest.raises(DataError, match="rows"):
-        Item2Vec(**FAST).fit(x, item_features=feats.drop(columns="item").iloc[:5])
+        Item2Vec(**FAST).fit(
+            x, side=SideInformation(item_features=feats.drop(columns="item").iloc[:5])
+        )
     with pytest.raises(ParameterError, match="side_features"):
-        Item2Vec(**FAST, side_features=["colour"]).fit(x, item_features=feats)
+        Item2Vec(**FAST, side_features=["colour"]).fit(x, side=SideInformation(item_features=feats))
     with pytest.raises(DataError, match="item"):
         bad = feats.assign(item=feats["item"] + 1000)
-        Item2Vec(**FAST).fit(x, item_features=bad)
+        Item2Vec(**FAST).fit(x, side=SideInformation(item_features=bad))

@@ -22,13 +22,14 @@ ITEMS_PER_CATEGORY = 20
 USERS_PER_CATEGORY = 30
 
 
-def build_shop(path: Path, *, seed: int = 0, social: bool = True) -> Path:
+def build_shop(path: Path, *, seed: int = 0, social: bool = True, valid: bool = False) -> Path:
     """Users of block c interact with items of category c only (a known answer).
 
     Items ``i{n}``: category ``cat{n // 20}``, brand ``b{n % 4}``, title "cat{c} thing {n}";
     user ``u{m}`` belongs to block ``m // 30`` and touches 8 of its block's items; popularity
     inside a block falls with the item index (item 0 of each block is the most popular). Users
-    ``lurker0..2`` have metadata (lurker0 also a social link) but no interactions.
+    ``lurker0..2`` have metadata (lurker0 also a social link) but no interactions. Each user's
+    last item is the test split; with ``valid`` the one before it is the validation split.
     """
     rng = np.random.default_rng(seed)
     n_items = N_CATEGORIES * ITEMS_PER_CATEGORY
@@ -64,7 +65,7 @@ def build_shop(path: Path, *, seed: int = 0, social: bool = True) -> Path:
                     m,
                     block * ITEMS_PER_CATEGORY + int(c),
                     1.0,
-                    "train" if j < 7 else "test",
+                    "train" if j < 6 or (j == 6 and not valid) else "valid" if j == 6 else "test",
                     1.6e9 + 3600.0 * (m + j),
                 )
             )
@@ -96,6 +97,11 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def shop_with_valid(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_shop(tmp_path_factory.mktemp("data") / "shop-valid", valid=True)
+
+
+@pytest.fixture(scope="session")
 def svd_dir(shop: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     model = TruncatedSVD(factors=6).fit(Dataset.open(shop).interactions("train", "valid"))
     return model.save(tmp_path_factory.mktemp("models") / "svd")
@@ -114,7 +120,8 @@ def make_client(shop: Path, tmp_path: Path) -> Iterator[Callable[..., TestClient
 
     def make(model_dir: Path, **overrides: Any) -> TestClient:
         overrides.setdefault("store", f"sqlite:///{tmp_path / f'events{len(clients)}.sqlite3'}")
-        settings = ServeSettings(model_dir=model_dir, dataset_dir=shop, **overrides)
+        overrides.setdefault("dataset_dir", shop)
+        settings = ServeSettings(model_dir=model_dir, **overrides)
         client = TestClient(create_app(settings))
         client.__enter__()
         clients.append(client)

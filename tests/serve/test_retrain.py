@@ -5,13 +5,17 @@ import json
 import numpy as np
 
 from gemrec.cli import main
+from gemrec.data.store import Dataset
+from gemrec.models.base import Recommender
+from gemrec.models.commands import train_model
 from gemrec.serve.commands_retrain import retrain
-from gemrec.serve.svd import load_model
 
 
-def test_retrain_folds_events_and_service_hot_swaps(make_client, svd_dir, shop, tmp_path):
+def test_retrain_folds_events_and_service_hot_swaps(make_client, shop, tmp_path):
+    knn_dir = tmp_path / "knn"
+    train_model(Dataset.open(shop), "itemknn", {"n_neighbors": 20}, knn_dir)
     store = f"sqlite:///{tmp_path / 'ev.sqlite3'}"
-    c = make_client(svd_dir, store=store)
+    c = make_client(knn_dir, store=store)
     c.post("/v1/items", json={"items": [{"item_id": "fresh", "category": "cat1", "brand": "b0"}]})
     events = [{"user_id": "walkin", "item_id": f"i{n}", "event_type": "buy"} for n in (20, 21, 22)]
     events += [
@@ -21,10 +25,10 @@ def test_retrain_folds_events_and_service_hot_swaps(make_client, svd_dir, shop, 
     assert c.post("/v1/events", json={"events": events}).json()["accepted"] == 5
     assert c.get("/v1/users/walkin/recommendations").json()["strategy"] == "fold_in"
 
-    out = tmp_path / "svd-v2"
-    summary = retrain(svd_dir, shop, store, out)
+    out = tmp_path / "knn-v2"
+    summary = retrain(knn_dir, shop, store, out)
     assert summary["events_folded"] == 5 and summary["new_users"] == 1 and summary["new_items"] == 1
-    old, new = load_model(svd_dir), load_model(out)
+    old, new = Recommender.load(knn_dir), Recommender.load(out)
     assert type(new) is type(old) and new.get_params() == old.get_params()
     assert (new.n_users, new.n_items) == (old.n_users + 1, old.n_items + 1)
     with np.load(out / "serve_ids.npz") as z:
@@ -51,18 +55,21 @@ def test_retrain_folds_events_and_service_hot_swaps(make_client, svd_dir, shop, 
     assert sum(e["source"] == "offline" for e in hist) == 4
     assert sum(e["source"] == "online" for e in hist) == 0
 
-    # retrain again with no new events: nothing more to fold
-    again = retrain(out, shop, store, tmp_path / "svd-v3")
-    assert again["events_folded"] == 0
+    # a retrain starts again from the dataset and the whole store: the same model again
+    again = retrain(out, shop, store, tmp_path / "knn-v3")
+    assert again["events_folded"] == 5
+    third = Recommender.load(tmp_path / "knn-v3")
+    assert (third.interactions_ != new.interactions_).nnz == 0
+    np.testing.assert_array_equal(third.similarity_.toarray(), new.similarity_.toarray())
 
 
-def test_cli_retrain_and_serve_errors(svd_dir, shop, tmp_path, capsys):
+def test_cli_retrain_and_serve_errors(pop_dir, shop, tmp_path, capsys):
     store = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
     assert (
         main(
             [
                 "retrain",
-                str(svd_dir),
+                str(pop_dir),
                 "--dataset",
                 str(shop),
                 "--events-from",
@@ -76,5 +83,5 @@ def test_cli_retrain_and_serve_errors(svd_dir, shop, tmp_path, capsys):
     assert "retrained" in capsys.readouterr().out
     assert main(["serve", str(tmp_path / "nomodel"), "--dataset", str(shop)]) == 2
     assert "not a gemrec model directory" in capsys.readouterr().err
-    assert main(["serve", str(svd_dir), "--dataset", str(shop), "--store", "mysql://x"]) == 2
+    assert main(["serve", str(pop_dir), "--dataset", str(shop), "--store", "mysql://x"]) == 2
     assert "--store must be" in capsys.readouterr().err

@@ -128,6 +128,42 @@ class Interactions:
         """A copy sharing the id maps, with another matrix of the same shape."""
         return Interactions(matrix, self.user_ids, self.item_ids, timestamps, first_timestamps)
 
+    def grown(self, user_ids: np.ndarray, item_ids: np.ndarray) -> Interactions:
+        """The same edges over a larger id space whose first ids are this one's.
+
+        Parameters
+        ----------
+        user_ids, item_ids : ndarray of str
+            The new id maps; they must start with ``self.user_ids`` / ``self.item_ids``.
+        """
+        n_u, n_i = len(user_ids), len(item_ids)
+        if (
+            n_u < self.n_users
+            or n_i < self.n_items
+            or not np.array_equal(
+                np.asarray(user_ids[: self.n_users], str), self.user_ids.astype(str)
+            )
+            or not np.array_equal(
+                np.asarray(item_ids[: self.n_items], str), self.item_ids.astype(str)
+            )
+        ):
+            raise DataError("the new id maps must extend the interactions' id maps")
+
+        def grow(m: sp.csr_matrix | None) -> sp.csr_matrix | None:
+            if m is None:
+                return None
+            out = sp.csr_matrix(m, copy=True)
+            out.resize((n_u, n_i))
+            return out
+
+        return Interactions(
+            grow(self.matrix),
+            np.asarray(user_ids),
+            np.asarray(item_ids),
+            grow(self.timestamps),
+            grow(self.first_timestamps),
+        )
+
     def __repr__(self) -> str:
         return f"Interactions(n_users={self.n_users}, n_items={self.n_items}, nnz={self.nnz})"
 

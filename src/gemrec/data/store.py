@@ -32,6 +32,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from gemrec.data.interactions import Interactions
+from gemrec.data.side import SideInformation
 from gemrec.errors import DataError
 
 __all__ = ["SPLITS", "TRAIN_SPLITS", "Dataset", "write_dataset"]
@@ -192,6 +193,10 @@ class Dataset:
             timestamps=ts,
             first_timestamps=first,
         )
+
+    def side_information(self) -> SideInformation:
+        """What the dataset knows about its items, for models that declare they use it."""
+        return SideInformation(item_features=self.items, item_categories=self.item_categories())
 
     def item_categories(self) -> np.ndarray | None:
         """Category code per item (int32, -1 where unknown), or None without a category column."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -29,7 +29,7 @@ from gemrec.data.interactions import Interactions
 from gemrec.errors import GemrecError, ParameterError
 from gemrec.eval.evaluate import _hits
 from gemrec.eval.metrics import ranking_metrics
-from gemrec.models.base import Recommender, State
+from gemrec.models.base import ModelTags, Recommender, State
 from gemrec.models.popularity import Popularity
 
 __all__ = ["DEFAULT_CHANNELS", "METHODS", "Fusion", "fuse_lists"]
@@ -254,8 +254,13 @@ class Fusion(Recommender):
     cat_affinity_: sp.csr_matrix | None
     cat_last_: sp.csr_matrix | None
     user_last_: np.ndarray | None
-    uses_validation: ClassVar[bool] = True
-    uses_item_categories: ClassVar[bool] = True
+    tags: ClassVar[ModelTags] = ModelTags(
+        validation="tuning",
+        # categories feed the learned blend; all side information is handed on to the channels
+        side_information=frozenset({"item_categories", "item_features"}),
+        timestamps=True,
+        fold_in=True,
+    )
     batch_size: ClassVar[int] = 2048
 
     def __init__(
@@ -384,36 +389,6 @@ class Fusion(Recommender):
         return make_model(spec[1], **spec[2])
 
     # ----------------------------------------------------------------- fitting
-    def fit(
-        self,
-        interactions: Interactions,
-        *,
-        valid: Interactions | None = None,
-        item_categories: np.ndarray | None = None,
-    ) -> Self:
-        """Fit the channels, tune the combination on validation, refit.
-
-        Parameters
-        ----------
-        interactions : Interactions
-            Training interactions (without the validation split when ``valid`` is given).
-        valid : Interactions, optional
-            Validation interactions to tune on; without it a holdout is carved from
-            ``interactions``.
-        item_categories : ndarray of int, shape (n_items,), optional
-            Category code per item (-1 unknown) for the learned blend's category features.
-        """
-        if item_categories is not None:
-            item_categories = np.asarray(item_categories, dtype=np.int64)
-            if item_categories.shape != (interactions.n_items,):
-                raise ParameterError.invalid(
-                    "item_categories",
-                    f"an int array of shape ({interactions.n_items},)",
-                    item_categories.shape,
-                )
-        self._fit_categories = item_categories
-        return super().fit(interactions, valid=valid)
-
     def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:
         has_valid = valid is not None and valid.nnz > 0
         full = _union(interactions, valid) if has_valid else interactions  # type: ignore[arg-type]
@@ -428,9 +403,10 @@ class Fusion(Recommender):
                 "weights", f"{len(specs)} numbers, one per channel", self.weights
             )
         names = [s[0] for s in specs]
+        cats = self._side.item_categories
         self.item_categories_ = (
-            self._fit_categories
-            if self._fit_categories is not None
+            np.asarray(cats, np.int64)
+            if cats is not None
             else np.full(interactions.n_items, -1, np.int64)
         )
         mode = self.validation
@@ -490,7 +466,9 @@ class Fusion(Recommender):
         # no validation for early stopping, also not the tuning split: the channels are refit on
         # everything without one, so the tuned combination must see channels trained the same way
         # (and the tuning users' held-out items must not steer the channel they evaluate)
-        return self._make_channel(spec).fit(train)
+        from gemrec.models.fitting import fit_model
+
+        return fit_model(self._make_channel(spec), train, side=self._side).model
 
     def _set_side_features(self, inter: Interactions) -> None:
         """Popularity, recency and category statistics the learned blend reads."""

@@ -8,13 +8,14 @@ item-based ones also score the same way, ``scores = X @ W`` with an item x item 
 from __future__ import annotations
 
 from abc import abstractmethod
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from gemrec.errors import ParameterError
 from gemrec.models._topn import fold_in_rows
-from gemrec.models.base import Recommender, State
+from gemrec.models.base import ModelTags, Recommender, State
 
 __all__ = ["ItemToItemModel", "SimilarityModel", "check_n_neighbors"]
 
@@ -31,6 +32,8 @@ class SimilarityModel(Recommender):
     Subclasses set ``similarity_`` in ``_fit`` and call ``_prepare``; loading restores
     ``similarity_`` and calls ``_prepare`` again.
     """
+
+    tags: ClassVar[ModelTags] = ModelTags(fold_in=True)
 
     similarity_: sp.csr_matrix
 

@@ -11,16 +11,18 @@ from __future__ import annotations
 import inspect
 import json
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import scipy.sparse as sp
 
 from gemrec.data.interactions import Interactions
+from gemrec.data.side import SIDE_FIELDS, SideInformation
 from gemrec.errors import GemrecError, NotFittedError, ParameterError
 
-__all__ = ["EmbeddingRecommender", "Recommender", "topk"]
+__all__ = ["EmbeddingRecommender", "ModelTags", "Recommender", "topk"]
 
 State = dict[str, Any]
 FORMAT_VERSION = 1
@@ -61,6 +63,49 @@ def topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return ids, vals
 
 
+@dataclass(frozen=True)
+class ModelTags:
+    """What a model consumes and offers, declared on the class as ``tags``.
+
+    The fit path (:func:`gemrec.models.fitting.fit_model`), the CLI, fusion and the service read
+    these instead of probing methods or signatures; the contract tests check that each class keeps
+    its declaration.
+
+    Parameters
+    ----------
+    validation : {"none", "early_stopping", "tuning"}
+        What the model does with a validation split. "early_stopping": it stops at the best epoch
+        on ``valid`` and records ``best_epoch_``; the fit path then refits it on train + valid for
+        that many epochs. "tuning": it tunes itself on ``valid`` and refits on train + valid on
+        its own (fusion). "none": the fit path trains it on train + valid directly.
+    side_information : frozenset of str
+        Fields of :class:`~gemrec.data.side.SideInformation` the model reads.
+    timestamps : bool
+        Reads ``Interactions.timestamps`` (recency, sequences, time holdouts).
+    embeddings : bool
+        Has ``user_embeddings_`` / ``item_embeddings_`` (and ``fold_in``).
+    fold_in : bool
+        ``score_new`` scores users unseen at fit time from their interactions.
+    new_item_embedding : bool
+        ``embed_new_items`` embeds catalogue items added after fitting from their attributes.
+    progress : bool
+        Takes a ``progress`` keyword that shows a per-epoch bar.
+    """
+
+    validation: Literal["none", "early_stopping", "tuning"] = "none"
+    side_information: frozenset[str] = frozenset()
+    timestamps: bool = False
+    embeddings: bool = False
+    fold_in: bool = False
+    new_item_embedding: bool = False
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        unknown = set(self.side_information) - set(SIDE_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown side information fields {sorted(unknown)}")
+
+
 def _as_ids(values: Any, name: str, upper: int) -> np.ndarray:
     arr = np.asarray(values)
     if arr.ndim == 0:
@@ -84,6 +129,8 @@ class Recommender(ABC):
 
     #: name used by the CLI and in saved manifests
     name: ClassVar[str] = ""
+    #: what the model consumes and offers
+    tags: ClassVar[ModelTags] = ModelTags()
     #: users scored at once by ``recommend``; bounds memory to ``batch_size * n_items`` floats
     batch_size: ClassVar[int] = 2048
 
@@ -117,8 +164,25 @@ class Recommender(ABC):
         return f"{type(self).__name__}({args})"
 
     # ----------------------------------------------------------------- fitting
-    def fit(self, interactions: Interactions, *, valid: Interactions | None = None) -> Self:
-        """Learn from ``interactions`` (train split); ``valid`` may drive early stopping.
+    def fit(
+        self,
+        interactions: Interactions,
+        *,
+        valid: Interactions | None = None,
+        side: SideInformation | None = None,
+    ) -> Self:
+        """Learn from ``interactions``.
+
+        Parameters
+        ----------
+        interactions : Interactions
+            The training interactions.
+        valid : Interactions, optional
+            A validation split, used only by models whose ``tags.validation`` is not "none".
+            To fit a model from a dataset, with the validation split handled as the model
+            declares, use :func:`gemrec.models.fitting.fit_model`.
+        side : SideInformation, optional
+            Item metadata; a model reads the fields named in ``tags.side_information``.
 
         Returns
         -------
@@ -130,9 +194,15 @@ class Recommender(ABC):
             )
         if interactions.nnz == 0:
             raise ParameterError("parameter 'interactions' is empty: nothing to learn from")
+        if side is not None and not isinstance(side, SideInformation):
+            raise ParameterError.invalid("side", "a SideInformation or None", type(side))
         self._validate_params()
-        self.interactions_ = interactions.matrix
-        self._fit(interactions, valid)
+        self._side = (side or SideInformation()).check(interactions.n_items)
+        try:
+            self.interactions_ = interactions.matrix
+            self._fit(interactions, valid if self.tags.validation != "none" else None)
+        finally:
+            del self._side
         return self
 
     def _validate_params(self) -> None:  # noqa: B027 - optional hook
@@ -421,6 +491,8 @@ class EmbeddingRecommender(Recommender):
     Subclasses set ``user_embeddings_`` (n_users, d) and ``item_embeddings_`` (n_items, d), float32.
     Retrieval, fusion and serving use these arrays and never need torch.
     """
+
+    tags: ClassVar[ModelTags] = ModelTags(embeddings=True, fold_in=True)
 
     user_embeddings_: np.ndarray
     item_embeddings_: np.ndarray

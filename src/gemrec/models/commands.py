@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import time
 from pathlib import Path
@@ -14,9 +13,10 @@ from gemrec.data.store import Dataset
 from gemrec.errors import ConfigError, GemrecError, ParameterError
 from gemrec.models import MODELS, get_model_class
 from gemrec.models.base import Recommender
+from gemrec.models.fitting import FitResult, fit_on_dataset, make_configured
 from gemrec.settings import load_config, parse_assignments
 
-__all__ = ["add_parser", "train_model"]
+__all__ = ["add_parser", "save_fitted", "train_model"]
 
 HELP = "train a model on a dataset directory"
 DESCRIPTION = "Fit a recommender on the train (+ valid) split of DATASET_DIR and save it."
@@ -38,6 +38,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     p.add_argument("--config", metavar="FILE", help="TOML file of hyperparameters")
     p.add_argument("-o", "--output", required=True, metavar="MODEL_DIR")
+    p.add_argument(
+        "--no-refit",
+        dest="refit",
+        action="store_false",
+        help="keep an early-stopped model as it stopped (trained on train only) instead of "
+        "refitting it on train + valid for its best number of epochs",
+    )
     add_quiet(p, QUIET_TTY_HELP)
     p.set_defaults(func=_run)
 
@@ -48,12 +55,14 @@ def train_model(
     params: dict[str, object],
     output: str | Path | None = None,
     *,
+    refit: bool = True,
     progress: bool = False,
 ) -> Recommender:
     """Fit ``model_name`` on ``dataset`` and (optionally) save it with its training record.
 
-    Models that early-stop (``uses_validation``) are fit on the train split and watch the valid
-    split; all others are fit on train + valid, as the published protocols do.
+    The validation split is handled as the model declares (:func:`gemrec.models.fitting.fit_model`):
+    the saved model has trained on train + valid, early-stopping models after a refit for their
+    best number of epochs (unless ``refit`` is False).
 
     Parameters
     ----------
@@ -64,49 +73,35 @@ def train_model(
         Keyword hyperparameters of the model.
     output : path, optional
         Model directory to write (``manifest.json``, ``arrays.npz``, ``training.json``).
+    refit : bool
+        Refit early-stopping models on train + valid.
     progress : bool
-        Show a stage bar (read data, fit, save) on stderr; epoch-based models add their own.
+        Show a stage bar (fit, save) on stderr; epoch-based models add their own.
     """
-    klass = get_model_class(model_name)
-    if "progress" in inspect.signature(klass).parameters and "progress" not in params:
-        # the model's own per-epoch bar follows --quiet / the terminal unless set explicitly
-        params = {**params, "progress": progress}
-    model = klass(**params)
-    bar = _Stages(f"train {model_name}", ["read data", "fit", "save"], enabled=progress)
+    model = make_configured(model_name, params, progress=progress)
+    bar = _Stages(f"train {model_name}", ["fit", "save"], enabled=progress)
     try:
-        start = time.perf_counter()
-        extra: dict[str, Any] = {}
-        if getattr(klass, "uses_item_categories", False):  # e.g. fusion's category features
-            extra["item_categories"] = dataset.item_categories()
-        if "item_features" in inspect.signature(klass.fit).parameters:  # EGES side information
-            extra["item_features"] = dataset.items
-        early_stops = getattr(klass, "uses_validation", False)
-        if early_stops and dataset.manifest["counts"]["splits"]["valid"] > 0:
-            train, valid = dataset.interactions("train"), dataset.interactions("valid")
-            bar.next()
-            model.fit(train, valid=valid, **extra)
-        else:
-            train = dataset.interactions("train", "valid")
-            bar.next()
-            model.fit(train, **extra)
-        seconds = time.perf_counter() - start
+        result = fit_on_dataset(dataset, model, refit=refit)
+        # what the user asked for: retrain fits again with these, not with the refit's epochs
+        result.record["params"] = {k: v for k, v in params.items() if k != "progress"}
         bar.next()
         if output is not None:
-            try:
-                out = model.save(output)
-            except OSError as exc:
-                raise ConfigError(
-                    f"-o {output}: cannot write the model directory: {exc.strerror or exc}"
-                ) from None
-            record = {
-                "dataset": str(Path(dataset.path).resolve()),
-                "dataset_fingerprint": dataset.manifest.get("fingerprint"),
-                "fit_seconds": round(seconds, 3),
-            }
-            (out / "training.json").write_text(json.dumps(record, indent=2))
+            save_fitted(result, output)
     finally:
         bar.close()
-    return model
+    return result.model
+
+
+def save_fitted(result: FitResult, output: str | Path) -> Path:
+    """Write the fitted model and its ``training.json`` record to ``output``."""
+    try:
+        out = result.model.save(output)
+    except OSError as exc:
+        raise ConfigError(
+            f"-o {output}: cannot write the model directory: {exc.strerror or exc}"
+        ) from None
+    (out / "training.json").write_text(json.dumps(result.record, indent=2))
+    return out
 
 
 class _Stages:
@@ -163,7 +158,9 @@ def _run(args: argparse.Namespace) -> int:
         raise ParameterError(f"model '{args.model}': invalid hyperparameters ({exc})") from None
     dataset = Dataset.open(args.dataset)
     start = time.perf_counter()
-    model = train_model(dataset, args.model, params, args.output, progress=show_progress(args))
+    model = train_model(
+        dataset, args.model, params, args.output, refit=args.refit, progress=show_progress(args)
+    )
     print(
         f"trained {args.model} on {dataset.path} ({model.n_users} users, {model.n_items} items) "
         f"in {time.perf_counter() - start:.1f}s -> {args.output}"

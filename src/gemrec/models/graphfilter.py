@@ -12,7 +12,7 @@ from gemrec.errors import ParameterError
 from gemrec.graph.adjacency import degree_power, degrees, normalized_interactions
 from gemrec.graph.kernels import accumulate_spmm, set_kernel_threads
 from gemrec.graph.spectral import truncated_svd
-from gemrec.models.base import Recommender, State
+from gemrec.models.base import ModelTags, Recommender, State
 
 __all__ = ["GraphFilter"]
 
@@ -108,6 +108,7 @@ class GraphFilter(Recommender):
     """
 
     name: ClassVar[str] = "graphfilter"
+    tags: ClassVar[ModelTags] = ModelTags(fold_in=True)
 
     user_embeddings_: np.ndarray
     item_embeddings_: np.ndarray

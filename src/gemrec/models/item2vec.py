@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -22,7 +22,7 @@ import scipy.sparse as sp
 
 from gemrec.data.interactions import Interactions
 from gemrec.errors import DataError, GemrecError, ParameterError
-from gemrec.models.base import EmbeddingRecommender, State, topk
+from gemrec.models.base import EmbeddingRecommender, ModelTags, State, topk
 
 __all__ = [
     "Item2Vec",
@@ -430,17 +430,18 @@ class Item2Vec(EmbeddingRecommender):
     association; on Amazon Scientific and Gowalla ``beta = 0.5`` was best (Recall@20 .094 -> .132
     and .022 -> .100 from ``beta = 0``).
 
-    Side information reaches the model through ``fit(..., item_features=table)``: a DataFrame with
-    one row per item, aligned with internal item ids (by its ``item`` column when present, else by
-    position), e.g. ``Dataset.items``.
+    Side information reaches the model as ``fit(..., side=SideInformation(item_features=table))``
+    (``gemrec train`` passes the dataset's item table): a DataFrame with one row per item,
+    aligned with internal item ids (by its ``item`` column when present, else by position).
 
     Examples
     --------
     >>> from gemrec.data.interactions import Interactions
+    >>> from gemrec.data.side import SideInformation
     >>> x = Interactions.from_arrays([0, 0, 1, 1, 2, 2], [0, 1, 1, 2, 2, 3])
     >>> feats = pd.DataFrame({"category": ["a", "a", "b", "b"]})
     >>> m = Item2Vec(embedding_dim=8, epochs=1, walks_per_item=2, seed=0)
-    >>> m = m.fit(x, item_features=feats)
+    >>> m = m.fit(x, side=SideInformation(item_features=feats))
     >>> new = m.embed_new_items({"category": "a"})  # (1, embedding_dim + 1)
     >>> new.shape
     (1, 9)
@@ -450,6 +451,13 @@ class Item2Vec(EmbeddingRecommender):
     """
 
     name = "item2vec"
+    tags: ClassVar[ModelTags] = ModelTags(
+        side_information=frozenset({"item_features"}),
+        timestamps=True,
+        embeddings=True,
+        fold_in=True,
+        new_item_embedding=True,
+    )
 
     def __init__(
         self,
@@ -536,45 +544,8 @@ class Item2Vec(EmbeddingRecommender):
             raise ParameterError.invalid("seed", "an integer", self.seed)
 
     # ----------------------------------------------------------------- fitting
-    def fit(
-        self,
-        interactions: Interactions,
-        *,
-        valid: Interactions | None = None,
-        item_features: pd.DataFrame | None = None,
-    ) -> Item2Vec:
-        """Learn item and user embeddings.
-
-        Parameters
-        ----------
-        interactions : Interactions
-            Training interactions; timestamps, when present, give the sequence graph and the
-            time decay of user vectors.
-        valid : Interactions, optional
-            Unused (no early stopping).
-        item_features : DataFrame, optional
-            Side information, one row per item: aligned with internal item ids through an ``item``
-            column when present, else by position (then it must have ``n_items`` rows). Columns
-            such as ``category``, ``brand`` (categorical, lists allowed) and ``price`` (float,
-            bucketed); see ``side_features``.
-
-        Returns
-        -------
-        self
-        """
-        if item_features is not None and not isinstance(item_features, pd.DataFrame):
-            raise ParameterError.invalid(
-                "item_features", "a pandas DataFrame or None", type(item_features)
-            )
-        self._item_features = item_features
-        try:
-            super().fit(interactions, valid=valid)
-        finally:
-            del self._item_features
-        return self
-
     def _aligned_features(self, n_items: int) -> pd.DataFrame | None:
-        table: pd.DataFrame | None = self._item_features
+        table: pd.DataFrame | None = self._side.item_features
         if table is None:
             return None
         if "item" in table.columns:
@@ -892,7 +863,7 @@ class Item2Vec(EmbeddingRecommender):
         if not self._fields:
             raise GemrecError(
                 "this item2vec model was fitted without item side information "
-                "(fit(..., item_features=...)): new items cannot be embedded"
+                "(fit(..., side=SideInformation(item_features=...))): new items cannot be embedded"
             )
         table = _as_frame(side_info, "side_info")
         idx, wts = [], []

@@ -26,7 +26,7 @@ from torch_geometric.nn.conv import LGConv
 
 from gemrec.data.interactions import Interactions
 from gemrec.errors import ParameterError
-from gemrec.models.base import EmbeddingRecommender
+from gemrec.models.base import EmbeddingRecommender, ModelTags
 from gemrec.models.training import (
     COMMON_CHECKS,
     BPRSampler,
@@ -479,7 +479,9 @@ class LightGCN(EmbeddingRecommender):
     """
 
     name = "lightgcn"
-    uses_validation: ClassVar[bool] = True
+    tags: ClassVar[ModelTags] = ModelTags(
+        validation="early_stopping", embeddings=True, fold_in=True, progress=True
+    )
 
     def __init__(
         self,

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from gemrec.data.interactions import Interactions
-from gemrec.models.base import EmbeddingRecommender
+from gemrec.models.base import EmbeddingRecommender, ModelTags
 from gemrec.models.training import (
     COMMON_CHECKS,
     BPRSampler,
@@ -62,7 +62,9 @@ class BPRMF(EmbeddingRecommender):
     """
 
     name = "mf"
-    uses_validation: ClassVar[bool] = True
+    tags: ClassVar[ModelTags] = ModelTags(
+        validation="early_stopping", embeddings=True, fold_in=True, progress=True
+    )
 
     def __init__(
         self,

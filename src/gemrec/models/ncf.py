@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from gemrec.data.interactions import Interactions
 from gemrec.errors import ParameterError
-from gemrec.models.base import EmbeddingRecommender, State
+from gemrec.models.base import EmbeddingRecommender, ModelTags, State
 from gemrec.models.training import (
     COMMON_CHECKS,
     BPRSampler,
@@ -125,7 +125,9 @@ class NeuMF(EmbeddingRecommender):
     """
 
     name = "ncf"
-    uses_validation: ClassVar[bool] = True
+    tags: ClassVar[ModelTags] = ModelTags(
+        validation="early_stopping", embeddings=True, fold_in=True, progress=True
+    )
 
     def __init__(
         self,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from gemrec.data.interactions import Interactions
 from gemrec.errors import ParameterError
-from gemrec.models.base import Recommender, State
+from gemrec.models.base import ModelTags, Recommender, State
 
 __all__ = ["Popularity"]
 
@@ -28,6 +30,7 @@ class Popularity(Recommender):
     """
 
     name = "pop"
+    tags: ClassVar[ModelTags] = ModelTags(timestamps=True, fold_in=True)
 
     def __init__(self, *, half_life_days: float | None = None, weighted: bool = False) -> None:
         self.half_life_days = half_life_days

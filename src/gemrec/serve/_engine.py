@@ -26,7 +26,7 @@ import scipy.sparse as sp
 
 from gemrec.data.store import Dataset
 from gemrec.errors import DataError, GemrecError
-from gemrec.models.base import EmbeddingRecommender, Recommender
+from gemrec.models.base import Recommender
 from gemrec.serve._retrieval import ItemIndex, select_top
 from gemrec.serve._settings import DEFAULT_EVENT_WEIGHTS, ServeSettings
 from gemrec.serve._store import Event, EventStore
@@ -154,13 +154,20 @@ class Engine:
         self.user_ids = user_ids
         self.user_index = {u: i for i, u in enumerate(user_ids)}
         self.n_model_items = model.n_items
-        self.seen: sp.csr_matrix = sp.csr_matrix(model.interactions_, dtype=np.float32)
+        #: each user's history: the dataset's train + valid edges, and the online events a
+        #: retrain folded into the model; never only what the model happened to train on
+        history = dataset.interactions("train", "valid").grown(
+            np.asarray(user_ids), np.asarray(item_ids)
+        )
+        self.seen: sp.csr_matrix = history.matrix.maximum(
+            sp.csr_matrix(model.interactions_, dtype=np.float32)
+        ).tocsr()
         self.item_users: sp.csr_matrix = self.seen.T.tocsr()
         self.item_degree = np.diff(self.item_users.indptr).astype(np.float32)
         self.catalogue = self._build_catalogue(item_ids)
         self.trending_base = self._trending(dataset)
         self.online_counts = np.zeros(self.catalogue.n, np.float32)
-        self.is_embedding = isinstance(model, EmbeddingRecommender)
+        self.is_embedding = model.tags.embeddings
         self.index: ItemIndex | None = None
         self._unit: np.ndarray | None = None
         if self.is_embedding:
@@ -338,7 +345,8 @@ class Engine:
     def _side_info_embeddings(self, items: list[int]) -> np.ndarray:
         """Embeddings of new items from their side information.
 
-        A model may provide ``embed_new_items(list_of_attr_dicts) -> (n, d)`` (EGES-style side
+        A model whose tags declare ``new_item_embedding`` provides
+        ``embed_new_items(list_of_attr_dicts) -> (n, d)`` (EGES-style side
         information embeddings, as :class:`~gemrec.models.item2vec.Item2Vec` does); rows it
         cannot embed (zero vectors, or a model fitted without side information) fall back to the
         mean embedding of model items sharing category and brand, then category, then brand, then
@@ -347,11 +355,11 @@ class Engine:
         assert self.index is not None
         cat = self.catalogue
         out = np.zeros((len(items), self.index.dim), np.float32)
-        hook = getattr(self.model, "embed_new_items", None)
-        if callable(hook):
+        if self.model.tags.new_item_embedding:
             records = [{"item_id": cat.item_ids[i], **cat.attrs.get(i, {})} for i in items]
             try:
-                out = np.asarray(hook(records), dtype=np.float32).reshape(len(items), -1)
+                embedded = self.model.embed_new_items(records)  # type: ignore[attr-defined]
+                out = np.asarray(embedded, dtype=np.float32).reshape(len(items), -1)
             except GemrecError:
                 pass
             if out.shape[1] != self.index.dim:
@@ -533,9 +541,10 @@ class Engine:
             shape=(1, self.n_model_items),
             dtype=np.float32,
         )
-        try:
-            session: np.ndarray = np.asarray(self.model.score_new(row), np.float32)[0]
-        except GemrecError:  # the model has no fold-in: its own item-to-item similarities
+        session: np.ndarray
+        if self.model.tags.fold_in:
+            session = np.asarray(self.model.score_new(row), np.float32)[0]
+        else:  # no fold-in: the model's own item-to-item similarities
             session = self._item_to_item(items, w)
         if learned is None:
             return session

@@ -10,25 +10,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from gemrec._cli_util import add_command, add_model_and_dataset
 from gemrec.data.interactions import Interactions
 from gemrec.data.store import Dataset
 from gemrec.errors import GemrecError
-from gemrec.models.base import Recommender
+from gemrec.models.commands import save_fitted
+from gemrec.models.fitting import fit_on_dataset, make_configured
 
 __all__ = ["add_parser", "retrain"]
 
 HELP = "fold stored online events into the data and refit the same model"
 DESCRIPTION = (
-    "Read the events the service stored, add them to the model's training interactions "
-    "as new train edges (new users and items appended), fit the same model class with "
-    "the same hyperparameters, and write NEW_MODEL_DIR for POST /v1/admin/reload."
+    "Read the events the service stored, add them to the dataset's training data as new "
+    "train edges (new users and items appended), fit the same model with the same "
+    "hyperparameters exactly as `gemrec train` does, and write NEW_MODEL_DIR for "
+    "POST /v1/admin/reload."
 )
 
 EXAMPLE = """example:
@@ -54,40 +55,40 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 def retrain(
     model_dir: str | Path, dataset_dir: str | Path, store_url: str, output: str | Path
 ) -> dict[str, object]:
-    """Fold the store's events into ``model_dir``'s training data, refit, save to ``output``.
+    """Fit ``model_dir``'s model again on its dataset plus the store's events; save to ``output``.
+
+    The fit is the one ``gemrec train`` runs (:func:`gemrec.models.fitting.fit_on_dataset`): the
+    same hyperparameters as the original ``train`` call, the dataset's train and valid splits, its
+    side information, and every online event of the store as extra training edges (users and
+    items the dataset lacks are appended in the order the store first saw them).
 
     Returns
     -------
     dict
-        Summary: events folded/skipped, new users/items, fit seconds.
+        The training record: events folded/skipped, new users/items, fit seconds, ...
     """
-    from gemrec.serve._engine import Engine
-    from gemrec.serve._settings import DEFAULT_EVENT_WEIGHTS, ServeSettings
+    from gemrec.serve._settings import DEFAULT_EVENT_WEIGHTS
     from gemrec.serve._store import open_store
-    from gemrec.serve.svd import load_model
 
     model_dir, output = Path(model_dir), Path(output)
     if output.resolve() == model_dir.resolve():
         raise GemrecError("-o must name a new directory, not the model being retrained")
-    old = load_model(model_dir)
+    name, params = _model_spec(model_dir)
     dataset = Dataset.open(dataset_dir)
-    # id maps exactly as the service derives them for this model
-    engine = Engine(
-        ServeSettings(model_dir=model_dir, dataset_dir=Path(dataset_dir)), old, dataset, model_dir
-    )
-    user_ids, item_ids = list(engine.user_ids), list(engine.catalogue.item_ids)
-    user_index, item_index = dict(engine.user_index), dict(engine.catalogue.index)
     weights = {**DEFAULT_EVENT_WEIGHTS, **dataset.manifest.get("event_weights", {})}
+    user_ids, item_ids = list(dataset.user_ids), list(dataset.item_ids)
+    user_index, item_index = dict(dataset.user_index), dict(dataset.item_index)
 
     store = open_store(store_url)
     try:
-        engine.sync_items(store)  # items added online get ids in the store's order
-        for item_id in engine.catalogue.item_ids[len(item_ids) :]:
-            item_index[item_id] = len(item_ids)
-            item_ids.append(item_id)
-        rows, cols, vals = [], [], []
-        last_seq, skipped = engine.folded_through_seq, 0
-        for e in store.events(after_seq=engine.folded_through_seq):
+        _, records = store.item_changes(0)
+        for r in sorted(records, key=lambda r: r.seq):  # items added online, in the store's order
+            if r.item_id not in item_index:
+                item_index[r.item_id] = len(item_ids)
+                item_ids.append(r.item_id)
+        rows, cols, vals, times = [], [], [], []
+        last_seq, skipped = 0, 0
+        for e in store.events(after_seq=0):
             last_seq = e.seq
             i = item_index.get(e.item_id)
             if i is None:
@@ -100,42 +101,54 @@ def retrain(
             rows.append(u)
             cols.append(i)
             vals.append(weights.get(e.event_type, 1.0))
+            times.append(e.timestamp)
     finally:
         store.close()
-    shape = (len(user_ids), len(item_ids))
-    base = sp.csr_matrix(old.interactions_, dtype=np.float32)
-    base.resize(shape)
-    online = sp.csr_matrix((np.asarray(vals, np.float32), (rows, cols)), shape=shape)
-    matrix = (base + online).tocsr()
-    matrix.sum_duplicates()
-    matrix.sort_indices()
-    interactions = Interactions(
-        matrix.astype(np.float32), np.asarray(user_ids), np.asarray(item_ids)
+    timed = dataset.interactions("train").timestamps is not None
+    online = Interactions.from_arrays(
+        np.asarray(rows, np.int64),
+        np.asarray(cols, np.int64),
+        np.asarray(vals, np.float32),
+        user_ids=np.asarray(user_ids),
+        item_ids=np.asarray(item_ids),
+        timestamps=np.asarray(times, np.float64) if timed else None,
+        first_timestamps=np.asarray(times, np.float64) if timed else None,
     )
-    manifest = json.loads((model_dir / "manifest.json").read_text())
-    model: Recommender = type(old)(**manifest["params"])
-    start = time.perf_counter()
-    model.fit(interactions)
-    seconds = time.perf_counter() - start
-    model.save(output)
+    result = fit_on_dataset(dataset, make_configured(name, params), extra=online)
+    result.record.update(
+        {
+            "params": params,
+            "retrained_from": str(model_dir.resolve()),
+            "events_from": store_url,
+            "events_folded": len(vals),
+            "events_skipped_unknown_item": skipped,
+            "events_folded_through_seq": last_seq,
+            "new_users": len(user_ids) - dataset.n_users,
+            "new_items": len(item_ids) - dataset.n_items,
+        }
+    )
+    save_fitted(result, output)
     np.savez(
         output / "serve_ids.npz",
         user_ids=np.asarray(user_ids, dtype=str),
         item_ids=np.asarray(item_ids, dtype=str),
     )
-    summary: dict[str, object] = {
-        "retrained_from": str(model_dir.resolve()),
-        "dataset": str(Path(dataset_dir).resolve()),
-        "events_from": store_url,
-        "events_folded": len(vals),
-        "events_skipped_unknown_item": skipped,
-        "events_folded_through_seq": last_seq,
-        "new_users": len(user_ids) - len(engine.user_ids),
-        "new_items": len(item_ids) - old.n_items,
-        "fit_seconds": round(seconds, 3),
-    }
-    (output / "training.json").write_text(json.dumps(summary, indent=2))
-    return summary
+    return result.record
+
+
+def _model_spec(model_dir: Path) -> tuple[str, dict[str, Any]]:
+    """The model name and the hyperparameters it was first asked to train with."""
+    try:
+        manifest = json.loads((model_dir / "manifest.json").read_text())
+        record_file = model_dir / "training.json"
+        record = json.loads(record_file.read_text()) if record_file.is_file() else {}
+        name = str(manifest["model"])
+        params = dict(record.get("params", manifest["params"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise GemrecError(
+            f"{model_dir}: not a gemrec model directory ({type(exc).__name__}: {exc})"
+        ) from None
+    return name, params
 
 
 def _run(args: argparse.Namespace) -> int:
