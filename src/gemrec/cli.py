@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -61,6 +62,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GemrecError as exc:
         print(f"gemrec {args.command}: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader of stdout went away (`gemrec evaluate ... | head`): stop quietly as Unix
+        # tools do; stdout now points at /dev/null so the exit-time flush cannot fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as exc:  # a file the user named cannot be read or written: not a gemrec bug
         where = f"{exc.filename}: " if exc.filename else ""
         reason = _one_line(f"{where}{exc.strerror or exc}")

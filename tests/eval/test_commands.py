@@ -201,18 +201,25 @@ def test_recommend_users_file_keeps_order_and_strips_whitespace(handmade, tmp_pa
     assert [r["user"] for r in _read(out)] == ["ünï", "007", "x y"]
 
 
-def test_recommend_unknown_user_in_file_names_file_and_line(handmade, tmp_path, capsys):
+def test_recommend_skips_and_reports_unknown_users_or_fails_on_request(handmade, tmp_path, capsys):
     ds_dir, model_dir, _ = handmade
     users = tmp_path / "users.txt"
     users.write_text("007\nBob\n7\n", encoding="utf-8")  # "7" is not "007"
     out = tmp_path / "r.jsonl"
     capsys.readouterr()
     argv = ["recommend", str(model_dir), "--dataset", str(ds_dir), "--users", str(users)]
-    assert main([*argv, "-o", str(out)]) == 2
+    assert main([*argv, "-o", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == (
+        f"gemrec recommend: skipped 1 user id(s) of {users} not in the dataset: '7' (line 3)\n"
+    )
+    assert [r["user"] for r in _read(out)] == ["007", "Bob"]
+    out.unlink()
+    assert main([*argv, "-o", str(out), "--on-unknown", "fail"]) == 2
     err = capsys.readouterr().err
-    assert (
-        err
-        == f"gemrec recommend: error: {users}, line 3: unknown user id '7' (not in the dataset)\n"
+    assert err == (
+        f"gemrec recommend: error: {users}, line 3: unknown user id '7' (not in the dataset; "
+        "--on-unknown skip leaves such ids out)\n"
     )
     assert not out.exists()
 
@@ -343,3 +350,19 @@ def test_recommend_and_evaluate_agree(shop, tmp_path, capsys):
         ndcg += sum(1 / np.log2(j + 2) for j, h in enumerate(hits) if h) / idcg
     assert recall / len(recs) == pytest.approx(metrics["recall@10"], rel=1e-9)
     assert ndcg / len(recs) == pytest.approx(metrics["ndcg@10"], rel=1e-9)
+
+
+def test_evaluate_into_a_closed_pipe_ends_quietly(handmade):
+    """`gemrec evaluate ... | head`: the reader leaves early; no 'Broken pipe' error, no trace."""
+    import subprocess
+    import sys
+
+    ds_dir, model_dir, _ = handmade
+    code = "import sys; from gemrec.cli import main; sys.exit(main(sys.argv[1:]))"
+    argv = [sys.executable, "-c", code, "evaluate", str(model_dir), "--dataset", str(ds_dir)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # like `head` that has read enough before gemrec writes
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert err == ""

@@ -62,6 +62,16 @@ def servers():
         s.stop()
 
 
+def test_open_write_endpoints_are_announced_loudly(pop_dir, shop, tmp_path, servers):
+    store = f"sqlite:///{tmp_path / 'ev.sqlite3'}"
+    open_server = Server(pop_dir, shop, store, tmp_path / "open.log")
+    servers.append(open_server)
+    keyed = Server(pop_dir, shop, store, tmp_path / "keyed.log", "--api-key", "k")
+    servers.append(keyed)
+    assert "WARNING: no API key" in open_server.log.read_text()
+    assert "WARNING" not in keyed.log.read_text()
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
 def test_kill9_loses_no_acknowledged_event_and_duplicates_none(
     backend, svd_dir, shop, tmp_path, servers, request

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         default="test",
         help="'test' (users with test items), 'all', or a file of raw user ids",
     )
+    p.add_argument(
+        "--on-unknown",
+        choices=["skip", "fail"],
+        default="skip",
+        help="a --users file id not in the dataset: skip it and report it on stderr (default), "
+        "or stop with an error naming its line",
+    )
     p.add_argument("-k", type=int, default=20)
     p.add_argument("--include-seen", action="store_true", help="do not exclude training items")
     p.add_argument("-o", "--output", required=True, metavar="FILE")
@@ -51,16 +59,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.set_defaults(func=_run)
 
 
-def _select_users(dataset: Dataset, spec: str) -> np.ndarray:
+def _select_users(
+    dataset: Dataset, spec: str, on_unknown: str = "fail"
+) -> tuple[np.ndarray, list[tuple[int, str]]]:
     """Internal ids for ``--users``: "test" (users with test items), "all", or a file of raw ids.
 
     The file holds one raw user id per line (surrounding whitespace stripped, as the importer
-    does; blank lines skipped); its order is kept. An unknown id is a DataError naming the line.
+    does; blank lines skipped); its order is kept. An unknown id is a DataError naming the line
+    with ``on_unknown="fail"``; with "skip" it is left out and returned as (line, id).
     """
     if spec == "all":
-        return np.arange(dataset.n_users)
+        return np.arange(dataset.n_users), []
     if spec == "test":
-        return dataset.interactions("test").users_with_items()
+        return dataset.interactions("test").users_with_items(), []
     path = Path(spec)
     if not path.is_file():
         raise ParameterError(f"--users must be 'test', 'all' or an existing file; got {spec!r}")
@@ -73,14 +84,23 @@ def _select_users(dataset: Dataset, spec: str) -> np.ndarray:
         raise DataError(
             "not UTF-8 text (expected one raw user id per line)", path=str(path), line=line_no
         ) from None
+    unknown: list[tuple[int, str]] = []
     for n, line in enumerate(text.splitlines(), start=1):
         raw = line.strip()
         if not raw:
             continue
         if raw not in index:
-            raise DataError(f"unknown user id {raw!r} (not in the dataset)", path=str(path), line=n)
+            if on_unknown == "fail":
+                raise DataError(
+                    f"unknown user id {raw!r} (not in the dataset; --on-unknown skip leaves "
+                    "such ids out)",
+                    path=str(path),
+                    line=n,
+                )
+            unknown.append((n, raw))
+            continue
         users.append(index[raw])
-    return np.asarray(users, dtype=np.int64)
+    return np.asarray(users, dtype=np.int64), unknown
 
 
 def write_recommendations(
@@ -170,7 +190,15 @@ def _run(args: argparse.Namespace) -> int:
         raise ParameterError.invalid("-k", "a positive integer", args.k)
     model = Recommender.load(args.model)
     dataset = Dataset.open(args.dataset)
-    users = _select_users(dataset, args.users)
+    users, unknown = _select_users(dataset, args.users, args.on_unknown)
+    if unknown:
+        shown = ", ".join(f"{raw!r} (line {n})" for n, raw in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        print(
+            f"gemrec recommend: skipped {len(unknown)} user id(s) of {args.users} not in the "
+            f"dataset: {shown}{more}",
+            file=sys.stderr,
+        )
     start = time.perf_counter()
     n = write_recommendations(
         model,

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
+import socket
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,6 +47,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--api-key", help="Bearer key for write/admin endpoints (default: $GEMREC_API_KEY)"
     )
     p.add_argument("--protect-reads", action="store_true", help="require the API key on reads too")
+    p.add_argument(
+        "--insecure-no-api-key",
+        action="store_true",
+        help="listen on a non-loopback address without an API key (write and admin endpoints "
+        "then open to anyone who reaches the port)",
+    )
     p.add_argument(
         "--diversity-cap", type=int, metavar="N", help="at most N items per category in a list"
     )
@@ -96,12 +105,58 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
     )
 
 
+def check_listen(host: str, port: int, *, has_key: bool, insecure: bool) -> None:
+    """Refuse an open service on a non-loopback address and a port that is taken, before start."""
+    if not has_key and not _is_loopback(host) and not insecure:
+        raise ConfigError(
+            f"--host {host}: refusing to listen beyond this machine without an API key; set "
+            "--api-key or GEMREC_API_KEY, or pass --insecure-no-api-key to leave the write and "
+            "admin endpoints open"
+        )
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"--host {host}: cannot resolve it ({exc.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ConfigError(
+                f"--host {host} --port {port}: cannot listen there ({exc.strerror}); another "
+                "process may hold the port: pick another with --port"
+            ) from None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gemrec.serve._app import SETTINGS_ENV, create_app
 
     settings = settings_from_args(args)
+    check_listen(
+        args.host,
+        args.port,
+        has_key=settings.api_key is not None,
+        insecure=args.insecure_no_api_key,
+    )
+    if settings.api_key is None:
+        print(
+            "gemrec serve: WARNING: no API key: POST /v1/events, /v1/items and /v1/admin/* "
+            "accept requests from anyone who can reach the port; set --api-key or GEMREC_API_KEY",
+            file=sys.stderr,
+            flush=True,
+        )
     print(
         f"gemrec serve: {settings.model_dir} on http://{args.host}:{args.port} "
         f"(store {settings.store_url.split('://')[0]}, {args.workers} worker(s)); docs at /docs",
