@@ -1,0 +1,201 @@
+"""Import steps from events to edges: event weights, aggregation per pair, split assignment.
+
+A split is assigned in two places: sources with a predefined split and the temporal cut label
+events (:func:`split_events`, before aggregation); random and leave-last hold out edges, and the
+validation part is carved from train (:func:`split_edges`, after aggregation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gemrec.data import splits as splitting
+from gemrec.data.cleaning import CleaningReport, aggregate_edges, event_weights
+from gemrec.data.idmaps import IdMaps
+from gemrec.data.store import SPLITS
+from gemrec.errors import DataError
+
+__all__ = [
+    "EDGE_COLUMNS",
+    "PART",
+    "SplitOptions",
+    "aggregate",
+    "iso_utc",
+    "split_edges",
+    "split_events",
+    "weigh_events",
+]
+
+#: part codes of the split names: train 0, valid 1, test 2
+PART = {name: i for i, name in enumerate(SPLITS)}
+#: leading columns of ``edges.parquet``; per-type counts follow
+EDGE_COLUMNS = ("user", "item", "weight", "split", "last_timestamp", "first_timestamp", "n_events")
+
+
+@dataclass(frozen=True)
+class SplitOptions:
+    """How to split (see :func:`gemrec.data.importer.import_dataset` for each option)."""
+
+    method: str
+    test_fraction: float
+    valid_fraction: float
+    leave_n: int
+    cut: float | None
+    seed: int
+
+
+def weigh_events(
+    events: pd.DataFrame,
+    weights: dict[str, float],
+    *,
+    weight_by_value: bool,
+    half_life_days: float | None,
+) -> tuple[np.ndarray, float | None]:
+    """Each event's weight: its type's weight (x its value), decayed from the latest event.
+
+    Returns
+    -------
+    weights : numpy.ndarray, shape (n_events,)
+    reference_time : float or None
+        The latest timestamp (epoch seconds), None when no event has one.
+    """
+    ts = events["timestamp"].to_numpy(np.float64)
+    values = events["value"].to_numpy(np.float64) if weight_by_value else None
+    ref_time = float(np.nanmax(ts)) if np.isfinite(ts).any() else None
+    w = event_weights(
+        events["event_type"],
+        weights,
+        values=values,
+        timestamps=ts,
+        half_life_days=half_life_days,
+        reference_time=ref_time,
+    )
+    return w, ref_time
+
+
+def split_events(events: pd.DataFrame, options: SplitOptions) -> tuple[np.ndarray, dict[str, Any]]:
+    """Part codes of events for a predefined split or a temporal cut (else all train).
+
+    Returns
+    -------
+    parts : numpy.ndarray of int64, shape (n_events,)
+        :data:`PART` codes.
+    split_info : dict
+        The manifest's ``split`` entry so far.
+    """
+    info: dict[str, Any] = {
+        "method": options.method,
+        "seed": options.seed,
+        "valid_fraction": options.valid_fraction,
+    }
+    if options.method == "predefined":
+        parts = events["split"].map(PART).to_numpy(np.int64)
+    elif options.method == "temporal":
+        ts = events["timestamp"].to_numpy(np.float64)
+        test, cut = splitting.temporal_cut(ts, fraction=options.test_fraction, cut=options.cut)
+        parts = np.where(test, PART["test"], PART["train"])
+        info.update(test_fraction=options.test_fraction, cut=cut, cut_iso=iso_utc(cut))
+    else:
+        parts = np.zeros(len(events), dtype=np.int64)
+    return parts, info
+
+
+def aggregate(
+    events: pd.DataFrame,
+    ids: IdMaps,
+    parts: np.ndarray,
+    weights: np.ndarray,
+    type_names: list[str],
+    report: CleaningReport,
+) -> pd.DataFrame:
+    """One edge per (user, item, part), then one per pair: the earliest part wins.
+
+    A pair present in several parts keeps train before valid before test; the number dropped is
+    reported as ``held_out_pairs_already_in_train``.
+    """
+    edges = aggregate_edges(
+        ids.users,
+        ids.items,
+        parts,
+        weights,
+        events["timestamp"].to_numpy(np.float64),
+        events["event_type"],
+        type_names,
+    )
+    dup_pair = edges.duplicated(subset=["user", "item"], keep="first").to_numpy()
+    report.extra["held_out_pairs_already_in_train"] = int(dup_pair.sum())
+    return edges[~dup_pair].reset_index(drop=True)
+
+
+def split_edges(
+    edges: pd.DataFrame, n_users: int, options: SplitOptions, split_info: dict[str, Any]
+) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
+    """Hold out test edges (random, leave-last) and carve valid from train where none is given.
+
+    Parameters
+    ----------
+    edges : pandas.DataFrame
+        From :func:`aggregate`, with a ``part`` column.
+    n_users : int
+    options : SplitOptions
+    split_info : dict
+        From :func:`split_events`.
+
+    Returns
+    -------
+    edges : pandas.DataFrame
+        With a ``split`` column (train / valid / test) instead of ``part``, columns in
+        :data:`EDGE_COLUMNS` order.
+    part : numpy.ndarray of int64, shape (n_edges,)
+        The :data:`PART` codes of ``split``.
+    split_info : dict
+        Completed.
+    """
+    info = dict(split_info)
+    method, seed = options.method, options.seed
+    eu = edges["user"].to_numpy()
+    part = edges["part"].to_numpy().astype(np.int64)
+    last_ts = edges["last_timestamp"].to_numpy(np.float64)
+    if method == "random":
+        part[splitting.random_holdout(eu, options.test_fraction, seed=seed)] = PART["test"]
+        info["test_fraction"] = options.test_fraction
+    elif method == "leave-last":
+        if np.isnan(last_ts).all():
+            raise DataError("--split leave-last needs timestamps; this source has none")
+        part[splitting.leave_last_n_out(eu, last_ts, options.leave_n, seed=seed)] = PART["test"]
+        info["leave_n"] = options.leave_n
+    if not (part == PART["valid"]).any():
+        by_time = method in ("temporal", "leave-last")
+        valid = splitting.carve_valid(
+            eu,
+            part == PART["train"],
+            options.valid_fraction,
+            seed=seed,
+            timestamps=last_ts if by_time else None,
+        )
+        part[valid] = PART["valid"]
+        info["valid_from"] = (
+            "most recent train edges per user" if by_time else "random train edges per user"
+        )
+    else:
+        info["valid_from"] = "source"
+    in_train = np.zeros(n_users, dtype=bool)
+    in_train[eu[part == PART["train"]]] = True
+    held_users = np.unique(eu[part != PART["train"]])
+    info["held_out_users_without_train"] = int((~in_train[held_users]).sum())
+    edges = edges.assign(
+        split=pd.Categorical.from_codes(part, categories=list(SPLITS)).astype("str")
+    ).drop(columns=["part"])
+    cols = list(EDGE_COLUMNS)
+    return edges[cols + [c for c in edges.columns if c not in cols]], part, info
+
+
+def iso_utc(t: float | None) -> str | None:
+    """ISO 8601 UTC date-time of epoch seconds ``t`` (None when missing or not finite)."""
+    if t is None or not np.isfinite(t):
+        return None
+    return str(pd.Timestamp(t, unit="s", tz="UTC").isoformat())

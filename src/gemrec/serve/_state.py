@@ -1,0 +1,113 @@
+"""The loaded service: a :class:`ServiceState` built in the lifespan and swapped on reload.
+
+``create_app`` puts the settings and metrics on ``app.state``; :func:`lifespan` opens the event
+store, loads the engine and publishes ``app.state.service``, which route handlers reach through
+the dependency :func:`gemrec.serve._deps.get_state`. A reload (``POST /v1/admin/reload`` here or in
+another worker, announced through the store) builds a new engine and swaps one reference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+
+from gemrec.serve._engine import Engine, load_engine
+from gemrec.serve._metrics import Metrics
+from gemrec.serve._settings import ServeSettings
+from gemrec.serve._store import Event, EventStore, open_store
+
+__all__ = ["GENERATION", "ServiceState", "lifespan", "poll_reloads", "swap_model", "warm_trending"]
+
+#: store meta key of the model generation: ``"<ns time>:<model_dir>"`` of the latest reload
+GENERATION = "model_generation"
+
+
+@dataclass
+class ServiceState:
+    """What the lifespan loads: swapped atomically (one reference) on reload."""
+
+    settings: ServeSettings
+    store: EventStore
+    engine: Engine
+    metrics: Metrics
+    generation: str = "0"
+    reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Load the artifacts named by ``app.state.settings``, serve, then close the store."""
+    from threadpoolctl import threadpool_limits
+
+    settings: ServeSettings = app.state.settings
+    metrics: Metrics = app.state.metrics
+    threadpool_limits(settings.blas_threads)  # for this worker process's lifetime
+    store = await run_in_threadpool(open_store, settings.store_url)
+    try:
+        engine = await run_in_threadpool(load_engine, settings)
+        await run_in_threadpool(engine.sync_items, store)
+        await run_in_threadpool(warm_trending, engine, store)
+        state = ServiceState(settings, store, engine, metrics, store.get_meta(GENERATION) or "0")
+        metrics.set_model(engine.model.name, engine.version)
+        metrics.items.set(engine.catalogue.n)
+        app.state.service = state
+        # the loaded artifacts live as long as the worker: keep them out of the cyclic GC's
+        # scans, whose full collections would otherwise add pauses to request tails
+        gc.freeze()
+        poller = asyncio.create_task(poll_reloads(state))
+        try:
+            yield
+        finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+    finally:
+        store.close()
+
+
+async def swap_model(state: ServiceState, model_dir: Path) -> None:
+    """Load ``model_dir`` and switch ``state`` to it; requests in flight keep the old engine."""
+    engine = await run_in_threadpool(load_engine, state.settings, model_dir)
+    await run_in_threadpool(engine.sync_items, state.store)
+    await run_in_threadpool(warm_trending, engine, state.store)
+    state.engine = engine  # one reference assignment: in-flight requests keep the old engine
+    gc.freeze()
+    state.metrics.set_model(engine.model.name, engine.version)
+    state.metrics.reloads.inc()
+
+
+async def poll_reloads(state: ServiceState) -> None:
+    """Follow reloads announced by other workers through the store."""
+    while True:
+        await asyncio.sleep(state.settings.reload_poll_seconds)
+        try:
+            generation = await run_in_threadpool(state.store.get_meta, GENERATION)
+            if generation and generation != state.generation:
+                async with state.reload_lock:
+                    if generation != state.generation:
+                        await swap_model(state, Path(generation.split(":", 1)[1]))
+                        state.generation = generation
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            await asyncio.sleep(state.settings.reload_poll_seconds)
+
+
+def warm_trending(engine: Engine, store: EventStore, limit: int = 1_000_000) -> None:
+    """Count the most recent stored events towards "trending now" at start-up (bounded)."""
+    total = store.count_events()
+    after = max(0, total - limit)
+    batch: list[Event] = []
+    for e in store.events(after_seq=after):
+        batch.append(e)
+        if len(batch) >= 10_000:
+            engine.record_ingested(batch)
+            batch = []
+    engine.record_ingested(batch)
