@@ -1,7 +1,7 @@
 """Run the benchmarks, each script with the arguments of the figures it measures.
 
-    python benchmarks/run_all.py                 # the `make bench` set (about 20-30 idle minutes)
-    python benchmarks/run_all.py --full          # every figure in docs/benchmarks (several hours)
+    python benchmarks/run_all.py                 # the `make bench` set (the shorter runs)
+    python benchmarks/run_all.py --full          # every figure in docs/benchmarks (hours)
     python benchmarks/run_all.py --dry-run       # print the commands and check their arguments
     python benchmarks/run_all.py cf serve        # the runs whose name contains one of the words
 
@@ -189,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("names", nargs="*", help="run only the runs whose name contains one of these")
-    p.add_argument("--full", action="store_true", help="also the long runs (several hours)")
+    p.add_argument("--full", action="store_true", help="also the long runs (hours)")
     p.add_argument(
         "--dry-run", action="store_true", help="print the commands and check their arguments"
     )
