@@ -1,7 +1,7 @@
 """Fusion vs its best single channel on Gowalla and on MovieLens-100k with a temporal split.
 
-Target (issue 4): the default fusion beats its best single channel by >= 2 % relative Recall@20
-with no loss in NDCG@20.
+Target: the default fusion beats its best single channel by >= 2 % relative Recall@20 with no loss
+in NDCG@20.
 
     PYTHONPATH=src python benchmarks/bench_fusion.py [--datasets gowalla ml100k] [--channels ...]
 
@@ -10,9 +10,9 @@ Protocol
 * Gowalla: the LightGCN split (train.txt / test.txt). Single channels are fit on all of train.txt;
   fusion tunes on a holdout it carves from train.txt itself (10 % of each user's items, random:
   Gowalla's split has no timestamps) and then refits its channels on all of train.txt.
-* MovieLens-100k, temporal: test = ratings after a global time cut (latest 20 %); valid = each
-  user's latest 10 % of the remaining ratings (as ``gemrec import --split temporal`` does). Single
-  channels are fit on train + valid; fusion tunes on valid and refits on train + valid.
+* MovieLens-100k, temporal: ``gemrec import --format movielens --split temporal``: test = ratings
+  after a global time cut (latest 20 %); valid = each user's latest 10 % of the remaining ratings.
+  Single channels are fit on train + valid; fusion tunes on valid and refits on train + valid.
 * The single channels' numbers are those of the fusion's refit channels (each is the channel fit
   on train + valid, exactly what a single channel is), so each channel is fit once for fusion and
   once for tuning; channels the fusion dropped, or all with ``--refit-channels``, are fit anew.
@@ -26,7 +26,6 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,46 +33,27 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _data import load, train_test  # noqa: E402
 
 from gemrec.data.interactions import Interactions  # noqa: E402
 from gemrec.data.side import SideInformation  # noqa: E402
-from gemrec.data.store import Dataset  # noqa: E402
 from gemrec.errors import GemrecError  # noqa: E402
 from gemrec.eval import evaluate  # noqa: E402
 from gemrec.fusion.fusion import DEFAULT_CHANNELS, Fusion  # noqa: E402
 from gemrec.fusion.fusion import _union as fusion_union  # noqa: E402
 from gemrec.models import get_model_class, make_model  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "data"
-
-
-def _read_lightgcn(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    users, items = [], []
-    for line in path.read_text().splitlines():
-        parts = line.split()
-        if len(parts) > 1:
-            row = np.asarray(parts, dtype=np.int64)
-            users.append(np.full(len(row) - 1, row[0]))
-            items.append(row[1:])
-    return np.concatenate(users), np.concatenate(items)
-
 
 def gowalla() -> tuple[Interactions, Interactions | None, Interactions, None]:
-    tu, ti = _read_lightgcn(SHARED / "gowalla" / "train.txt")
-    su, si = _read_lightgcn(SHARED / "gowalla" / "test.txt")
-    n_u, n_i = int(max(tu.max(), su.max())) + 1, int(max(ti.max(), si.max())) + 1
-    train = Interactions.from_arrays(tu, ti, n_users=n_u, n_items=n_i)
-    test = Interactions.from_arrays(su, si, n_users=n_u, n_items=n_i)
+    """Gowalla's train.txt (all of it: Fusion carves its own holdout) and test.txt."""
+    train, test = train_test("gowalla")
     return train, None, test, None
 
 
-def ml100k(tmp: Path) -> tuple[Interactions, Interactions, Interactions, np.ndarray | None]:
-    from tests.analysis.loaders import build_dataset, read_movielens
-
-    ds = Dataset.open(
-        build_dataset(read_movielens(SHARED / "movielens-100k"), tmp / "ml", split="temporal")
-    )
+def ml100k() -> tuple[Interactions, Interactions, Interactions, np.ndarray | None]:
+    ds = load("movielens-100k-temporal")
     return (
         ds.interactions("train"),
         ds.interactions("valid"),
@@ -160,7 +140,7 @@ def run(name: str, data: tuple, channels: list[str] | None, repeats: int, reuse:
     return out
 
 
-def main() -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -178,14 +158,17 @@ def main() -> int:
         help="fit every single channel anew (default: score the fusion's refit channels, which "
         "are the same models fit on the same data, and fit only the channels it dropped)",
     )
-    args = p.parse_args()
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     channels = available(args.channels) if args.channels else None
     print(f"channels: {channels or 'fusion defaults: ' + str(available(list(DEFAULT_CHANNELS)))}")
     results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in args.datasets:
-            data = gowalla() if name == "gowalla" else ml100k(Path(tmp))
-            results[name] = run(name, data, channels, args.repeats, not args.refit_channels)
+    for name in args.datasets:
+        data = gowalla() if name == "gowalla" else ml100k()
+        results[name] = run(name, data, channels, args.repeats, not args.refit_channels)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0

@@ -27,7 +27,7 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _lightgcn_format import load_split
+from _data import train_test
 
 from gemrec.data.interactions import Interactions
 from gemrec.eval import evaluate
@@ -120,7 +120,7 @@ def _fmt(r: dict[str, float]) -> str:
 
 
 def bench_gowalla(args: argparse.Namespace) -> None:
-    train, test = load_split("gowalla")
+    train, test = train_test("gowalla")
     defaults = GraphFilter()
     runs = []
     for i in range(args.repeat):
@@ -144,7 +144,7 @@ def bench_gowalla(args: argparse.Namespace) -> None:
 
 def bench_datasets(args: argparse.Namespace) -> None:
     for name in args.names.split(","):
-        train, test = load_split(name)
+        train, test = train_test(name)
         r = run_model(train, test, num_threads=args.threads)
         print(f"{name:8s} {train.n_users}x{train.n_items} nnz={train.nnz}: {_fmt(r)}", flush=True)
 
@@ -221,14 +221,16 @@ def bench_scale(args: argparse.Namespace) -> None:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="what", required=True)
     g = sub.add_parser("gowalla")
     g.add_argument("--repeat", type=int, default=3)
     g.add_argument("--no-baseline", dest="baseline", action="store_false")
     d = sub.add_parser("datasets")
-    d.add_argument("--names", default="gowalla,ml1m,lastfm,ml100k")
+    d.add_argument("--names", default="gowalla,movielens-1m,lastfm-2k,movielens-100k")
     gr = sub.add_parser("growth")
     gr.add_argument("--sizes", default="1e5,1e6,5e6")
     gr.add_argument("--repeat", type=int, default=3)
@@ -237,7 +239,11 @@ def main() -> None:
     sc = sub.add_parser("scale")
     for p in (g, d, gr, sc):
         p.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args()
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     handlers = {
         "gowalla": bench_gowalla,
         "datasets": bench_datasets,

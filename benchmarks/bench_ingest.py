@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,10 +21,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _data import SHARED_DATA
+
 from gemrec.data.importer import import_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
-GOWALLA = ROOT.parent / "shared" / "data" / "gowalla"
+GOWALLA = SHARED_DATA / "gowalla"
 
 
 def make_log(path: Path, n_rows: int, seed: int = 0) -> None:
@@ -60,11 +64,17 @@ def median_time(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
-    args = ap.parse_args()
+    return ap
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "events.csv"
         make_log(log, args.rows)

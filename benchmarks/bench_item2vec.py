@@ -6,17 +6,16 @@ Usage::
         [--set epochs=5 --set walks_per_item=10 ...]
 
 Prints Recall@20 / NDCG@20 (full ranking, training items excluded) and the median fit time of
-``--repeats`` fits, next to global popularity measured in the same run. Reads the raw files in
-../shared/data with small readers of its own (no importer needed).
+``--repeats`` fits, next to global popularity measured in the same run. The datasets are imported
+by ``benchmarks/_data.py`` (gemrec's importer); models are fit on train + valid:
 
 - gowalla: the LightGCN split (train.txt / test.txt), no timestamps, no side information.
-- taobao: UserBehavior_prefix.csv; edge weight = strongest behaviour (pv 1, fav 2, cart 3, buy 4);
-  per user, the latest 20% of distinct items (by last event time) are the test set; side
-  information = category. Test items never seen in training are cold: only side information can
-  rank them.
-- amazon: Scientific leave-one-out (train = history of the test row, test = its target item);
-  positions in the sequence serve as timestamps; side information = category path and brand parsed
-  from Scientific.text ("title. categories. brand.").
+- taobao: UserBehavior_prefix.csv imported with ``--format taobao`` (behaviour weights of the
+  importer); test = events after one global time cut (the latest 20 %); side information =
+  category. Test items never seen in training are cold: only side information can rank them.
+- amazon: Scientific leave-one-out (each sequence of Scientific.test.inter, its last item held
+  out); positions in the sequence serve as timestamps; side information = category path and brand
+  parsed from Scientific.text ("title. categories. brand.").
 """
 
 from __future__ import annotations
@@ -32,114 +31,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _data import load as load_dataset
+
 from gemrec.data.interactions import Interactions
 from gemrec.data.side import SideInformation
 from gemrec.eval import evaluate
 from gemrec.models.item2vec import Item2Vec
 from gemrec.models.popularity import Popularity
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+#: benchmark name -> dataset of benchmarks/_data.py
+DATASETS = {"gowalla": "gowalla", "taobao": "taobao", "amazon": "amazon-scientific"}
 
 
-# --------------------------------------------------------------------------- readers
-def _lightgcn_lines(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    users: list[int] = []
-    items: list[int] = []
-    for line in path.read_text().splitlines():
-        parts = line.split()
-        if len(parts) > 1:
-            users += [int(parts[0])] * (len(parts) - 1)
-            items += [int(x) for x in parts[1:]]
-    return np.array(users), np.array(items)
-
-
-def load_gowalla() -> tuple[Interactions, Interactions, pd.DataFrame | None]:
-    root = DATA / "gowalla"
-    tu, ti = _lightgcn_lines(root / "train.txt")
-    su, si = _lightgcn_lines(root / "test.txt")
-    nu, ni = int(max(tu.max(), su.max())) + 1, int(max(ti.max(), si.max())) + 1
-    train = Interactions.from_arrays(tu, ti, n_users=nu, n_items=ni)
-    test = Interactions.from_arrays(su, si, n_users=nu, n_items=ni)
-    return train, test, None
-
-
-BEHAVIOUR_WEIGHT = {"pv": 1.0, "fav": 2.0, "cart": 3.0, "buy": 4.0}
-
-
-def load_taobao(test_share: float = 0.2) -> tuple[Interactions, Interactions, pd.DataFrame]:
-    df = pd.read_csv(
-        DATA / "taobao-userbehavior-sample" / "UserBehavior_prefix.csv",
-        header=None,
-        names=["user", "item", "category", "behavior", "timestamp"],
-        dtype={"user": str, "item": str, "category": str, "behavior": str, "timestamp": np.int64},
-    )
-    df["w"] = df["behavior"].map(BEHAVIOUR_WEIGHT).fillna(1.0)
-    pairs = df.groupby(["user", "item"], sort=False).agg(w=("w", "max"), t=("timestamp", "max"))
-    pairs = pairs.reset_index()
-    uid, users = np.unique(pairs["user"].to_numpy(), return_inverse=True)
-    iid, items = np.unique(pairs["item"].to_numpy(), return_inverse=True)
-    t = pairs["t"].to_numpy(np.float64)
-    # per user: rank of each item by time; the latest test_share of them are test
-    order = np.lexsort((t, users))
-    rank = np.empty(len(order), np.int64)
-    counts = np.bincount(users)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    rank[order] = np.arange(len(order)) - np.repeat(starts, counts)
-    n_test = np.floor(counts * test_share).astype(np.int64)
-    is_test = rank >= (counts - n_test)[users]
-    w = pairs["w"].to_numpy(np.float32)
-    kw = dict(n_users=len(uid), n_items=len(iid), user_ids=uid, item_ids=iid)
-    tr, te = ~is_test, is_test
-    train = Interactions.from_arrays(users[tr], items[tr], w[tr], timestamps=t[tr], **kw)
-    test = Interactions.from_arrays(users[te], items[te], w[te], timestamps=t[te], **kw)
-    cat = df.drop_duplicates("item").set_index("item")["category"]
-    feats = pd.DataFrame({"item": np.arange(len(iid)), "category": cat.reindex(iid).to_numpy()})
-    return train, test, feats
-
-
-def _inter_rows(path: Path) -> list[tuple[int, list[int], int]]:
-    rows = []
-    for line in path.read_text().splitlines()[1:]:
-        u, hist, target = line.split("\t")
-        rows.append((int(u), [int(x) for x in hist.split()], int(target)))
-    return rows
-
-
-def load_amazon() -> tuple[Interactions, Interactions, pd.DataFrame]:
-    root = DATA / "amazon-scientific-text"
-    rows = _inter_rows(root / "Scientific.test.inter")
-    index = {}
-    for line in (root / "Scientific.item2index").read_text().splitlines():
-        asin, idx = line.split("\t")
-        index[asin] = int(idx)
-    n_items = len(index)
-    n_users = max(r[0] for r in rows) + 1
-    tu, ti, tt, su, si = [], [], [], [], []
-    for u, hist, target in rows:
-        tu += [u] * len(hist)
-        ti += hist
-        tt += list(range(len(hist)))
-        su.append(u)
-        si.append(target)
-    kw = dict(n_users=n_users, n_items=n_items)
-    train = Interactions.from_arrays(
-        np.array(tu), np.array(ti), timestamps=np.array(tt, dtype=np.float64), **kw
-    )
-    test = Interactions.from_arrays(np.array(su), np.array(si), **kw)
-    cats = np.empty(n_items, dtype=object)
-    brands = np.empty(n_items, dtype=object)
-    for line in (root / "Scientific.text").read_text().splitlines()[1:]:
-        asin, _, text = line.partition("\t")
-        if asin not in index:
-            continue
-        parts = [p.strip() for p in text.strip().rstrip(".").split(". ")]
-        brands[index[asin]] = parts[-1] if len(parts) >= 3 else None
-        cats[index[asin]] = parts[-2] if len(parts) >= 3 else None
-    feats = pd.DataFrame({"item": np.arange(n_items), "category": cats, "brand": brands})
-    return train, test, feats
-
-
-LOADERS = {"gowalla": load_gowalla, "taobao": load_taobao, "amazon": load_amazon}
+def load(name: str) -> tuple[Interactions, Interactions, pd.DataFrame | None]:
+    """``(train + valid, test, side information or None)`` of a benchmark dataset."""
+    ds = load_dataset(DATASETS[name])
+    side = [c for c in ds.items.columns if c not in ("item", "item_id")]
+    feats = ds.items[["item", *side]] if side else None
+    return ds.interactions("train", "valid"), ds.interactions("test"), feats
 
 
 # --------------------------------------------------------------------------- runs
@@ -153,7 +64,7 @@ def _fit_timed(make, repeats: int):  # type: ignore[no-untyped-def]
 
 
 def bench(name: str, params: dict[str, object], repeats: int) -> list[dict[str, object]]:
-    train, test, feats = LOADERS[name]()
+    train, test, feats = load(name)
     print(
         f"\n## {name}: {train.n_users} users, {train.n_items} items, {train.nnz} train, "
         f"{test.nnz} test interactions",
@@ -207,16 +118,20 @@ def _cold_items(train, test, feats, results) -> None:  # type: ignore[no-untyped
         print(f"{label:24s} cold test items hit in top-20: {hit}")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument(
-        "--datasets", nargs="+", default=["taobao", "amazon", "gowalla"], choices=list(LOADERS)
+        "--datasets", nargs="+", default=["taobao", "amazon", "gowalla"], choices=list(DATASETS)
     )
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     params: dict[str, object] = {}
     for kv in args.set:
         k, _, v = kv.partition("=")

@@ -1,7 +1,7 @@
 """Serving benchmark: latency at a fixed request rate, freshness and ingest throughput.
 
 Model: a Gowalla-sized embedding model (29,858 users x 40,981 items, d=64) -- a real truncated SVD
-of the Gowalla train split (`--model svd`, ~40 s to fit, cached in --workdir) or random embeddings
+of the Gowalla train split (`--model svd`, cached in --workdir) or random embeddings
 of the same size (`--model random`). Both are valid for latency: serving cost depends on sizes, not
 on quality. The service runs as a real `gemrec serve` subprocess (uvicorn, --workers N) on
 127.0.0.1; the load generator is a small asyncio HTTP/1.1 keep-alive client in this process, open
@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -24,62 +25,68 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT))  # tests.serve._process: how the tests start the service
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from tests.serve._process import free_port, serve_command  # noqa: E402
+from _data import load  # noqa: E402
 
-from gemrec.data.store import Dataset, write_dataset  # noqa: E402
+from gemrec.data.store import Dataset  # noqa: E402
 from gemrec.models.base import EmbeddingRecommender  # noqa: E402
 from gemrec.serve.svd import TruncatedSVD  # noqa: E402
 
-GOWALLA = ROOT.parent / "shared" / "data" / "gowalla"
+#: Gowalla imported by the importer, with 50 random item categories (benchmarks/_data.py)
+DATASET = "gowalla-categories"
 
 
-def read_lines(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    users, items = [], []
-    for line in path.read_text().splitlines():
-        parts = line.split()
-        if len(parts) > 1:
-            users += [int(parts[0])] * (len(parts) - 1)
-            items += [int(x) for x in parts[1:]]
-    return np.asarray(users, np.int32), np.asarray(items, np.int32)
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
-def build_dataset(workdir: Path) -> Path:
-    path = workdir / "gowalla"
-    if (path / "manifest.json").is_file():
-        return path
-    tu, ti = read_lines(GOWALLA / "train.txt")
-    su, si = read_lines(GOWALLA / "test.txt")
-    n_users, n_items = int(max(tu.max(), su.max())) + 1, int(max(ti.max(), si.max())) + 1
-    edges = pd.DataFrame(
-        {
-            "user": np.concatenate([tu, su]),
-            "item": np.concatenate([ti, si]),
-            "weight": np.ones(len(tu) + len(su), np.float32),
-            "split": ["train"] * len(tu) + ["test"] * len(su),
-            "last_timestamp": np.nan,
-            "n_events": np.ones(len(tu) + len(su), np.int32),
-        }
-    ).drop_duplicates(["user", "item"])
-    rng = np.random.default_rng(0)
-    items = pd.DataFrame(
-        {
-            "item": np.arange(n_items, dtype=np.int32),
-            "item_id": [f"i{i}" for i in range(n_items)],
-            "category": [f"c{c}" for c in rng.integers(0, 50, n_items)],
-        }
-    )
-    users = pd.DataFrame(
-        {"user": np.arange(n_users, dtype=np.int32), "user_id": [f"u{u}" for u in range(n_users)]}
-    )
-    return write_dataset(
-        path, users=users, items=items, edges=edges, manifest={"name": "gowalla-bench"}
-    )
+def serve_command(
+    model_dir: Path, dataset: Path, port: int, store: str, *options: str
+) -> list[str]:
+    """The argv of ``gemrec serve MODEL_DIR --dataset DATASET --store STORE`` on
+    127.0.0.1:``port``."""
+    return [
+        sys.executable,
+        "-m",
+        "gemrec.cli",
+        "serve",
+        str(model_dir),
+        "--dataset",
+        str(dataset),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--store",
+        store,
+        *options,
+    ]
+
+
+def wait_healthy(
+    proc: subprocess.Popen[bytes], port: int, log: Path, timeout: float = 300.0
+) -> dict:
+    """Poll ``/healthz`` until it answers 200; fail if the server exits or ``timeout`` passes."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            r = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            if r.status_code == 200:
+                return dict(r.json())
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"server did not become healthy within {timeout:.0f} s")
 
 
 class RandomEmbeddings(TruncatedSVD):
@@ -96,13 +103,13 @@ class RandomEmbeddings(TruncatedSVD):
         self.singular_values_ = np.ones(self.factors, np.float32)
 
 
-def build_model(workdir: Path, dataset: Path, kind: str) -> tuple[Path, float]:
-    path = workdir / f"model-{kind}"
+def build_model(workdir: Path, dataset: Dataset, kind: str) -> tuple[Path, float]:
+    path = workdir / f"model-{kind}-{dataset.path.name}"
     if (path / "manifest.json").is_file():
         return path, json.loads((path / "fit.json").read_text())["seconds"]
     klass: type[EmbeddingRecommender] = TruncatedSVD if kind == "svd" else RandomEmbeddings
     start = time.perf_counter()
-    model = klass(factors=64).fit(Dataset.open(dataset).interactions("train"))
+    model = klass(factors=64).fit(dataset.interactions("train", "valid"))
     seconds = time.perf_counter() - start
     model.save(path)  # saved as "svd": random embeddings load through the same class
     (path / "fit.json").write_text(json.dumps({"seconds": seconds}))
@@ -174,7 +181,7 @@ async def fixed_rate(
         conn = await pool.get()
         try:
             status, _ = await conn.request(
-                "GET", f"/v1/users/u{users[i % len(users)]}/recommendations?k={k}"
+                "GET", f"/v1/users/{users[i % len(users)]}/recommendations?k={k}"
             )
             if status != 200:
                 errors += 1
@@ -204,7 +211,7 @@ async def freshness(port: int, n: int, users: np.ndarray, k: int) -> dict[str, f
     conn = await Conn.open(port)
     lat, reflected = [], 0
     for j in range(n):
-        u = f"fresh{j % 50}" if j % 2 else f"u{users[j]}"
+        u = f"fresh{j % 50}" if j % 2 else str(users[j])
         status, body = await conn.request("GET", f"/v1/users/{u}/recommendations?k={k}")
         top = json.loads(body)["items"][0]["item_id"]
         ev = json.dumps({"events": [{"user_id": u, "item_id": top, "event_type": "view"}]}).encode()
@@ -232,7 +239,7 @@ async def ingest(port: int, n_events: int, batch: int, n_items: int) -> dict[str
         events = [
             {
                 "user_id": f"ing{int(x) % 5000}",
-                "item_id": f"i{int(x) % n_items}",
+                "item_id": str(int(x) % n_items),
                 "event_type": "view",
                 "event_id": f"bench-{time.time_ns()}-{b}-{j}",
             }
@@ -276,7 +283,7 @@ def in_process_retrieval(model_dir: Path, dataset: Path, users: np.ndarray) -> d
         times, lists[label] = [], []
         for u in users[:300]:
             t = time.perf_counter()
-            recs = engine.recommend(f"u{u}", 20, [], with_reasons=True)
+            recs = engine.recommend(str(u), 20, [], with_reasons=True)
             times.append(time.perf_counter() - t)
             lists[label].append({r.item_id for r in recs.items})
         out[f"{label}_median_ms"] = float(np.median(times) * 1000)
@@ -287,7 +294,7 @@ def in_process_retrieval(model_dir: Path, dataset: Path, users: np.ndarray) -> d
     return out
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -300,14 +307,18 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "gemrec-bench-serve"))
     ap.add_argument("--json", help="also write the results here")
-    args = ap.parse_args()
-    if not GOWALLA.is_dir():
-        sys.exit(f"{GOWALLA} not found")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    dataset = build_dataset(workdir)
-    model_dir, fit_s = build_model(workdir, dataset, args.model)
+    data = load(DATASET)
+    dataset = data.path
+    model_dir, fit_s = build_model(workdir, data, args.model)
     store = workdir / f"events-{os.getpid()}.sqlite3"
+    log = workdir / f"serve-{os.getpid()}.log"
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.Popen(
@@ -324,7 +335,7 @@ def main() -> None:
         env=env,
         start_new_session=True,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log.open("w"),
     )
     results: dict[str, object] = {
         "workers": args.workers,
@@ -336,16 +347,7 @@ def main() -> None:
         "dim": 64,
     }
     try:
-        import httpx
-
-        for _ in range(600):
-            try:
-                h = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).json()
-                break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            raise SystemExit("server did not start")
+        h = wait_healthy(proc, port, log)
         results["retrieval"] = h["retrieval"]
         users = np.random.default_rng(0).permutation(29858)
         asyncio.run(fixed_rate(port, args.rate, 3.0, users, args.k))  # warm-up

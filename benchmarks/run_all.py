@@ -1,49 +1,233 @@
-"""Run every benchmark script under benchmarks/ (``make bench``), one after another.
+"""Run the benchmarks, each script with the arguments of the figures it measures.
 
-Each ``bench_*.py`` prints its own table (medians of several runs, ratios against a baseline
-measured in the same run). Pass names to run a subset:
-``python benchmarks/run_all.py graphfilter serve``.
+    python benchmarks/run_all.py                 # the `make bench` set (the shorter runs)
+    python benchmarks/run_all.py --full          # every figure in docs/benchmarks (hours)
+    python benchmarks/run_all.py --dry-run       # print the commands and check their arguments
+    python benchmarks/run_all.py cf serve        # the runs whose name contains one of the words
+
+:data:`RUNS` is the list of record: every figure in ``docs/benchmarks.md`` and
+``docs/benchmarks/*.md`` names the run that measures it. Before running anything, every selected
+command's arguments are parsed by its script's own parser (``build_parser()``), so a wiring
+mistake fails at once instead of after an hour of benchmarks. Each run is preceded by the
+conditions it ran under (commit, CPUs, thread settings, load average).
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-
-#: the arguments each benchmark runs with under ``make bench`` (the headline measurement of each
-#: section of docs/benchmarks.md; run a script with --help for its other modes)
-ARGS: dict[str, list[str]] = {
-    "bench_cf": ["--datasets", "gowalla", "--repeats", "3"],
-    "bench_fusion": ["--datasets", "ml100k"],
-    "bench_graphfilter": ["gowalla", "--repeat", "3", "--threads", "2"],
-    "bench_ingest": ["--rows", "1000000", "--repeat", "3"],
-    "bench_item2vec": ["--datasets", "amazon"],
-    "bench_lightgcn": ["speed", "--batches", "10", "--repeat", "3"],
-    "bench_serve": ["--model", "svd", "--workers", "1"],
-}
+ROOT = HERE.parent
 
 
-def main(argv: list[str]) -> int:
-    scripts = sorted(HERE.glob("bench_*.py"))
-    if argv:
-        scripts = [s for s in scripts if any(a in s.stem for a in argv)]
-    failed = []
-    for script in scripts:
-        print(f"\n=== {script.name} ===", flush=True)
-        start = time.perf_counter()
-        cmd = [sys.executable, str(script), *ARGS.get(script.stem, [])]
-        print("$ " + " ".join(cmd[1:]), flush=True)
-        rc = subprocess.call(
-            cmd, cwd=HERE.parent, env={**os.environ, "PYTHONPATH": str(HERE.parent / "src")}
+@dataclass(frozen=True)
+class Run:
+    """One benchmark command."""
+
+    name: str
+    script: str
+    args: tuple[str, ...]
+    #: the page of docs/benchmarks that holds its figures
+    page: str
+    #: run only with ``--full`` (too long for ``make bench``)
+    full_only: bool = False
+
+    def argv(self) -> list[str]:
+        return [f"benchmarks/{self.script}.py", *self.args]
+
+
+RUNS: tuple[Run, ...] = (
+    Run("cf-gowalla", "bench_cf", ("--datasets", "gowalla", "--repeats", "3", "--check"), "cf"),
+    Run(
+        "cf-other-datasets",
+        "bench_cf",
+        ("--datasets", "movielens-1m", "movielens-100k", "lastfm-2k", "--repeats", "1", "--check"),
+        "cf",
+        full_only=True,
+    ),
+    Run(
+        "graphfilter-gowalla",
+        "bench_graphfilter",
+        ("gowalla", "--repeat", "3", "--threads", "2"),
+        "graphfilter",
+    ),
+    Run(
+        "graphfilter-datasets",
+        "bench_graphfilter",
+        ("datasets", "--threads", "2"),
+        "graphfilter",
+        full_only=True,
+    ),
+    Run(
+        "graphfilter-growth",
+        "bench_graphfilter",
+        ("growth", "--repeat", "1", "--threads", "2"),
+        "graphfilter",
+        full_only=True,
+    ),
+    Run(
+        "graphfilter-scale",
+        "bench_graphfilter",
+        ("scale", "--threads", "2"),
+        "graphfilter",
+        full_only=True,
+    ),
+    Run(
+        "lightgcn-speed",
+        "bench_lightgcn",
+        ("speed", "--batches", "20", "--repeat", "3"),
+        "lightgcn",
+    ),
+    Run(
+        "lightgcn-accuracy",
+        "bench_lightgcn",
+        ("accuracy", "--report-every", "80"),
+        "lightgcn",
+        full_only=True,
+    ),
+    *(
+        Run(
+            f"lightgcn-early-stop-{dataset}",
+            "bench_lightgcn",
+            ("accuracy", "--early-stop", "--dataset", dataset),
+            "lightgcn",
+            full_only=True,
         )
-        print(f"=== {script.name}: exit {rc} in {time.perf_counter() - start:.0f}s", flush=True)
+        for dataset in ("lastfm-2k", "movielens-100k", "movielens-1m")
+    ),
+    Run(
+        "lightgcn-growth",
+        "bench_lightgcn",
+        ("growth", "--batches", "6"),
+        "lightgcn",
+        full_only=True,
+    ),
+    Run(
+        "mf-gowalla",
+        "bench_lightgcn",
+        ("baselines", "--model", "mf", "--early-stop"),
+        "lightgcn",
+        full_only=True,
+    ),
+    Run(
+        "ncf-movielens-1m",
+        "bench_lightgcn",
+        ("baselines", "--model", "ncf", "--dataset", "movielens-1m", "--set", "epochs=2"),
+        "lightgcn",
+        full_only=True,
+    ),
+    Run("item2vec-amazon", "bench_item2vec", ("--datasets", "amazon"), "item2vec"),
+    Run(
+        "item2vec-gowalla-taobao",
+        "bench_item2vec",
+        ("--datasets", "gowalla", "taobao"),
+        "item2vec",
+        full_only=True,
+    ),
+    Run("fusion-ml100k", "bench_fusion", ("--datasets", "ml100k"), "fusion"),
+    Run("fusion-gowalla", "bench_fusion", ("--datasets", "gowalla"), "fusion", full_only=True),
+    Run("ingest", "bench_ingest", ("--rows", "1000000", "--repeat", "3"), "ingest"),
+    Run("serve", "bench_serve", ("--model", "svd", "--workers", "1"), "serve"),
+)
+
+
+def _parser_of(script: str) -> argparse.ArgumentParser:
+    """The script's own ``build_parser()`` (imports the script without running it)."""
+    spec = importlib.util.spec_from_file_location(f"_bench_{script}", HERE / f"{script}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    parser: argparse.ArgumentParser = module.build_parser()
+    return parser
+
+
+def check_arguments(runs: list[Run]) -> list[str]:
+    """``name: error`` for every run whose arguments its script's parser rejects."""
+    errors = []
+    parsers: dict[str, argparse.ArgumentParser] = {}
+    for run in runs:
+        if run.script not in parsers:
+            parsers[run.script] = _parser_of(run.script)
+        parser = parsers[run.script]
+        parser.exit_on_error = False
+        try:
+            parser.parse_args(list(run.args))
+        except (argparse.ArgumentError, SystemExit) as exc:
+            errors.append(f"{run.name}: {' '.join(run.argv())}: {exc}")
+    return errors
+
+
+def conditions() -> str:
+    """Commit, CPUs, thread settings and load average: the conditions of a measurement."""
+    try:
+        commit = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        commit = "unknown"
+    threads = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ}
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"commit {commit or 'unknown'}, {os.cpu_count()} CPUs, "
+        f"threads {threads or 'default'}, load average {load}"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("names", nargs="*", help="run only the runs whose name contains one of these")
+    p.add_argument("--full", action="store_true", help="also the long runs (hours)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the commands and check their arguments"
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    runs = [r for r in RUNS if args.full or not r.full_only]
+    if args.names:
+        runs = [r for r in runs if any(n in r.name for n in args.names)]
+    if not runs:
+        print(f"no run matches {args.names}; runs: {', '.join(r.name for r in RUNS)}")
+        return 2
+    errors = check_arguments(runs)
+    for e in errors:
+        print(f"bad arguments: {e}")
+    if errors:
+        return 2
+    if args.dry_run:
+        for r in runs:
+            print(f"{r.name:28s} docs/benchmarks/{r.page}.md  python {' '.join(r.argv())}")
+        print(f"arguments of all {len(runs)} runs parse")
+        return 0
+    failed = []
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    for run in runs:
+        print(f"\n=== {run.name} ({conditions()})", flush=True)
+        print("$ python " + " ".join(run.argv()), flush=True)
+        start = time.perf_counter()
+        rc = subprocess.call([sys.executable, *run.argv()], cwd=ROOT, env=env)
+        print(
+            f"=== {run.name}: exit {rc} in {time.perf_counter() - start:.0f} s "
+            f"(load at the end {os.getloadavg()[0]:.1f})",
+            flush=True,
+        )
         if rc != 0:
-            failed.append(script.name)
+            failed.append(run.name)
     if failed:
         print(f"failed: {', '.join(failed)}")
         return 1
@@ -51,4 +235,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,6 @@ settings.register_profile("gemrec", deadline=None, derandomize=True)
 settings.load_profile("gemrec")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def shared_data(name: str) -> Path:
@@ -27,11 +26,14 @@ def shared_data(name: str) -> Path:
 def shared_lightgcn_split(name: str):
     """``(train, test)`` Interactions of the LightGCN-format split ``../shared/data/<name>``.
 
-    Read as the benchmarks read it (``benchmarks/_gowalla.py``: the importer); skips when absent.
+    Imported as ``gemrec import --format lightgcn`` does (train = train.txt, test = test.txt, ids
+    the files' 0-based ids); skips when absent.
     """
-    root = shared_data(name)
-    if str(BENCHMARKS) not in sys.path:
-        sys.path.insert(0, str(BENCHMARKS))
-    from _gowalla import read_lightgcn_split
+    from gemrec.data.importer import import_dataset
+    from gemrec.data.store import Dataset
 
-    return read_lightgcn_split(root)
+    root = shared_data(name)
+    with tempfile.TemporaryDirectory() as tmp:
+        result = import_dataset([root], Path(tmp) / "ds", format="lightgcn", valid_fraction=0)
+        dataset = Dataset.open(result.path)
+        return dataset.interactions("train", "valid"), dataset.interactions("test")

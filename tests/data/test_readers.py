@@ -1,7 +1,5 @@
 """Source formats, on small hand-made files and on the real datasets in ../shared/data."""
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -153,9 +151,7 @@ def test_gowalla_import_counts_and_ids():
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
         res = import_dataset([root], f"{tmp}/gowalla", format="lightgcn")
-        seconds = time.perf_counter() - start
         ds = Dataset.open(res.path)
         c = ds.manifest["counts"]
         assert (c["users"], c["items"]) == (29858, 40981)
@@ -172,7 +168,6 @@ def test_gowalla_import_counts_and_ids():
             root / "test.txt"
         )
         assert ds.interactions("train", "valid").matrix.nnz == 810128
-        assert seconds < 60  # the budget is ~20 s on a loaded 2-core box; measured in benchmarks
 
 
 def test_movielens_100k_real():

@@ -185,7 +185,8 @@ def test_fractional_rank_scales_with_graph():
 
 @pytest.mark.slow
 def test_shipped_defaults_reach_target_on_gowalla():
-    """Issue target >= .1900 / .1580 (Recall@20 / NDCG@20) with shipped defaults (.1912/.1583)."""
+    """Target: Recall@20 >= .1900, NDCG@20 >= .1580 with the shipped defaults (the measured
+    figures are in docs/benchmarks/graphfilter.md)."""
     from gemrec.eval import evaluate
     from tests.conftest import shared_lightgcn_split
 

@@ -134,6 +134,7 @@ def _gowalla():
     return shared_lightgcn_split("gowalla")
 
 
+@pytest.mark.slow
 def test_rp3beta_defaults_reproduce_published_gowalla():
     """Published RP3beta on Gowalla: Recall@20 .183, NDCG@20 .152 (within 0.005)."""
     from gemrec.eval import evaluate
@@ -146,10 +147,10 @@ def test_rp3beta_defaults_reproduce_published_gowalla():
 
 @pytest.mark.slow
 def test_itemknn_defaults_reproduce_published_gowalla():
-    """Published ItemKNN on Gowalla: Recall@20 .156, NDCG@20 .123.
+    """Published ItemKNN on Gowalla: Recall@20 .156 (within 0.005), NDCG@20 .123 (at least).
 
-    The validation-chosen defaults (asymmetric cosine, a = 0.1) measure .1597 / .1304: recall within
-    0.005 of the published figure, NDCG 0.007 above it (docs/benchmarks/cf.md).
+    The defaults use the asymmetric cosine, whose NDCG@20 is above the published plain cosine's;
+    the measured figures are in docs/benchmarks/cf.md (``benchmarks/bench_cf.py --check``).
     """
     from gemrec.eval import evaluate
 
@@ -157,5 +158,3 @@ def test_itemknn_defaults_reproduce_published_gowalla():
     result = evaluate(ItemKNN().fit(train), test, ks=[20])
     assert result["recall@20"] == pytest.approx(0.156, abs=0.005)
     assert result["ndcg@20"] >= 0.123 - 0.005
-    assert result["recall@20"] == pytest.approx(0.1597, abs=0.001)
-    assert result["ndcg@20"] == pytest.approx(0.1304, abs=0.001)

@@ -15,7 +15,7 @@ from gemrec.data.store import Dataset, write_dataset
 from gemrec.models.popularity import Popularity
 from gemrec.serve import ServeSettings, create_app
 from gemrec.serve.svd import TruncatedSVD
-from tests.serve._process import free_port
+from tests.serve._process import free_port, wait_until
 
 N_CATEGORIES = 3
 ITEMS_PER_CATEGORY = 20
@@ -137,7 +137,6 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real redis-server on a free loopback port (AOF fsync always), stopped after the session."""
     import shutil
     import subprocess
-    import time
 
     binary = shutil.which("redis-server")
     if binary is None:
@@ -169,15 +168,20 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     client = redis.Redis(host="127.0.0.1", port=port)
-    for _ in range(100):
+
+    def answers() -> bool:
+        if proc.poll() is not None:
+            pytest.fail(f"redis-server exited with {proc.returncode}")
         try:
-            client.ping()
-            break
+            return bool(client.ping())
         except redis.ConnectionError:
-            time.sleep(0.05)
-    else:
+            return False
+
+    try:
+        wait_until(answers, "redis-server answering PING", poll=0.05)
+    except TimeoutError as exc:
         proc.kill()
-        pytest.fail("redis-server did not start within 5 s")
+        pytest.fail(str(exc))
     try:
         yield f"redis://127.0.0.1:{port}"
     finally:

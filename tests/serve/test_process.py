@@ -6,14 +6,13 @@ import os
 import signal
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from gemrec.serve import open_store
-from tests.serve._process import free_port, serve_command
+from tests.serve._process import free_port, serve_command, wait_until
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
@@ -28,18 +27,20 @@ class Server:
         self.proc = subprocess.Popen(
             cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
         )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"server exited with {self.proc.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        pytest.fail(f"server did not become healthy in 90 s:\n{log.read_text()}")
+        try:
+            wait_until(self.healthy, "server health", poll=0.1)
+        except TimeoutError as exc:
+            self.stop()
+            pytest.fail(f"{exc}:\n{log.read_text()}")
+
+    def healthy(self) -> bool:
+        """True once ``/healthz`` answers 200; fails the test if the server has exited."""
+        if self.proc.poll() is not None:
+            pytest.fail(f"server exited with {self.proc.returncode}:\n{self.log.read_text()}")
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def kill9(self) -> None:
         os.killpg(self.proc.pid, signal.SIGKILL)
@@ -110,9 +111,7 @@ def test_kill9_loses_no_acknowledged_event_and_duplicates_none(
 
     t = threading.Thread(target=writer)
     t.start()
-    deadline = time.monotonic() + 20
-    while len(acked) < 500 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: len(acked) >= 500 or not t.is_alive(), "500 acknowledged events")
     srv.kill9()  # in the middle of the write stream
     stop.set()
     t.join(timeout=10)
@@ -190,14 +189,20 @@ def test_reload_under_load_fails_no_request(svd_dir, pop_dir, shop, tmp_path, se
     threads = [threading.Thread(target=reader, args=(n,)) for n in range(3)]
     for t in threads:
         t.start()
+
+    def more_requests(what: str, n: int = 20) -> None:
+        """Wait until the readers have made ``n`` more requests, so each reload is under load."""
+        target = len(statuses) + len(errors) + n
+        wait_until(lambda: len(statuses) + len(errors) >= target, what)
+
     models = []
     with httpx.Client(base_url=srv.url, timeout=30) as admin:
         for d in (pop_dir, svd_dir, pop_dir):
-            time.sleep(0.3)
+            more_requests("requests before a reload")
             r = admin.post("/v1/admin/reload", json={"model_dir": str(d)})
             assert r.status_code == 200, r.text
             models.append(admin.get("/healthz").json()["model"])
-    time.sleep(0.3)
+    more_requests("requests after the last reload")
     stop.set()
     for t in threads:
         t.join(timeout=30)
@@ -231,8 +236,10 @@ def test_redis_store_shared_by_two_workers(svd_dir, pop_dir, shop, tmp_path, ser
             == 200
         )
         # new connections spread over both workers; every one must see the event and the item
-        pids = set()
-        for _ in range(40):  # bounded; new connections land on either worker
+        pids: set[int] = set()
+
+        def one_connection() -> bool:
+            """Check one new connection; true once both workers have answered."""
             with httpx.Client(base_url=srv.url, timeout=10) as c:
                 pids.add(c.get("/healthz").json()["pid"])
                 ids = [
@@ -257,17 +264,17 @@ def test_redis_store_shared_by_two_workers(svd_dir, pop_dir, shop, tmp_path, ser
                     ).json()["duplicates"]
                     == 1
                 )
-        assert len(pids) == 2, "requests did not reach both workers"
+            return len(pids) == 2
+
+        wait_until(one_connection, "requests reaching both workers", poll=0)
         # a reload on one worker is followed by the other through the store
         assert client.post("/v1/admin/reload", json={"model_dir": str(pop_dir)}).status_code == 200
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            seen = {}
-            for _ in range(16):
-                with httpx.Client(base_url=srv.url, timeout=10) as c:
-                    h = c.get("/healthz").json()
-                    seen[h["pid"]] = h["model"]
-            if len(seen) == 2 and set(seen.values()) == {"pop"}:
-                break
-            time.sleep(0.5)
-        assert len(seen) == 2 and set(seen.values()) == {"pop"}, seen
+        latest: dict[int, str] = {}  # pid -> model it last reported
+
+        def both_serve_pop() -> bool:
+            with httpx.Client(base_url=srv.url, timeout=10) as c:
+                h = c.get("/healthz").json()
+            latest[h["pid"]] = h["model"]
+            return set(latest) == pids and set(latest.values()) == {"pop"}
+
+        wait_until(both_serve_pop, "both workers serving the reloaded model", poll=0.05)

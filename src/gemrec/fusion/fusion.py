@@ -35,18 +35,17 @@ from gemrec.models.popularity import Popularity
 __all__ = ["DEFAULT_CHANNELS", "METHODS", "Fusion", "fuse_lists"]
 
 #: channels tried when ``channels=None`` (those available in this build; weights may drop some).
-#: itemknn is left out: a holdout carved from Gowalla's train.txt rates it at 0.945 of rp3beta while
-#: test.txt rates it at 0.862, so validation gives it weight that costs 1-2 % on test. This choice
-#: was informed by test results (docs/benchmarks/fusion.md); pass ``channels=[..., "itemknn"]``.
-#: lightgcn is the one channel of a different kind (learned embeddings): on a Gowalla holdout it
-#: lifts the learned blend's Recall@20 by ~2-3 % although alone it is the weakest of the four.
+#: itemknn is left out: a holdout carved from Gowalla's train.txt rates it much closer to rp3beta
+#: than test.txt does, so validation gives it weight that costs on test. This choice was informed
+#: by test results (docs/benchmarks/fusion.md); pass ``channels=[..., "itemknn"]``.
+#: lightgcn is the one channel of a different kind (learned embeddings): it lifts the learned
+#: blend on a Gowalla holdout although it is not the strongest channel alone.
 DEFAULT_CHANNELS = ("rp3beta", "userknn", "graphfilter", "lightgcn", "pop")
 #: hyperparameters of default channels (under ``channel_params``): no progress bars inside a fusion.
-#: lightgcn trains with its own defaults (320 epochs, d=128): on the Gowalla holdout the learned
-#: blend reaches Recall@20 .2290 with it and .2265 with the former 60-epoch d=64 schedule
-#: (docs/benchmarks/fusion.md). A fusion fits each channel twice (tune, refit), so on Gowalla's
-#: size that is ~2 x 35 idle minutes on 2 cores; pass ``channel_params={"lightgcn": {...}}`` for a
-#: shorter schedule, or ``refit=False``.
+#: lightgcn trains with its own defaults (320 epochs, d=128), which served the learned blend better
+#: on the Gowalla holdout than a shorter, smaller schedule. A fusion fits each channel twice (tune,
+#: refit), and on Gowalla's size lightgcn dominates that cost; pass
+#: ``channel_params={"lightgcn": {...}}`` for a shorter schedule, or ``refit=False``.
 DEFAULT_CHANNEL_PARAMS: dict[str, dict[str, Any]] = {"lightgcn": {"progress": False}}
 #: added to the default channels when the interactions carry timestamps
 TRENDING: dict[str, Any] = {
@@ -201,8 +200,8 @@ class Fusion(Recommender):
         Length of each channel's candidate list.
     min_gain : float
         Weight search: a channel joins only if it raises the validation objective by this
-        relative amount (0.01 = 1 %). Default 0: on Gowalla, 0.01 kept the channel that
-        validation over-rated and dropped the one that helped on test (docs/benchmarks/fusion.md).
+        relative amount (0.01 = 1 %). Default 0: a positive threshold can keep a channel that
+        validation over-rates and drop one that helps on test.
     validation : {"auto", "given", "time", "user"}
         What to tune on. "given": the ``valid`` passed to ``fit`` (falling back to "user" without
         one). "time": the pairs first seen after one global cut (the latest ``holdout_fraction``
@@ -745,8 +744,8 @@ class Fusion(Recommender):
 
     def _ltr_params(self) -> dict[str, Any]:
         params = {
-            # the listwise cross-entropy objective (XE-NDCG) trained stably where lambdarank
-            # early-stopped after ~8 trees and lost to its best channel (Gowalla holdout)
+            # the listwise cross-entropy objective (XE-NDCG) trains stably where lambdarank
+            # stopped after a handful of trees and lost to its best channel (Gowalla holdout)
             "objective": "rank_xendcg",
             "metric": "ndcg",
             "eval_at": [EVAL_K],

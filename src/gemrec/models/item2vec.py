@@ -415,9 +415,9 @@ class Item2Vec(EmbeddingRecommender):
 
     The context side uses the same fused vectors (tied embeddings) rather than a second table:
     the one space then serves similarity, user scoring and cold start alike, and ``H_u^T H_v``
-    is the co-occurrence score the model was trained on (on Amazon Scientific, scoring users
-    against an untied input table reached Recall@20 .06 versus .09 tied, see
-    docs/benchmarks/item2vec.md). A new item has no ``W^0`` row and no ``a_v``: its vector is
+    is the co-occurrence score the model was trained on (scoring users against an untied
+    input table was worse, see docs/benchmarks/item2vec.md). A new item has no ``W^0`` row and
+    no ``a_v``: its vector is
     ``sum_{j>=1} softmax(g)_j W^j_{s^j}`` with a global field attention ``g`` trained on the
     ``cold_dropout`` share of targets. Users are ``p_u = sum_i c_ui H_i / sum_i c_ui`` with
     ``c_ui = x_ui 2^{-age_ui / half_life}`` and
@@ -427,8 +427,8 @@ class Item2Vec(EmbeddingRecommender):
     with ``P_n`` the negative-sampling distribution (walk frequency to the 3/4). At the optimum
     of SGNS, ``H_j^T H_i = log P(i | j) - log P_n(i) - log k`` (Levy & Goldberg, 2014), so
     ``beta = 1`` ranks by the conditional probability and ``beta = 0`` by the PMI-like
-    association; on Amazon Scientific and Gowalla ``beta = 0.5`` was best (Recall@20 .094 -> .132
-    and .022 -> .100 from ``beta = 0``).
+    association; ``beta = 0.5`` was best on Amazon Scientific and Gowalla
+    (docs/benchmarks/item2vec.md).
 
     Side information reaches the model as ``fit(..., side=SideInformation(item_features=table))``
     (``gemrec train`` passes the dataset's item table): a DataFrame with one row per item,

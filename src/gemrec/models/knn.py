@@ -113,8 +113,8 @@ class ItemKNN(ItemToItemModel):
         Exponent split of the cosine denominator (0.5: the ordinary cosine; below 0.5 the target
         item's norm counts less, as in Aiolli's asymmetric cosine).
 
-    The defaults were chosen on a validation split carved from Gowalla's train part and stay
-    within 1-2.5 % of the tuned optimum on Last.fm and ML-100K (docs/benchmarks/cf.md).
+    The defaults were chosen on a validation split carved from Gowalla's train part
+    (docs/benchmarks/cf.md).
 
     Notes
     -----

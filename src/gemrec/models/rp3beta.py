@@ -36,8 +36,8 @@ class RP3Beta(ItemToItemModel):
         Re-normalise each row of the pruned W to sum to one.
 
     The defaults were chosen on a validation split carved from Gowalla's train part
-    (docs/benchmarks/cf.md); they are within 1-5 % of the tuned optimum on Last.fm and ML-100K, but
-    dense popularity-dominated data such as ML-1M wants ``alpha=1.0, beta=0.6`` (+45 % recall).
+    (docs/benchmarks/cf.md); dense, popularity-dominated data such as ML-1M wants a stronger
+    popularity penalty, e.g. ``alpha=1.0, beta=0.6``.
 
     Notes
     -----

@@ -1,8 +1,9 @@
 """Hyperparameter sweep for ``graphfilter`` on a validation split carved from train (never test).
 
-    PYTHONPATH=src python benchmarks/tune_graphfilter.py --dataset ml100k
+    PYTHONPATH=src python benchmarks/studies/tune_graphfilter.py --dataset movielens-100k
 
-Prints Recall@20 / NDCG@20 on the validation split (20% of each user's train items, seed 0).
+Prints Recall@20 / NDCG@20 on the validation split (the importer's: 20% of each user's training
+edges at random, seed 0; ``benchmarks/_data.py``).
 """
 
 from __future__ import annotations
@@ -13,25 +14,26 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _lightgcn_format import load_split, random_holdout
+from _data import DATASETS, splits
 
 from gemrec.eval import evaluate
 from gemrec.models.graphfilter import GraphFilter
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dataset", default="ml100k")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--dataset", default="movielens-100k", choices=sorted(DATASETS))
     parser.add_argument("--ranks", default="0.01,0.02,0.04")
     parser.add_argument("--betas", default="0.15,0.3,0.5")
     parser.add_argument("--exponents", default="0.5:0.5,0.6:0.4,0.7:0.3")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--svd-n-iter", type=int, default=2)
     args = parser.parse_args()
-    train, _ = load_split(args.dataset)
-    fit_part, valid = random_holdout(train, 0.2, seed=0)
+    fit_part, valid, _ = splits(args.dataset, valid_fraction=0.2, seed=0)
     ranks = [float(x) if "." in x else int(x) for x in args.ranks.split(",")]
     betas = [float(x) for x in args.betas.split(",")]
     exps = [tuple(float(v) for v in e.split(":")) for e in args.exponents.split(",")]

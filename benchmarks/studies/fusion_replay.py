@@ -5,9 +5,9 @@ random holdout to tune, then on all of train.txt) and LightGCN alone takes minut
 tuning variants end to end is slow on a shared machine. This script makes the same fits once and
 caches each channel's top-100 lists:
 
-    PYTHONPATH=src python benchmarks/bench_fusion_replay.py cache /tmp/gw [--channels ...]
-    PYTHONPATH=src python benchmarks/bench_fusion_replay.py replay /tmp/gw [--set method=ltr]
-    PYTHONPATH=src python benchmarks/bench_fusion_replay.py replay /tmp/gw --test
+    PYTHONPATH=src python benchmarks/studies/fusion_replay.py cache /tmp/gw [--channels ...]
+    PYTHONPATH=src python benchmarks/studies/fusion_replay.py replay /tmp/gw [--set method=ltr]
+    PYTHONPATH=src python benchmarks/studies/fusion_replay.py replay /tmp/gw --test
 
 ``cache`` fits on the holdout split ``Fusion(seed=0)`` would carve (``_holdout(train, 0.1, 0)``)
 and on all of train.txt (the refit). ``replay`` runs ``Fusion``'s own tuning code (``_tune``: the
@@ -15,7 +15,7 @@ and on all of train.txt (the refit). ``replay`` runs ``Fusion``'s own tuning cod
 and prints the validation report; with ``--test`` it also combines the refit channels' lists for
 the test users and scores them (Recall@20 / NDCG@20, training items excluded, as
 ``gemrec.eval.evaluate``). The channels are seeded, so the single-channel test numbers equal
-``bench_fusion.py``'s. Only Gowalla (no timestamps, no item categories) is supported.
+``benchmarks/bench_fusion.py``'s. Only Gowalla (no timestamps, no item categories) is supported.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 

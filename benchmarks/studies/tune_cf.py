@@ -1,29 +1,31 @@
 """Hyperparameter search for the neighbourhood baselines on a validation split carved from train.
 
-Procedure (never touches test.txt): split each user's training items 80/20 at random (seed 0),
-fit on the 80 %, score Recall@20 on the 20 %, and run coordinate search: for each parameter in
-turn, try every value of its grid with the others held at the current best; repeat the passes until
-nothing changes (at most three). The winner is then refit on all of train and evaluated on test by
-``benchmarks/bench_cf.py``.
+Procedure (never touches the test split): the importer carves 20 % of each user's training edges
+at random as the validation split (``benchmarks/_data.py``, ``valid_fraction=0.2``, seed 0); fit
+on the rest, score Recall@20 on the validation split, and run coordinate search: for each parameter
+in turn, try every value of its grid with the others held at the current best; repeat the passes
+until nothing changes (at most three). The winner is then refit on all of train and evaluated on
+test by ``benchmarks/bench_cf.py``.
 
 Finally the shipped defaults are scored on the same validation split, to see how far they are
 from the per-dataset optimum (on datasets other than the one they were tuned on).
 
-Run: ``PYTHONPATH=src python benchmarks/tune_cf.py {rp3beta|itemknn|userknn} [DATASET]``
+Run: ``PYTHONPATH=src python benchmarks/studies/tune_cf.py {rp3beta|itemknn|userknn} [DATASET]``
 with DATASET one of gowalla (default), movielens-1m, movielens-100k, lastfm-2k.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _gowalla import load_benchmark, validation_split
+from _data import DATASETS, splits
 
 from gemrec.eval import evaluate
 from gemrec.models import make_model
@@ -48,19 +50,18 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
     },
 }
 START: dict[str, dict[str, Any]] = {
-    # a first coarse pass (alpha 0.5..1.2, beta 0..0.5, n_neighbors 50..800) from
-    # (1.0, 0.3, 200) ended near here; see docs/benchmarks/cf.md
+    # where a first coarse pass (alpha 0.5..1.2, beta 0..0.5, n_neighbors 50..800) from
+    # (1.0, 0.3, 200) ended
     "rp3beta": {"alpha": 0.7, "beta": 0.2, "n_neighbors": 200, "normalize": False},
-    # a first pass over shrink / n_neighbors / weighting (asymmetry fixed at 0.5) from
-    # (200, 10, none) ended here; see docs/benchmarks/cf.md
+    # where a first pass over shrink / n_neighbors / weighting (asymmetry fixed at 0.5) from
+    # (200, 10, none) ended
     "itemknn": {"n_neighbors": 200, "shrink": 50.0, "weighting": "none", "asymmetry": 0.5},
     "userknn": {"n_neighbors": 200, "shrink": 10.0, "weighting": "none"},
 }
 
 
 def tune(model_name: str, dataset: str = "gowalla") -> dict[str, Any]:
-    train, _ = load_benchmark(dataset)
-    fit_part, valid = validation_split(train, 0.2, seed=0)
+    fit_part, valid, _ = splits(dataset, valid_fraction=0.2, seed=0)
     cache: dict[str, tuple[float, float]] = {}
 
     def score(params: dict[str, Any]) -> tuple[float, float]:
@@ -107,4 +108,10 @@ def tune(model_name: str, dataset: str = "gowalla") -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    tune(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "gowalla")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("model", choices=sorted(GRIDS))
+    parser.add_argument("dataset", nargs="?", default="gowalla", choices=sorted(DATASETS))
+    args = parser.parse_args()
+    tune(args.model, args.dataset)
