@@ -31,6 +31,7 @@ from gemrec.eval.evaluate import _hits
 from gemrec.eval.metrics import ranking_metrics
 from gemrec.models.base import Recommender, State
 from gemrec.models.popularity import Popularity
+from gemrec.ranking import topk_pairs
 
 __all__ = ["DEFAULT_CHANNELS", "METHODS", "Fusion", "fuse_lists"]
 
@@ -80,27 +81,6 @@ def _normalise(scores: np.ndarray, valid: np.ndarray, how: str) -> np.ndarray:
     return np.where(valid, out, 0.0)
 
 
-def _topk_pairs(
-    rows: np.ndarray, items: np.ndarray, vals: np.ndarray, n_rows: int, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k per row of a sparse (row, item, value) list with unique (row, item) pairs.
-
-    Ties are broken by the smaller item id, as :func:`gemrec.models.base.topk` does.
-    """
-    ids = np.full((n_rows, k), -1, np.int32)
-    out = np.full((n_rows, k), -np.inf, np.float32)
-    if len(rows) == 0:
-        return ids, out
-    order = np.lexsort((items, -vals, rows))
-    r, it, v = rows[order], items[order], vals[order]
-    starts = np.searchsorted(r, np.arange(n_rows))
-    pos = np.arange(len(r)) - starts[r]
-    keep = pos < k
-    ids[r[keep], pos[keep]] = it[keep]
-    out[r[keep], pos[keep]] = v[keep]
-    return ids, out
-
-
 def fuse_lists(
     lists: Sequence[tuple[np.ndarray, np.ndarray]],
     weights: Sequence[float] | np.ndarray,
@@ -128,6 +108,7 @@ def fuse_lists(
     Returns
     -------
     ids : ndarray of int32, shape (n, k); scores : ndarray of float32, shape (n, k)
+        Ranked by :func:`gemrec.ranking.topk_pairs`: equal fused scores go to the lower item id.
 
     Notes
     -----
@@ -162,7 +143,7 @@ def fuse_lists(
     keys = np.concatenate(keys_parts)
     uniq, inv = np.unique(keys, return_inverse=True)
     sums = np.bincount(inv, weights=np.concatenate(vals_parts), minlength=len(uniq))
-    return _topk_pairs(uniq // n_cols, uniq % n_cols, sums, n, k)
+    return topk_pairs(uniq // n_cols, uniq % n_cols, sums, n, k)
 
 
 def _mean_metrics(ids: np.ndarray, truth: sp.csr_matrix, k: int = EVAL_K) -> tuple[float, float]:
@@ -850,7 +831,7 @@ class Fusion(Recommender):
             )
         best_it = getattr(self.ltr_model_, "best_iteration", 0) or None
         pred = np.asarray(self.ltr_model_.predict(x, num_iteration=best_it), dtype=np.float64)
-        return _topk_pairs(rows, items, pred, len(users), k)
+        return topk_pairs(rows, items, pred, len(users), k)
 
     # ----------------------------------------------------------------- scoring
     def _combine(

@@ -22,7 +22,8 @@ import scipy.sparse as sp
 
 from gemrec.data.interactions import Interactions
 from gemrec.errors import DataError, GemrecError, ParameterError
-from gemrec.models.base import EmbeddingRecommender, State, topk
+from gemrec.models.base import EmbeddingRecommender, State
+from gemrec.ranking import topk
 
 __all__ = [
     "Item2Vec",
