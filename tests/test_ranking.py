@@ -1,4 +1,4 @@
-"""The ranking kernel: compiled and NumPy paths against a full stable sort, the tie rule, padding."""
+"""The ranking kernel: both paths against a full stable sort, the tie rule, padding."""
 
 from __future__ import annotations
 

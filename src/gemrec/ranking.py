@@ -139,7 +139,7 @@ def _as_block(scores: Any) -> np.ndarray:
 # ----------------------------------------------------------------------------- NumPy path
 def _topk_numpy(block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """``k <= n_cols`` winners per row: ids int32 and values in the block's dtype."""
-    n_rows, n_cols = block.shape
+    n_cols = block.shape[1]
     if k == n_cols:
         cand = np.broadcast_to(np.arange(n_cols), block.shape)
     else:

@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import scipy.sparse as sp
 
+from gemrec._optional import is_available, require
 from gemrec.analysis.interests import category_affinities
 from gemrec.data.interactions import Interactions
 from gemrec.errors import GemrecError, ParameterError
@@ -337,10 +338,11 @@ class Fusion(Recommender):
             entries = []
             for name in DEFAULT_CHANNELS:
                 try:
-                    get_model_class(name)
+                    klass = get_model_class(name)
                 except GemrecError:
                     continue
-                entries.append(name)
+                if all(is_available(module) for module in klass.fit_requires):
+                    entries.append(name)
             if has_timestamps:  # trending items matter when the test lies in the future
                 entries.append(TRENDING)
         specs = []
@@ -621,8 +623,9 @@ class Fusion(Recommender):
                 "recall@20": sum(v[0] * v[2] for v in vals) / tot,
                 "ndcg@20": sum(v[1] * v[2] for v in vals) / tot,
             }
-        if not summary:
-            raise GemrecError("fusion: method 'ltr' needs lightgbm, which is not installed")
+        if not summary:  # 'ltr' alone was asked for, and lightgbm is missing
+            require("lightgbm", "fusion method 'ltr'")
+            raise GemrecError("fusion: no method could be tuned")
         best = max(summary, key=lambda m: summary[m]["recall@20"] + summary[m]["ndcg@20"])
         # final parameters of the chosen method, from all tuning users
         if best == "ltr":
@@ -774,8 +777,7 @@ class Fusion(Recommender):
         lists: list[tuple[np.ndarray, np.ndarray]],
         truth: sp.csr_matrix,
     ) -> Any:
-        import lightgbm as lgb
-
+        lgb = require("lightgbm", "fusion method 'ltr'")
         rows, items, x = self._features(users, lists)
         t = sp.csr_matrix(truth)
         t.sort_indices()
@@ -975,8 +977,7 @@ class Fusion(Recommender):
         self.channels_ = [Recommender.load(path / "channels" / d) for d in meta["channel_dirs"]]
         self.ltr_model_ = None
         if self.method_ == "ltr":
-            import lightgbm as lgb
-
+            lgb = require("lightgbm", "fusion method 'ltr'")
             self.ltr_model_ = lgb.Booster(model_str=(path / "ltr_model.txt").read_text())
 
 

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import scipy.sparse as sp
 
+from gemrec._optional import require
 from gemrec.data.interactions import Interactions
 from gemrec.errors import GemrecError, NotFittedError, ParameterError
 from gemrec.ranking import topk
@@ -52,6 +53,9 @@ class Recommender(ABC):
     name: ClassVar[str] = ""
     #: users scored at once by ``recommend``; bounds memory to ``batch_size * n_items`` floats
     batch_size: ClassVar[int] = 2048
+    #: optional modules that ``fit`` needs (each names its extra when missing); loading a saved
+    #: model and scoring with it need NumPy and SciPy only
+    fit_requires: ClassVar[tuple[str, ...]] = ()
 
     interactions_: sp.csr_matrix
 
@@ -96,6 +100,8 @@ class Recommender(ABC):
             )
         if interactions.nnz == 0:
             raise ParameterError("parameter 'interactions' is empty: nothing to learn from")
+        for module in self.fit_requires:
+            require(module, f"training {self.name}")
         self._validate_params()
         self.interactions_ = interactions.matrix
         self._fit(interactions, valid)

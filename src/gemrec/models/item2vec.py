@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -451,6 +451,7 @@ class Item2Vec(EmbeddingRecommender):
     """
 
     name = "item2vec"
+    fit_requires: ClassVar[tuple[str, ...]] = ("torch",)
 
     def __init__(
         self,

@@ -11,6 +11,7 @@ import threading
 
 import numpy as np
 
+from gemrec._optional import require
 from gemrec.ranking import topk, topk_pairs
 
 __all__ = ["ItemIndex", "select_top"]
@@ -101,8 +102,11 @@ class ItemIndex:
         self.ann = self._n >= ann_threshold
         self._index = None
         if self.ann:
-            import faiss
-
+            faiss = require(
+                "faiss",
+                f"approximate retrieval over {self._n} items (at least ann_threshold="
+                f"{ann_threshold}; raise it for exact search)",
+            )
             index = faiss.IndexHNSWFlat(self.dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = 40
             index.add(self._vecs)  # built with every core ...
