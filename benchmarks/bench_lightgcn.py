@@ -38,8 +38,9 @@ from gemrec.data.interactions import Interactions
 from gemrec.eval import evaluate
 from gemrec.models import get_model_class
 from gemrec.models._allocator import keep_freed_memory
+from gemrec.models._lightgcn_torch import LightGCNNet, TrainingGraph, bpr_loss
 from gemrec.models.fitting import fit_model
-from gemrec.models.lightgcn import LightGCNNet, TrainingGraph, bpr_loss, normalized_adjacency
+from gemrec.models.lightgcn import normalized_adjacency
 from gemrec.models.training import BPRSampler
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
