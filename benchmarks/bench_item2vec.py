@@ -1,9 +1,9 @@
-"""Item2Vec (EGES) accuracy and fit time on Gowalla, Taobao UserBehavior and Amazon Scientific.
+"""Item2Vec (EGES) accuracy and fit time on Gowalla, Taobao, Amazon Scientific and MovieLens-1M.
 
 Usage::
 
-    python benchmarks/bench_item2vec.py [--datasets gowalla taobao amazon] [--repeats 1]
-        [--set epochs=5 --set walks_per_item=10 ...]
+    python benchmarks/bench_item2vec.py [--datasets gowalla taobao amazon movielens-1m]
+        [--repeats 1] [--set epochs=5 --set walks_per_item=10 ...]
 
 Prints Recall@20 / NDCG@20 (full ranking, training items excluded) and the median fit time of
 ``--repeats`` fits, next to global popularity measured in the same run. Reads the raw files in
@@ -14,6 +14,8 @@ Prints Recall@20 / NDCG@20 (full ranking, training items excluded) and the media
   per user, the latest 20% of distinct items (by last event time) are the test set; side
   information = category. Test items never seen in training are cold: only side information can
   rank them.
+- movielens-1m: the UltraGCN implicit split (train.txt / test.txt), no timestamps, no side
+  information.
 - amazon: Scientific leave-one-out (train = history of the test row, test = its target item);
   positions in the sequence serve as timestamps; side information = category path and brand parsed
   from Scientific.text ("title. categories. brand.").
@@ -31,6 +33,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _gowalla import load_benchmark
 
 from gemrec.data.interactions import Interactions
 from gemrec.eval import evaluate
@@ -138,7 +144,17 @@ def load_amazon() -> tuple[Interactions, Interactions, pd.DataFrame]:
     return train, test, feats
 
 
-LOADERS = {"gowalla": load_gowalla, "taobao": load_taobao, "amazon": load_amazon}
+def load_movielens_1m() -> tuple[Interactions, Interactions, pd.DataFrame | None]:
+    train, test = load_benchmark("movielens-1m")
+    return train, test, None
+
+
+LOADERS = {
+    "gowalla": load_gowalla,
+    "taobao": load_taobao,
+    "amazon": load_amazon,
+    "movielens-1m": load_movielens_1m,
+}
 
 
 # --------------------------------------------------------------------------- runs
