@@ -358,49 +358,36 @@ class Item2Vec(EmbeddingRecommender):
         from gemrec.models.training import fit_embeddings, minibatches
 
         n_items, d = interactions.n_items, int(self.embedding_dim)
-        if self._item_features is not None:
-            table = align_features(self._item_features, n_items)
-            self._fields = learn_fields(table, self.side_features, int(self.price_buckets))
-        else:
-            table, self._fields = pd.DataFrame(index=range(n_items)), []
-        fields = self._fields
-        codes = SideCodes.encode(fields, table)
-
+        fields, codes = self._side_information(n_items)
         hops, starts = walk_graph(interactions, self.graph, self.session_gap_hours)
         walker = RandomWalker(hops)
-        per_item, length, window = int(self.walks_per_item), int(self.walk_length), int(self.window)
+
+        def walks(rng: np.random.Generator) -> np.ndarray:
+            return draw_walks(walker, starts, int(self.walks_per_item), int(self.walk_length), rng)
 
         # the first epoch's walks (the loop's generator starts from the same seed) fix the noise
         # distribution and the items training reaches, identically in a resumed run
-        first = draw_walks(walker, starts, per_item, length, np.random.default_rng(self.seed))
+        first = walks(np.random.default_rng(self.seed))
         prior = noise_distribution(first, n_items)
-        walked = np.bincount(skipgram_pairs(first, window)[0], minlength=n_items) > 0
+        walked = np.bincount(skipgram_pairs(first, int(self.window))[0], minlength=n_items) > 0
         del first
-        # a never-walked (or new) item gets the median prior of the walked ones: neutral, so
-        # that its side-information match decides; the rarest item's prior would bury it
-        positive = prior[prior > 0]
-        self.cold_log_prior_ = float(np.median(np.log(positive))) if len(positive) else 0.0
-        log_prior = np.full(n_items, self.cold_log_prior_, dtype=np.float64)
-        log_prior[prior > 0] = np.log(prior[prior > 0])
+        log_prior = self._log_prior(prior)
         noise = torch.from_numpy(noise_table(prior, max(1_000_000, 20 * n_items)))
 
         net = EGESEmbedding(n_items, d, [f.size for f in fields])
         net.reset_parameters(torch.Generator().manual_seed(int(self.seed)))
-        optimizer = torch.optim.SparseAdam(list(net.parameters()), lr=float(self.lr))
         side_idx = [torch.from_numpy(i) for i in codes.idx]
         side_weights = [torch.from_numpy(w) for w in codes.weights]
         has = torch.from_numpy(codes.has)
         can_drop = has.any(dim=1)
         dropout = float(self.cold_dropout) if fields else 0.0
-        batch_size, k = int(self.pairs_per_batch), int(self.negatives)
+        k = int(self.negatives)
 
         def draw_epoch(rng: np.random.Generator) -> list[tuple[np.ndarray, ...]]:
-            targets, contexts = skipgram_pairs(
-                draw_walks(walker, starts, per_item, length, rng), window
-            )
+            targets, contexts = skipgram_pairs(walks(rng), int(self.window))
             order = rng.permutation(len(targets))
             pairs = [targets[order].astype(np.int64), contexts[order].astype(np.int64)]
-            return minibatches(pairs, batch_size)
+            return minibatches(pairs, int(self.pairs_per_batch))
 
         def batch_loss(batch: tuple[np.ndarray, ...]) -> torch.Tensor:
             t, c = torch.from_numpy(batch[0]), torch.from_numpy(batch[1])
@@ -411,50 +398,78 @@ class Item2Vec(EmbeddingRecommender):
             if dropout > 0:
                 cold = torch.zeros(len(items), dtype=torch.bool)
                 cold[:n] = (torch.rand(n) < dropout) & can_drop[t]
-            h = net(
-                items,
-                [i[items] for i in side_idx],
-                [w[items] for w in side_weights],
-                has[items],
-                cold,
-            )
+            side = ([i[items] for i in side_idx], [w[items] for w in side_weights], has[items])
+            h = net(items, *side, cold)
             return skipgram_loss(h[:n], h[n : 2 * n], h[2 * n :].view(n, k, d))
 
         def export() -> None:
-            own, logits, tables, g = net.numpy_weights()
-            self.side_tables_ = tables
-            if not fields:
-                vectors, attention = own, np.ones((n_items, 1), np.float32)
-                self.field_attention_ = np.zeros(0, np.float32)
-            else:
-                assert logits is not None
-                vectors, attention = fused_vectors(own, logits, tables, codes)
-                e = np.exp(g.astype(np.float64) - g.max())
-                self.field_attention_ = (e / e.sum()).astype(np.float32)
-            cold_rows = np.flatnonzero(~walked)
-            if len(cold_rows) and fields:
-                cold_codes = codes.rows(cold_rows)
-                vectors[cold_rows] = side_only_vectors(tables, self.field_attention_, cold_codes)
-                attention[cold_rows] = 0.0
-                attention[cold_rows, 1:] = cold_attention(self.field_attention_, cold_codes.has)
-            elif len(cold_rows):
-                vectors[cold_rows] = 0.0
-                attention[cold_rows] = 0.0
-            self.attention_ = attention
-            self.item_embeddings_ = np.hstack([vectors, log_prior[:, None]]).astype(np.float32)
-            self.user_embeddings_ = self._user_vectors(interactions)
+            self._export(*net.numpy_weights(), codes, walked, log_prior, interactions)
 
         fit_embeddings(
             self,
             interactions,
             valid,
             module=net,
-            optimizer=optimizer,
+            optimizer=torch.optim.SparseAdam(list(net.parameters()), lr=float(self.lr)),
             draw_epoch=draw_epoch,
             batch_loss=batch_loss,
             export=export,
             extra_fingerprint={"side_information": _describe(fields, codes)},
         )
+
+    def _side_information(self, n_items: int) -> tuple[list[SideField], SideCodes]:
+        """The side-information fields (kept as ``_fields``) and every item's codes."""
+        if self._item_features is None:
+            self._fields = []
+            return [], SideCodes.encode([], pd.DataFrame(index=range(n_items)))
+        table = align_features(self._item_features, n_items)
+        self._fields = learn_fields(table, self.side_features, int(self.price_buckets))
+        return self._fields, SideCodes.encode(self._fields, table)
+
+    def _log_prior(self, prior: np.ndarray) -> np.ndarray:
+        """``log P_n`` per item; items the walks never reach get ``cold_log_prior_``."""
+        # the median prior of the walked items is neutral, so that a never-walked (or new) item's
+        # side-information match decides; the rarest item's prior would bury it
+        positive = prior[prior > 0]
+        self.cold_log_prior_ = float(np.median(np.log(positive))) if len(positive) else 0.0
+        log_prior = np.full(len(prior), self.cold_log_prior_, dtype=np.float64)
+        log_prior[prior > 0] = np.log(positive)
+        return log_prior
+
+    def _export(
+        self,
+        own: np.ndarray,
+        logits: np.ndarray | None,
+        tables: list[np.ndarray],
+        g: np.ndarray,
+        codes: SideCodes,
+        walked: np.ndarray,
+        log_prior: np.ndarray,
+        interactions: Interactions,
+    ) -> None:
+        """Set the learned arrays from the module's weights (see ``EGESEmbedding.numpy_weights``).
+
+        Items no walk reached get their side-only vector (zeros without side information).
+        """
+        self.side_tables_ = tables
+        if logits is None:
+            vectors, attention = own, np.ones((len(own), 1), np.float32)
+            self.field_attention_ = np.zeros(0, np.float32)
+        else:
+            vectors, attention = fused_vectors(own, logits, tables, codes)
+            e = np.exp(g.astype(np.float64) - g.max())
+            self.field_attention_ = (e / e.sum()).astype(np.float32)
+        cold_rows = np.flatnonzero(~walked)
+        attention[cold_rows] = 0.0
+        if logits is None:
+            vectors[cold_rows] = 0.0
+        else:
+            cold_codes = codes.rows(cold_rows)
+            vectors[cold_rows] = side_only_vectors(tables, self.field_attention_, cold_codes)
+            attention[cold_rows, 1:] = cold_attention(self.field_attention_, cold_codes.has)
+        self.attention_ = attention
+        self.item_embeddings_ = np.hstack([vectors, log_prior[:, None]]).astype(np.float32)
+        self.user_embeddings_ = self._user_vectors(interactions)
 
     # ----------------------------------------------------------------- helpers
     def _user_vectors(self, interactions: Interactions) -> np.ndarray:
