@@ -37,6 +37,7 @@ FAST_PARAMS: dict[str, dict[str, Any]] = {
         "pairs_per_batch": 512,
         "lr": 0.02,
         "seed": 0,
+        "progress": False,
     },
     "graphfilter": {},
     "itemknn": {"n_neighbors": 50, "shrink": 1.0},

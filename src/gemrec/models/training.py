@@ -437,6 +437,7 @@ def fit_embeddings(
     batch_loss: Callable[[Batch], torch.Tensor],
     export: Callable[[], None],
     lr_schedule: Callable[[int], float] | None = None,
+    extra_fingerprint: dict[str, Any] | None = None,
 ) -> TrainingResult:
     """Train a torch embedding model with its standard hyperparameters and export the result.
 
@@ -444,6 +445,8 @@ def fit_embeddings(
     progress``; ``export()`` copies the module's current embeddings into the model's numpy
     ``user_embeddings_`` / ``item_embeddings_`` (called before each validation and at the end, after
     :func:`train_loop` restored the best epoch). Sets ``model.history_`` and ``model.best_epoch_``.
+    ``extra_fingerprint`` describes inputs other than the interactions and hyperparameters (e.g.
+    side information) that a checkpoint must match to be resumed.
     """
     check = validation_metrics(model, valid, model.eval_k)
 
@@ -467,7 +470,7 @@ def fit_embeddings(
         checkpoint_dir=model.checkpoint_dir,
         log_dir=model.log_dir,
         progress=model.progress,
-        fingerprint=fingerprint(model, interactions, RUN_ONLY),
+        fingerprint={**fingerprint(model, interactions, RUN_ONLY), **(extra_fingerprint or {})},
         lr_schedule=lr_schedule,
     )
     export()
