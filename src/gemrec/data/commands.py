@@ -24,6 +24,9 @@ EXAMPLE = """examples:
   gemrec import ../shared/data/gowalla --format lightgcn -o data/gowalla
   gemrec import ../shared/data/taobao-userbehavior-sample/UserBehavior_prefix.csv --format taobao \\
       -o data/taobao --split leave-last --half-life-days 3 --on-error skip
+  gemrec import ../shared/data/amazon-scientific-text --format recbole -o data/sci-cold \\
+      --split cold-items --test-fraction 0.2
+  gemrec import ../shared/data/ciao --format ciao -o data/ciao --split cold-users
 
 formats:
   events     CSV/TSV, JSONL or Parquet logs with user_id, item_id, event_type, timestamp
@@ -32,6 +35,9 @@ formats:
   movielens  ML-100K (u.data, u.item, u.user) or ML-1M (ratings.dat, movies.dat, users.dat)
   taobao     UserBehavior CSV user,item,category,behavior,timestamp (pv/cart/fav/buy)
   lastfm     HetRec user_artists.dat (play counts), user_friends.dat, artists.dat
+  recbole    RecBole atomic files NAME.inter (or NAME.train/.valid/.test.inter, kept as the
+             split), NAME.user, NAME.item, NAME.text (item text), NAME.net (social)
+  ciao       Ciao .mat files: rating_with_timestamp.mat or rating.mat, trustnetwork.mat
 
 See docs/data-formats.md for the dataset directory layout."""
 
@@ -105,15 +111,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--split",
         choices=SPLIT_METHODS,
         default=None,
-        help="predefined (default for lightgcn), random per-user holdout (default otherwise), "
-        "temporal global cut, leave-last per user, none",
+        help="predefined (default for lightgcn and split RecBole files), random per-user holdout "
+        "(default otherwise), temporal global cut, leave-last per user, cold-items / cold-users "
+        "(every interaction of a share of the items / users is test), none",
     )
     sp.add_argument(
         "--test-fraction",
         type=float,
         default=0.2,
         metavar="F",
-        help="random/temporal test share (0.2)",
+        help="random/temporal test share; cold-items/cold-users: share of the items/users (0.2)",
     )
     sp.add_argument(
         "--test-after", metavar="TIME", help="temporal: explicit cut (epoch or ISO 8601)"
@@ -124,9 +131,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     sp.add_argument(
         "--valid-fraction",
         type=float,
-        default=0.1,
+        default=None,
         metavar="F",
-        help="per-user share of train kept for tuning (0.1)",
+        help="per-user share of train kept for tuning (0.1); cold-items/cold-users: share of the "
+        "items/users held out for tuning (default none)",
     )
     sp.add_argument("--seed", type=int, default=0, help="seed of every random choice (0)")
     add_quiet(p)
