@@ -22,16 +22,20 @@ class EvaluationResult:
     """Mean metrics per cut-off plus catalogue-level measures.
 
     ``metrics[k][name]`` is the mean over evaluated users; ``beyond[k]`` holds coverage, novelty and
-    (when item categories are given) category diversity.
+    (when item categories are given) category diversity. ``n_candidates`` is the size of the
+    candidate set when the ranking was restricted to one (None: every item).
     """
 
     ks: list[int]
     n_users: int
     metrics: dict[int, dict[str, float]] = field(default_factory=dict)
     beyond: dict[int, dict[str, float]] = field(default_factory=dict)
+    n_candidates: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"n_users": self.n_users}
+        if self.n_candidates is not None:
+            out["n_candidates"] = self.n_candidates
         for k in self.ks:
             for name, v in self.metrics[k].items():
                 out[f"{name}@{k}"] = v
@@ -52,10 +56,11 @@ def evaluate(
     exclude: Interactions | sp.csr_matrix | None = None,
     item_categories: np.ndarray | None = None,
     users: np.ndarray | None = None,
+    candidates: np.ndarray | None = None,
     batch_size: int = 4096,
     progress: bool = False,
 ) -> EvaluationResult:
-    """Full ranking over all items; each user's training items excluded.
+    """Full ranking over all items (or over ``candidates``); each user's training items excluded.
 
     Parameters
     ----------
@@ -71,6 +76,10 @@ def evaluate(
         Category code per item (-1 unknown) for the intra-list category diversity.
     users : ndarray of int, optional
         Evaluate only these users (default: all with test items).
+    candidates : ndarray of int, optional
+        Rank only these items (e.g. the cold items of a cold-start split); the others neither
+        count as hits nor take list positions, and coverage is the share of the candidates
+        recommended. Test items outside the candidates still count in |T|.
     batch_size : int
         Users scored at once; memory is about ``batch_size * n_items * 4`` bytes.
 
@@ -96,6 +105,8 @@ def evaluate(
         users = np.flatnonzero(n_rel_all > 0)
     users = np.asarray(users, dtype=np.int64)
     users = users[n_rel_all[users] > 0]
+    if candidates is not None:
+        candidates = np.unique(np.asarray(candidates, dtype=np.int64))
     kmax = ks[-1]
     sums = {k: dict.fromkeys(METRICS, 0.0) for k in ks}
     rec_counts = {k: np.zeros(model.n_items, np.int64) for k in ks}
@@ -108,7 +119,9 @@ def evaluate(
     for start in iterator:
         block = users[start : start + batch_size]
         excl = excl_m[block] if excl_m is not None else None
-        ids, _ = model.recommend(block, kmax, exclude_seen=True, exclude=excl)
+        ids, _ = model.recommend(
+            block, kmax, exclude_seen=True, exclude=excl, candidates=candidates
+        )
         hits = _hits(test_m[block], ids)
         for k in ks:
             vals = ranking_metrics(hits, n_rel_all[block], k)
@@ -119,14 +132,19 @@ def evaluate(
             if item_categories is not None:
                 ild_sum[k] += float(_intra_list_diversity(ids[:, :k], item_categories).sum())
     n = max(len(users), 1)
-    result = EvaluationResult(ks=ks, n_users=len(users))
+    result = EvaluationResult(
+        ks=ks, n_users=len(users), n_candidates=None if candidates is None else len(candidates)
+    )
+    catalogue = np.ones(model.n_items, dtype=bool)  # the items a list may hold
+    if candidates is not None:
+        catalogue = np.isin(np.arange(model.n_items), candidates)
     item_pop = np.asarray(model.interactions_.astype(bool).sum(axis=0)).ravel().astype(np.float64)
     self_info = -np.log2((item_pop + 1.0) / (model.n_users + 1.0))
     for k in ks:
         result.metrics[k] = {name: sums[k][name] / n for name in METRICS}
         total = rec_counts[k].sum()
         beyond = {
-            "coverage": float((rec_counts[k] > 0).mean()),
+            "coverage": float((rec_counts[k][catalogue] > 0).mean()) if catalogue.any() else 0.0,
             "novelty": float((rec_counts[k] * self_info).sum() / total) if total else 0.0,
         }
         if item_categories is not None:
