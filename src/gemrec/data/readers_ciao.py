@@ -156,9 +156,12 @@ def _matrix(path: Path, name: str, widths: tuple[int, ...], layout: str) -> np.n
 
     try:
         variables = scipy.io.loadmat(str(path))
-    except (ValueError, TypeError, OSError, NotImplementedError) as exc:
+    except Exception as exc:  # SciPy's parser fails in many ways on a file that is not MAT
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise DataError(
-            f"cannot read as a MATLAB (.mat) file: {str(exc).splitlines()[0]}", path=str(path)
+            f"cannot read as a MATLAB (.mat) file: {reason}; expected Ciao's "
+            "rating_with_timestamp.mat, rating.mat or trustnetwork.mat",
+            path=str(path),
         ) from None
     data = {k: v for k, v in variables.items() if not k.startswith("__")}
     if name not in data:
