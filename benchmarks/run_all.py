@@ -134,6 +134,12 @@ RUNS: tuple[Run, ...] = (
     Run("fusion-ml100k", "bench_fusion", ("--datasets", "ml100k"), "fusion"),
     Run("fusion-gowalla", "bench_fusion", ("--datasets", "gowalla"), "fusion", full_only=True),
     Run("ingest", "bench_ingest", ("--rows", "1000000", "--repeat", "3"), "ingest"),
+    Run(
+        "coldstart",
+        "bench_coldstart",
+        ("--datasets", "amazon", "movielens-1m", "lastfm-2k", "ciao"),
+        "coldstart",
+    ),
     Run("serve", "bench_serve", ("--model", "svd", "--workers", "1"), "serve"),
 )
 
