@@ -137,8 +137,8 @@ def read_recbole(
         notes.append(
             "sequential .inter files (history + next item): each interaction read once, from "
             "the line where it is a target (its split) or, for the first items of a sequence, "
-            "first seen in a history (train); items cut off by the source's history limit are "
-            "not recoverable"
+            "first seen in a history (train); a repeated interaction counts as a duplicate; "
+            "items cut off by the source's history limit are not recoverable"
         )
 
     side: dict[str, Table | None] = {}
