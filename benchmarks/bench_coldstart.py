@@ -26,11 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _data import load
 
-from gemrec.eval.baselines import CategoryPopularity, random_recall
 from gemrec.eval.commands import evaluate_on_dataset
+from gemrec.eval.metrics import random_recall
 from gemrec.eval.protocols import protocol_of
 from gemrec.models.base import Recommender
 from gemrec.models.fitting import fit_on_dataset, make_configured
+from gemrec.models.popularity import CategoryPopularity
 
 #: benchmark name -> (benchmark dataset of ``_data.py``, baselines measured on it)
 DATASETS: dict[str, tuple[str, tuple[str, ...]]] = {

@@ -25,6 +25,7 @@ from tests.serve.conftest import build_shop
 #: every model kind, with hyperparameters small enough for the shop (90 users, 60 items)
 TRAINED: dict[str, dict[str, Any]] = {
     "pop": {},
+    "category-pop": {},
     "itemknn": {},
     "userknn": {},
     "rp3beta": {},
@@ -38,6 +39,7 @@ TRAINED: dict[str, dict[str, Any]] = {
 #: fitted in the subprocess too: the core install trains these without torch
 CORE = {
     "pop": {},
+    "category-pop": {},
     "itemknn": {},
     "rp3beta": {},
     # rank 3: the three blocks' unit singular values, a subspace that does not depend on the probe

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["METRICS", "ranking_metrics"]
+from gemrec.errors import ParameterError
+
+__all__ = ["METRICS", "random_recall", "ranking_metrics"]
 
 METRICS = ("recall", "precision", "ndcg", "hitrate", "mrr", "map")
 
@@ -57,3 +59,14 @@ def ranking_metrics(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> dict[st
         "mrr": mrr,
         "map": ap,
     }
+
+
+def random_recall(n_candidates: int, k: int) -> float:
+    """Expected Recall@k of a uniformly random ranking of ``n_candidates`` items.
+
+    Each relevant item lands in the top k with probability ``min(k, n) / n``, whatever the
+    number of relevant items, so this is also the mean over users.
+    """
+    if n_candidates < 1 or k < 1:
+        raise ParameterError.invalid("n_candidates, k", "positive integers", (n_candidates, k))
+    return min(k, n_candidates) / n_candidates

@@ -1,4 +1,4 @@
-"""Cold-start reference points: category popularity by hand, a random ranking's recall."""
+"""Category popularity (the cold-item baseline) by hand; a random ranking's expected recall."""
 
 import numpy as np
 import pytest
@@ -6,8 +6,9 @@ import pytest
 from gemrec.data.interactions import Interactions
 from gemrec.data.side import SideInformation
 from gemrec.errors import ParameterError
-from gemrec.eval.baselines import CategoryPopularity, random_recall
+from gemrec.eval.metrics import random_recall
 from gemrec.models.fitting import fit_model
+from gemrec.models.popularity import CategoryPopularity
 
 
 def test_category_popularity_by_hand(tmp_path):
