@@ -36,9 +36,10 @@ from _lightgcn_format import holdout, load_split
 
 from gemrec.data.interactions import Interactions
 from gemrec.eval import evaluate
+from gemrec.graph.adjacency import bipartite_adjacency
 from gemrec.models import get_model_class
 from gemrec.models._allocator import keep_freed_memory
-from gemrec.models.lightgcn import LightGCNNet, TrainingGraph, bpr_loss, normalized_adjacency
+from gemrec.models.lightgcn import LightGCNNet, TrainingGraph, bpr_loss
 from gemrec.models.training import BPRSampler
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -101,7 +102,7 @@ def gemrec_stepper(train: Interactions, dim: int = 64, n_layers: int = 3):  # ty
 
 
 def reference_stepper(train: Interactions, dim: int = 64, n_layers: int = 3):  # type: ignore[no-untyped-def]
-    adj_sp = normalized_adjacency(train.binary())
+    adj_sp = bipartite_adjacency(train.binary())
     model = ReferenceLightGCN(adj_sp, train.n_users, dim, n_layers)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
