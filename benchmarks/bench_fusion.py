@@ -36,12 +36,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
+from gemrec.data.holdout import union  # noqa: E402
 from gemrec.data.interactions import Interactions  # noqa: E402
 from gemrec.data.store import Dataset  # noqa: E402
 from gemrec.errors import GemrecError  # noqa: E402
 from gemrec.eval import evaluate  # noqa: E402
 from gemrec.fusion.fusion import DEFAULT_CHANNELS, Fusion  # noqa: E402
-from gemrec.fusion.fusion import _union as fusion_union  # noqa: E402
 from gemrec.models import get_model_class, make_model  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -81,10 +81,6 @@ def ml100k(tmp: Path) -> tuple[Interactions, Interactions, Interactions, np.ndar
     )
 
 
-def _union(a: Interactions, b: Interactions | None) -> Interactions:
-    return a if b is None else fusion_union(a, b)
-
-
 def available(names: list[str]) -> list[str]:
     out = []
     for n in names:
@@ -98,7 +94,7 @@ def available(names: list[str]) -> list[str]:
 
 def run(name: str, data: tuple, channels: list[str] | None, repeats: int, reuse: bool) -> dict:
     train, valid, test, cats = data
-    full = _union(train, valid)
+    full = train if valid is None else union(train, valid)
     has_ts = full.timestamps is not None and full.timestamps.nnz > 0
     times, fused = [], None
     for _ in range(repeats):

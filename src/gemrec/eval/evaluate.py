@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from gemrec.data.interactions import Interactions
 from gemrec.errors import ParameterError
-from gemrec.eval.metrics import METRICS, ranking_metrics
+from gemrec.eval.metrics import METRICS, hits, ranking_metrics
 from gemrec.models.base import Recommender
 
 __all__ = ["EvaluationResult", "evaluate"]
@@ -109,9 +109,9 @@ def evaluate(
         block = users[start : start + batch_size]
         excl = excl_m[block] if excl_m is not None else None
         ids, _ = model.recommend(block, kmax, exclude_seen=True, exclude=excl)
-        hits = _hits(test_m[block], ids)
+        found = hits(test_m[block], ids)
         for k in ks:
-            vals = ranking_metrics(hits, n_rel_all[block], k)
+            vals = ranking_metrics(found, n_rel_all[block], k)
             for name in METRICS:
                 sums[k][name] += float(vals[name].sum())
             valid = ids[:, :k][ids[:, :k] >= 0]
@@ -133,19 +133,6 @@ def evaluate(
             beyond["diversity"] = ild_sum[k] / n
         result.beyond[k] = beyond
     return result
-
-
-def _hits(test_rows: sp.csr_matrix, ids: np.ndarray) -> np.ndarray:
-    """``hits[r, j]``: is ``ids[r, j]`` stored in row r of ``test_rows`` (vectorised key search)."""
-    t = sp.csr_matrix(test_rows)
-    t.sort_indices()
-    n_cols = np.int64(t.shape[1])
-    rows = np.repeat(np.arange(t.shape[0], dtype=np.int64), np.diff(t.indptr))
-    keys = rows * n_cols + t.indices  # ascending: rows ascend, indices sorted within a row
-    query = np.arange(ids.shape[0], dtype=np.int64)[:, None] * n_cols + ids
-    pos = np.minimum(np.searchsorted(keys, query), max(len(keys) - 1, 0))
-    hits = (keys[pos] == query) if len(keys) else np.zeros(ids.shape, dtype=bool)
-    return np.asarray(hits & (ids >= 0))
 
 
 def _intra_list_diversity(ids: np.ndarray, categories: np.ndarray) -> np.ndarray:
