@@ -1,10 +1,14 @@
-"""Full-ranking evaluation of any recommender."""
+"""Full-ranking evaluation of any recommender.
+
+Evaluation needs a model's ranking interface only (:class:`Ranker`), so this module never imports
+:mod:`gemrec.models`: models import :func:`validation` for early stopping, not the other way round.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -12,9 +16,29 @@ import scipy.sparse as sp
 from gemrec.data.interactions import Interactions
 from gemrec.errors import ParameterError
 from gemrec.eval.metrics import METRICS, hits, ranking_metrics
-from gemrec.models.base import Recommender
 
-__all__ = ["EvaluationResult", "evaluate"]
+__all__ = ["EvaluationResult", "Ranker", "evaluate", "validation"]
+
+
+class Ranker(Protocol):
+    """What evaluation needs of a model (every :class:`~gemrec.models.base.Recommender` is one)."""
+
+    interactions_: sp.csr_matrix
+
+    @property
+    def n_users(self) -> int: ...
+
+    @property
+    def n_items(self) -> int: ...
+
+    def recommend(
+        self,
+        users: Any,
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        exclude: sp.csr_matrix | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 @dataclass
@@ -45,7 +69,7 @@ class EvaluationResult:
 
 
 def evaluate(
-    model: Recommender,
+    model: Ranker,
     test: Interactions | sp.csr_matrix,
     *,
     ks: Sequence[int] = (20,),
@@ -59,7 +83,7 @@ def evaluate(
 
     Parameters
     ----------
-    model : Recommender
+    model : Ranker
         A fitted model; its own fit interactions are always excluded.
     test : Interactions or csr_matrix, shape (n_users, n_items)
         Held-out items; users with none are skipped.
@@ -133,6 +157,36 @@ def evaluate(
             beyond["diversity"] = ild_sum[k] / n
         result.beyond[k] = beyond
     return result
+
+
+def validation(
+    valid: Interactions | None, k: int = 20
+) -> Callable[[Ranker], dict[str, float]] | None:
+    """The early-stopping callback of a training loop: Recall@k and NDCG@k on ``valid``.
+
+    Parameters
+    ----------
+    valid : Interactions or None
+        The validation split (same shape as the training interactions).
+    k : int
+        Cut-off; the callback returns ``{"recall@k": ..., "ndcg@k": ...}``.
+
+    Returns
+    -------
+    callable or None
+        ``validate(model) -> metrics``, evaluating the model's current state (the training loop
+        refreshes its learned arrays first); None when ``valid`` is None or empty, i.e. when there
+        is nothing to stop on.
+    """
+    if valid is None or valid.nnz == 0:
+        return None
+    held = valid
+
+    def validate(model: Ranker) -> dict[str, float]:
+        res = evaluate(model, held, ks=[k])
+        return {f"recall@{k}": res[f"recall@{k}"], f"ndcg@{k}": res[f"ndcg@{k}"]}
+
+    return validate
 
 
 def _intra_list_diversity(ids: np.ndarray, categories: np.ndarray) -> np.ndarray:

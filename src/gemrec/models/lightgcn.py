@@ -26,6 +26,7 @@ from torch_geometric.nn.conv import LGConv
 
 from gemrec.data.interactions import Interactions
 from gemrec.errors import ParameterError
+from gemrec.eval.evaluate import validation
 from gemrec.graph.adjacency import bipartite_adjacency, normalized_interactions
 from gemrec.graph.spectral import truncated_svd
 from gemrec.models.base import EmbeddingRecommender
@@ -543,7 +544,7 @@ class LightGCN(EmbeddingRecommender):
         fit_embeddings(
             self,
             interactions,
-            valid,
+            validation(valid, self.eval_k),
             module=net,
             optimizer=optimizer,
             draw_epoch=draw_epoch,

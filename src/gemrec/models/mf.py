@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from gemrec.data.interactions import Interactions
+from gemrec.eval.evaluate import validation
 from gemrec.models.base import EmbeddingRecommender
 from gemrec.models.training import (
     COMMON_CHECKS,
@@ -126,7 +127,7 @@ class BPRMF(EmbeddingRecommender):
         fit_embeddings(
             self,
             interactions,
-            valid,
+            validation(valid, self.eval_k),
             module=net,
             optimizer=optimizer,
             draw_epoch=draw_epoch,

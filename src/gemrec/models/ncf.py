@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from gemrec.data.interactions import Interactions
 from gemrec.errors import ParameterError
+from gemrec.eval.evaluate import validation
 from gemrec.models.base import EmbeddingRecommender, State
 from gemrec.models.training import (
     COMMON_CHECKS,
@@ -211,7 +212,7 @@ class NeuMF(EmbeddingRecommender):
         fit_embeddings(
             self,
             interactions,
-            valid,
+            validation(valid, self.eval_k),
             module=net,
             optimizer=optimizer,
             draw_epoch=draw_epoch,
