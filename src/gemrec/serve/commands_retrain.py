@@ -17,6 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from gemrec._cli_util import add_command, add_model_and_dataset
+from gemrec.data.event_types import DEFAULT_WEIGHT, weight_table
 from gemrec.data.interactions import Interactions
 from gemrec.data.store import Dataset
 from gemrec.errors import GemrecError
@@ -62,14 +63,13 @@ def retrain(
         Summary: events folded/skipped, new users/items, fit seconds.
     """
     from gemrec.serve._engine import Engine
-    from gemrec.serve._settings import DEFAULT_EVENT_WEIGHTS, ServeSettings
+    from gemrec.serve._settings import ServeSettings
     from gemrec.serve._store import open_store
-    from gemrec.serve.svd import load_model
 
     model_dir, output = Path(model_dir), Path(output)
     if output.resolve() == model_dir.resolve():
         raise GemrecError("-o must name a new directory, not the model being retrained")
-    old = load_model(model_dir)
+    old = Recommender.load(model_dir)
     dataset = Dataset.open(dataset_dir)
     # id maps exactly as the service derives them for this model
     engine = Engine(
@@ -77,7 +77,7 @@ def retrain(
     )
     user_ids, item_ids = list(engine.user_ids), list(engine.catalogue.item_ids)
     user_index, item_index = dict(engine.user_index), dict(engine.catalogue.index)
-    weights = {**DEFAULT_EVENT_WEIGHTS, **dataset.manifest.get("event_weights", {})}
+    weights = weight_table(dataset.manifest.get("event_weights"))  # as import weighed the graph
 
     store = open_store(store_url)
     try:
@@ -99,7 +99,7 @@ def retrain(
                 user_ids.append(e.user_id)
             rows.append(u)
             cols.append(i)
-            vals.append(weights.get(e.event_type, 1.0))
+            vals.append(weights.get(e.event_type, DEFAULT_WEIGHT))
     finally:
         store.close()
     shape = (len(user_ids), len(item_ids))
