@@ -26,6 +26,7 @@ from tests.serve.conftest import build_shop
 TRAINED: dict[str, dict[str, Any]] = {
     "pop": {},
     "category-pop": {},
+    "svd": {"factors": 8},
     "itemknn": {},
     "userknn": {},
     "rp3beta": {},

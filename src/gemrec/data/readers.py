@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from gemrec.data.event_types import canonical_event_type
 from gemrec.data.tables import (
     MAX_LINE_BYTES,
     BadRow,
@@ -394,7 +395,8 @@ def read_movielens(
     )
 
 
-TAOBAO_BEHAVIOURS = {"pv": "view", "cart": "cart", "fav": "fav", "buy": "purchase"}
+#: the Taobao UserBehavior log's behaviours, named as the weight table names them
+TAOBAO_BEHAVIOURS = {b: canonical_event_type(b) for b in ("pv", "cart", "fav", "buy")}
 
 
 def read_taobao(

@@ -1,20 +1,45 @@
-"""Full-ranking evaluation of any recommender."""
+"""Full-ranking evaluation of any recommender.
+
+Evaluation needs a model's ranking interface only (:class:`Ranker`), so this module never imports
+:mod:`gemrec.models`: models import :func:`validation` for early stopping, not the other way round.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import scipy.sparse as sp
 
 from gemrec.data.interactions import Interactions
 from gemrec.errors import ParameterError
-from gemrec.eval.metrics import METRICS, ranking_metrics
-from gemrec.models.base import Recommender
+from gemrec.eval.metrics import METRICS, hits, ranking_metrics
 
-__all__ = ["EvaluationResult", "evaluate"]
+__all__ = ["EvaluationResult", "Ranker", "evaluate", "validation"]
+
+
+class Ranker(Protocol):
+    """What evaluation needs of a model (every :class:`~gemrec.models.base.Recommender` is one)."""
+
+    interactions_: sp.csr_matrix
+
+    @property
+    def n_users(self) -> int: ...
+
+    @property
+    def n_items(self) -> int: ...
+
+    def recommend(
+        self,
+        users: Any,
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        exclude: sp.csr_matrix | None = None,
+        candidates: Any = None,
+    ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 @dataclass
@@ -49,7 +74,7 @@ class EvaluationResult:
 
 
 def evaluate(
-    model: Recommender,
+    model: Ranker,
     test: Interactions | sp.csr_matrix,
     *,
     ks: Sequence[int] = (20,),
@@ -64,7 +89,7 @@ def evaluate(
 
     Parameters
     ----------
-    model : Recommender
+    model : Ranker
         A fitted model; its own fit interactions are always excluded.
     test : Interactions or csr_matrix, shape (n_users, n_items)
         Held-out items; users with none are skipped.
@@ -122,9 +147,9 @@ def evaluate(
         ids, _ = model.recommend(
             block, kmax, exclude_seen=True, exclude=excl, candidates=candidates
         )
-        hits = _hits(test_m[block], ids)
+        found = hits(test_m[block], ids)
         for k in ks:
-            vals = ranking_metrics(hits, n_rel_all[block], k)
+            vals = ranking_metrics(found, n_rel_all[block], k)
             for name in METRICS:
                 sums[k][name] += float(vals[name].sum())
             valid = ids[:, :k][ids[:, :k] >= 0]
@@ -153,17 +178,34 @@ def evaluate(
     return result
 
 
-def _hits(test_rows: sp.csr_matrix, ids: np.ndarray) -> np.ndarray:
-    """``hits[r, j]``: is ``ids[r, j]`` stored in row r of ``test_rows`` (vectorised key search)."""
-    t = sp.csr_matrix(test_rows)
-    t.sort_indices()
-    n_cols = np.int64(t.shape[1])
-    rows = np.repeat(np.arange(t.shape[0], dtype=np.int64), np.diff(t.indptr))
-    keys = rows * n_cols + t.indices  # ascending: rows ascend, indices sorted within a row
-    query = np.arange(ids.shape[0], dtype=np.int64)[:, None] * n_cols + ids
-    pos = np.minimum(np.searchsorted(keys, query), max(len(keys) - 1, 0))
-    hits = (keys[pos] == query) if len(keys) else np.zeros(ids.shape, dtype=bool)
-    return np.asarray(hits & (ids >= 0))
+def validation(
+    valid: Interactions | None, k: int = 20
+) -> Callable[[Ranker], dict[str, float]] | None:
+    """The early-stopping callback of a training loop: Recall@k and NDCG@k on ``valid``.
+
+    Parameters
+    ----------
+    valid : Interactions or None
+        The validation split (same shape as the training interactions).
+    k : int
+        Cut-off; the callback returns ``{"recall@k": ..., "ndcg@k": ...}``.
+
+    Returns
+    -------
+    callable or None
+        ``validate(model) -> metrics``, evaluating the model's current state (the training loop
+        refreshes its learned arrays first); None when ``valid`` is None or empty, i.e. when there
+        is nothing to stop on.
+    """
+    if valid is None or valid.nnz == 0:
+        return None
+    held = valid
+
+    def validate(model: Ranker) -> dict[str, float]:
+        res = evaluate(model, held, ks=[k])
+        return {f"recall@{k}": res[f"recall@{k}"], f"ndcg@{k}": res[f"ndcg@{k}"]}
+
+    return validate
 
 
 def _intra_list_diversity(ids: np.ndarray, categories: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ MODELS: dict[str, str] = {
     "userknn": "gemrec.models.knn:UserKNN",
     "rp3beta": "gemrec.models.rp3beta:RP3Beta",
     "graphfilter": "gemrec.models.graphfilter:GraphFilter",
+    "svd": "gemrec.models.svd:PureSVD",
     "lightgcn": "gemrec.models.lightgcn:LightGCN",
     "mf": "gemrec.models.mf:BPRMF",
     "ncf": "gemrec.models.ncf:NeuMF",

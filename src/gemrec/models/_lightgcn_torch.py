@@ -15,7 +15,8 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn.conv import LGConv
 
-from gemrec.models.lightgcn import locality_order, normalized_adjacency
+from gemrec.graph.adjacency import bipartite_adjacency
+from gemrec.models.lightgcn import locality_order
 
 __all__ = [
     "LightGCNConv",
@@ -246,7 +247,7 @@ class TrainingGraph:
     @classmethod
     def build(cls, matrix: sp.csr_matrix) -> TrainingGraph:
         """From the user-item matrix (edge weights as given)."""
-        adj_sp, order = locality_order(normalized_adjacency(matrix))
+        adj_sp, order = locality_order(bipartite_adjacency(matrix))
         position = np.empty_like(order)
         position[order] = np.arange(len(order))
         return cls(adj_sp, to_torch_csr(adj_sp), order, position, int(matrix.shape[0]))

@@ -228,7 +228,12 @@ class GraphFilter(Recommender):
                 s, v = s[:k].astype(np.float32), vt[:k].T.astype(np.float32)
             else:
                 _, s, v = truncated_svd(
-                    r_norm, k, method=method, n_iter=int(self.svd_n_iter), seed=int(self.seed)
+                    r_norm,
+                    k,
+                    method=method,
+                    n_iter=int(self.svd_n_iter),
+                    seed=int(self.seed),
+                    dtype=np.float32,
                 )
         else:
             s, v = np.zeros(0, np.float32), np.zeros((n_items, 0), np.float32)

@@ -328,6 +328,7 @@ class Item2Vec(EmbeddingRecommender):
     def _train(self, interactions: Interactions, valid: Interactions | None) -> None:
         import torch
 
+        from gemrec.eval.evaluate import validation
         from gemrec.models._skipgram import EGESEmbedding, skipgram_loss
         from gemrec.models.training import fit_embeddings, minibatches
 
@@ -382,7 +383,7 @@ class Item2Vec(EmbeddingRecommender):
         fit_embeddings(
             self,
             interactions,
-            valid,
+            validation(valid, self.eval_k),
             module=net,
             optimizer=torch.optim.SparseAdam(list(net.parameters()), lr=float(self.lr)),
             draw_epoch=draw_epoch,
