@@ -185,7 +185,7 @@ def test_fractional_rank_scales_with_graph():
 
 @pytest.mark.slow
 def test_shipped_defaults_reach_target_on_gowalla():
-    """Issue target >= .1900 / .1580 (Recall@20 / NDCG@20) with shipped defaults.
+    """Target >= .1900 / .1580 (Recall@20 / NDCG@20) with shipped defaults.
 
     Measured .1907 / .1580 (seed 0); the randomized SVD's probe moves NDCG@20 by about +-.0002
     (seeds 0-5: .1580-.1581; 8 power iterations: .1581), so the NDCG margin is thin.
