@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from gemrec.data.event_types import canonical_event_type, weight_table
+from gemrec.data.event_types import DEFAULT_WEIGHT, canonical_event_type, weight_table
 from gemrec.errors import ParameterError
 
 __all__ = [
@@ -203,7 +203,7 @@ class InterestModel:
         *,
         item_categories: np.ndarray | None = None,
         event_weights: Mapping[str, float] | None = None,
-        default_weight: float = 1.0,
+        default_weight: float = DEFAULT_WEIGHT,
         half_life_hours: float | None = 24.0,
         half_life_events: float | None = None,
         recent_weight: float = 0.5,
