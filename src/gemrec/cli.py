@@ -22,6 +22,7 @@ __all__ = ["main"]
 COMMANDS: dict[str, str] = {
     "import": "gemrec.data.commands",
     "train": "gemrec.models.commands",
+    "tune": "gemrec.models.commands_tune",
     "evaluate": "gemrec.eval.commands",
     "recommend": "gemrec.eval.commands_recommend",
     "analyze": "gemrec.analysis.commands",
