@@ -29,7 +29,10 @@ FAST_PARAMS: dict[str, dict[str, Any]] = {
     "lightgcn": {"epochs": 30, "embedding_dim": 16, "n_layers": 2, "seed": 0, "progress": False},
     "mf": {"epochs": 30, "embedding_dim": 16, "lr": 0.01, "seed": 0, "progress": False},
     "ncf": {"epochs": 30, "embedding_dim": 16, "lr": 0.01, "seed": 0, "progress": False},
+    # co-occurrence walks: the sequence graph of this data links every user's last in-block
+    # item to their one off-block item, which makes the held-out item's rank depend on the draw
     "item2vec": {
+        "graph": "cooccurrence",
         "epochs": 3,
         "embedding_dim": 16,
         "walks_per_item": 8,
