@@ -295,30 +295,25 @@ def _gather_sparse(grad: torch.Tensor, group: Any) -> torch.Tensor:
 def launch_local(nproc: int, module_args: Sequence[str]) -> int:
     """Run ``python -m gemrec <module_args>`` in ``nproc`` local workers (torchrun standalone).
 
+    Each worker gets ``OMP_NUM_THREADS`` = CPU cores / ``nproc`` unless it is set already.
     Returns 0 when every worker succeeded; raises :class:`GemrecError` naming the failed workers
     otherwise (each worker has printed its own error above).
     """
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
-    argv = [
-        "--standalone",
-        f"--nproc-per-node={int(nproc)}",
-        "--max-restarts=0",
-        "-m",
-        "gemrec",
-        *module_args,
-    ]
+    nproc = int(nproc)
+    if "OMP_NUM_THREADS" not in os.environ:  # the workers share this machine's cores
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
+    argv = ["--standalone", f"--nproc-per-node={nproc}", "--max-restarts=0", "-m", "gemrec"]
     try:
-        run(parse_args(argv))  # type: ignore[no-untyped-call]
+        run(parse_args([*argv, *module_args]))  # type: ignore[no-untyped-call]
     except ChildFailedError as exc:
-        failed = ", ".join(
-            f"worker {f.local_rank} (exit code {f.exitcode})"
-            for f in sorted(exc.failures.values(), key=lambda f: f.local_rank)
-        )
+        failures = sorted(exc.failures.values(), key=lambda f: f.local_rank)
+        which = ", ".join(f"worker {f.local_rank}: exit code {f.exitcode}" for f in failures)
         raise GemrecError(
-            f"{failed} of {nproc} failed; the other workers were stopped (each worker's own "
-            "error is printed above)"
+            f"{len(failures)} of {nproc} workers failed ({which}) and the run was stopped; each "
+            "worker's own error is printed above"
         ) from None
     sys.stdout.flush()
     return 0
