@@ -162,6 +162,8 @@ def test_tags_declare_what_the_model_does(name, data):
     assert tags.fold_in == (klass.score_new is not Recommender.score_new)
     assert tags.new_item_embedding == callable(getattr(klass, "embed_new_items", None))
     assert tags.progress == ("progress" in params)
+    # data-parallel models train through the shared loop and take a device
+    assert tags.distributed == ("device" in params)
     assert set(tags.side_information) <= set(SIDE_FIELDS)
     if tags.validation == "early_stopping":
         # the fit path refits for the best number of epochs
