@@ -18,8 +18,8 @@ a collective that fails (a worker died, the network broke, the timeout passed) e
 Sparse gradients (item2vec's ``nn.Embedding(sparse=True)`` tables) are gathered, not reduced: the
 rows each worker touched, padded to a common length and all-gathered; the optimiser then sums
 duplicate rows as it does in one process. Bytes per step: the dense gradient for the dense models
-(ring all-reduce sends ``2 (N-1)/N`` times its size per worker), ``N`` times the touched rows for
-sparse ones.
+(a ring all-reduce sends and receives ``2 (N-1)/N`` times its size per worker); for sparse ones
+each worker receives the rows the ``N-1`` others touched.
 
 torch is imported by the functions that need it; :func:`launched_world` reads the environment only.
 """
