@@ -6,8 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from gemrec.serve._catalogue import NotFound
 from gemrec.serve._deps import State_
-from gemrec.serve._engine import NotFound
 from gemrec.serve._schemas import HistoryOut
 
 __all__ = ["router"]
