@@ -175,9 +175,20 @@ class Engine:
                 return
             cat = self.catalogue
             new = sorted((r for r in recs if r.item_id not in cat.index), key=lambda r: r.seq)
+            described: list[int] = []  # online items whose side information changed
             for r in recs:
-                if r.item_id in cat.index:
-                    cat.apply(cat.index[r.item_id], r.attrs)
+                i = cat.index.get(r.item_id)
+                if i is not None:
+                    before = _description(cat.attrs.get(i, {}))
+                    cat.apply(i, r.attrs)
+                    if i >= self.n_model_items and _description(cat.attrs[i]) != before:
+                        described.append(i)
+            if self.index is not None and described:
+                # an online item's vector comes from its side information: follow the update
+                vectors = self.cold_start.item_embeddings(described, self.model, self.index)
+                for i, v in zip(described, vectors, strict=True):
+                    self.index.set_vector(i, v)
+                self._unit = None
             if new:
                 added = cat.add([(r.item_id, r.attrs) for r in new])
                 if self.index is not None:
@@ -343,6 +354,11 @@ class Engine:
             "embeddings": self.is_embedding,
             "loaded_at": time.time(),
         }
+
+
+def _description(attrs: dict[str, Any]) -> dict[str, Any]:
+    """What an item is, as opposed to whether it is shown (availability, deletion)."""
+    return {k: v for k, v in attrs.items() if k not in ("available", "deleted")}
 
 
 def load_engine(settings: ServeSettings, model_dir: Path | None = None) -> Engine:
