@@ -111,7 +111,7 @@ class Engine:
         self.user_ids = user_ids
         self.user_index = {u: i for i, u in enumerate(user_ids)}
         self.n_model_items = model.n_items
-        self.history = History(dataset, model, user_ids, item_ids)
+        self.history = History(dataset, model, user_ids, item_ids, self.interests.weight)
         self.catalogue = Catalogue.build(item_ids, dataset.items, settings.blocklist)
         self.is_embedding = model.tags.embeddings
         self.index: ItemIndex | None = None
@@ -248,7 +248,7 @@ class Engine:
             if picked is not None:
                 ids, scores = picked
                 reasons = (
-                    self.explainer.reasons(ids, offline, events)
+                    self.explainer.reasons(ids, model_user, events)
                     if with_reasons
                     else [None] * len(ids)
                 )
@@ -340,8 +340,10 @@ class Engine:
             raise NotFound(f"unknown user_id {user_id!r} (no offline history and no events)")
         return self.explainer.paths(user_id, user, y, events, max_paths)
 
-    def offline_history(self, user_id: str) -> list[dict[str, Any]]:
-        return self.history.records(self.user_index.get(user_id), self.catalogue.item_ids)
+    def offline_history(self, user_id: str, folded: Sequence[Event] = ()) -> list[dict[str, Any]]:
+        """The user's offline history (:meth:`~gemrec.serve._history.History.records`); ``folded``:
+        their store events a retrain folded into the model."""
+        return self.history.records(self.user_index.get(user_id), folded)
 
     def info(self) -> dict[str, Any]:
         return {

@@ -6,6 +6,7 @@ embedding models, through co-users (users of both items) otherwise.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,23 +48,43 @@ class Explainer:
         self.index = index
         self.n_model_items = int(history.seen.shape[1])
 
+    def _strength(self, event_type: str | None) -> float:
+        """Rank of an event type: its weight in the one table; an unnamed interaction ranks last."""
+        return -math.inf if event_type is None else self.interests.weight(event_type)
+
     def reasons(
-        self, ids: np.ndarray, offline: np.ndarray, events: Sequence[Event]
+        self, ids: np.ndarray, user: int | None, events: Sequence[Event]
     ) -> list[str | None]:
         """ "because you <event> X": the user's item most similar to each recommended one.
 
-        Similarity: embedding cosine for embedding models, co-occurrence (users in common) for the
-        others; None where the user's recent items share nothing with the recommended one.
+        Sources are the items of the user's 20 most recent online events, then offline items up
+        to 20 items; each is named by the strongest event the user had with it (by the event
+        weights), an unnamed offline interaction only where nothing else is known. Similarity:
+        embedding cosine for embedding models, co-users (distinct users of both items) for the
+        others; None where the user's items share nothing with the recommended one.
         """
         if not len(ids):
             return []
-        cat = self.catalogue
-        recent = [(cat.index[e.item_id], e.event_type) for e in events[-20:]]
-        if len(recent) < 20:
-            recent += [(int(i), "interacted with") for i in offline[-(20 - len(recent)) :]]
-        if not recent:
+        cat, history = self.catalogue, self.history
+        sources: dict[int, tuple[float, str | None]] = {}  # item -> strongest (weight, type)
+        for e in events[-20:]:  # oldest first: a later event of equal weight names the item
+            i, strength = cat.index[e.item_id], self._strength(e.event_type)
+            if i not in sources or strength >= sources[i][0]:
+                sources[i] = (strength, e.event_type)
+        for i in list(sources):  # what the user did with these items offline counts too
+            t = history.event_type(user, i)
+            if self._strength(t) > sources[i][0]:
+                sources[i] = (self._strength(t), t)
+        room = 20 - len(sources)
+        if room > 0:  # the user's offline items fill up (the last ones by id, as stored)
+            offline = history.items(user)
+            offline = offline[~np.isin(offline, list(sources))][-room:]
+            for i in offline.tolist():
+                t = history.event_type(user, i)
+                sources[i] = (self._strength(t), t)
+        if not sources:
             return [None] * len(ids)
-        src = np.array([i for i, _ in recent])
+        src = np.array(list(sources), dtype=np.int64)
         if self.index is not None:
             v = self.index.vectors
             a = v[ids] / (np.linalg.norm(v[ids], axis=1, keepdims=True) + 1e-12)
@@ -71,17 +92,16 @@ class Explainer:
             sims = a @ b.T
         else:
             m = self.n_model_items
-            item_users = self.history.item_users
+            item_users = history.item_users
             sims = np.zeros((len(ids), len(src)), np.float32)
             ok_r, ok_s = np.flatnonzero(ids < m), np.flatnonzero(src < m)
             if len(ok_r) and len(ok_s):
                 co = item_users[ids[ok_r]] @ item_users[src[ok_s]].T
                 sims[np.ix_(ok_r, ok_s)] = np.asarray(co.todense(), dtype=np.float32)
         best = np.argmax(sims, axis=1)
+        named = [verb(sources[int(i)][1] or OFFLINE) for i in src]
         return [
-            f"because you {verb(recent[j][1])} {cat.item_ids[recent[j][0]]}"
-            if sims[r, j] > 0
-            else None
+            f"because you {named[j]} {cat.item_ids[int(src[j])]}" if sims[r, j] > 0 else None
             for r, j in enumerate(best)
         ]
 
@@ -95,22 +115,27 @@ class Explainer:
     ) -> dict[str, Any]:
         """Paths user -> item the user touched -> (co-users) -> target item ``y``, with weights.
 
-        weight(path via x) = w_ux * sim(x, y) where sim is the co-occurrence cosine
-        ``|U(x) & U(y)| / sqrt(|U(x)| |U(y)|)`` (plus, for embedding models, the embedding cosine
-        is reported).
+        weight(path via x) = w_ux * sim(x, y) where ``w_ux`` is the user's offline weight of x plus
+        the weights of their online events on it, and sim is the co-occurrence cosine
+        ``|U(x) & U(y)| / sqrt(|U(x)| |U(y)|)`` over distinct users, in [0, 1] (for embedding
+        models the embedding cosine is reported too). A path names the strongest event the user
+        had with x.
         """
         cat, history = self.catalogue, self.history
         item_id = cat.item_ids[y]
-        sources: dict[int, tuple[float, str]] = {}
+        # item -> (user weight, strongest event type, its strength)
+        sources: dict[int, tuple[float, str | None, float]] = {}
         if len(history.items(user)):
             assert user is not None
             row = history.seen[user]
-            for x, w in zip(row.indices.tolist(), row.data.tolist(), strict=True):
-                sources[x] = (float(w), "interacted with")
-        for e in events:
+            types = history.event_types(user)
+            for x, w, t in zip(row.indices.tolist(), row.data.tolist(), types, strict=True):
+                sources[x] = (float(w), t, self._strength(t))
+        for e in events:  # oldest first: a later event of equal weight names the item
             x = cat.index[e.item_id]
-            w0, _ = sources.get(x, (0.0, ""))
-            sources[x] = (w0 + self.interests.weight(e.event_type), e.event_type)
+            w0, t0, s0 = sources.get(x, (0.0, None, -math.inf))
+            w = self.interests.weight(e.event_type)
+            sources[x] = (w0 + w, e.event_type, w) if w >= s0 else (w0 + w, t0, s0)
         xs = np.array(list(sources), dtype=np.int64)
         m = self.n_model_items
         in_model = xs[xs < m]
@@ -131,7 +156,8 @@ class Explainer:
         same_cat = (cat.category[xs] == cat.category[y]) & (cat.category[y] >= 0)
         paths = []
         for j, x in enumerate(xs.tolist()):
-            w_ux, event_type = sources[x]
+            w_ux, named, _ = sources[x]
+            event_type = named or OFFLINE
             if co[j] == 0 and not same_cat[j] and (emb is None or emb[j] <= 0):
                 continue
             if x == y:
@@ -170,6 +196,9 @@ class Explainer:
         paths.sort(key=lambda p: (-p["weight"], p["via_item_id"]))
         return {"user_id": user_id, "item_id": item_id, "paths": paths[:max_paths]}
 
+
+#: how an offline pair whose data names no event type is described
+OFFLINE = "interacted with"
 
 _VERBS = {
     "view": "viewed",
