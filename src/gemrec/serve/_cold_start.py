@@ -98,7 +98,8 @@ class ColdStart:
 
     # ------------------------------------------------------------------ users
     def trend_scores(self, n: int, online_counts: np.ndarray) -> np.ndarray:
-        """Trending score of the first ``n`` items: time-decayed popularity plus online counts."""
+        """Trending score of the first ``n`` items: the dataset's time-decayed popularity plus
+        ``online_counts``, the events stored online per item."""
         t = np.zeros(n, np.float32)
         t[: len(self.trending_base)] = self.trending_base[:n]
         t[: len(online_counts)] += online_counts[:n]

@@ -126,6 +126,7 @@ class Engine:
             self.index,
             folded_through_seq=self.folded_through_seq,
             history_limit=settings.history_limit,
+            counts_max_age=settings.trending_cache_seconds,
         )
         self.cold_start = ColdStart(
             dataset,
@@ -208,7 +209,7 @@ class Engine:
         return self.online.events(store, user_id)
 
     def record_ingested(self, events: Sequence[Event]) -> None:
-        """Count accepted events towards "trending now" (per process)."""
+        """``events`` were stored: this worker's next trending list counts them."""
         self.online.record(events)
 
     def query_vector(self, user: int | None, events: Sequence[Event]) -> np.ndarray | None:
@@ -225,7 +226,13 @@ class Engine:
         exclude_seen: bool = True,
         category: str | None = None,
         with_reasons: bool = True,
+        store: EventStore | None = None,
     ) -> RecommendationList:
+        """Top-``k`` for ``user_id`` given their online ``events`` (oldest first).
+
+        ``store``: where "trending now" counts events (cold-start lists, ties); without one only
+        the dataset's time-decayed popularity counts.
+        """
         cat = self.catalogue
         n = cat.n
         user = self.user_index.get(user_id)
@@ -254,7 +261,7 @@ class Engine:
                 )
                 return self._as_list(user_id, ids, scores, reasons, strategy)
         strategy, base, reason = self.cold_start.strategy(user, code)
-        trend = self.cold_start.trend_scores(n, self.online.counts)
+        trend = self.cold_start.trend_scores(n, self.online.item_counts(store))
         scores = base + 1e-3 * trend / (float(trend.max()) + 1.0)  # trending breaks ties, backfills
         ids, vals = select_top(scores, k, excluded, categories, cap)
         return self._as_list(user_id, ids, vals, [reason] * len(ids), strategy)
@@ -303,7 +310,10 @@ class Engine:
         return RecommendationList(user_id, recs, strategy)
 
     # ------------------------------------------------------------------ similar items
-    def similar(self, item_id: str, k: int) -> list[Recommendation]:
+    def similar(
+        self, item_id: str, k: int, store: EventStore | None = None
+    ) -> list[Recommendation]:
+        """The ``k`` items most similar to ``item_id`` (``store`` as for :meth:`recommend`)."""
         cat = self.catalogue
         i = cat.item(item_id)
         if cat.deleted[i]:
@@ -322,7 +332,7 @@ class Engine:
             keep = (ids0[0] >= 0) & ~excluded[np.maximum(ids0[0], 0)]
             ids, vals = ids0[0][keep][:k].astype(np.int64), vals0[0][keep][:k]
         else:
-            trend = self.cold_start.trend_scores(n, self.online.counts)
+            trend = self.cold_start.trend_scores(n, self.online.item_counts(store))
             ids, vals = self.cold_start.attribute_neighbours(i, k, excluded, trend)
         return [
             Recommendation(cat.item_ids[int(j)], float(s)) for j, s in zip(ids, vals, strict=True)

@@ -1,12 +1,16 @@
-"""Online state: a user's acknowledged events turned into a query vector or a score vector.
+"""Online state: a user's acknowledged events turned into a query vector or a score vector, and
+the events per item behind "trending now".
 
 Online *user* state is never cached here: it is the user's recent events in the store, read per
 request, so every worker process sees the same state and an acknowledged event is reflected by
-the very next request.
+the very next request. Item counts are the store's shared counters, read at most once per
+``trending_cache_seconds`` (and at once after this worker's own writes).
 """
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -36,6 +40,8 @@ class OnlineState:
         Store events up to this ``seq`` are already inside the model (a retrain folded them in).
     history_limit : int
         Most recent online events per user that count.
+    counts_max_age : float
+        Seconds the store's item counts are reused before being read again.
 
     Notes
     -----
@@ -67,6 +73,7 @@ class OnlineState:
         *,
         folded_through_seq: int,
         history_limit: int,
+        counts_max_age: float,
     ) -> None:
         self.model = model
         self.catalogue = catalogue
@@ -78,7 +85,9 @@ class OnlineState:
         self.user_emb: np.ndarray | None = None
         if index is not None:
             self.user_emb = np.asarray(model.user_embeddings_, dtype=np.float32)  # type: ignore[attr-defined]
-        self.counts = np.zeros(catalogue.n, np.float32)
+        self.counts_max_age = counts_max_age
+        self._counts = np.zeros(0, np.float32)
+        self._counts_from: tuple[EventStore | None, float] = (None, -math.inf)
 
     # ------------------------------------------------------------------ events
     def events(self, store: EventStore, user_id: str) -> list[Event]:
@@ -88,13 +97,29 @@ class OnlineState:
         return [e for e in evs if e.seq > self.folded_through_seq and e.item_id in idx]
 
     def record(self, events: Sequence[Event]) -> None:
-        """Count accepted events towards "trending now" (per process)."""
-        idx = self.catalogue.index
-        self.counts = grown(self.counts, self.catalogue.n, 0.0)
-        for e in events:
-            i = idx.get(e.item_id)
-            if i is not None and i < len(self.counts):
-                self.counts[i] += 1.0
+        """``events`` were stored (and counted by the store): read the counts again next time."""
+        if events:
+            self._counts_from = (None, -math.inf)
+
+    def item_counts(self, store: EventStore | None) -> np.ndarray:
+        """Stored events per item, shape (n_items,), from the store's shared counters.
+
+        Read again when older than ``counts_max_age`` or from another store; zeros without one.
+        """
+        n = self.catalogue.n
+        if store is None:
+            return np.zeros(n, np.float32)
+        now = time.monotonic()
+        read_from, read_at = self._counts_from
+        if read_from is not store or now - read_at >= self.counts_max_age:
+            idx = self.catalogue.index
+            counts = np.zeros(n, np.float32)
+            for item_id, c in store.item_counts().items():
+                i = idx.get(item_id)
+                if i is not None and i < n:
+                    counts[i] = c
+            self._counts, self._counts_from = counts, (store, now)
+        return grown(self._counts, n, 0.0)
 
     def weights(self, events: Sequence[Event]) -> tuple[np.ndarray, np.ndarray]:
         """Internal item ids of ``events`` (oldest first) and their weights (class Notes)."""
