@@ -71,17 +71,24 @@ class Explainer:
             i, strength = cat.index[e.item_id], self._strength(e.event_type)
             if i not in sources or strength >= sources[i][0]:
                 sources[i] = (strength, e.event_type)
-        for i in list(sources):  # what the user did with these items offline counts too
-            t = history.event_type(user, i)
-            if self._strength(t) > sources[i][0]:
-                sources[i] = (self._strength(t), t)
-        room = 20 - len(sources)
-        if room > 0:  # the user's offline items fill up (the last ones by id, as stored)
-            offline = history.items(user)
-            offline = offline[~np.isin(offline, list(sources))][-room:]
-            for i in offline.tolist():
-                t = history.event_type(user, i)
-                sources[i] = (self._strength(t), t)
+        offline, codes = history.items(user), history.event_codes(user)
+        if len(offline):
+            online = np.fromiter(sources, np.int64, len(sources))
+            # what the user did offline with the items of their online events counts too
+            pos = np.minimum(np.searchsorted(offline, online), len(offline) - 1)
+            for j in np.flatnonzero(offline[pos] == online).tolist():
+                code = int(codes[pos[j]])
+                if history.event_strength[code] > sources[int(online[j])][0]:
+                    sources[int(online[j])] = (
+                        history.event_strength[code],
+                        history.event_names[code],
+                    )
+            # then offline items fill up to 20 (the last ones by id, as stored)
+            room = 20 - len(sources)
+            if room > 0:
+                fill = np.flatnonzero(~np.isin(offline, online))[-room:]
+                for i, code in zip(offline[fill].tolist(), codes[fill].tolist(), strict=True):
+                    sources[i] = (0.0, history.event_names[code] if code >= 0 else None)
         if not sources:
             return [None] * len(ids)
         src = np.array(list(sources), dtype=np.int64)

@@ -72,9 +72,11 @@ class History:
         self.item_users: sp.csr_matrix = ones.T.tocsr()
         self.item_degree = np.diff(self.item_users.indptr).astype(np.float32)
         self.event_names, edge_codes = self._strongest_types()
+        #: weight of each named event type, then -inf: an unnamed interaction ranks last
+        self.event_strength = np.array([*map(weight, self.event_names), -np.inf], np.float64)
         #: per stored entry of ``seen``: the code of its strongest event type (-1 unknown)
         self._codes = self._align(edge_codes)
-        self._by_user: tuple[pd.DataFrame, np.ndarray] | None = None
+        self._by_user: tuple[dict[str, np.ndarray], np.ndarray] | None = None
 
     # ------------------------------------------------------------------ event types
     def _train_edges(self) -> pd.DataFrame:
@@ -120,22 +122,16 @@ class History:
         row = self.seen.indices[self.seen.indptr[user] : self.seen.indptr[user + 1]]
         return np.asarray(row, dtype=np.int64)
 
+    def event_codes(self, user: int | None) -> np.ndarray:
+        """Code of the strongest event type of each of :meth:`items` (an index into
+        :attr:`event_names` and :attr:`event_strength`; -1 where the data names none)."""
+        if user is None or user >= self.seen.shape[0]:
+            return np.zeros(0, np.int16)
+        return self._codes[self.seen.indptr[user] : self.seen.indptr[user + 1]]
+
     def event_types(self, user: int | None) -> list[str | None]:
         """The strongest event type of each of :meth:`items` (None where the data names none)."""
-        if user is None or user >= self.seen.shape[0]:
-            return []
-        codes = self._codes[self.seen.indptr[user] : self.seen.indptr[user + 1]]
-        return [self._name(int(c)) for c in codes]
-
-    def event_type(self, user: int | None, item: int) -> str | None:
-        """The strongest event type of ``user``'s offline pair with ``item`` (None: none known)."""
-        if user is None or user >= self.seen.shape[0]:
-            return None
-        lo, hi = self.seen.indptr[user], self.seen.indptr[user + 1]
-        j = lo + int(np.searchsorted(self.seen.indices[lo:hi], item))
-        if j < hi and self.seen.indices[j] == item:
-            return self._name(int(self._codes[j]))
-        return None
+        return [self._name(int(c)) for c in self.event_codes(user)]
 
     def records(self, user: int | None, folded: Sequence[Event] = ()) -> list[dict[str, Any]]:
         """``user``'s offline history as ``GET /v1/users/{id}/history`` lists it, oldest first.
@@ -149,18 +145,16 @@ class History:
             return []
         out: list[dict[str, Any]] = []
         if user < self.dataset.n_users:
-            table, indptr = self._user_rows()
-            rows = table.iloc[indptr[user] : indptr[user + 1]]
+            rows, indptr = self._user_rows()
+            part = slice(indptr[user], indptr[user + 1])
             lo, hi = self._dataset_seen.indptr[user], self._dataset_seen.indptr[user + 1]
-            rows = rows[np.isin(rows["item"].to_numpy(), self._dataset_seen.indices[lo:hi])]
-            for item, event_type, value, t in zip(
-                rows["item"].tolist(),
-                rows["event_type"].tolist(),
-                rows["value"].tolist(),
-                rows["timestamp"].tolist(),
-                strict=True,
-            ):
-                out.append(_record(self.item_ids[item], event_type, value, t))
+            keep = np.isin(rows["item"][part], self._dataset_seen.indices[lo:hi])
+            out.extend(
+                _record(self.item_ids[i], t, v, ts)
+                for i, t, v, ts in zip(
+                    *(rows[c][part][keep].tolist() for c in _COLUMNS), strict=True
+                )
+            )
         out.extend(_record(e.item_id, e.event_type, e.value, e.timestamp) for e in folded)
         listed = {r["item_id"] for r in out}
         row = self.seen[user]
@@ -171,43 +165,45 @@ class History:
         )
         return out
 
-    def _user_rows(self) -> tuple[pd.DataFrame, np.ndarray]:
-        """Offline history rows sorted by user then time, and each user's slice (built once)."""
+    def _user_rows(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Offline history rows (columns :data:`_COLUMNS`) sorted by user then time, and each
+        user's slice of them (built on first use)."""
         if self._by_user is None:
+            rows: dict[str, np.ndarray]
             if self.dataset.has_events:
                 ev = self.dataset.events
-                table = pd.DataFrame(
-                    {
-                        "user": ev["user"].to_numpy(np.int64),
-                        "item": ev["item"].to_numpy(np.int64),
-                        "event_type": ev["event_type"].astype(str).to_numpy(object),
-                        "value": ev["value"] if "value" in ev else np.nan,
-                        "timestamp": ev["timestamp"].to_numpy(np.float64),
-                    }
-                )
+                rows = {
+                    "item": ev["item"].to_numpy(np.int64),
+                    "event_type": ev["event_type"].astype(str).to_numpy(object),
+                    "value": ev["value"].to_numpy(np.float64)
+                    if "value" in ev
+                    else np.full(len(ev), np.nan),
+                    "timestamp": ev["timestamp"].to_numpy(np.float64),
+                }
+                users = ev["user"].to_numpy(np.int64)
             else:
                 edges = self._train_edges()
-                codes = self._strongest_types()[1]
-                table = pd.DataFrame(
-                    {
-                        "user": edges["user"].to_numpy(np.int64),
-                        "item": edges["item"].to_numpy(np.int64),
-                        "event_type": [self._name(int(c)) or "interaction" for c in codes],
-                        "value": edges["weight"].to_numpy(np.float64),
-                        "timestamp": edges["last_timestamp"].to_numpy(np.float64)
-                        if "last_timestamp" in edges
-                        else np.nan,
-                    }
-                )
+                names = np.array([*self.event_names, "interaction"], dtype=object)
+                rows = {
+                    "item": edges["item"].to_numpy(np.int64),
+                    "event_type": names[self._strongest_types()[1]],  # code -1: "interaction"
+                    "value": edges["weight"].to_numpy(np.float64),
+                    "timestamp": edges["last_timestamp"].to_numpy(np.float64)
+                    if "last_timestamp" in edges
+                    else np.full(len(edges), np.nan),
+                }
+                users = edges["user"].to_numpy(np.int64)
             # by time, then (stably) by user: each user's rows in time order, ties as stored
-            order = np.argsort(table["timestamp"].to_numpy(), kind="stable")
-            order = order[np.argsort(table["user"].to_numpy()[order], kind="stable")]
-            table = table.iloc[order].reset_index(drop=True)
-            indptr = np.searchsorted(
-                table["user"].to_numpy(), np.arange(self.dataset.n_users + 1), side="left"
-            )
-            self._by_user = (table, indptr)
+            order = np.argsort(rows["timestamp"], kind="stable")
+            order = order[np.argsort(users[order], kind="stable")]
+            rows = {c: col[order] for c, col in rows.items()}
+            indptr = np.searchsorted(users[order], np.arange(self.dataset.n_users + 1))
+            self._by_user = (rows, indptr)
         return self._by_user
+
+
+#: the columns of offline history rows, in :func:`_record`'s argument order
+_COLUMNS = ("item", "event_type", "value", "timestamp")
 
 
 def _record(item_id: str, event_type: str, value: Any, timestamp: Any) -> dict[str, Any]:
