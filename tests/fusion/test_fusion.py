@@ -215,6 +215,20 @@ def test_tuning_beats_or_matches_channels_on_clustered_data() -> None:
     assert objective[chosen] == max(objective.values())
 
 
+def test_a_ranker_is_kept_only_when_it_is_the_chosen_blend(tmp_path: Path) -> None:
+    """'auto' trains rankers on the cross-fit folds; when another method wins none is kept."""
+    train, valid, _ = _clusters()
+    # a ranker that may not split ranks candidates by item id and loses the method choice
+    weak = {"min_data_in_leaf": 10**6, "num_boost_round": 2}
+    fused = Fusion(
+        channels=["pop", "test_itemcos"], method="auto", n_candidates=30, ltr_params=weak
+    )
+    fused.fit(train, valid=valid)
+    assert "ltr" in fused.validation_["methods"] and fused.method_ != "ltr"
+    assert fused.ltr_model_ is None
+    assert not (fused.save(tmp_path / "fused") / "ltr_model.txt").exists()
+
+
 def test_without_validation_an_internal_holdout_is_used() -> None:
     train, _, _ = _clusters()
     fused = Fusion(channels=["pop", "test_itemcos"], method="rrf").fit(train)

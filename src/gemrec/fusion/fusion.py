@@ -432,8 +432,8 @@ class Fusion(Recommender):
         self.fallback_ = int(np.searchsorted(kept, fallback)) if fallback >= 0 else -1
         self.method_ = method
         self.validation_ = report
-        if method == "ltr":
-            self.ltr_model_ = report.pop("_booster")
+        # the cross-fit folds train rankers too: keep one only when the blend is the ranker
+        self.ltr_model_ = report.pop("_booster") if method == "ltr" else None
         if self.refit and full.nnz != train.nnz:
             self.channels_ = [self._fit_channel(sp_, full) for sp_ in self.channel_specs_]
         else:
