@@ -130,3 +130,12 @@ def test_train_ranker_needs_two_users_with_a_hit() -> None:
     params = ranker_params(seed=0, eval_at=20, overrides=None)
     with pytest.raises(GemrecError, match="too few validation users"):
         train_ranker(np.arange(2), lists, truth, side, params=params, seed=0)
+
+
+@pytest.mark.filterwarnings("ignore:All-NaN slice")
+def test_no_candidates_give_no_feature_rows_and_a_padded_ranking() -> None:
+    lists = [(np.full((2, 3), -1), np.full((2, 3), -np.inf))]
+    rows, items, x = candidate_features(np.array([0, 1]), lists, _side())
+    assert len(rows) == len(items) == 0 and x.shape == (0, 2 + 6)
+    ids, scores = rank(None, np.array([0, 1]), lists, 4, _side())
+    assert ids.tolist() == [[-1] * 4] * 2 and np.isneginf(scores).all()

@@ -124,7 +124,7 @@ def candidate_features(
     cat = side.item_categories[items]
     aff = np.full(len(uniq), np.nan, np.float32)
     rec = np.full(len(uniq), np.nan, np.float32)
-    if side.cat_affinity is not None:
+    if side.cat_affinity is not None and len(uniq):  # sparse indexing with no pairs fails
         ok = cat >= 0
         if user_items is None:
             block = side.cat_affinity[users]
