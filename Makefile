@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade "pip>=24,<27"
 	# torch first, pinned, so nothing later can pull a CUDA build
 	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(PY) -m pip install --quiet -e ".[dev,scale,dask]"
+	$(PY) -m pip install --quiet -e ".[all,dev]"
 	@touch $(STAMP)
 
 install: $(STAMP)

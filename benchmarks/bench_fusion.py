@@ -44,6 +44,7 @@ from gemrec.eval import evaluate  # noqa: E402
 from gemrec.fusion.fusion import DEFAULT_CHANNELS, Fusion  # noqa: E402
 from gemrec.fusion.fusion import _union as fusion_union  # noqa: E402
 from gemrec.models import get_model_class, make_model  # noqa: E402
+from gemrec.models.fitting import fit_model  # noqa: E402
 
 
 def gowalla() -> tuple[Interactions, Interactions | None, Interactions, None]:
@@ -85,7 +86,7 @@ def run(name: str, data: tuple, channels: list[str] | None, repeats: int, reuse:
     for _ in range(repeats):
         t = time.perf_counter()
         side = SideInformation(item_categories=cats)
-        fused = Fusion(channels=channels).fit(train, valid=valid, side=side)
+        fused = fit_model(Fusion(channels=channels), train, valid=valid, side=side).model
         times.append(time.perf_counter() - t)
     assert fused is not None
     res = evaluate(fused, test, ks=[20])
@@ -105,7 +106,7 @@ def run(name: str, data: tuple, channels: list[str] | None, repeats: int, reuse:
             ch_times = []
             for _ in range(repeats):
                 t = time.perf_counter()
-                model = make_model(model_name, **params).fit(full)
+                model = fit_model(make_model(model_name, **params), full).model
                 ch_times.append(time.perf_counter() - t)
             fit_s = statistics.median(ch_times)
         r = evaluate(model, test, ks=[20])

@@ -38,6 +38,7 @@ from _data import load as load_dataset
 from gemrec.data.interactions import Interactions
 from gemrec.data.side import SideInformation
 from gemrec.eval import evaluate
+from gemrec.models.fitting import fit_model
 from gemrec.models.item2vec import Item2Vec
 from gemrec.models.popularity import Popularity
 
@@ -78,7 +79,9 @@ def bench(name: str, params: dict[str, object], repeats: int) -> list[dict[str, 
     results = [("pop", pop, pop_s)]
     for label, f in variants:
         model, secs = _fit_timed(
-            lambda f=f: Item2Vec(**params).fit(train, side=SideInformation(item_features=f)),
+            lambda f=f: (
+                fit_model(Item2Vec(**params), train, side=SideInformation(item_features=f)).model
+            ),
             repeats,
         )
         results.append((label, model, secs))

@@ -38,7 +38,9 @@ from gemrec.data.interactions import Interactions
 from gemrec.eval import evaluate
 from gemrec.models import get_model_class
 from gemrec.models._allocator import keep_freed_memory
-from gemrec.models.lightgcn import LightGCNNet, TrainingGraph, bpr_loss, normalized_adjacency
+from gemrec.models._lightgcn_torch import LightGCNNet, TrainingGraph, bpr_loss
+from gemrec.models.fitting import fit_model
+from gemrec.models.lightgcn import normalized_adjacency
 from gemrec.models.training import BPRSampler
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -229,8 +231,9 @@ def cmd_accuracy(args: argparse.Namespace) -> dict[str, object]:
         model = klass(**params).fit(fit, valid=valid)
         target, exclude = valid, None
     elif args.early_stop:
-        # the `gemrec train` path: early stopping on the validation split, then test
-        model = klass(**params).fit(fit, valid=valid)
+        # the `gemrec train` path: early stopping on the validation split, refit on train +
+        # valid for the best number of epochs, then test
+        model = fit_model(klass(**params), fit, valid=valid).model
         target, exclude = test, None
     elif args.report_every:
         # fixed schedule in chunks: each fit resumes the checkpoint of the previous one; the test

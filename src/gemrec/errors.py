@@ -9,6 +9,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "GemrecError",
+    "MissingDependencyError",
     "NotFittedError",
     "ParameterError",
 ]
@@ -71,3 +72,7 @@ class NotFittedError(GemrecError, RuntimeError):
 
 class ConfigError(GemrecError):
     """A settings file or CLI option is invalid (unknown key, wrong type)."""
+
+
+class MissingDependencyError(GemrecError, ImportError):
+    """An optional dependency is not installed; the message names the extra that brings it."""

@@ -3,7 +3,7 @@ import pytest
 import scipy.sparse as sp
 
 from gemrec.errors import ParameterError
-from gemrec.graph import normalized_interactions, truncated_svd
+from gemrec.graph import normalized_interactions, spectral, truncated_svd
 
 
 def _low_rank_plus_noise(seed=0, n=300, m=200, rank=6):
@@ -12,8 +12,11 @@ def _low_rank_plus_noise(seed=0, n=300, m=200, rank=6):
     return sp.csr_matrix((base > np.quantile(base, 0.9)).astype(np.float32))
 
 
-@pytest.mark.parametrize("method", ["randomized", "arpack"])
-def test_truncated_svd_matches_lapack(method):
+@pytest.mark.parametrize("method", ["randomized", "randomized-numpy", "arpack"])
+def test_truncated_svd_matches_lapack(method, monkeypatch):
+    if method == "randomized-numpy":  # the path of an install without torch
+        monkeypatch.setattr(spectral, "is_available", lambda module: module != "torch")
+        method = "randomized"
     A = normalized_interactions(_low_rank_plus_noise())
     k = 8
     u, s, v = truncated_svd(A, k, method=method, n_iter=6)
@@ -27,7 +30,9 @@ def test_truncated_svd_matches_lapack(method):
     np.testing.assert_allclose(A @ v, u * s, atol=2e-3)
 
 
-def test_truncated_svd_deterministic_for_seed():
+@pytest.mark.parametrize("torch_installed", [True, False])
+def test_truncated_svd_deterministic_for_seed(torch_installed, monkeypatch):
+    monkeypatch.setattr(spectral, "is_available", lambda module: torch_installed)
     A = normalized_interactions(_low_rank_plus_noise(1))
     a = truncated_svd(A, 5, seed=3)
     b = truncated_svd(A, 5, seed=3)

@@ -122,6 +122,16 @@ def test_top_n_product_never_stores_zeros():
     assert out.nnz == 0 and out.shape == (3, 3)
 
 
+@pytest.mark.parametrize("n", [1, 3, 8])
+def test_top_n_product_keeps_the_lower_columns_among_ties(n, blocks):
+    rng = np.random.default_rng(7)
+    left = sp.csr_matrix((rng.random((25, 6)) < 0.4).astype(np.float32))
+    right = sp.csr_matrix(left.T)
+    dense = (left @ right).toarray()  # small co-occurrence counts: ties at the cut everywhere
+    out = _topn.top_n_product(left, right, n)
+    np.testing.assert_array_equal(out.toarray(), _keep_top_n_rows(dense, n))
+
+
 def test_knn_ignores_weights_when_binary():
     inter = _random_interactions(seed=4)
     binary = inter.with_matrix(inter.binary())

@@ -10,14 +10,8 @@ import torch
 
 from gemrec.errors import GemrecError, ParameterError
 from gemrec.eval import evaluate
-from gemrec.models.lightgcn import (
-    LightGCN,
-    LightGCNNet,
-    locality_order,
-    normalized_adjacency,
-    randomized_svd,
-    to_torch_csr,
-)
+from gemrec.models._lightgcn_torch import LightGCNNet, to_torch_csr
+from gemrec.models.lightgcn import LightGCN, locality_order, normalized_adjacency, randomized_svd
 from gemrec.models.training import BPRSampler
 from tests.models._torch_data import planted_blocks, random_graph, record_adam_learning_rates
 

@@ -23,15 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gemrec._optional import require
 from gemrec.data.idmaps import sorted_ids
-from gemrec.data.import_parts import (
-    ENGINES,
-    Deduplicated,
-    PartResult,
-    PartSpec,
-    missing_extra,
-    stage_part,
-)
+from gemrec.data.import_parts import Deduplicated, PartResult, PartSpec, stage_part
 
 __all__ = ["dask_client", "dask_deduplicate", "dask_stage_parts"]
 
@@ -41,14 +35,10 @@ _KEY = ["user_id", "item_id", "type", "timestamp", "value", "event_id"]
 @contextlib.contextmanager
 def dask_client(scheduler: Any = None) -> Iterator[Any]:
     """A ``distributed.Client`` for ``scheduler`` (closed afterwards unless it was given)."""
-    try:
-        import distributed
-    except ModuleNotFoundError:
-        raise missing_extra("dask.distributed", ENGINES["dask"]) from None
+    dist: Any = require("distributed", "--engine dask")  # untyped library
     if scheduler is not None and not isinstance(scheduler, str):
         yield scheduler
         return
-    dist: Any = distributed  # untyped library
     if scheduler is not None:
         with dist.Client(scheduler) as client:
             yield client
@@ -97,11 +87,8 @@ def dask_deduplicate(spills: Sequence[str], *, client: Any) -> Deduplicated:
 
     Runs on ``client``'s cluster (the default scheduler while the client is open).
     """
-    try:
-        import dask.dataframe as dd
-        from dask.delayed import delayed
-    except ModuleNotFoundError:
-        raise missing_extra("dask.dataframe", ENGINES["dask"]) from None
+    dd: Any = require("dask.dataframe", "--engine dask")
+    delayed: Any = require("dask.delayed", "--engine dask").delayed
     events = dd.read_parquet(list(spills))
     n_parts = max(1, events.npartitions)
     n_all = len(events)

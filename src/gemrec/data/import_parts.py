@@ -40,6 +40,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from gemrec._optional import require
 from gemrec.data.cleaning import CleaningReport, validate_events
 from gemrec.data.idmaps import IdMaps, sorted_ids
 from gemrec.data.import_clean import check_not_empty
@@ -56,22 +57,13 @@ __all__ = [
     "PartSpec",
     "PartsImport",
     "import_parts",
-    "missing_extra",
     "stage_part",
 ]
 
-#: engines of the partitioned importer, with the extra that installs each
-ENGINES = {"duckdb": "scale", "dask": "dask"}
+#: engines of the partitioned importer
+ENGINES = ("duckdb", "dask")
 #: columns of a spilled part
 _SPILL_COLUMNS = ("user_id", "item_id", "type", "timestamp", "value", "event_id", "source", "line")
-
-
-def missing_extra(module: str, extra: str) -> ParameterError:
-    """The one-line error for an optional dependency that is not installed."""
-    return ParameterError(
-        f"this needs {module}, which is not installed; install it with "
-        f"`pip install 'gemrec[{extra}]'`"
-    )
 
 
 @dataclass(frozen=True)
@@ -207,10 +199,7 @@ def deduplicate_duckdb(
 
     DuckDB keeps at most ``memory_limit`` in memory and spills the rest to ``temp_dir``.
     """
-    try:
-        import duckdb
-    except ModuleNotFoundError:
-        raise missing_extra("duckdb", ENGINES["duckdb"]) from None
+    duckdb = require("duckdb", "--engine duckdb")
     temp_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(
         config={

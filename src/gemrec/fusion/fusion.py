@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
+from gemrec._optional import is_available, require
 from gemrec.analysis.interests import category_affinities
 from gemrec.data.interactions import Interactions
 from gemrec.errors import GemrecError, ParameterError
@@ -31,6 +32,7 @@ from gemrec.eval.evaluate import _hits
 from gemrec.eval.metrics import ranking_metrics
 from gemrec.models.base import ModelTags, Recommender, State
 from gemrec.models.popularity import Popularity
+from gemrec.ranking import topk_pairs
 
 __all__ = ["DEFAULT_CHANNELS", "METHODS", "Fusion", "fuse_lists"]
 
@@ -79,27 +81,6 @@ def _normalise(scores: np.ndarray, valid: np.ndarray, how: str) -> np.ndarray:
     return np.where(valid, out, 0.0)
 
 
-def _topk_pairs(
-    rows: np.ndarray, items: np.ndarray, vals: np.ndarray, n_rows: int, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k per row of a sparse (row, item, value) list with unique (row, item) pairs.
-
-    Ties are broken by the smaller item id, as :func:`gemrec.models.base.topk` does.
-    """
-    ids = np.full((n_rows, k), -1, np.int32)
-    out = np.full((n_rows, k), -np.inf, np.float32)
-    if len(rows) == 0:
-        return ids, out
-    order = np.lexsort((items, -vals, rows))
-    r, it, v = rows[order], items[order], vals[order]
-    starts = np.searchsorted(r, np.arange(n_rows))
-    pos = np.arange(len(r)) - starts[r]
-    keep = pos < k
-    ids[r[keep], pos[keep]] = it[keep]
-    out[r[keep], pos[keep]] = v[keep]
-    return ids, out
-
-
 def fuse_lists(
     lists: Sequence[tuple[np.ndarray, np.ndarray]],
     weights: Sequence[float] | np.ndarray,
@@ -127,6 +108,7 @@ def fuse_lists(
     Returns
     -------
     ids : ndarray of int32, shape (n, k); scores : ndarray of float32, shape (n, k)
+        Ranked by :func:`gemrec.ranking.topk_pairs`: equal fused scores go to the lower item id.
 
     Notes
     -----
@@ -161,7 +143,7 @@ def fuse_lists(
     keys = np.concatenate(keys_parts)
     uniq, inv = np.unique(keys, return_inverse=True)
     sums = np.bincount(inv, weights=np.concatenate(vals_parts), minlength=len(uniq))
-    return _topk_pairs(uniq // n_cols, uniq % n_cols, sums, n, k)
+    return topk_pairs(uniq // n_cols, uniq % n_cols, sums, n, k)
 
 
 def _mean_metrics(ids: np.ndarray, truth: sp.csr_matrix, k: int = EVAL_K) -> tuple[float, float]:
@@ -360,10 +342,11 @@ class Fusion(Recommender):
             entries = []
             for name in DEFAULT_CHANNELS:
                 try:
-                    get_model_class(name)
+                    klass = get_model_class(name)
                 except GemrecError:
                     continue
-                entries.append(name)
+                if all(is_available(module) for module in klass.tags.fit_requires):
+                    entries.append(name)
             if has_timestamps:  # trending items matter when the test lies in the future
                 entries.append(TRENDING)
         specs = []
@@ -617,8 +600,9 @@ class Fusion(Recommender):
                 "recall@20": sum(v[0] * v[2] for v in vals) / tot,
                 "ndcg@20": sum(v[1] * v[2] for v in vals) / tot,
             }
-        if not summary:
-            raise GemrecError("fusion: method 'ltr' needs lightgbm, which is not installed")
+        if not summary:  # 'ltr' alone was asked for, and lightgbm is missing
+            require("lightgbm", "fusion method 'ltr'")
+            raise GemrecError("fusion: no method could be tuned")
         best = max(summary, key=lambda m: summary[m]["recall@20"] + summary[m]["ndcg@20"])
         # final parameters of the chosen method, from all tuning users
         if best == "ltr":
@@ -770,8 +754,7 @@ class Fusion(Recommender):
         lists: list[tuple[np.ndarray, np.ndarray]],
         truth: sp.csr_matrix,
     ) -> Any:
-        import lightgbm as lgb
-
+        lgb = require("lightgbm", "fusion method 'ltr'")
         rows, items, x = self._features(users, lists)
         t = sp.csr_matrix(truth)
         t.sort_indices()
@@ -827,7 +810,7 @@ class Fusion(Recommender):
             )
         best_it = getattr(self.ltr_model_, "best_iteration", 0) or None
         pred = np.asarray(self.ltr_model_.predict(x, num_iteration=best_it), dtype=np.float64)
-        return _topk_pairs(rows, items, pred, len(users), k)
+        return topk_pairs(rows, items, pred, len(users), k)
 
     # ----------------------------------------------------------------- scoring
     def _combine(
@@ -971,8 +954,7 @@ class Fusion(Recommender):
         self.channels_ = [Recommender.load(path / "channels" / d) for d in meta["channel_dirs"]]
         self.ltr_model_ = None
         if self.method_ == "ltr":
-            import lightgbm as lgb
-
+            lgb = require("lightgbm", "fusion method 'ltr'")
             self.ltr_model_ = lgb.Booster(model_str=(path / "ltr_model.txt").read_text())
 
 

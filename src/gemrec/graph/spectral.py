@@ -7,6 +7,7 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
+from gemrec._optional import is_available
 from gemrec.errors import ParameterError
 
 __all__ = ["truncated_svd"]
@@ -30,7 +31,9 @@ def truncated_svd(
         Number of triplets, ``1 <= k <= min(m, n)`` (``k < min(m, n)`` for ``"arpack"``).
     method : {"randomized", "arpack"}
         ``"randomized"``: block subspace iteration in torch (float32, multithreaded BLAS; a
-        few sparse products with ``k + n_oversamples`` columns).
+        few sparse products with ``k + n_oversamples`` columns). Without torch the same
+        iteration runs in NumPy/SciPy (another random probe, so results agree to the method's
+        accuracy, not bit for bit).
         ``"arpack"``: :func:`scipy.sparse.linalg.svds` (float64 Lanczos; exact to tolerance,
         much slower for large ``k``).
     n_oversamples, n_iter : int
@@ -73,6 +76,8 @@ def truncated_svd(
         )
     if method != "randomized":
         raise ParameterError.invalid("method", "'randomized' or 'arpack'", method)
+    if not is_available("torch"):
+        return _randomized_numpy(m, int(k), int(n_oversamples), int(n_iter), int(seed))
     import torch
 
     from gemrec.graph.adjacency import to_torch_sparse
@@ -115,3 +120,41 @@ def _orthonormalize(y: Any) -> Any:
     shift = 1e-7 * float(gram.diagonal().mean()) + 1e-30
     chol = torch.linalg.cholesky(gram + shift * torch.eye(gram.shape[0], dtype=torch.float64))
     return torch.linalg.solve_triangular(chol.float(), y.T, upper=False).T.contiguous()
+
+
+def _randomized_numpy(
+    m: sp.csr_matrix, k: int, n_oversamples: int, n_iter: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The randomized method of :func:`truncated_svd` in NumPy/SciPy, for installs without torch."""
+    mt = sp.csr_matrix(m.T)
+    q = min(k + n_oversamples, min(m.shape))
+    omega = np.random.default_rng(seed).standard_normal((m.shape[1], q), dtype=np.float32)
+    basis = _orthonormalize_numpy(m @ omega)
+    for _ in range(n_iter):
+        basis = _orthonormalize_numpy(mt @ basis)
+        basis = _orthonormalize_numpy(m @ basis)
+    basis = _orthonormalize_numpy(basis)
+    bt = np.asarray(mt @ basis)
+    evals, evecs = np.linalg.eigh((bt.T @ bt).astype(np.float64))
+    top = np.argsort(-evals, kind="stable")[:k]
+    sing = np.sqrt(np.maximum(evals[top], 0.0))
+    w = evecs[:, top]
+    v = (bt.astype(np.float64) @ w) / np.maximum(sing, 1e-12)
+    u = basis.astype(np.float64) @ w
+    return (
+        u.astype(np.float32),
+        sing.astype(np.float32),
+        np.ascontiguousarray(v, dtype=np.float32),
+    )
+
+
+def _orthonormalize_numpy(y: np.ndarray) -> np.ndarray:
+    """:func:`_orthonormalize` for a NumPy matrix (Cholesky QR, Gram in float64)."""
+    from scipy.linalg import solve_triangular
+
+    y = np.asarray(y, dtype=np.float32)
+    gram = (y.T @ y).astype(np.float64)
+    shift = 1e-7 * float(gram.diagonal().mean()) + 1e-30
+    chol = np.linalg.cholesky(gram + shift * np.eye(len(gram)))
+    q: np.ndarray = solve_triangular(chol.astype(np.float32), y.T, lower=True).T
+    return np.ascontiguousarray(q)

@@ -3,7 +3,8 @@
 Neighbourhood models (ItemKNN, UserKNN, RP3beta) need a similarity ``S = f(A @ B)`` whose full form
 would be dense (Gowalla: 41k x 41k = 6.7 GB in float32). Rows are computed in blocks: a sparse
 product, a dense copy of the block (``block * n_cols`` floats), an element-wise transform, the
-diagonal removed, and ``torch.topk`` per row; only ``n`` entries per row are kept.
+diagonal removed, and :func:`gemrec.ranking.topk` per row; only ``n`` entries per row are kept (ties
+at the n-th value go to the lower column).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from gemrec.errors import ParameterError
+from gemrec.ranking import topk
 
 __all__ = ["fold_in_rows", "top_n_product"]
 
@@ -36,7 +38,7 @@ def top_n_product(
     left : csr_matrix, shape (n_rows, d)
     right : csr_matrix, shape (d, n_cols)
     n : int
-        Entries kept per row (the largest; zeros are never stored).
+        Entries kept per row (the largest, ties to the lower column; zeros are never stored).
     transform : callable, optional
         ``transform(block, rows) -> block`` applied to each dense block of shape
         ``(len(rows), n_cols)`` (float32), in place or not; ``rows`` are the global row indices.
@@ -48,8 +50,6 @@ def top_n_product(
     csr_matrix of float32, shape (n_rows, n_cols)
         At most ``n`` non-zeros per row, sorted indices.
     """
-    import torch
-
     left = sp.csr_matrix(left, dtype=np.float32)
     right = sp.csr_matrix(right, dtype=np.float32)
     n_rows, n_cols = left.shape[0], right.shape[1]
@@ -69,16 +69,15 @@ def top_n_product(
         if keep == 0:
             counts = np.zeros(len(rows), np.int64)
         else:
-            vals, ids = torch.topk(torch.from_numpy(np.ascontiguousarray(dense)), keep, dim=1)
-            vals_np, ids_np = vals.numpy(), ids.numpy()
-            nonzero = vals_np != 0
-            counts = nonzero.sum(axis=1)
+            ids, vals = topk(dense, keep)
+            kept = (ids >= 0) & (vals != 0)
+            counts = kept.sum(axis=1)
             # sort each row's kept columns ascending so the CSR is canonical
-            ids_sel = np.where(nonzero, ids_np, np.iinfo(np.int64).max)
+            ids_sel = np.where(kept, ids, np.iinfo(np.int32).max)
             order = np.argsort(ids_sel, axis=1, kind="stable")
             ids_sorted = np.take_along_axis(ids_sel, order, axis=1)
-            vals_sorted = np.take_along_axis(vals_np, order, axis=1)
-            mask = ids_sorted != np.iinfo(np.int64).max
+            vals_sorted = np.take_along_axis(vals, order, axis=1)
+            mask = ids_sorted != np.iinfo(np.int32).max
             indices.append(ids_sorted[mask].astype(np.int32))
             data.append(vals_sorted[mask].astype(np.float32))
         indptr.append(nnz + np.cumsum(counts))

@@ -1,9 +1,9 @@
 """The one recommender interface every model implements.
 
-Top-k selection, masking of seen items, candidate restriction and user batching are written once,
-here. A model implements ``_fit`` and ``_score_block`` (and, for persistence, ``_get_state`` /
-``_set_state``); embedding models subclass :class:`EmbeddingRecommender` and only learn
-``user_embeddings_`` / ``item_embeddings_``.
+Masking of seen items, candidate restriction and user batching are written once, here; top-k
+selection is :func:`gemrec.ranking.topk`. A model implements ``_fit`` and ``_score_block`` (and,
+for persistence, ``_get_state`` / ``_set_state``); embedding models subclass
+:class:`EmbeddingRecommender` and only learn ``user_embeddings_`` / ``item_embeddings_``.
 """
 
 from __future__ import annotations
@@ -18,49 +18,16 @@ from typing import Any, ClassVar, Literal, Self
 import numpy as np
 import scipy.sparse as sp
 
+from gemrec._optional import require
 from gemrec.data.interactions import Interactions
 from gemrec.data.side import SIDE_FIELDS, SideInformation
 from gemrec.errors import GemrecError, NotFittedError, ParameterError
+from gemrec.ranking import topk
 
-__all__ = ["EmbeddingRecommender", "ModelTags", "Recommender", "topk"]
+__all__ = ["EmbeddingRecommender", "ModelTags", "Recommender"]
 
 State = dict[str, Any]
 FORMAT_VERSION = 1
-
-
-def topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise top-k of a dense score block, sorted descending.
-
-    Parameters
-    ----------
-    scores : ndarray, shape (n_rows, n_cols)
-        ``-inf`` marks excluded entries; they are returned as id ``-1``.
-    k : int
-
-    Returns
-    -------
-    ids : ndarray of int32, shape (n_rows, k)
-        Column indices, padded with -1 where fewer than k entries are finite.
-    values : ndarray of float32, shape (n_rows, k)
-        Their scores, padded with -inf.
-    """
-    import torch  # torch.topk is ~20x faster than np.argpartition on wide score blocks
-
-    n_cols = scores.shape[1]
-    kk = min(k, n_cols)
-    block = torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float32))
-    top_vals, top_ids = torch.topk(block, kk, dim=1, largest=True, sorted=True)
-    part, part_scores = top_ids.numpy(), top_vals.numpy()
-    # stable tie-break on the column index keeps results deterministic
-    order = np.lexsort((part, -part_scores), axis=1)
-    ids = np.take_along_axis(part, order, axis=1).astype(np.int32)
-    vals = np.take_along_axis(part_scores, order, axis=1).astype(np.float32)
-    ids[~np.isfinite(vals)] = -1
-    vals[ids < 0] = -np.inf
-    if kk < k:
-        ids = np.pad(ids, ((0, 0), (0, k - kk)), constant_values=-1)
-        vals = np.pad(vals, ((0, 0), (0, k - kk)), constant_values=-np.inf)
-    return ids, vals
 
 
 @dataclass(frozen=True)
@@ -90,6 +57,9 @@ class ModelTags:
         ``embed_new_items`` embeds catalogue items added after fitting from their attributes.
     progress : bool
         Takes a ``progress`` keyword that shows a per-epoch bar.
+    fit_requires : tuple of str
+        Optional modules that ``fit`` needs (each names its extra when missing); loading a saved
+        model and scoring with it need NumPy and SciPy only.
     """
 
     validation: Literal["none", "early_stopping", "tuning"] = "none"
@@ -99,6 +69,7 @@ class ModelTags:
     fold_in: bool = False
     new_item_embedding: bool = False
     progress: bool = False
+    fit_requires: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = set(self.side_information) - set(SIDE_FIELDS)
@@ -196,6 +167,8 @@ class Recommender(ABC):
             raise ParameterError("parameter 'interactions' is empty: nothing to learn from")
         if side is not None and not isinstance(side, SideInformation):
             raise ParameterError.invalid("side", "a SideInformation or None", type(side))
+        for module in self.tags.fit_requires:
+            require(module, f"training {self.name}")
         self._validate_params()
         self._side = (side or SideInformation()).check(interactions.n_items)
         try:

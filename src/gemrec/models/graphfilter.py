@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import scipy.sparse as sp
 
+from gemrec._optional import is_available
 from gemrec.data.interactions import Interactions
 from gemrec.errors import ParameterError
 from gemrec.graph.adjacency import degree_power, degrees, normalized_interactions
@@ -198,9 +199,10 @@ class GraphFilter(Recommender):
         set_kernel_threads(self.num_threads)
         if self.num_threads is None:
             return threadpool_limits(limits=None)
-        import torch
+        if is_available("torch"):  # the randomized SVD runs in torch when it is installed
+            import torch
 
-        torch.set_num_threads(int(self.num_threads))
+            torch.set_num_threads(int(self.num_threads))
         return threadpool_limits(limits=int(self.num_threads))
 
     def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:

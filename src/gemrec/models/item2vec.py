@@ -22,7 +22,8 @@ import scipy.sparse as sp
 
 from gemrec.data.interactions import Interactions
 from gemrec.errors import DataError, GemrecError, ParameterError
-from gemrec.models.base import EmbeddingRecommender, ModelTags, State, topk
+from gemrec.models.base import EmbeddingRecommender, ModelTags, State
+from gemrec.ranking import topk
 
 __all__ = [
     "Item2Vec",
@@ -457,6 +458,7 @@ class Item2Vec(EmbeddingRecommender):
         embeddings=True,
         fold_in=True,
         new_item_embedding=True,
+        fit_requires=("torch",),
     )
 
     def __init__(

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import torch
-from torch import Tensor, nn
 
 from gemrec.data.interactions import Interactions
 from gemrec.models.base import EmbeddingRecommender, ModelTags
@@ -20,14 +18,10 @@ from gemrec.models.training import (
     minibatches,
 )
 
+if TYPE_CHECKING:
+    from torch import Tensor
+
 __all__ = ["BPRMF"]
-
-
-class _MFNet(nn.Module):
-    def __init__(self, n_users: int, n_items: int, embedding_dim: int, std: float) -> None:
-        super().__init__()
-        self.users = nn.Parameter(torch.randn(n_users, embedding_dim) * std)
-        self.items = nn.Parameter(torch.randn(n_items, embedding_dim) * std)
 
 
 class BPRMF(EmbeddingRecommender):
@@ -63,7 +57,11 @@ class BPRMF(EmbeddingRecommender):
 
     name = "mf"
     tags: ClassVar[ModelTags] = ModelTags(
-        validation="early_stopping", embeddings=True, fold_in=True, progress=True
+        validation="early_stopping",
+        embeddings=True,
+        fold_in=True,
+        progress=True,
+        fit_requires=("torch",),
     )
 
     def __init__(
@@ -104,10 +102,14 @@ class BPRMF(EmbeddingRecommender):
         check_lr_decay(self.lr_decay)
 
     def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:
+        import torch
+
+        from gemrec.models._mf_torch import MFNet
+
         n_users, n_items = interactions.matrix.shape
         sampler = BPRSampler(interactions.binary())
         torch.manual_seed(self.seed)
-        net = _MFNet(n_users, n_items, self.embedding_dim, float(self.init_scale))
+        net = MFNet(n_users, n_items, self.embedding_dim, float(self.init_scale))
         optimizer = torch.optim.Adam(net.parameters(), lr=float(self.lr), fused=True)
         reg = float(self.reg)
 

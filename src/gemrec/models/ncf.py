@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
-import torch
-from torch import Tensor, nn
 
 from gemrec.data.interactions import Interactions
 from gemrec.errors import ParameterError
@@ -22,74 +20,44 @@ from gemrec.models.training import (
     sample_negatives,
 )
 
-__all__ = ["NeuMF", "NeuMFNet"]
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from gemrec.models._ncf_torch import NeuMFNet
+
+__all__ = ["NeuMF", "neumf_scores"]
 
 
-class NeuMFNet(nn.Module):
-    r"""GMF and MLP towers fused by a final linear layer.
+def neumf_scores(
+    weights: Mapping[str, np.ndarray], users: np.ndarray, max_cells: int = 1 << 22
+) -> np.ndarray:
+    """Logits of every item for ``users`` from NeuMF's weights, shape (len(users), n_items).
 
-    Parameters
-    ----------
-    n_users, n_items : int
-    embedding_dim : int
-        Size of the GMF embeddings.
-    layers : sequence of int
-        MLP widths; the MLP embeddings have size ``layers[0] // 2`` each.
-
-    Notes
-    -----
-    .. math::
-        φ^{GMF} = p^G_u \odot q^G_i, \quad
-        φ^{MLP} = a_L(W_L(\dots a_1(W_1 [p^M_u; q^M_i] + b_1)\dots)), \quad
-        ŷ_{ui} = h^\top [φ^{GMF}; φ^{MLP}] + b.
+    ``weights`` are the network's parameters by their torch names (``user_gmf``, ``first.weight``,
+    ``hidden.0.bias``, ...). The first MLP layer is split into its user and item halves
+    (``W_1 [p; q] = W_u p + W_i q``) so that it is computed once per user and once per item; the
+    rest runs in blocks of about ``max_cells`` hidden activations.
     """
-
-    def __init__(self, n_users: int, n_items: int, embedding_dim: int, layers: list[int]) -> None:
-        super().__init__()
-        half = layers[0] // 2
-        self.user_gmf = nn.Parameter(torch.randn(n_users, embedding_dim) * 0.01)
-        self.item_gmf = nn.Parameter(torch.randn(n_items, embedding_dim) * 0.01)
-        self.user_mlp = nn.Parameter(torch.randn(n_users, half) * 0.01)
-        self.item_mlp = nn.Parameter(torch.randn(n_items, half) * 0.01)
-        self.first = nn.Linear(2 * half, layers[1] if len(layers) > 1 else layers[0])
-        widths = layers[1:] if len(layers) > 1 else layers[:1]
-        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths))
-        self.out = nn.Linear(embedding_dim + widths[-1], 1)
-
-    def _tower(self, h: Tensor) -> Tensor:
-        h = torch.relu(h)
-        for layer in self.hidden:
-            h = torch.relu(layer(h))
-        return h
-
-    def forward(self, users: Tensor, items: Tensor) -> Tensor:
-        """Logits ``ŷ_{ui}`` of the pairs, shape (n,)."""
-        gmf = self.user_gmf[users] * self.item_gmf[items]
-        mlp = self._tower(self.first(torch.cat([self.user_mlp[users], self.item_mlp[items]], 1)))
-        logits: Tensor = self.out(torch.cat([gmf, mlp], 1)).squeeze(1)
-        return logits
-
-    @torch.no_grad()
-    def score_users(self, users: Tensor, max_cells: int = 1 << 22) -> Tensor:
-        """Logits of every item for ``users``, shape (len(users), n_items).
-
-        The first MLP layer is split into its user and item halves (``W_1 [p; q] = W_u p + W_i q``)
-        so that it is computed once per user and once per item; the rest runs blockwise.
-        """
-        n_items = self.item_gmf.shape[0]
-        half = self.user_mlp.shape[1]
-        w_u, w_i = self.first.weight[:, :half], self.first.weight[:, half:]
-        item_part = self.item_mlp @ w_i.T + self.first.bias  # (n_items, h1)
-        user_part = self.user_mlp[users] @ w_u.T  # (n, h1)
-        h_gmf = self.out.weight[0, : self.user_gmf.shape[1]]
-        h_mlp = self.out.weight[0, self.user_gmf.shape[1] :]
-        gmf = (self.user_gmf[users] * h_gmf) @ self.item_gmf.T + self.out.bias  # (n, n_items)
-        step = max(1, max_cells // max(1, n_items * item_part.shape[1]))
-        out = torch.empty(len(users), n_items)
-        for s in range(0, len(users), step):
-            h = self._tower(user_part[s : s + step, None, :] + item_part[None, :, :])
-            out[s : s + step] = gmf[s : s + step] + h @ h_mlp
-        return out
+    user_gmf, item_gmf = weights["user_gmf"], weights["item_gmf"]
+    user_mlp, item_mlp = weights["user_mlp"], weights["item_mlp"]
+    first_w, first_b = weights["first.weight"], weights["first.bias"]
+    out_w, out_b = weights["out.weight"], weights["out.bias"]
+    n_hidden = sum(1 for key in weights if key.startswith("hidden.") and key.endswith(".weight"))
+    hidden = [(weights[f"hidden.{i}.weight"], weights[f"hidden.{i}.bias"]) for i in range(n_hidden)]
+    n_items, half, d = len(item_gmf), user_mlp.shape[1], user_gmf.shape[1]
+    item_part = item_mlp @ first_w[:, half:].T + first_b  # (n_items, h1)
+    user_part = user_mlp[users] @ first_w[:, :half].T  # (n, h1)
+    gmf = (user_gmf[users] * out_w[0, :d]) @ item_gmf.T + out_b  # (n, n_items)
+    h_mlp = out_w[0, d:]
+    step = max(1, max_cells // max(1, n_items * item_part.shape[1]))
+    out = np.empty((len(users), n_items), np.float32)
+    for s in range(0, len(users), step):
+        h = np.maximum(user_part[s : s + step, None, :] + item_part[None, :, :], 0.0)
+        h = h.reshape(-1, h.shape[-1])
+        for w, b in hidden:
+            h = np.maximum(h @ w.T + b, 0.0)
+        out[s : s + step] = gmf[s : s + step] + (h @ h_mlp).reshape(-1, n_items)
+    return out
 
 
 class NeuMF(EmbeddingRecommender):
@@ -116,6 +84,9 @@ class NeuMF(EmbeddingRecommender):
     user_embeddings_, item_embeddings_ : ndarray of float32
         The GMF part, ``h_G ⊙ p^G_u`` and ``q^G_i``, for retrieval (their inner product is the GMF
         term of the logit). Ranking uses the full network (``score``).
+    weights_ : dict of str to ndarray of float32
+        The network's parameters by their torch names; :meth:`score` evaluates the network from
+        them with NumPy (:func:`neumf_scores`), so a trained model scores without torch.
 
     Notes
     -----
@@ -126,7 +97,11 @@ class NeuMF(EmbeddingRecommender):
 
     name = "ncf"
     tags: ClassVar[ModelTags] = ModelTags(
-        validation="early_stopping", embeddings=True, fold_in=True, progress=True
+        validation="early_stopping",
+        embeddings=True,
+        fold_in=True,
+        progress=True,
+        fit_requires=("torch",),
     )
 
     def __init__(
@@ -173,16 +148,20 @@ class NeuMF(EmbeddingRecommender):
             raise ParameterError.invalid("layers", "a non-empty list of integers >= 2", layers)
 
     def _network(self, n_users: int, n_items: int) -> NeuMFNet:
+        from gemrec.models._ncf_torch import NeuMFNet
+
         return NeuMFNet(n_users, n_items, self.embedding_dim, list(self.layers))
 
     def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:
+        import torch
+
         binary = interactions.binary()
         n_users, n_items = binary.shape
         sampler = BPRSampler(binary)
         rows = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(binary.indptr))
         cols = binary.indices.astype(np.int64)
         torch.manual_seed(self.seed)
-        self.net_ = net = self._network(n_users, n_items)
+        net = self._network(n_users, n_items)
         optimizer = torch.optim.Adam(net.parameters(), lr=float(self.lr))
         reg = float(self.reg)
         neg_per = int(self.n_negatives)
@@ -210,6 +189,9 @@ class NeuMF(EmbeddingRecommender):
                 loss = loss + reg * 0.5 * l2 / len(users)
             return loss
 
+        def export() -> None:
+            self._set_weights({k: v.detach().numpy().copy() for k, v in net.state_dict().items()})
+
         fit_embeddings(
             self,
             interactions,
@@ -218,39 +200,26 @@ class NeuMF(EmbeddingRecommender):
             optimizer=optimizer,
             draw_epoch=draw_epoch,
             batch_loss=batch_loss,
-            export=self._export,
+            export=export,
         )
 
-    def _export(self) -> None:
-        net = self.net_
-        with torch.no_grad():
-            h = net.out.weight[0, : self.embedding_dim]
-            self.user_embeddings_ = (net.user_gmf * h).numpy().astype(np.float32, copy=True)
-            self.item_embeddings_ = net.item_gmf.detach().numpy().astype(np.float32, copy=True)
+    def _set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        self.weights_ = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
+        h = self.weights_["out.weight"][0, : self.embedding_dim]
+        self.user_embeddings_ = np.ascontiguousarray(self.weights_["user_gmf"] * h)
+        self.item_embeddings_ = self.weights_["item_gmf"]
 
     def _score_block(self, users: np.ndarray) -> np.ndarray:
-        out = self.net_.score_users(torch.from_numpy(np.asarray(users, dtype=np.int64)))
-        return out.numpy()
+        return neumf_scores(self.weights_, np.asarray(users, dtype=np.int64))
 
     def score_new(self, user_items: sp.csr_matrix) -> np.ndarray:
         """Fold-in through the GMF embeddings only (the MLP needs a learned user vector)."""
         return super().score_new(user_items)
 
     def _get_state(self) -> State:
-        state: dict[str, Any] = {
-            f"net.{k}": v.detach().numpy() for k, v in self.net_.state_dict().items()
-        }
+        state: State = {f"net.{k}": v for k, v in self.weights_.items()}
         state.update(super()._get_state())
         return state
 
     def _set_state(self, state: State) -> None:
-        super()._set_state(state)
-        n_users, n_items = self.interactions_.shape
-        self.net_ = self._network(int(n_users), int(n_items))
-        self.net_.load_state_dict(
-            {
-                k[4:]: torch.from_numpy(np.asarray(v))
-                for k, v in state.items()
-                if k.startswith("net.")
-            }
-        )
+        self._set_weights({k[4:]: v for k, v in state.items() if k.startswith("net.")})

@@ -8,6 +8,9 @@ epoch, checkpoint and resume, TensorBoard scalars and the progress bar.
 Resuming is exact: a checkpoint stores the module, the optimiser, the NumPy and torch random states,
 the history and the early-stopping state after a completed epoch, so that a run interrupted after
 epoch ``e`` and resumed computes the same epochs ``e+1, ...`` as an uninterrupted run.
+
+torch is imported by the functions that train, never by importing this module: the samplers and
+parameter checks here are NumPy, and a trained model scores without torch.
 """
 
 from __future__ import annotations
@@ -20,14 +23,17 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 
+from gemrec._optional import require
 from gemrec.errors import GemrecError, ParameterError
 from gemrec.models._allocator import keep_freed_memory
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "COMMON_CHECKS",
@@ -185,6 +191,7 @@ def _numpy_state(rng: np.random.Generator) -> dict[str, Any]:
 def _writer(log_dir: str | Path | None) -> Any:
     if log_dir is None:
         return None
+    require("tensorboard", "log_dir (TensorBoard logging)")
     from torch.utils.tensorboard import SummaryWriter
 
     return SummaryWriter(log_dir=str(log_dir))
@@ -259,6 +266,8 @@ def train_loop(
     step buffers for reuse instead of faulting fresh pages in; ``GEMREC_KEEP_FREED_MEMORY=0``
     turns it off).
     """
+    import torch
+
     fingerprint = json.loads(json.dumps(fingerprint or {}))
     keep_freed_memory()
     rng = np.random.default_rng(seed)

@@ -11,6 +11,9 @@ import threading
 
 import numpy as np
 
+from gemrec._optional import require
+from gemrec.ranking import topk, topk_pairs
+
 __all__ = ["ItemIndex", "select_top"]
 
 
@@ -37,29 +40,22 @@ def select_top(
     Returns
     -------
     ids : ndarray of int64, shape (<= k,)
-    scores : ndarray of float32, same shape; sorted descending, ties broken by lower id.
+    scores : ndarray of float32, same shape; sorted descending, ties broken by lower id
+        (:func:`gemrec.ranking.topk`).
     """
     s = np.array(scores, dtype=np.float32, copy=True)
     n = len(s)
     if excluded is not None:
         s[excluded[:n]] = -np.inf
     fetch = min(n, k if cap is None else 4 * k)
-    while True:
-        if fetch < n:
-            part = np.argpartition(-s, fetch - 1)[:fetch]
-            # keep every item tied with the cut: ties resolve to the lower id, as in a full sort
-            cut = s[part].min()
-            if np.isfinite(cut):
-                part = np.flatnonzero(s >= cut)
-        else:
-            part = np.arange(n)
-        order = np.lexsort((part, -s[part]))
-        cand = part[order]
-        cand = cand[np.isfinite(s[cand])]
+    while fetch > 0:
+        top, _ = topk(s[None, :], fetch)
+        cand = top[0][top[0] >= 0].astype(np.int64)
         picked = _cap(cand, k, categories, cap)
         if len(picked) >= k or fetch >= n or len(cand) < fetch:
             return picked, s[picked]
         fetch = min(n, fetch * 4)
+    return np.zeros(0, np.int64), np.zeros(0, np.float32)
 
 
 def _cap(cand: np.ndarray, k: int, categories: np.ndarray | None, cap: int | None) -> np.ndarray:
@@ -106,8 +102,11 @@ class ItemIndex:
         self.ann = self._n >= ann_threshold
         self._index = None
         if self.ann:
-            import faiss
-
+            faiss = require(
+                "faiss",
+                f"approximate retrieval over {self._n} items (at least ann_threshold="
+                f"{ann_threshold}; raise it for exact search)",
+            )
             index = faiss.IndexHNSWFlat(self.dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = 40
             index.add(self._vecs)  # built with every core ...
@@ -175,8 +174,8 @@ class ItemIndex:
                 cand = cand[~excluded[cand]]
             # the HNSW ranking is approximate: re-score the candidates exactly and sort
             sc = self.vectors[cand] @ q[0]
-            order = np.lexsort((cand, -sc))
-            cand = cand[order]
+            ranked, _ = topk_pairs(np.zeros(len(cand)), cand, sc, 1, max(len(cand), 1))
+            cand = ranked[0][ranked[0] >= 0].astype(np.int64)
             picked = _cap(cand, k, categories, cap)
             if len(picked) >= k:
                 return picked, (self.vectors[picked] @ q[0]).astype(np.float32)

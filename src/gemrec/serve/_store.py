@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from gemrec._optional import require
 from gemrec.errors import ConfigError
 
 __all__ = ["Event", "EventStore", "ItemRecord", "RedisStore", "SQLiteStore", "open_store"]
@@ -336,6 +337,7 @@ class RedisStore(EventStore):
     """
 
     def __init__(self, url: str, prefix: str = "gemrec:") -> None:
+        require("redis", "the Redis event store")
         import redis
 
         self.url = url
