@@ -15,6 +15,7 @@ cluster of one single-threaded worker process per core.
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -44,7 +45,9 @@ def dask_client(scheduler: Any = None) -> Iterator[Any]:
             yield client
         return
     with (
-        dist.LocalCluster(threads_per_worker=1, dashboard_address=None) as cluster,
+        dist.LocalCluster(
+            threads_per_worker=1, dashboard_address=None, silence_logs=logging.ERROR
+        ) as cluster,
         dist.Client(cluster) as client,
     ):
         yield client
