@@ -210,13 +210,12 @@ def deduplicate_duckdb(
         }
     )
     try:
-        con.execute("CREATE TEMP TABLE ev AS SELECT * FROM read_parquet(?)", [list(spills)])
-        n_all = _count(con, "ev")
+        n_all = sum(pq.ParquetFile(s).metadata.num_rows for s in spills)
         con.execute(
-            "CREATE TEMP TABLE k1 AS SELECT * FROM ev QUALIFY row_number() OVER "
-            f"(PARTITION BY {_DEDUP_KEY} ORDER BY source, line) = 1"
+            "CREATE TEMP TABLE k1 AS SELECT * FROM read_parquet(?) QUALIFY row_number() OVER "
+            f"(PARTITION BY {_DEDUP_KEY} ORDER BY source, line) = 1",
+            [list(spills)],
         )
-        con.execute("DROP TABLE ev")
         n_exact = _count(con, "k1")
         con.execute(
             "CREATE TEMP TABLE k2 AS SELECT * FROM k1 QUALIFY event_id IS NULL OR "
@@ -238,14 +237,27 @@ def deduplicate_duckdb(
         ).to_arrow_table()
     finally:
         con.close()
+    # column by column, each Arrow column released once copied: peak is one column, not a table
+    cols = {}
+    for name, dtype in (
+        ("u", np.int32),
+        ("i", np.int32),
+        ("type", np.int8),
+        ("timestamp", np.float64),
+        ("value", np.float64),
+        ("source", np.int32),
+        ("line", np.int64),
+    ):
+        cols[name] = _numpy(rows, name, dtype)
+        rows = rows.drop_columns([name])
     return Deduplicated(
-        users=_numpy(rows, "u", np.int32),
-        items=_numpy(rows, "i", np.int32),
-        types=_numpy(rows, "type", np.int8),
-        timestamp=_numpy(rows, "timestamp", np.float64),
-        value=_numpy(rows, "value", np.float64),
-        source=_numpy(rows, "source", np.int32),
-        line=_numpy(rows, "line", np.int64),
+        users=cols["u"],
+        items=cols["i"],
+        types=cols["type"],
+        timestamp=cols["timestamp"],
+        value=cols["value"],
+        source=cols["source"],
+        line=cols["line"],
         user_ids=maps["user_id"][0],
         item_ids=maps["item_id"][0],
         user_order=maps["user_id"][1],
@@ -359,7 +371,8 @@ def import_parts(
             "value": dd.value,
             "source": dd.source,
             "line": dd.line,
-        }
+        },
+        copy=False,
     )
     spill_of = {r.index: r.spill for r in results}
     return PartsImport(
