@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         choices=ENGINES,
         default=["duckdb"],
-        help="import engines to measure; fit and score read the first one's dataset",
+        help="import engines to measure (fit and score read the first one's dataset); with "
+        "dask, also the Dask fit and Dask scoring",
     )
     p.add_argument("--memory-limit", default="4GB", help="duckdb's memory limit (4GB)")
     p.add_argument("--rank", type=int, default=64, help="graphfilter n_components (64)")
@@ -83,18 +84,41 @@ def commands(args: argparse.Namespace, events: int) -> list[tuple[str, str, list
                  "-o", str(w / f"ds-{engine}"), "--engine", engine, "--memory-limit",
                  args.memory_limit, "--quiet"])
             )  # fmt: skip
+    ds = str(w / f"ds-{first}")
     if "fit" in args.steps:
         out.append(
-            ("fit", first, ["train", str(w / f"ds-{first}"), "--model", "graphfilter", "--set",
+            ("fit", "memory", ["train", ds, "--model", "graphfilter", "--set",
              f"n_components={args.rank}", "--set", "item_item=factored", "-o", str(w / "gf"),
              "--quiet"])
         )  # fmt: skip
+        if "dask" in args.engines:
+            out.append(
+                ("fit", "dask", [PYTHON_C, _DASK_FIT.format(ds, str(w / "gf-dask"), args.rank)])
+            )
     if "score" in args.steps:
         out.append(
-            ("score", first, ["recommend", str(w / "gf"), "--dataset", str(w / f"ds-{first}"),
-             "--users", "all", "-k", str(args.k), "-o", str(w / "recs.jsonl"), "--quiet"])
+            ("score", "memory", ["recommend", str(w / "gf"), "--dataset", ds, "--users", "all",
+             "-k", str(args.k), "-o", str(w / "recs.jsonl"), "--quiet"])
         )  # fmt: skip
+        if "dask" in args.engines:
+            out.append(
+                ("score", "dask", ["recommend", str(w / "gf"), "--dataset", ds, "--users",
+                 "all", "-k", str(args.k), "-o", str(w / "recs-dask"), "--engine", "dask",
+                 "--quiet"])
+            )  # fmt: skip
     return out
+
+
+#: marks a command that is Python code rather than ``gemrec`` arguments
+PYTHON_C = "-c"
+#: the Dask fit has no command of its own: the library call, on a local cluster
+_DASK_FIT = (
+    "from gemrec.data.import_dask import dask_client\n"
+    "from gemrec.models.commands import save_fitted\n"
+    "from gemrec.scale import fit_graphfilter_dask\n"
+    "with dask_client(None) as client:\n"
+    "    save_fitted(fit_graphfilter_dask({0!r}, client=client, n_components={2}), {1!r})\n"
+)
 
 
 def measure(argv: Sequence[str]) -> dict[str, Any]:
@@ -103,9 +127,8 @@ def measure(argv: Sequence[str]) -> dict[str, Any]:
 
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     start = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gemrec.cli", *argv], env=env, stdout=subprocess.PIPE, text=True
-    )
+    cmd = [*argv] if argv[0] == PYTHON_C else ["-m", "gemrec.cli", *argv]
+    proc = subprocess.Popen([sys.executable, *cmd], env=env, stdout=subprocess.PIPE, text=True)
     peak = 0
     done = threading.Event()
 
@@ -146,8 +169,9 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    latest = {(r["step"], r["engine"], r["events"]): r for r in rows}  # the last run of each
     series: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
+    for r in latest.values():
         if r["exit"] == 0:
             label = r["step"] if r["engine"] in ("-", None) else f"{r['step']} ({r['engine']})"
             series.setdefault(label, []).append(r)
@@ -163,7 +187,8 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle("gemrec at scale (Taobao-shaped synthetic shop)")
+    sizes = ", ".join(f"{e / 1e6:g}M" for e in sorted({r["events"] for r in latest.values()}))
+    fig.suptitle(f"gemrec at scale (Taobao-shaped synthetic shop; measured at {sizes} events)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -178,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = [json.loads(line) for line in args.json.read_text().splitlines() if line.strip()]
     for events in args.events:
         for step, engine, cmd in commands(args, events):
-            print("$ gemrec " + " ".join(cmd), flush=True)
+            shown = f"python -c {cmd[1]!r}" if cmd[0] == PYTHON_C else "gemrec " + " ".join(cmd)
+            print("$ " + shown, flush=True)
             if args.dry_run:
                 continue
             if step == "generate" and (Path(cmd[2]) / "generate.json").is_file():

@@ -39,6 +39,8 @@ __all__ = ["RecommendResult", "recommend_dask", "score_block"]
 #: the marker of a finished output directory
 MARKER = "_recommend.json"
 _SPEC = ".spec.json"
+#: bytes of dense scores a task holds at once (about 2 per user-item pair scored)
+SCORE_MEMORY = 512 * 2**20
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,19 @@ def score_block(
     if exclude_seen and len(users):
         lo, hi = int(users.min()), int(users.max()) + 1
         exclude = read_row_block(dataset, lo, hi, len(item_ids), TRAIN_SPLITS)[users - lo]
-    ids, scores = model.recommend(users, k, exclude_seen=exclude_seen, exclude=exclude)
+    # dense scores are len(users) x n_items floats (and a copy): score in batches that fit
+    batch = max(1, SCORE_MEMORY // (8 * len(item_ids)))
+    parts = [
+        model.recommend(
+            users[i : i + batch],
+            k,
+            exclude_seen=exclude_seen,
+            exclude=None if exclude is None else exclude[i : i + batch],
+        )
+        for i in range(0, len(users), batch)
+    ]
+    ids = np.vstack([p[0] for p in parts])
+    scores = np.vstack([p[1] for p in parts])
     keep = ids >= 0
     rows, ranks = np.nonzero(keep)
     table = pa.table(
