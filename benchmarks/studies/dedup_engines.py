@@ -35,6 +35,7 @@ start = time.perf_counter()
 if engine == "duckdb":
     import duckdb
     con = duckdb.connect(config={"memory_limit": "2GB", "threads": 2})
+    con.execute("SET enable_progress_bar = false")
     con.execute(
         f"CREATE TEMP TABLE k1 AS SELECT * FROM read_parquet('{spill}/*.parquet') QUALIFY "
         f"row_number() OVER (PARTITION BY {', '.join(key)} ORDER BY source, line) = 1"

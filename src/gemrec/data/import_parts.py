@@ -209,6 +209,7 @@ def deduplicate_duckdb(
             "preserve_insertion_order": True,
         }
     )
+    con.execute("SET enable_progress_bar = false")  # stdout carries the summary line only
     try:
         n_all = sum(pq.ParquetFile(s).metadata.num_rows for s in spills)
         con.execute(
