@@ -195,6 +195,34 @@ DATASETS: dict[str, _Spec] = {
         {"split": "leave-last", "leave_n": 1},
         items=_amazon_items,
     ),
+    "amazon-scientific-cold-items": _Spec(
+        "Amazon Industrial & Scientific (RecBole files, item text), 20 % of the items held out "
+        "entirely as test (cold items)",
+        _dir("amazon-scientific-text"),
+        "recbole",
+        {"split": "cold-items", "test_fraction": 0.2},
+    ),
+    "movielens-1m-cold-users": _Spec(
+        "the UltraGCN implicit split of MovieLens-1M pooled, 20 % of the users held out entirely "
+        "as test (cold users)",
+        _dir("movielens-1m", "ultragcn_implicit_split"),
+        "lightgcn",
+        {"split": "cold-users", "test_fraction": 0.2},
+    ),
+    "lastfm-2k-cold-users": _Spec(
+        "HetRec Last.fm (play counts, friendships kept), 20 % of the users held out entirely as "
+        "test (cold users)",
+        _dir("lastfm-2k"),
+        "lastfm",
+        {"split": "cold-users", "test_fraction": 0.2},
+    ),
+    "ciao-cold-users": _Spec(
+        "Ciao ratings (trust network kept), 20 % of the users held out entirely as test "
+        "(cold users)",
+        _dir("ciao"),
+        "ciao",
+        {"split": "cold-users", "test_fraction": 0.2},
+    ),
 }
 
 
@@ -221,7 +249,8 @@ def load(
     name : str
         A key of :data:`DATASETS`.
     valid_fraction : float
-        Share of each user's training edges carved out as the validation split.
+        Share of each user's training edges carved out as the validation split (for the
+        cold-start datasets: share of the items or users held out as cold validation ones).
     seed : int
         The importer's seed (validation split, random splits).
     refresh : bool

@@ -37,12 +37,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _data import load, train_test  # noqa: E402
 
+from gemrec.data.holdout import union  # noqa: E402
 from gemrec.data.interactions import Interactions  # noqa: E402
 from gemrec.data.side import SideInformation  # noqa: E402
 from gemrec.errors import GemrecError  # noqa: E402
 from gemrec.eval import evaluate  # noqa: E402
 from gemrec.fusion.fusion import DEFAULT_CHANNELS, Fusion  # noqa: E402
-from gemrec.fusion.fusion import _union as fusion_union  # noqa: E402
 from gemrec.models import get_model_class, make_model  # noqa: E402
 from gemrec.models.fitting import fit_model  # noqa: E402
 
@@ -63,10 +63,6 @@ def ml100k() -> tuple[Interactions, Interactions, Interactions, np.ndarray | Non
     )
 
 
-def _union(a: Interactions, b: Interactions | None) -> Interactions:
-    return a if b is None else fusion_union(a, b)
-
-
 def available(names: list[str]) -> list[str]:
     out = []
     for n in names:
@@ -80,7 +76,7 @@ def available(names: list[str]) -> list[str]:
 
 def run(name: str, data: tuple, channels: list[str] | None, repeats: int, reuse: bool) -> dict:
     train, valid, test, cats = data
-    full = _union(train, valid)
+    full = train if valid is None else union(train, valid)
     has_ts = full.timestamps is not None and full.timestamps.nnz > 0
     times, fused = [], None
     for _ in range(repeats):

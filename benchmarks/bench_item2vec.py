@@ -1,9 +1,9 @@
-"""Item2Vec (EGES) accuracy and fit time on Gowalla, Taobao UserBehavior and Amazon Scientific.
+"""Item2Vec (EGES) accuracy and fit time on Gowalla, Taobao, Amazon Scientific and MovieLens-1M.
 
 Usage::
 
-    python benchmarks/bench_item2vec.py [--datasets gowalla taobao amazon] [--repeats 1]
-        [--set epochs=5 --set walks_per_item=10 ...]
+    python benchmarks/bench_item2vec.py [--datasets gowalla taobao amazon movielens-1m]
+        [--repeats 1] [--set epochs=5 --set walks_per_item=10 ...]
 
 Prints Recall@20 / NDCG@20 (full ranking, training items excluded) and the median fit time of
 ``--repeats`` fits, next to global popularity measured in the same run. The datasets are imported
@@ -13,6 +13,8 @@ by ``benchmarks/_data.py`` (gemrec's importer); models are fit on train + valid:
 - taobao: UserBehavior_prefix.csv imported with ``--format taobao`` (behaviour weights of the
   importer); test = events after one global time cut (the latest 20 %); side information =
   category. Test items never seen in training are cold: only side information can rank them.
+- movielens-1m: the UltraGCN implicit split (train.txt / test.txt), no timestamps, no side
+  information.
 - amazon: Scientific leave-one-out (each sequence of Scientific.test.inter, its last item held
   out); positions in the sequence serve as timestamps; side information = category path and brand
   parsed from Scientific.text ("title. categories. brand.").
@@ -43,7 +45,12 @@ from gemrec.models.item2vec import Item2Vec
 from gemrec.models.popularity import Popularity
 
 #: benchmark name -> dataset of benchmarks/_data.py
-DATASETS = {"gowalla": "gowalla", "taobao": "taobao", "amazon": "amazon-scientific"}
+DATASETS = {
+    "gowalla": "gowalla",
+    "taobao": "taobao",
+    "amazon": "amazon-scientific",
+    "movielens-1m": "movielens-1m",
+}
 
 
 def load(name: str) -> tuple[Interactions, Interactions, pd.DataFrame | None]:

@@ -36,11 +36,11 @@ from _data import DATASETS, load, train_test
 
 from gemrec.data.interactions import Interactions
 from gemrec.eval import evaluate
+from gemrec.graph.adjacency import bipartite_adjacency
 from gemrec.models import get_model_class
 from gemrec.models._allocator import keep_freed_memory
 from gemrec.models._lightgcn_torch import LightGCNNet, TrainingGraph, bpr_loss
 from gemrec.models.fitting import fit_model
-from gemrec.models.lightgcn import normalized_adjacency
 from gemrec.models.training import BPRSampler
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -103,7 +103,7 @@ def gemrec_stepper(train: Interactions, dim: int = 64, n_layers: int = 3):  # ty
 
 
 def reference_stepper(train: Interactions, dim: int = 64, n_layers: int = 3):  # type: ignore[no-untyped-def]
-    adj_sp = normalized_adjacency(train.binary())
+    adj_sp = bipartite_adjacency(train.binary())
     model = ReferenceLightGCN(adj_sp, train.n_users, dim, n_layers)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 

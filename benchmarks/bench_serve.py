@@ -1,11 +1,12 @@
 """Serving benchmark: latency at a fixed request rate, freshness and ingest throughput.
 
-Model: a Gowalla-sized embedding model (29,858 users x 40,981 items, d=64) -- a real truncated SVD
-of the Gowalla train split (`--model svd`, cached in --workdir) or random embeddings
-of the same size (`--model random`). Both are valid for latency: serving cost depends on sizes, not
-on quality. The service runs as a real `gemrec serve` subprocess (uvicorn, --workers N) on
-127.0.0.1; the load generator is a small asyncio HTTP/1.1 keep-alive client in this process, open
-loop (latency is measured from each request's *scheduled* send time: queueing is not hidden).
+Model: a Gowalla-sized embedding model (29,858 users x 40,981 items, d=64) -- the `svd` model
+(PureSVD) fit on the Gowalla train split (`--model svd`, ~40 s to fit, cached in --workdir) or
+random embeddings of the same size (`--model random`). Both are valid for latency: serving cost
+depends on sizes, not on quality. The service runs as a real `gemrec serve` subprocess (uvicorn,
+--workers N) on 127.0.0.1; the load generator is a small asyncio HTTP/1.1 keep-alive client in
+this process, open loop (latency is measured from each request's *scheduled* send time: queueing
+is not hidden).
 
 Run:  PYTHONPATH=src python benchmarks/bench_serve.py [--rate 300] [--seconds 20] [--model svd]
 """
@@ -33,7 +34,7 @@ from _data import load  # noqa: E402
 
 from gemrec.data.store import Dataset  # noqa: E402
 from gemrec.models.base import EmbeddingRecommender  # noqa: E402
-from gemrec.serve.svd import TruncatedSVD  # noqa: E402
+from gemrec.models.svd import PureSVD  # noqa: E402
 
 #: Gowalla imported by the importer, with 50 random item categories (benchmarks/_data.py)
 DATASET = "gowalla-categories"
@@ -89,7 +90,7 @@ def wait_healthy(
     raise SystemExit(f"server did not become healthy within {timeout:.0f} s")
 
 
-class RandomEmbeddings(TruncatedSVD):
+class RandomEmbeddings(PureSVD):
     """Same shapes as the SVD model, Gaussian embeddings (no fit cost)."""
 
     def _fit(self, interactions, valid):  # type: ignore[no-untyped-def]
@@ -107,7 +108,7 @@ def build_model(workdir: Path, dataset: Dataset, kind: str) -> tuple[Path, float
     path = workdir / f"model-{kind}-{dataset.path.name}"
     if (path / "manifest.json").is_file():
         return path, json.loads((path / "fit.json").read_text())["seconds"]
-    klass: type[EmbeddingRecommender] = TruncatedSVD if kind == "svd" else RandomEmbeddings
+    klass: type[EmbeddingRecommender] = PureSVD if kind == "svd" else RandomEmbeddings
     start = time.perf_counter()
     model = klass(factors=64).fit(dataset.interactions("train", "valid"))
     seconds = time.perf_counter() - start

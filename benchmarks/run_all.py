@@ -177,6 +177,12 @@ RUNS: tuple[Run, ...] = (
         "scaling",
         full_only=True,
     ),
+    Run(
+        "coldstart",
+        "bench_coldstart",
+        ("--datasets", "amazon", "movielens-1m", "lastfm-2k", "ciao"),
+        "coldstart",
+    ),
     Run("serve", "bench_serve", ("--model", "svd", "--workers", "1"), "serve"),
 )
 

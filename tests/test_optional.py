@@ -25,6 +25,8 @@ from tests.serve.conftest import build_shop
 #: every model kind, with hyperparameters small enough for the shop (90 users, 60 items)
 TRAINED: dict[str, dict[str, Any]] = {
     "pop": {},
+    "category-pop": {},
+    "svd": {"factors": 8},
     "itemknn": {},
     "userknn": {},
     "rp3beta": {},
@@ -38,6 +40,7 @@ TRAINED: dict[str, dict[str, Any]] = {
 #: fitted in the subprocess too: the core install trains these without torch
 CORE = {
     "pop": {},
+    "category-pop": {},
     "itemknn": {},
     "rp3beta": {},
     # rank 3: the three blocks' unit singular values, a subspace that does not depend on the probe
@@ -189,7 +192,7 @@ def test_every_optional_module_maps_to_a_declared_extra() -> None:
     pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
     extras = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]
     assert set(_optional.EXTRAS.values()) <= set(extras) - {"all", "dev"}
-    assert extras["all"] == ["gemrec[torch,ann,redis,ltr]"]
+    assert extras["all"] == ["gemrec[torch,ann,redis,ltr,tune]"]
     for module, extra in _optional.EXTRAS.items():
         assert _optional.is_available(module), f"{module} ({extra}) must be installed for the tests"
     # the torch models declare what fitting needs; the core models need nothing optional

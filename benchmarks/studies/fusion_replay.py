@@ -9,13 +9,14 @@ caches each channel's top-100 lists:
     PYTHONPATH=src python benchmarks/studies/fusion_replay.py replay /tmp/gw [--set method=ltr]
     PYTHONPATH=src python benchmarks/studies/fusion_replay.py replay /tmp/gw --test
 
-``cache`` fits on the holdout split ``Fusion(seed=0)`` would carve (``_holdout(train, 0.1, 0)``)
-and on all of train.txt (the refit). ``replay`` runs ``Fusion``'s own tuning code (``_tune``: the
-2-fold cross-fit choice of the method, the weight search, the learned blend) on the cached lists
-and prints the validation report; with ``--test`` it also combines the refit channels' lists for
-the test users and scores them (Recall@20 / NDCG@20, training items excluded, as
-``gemrec.eval.evaluate``). The channels are seeded, so the single-channel test numbers equal
-``benchmarks/bench_fusion.py``'s. Only Gowalla (no timestamps, no item categories) is supported.
+``cache`` fits on the holdout split ``Fusion(seed=0)`` would carve
+(``user_holdout(train, 0.1, seed=0)``) and on all of train.txt (the refit). ``replay`` runs
+``Fusion``'s own tuning code (``_tune``: the 2-fold cross-fit choice of the method, the weight
+search, the learned blend) on the cached lists and prints the validation report; with ``--test``
+it also combines the refit channels' lists for the test users and scores them (Recall@20 /
+NDCG@20, training items excluded, as ``gemrec.eval.evaluate``). The channels are seeded, so the
+single-channel test numbers equal ``bench_fusion.py``'s. Only Gowalla (no timestamps, no item
+categories) is supported.
 """
 
 from __future__ import annotations
@@ -36,12 +37,19 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_fusion import gowalla  # noqa: E402
 
+from gemrec.data.holdout import user_holdout  # noqa: E402
 from gemrec.data.interactions import Interactions  # noqa: E402
-from gemrec.fusion.fusion import DEFAULT_CHANNEL_PARAMS, Fusion, _holdout, _mean_metrics  # noqa: E402
+from gemrec.eval.metrics import mean_metrics  # noqa: E402
+from gemrec.fusion.fusion import DEFAULT_CHANNEL_PARAMS, Fusion  # noqa: E402
 from gemrec.models import make_model  # noqa: E402
 from gemrec.models.popularity import Popularity  # noqa: E402
 
 N_CANDIDATES = 100
+
+
+def _recall_ndcg(ids: np.ndarray, truth: sp.csr_matrix) -> tuple[float, float]:
+    m = mean_metrics(ids, truth, 20)
+    return m["recall"], m["ndcg"]
 
 
 def _lists(model: Any, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -52,7 +60,7 @@ def _lists(model: Any, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def cache(out: Path, channels: list[str]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     train, _, test, _ = gowalla()
-    tr, tune = _holdout(train, 0.1, 0)
+    tr, tune = user_holdout(train, 0.1, seed=0)
     tune_users = np.flatnonzero((np.diff(tune.matrix.indptr) > 0) & (np.diff(tr.matrix.indptr) > 0))
     test_users = np.flatnonzero(np.diff(test.matrix.indptr) > 0)
     np.savez(out / "split.npz", tune_users=tune_users, test_users=test_users)
@@ -136,9 +144,9 @@ def replay(d: Path, channels: list[str], params: dict[str, Any], test: bool) -> 
         ]
     )
     truth = sp.load_npz(d / "test_truth.npz").tocsr()[users]
-    single = {c: _mean_metrics(ids_c, truth) for c, (ids_c, _) in zip(channels, lists, strict=True)}
+    single = {c: _recall_ndcg(ids_c, truth) for c, (ids_c, _) in zip(channels, lists, strict=True)}
     best = max(single, key=lambda c: single[c][0])
-    r, n = _mean_metrics(ids, truth)
+    r, n = _recall_ndcg(ids, truth)
     print(
         "  TEST single channels: "
         + ", ".join(f"{c} {a:.4f}/{b:.4f}" for c, (a, b) in single.items())

@@ -36,16 +36,21 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from benchmarks.bench_fusion import _union  # noqa: E402
 
+from gemrec.data.holdout import edge_timestamps, split_by_mask, union  # noqa: E402
 from gemrec.data.interactions import Interactions  # noqa: E402
 from gemrec.data.store import Dataset  # noqa: E402
-from gemrec.fusion.fusion import _aligned_timestamps, _mean_metrics, _split_by_mask  # noqa: E402
+from gemrec.eval.metrics import mean_metrics  # noqa: E402
 from gemrec.models import make_model  # noqa: E402
 
 WINDOWS = ((0.5, 0.6), (0.6, 0.7), (0.7, 0.8), (0.8, 0.9), (0.9, 1.0))
 CF = ("rp3beta", "itemknn", "userknn", "graphfilter")
 HALF_LIFE = 7.0
+
+
+def _mean_metrics(ids: np.ndarray, truth: sp.csr_matrix) -> tuple[float, float]:
+    m = mean_metrics(ids, truth, 20)
+    return m["recall"], m["ndcg"]
 
 
 def _minmax(s: np.ndarray) -> np.ndarray:
@@ -70,7 +75,7 @@ def _groups(ds: Dataset) -> dict[str, np.ndarray]:
 
 def _trend_matrix(fit: Interactions, half_life: float | None = HALF_LIFE) -> sp.csr_matrix:
     """Interactions weighted ``2 ** (-age / half_life)`` (None: 1, all-time popularity)."""
-    t = _aligned_timestamps(fit.matrix, fit.timestamps)  # type: ignore[arg-type]
+    t = edge_timestamps(fit.matrix, fit.timestamps)  # type: ignore[arg-type]
     m = fit.matrix.tocsr().astype(np.float64)
     m.data = (
         np.ones_like(t) if half_life is None else np.exp2(-(np.nanmax(t) - t) / 86400 / half_life)
@@ -88,8 +93,8 @@ def window(
     full: Interactions, t: np.ndarray, q0: float, q1: float, groups: dict, recent: list[int]
 ) -> dict[tuple, tuple[float, float]]:
     c0, c1 = np.quantile(t, q0), np.quantile(t, q1)
-    fit, _ = _split_by_mask(full, t > c0)
-    truth_all, _ = _split_by_mask(full, ~((t > c0) & (t <= c1)))
+    fit, _ = split_by_mask(full, t > c0)
+    truth_all, _ = split_by_mask(full, ~((t > c0) & (t <= c1)))
     has = np.diff(fit.matrix.tocsr().indptr) > 0
     in_win = np.diff(truth_all.matrix.tocsr().indptr) > 0
     out: dict[tuple, tuple[float, float]] = {}
@@ -151,9 +156,9 @@ def main() -> int:
     from _data import load
 
     ds = load("movielens-100k-temporal")
-    full = _union(ds.interactions("train"), ds.interactions("valid"))
+    full = union(ds.interactions("train"), ds.interactions("valid"))
     groups = _groups(ds)
-    t = _aligned_timestamps(full.matrix, full.timestamps)  # type: ignore[arg-type]
+    t = edge_timestamps(full.matrix, full.timestamps)  # type: ignore[arg-type]
     rows: dict[tuple, list[tuple[float, float]]] = {}
     for q0, q1 in WINDOWS:
         for k, v in window(full, t, q0, q1, groups, a.recent).items():

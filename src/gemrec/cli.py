@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "generate": "gemrec.data.commands_generate",
     "import": "gemrec.data.commands",
     "train": "gemrec.models.commands",
+    "tune": "gemrec.models.commands_tune",
     "evaluate": "gemrec.eval.commands",
     "recommend": "gemrec.eval.commands_recommend",
     "analyze": "gemrec.analysis.commands",

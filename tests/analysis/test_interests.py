@@ -10,9 +10,11 @@ from hypothesis import strategies as st
 from gemrec.analysis.interests import (
     InterestModel,
     InterestState,
+    blend_interest,
     category_affinities,
     interest_vectors,
 )
+from gemrec.data.event_types import EVENT_WEIGHTS
 from gemrec.errors import ParameterError
 
 TYPES = ["view", "fav", "cart", "purchase", "other"]
@@ -122,3 +124,52 @@ def test_bad_parameters_name_the_parameter() -> None:
         InterestModel(np.ones(3))
     with pytest.raises(ParameterError, match="'item'"):
         InterestModel(emb).update(InterestModel(emb).empty(), 5, "view", 0.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 5), st.sampled_from(TYPES), st.floats(0, 5e5)),
+        min_size=1,
+        max_size=25,
+    ),
+    st.sampled_from([None, 12.0]),
+)
+def test_recency_decay_incremental_equals_history(
+    events: list[tuple[int, str, float]], half_life_hours: float | None
+) -> None:
+    emb = np.random.default_rng(1).normal(size=(6, 3)).astype(np.float32)
+    im = InterestModel(emb, half_life_hours=half_life_hours, half_life_events=3.0)
+    s = im.empty()
+    for item, et, t in events:
+        s = im.update(s, item, et, t)
+    items, types, ts = (np.array([e[i] for e in events]) for i in range(3))
+    h = im.from_history(items, types, ts)
+    assert s.mass == pytest.approx(h.mass, rel=1e-6)
+    np.testing.assert_allclose(s.recent, h.recent, rtol=1e-4, atol=1e-5)
+
+
+def test_weights_by_type_time_and_position() -> None:
+    im = InterestModel(None, half_life_hours=1.0, half_life_events=2.0)
+    w = im.weights(["view", "pv", "purchase"], np.array([0.0, 3600.0, 7200.0]))
+    # type (pv is a view), time (2 h, 1 h, 0 h old), position (2, 1, 0 events after it)
+    np.testing.assert_allclose(w, [1.0 * 0.25 * 0.5, 1.0 * 0.5 * 2**-0.5, 5.0], rtol=1e-12)
+    assert im.weight("purchase") == EVENT_WEIGHTS["purchase"] and im.weight("checkin") == 1.0
+    # a dataset's own weights win, and its aliases follow them
+    shop = InterestModel(None, event_weights={"view": 2.0, "rating": 3.0})
+    assert (shop.weight("view"), shop.weight("PV"), shop.weight("rating")) == (2.0, 2.0, 3.0)
+    with pytest.raises(ParameterError, match="item_embeddings"):
+        im.empty()
+
+
+def test_blend_by_hand_and_batch_equals_single() -> None:
+    u = np.array([[3.0, 0.0], [0.0, 0.0], [1.0, 1.0]])
+    r = np.array([[0.0, 2.0], [1.0, 1.0], [0.0, 0.0]])
+    mass = np.array([1.0, 5.0, 2.0])
+    v = blend_interest(r, mass, u, recent_weight=1.0, prior_mass=1.0)
+    # user 0: beta = 1/2, |u| = 3, r/|r| = (0, 1) -> (1.5, 1.5); no u -> r; no r -> u
+    np.testing.assert_allclose(v, [[1.5, 1.5], [1.0, 1.0], [1.0, 1.0]], rtol=1e-6)
+    for i in range(3):
+        single = blend_interest(r[i], mass[i], u[i], recent_weight=1.0, prior_mass=1.0)
+        np.testing.assert_allclose(single, v[i], rtol=1e-6)
+    np.testing.assert_allclose(blend_interest(r, mass), r.astype(np.float32))

@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gemrec.data.cleaning import (
-    DEFAULT_WEIGHTS,
     CleaningReport,
     aggregate_edges,
     deduplicate,
@@ -19,6 +18,7 @@ from gemrec.data.cleaning import (
     parse_weights,
     validate_events,
 )
+from gemrec.data.event_types import EVENT_WEIGHTS
 from gemrec.data.tables import Table
 from gemrec.errors import DataError, ParameterError
 
@@ -54,7 +54,7 @@ def test_parse_timestamps_iso_with_offset():
 
 def test_parse_weights_overrides_defaults_and_rejects_garbage():
     w = parse_weights("view=1, purchase=10")
-    assert w == {**DEFAULT_WEIGHTS, "purchase": 10.0}
+    assert w == {**EVENT_WEIGHTS, "purchase": 10.0}
     assert parse_weights(["like=2"], base={"rating": 1.0}) == {"rating": 1.0, "like": 2.0}
     with pytest.raises(ParameterError, match="--weights"):
         parse_weights("view")
@@ -66,7 +66,7 @@ def test_parse_weights_overrides_defaults_and_rejects_garbage():
 
 def test_validate_strips_ids_and_keeps_them_verbatim_otherwise():
     t = _table([[" 007 ", "A b", " VIEW ", "10"], ["7", "a b", "purchase", "11"]])
-    ev, rej = validate_events([t], DEFAULT_WEIGHTS)
+    ev, rej = validate_events([t], EVENT_WEIGHTS)
     assert rej == []
     assert ev["user_id"].tolist() == ["007", "7"]
     assert ev["item_id"].tolist() == ["A b", "a b"]
@@ -91,7 +91,7 @@ BAD_ROWS = [
 def test_validate_fail_names_file_line_field_expected_found(row, field, message):
     t = _table([["u", "i", "view", "1"], row])
     with pytest.raises(DataError) as exc:
-        validate_events([t], DEFAULT_WEIGHTS, on_error="fail")
+        validate_events([t], EVENT_WEIGHTS, on_error="fail")
     e = exc.value
     assert (e.path, e.line, e.field) == ("log.csv", 3, field)
     assert message in str(e)
@@ -103,7 +103,7 @@ def test_validate_skip_collects_the_row(row, field, message):
     good = [["u", "i", "view", "1"], ["u", "j", "cart", "2"]]
     t = _table([good[0], row, good[1]])
     report = CleaningReport()
-    ev, rej = validate_events([t], DEFAULT_WEIGHTS, on_error="skip", report=report)
+    ev, rej = validate_events([t], EVENT_WEIGHTS, on_error="skip", report=report)
     assert ev["item_id"].tolist() == ["i", "j"]
     assert [(r.line, r.field) for r in rej] == [(3, field)]
     assert message in rej[0].reason
@@ -121,7 +121,7 @@ def test_value_must_be_numeric():
         ],
         columns=("user_id", "item_id", "event_type", "timestamp", "value"),
     )
-    ev, rej = validate_events([t], DEFAULT_WEIGHTS, on_error="skip")
+    ev, rej = validate_events([t], EVENT_WEIGHTS, on_error="skip")
     assert ev["value"].tolist()[0] == 2.5 and math.isnan(ev["value"].tolist()[1])
     assert [(r.field, r.line) for r in rej] == [("value", 3), ("value", 5)]
     assert ev["value"].tolist()[-1] == -5.0
@@ -133,7 +133,7 @@ def test_first_bad_row_wins_across_field_count_and_value_errors():
 
     t.bad_rows.append(BadRow("log.csv", 2, None, "expected 4 fields, found 2", "u,i"))
     with pytest.raises(DataError, match="line 2: expected 4 fields"):
-        validate_events([t], DEFAULT_WEIGHTS)
+        validate_events([t], EVENT_WEIGHTS)
 
 
 def test_deduplicate_exact_then_event_id():
@@ -187,13 +187,13 @@ def test_event_weights_types_value_and_half_life():
     types = np.array(["view", "purchase", "view"], dtype=object)
     ts = np.array([0.0, 86400.0 * 2, np.nan])
     w = event_weights(
-        types, DEFAULT_WEIGHTS, timestamps=ts, half_life_days=2.0, reference_time=86400.0 * 2
+        types, EVENT_WEIGHTS, timestamps=ts, half_life_days=2.0, reference_time=86400.0 * 2
     )
     np.testing.assert_allclose(w, [0.5, 5.0, 1.0])
-    w = event_weights(types, DEFAULT_WEIGHTS, values=np.array([3.0, 2.0, np.nan]))
+    w = event_weights(types, EVENT_WEIGHTS, values=np.array([3.0, 2.0, np.nan]))
     np.testing.assert_allclose(w, [3.0, 10.0, 1.0])
     with pytest.raises(ParameterError, match="half-life"):
-        event_weights(types, DEFAULT_WEIGHTS, timestamps=ts, half_life_days=0)
+        event_weights(types, EVENT_WEIGHTS, timestamps=ts, half_life_days=0)
 
 
 @settings(max_examples=40, deadline=None)
@@ -212,12 +212,12 @@ def test_event_weights_types_value_and_half_life():
 )
 def test_aggregate_edges_matches_reference(rows):
     u, i, p, t, ts = (np.array(c) for c in zip(*rows, strict=True))
-    w = event_weights(t.astype(object), DEFAULT_WEIGHTS)
-    e = aggregate_edges(u, i, p, w, ts.astype(float), t.astype(object), list(DEFAULT_WEIGHTS))
+    w = event_weights(t.astype(object), EVENT_WEIGHTS)
+    e = aggregate_edges(u, i, p, w, ts.astype(float), t.astype(object), list(EVENT_WEIGHTS))
     ref = {}
     for uu, ii, pp, tt, s in rows:
         d = ref.setdefault((uu, ii, pp), {"w": 0.0, "n": 0, "last": -1, "first": 1e9, "types": {}})
-        d["w"] += DEFAULT_WEIGHTS[tt]
+        d["w"] += EVENT_WEIGHTS[tt]
         d["n"] += 1
         d["last"] = max(d["last"], s)
         d["first"] = min(d["first"], s)

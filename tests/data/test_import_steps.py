@@ -134,6 +134,29 @@ def test_leave_last_without_timestamps_is_an_error():
         split_edges(edges, ids.n_users, _options("leave-last"), {})
 
 
+@pytest.mark.parametrize(("method", "column"), [("cold-items", "item"), ("cold-users", "user")])
+def test_cold_splits_hold_out_every_edge_of_a_share_of_items_or_users(method, column):
+    edges, ids = _edges_of(10, 10)  # every user has items i0..i9
+    edges.loc[edges["user"] == 0, "part"] = PART["test"]  # a source's own split is replaced
+    options = _options(method, test_fraction=0.3, valid_fraction=0.2, seed=2)
+    out, part, info = split_edges(edges, ids.n_users, options, {"method": method})
+    held = {s: set(out.loc[out.split == s, column]) for s in ("train", "valid", "test")}
+    assert (len(held["test"]), len(held["valid"]), len(held["train"])) == (3, 2, 5)
+    assert not (held["test"] | held["valid"]) & held["train"]
+    assert (part == PART["test"]).sum() == 30 and (part == PART["valid"]).sum() == 20
+    entity = f"{column}s"
+    assert info == {
+        "method": method,
+        "test_fraction": 0.3,
+        "cold": {"entity": entity, "test": 3, "valid": 2, "warm": 5},
+        "valid_from": f"cold {entity}",
+        "held_out_users_without_train": 5 if column == "user" else 0,
+    }
+    # no validation share: no validation part at all (nothing carved per user)
+    _, part, info = split_edges(edges, ids.n_users, _options(method, valid_fraction=0.0), {})
+    assert not (part == PART["valid"]).any() and info["valid_from"] == "none"
+
+
 # ------------------------------------------------------------------ output
 def test_output_tables_join_metadata_and_drop_social_edges_of_unknown_users():
     events = _events([("u1", "a", "v", 1, 1), ("u2", "b", "v", 2, 1)])

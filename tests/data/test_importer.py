@@ -335,6 +335,100 @@ def test_every_pair_in_exactly_one_split_and_valid_from_train(tmp_path, method):
         assert ds.manifest["split"]["test_fraction"] == 0.2
 
 
+def _shop_files(tmp_path):
+    from gemrec.data.synthetic import generate_shop, write_shop
+
+    shop = generate_shop(n_users=120, n_items=80, n_categories=5, seed=3)
+    return write_shop(shop, tmp_path / "shop")
+
+
+def _import_shop(paths, output, **options):
+    return Dataset.open(
+        import_dataset(
+            [paths["events"]],
+            output,
+            items=paths["items"],
+            users=paths["users"],
+            social=paths["social"],
+            **options,
+        ).path
+    )
+
+
+def test_cold_items_keep_their_side_information_and_never_reach_train(tmp_path):
+    paths = _shop_files(tmp_path)
+    ds = _import_shop(paths, tmp_path / "ds", split="cold-items", test_fraction=0.25, seed=1)
+    e = ds.edges
+    cold = set(e.loc[e.split == "test", "item"])
+    assert not cold & set(e.loc[e.split != "test", "item"])
+    assert len(cold) == round(0.25 * ds.n_items)
+    assert not (e.split == "valid").any()  # no validation share unless asked for
+    # their metadata stays in the item table: a text or category model can still see them
+    items = ds.items.set_index("item")
+    assert items.loc[sorted(cold), ["category", "title"]].notna().all().all()
+    split = ds.manifest["split"]
+    assert split["method"] == "cold-items" and split["test_fraction"] == 0.25
+    assert split["valid_fraction"] == 0.0 and split["cold"]["test"] == len(cold)
+    # the same seed gives the same dataset, another seed other cold items
+    again = _import_shop(paths, tmp_path / "again", split="cold-items", test_fraction=0.25, seed=1)
+    assert again.manifest["fingerprint"] == ds.manifest["fingerprint"]
+    other = _import_shop(paths, tmp_path / "other", split="cold-items", test_fraction=0.25, seed=2)
+    assert set(other.edges.loc[other.edges.split == "test", "item"]) != cold
+
+
+def test_cold_users_keep_attributes_and_ties_with_a_cold_validation_share(tmp_path):
+    paths = _shop_files(tmp_path)
+    ds = _import_shop(
+        paths, tmp_path / "ds", split="cold-users", test_fraction=0.2, valid_fraction=0.1
+    )
+    e = ds.edges
+    test_users = set(e.loc[e.split == "test", "user"])
+    valid_users = set(e.loc[e.split == "valid", "user"])
+    train_users = set(e.loc[e.split == "train", "user"])
+    assert not (test_users | valid_users) & train_users and not test_users & valid_users
+    assert (len(test_users), len(valid_users)) == (round(0.2 * ds.n_users), round(0.1 * ds.n_users))
+    assert ds.manifest["split"]["held_out_users_without_train"] == len(test_users | valid_users)
+    assert ds.manifest["split"]["valid_from"] == "cold users"
+    users = ds.users.set_index("user")
+    assert users.loc[sorted(test_users), "country"].notna().all()
+    social = ds.social
+    assert sum(social[u].nnz + social[:, u].nnz for u in test_users) > 0  # ties kept
+
+
+def test_cold_split_from_the_command_line_replaces_a_predefined_split(tmp_path, capsys):
+    (tmp_path / "train.txt").write_text(
+        "".join(f"{u} " + " ".join(map(str, range(u, u + 6))) + "\n" for u in range(8))
+    )
+    (tmp_path / "test.txt").write_text("".join(f"{u} {u + 6}\n" for u in range(8)))
+    code, out, _ = _run(
+        capsys,
+        tmp_path,
+        "--format",
+        "lightgcn",
+        "-o",
+        tmp_path / "ds",
+        "--split",
+        "cold-items",
+        "--test-fraction",
+        "0.25",
+        "--valid-fraction",
+        "0.15",
+    )
+    assert code == 0 and "valid" in out
+    ds = Dataset.open(tmp_path / "ds")
+    cold = ds.manifest["split"]["cold"]
+    assert cold == {"entity": "items", "test": 4, "valid": 2, "warm": 8}  # of 14 items
+    with pytest.raises(ParameterError, match="below 1"):
+        import_dataset(
+            [tmp_path],
+            tmp_path / "x",
+            format="lightgcn",
+            split="cold-users",
+            test_fraction=0.5,
+            valid_fraction=0.5,
+        )
+
+
 def test_temporal_split_drops_test_events_of_pairs_seen_in_train(tmp_path):
     rows = [
         ["a", "x", "view", "1"],

@@ -5,7 +5,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gemrec.data.splits import carve_valid, leave_last_n_out, random_holdout, temporal_cut
+from gemrec.data.splits import (
+    carve_valid,
+    cold_holdout,
+    leave_last_n_out,
+    random_holdout,
+    temporal_cut,
+)
 from gemrec.errors import DataError, ParameterError
 
 users_st = st.lists(st.integers(0, 6), min_size=1, max_size=120).map(np.array)
@@ -91,3 +97,52 @@ def test_fraction_validation():
         carve_valid(np.zeros(3, int), np.ones(3, bool), 1.0)
     with pytest.raises(ParameterError, match="leave_n"):
         leave_last_n_out(np.zeros(3, int), np.zeros(3), 0)
+
+
+# ------------------------------------------------------------------------------ cold start
+keys_st = st.lists(st.integers(0, 30), min_size=1, max_size=150).map(np.array)
+
+
+@settings(max_examples=100, deadline=None)
+@given(keys_st, st.floats(0.01, 0.6), st.floats(0.0, 0.35), st.integers(0, 5))
+def test_cold_holdout_holds_out_whole_keys_in_their_share(keys, tf, vf, seed):
+    test, valid = cold_holdout(keys, tf, vf, seed=seed)
+    train = ~test & ~valid
+    assert not (test & valid).any()
+    test_keys, valid_keys = set(keys[test].tolist()), set(keys[valid].tolist())
+    # a held-out key has no edge anywhere else: not in train, not in the other held-out part
+    assert not test_keys & set(keys[train].tolist())
+    assert not valid_keys & set(keys[train].tolist())
+    assert not test_keys & valid_keys
+    n = len(np.unique(keys))
+    n_test = min(int(np.floor(tf * n + 0.5)), n - 1)
+    assert len(test_keys) == n_test
+    assert len(valid_keys) == min(int(np.floor(vf * n + 0.5)), n - 1 - n_test)
+    assert train.any()  # at least one key stays warm
+    again = cold_holdout(keys, tf, vf, seed=seed)
+    assert np.array_equal(test, again[0]) and np.array_equal(valid, again[1])
+
+
+def test_cold_holdout_share_seed_and_test_keys_independent_of_valid():
+    items = np.repeat(np.arange(1000), 3)
+    test, valid = cold_holdout(items, 0.2, 0.1, seed=4)
+    assert (len(np.unique(items[test])), len(np.unique(items[valid]))) == (200, 100)
+    assert test.sum() == 600 and valid.sum() == 300
+    only_test, none = cold_holdout(items, 0.2, seed=4)
+    assert np.array_equal(only_test, test) and not none.any()
+    other, _ = cold_holdout(items, 0.2, 0.1, seed=5)
+    assert not np.array_equal(other, test)
+    # every key is equally likely, whatever its number of edges: ids far apart both get drawn
+    assert items[test].min() < 100 and items[test].max() > 900
+
+
+def test_cold_holdout_checks_its_fractions():
+    keys = np.arange(10)
+    with pytest.raises(ParameterError, match="test_fraction"):
+        cold_holdout(keys, 0.0)
+    with pytest.raises(ParameterError, match="valid_fraction"):
+        cold_holdout(keys, 0.2, -0.1)
+    with pytest.raises(ParameterError, match="below 1"):
+        cold_holdout(keys, 0.6, 0.4)
+    test, valid = cold_holdout(np.array([3, 3, 3]), 0.9)  # a single key stays warm
+    assert not test.any() and not valid.any()

@@ -79,6 +79,7 @@ def test_evaluate_json_equals_the_python_evaluate(shop, capsys):
         item_categories=ds.item_categories(),
     ).as_dict()
     assert got.pop("model") == "rp3beta" and got.pop("split") == "test"
+    assert got.pop("protocol") == {"name": "standard", "n_items": ds.n_items}
     assert set(got) == set(ref)
     for key in ref:
         assert got[key] == pytest.approx(ref[key], rel=1e-12, abs=0), key

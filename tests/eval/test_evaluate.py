@@ -8,7 +8,7 @@ import scipy.sparse as sp
 
 from gemrec.data.interactions import Interactions
 from gemrec.eval.evaluate import evaluate
-from gemrec.models.base import EmbeddingRecommender
+from gemrec.models.base import EmbeddingRecommender, Recommender
 from gemrec.models.popularity import Popularity
 
 
@@ -37,7 +37,7 @@ def _random_split(rng, n_users, n_items, density):
     return train, sp.csr_matrix(test.astype(np.float32))
 
 
-def reference(model, test, exclude, ks, categories=None):
+def reference(model, test, exclude, ks, categories=None, candidates=None):
     """Plain loops over users and positions, straight from the metric definitions."""
     u_emb = model.user_embeddings_.astype(np.float64)
     i_emb = model.item_embeddings_.astype(np.float64)
@@ -54,7 +54,8 @@ def reference(model, test, exclude, ks, categories=None):
     for u in users:
         relevant = set(test[u].indices.tolist())
         seen = set(train[u].indices.tolist()) | set(exclude[u].indices.tolist())
-        scores = {i: float(u_emb[u] @ i_emb[i]) for i in range(n_items) if i not in seen}
+        allowed = range(n_items) if candidates is None else sorted(set(candidates.tolist()))
+        scores = {i: float(u_emb[u] @ i_emb[i]) for i in allowed if i not in seen}
         ranked = sorted(scores, key=lambda i: (-scores[i], i))
         for k in ks:
             top = ranked[:k]
@@ -77,7 +78,8 @@ def reference(model, test, exclude, ks, categories=None):
         for name, total in sums[k].items():
             out[f"{name}@{k}"] = total / len(users)
         recommended = [i for top in lists[k] for i in top]
-        out[f"coverage@{k}"] = len(set(recommended)) / n_items
+        catalogue = n_items if candidates is None else len(set(candidates.tolist()))
+        out[f"coverage@{k}"] = len(set(recommended)) / catalogue
         info = [-math.log2((popularity[i] + 1) / (n_users + 1)) for i in recommended]
         out[f"novelty@{k}"] = sum(info) / len(info)
         if categories is None:
@@ -167,3 +169,61 @@ def test_coverage_novelty_diversity_by_hand():
     assert res["map@2"] == pytest.approx((1 + 0.5 + 1) / 3)
     no_cats = evaluate(model, test, ks=[2])
     assert "diversity@2" not in no_cats.as_dict()
+
+
+def test_evaluate_over_candidates_equals_the_slow_reference():
+    rng = np.random.default_rng(5)
+    n_users, n_items = 30, 25
+    train, test = _random_split(rng, n_users, n_items, density=0.2)
+    fit_on = Interactions.from_arrays(*train.nonzero(), n_users=n_users, n_items=n_items)
+    model = RandomEmbeddings(seed=1).fit(fit_on)
+    candidates = np.array([3, 17, 4, 9, 22, 11, 3])  # unsorted, a repeat
+    empty = sp.csr_matrix((n_users, n_items), dtype=np.float32)
+    got = evaluate(model, test, ks=[2, 5], candidates=candidates, batch_size=8)
+    want = reference(model, test, empty, [2, 5], candidates=candidates)
+    assert got.n_candidates == 6
+    assert {k: v for k, v in got.as_dict().items() if k != "n_candidates"} == pytest.approx(want)
+
+
+class FixedScores(Recommender):
+    """Scores given as a matrix: the ranking is known by construction."""
+
+    name = "fixed-scores"
+
+    def __init__(self, *, scores=None):
+        self.scores = scores
+
+    def _fit(self, interactions, valid):
+        self.scores_ = np.asarray(self.scores, dtype=np.float32)
+
+    def _score_block(self, users):
+        return self.scores_[users]
+
+
+def test_candidates_by_hand():
+    """3 users, 6 items; items 4 and 5 are cold (the candidates), u_j trained on item j.
+
+    scores  u0 [.9 .8 .1 .2 .5 .3]   test u0 {5}   lists over {4, 5}: u0 [4, 5]
+            u1 [.1 .2 .3 .4 .6 .7]        u1 {5}                      u1 [5, 4]
+            u2 [.5 .5 .5 .5 .2 .2]        u2 {5}                      u2 [4, 5] (tie: lower id)
+    """
+    scores = [
+        [0.9, 0.8, 0.1, 0.2, 0.5, 0.3],
+        [0.1, 0.2, 0.3, 0.4, 0.6, 0.7],
+        [0.5, 0.5, 0.5, 0.5, 0.2, 0.2],
+    ]
+    train = Interactions.from_arrays([0, 1, 2], [0, 1, 2], n_users=3, n_items=6)
+    test = sp.csr_matrix(([1.0, 1.0, 1.0], ([0, 1, 2], [5, 5, 5])), shape=(3, 6))
+    model = FixedScores(scores=scores).fit(train)
+    res = evaluate(model, test, ks=[1, 2], candidates=np.array([4, 5]))
+    assert res.n_candidates == 2
+    assert res["recall@1"] == pytest.approx(1 / 3)  # only u1 ranks item 5 first
+    assert res["recall@2"] == pytest.approx(1.0)
+    assert res["precision@2"] == pytest.approx(0.5)
+    assert res["ndcg@2"] == pytest.approx((1 / math.log2(3) + 1 + 1 / math.log2(3)) / 3)
+    assert res["mrr@2"] == pytest.approx((0.5 + 1 + 0.5) / 3)
+    assert res["coverage@1"] == pytest.approx(1.0)  # items 4 and 5: both candidates listed
+    # over the whole catalogue u0 and u2 rank warm items first: only u1 still hits
+    full = evaluate(model, test, ks=[2])
+    assert full["recall@2"] == pytest.approx(1 / 3) and full.n_candidates is None
+    assert "n_candidates" not in full.as_dict()

@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gemrec.eval.metrics import ranking_metrics
+from gemrec.eval.metrics import hits, mean_metrics, ranking_metrics
 
 
 def test_hand_computed_example():
@@ -41,3 +42,17 @@ def test_metric_bounds(row, n_rel, k):
     m = ranking_metrics(hits, np.array([n_rel]), k)
     for name, v in m.items():
         assert 0.0 <= v[0] <= 1.0 + 1e-12, name
+
+
+def test_hits_and_mean_metrics_by_hand() -> None:
+    truth = sp.csr_matrix(np.array([[0, 1, 1, 0], [1, 0, 0, 0], [0, 0, 0, 0]], dtype=np.float32))
+    ids = np.array([[2, 0, 1], [3, -1, -1], [0, 1, 2]])
+    assert hits(truth, ids).tolist() == [
+        [True, False, True],
+        [False, False, False],
+        [False, False, False],
+    ]
+    m = mean_metrics(ids, truth, 2)
+    # recall@2: user 0 finds 1 of 2, user 1 none, user 2 has no truth and scores 0
+    assert m["recall"] == pytest.approx((0.5 + 0 + 0) / 3)
+    assert m["ndcg"] == pytest.approx((1.0 / (1.0 + 1.0 / np.log2(3))) / 3)

@@ -20,9 +20,6 @@ from gemrec.fusion.fusion import (
     DEFAULT_CHANNEL_PARAMS,
     DEFAULT_CHANNELS,
     Fusion,
-    _holdout,
-    _holdout_time,
-    _union,
     fuse_lists,
 )
 from gemrec.models import MODELS
@@ -105,65 +102,6 @@ def test_fuse_lists_matches_dense_reference(
         np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)
         for j in np.flatnonzero(ids[r] >= 0):
             assert ref[r, ids[r, j]] == pytest.approx(sc[r, j])
-
-
-def test_holdout_takes_each_users_latest_items() -> None:
-    users = np.repeat(np.arange(3), [10, 2, 5])
-    items = np.concatenate([np.arange(10), [0, 1], np.arange(5)])
-    ts = np.concatenate([np.arange(10) * 10.0, [1.0, 2.0], [50, 40, 30, 20, 10]])
-    inter = Interactions.from_arrays(users, items, n_users=3, n_items=10, timestamps=ts)
-    train, held = _holdout(inter, 0.2, seed=0)
-    assert (train.matrix + held.matrix != inter.matrix).nnz == 0
-    assert train.matrix.multiply(held.matrix).nnz == 0
-    assert sorted(held.matrix[0].indices.tolist()) == [8, 9]  # latest two of ten
-    assert held.matrix[1].nnz == 0  # too few items to hold out
-    assert held.matrix[2].indices.tolist() == [0]  # item 0 is user 2's latest
-
-
-def _times(inter: Interactions, which: str) -> dict[tuple[int, int], float]:
-    t = getattr(inter, which).tocoo()
-    return {(int(u), int(i)): float(v) for u, i, v in zip(t.row, t.col, t.data, strict=True)}
-
-
-def test_time_holdout_holds_out_pairs_new_after_the_cut() -> None:
-    """Like a temporal test split: a pair touched before the cut and again after it stays in
-    train (dated by its first event); only pairs first seen after the cut are held out."""
-    # events (user, item, time); the latest 40 % of the 5 pairs' first times lie after 30
-    ev = np.array(
-        [(0, 0, 10), (0, 0, 60), (0, 1, 20), (0, 2, 50), (1, 0, 30), (1, 3, 40), (1, 3, 45)],
-        dtype=np.float64,
-    )
-    u, i, t = ev[:, 0].astype(int), ev[:, 1].astype(int), ev[:, 2]
-    inter = Interactions.from_arrays(u, i, n_users=2, n_items=4, timestamps=t, first_timestamps=t)
-    assert inter.matrix[0, 0] == 2 and inter.matrix[1, 3] == 2  # events summed per pair
-    assert (
-        _times(inter, "timestamps")[(0, 0)] == 60
-        and _times(inter, "first_timestamps")[(0, 0)] == 10
-    )
-    train, held = _holdout_time(inter, 0.4)
-    assert sorted(zip(*held.matrix.nonzero(), strict=True)) == [(0, 2), (1, 3)]
-    assert sorted(zip(*train.matrix.nonzero(), strict=True)) == [(0, 0), (0, 1), (1, 0)]
-    assert train.matrix[0, 0] == 2  # kept whole
-    assert _times(train, "timestamps") == {(0, 0): 10.0, (0, 1): 20.0, (1, 0): 30.0}
-    assert _times(held, "timestamps") == {(0, 2): 50.0, (1, 3): 45.0}
-    assert _times(held, "first_timestamps") == {(0, 2): 50.0, (1, 3): 40.0}
-    # without first-event times the pair (0, 0) counts as after the cut (its last event, 60)
-    last_only = Interactions.from_arrays(u, i, n_users=2, n_items=4, timestamps=t)
-    _, held_last = _holdout_time(last_only, 0.4)
-    assert (0, 0) in set(zip(*held_last.matrix.nonzero(), strict=True))
-
-
-def test_union_keeps_the_first_and_the_last_event_time() -> None:
-    a = Interactions.from_arrays(
-        [0, 0], [0, 1], n_users=1, n_items=3, timestamps=[5.0, 7.0], first_timestamps=[1.0, 7.0]
-    )
-    b = Interactions.from_arrays(
-        [0, 0], [0, 2], n_users=1, n_items=3, timestamps=[9.0, 3.0], first_timestamps=[8.0, 2.0]
-    )
-    both = _union(a, b)
-    assert both.matrix.toarray().tolist() == [[2.0, 1.0, 1.0]]
-    assert _times(both, "timestamps") == {(0, 0): 9.0, (0, 1): 7.0, (0, 2): 3.0}
-    assert _times(both, "first_timestamps") == {(0, 0): 1.0, (0, 1): 7.0, (0, 2): 2.0}
 
 
 # ----------------------------------------------------------------------------- the model

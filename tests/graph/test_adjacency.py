@@ -79,6 +79,28 @@ def test_normalized_interactions_exponents_match_formula():
     assert not Rn[2].any()
 
 
+@settings(max_examples=40, deadline=None)
+@given(interaction_matrices())
+def test_normalisation_is_rounded_once_from_float64(R):
+    """Degrees, powers and products in float64, one rounding to float32 (within half an ulp)."""
+    dense = R.toarray().astype(np.float64)
+    du, di = dense.sum(axis=1), dense.sum(axis=0)
+    inv_u = np.where(du > 0, 1.0 / np.sqrt(np.where(du > 0, du, 1.0)), 0.0)
+    inv_i = np.where(di > 0, 1.0 / np.sqrt(np.where(di > 0, di, 1.0)), 0.0)
+    ref = (inv_u[:, None] * dense * inv_i[None, :]).astype(np.float32)
+    np.testing.assert_allclose(normalized_interactions(R).toarray(), ref, rtol=2e-7, atol=0)
+    adj = bipartite_adjacency(R)
+    assert adj.has_canonical_format and adj.indices.dtype == np.int32
+    np.testing.assert_allclose(adj.toarray()[: R.shape[0], R.shape[0] :], ref, rtol=2e-7, atol=0)
+
+
+def test_random_walk_normalisation_rows_sum_to_one():
+    R = sp.csr_matrix(np.array([[1, 3, 0], [0, 0, 0], [2, 2, 4]], dtype=np.float32))
+    P = normalized_interactions(R, user_exponent=1.0, item_exponent=0.0).toarray()
+    np.testing.assert_allclose(P.sum(axis=1), [1.0, 0.0, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(P[0], [0.25, 0.75, 0.0], rtol=1e-6)
+
+
 def test_degree_power_maps_isolated_nodes_to_zero():
     np.testing.assert_allclose(degree_power(np.array([0.0, 4.0, 1.0]), -0.5), [0.0, 0.5, 1.0])
 

@@ -1,6 +1,8 @@
-"""Item2Vec (EGES): walks, graph construction, clustering, cold start, persistence."""
+"""Item2Vec (EGES): planted categories, cold start, the shared training loop, persistence."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pandas as pd
@@ -10,16 +12,17 @@ import scipy.sparse as sp
 from gemrec.data.interactions import Interactions
 from gemrec.data.side import SideInformation
 from gemrec.errors import DataError, GemrecError, ParameterError
-from gemrec.models.item2vec import (
-    Item2Vec,
-    cooccurrence_hops,
-    random_walks,
-    sequence_graph,
-    skipgram_pairs,
-)
+from gemrec.eval import evaluate
+from gemrec.models.item2vec import Item2Vec
 
 FAST = dict(
-    embedding_dim=16, epochs=3, walks_per_item=8, walk_length=8, pairs_per_batch=512, lr=0.02
+    embedding_dim=16,
+    epochs=3,
+    walks_per_item=8,
+    walk_length=8,
+    pairs_per_batch=512,
+    lr=0.02,
+    progress=False,
 )
 
 
@@ -57,86 +60,18 @@ def _without_timestamps(x: Interactions) -> Interactions:
     return Interactions(x.matrix, x.user_ids, x.item_ids, None)
 
 
-# ----------------------------------------------------------------------------- walks
-def test_walks_follow_edges_with_the_right_transition_probabilities():
-    rng = np.random.default_rng(1)
-    dense = rng.random((6, 6)) * (rng.random((6, 6)) < 0.6)
-    np.fill_diagonal(dense, 0)
-    dense[5] = 0  # a dangling node: walks reaching it stop
-    dense[0, 5] = 0.7
-    g = sp.csr_matrix(dense.astype(np.float32))
-    starts = np.repeat(np.arange(5), 4000)
-    walks = random_walks([g], starts, 4, np.random.default_rng(7))
-    assert walks.shape == (20000, 4) and walks.dtype == np.int32
-    a, b = walks[:, :-1].ravel(), walks[:, 1:].ravel()
-    keep = (a >= 0) & (b >= 0)
-    a, b = a[keep], b[keep]
-    assert (dense[a, b] > 0).all(), "a walk took a step along a non-edge"
-    # once stopped, a walk stays padded
-    stopped = walks[:, :-1] < 0
-    assert (walks[:, 1:][stopped] == -1).all()
-    assert (walks[walks[:, 1] == 5][:, 2:] == -1).all()
-    counts = np.zeros((6, 6))
-    np.add.at(counts, (a, b), 1)
-    for i in range(5):
-        n = counts[i].sum()
-        if n == 0 or dense[i].sum() == 0:
-            continue
-        p = dense[i] / dense[i].sum()
-        se = np.sqrt(p * (1 - p) / n)
-        assert np.all(np.abs(counts[i] / n - p) <= 5 * se + 1e-9), (i, counts[i] / n, p)
-
-
-def test_cooccurrence_walk_is_the_degree_normalised_cooccurrence_graph():
-    x = Interactions.from_arrays(
-        np.array([0, 0, 0, 1, 1, 2, 2, 2, 2]),
-        np.array([0, 1, 2, 1, 3, 0, 2, 3, 4]),
-        np.array([1, 2, 1, 1, 1, 3, 1, 1, 1], dtype=np.float32),
-    )
-    hops = cooccurrence_hops(x)
-    m = x.matrix.toarray().astype(np.float64)
-    expected = (m / m.sum(axis=0, keepdims=True)).T @ (m / m.sum(axis=1, keepdims=True))
-    starts = np.repeat(np.arange(5), 6000)
-    walks = random_walks(hops, starts, 2, np.random.default_rng(3))
-    counts = np.zeros((5, 5))
-    np.add.at(counts, (walks[:, 0], walks[:, 1]), 1)
-    emp = counts / counts.sum(axis=1, keepdims=True)
-    se = np.sqrt(expected * (1 - expected) / 6000)
-    assert np.all(np.abs(emp - expected) <= 5 * se + 1e-9)
-    np.testing.assert_allclose(expected.sum(axis=1), 1.0)
-
-
-def test_sequence_graph_links_consecutive_items_within_sessions():
-    # user 0: items 0 -> 1 -> 2 at t = 0, 60, 10_000 s; user 1: 2 -> 1 at 0, 30
-    x = Interactions.from_arrays(
-        np.array([0, 0, 0, 1, 1]),
-        np.array([0, 1, 2, 2, 1]),
-        timestamps=np.array([0.0, 60.0, 10_000.0, 0.0, 30.0]),
-        n_items=4,
-    )
-    directed = sequence_graph(x, directed=True).toarray()
-    want = np.zeros((4, 4), np.float32)
-    want[0, 1] = want[1, 2] = want[2, 1] = 1
-    np.testing.assert_array_equal(directed, want)
-    sessions = sequence_graph(x, session_gap_hours=1.0, directed=True).toarray()
-    want[1, 2] = 0  # 10_000 s > 1 h: a new session
-    np.testing.assert_array_equal(sessions, want)
-    undirected = sequence_graph(x).toarray()
-    np.testing.assert_array_equal(undirected, undirected.T)
-    assert undirected[1, 2] == 2 and undirected[0, 1] == 1
-
-
-def test_skipgram_pairs_match_a_loop_reference():
-    walks = np.array([[0, 1, 2, 1], [3, 4, -1, -1]], dtype=np.int32)
-    tg, cx = skipgram_pairs(walks, 2)
-    got = sorted(zip(tg.tolist(), cx.tolist(), strict=True))
-    ref = []
-    for w in walks.tolist():
-        for i, a in enumerate(w):
-            for j, b in enumerate(w):
-                if a >= 0 and b >= 0 and a != b and 0 < abs(i - j) <= 2:
-                    ref.append((a, b))
-    assert got == sorted(ref)
+def _holdout(x: Interactions, seed: int = 0) -> tuple[Interactions, Interactions]:
+    """One random item per user moved to a validation split (timestamps dropped)."""
+    m = x.matrix.tocsr()
+    rng = np.random.default_rng(seed)
+    held = m.indptr[:-1] + rng.integers(0, np.diff(m.indptr))
+    keep = np.ones(m.nnz, dtype=bool)
+    keep[held] = False
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    shape = {"n_users": m.shape[0], "n_items": m.shape[1]}
+    train = Interactions.from_arrays(rows[keep], m.indices[keep], **shape)
+    valid = Interactions.from_arrays(rows[~keep], m.indices[~keep], **shape)
+    return train, valid
 
 
 # ----------------------------------------------------------------------------- learning
@@ -234,6 +169,63 @@ def test_scores_add_the_weighted_log_prior_to_the_vector_match():
     np.testing.assert_allclose(m.score_new(x.matrix[users]), m.score(users), rtol=1e-4, atol=1e-5)
 
 
+# ----------------------------------------------------------------------------- training loop
+def test_without_valid_every_epoch_runs_and_the_loss_falls():
+    x, _, _ = _planted(n_users=120)
+    m = Item2Vec(**{**FAST, "epochs": 4}, seed=0).fit(x)
+    assert [h["epoch"] for h in m.history_] == [1, 2, 3, 4] and m.best_epoch_ == 4
+    assert m.history_[-1]["loss"] < m.history_[0]["loss"]
+    assert not any(k.startswith("valid_") for k in m.history_[0])
+
+
+def test_early_stopping_on_valid_stops_and_keeps_the_best_epoch():
+    x, _, _ = _planted(n_users=200)
+    train, valid = _holdout(x)
+    params = {**FAST, "epochs": 12, "patience": 2, "eval_k": 5, "seed": 0}
+    m = Item2Vec(**params).fit(train, valid=valid)
+    recalls = [h["valid_recall@5"] for h in m.history_]
+    assert len(recalls) < 12, "no early stop: the validation recall kept improving"
+    assert m.best_epoch_ == m.history_[int(np.argmax(recalls))]["epoch"]
+    assert m.best_epoch_ < len(recalls) and recalls[-1] < max(recalls)
+    assert evaluate(m, valid, ks=[5])["recall@5"] == pytest.approx(max(recalls))
+    # the kept embeddings are those an uninterrupted run of best_epoch_ epochs ends with
+    shorter = Item2Vec(**{**params, "epochs": m.best_epoch_}).fit(train)
+    np.testing.assert_array_equal(m.item_embeddings_, shorter.item_embeddings_)
+    np.testing.assert_array_equal(m.user_embeddings_, shorter.user_embeddings_)
+
+
+def test_resume_from_a_checkpoint_continues_the_same_run(tmp_path):
+    x, feats, _ = _planted(n_users=120)
+    train, valid = _holdout(x)
+    params = {**FAST, "epochs": 4, "eval_every": 1, "patience": 10, "seed": 3}
+    full = Item2Vec(**params).fit(train, valid=valid, side=SideInformation(item_features=feats))
+    ckpt = str(tmp_path / "ckpt")
+    Item2Vec(**{**params, "epochs": 2, "checkpoint_dir": ckpt}).fit(
+        train, valid=valid, side=SideInformation(item_features=feats)
+    )
+    assert json.loads((tmp_path / "ckpt" / "checkpoint.json").read_text())["epoch"] == 2
+    resumed = Item2Vec(**{**params, "checkpoint_dir": ckpt}).fit(
+        train, valid=valid, side=SideInformation(item_features=feats)
+    )
+    assert [h["epoch"] for h in resumed.history_] == [1, 2, 3, 4]
+    assert [h["loss"] for h in resumed.history_] == [h["loss"] for h in full.history_]
+    assert resumed.best_epoch_ == full.best_epoch_
+    np.testing.assert_array_equal(resumed.item_embeddings_, full.item_embeddings_)
+    np.testing.assert_array_equal(resumed.user_embeddings_, full.user_embeddings_)
+    np.testing.assert_array_equal(resumed.attention_, full.attention_)
+    new = {"category": ["cat1"], "price": [12.0]}
+    np.testing.assert_array_equal(resumed.embed_new_items(new), full.embed_new_items(new))
+
+
+def test_checkpoint_with_other_side_information_is_refused(tmp_path):
+    x, feats, _ = _planted(n_users=60)
+    params = {**FAST, "epochs": 1, "checkpoint_dir": str(tmp_path)}
+    Item2Vec(**params).fit(x, side=SideInformation(item_features=feats))
+    other = feats.assign(brand=feats["brand"].iloc[::-1].to_numpy())
+    with pytest.raises(GemrecError, match="another run"):
+        Item2Vec(**{**params, "epochs": 2}).fit(x, side=SideInformation(item_features=other))
+
+
 # ----------------------------------------------------------------------------- contract
 def test_reproducible_with_a_seed():
     x, feats, _ = _planted(n_users=120)
@@ -286,6 +278,9 @@ def test_model_without_side_information_refuses_new_items(tmp_path):
         ("session_gap_hours", -1.0),
         ("epochs", 1.5),
         ("popularity_weight", -1.0),
+        ("patience", 0),
+        ("eval_every", 0),
+        ("progress", "yes"),
     ],
 )
 def test_bad_parameters_are_named(param, value):

@@ -10,8 +10,9 @@ import torch
 
 from gemrec.errors import GemrecError, ParameterError
 from gemrec.eval import evaluate
+from gemrec.graph.adjacency import bipartite_adjacency
 from gemrec.models._lightgcn_torch import LightGCNNet, to_torch_csr
-from gemrec.models.lightgcn import LightGCN, locality_order, normalized_adjacency, randomized_svd
+from gemrec.models.lightgcn import LightGCN, locality_order
 from gemrec.models.training import BPRSampler
 from tests.models._torch_data import planted_blocks, random_graph, record_adam_learning_rates
 
@@ -28,21 +29,10 @@ def _dense_adjacency(r: np.ndarray) -> np.ndarray:
     return inv[:, None] * a * inv[None, :]
 
 
-@pytest.mark.parametrize("weighted", [False, True])
-def test_normalized_adjacency_equals_dense_formula(weighted: bool) -> None:
-    inter = random_graph()
-    r = inter.matrix if weighted else inter.binary()
-    adj = normalized_adjacency(r)
-    ref = _dense_adjacency(r.toarray().astype(np.float64))
-    np.testing.assert_allclose(adj.toarray(), ref, rtol=1e-6, atol=1e-7)
-    assert np.allclose(adj.toarray(), adj.toarray().T)
-    assert np.abs(np.linalg.eigvalsh(ref)).max() <= 1 + 1e-9
-
-
 def test_propagation_equals_dense_reference_and_pyg_lightgcn() -> None:
     inter = random_graph()
     nu, ni = inter.matrix.shape
-    adj_sp = normalized_adjacency(inter.binary())
+    adj_sp = bipartite_adjacency(inter.binary())
     net = LightGCNNet(nu + ni, 5, n_layers=3)
     torch.manual_seed(0)
     torch.nn.init.normal_(net.embedding, std=0.3)
@@ -71,7 +61,7 @@ def test_propagation_equals_dense_reference_and_pyg_lightgcn() -> None:
 def test_batch_forward_and_gradient_equal_full_propagation() -> None:
     inter = random_graph(n_users=11, n_items=13, density=0.3)
     nu, ni = inter.matrix.shape
-    adj_sp = normalized_adjacency(inter.binary())
+    adj_sp = bipartite_adjacency(inter.binary())
     adj = to_torch_csr(adj_sp)
     nodes = np.array([0, 3, 4, nu + 1, nu + 5, nu + 12])
     weights = torch.randn(len(nodes), 4, generator=torch.Generator().manual_seed(3))
@@ -107,7 +97,7 @@ def test_fused_batch_propagation_gradient_equals_autograd_reference(
     """forward_with_ego's written-out backward against plain autograd on dense matrices."""
     inter = random_graph(n_users=9, n_items=12, density=0.35)
     nu, ni = inter.matrix.shape
-    adj_sp = normalized_adjacency(inter.binary())
+    adj_sp = bipartite_adjacency(inter.binary())
     nodes = np.array([1, 2, 7, nu, nu + 4, nu + 11])
     start = torch.randn(nu + ni, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     w_final = torch.randn(len(nodes), 3, generator=torch.Generator().manual_seed(6))
@@ -136,21 +126,12 @@ def test_fused_batch_propagation_gradient_equals_autograd_reference(
 
 def test_locality_order_is_a_symmetric_permutation() -> None:
     inter = random_graph(n_users=30, n_items=40, density=0.1)
-    adj = normalized_adjacency(inter.binary())
+    adj = bipartite_adjacency(inter.binary())
     permuted, order = locality_order(adj)
     assert sorted(order.tolist()) == list(range(adj.shape[0]))
     np.testing.assert_array_equal(permuted.toarray(), adj.toarray()[np.ix_(order, order)])
     x = np.random.default_rng(0).standard_normal((adj.shape[0], 4)).astype(np.float32)
     np.testing.assert_allclose((permuted @ x[order]), (adj @ x)[order], rtol=1e-5, atol=1e-6)
-
-
-def test_randomized_svd_matches_exact_svd() -> None:
-    r = normalized_adjacency(random_graph(n_users=30, n_items=25, density=0.3).binary())[:30, 30:]
-    u, s, vt = randomized_svd(r, 5, np.random.default_rng(0), n_iter=8)
-    exact = np.linalg.svd(r.toarray(), compute_uv=False)
-    np.testing.assert_allclose(s, exact[:5], rtol=1e-4)
-    np.testing.assert_allclose(u.T @ u, np.eye(5), atol=1e-8)
-    np.testing.assert_allclose((u * s) @ vt, u @ (u.T @ r.toarray()) @ vt.T @ vt, atol=1e-6)
 
 
 def test_sampler_draws_positives_and_true_negatives() -> None:

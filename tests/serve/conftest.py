@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 
 from gemrec.data.store import Dataset, write_dataset
 from gemrec.models.popularity import Popularity
+from gemrec.models.svd import PureSVD
 from gemrec.serve import ServeSettings, create_app
-from gemrec.serve.svd import TruncatedSVD
 from tests.serve._process import free_port, wait_until
 
 N_CATEGORIES = 3
@@ -103,7 +103,7 @@ def shop_with_valid(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def svd_dir(shop: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    model = TruncatedSVD(factors=6).fit(Dataset.open(shop).interactions("train", "valid"))
+    model = PureSVD(factors=6).fit(Dataset.open(shop).interactions("train", "valid"))
     return model.save(tmp_path_factory.mktemp("models") / "svd")
 
 

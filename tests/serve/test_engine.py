@@ -4,9 +4,11 @@ import numpy as np
 import pandas as pd
 
 from gemrec.data.store import Dataset, write_dataset
+from gemrec.models.base import Recommender
+from gemrec.models.svd import PureSVD
 from gemrec.serve import ServeSettings
 from gemrec.serve._engine import Engine
-from gemrec.serve.svd import TruncatedSVD, load_model
+from gemrec.serve._store import Event
 
 
 def test_similar_users_bin_numeric_metadata(tmp_path):
@@ -38,10 +40,10 @@ def test_similar_users_bin_numeric_metadata(tmp_path):
     ds = Dataset.open(
         write_dataset(tmp_path / "ds", users=users, items=items, edges=edges, manifest={})
     )
-    model_dir = TruncatedSVD(factors=4).fit(ds.interactions("train")).save(tmp_path / "m")
+    model_dir = PureSVD(factors=4).fit(ds.interactions("train")).save(tmp_path / "m")
     engine = Engine(
         ServeSettings(model_dir=model_dir, dataset_dir=ds.path),
-        load_model(model_dir),
+        Recommender.load(model_dir),
         ds,
         model_dir,
     )
@@ -54,3 +56,39 @@ def test_similar_users_bin_numeric_metadata(tmp_path):
     recs = engine.recommend("u50", 3, [])
     assert recs.strategy == "similar_users"
     assert {r.item_id for r in recs.items} <= {"i0", "i1", "i2", "i3", "i4", "i5"}
+
+
+def test_online_interest_follows_the_documented_rule(tmp_path):
+    """q = (1 - a) u + a |u| m / |m|, a = W / (W + c), with the dataset's own event weights
+    halved every 10 events back, m the model's fold-in (Engine Notes)."""
+    n_users, n_items = 30, 12
+    pairs = [(u, (u % 3) * 4 + j) for u in range(n_users) for j in range(3)]
+    edges = pd.DataFrame(
+        {
+            "user": np.int32([p[0] for p in pairs]),
+            "item": np.int32([p[1] for p in pairs]),
+            "weight": np.float32(1.0),
+            "split": "train",
+        }
+    )
+    users = pd.DataFrame({"user": np.arange(n_users, dtype=np.int32)})
+    users["user_id"] = [f"u{i}" for i in range(n_users)]
+    items = pd.DataFrame({"item": np.arange(n_items, dtype=np.int32)})
+    items["item_id"] = [f"i{i}" for i in range(n_items)]
+    manifest = {"event_weights": {"view": 1.0, "purchase": 7.0}}
+    ds = Dataset.open(
+        write_dataset(tmp_path / "ds", users=users, items=items, edges=edges, manifest=manifest)
+    )
+    model_dir = PureSVD(factors=3).fit(ds.interactions("train")).save(tmp_path / "m")
+    model = Recommender.load(model_dir)
+    settings = ServeSettings(model_dir=model_dir, dataset_dir=ds.path, online_pseudo_count=2.0)
+    engine = Engine(settings, model, ds, model_dir)
+    events = [Event("u0", "i5", "view", 1.0), Event("u0", "i9", "buy", 2.0)]  # buy = purchase
+    w = np.array([1.0 * 2 ** (-1 / 10), 7.0])
+    m = model.fold_in(model.item_embeddings_[[5, 9]], w.astype(np.float32))
+    u = model.user_embeddings_[0]
+    a = w.sum() / (w.sum() + 2.0)
+    expected = (1 - a) * u + a * np.linalg.norm(u) * m / np.linalg.norm(m)
+    np.testing.assert_allclose(engine.query_vector(0, events), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(engine.query_vector(None, events), m, rtol=1e-6)
+    np.testing.assert_allclose(engine.query_vector(0, []), u)

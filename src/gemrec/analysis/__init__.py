@@ -4,6 +4,7 @@ from gemrec.analysis.events import load_events, prepare_events
 from gemrec.analysis.interests import (
     InterestModel,
     InterestState,
+    blend_interest,
     category_affinities,
     interest_vectors,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "PopulationStats",
     "analyze_dataset",
     "analyze_events",
+    "blend_interest",
     "category_affinities",
     "describe",
     "gini",

@@ -1,38 +1,33 @@
 """Interest vectors: a user's model embedding fused with what they did recently.
 
-Pure NumPy over arrays, no dataset dependency, so the service can update a user's interest state
-event by event (:meth:`InterestModel.update`) and batch jobs can build every user's state at once
+Pure NumPy over arrays, no dataset dependency. One weighting rule (:meth:`InterestModel.weights`:
+behaviour weight from :mod:`gemrec.data.event_types`, time decay, recency decay) and one fusion
+rule (:func:`blend_interest`) serve everyone: the service blends a user's embedding with the
+fold-in of their online events per request, a stream can update a user's state event by event
+(:meth:`InterestModel.update`), and batch jobs build every user's vector at once
 (:func:`interest_vectors`, :func:`category_affinities`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from gemrec.data.event_types import DEFAULT_WEIGHT, canonical_event_type, weight_table
 from gemrec.errors import ParameterError
 
 __all__ = [
-    "DEFAULT_EVENT_WEIGHTS",
     "InterestModel",
     "InterestState",
+    "blend_interest",
     "category_affinities",
     "decay_weights",
     "interest_vectors",
 ]
-
-#: behaviour strength of each event type (unknown types get ``default_weight``)
-DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
-    "view": 1.0,
-    "click": 1.0,
-    "fav": 2.0,
-    "cart": 3.0,
-    "purchase": 4.0,
-}
 
 
 def decay_weights(age_seconds: np.ndarray | float, half_life_hours: float | None) -> np.ndarray:
@@ -42,6 +37,64 @@ def decay_weights(age_seconds: np.ndarray | float, half_life_hours: float | None
         return np.ones_like(age)
     out: np.ndarray = np.exp2(-age / (float(half_life_hours) * 3600.0))
     return out
+
+
+def blend_interest(
+    recent: np.ndarray,
+    mass: np.ndarray | float,
+    user_vectors: np.ndarray | None = None,
+    *,
+    recent_weight: float = 0.5,
+    prior_mass: float = 1.0,
+) -> np.ndarray:
+    """Fuse users' learned vectors with their recent-activity vectors (the rule of Notes below).
+
+    Parameters
+    ----------
+    recent : ndarray, shape (n, d) or (d,)
+        ``r``: each user's recent activity in the learned space (e.g. the weighted mean of the
+        embeddings of the items they touched, or a model's fold-in of those events).
+    mass : ndarray of float, shape (n,), or float
+        ``m``: the summed (decayed) weight behind ``r``.
+    user_vectors : ndarray, shape like ``recent``, optional
+        ``u``: the model's vectors of the users (None: users the model has never seen).
+    recent_weight, prior_mass : float
+        ``beta_0`` and ``m_0``.
+
+    Returns
+    -------
+    ndarray of float32, shape like ``recent``
+
+    Notes
+    -----
+    .. math::
+
+        \\beta = \\beta_0 \\frac{m}{m + m_0}, \\qquad
+        v = (1 - \\beta) u + \\beta \\frac{\\lVert u \\rVert}{\\lVert r \\rVert} r .
+
+    ``v`` keeps the norm scale of ``u`` and its direction moves towards ``r`` as evidence ``m``
+    accumulates; rankings by ``v . e_i`` only depend on that direction. Without ``u`` (or with
+    ``u = 0``) ``v = r``; with ``r = 0`` (no activity) ``v = u``. The same rule blends score
+    vectors of models without embeddings (``u`` = the model's scores of the user, ``r`` = its
+    scores of the recent activity alone).
+    """
+    single = np.ndim(recent) == 1
+    r = np.atleast_2d(np.asarray(recent, dtype=np.float64))
+    if user_vectors is None:
+        out_r: np.ndarray = r.astype(np.float32)
+        return out_r[0] if single else out_r
+    u = np.atleast_2d(np.asarray(user_vectors, dtype=np.float64))
+    m = np.broadcast_to(np.asarray(mass, dtype=np.float64), (len(r),))
+    beta = float(recent_weight) * m / (m + float(prior_mass))
+    nu = np.linalg.norm(u, axis=1)
+    nr = np.linalg.norm(r, axis=1)
+    scale = np.divide(nu, nr, out=np.zeros_like(nu), where=nr > 0)
+    beta = np.where((nr > 0) & (nu > 0), beta, 0.0)
+    out = (1.0 - beta)[:, None] * u + (beta * scale)[:, None] * r
+    no_u = nu == 0
+    out[no_u] = r[no_u]
+    result: np.ndarray = out.astype(np.float32)
+    return result[0] if single else result
 
 
 @dataclass(frozen=True)
@@ -90,16 +143,22 @@ class InterestModel:
 
     Parameters
     ----------
-    item_embeddings : ndarray, shape (n_items, d)
-        E.g. ``model.item_embeddings_`` of an embedding recommender.
+    item_embeddings : ndarray, shape (n_items, d), or None
+        E.g. ``model.item_embeddings_`` of an embedding recommender. None: the model only weighs
+        events (:meth:`weights`) and blends vectors (:meth:`blend`), as the service does with its
+        model's own fold-in; the state methods then raise.
     item_categories : ndarray of int, shape (n_items,), optional
         Category code per item (-1 unknown); enables category affinities.
     event_weights : mapping of str -> float, optional
-        Weight of each event type; defaults to :data:`DEFAULT_EVENT_WEIGHTS`.
+        Weight of each event type, e.g. a dataset manifest's ``event_weights``; completed by
+        :func:`gemrec.data.event_types.weight_table` (the import defaults and their aliases).
     default_weight : float
         Weight of event types missing from ``event_weights``.
     half_life_hours : float or None
-        An event's weight halves every ``half_life_hours``; None: no decay.
+        An event's weight halves every ``half_life_hours``; None: no time decay.
+    half_life_events : float or None
+        An event's weight also halves with every ``half_life_events`` events that came after it
+        (recency by position, whatever the clock says); None: no such decay.
     recent_weight : float in [0, 1]
         How much the recent-activity vector can move the user embedding (beta below).
     prior_mass : float > 0
@@ -108,14 +167,16 @@ class InterestModel:
 
     Notes
     -----
-    With events (i_j, e_j, t_j) and decay ``d(a) = 2^(-a / h)``, at time t:
+    With events (i_j, e_j, t_j), the j-th of n in arrival order, time decay ``d(a) = 2^(-a / h)``
+    and recency decay ``g(k) = 2^(-k / h_e)`` (either may be switched off), at time t:
 
     .. math::
 
-        m(t) = \\sum_j w_{e_j} d(t - t_j), \\qquad
-        r(t) = \\frac{1}{m(t)} \\sum_j w_{e_j} d(t - t_j) E_{i_j}
+        w_j = w_{e_j} d(t - t_j) g(n - 1 - j), \\qquad m(t) = \\sum_j w_j, \\qquad
+        r(t) = \\frac{1}{m(t)} \\sum_j w_j E_{i_j}
 
-    and the interest vector fuses the model's user embedding u with r, rescaled to u's norm:
+    and the interest vector fuses the model's user embedding u with r, rescaled to u's norm
+    (:func:`blend_interest`):
 
     .. math::
 
@@ -123,7 +184,7 @@ class InterestModel:
         v = (1 - \\beta) u + \\beta \\frac{\\lVert u \\rVert}{\\lVert r \\rVert} r .
 
     Without u (a new user) v = r. The state stores the unnormalised sum and m valued at the last
-    event, so one update costs O(d): both are decayed by ``d(t' - t)`` and the new event added.
+    event, so one update costs O(d): both are decayed by ``d(t' - t) g(1)`` and the new event added.
     Category affinities are the same decayed weights summed per category, normalised to shares.
 
     Examples
@@ -133,55 +194,116 @@ class InterestModel:
     >>> s = im.update(im.empty(), 0, "view", t=0.0)
     >>> s = im.update(s, 1, "purchase", t=3600.0)   # the view is one half-life old by now
     >>> [round(float(x), 3) for x in im.vector(s)]
-    [0.111, 0.889, 0.0]
+    [0.091, 0.909, 0.0]
     """
 
     def __init__(
         self,
-        item_embeddings: np.ndarray,
+        item_embeddings: np.ndarray | None,
         *,
         item_categories: np.ndarray | None = None,
         event_weights: Mapping[str, float] | None = None,
-        default_weight: float = 1.0,
+        default_weight: float = DEFAULT_WEIGHT,
         half_life_hours: float | None = 24.0,
+        half_life_events: float | None = None,
         recent_weight: float = 0.5,
         prior_mass: float = 1.0,
     ) -> None:
-        emb = np.asarray(item_embeddings, dtype=np.float32)
-        if emb.ndim != 2:
+        emb = None if item_embeddings is None else np.asarray(item_embeddings, dtype=np.float32)
+        if emb is not None and emb.ndim != 2:
             raise ParameterError.invalid("item_embeddings", "a 2-d array (n_items, d)", emb.shape)
-        if half_life_hours is not None and not half_life_hours > 0:
-            raise ParameterError.invalid(
-                "half_life_hours", "a positive number or None", half_life_hours
-            )
+        for name, half_life in (
+            ("half_life_hours", half_life_hours),
+            ("half_life_events", half_life_events),
+        ):
+            if half_life is not None and not half_life > 0:
+                raise ParameterError.invalid(name, "a positive number or None", half_life)
         if not 0.0 <= recent_weight <= 1.0:
             raise ParameterError.invalid("recent_weight", "a number in [0, 1]", recent_weight)
         if not prior_mass > 0:
             raise ParameterError.invalid("prior_mass", "a positive number", prior_mass)
-        if item_categories is not None and len(item_categories) != len(emb):
+        if item_categories is not None and (emb is None or len(item_categories) != len(emb)):
             raise ParameterError.invalid(
-                "item_categories", f"an array of length n_items={len(emb)}", len(item_categories)
+                "item_categories",
+                "an array of length n_items (with item_embeddings)",
+                len(item_categories),
             )
         self.item_embeddings = emb
         self.item_categories = (
             None if item_categories is None else np.asarray(item_categories, np.int64)
         )
-        self.event_weights = dict(DEFAULT_EVENT_WEIGHTS if event_weights is None else event_weights)
+        self.event_weights = weight_table(event_weights)
         self.default_weight = float(default_weight)
         self.half_life_hours = half_life_hours
+        self.half_life_events = half_life_events
         self.recent_weight = float(recent_weight)
         self.prior_mass = float(prior_mass)
 
+    def _embeddings(self) -> np.ndarray:
+        if self.item_embeddings is None:
+            raise ParameterError(
+                "this InterestModel has no item_embeddings: it weighs events and blends vectors "
+                "only; pass item_embeddings to keep interest states"
+            )
+        return self.item_embeddings
+
     @property
     def n_items(self) -> int:
-        return int(self.item_embeddings.shape[0])
+        return int(self._embeddings().shape[0])
 
     def empty(self) -> InterestState:
         """The state of a user with no events."""
-        return InterestState(np.zeros(self.item_embeddings.shape[1], np.float32))
+        return InterestState(np.zeros(self._embeddings().shape[1], np.float32))
 
     def weight(self, event_type: str) -> float:
-        return float(self.event_weights.get(event_type, self.default_weight))
+        """Behaviour weight of one event type (by its name, else its canonical name)."""
+        w = self.event_weights.get(event_type)
+        if w is None:
+            w = self.event_weights.get(canonical_event_type(event_type), self.default_weight)
+        return float(w)
+
+    def weights(
+        self,
+        event_types: Sequence[str] | np.ndarray,
+        timestamps: np.ndarray | None = None,
+        now: float | None = None,
+    ) -> np.ndarray:
+        """Every event's weight ``w_j`` (see Notes of the class), in arrival order.
+
+        Parameters
+        ----------
+        event_types : sequence of str, shape (n,)
+            Oldest first: the last event is the most recent one for the recency decay.
+        timestamps : ndarray of float, shape (n,), optional
+            Epoch seconds; None (or NaN entries): no time decay for those events.
+        now : float, optional
+            Time the weights are valued at (default: the latest timestamp).
+
+        Returns
+        -------
+        ndarray of float64, shape (n,)
+        """
+        w = np.array([self.weight(str(e)) for e in event_types], dtype=np.float64)
+        if timestamps is not None and self.half_life_hours is not None and len(w):
+            ts = np.asarray(timestamps, dtype=np.float64)
+            ref = float(np.nanmax(ts)) if now is None else float(now)
+            d = decay_weights(ref - ts, self.half_life_hours)
+            w = w * np.where(np.isfinite(d), d, 1.0)
+        if self.half_life_events is not None:
+            w = w * np.exp2(-np.arange(len(w))[::-1] / float(self.half_life_events))
+        return w
+
+    def blend(
+        self, recent: np.ndarray, mass: float, user_vector: np.ndarray | None = None
+    ) -> np.ndarray:
+        """:func:`blend_interest` with this model's ``recent_weight`` and ``prior_mass``."""
+        return blend_interest(
+            recent,
+            mass,
+            user_vector,
+            recent_weight=self.recent_weight,
+            prior_mass=self.prior_mass,
+        )
 
     def _check_item(self, item: int) -> int:
         if not 0 <= int(item) < self.n_items:
@@ -194,18 +316,22 @@ class InterestModel:
         """Fold one event into ``state`` (returns a new state; events may arrive out of order)."""
         item = self._check_item(item)
         w = self.weight(event_type)
+        # every earlier event is one position older now
+        older = 1.0 if self.half_life_events is None else 2.0 ** (-1.0 / self.half_life_events)
         if t >= state.t:
             keep = (
-                float(decay_weights(t - state.t, self.half_life_hours)) if state.mass > 0 else 0.0
+                float(decay_weights(t - state.t, self.half_life_hours)) * older
+                if state.mass > 0
+                else 0.0
             )
             add, t_new = w, float(t)
         else:  # a late event: decay it to the state's time instead
             keep, add, t_new = (
-                1.0,
+                older,
                 w * float(decay_weights(state.t - t, self.half_life_hours)),
                 state.t,
             )
-        recent = (state.recent * keep + add * self.item_embeddings[item]).astype(np.float32)
+        recent = (state.recent * keep + add * self._embeddings()[item]).astype(np.float32)
         cats = {c: v * keep for c, v in state.categories.items()}
         if self.item_categories is not None and self.item_categories[item] >= 0:
             c = int(self.item_categories[item])
@@ -218,15 +344,17 @@ class InterestModel:
         event_types: np.ndarray,
         timestamps: np.ndarray,
     ) -> InterestState:
-        """The state after folding in a whole history at once (same result as repeated updates)."""
+        """The state after folding in a whole history at once (same result as repeated updates).
+
+        Events in arrival order (oldest first), as :meth:`update` would receive them.
+        """
         items = np.asarray(items, dtype=np.int64)
         if len(items) == 0:
             return self.empty()
         ts = np.asarray(timestamps, dtype=np.float64)
         t = float(ts.max())
-        w = np.array([self.weight(str(e)) for e in np.asarray(event_types)], np.float64)
-        w = w * decay_weights(t - ts, self.half_life_hours)
-        recent = (w[:, None] * self.item_embeddings[items]).sum(axis=0).astype(np.float32)
+        w = self.weights(np.asarray(event_types), ts, t)
+        recent = (w[:, None] * self._embeddings()[items]).sum(axis=0).astype(np.float32)
         cats: dict[int, float] = {}
         if self.item_categories is not None:
             c = self.item_categories[items]
@@ -248,21 +376,14 @@ class InterestModel:
         t : float, optional
             Query time (default: the last event's); later times shrink the recent part.
         """
-        u = None if user_vector is None else np.asarray(user_vector, dtype=np.float32)
         if state.mass <= 0:
-            return np.zeros_like(state.recent) if u is None else u.copy()
-        r = state.recent / np.float32(state.mass)
-        if u is None:
-            return r.astype(np.float32)
+            r = np.zeros_like(state.recent)
+        else:
+            r = state.recent / np.float32(state.mass)
         mass = state.mass
         if t is not None and t > state.t:
             mass *= float(decay_weights(t - state.t, self.half_life_hours))
-        beta = self.recent_weight * mass / (mass + self.prior_mass)
-        nr = float(np.linalg.norm(r))
-        nu = float(np.linalg.norm(u))
-        if nr == 0.0 or nu == 0.0:
-            return u.copy() if nu > 0 else r.astype(np.float32)
-        return ((1.0 - beta) * u + beta * (nu / nr) * r).astype(np.float32)
+        return self.blend(r, mass, user_vector)
 
     def category_affinities(self, state: InterestState) -> dict[int, float]:
         """Shares of the decayed behaviour weight per category (sum to 1; {} without categories)."""
@@ -273,7 +394,7 @@ class InterestModel:
         self, state: InterestState, user_vector: np.ndarray | None = None, t: float | None = None
     ) -> np.ndarray:
         """Inner products of the interest vector with every item embedding, shape (n_items,)."""
-        out: np.ndarray = self.item_embeddings @ self.vector(state, user_vector, t)
+        out: np.ndarray = self._embeddings() @ self.vector(state, user_vector, t)
         return out
 
 
@@ -319,7 +440,7 @@ def interest_vectors(
     item_embeddings : ndarray, shape (n_items, d)
     users, items : ndarray of int, shape (n_events,)
     weights : ndarray of float, shape (n_events,)
-        Behaviour weight of each event (e.g. ``DEFAULT_EVENT_WEIGHTS`` mapped over event types).
+        Behaviour weight of each event (e.g. :meth:`InterestModel.weights` of their types).
     timestamps : ndarray of float, shape (n_events,), optional
     n_users : int
     user_embeddings : ndarray, shape (n_users, d), optional
@@ -337,19 +458,9 @@ def interest_vectors(
     w = _decayed_matrix(users, items, weights, timestamps, n_users, len(emb), half_life_hours, now)
     mass = np.asarray(w.sum(axis=1)).ravel()
     r = np.asarray(w @ emb, dtype=np.float64) / np.where(mass > 0, mass, 1.0)[:, None]
-    if user_embeddings is None:
-        return r.astype(np.float32)
-    u = np.asarray(user_embeddings, dtype=np.float64)
-    beta = recent_weight * mass / (mass + prior_mass)
-    nu = np.linalg.norm(u, axis=1)
-    nr = np.linalg.norm(r, axis=1)
-    scale = np.divide(nu, nr, out=np.zeros_like(nu), where=nr > 0)
-    beta = np.where((nr > 0) & (nu > 0), beta, 0.0)
-    out = (1.0 - beta)[:, None] * u + (beta * scale)[:, None] * r
-    no_u = nu == 0
-    out[no_u] = r[no_u]
-    result: np.ndarray = out.astype(np.float32)
-    return result
+    return blend_interest(
+        r, mass, user_embeddings, recent_weight=recent_weight, prior_mass=prior_mass
+    )
 
 
 def category_affinities(

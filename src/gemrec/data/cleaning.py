@@ -23,11 +23,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from gemrec.data.event_types import EVENT_WEIGHTS
 from gemrec.data.tables import BadRow, Table
 from gemrec.errors import DataError, ParameterError
 
 __all__ = [
-    "DEFAULT_WEIGHTS",
     "CleaningReport",
     "aggregate_edges",
     "deduplicate",
@@ -38,13 +38,6 @@ __all__ = [
     "validate_events",
 ]
 
-DEFAULT_WEIGHTS: dict[str, float] = {
-    "view": 1.0,
-    "click": 2.0,
-    "fav": 3.0,
-    "cart": 4.0,
-    "purchase": 5.0,
-}
 #: numbers at or above this are epoch milliseconds (1e11 s is the year 5138; 1e11 ms is 1973)
 MS_THRESHOLD = 1e11
 SECONDS_PER_DAY = 86400.0
@@ -84,8 +77,11 @@ class CleaningReport:
 def parse_weights(
     spec: str | Sequence[str] | Mapping[str, float] | None, base: Mapping[str, float] | None = None
 ) -> dict[str, float]:
-    """``"view=1,purchase=10"`` -> weights; given types override ``base`` (the defaults)."""
-    out = dict(DEFAULT_WEIGHTS if base is None else base)
+    """``"view=1,purchase=10"`` -> weights; given types override ``base``.
+
+    ``base`` defaults to :data:`gemrec.data.event_types.EVENT_WEIGHTS`.
+    """
+    out = dict(EVENT_WEIGHTS if base is None else base)
     if spec is None:
         return out
     if isinstance(spec, Mapping):

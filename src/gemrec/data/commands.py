@@ -24,6 +24,9 @@ EXAMPLE = """examples:
   gemrec import ../shared/data/gowalla --format lightgcn -o data/gowalla
   gemrec import ../shared/data/taobao-userbehavior-sample/UserBehavior_prefix.csv --format taobao \\
       -o data/taobao --split leave-last --half-life-days 3 --on-error skip
+  gemrec import ../shared/data/amazon-scientific-text --format recbole -o data/sci-cold \\
+      --split cold-items --test-fraction 0.2
+  gemrec import ../shared/data/ciao --format ciao -o data/ciao --split cold-users
   gemrec import shop/events --format events --items shop/items.parquet \\
       --users shop/users.parquet -o data/big --engine duckdb --memory-limit 8GB
   gemrec import shop/events --format events -o data/big --engine dask \\
@@ -36,6 +39,9 @@ formats:
   movielens  ML-100K (u.data, u.item, u.user) or ML-1M (ratings.dat, movies.dat, users.dat)
   taobao     UserBehavior CSV user,item,category,behavior,timestamp (pv/cart/fav/buy)
   lastfm     HetRec user_artists.dat (play counts), user_friends.dat, artists.dat
+  recbole    RecBole atomic files NAME.inter (or NAME.train/.valid/.test.inter, kept as the
+             split), NAME.user, NAME.item, NAME.text (item text), NAME.net (social)
+  ciao       Ciao .mat files: rating_with_timestamp.mat or rating.mat, trustnetwork.mat
 
 See docs/data-formats.md for the dataset directory layout."""
 
@@ -109,15 +115,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--split",
         choices=SPLIT_METHODS,
         default=None,
-        help="predefined (default for lightgcn), random per-user holdout (default otherwise), "
-        "temporal global cut, leave-last per user, none",
+        help="predefined (default for lightgcn and split RecBole files), random per-user holdout "
+        "(default otherwise), temporal global cut, leave-last per user, cold-items / cold-users "
+        "(every interaction of a share of the items / users is test), none",
     )
     sp.add_argument(
         "--test-fraction",
         type=float,
         default=0.2,
         metavar="F",
-        help="random/temporal test share (0.2)",
+        help="random/temporal test share; cold-items/cold-users: share of the items/users (0.2)",
     )
     sp.add_argument(
         "--test-after", metavar="TIME", help="temporal: explicit cut (epoch or ISO 8601)"
@@ -128,9 +135,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     sp.add_argument(
         "--valid-fraction",
         type=float,
-        default=0.1,
+        default=None,
         metavar="F",
-        help="per-user share of train kept for tuning (0.1)",
+        help="per-user share of train kept for tuning (0.1); cold-items/cold-users: share of the "
+        "items/users held out for tuning (default none)",
     )
     sp.add_argument("--seed", type=int, default=0, help="seed of every random choice (0)")
     scale = p.add_argument_group("logs larger than memory (format events; see docs/scaling.md)")

@@ -1,8 +1,9 @@
 """Import steps from events to edges: event weights, aggregation per pair, split assignment.
 
 A split is assigned in two places: sources with a predefined split and the temporal cut label
-events (:func:`split_events`, before aggregation); random and leave-last hold out edges, and the
-validation part is carved from train (:func:`split_edges`, after aggregation).
+events (:func:`split_events`, before aggregation); random, leave-last and the cold-start splits
+hold out edges, and the validation part is carved from train (:func:`split_edges`, after
+aggregation).
 """
 
 from __future__ import annotations
@@ -134,7 +135,10 @@ def aggregate(
 def split_edges(
     edges: pd.DataFrame, n_users: int, options: SplitOptions, split_info: dict[str, Any]
 ) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
-    """Hold out test edges (random, leave-last) and carve valid from train where none is given.
+    """Hold out test edges (random, leave-last, cold items or users) and the validation edges.
+
+    The validation part is carved from train per user where the source gives none; the cold
+    splits hold it out with their own protocol (a disjoint share of items or users).
 
     Parameters
     ----------
@@ -168,7 +172,10 @@ def split_edges(
             raise DataError("--split leave-last needs timestamps; this source has none")
         part[splitting.leave_last_n_out(eu, last_ts, options.leave_n, seed=seed)] = PART["test"]
         info["leave_n"] = options.leave_n
-    if not (part == PART["valid"]).any():
+    if method in splitting.COLD_SPLITS:
+        # the validation part, if any, is held out with the same protocol
+        part, info = _cold_split(edges, part, options, info)
+    elif not (part == PART["valid"]).any():
         by_time = method in ("temporal", "leave-last")
         valid = splitting.carve_valid(
             eu,
@@ -192,6 +199,37 @@ def split_edges(
     ).drop(columns=["part"])
     cols = list(EDGE_COLUMNS)
     return edges[cols + [c for c in edges.columns if c not in cols]], part, info
+
+
+def _cold_split(
+    edges: pd.DataFrame, part: np.ndarray, options: SplitOptions, info: dict[str, Any]
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Every edge of a share of the items (users) to test, of another share to valid.
+
+    The source's own parts (a predefined split) are replaced: the cold split decides alone.
+    """
+    column = splitting.COLD_SPLITS[options.method]
+    keys = edges[column].to_numpy()
+    test, valid = splitting.cold_holdout(
+        keys, options.test_fraction, options.valid_fraction, seed=options.seed
+    )
+    part = np.full(len(part), PART["train"], dtype=np.int64)
+    part[test] = PART["test"]
+    part[valid] = PART["valid"]
+    n_test, n_valid = len(np.unique(keys[test])), len(np.unique(keys[valid]))
+    entity = f"{column}s"
+    info = {
+        **info,
+        "test_fraction": options.test_fraction,
+        "cold": {
+            "entity": entity,
+            "test": n_test,
+            "valid": n_valid,
+            "warm": len(np.unique(keys)) - n_test - n_valid,
+        },
+        "valid_from": f"cold {entity}" if n_valid else "none",
+    }
+    return part, info
 
 
 def iso_utc(t: float | None) -> str | None:

@@ -10,7 +10,7 @@ The pipeline, one step per stage (each in the module named)::
     import_edges.weigh_events      behaviour weights (x value) x time decay
     import_edges.split_events      predefined / temporal parts of events
     import_edges.aggregate         weighted user-item edges with per-type counts
-    import_edges.split_edges       random / leave-last holdouts + valid carved from train
+    import_edges.split_edges       random / leave-last / cold-start holdouts + valid
     import_output.output_tables    id maps with side information, events, social graph
     import_output.build_manifest   what was read and asked for, the row accounting, the split
     import_output.write_output     Parquet tables + manifest.json (atomic)
@@ -167,7 +167,7 @@ def import_dataset(
     min_value: float | None = None,
     split: str | None = None,
     test_fraction: float = 0.2,
-    valid_fraction: float = 0.1,
+    valid_fraction: float | None = None,
     leave_n: int = 1,
     test_after: str | float | None = None,
     seed: int = 0,
@@ -186,7 +186,7 @@ def import_dataset(
         (``format="events"``), e.g. from :mod:`gemrec.data.synthetic`.
     output : path
         The dataset directory (replaced atomically; nothing is written if the import fails).
-    format : {"events", "lightgcn", "movielens", "taobao", "lastfm"}
+    format : {"events", "lightgcn", "movielens", "taobao", "lastfm", "recbole", "ciao"}
     items, users, social : path or pandas.DataFrame, optional
         Side tables (CSV/TSV/JSONL/Parquet with a header) keyed by ``item_id`` / ``user_id`` /
         ``user_id, friend_id``; they replace what the format provides.
@@ -205,12 +205,19 @@ def import_dataset(
     min_value : float, optional
         Keep only events whose ``value`` is at least this (e.g. ratings >= 4 as positives);
         events without a value are dropped too.
-    split : {"predefined", "random", "temporal", "leave-last", "none"}, optional
-        Default: "predefined" for sources that carry a split (lightgcn), else "random".
+    split : str, optional
+        One of :data:`gemrec.data.splits.SPLIT_METHODS`: "predefined", "random", "temporal",
+        "leave-last", "cold-items", "cold-users", "none". Default: "predefined" for sources
+        that carry a split (lightgcn, split RecBole files), else "random".
+        "cold-items" / "cold-users" hold out every interaction of a share of the items / users
+        (their side information, text, attributes and social ties stay in the dataset).
     test_fraction : float
-        Per-user share for "random"; global share of events after the cut for "temporal".
-    valid_fraction : float
-        Per-user share of train moved to "valid" (random, or most recent for time-based splits).
+        Per-user share for "random"; global share of events after the cut for "temporal"; share
+        of the items / users held out for the cold splits.
+    valid_fraction : float, optional
+        Per-user share of train moved to "valid" (random, or most recent for time-based splits;
+        default 0.1). For the cold splits, a share of the items / users held out for "valid",
+        disjoint from the test ones (default 0: no validation part).
     leave_n : int
         Edges per user held out by "leave-last".
     test_after : str or float, optional
@@ -262,6 +269,7 @@ def import_dataset(
         else:
             src = _read(frames, source_paths, format, sides, col_map, max_line_bytes)
         bar.step("read")
+        method = _split_method(split, src)
         recipe = _Recipe(
             on_error=on_error,
             weights=parse_weights(weights, src.default_weights),
@@ -271,9 +279,9 @@ def import_dataset(
             min_item=int(min_item_interactions),
             min_value=min_value,
             split=SplitOptions(
-                method=_split_method(split, src),
+                method=method,
                 test_fraction=test_fraction,
-                valid_fraction=valid_fraction,
+                valid_fraction=_valid_fraction(valid_fraction, method),
                 leave_n=leave_n,
                 cut=cut,
                 seed=seed,
@@ -381,10 +389,18 @@ def _split_method(split: str | None, src: Source) -> str:
     if method == "predefined" and not src.predefined_split:
         raise ParameterError.invalid(
             "--split",
-            f"random, temporal, leave-last or none (format '{src.format}' has no predefined split)",
+            "random, temporal, leave-last, cold-items, cold-users or none "
+            f"(format '{src.format}' has no predefined split)",
             method,
         )
     return method
+
+
+def _valid_fraction(valid_fraction: float | None, method: str) -> float:
+    """``--valid-fraction``, or its default: 0.1 per user, none for the cold splits."""
+    if valid_fraction is not None:
+        return float(valid_fraction)
+    return 0.0 if method in splitting.COLD_SPLITS else 0.1
 
 
 def _build(

@@ -20,6 +20,10 @@ taobao
     Alibaba UserBehavior CSV ``user,item,category,behavior,timestamp`` (no header).
 lastfm
     HetRec 2011 Last.fm: ``user_artists.dat`` (play counts), ``user_friends.dat``, ``artists.dat``.
+recbole
+    RecBole atomic files (:mod:`gemrec.data.readers_recbole`).
+ciao
+    Ciao's MATLAB files: ratings and trust network (:mod:`gemrec.data.readers_ciao`).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from gemrec.data.event_types import canonical_event_type
 from gemrec.data.tables import (
     MAX_LINE_BYTES,
     BadRow,
@@ -398,7 +403,8 @@ def read_movielens(
     )
 
 
-TAOBAO_BEHAVIOURS = {"pv": "view", "cart": "cart", "fav": "fav", "buy": "purchase"}
+#: the Taobao UserBehavior log's behaviours, named as the weight table names them
+TAOBAO_BEHAVIOURS = {b: canonical_event_type(b) for b in ("pv", "cart", "fav", "buy")}
 
 
 def read_taobao(
@@ -492,12 +498,35 @@ def read_lastfm(
     )
 
 
+def read_recbole(
+    sources: Sequence[str | Path],
+    columns: Mapping[str, str] | None = None,
+    *,
+    max_line_bytes: int = MAX_LINE_BYTES,
+) -> Source:
+    """RecBole atomic files (see :mod:`gemrec.data.readers_recbole`)."""
+    from gemrec.data.readers_recbole import read_recbole as read
+
+    return read(sources, columns, max_line_bytes=max_line_bytes)
+
+
+def read_ciao(
+    sources: Sequence[str | Path], columns: Mapping[str, str] | None = None, **_: object
+) -> Source:
+    """Ciao ``.mat`` files (see :mod:`gemrec.data.readers_ciao`); SciPy's MAT reader on demand."""
+    from gemrec.data.readers_ciao import read_ciao as read
+
+    return read(sources, columns)
+
+
 FORMATS: dict[str, Callable[..., Source]] = {
     "events": read_events,
     "lightgcn": read_lightgcn,
     "movielens": read_movielens,
     "taobao": read_taobao,
     "lastfm": read_lastfm,
+    "recbole": read_recbole,
+    "ciao": read_ciao,
 }
 
 
@@ -514,7 +543,7 @@ def read_source(
     if not sources:
         raise ParameterError.invalid("SOURCE", "at least one file or directory", [])
     reader = FORMATS[format]
-    if format in ("events", "taobao"):
+    if format in ("events", "taobao", "recbole"):
         return reader(sources, columns, max_line_bytes=max_line_bytes)
     return reader(sources, columns)
 

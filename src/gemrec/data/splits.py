@@ -9,9 +9,12 @@ are usable from Python as well as by ``gemrec import``:
 - :func:`leave_last_n_out`: per user, the ``n`` most recent edges.
 - :func:`carve_valid`: a validation part taken out of train, per user (random or most recent),
   so tuning never sees test.
+- :func:`cold_holdout`: cold start; a seeded share of the items (or users) is held out entirely,
+  every edge of theirs going to test (and, optionally, of a second disjoint share to valid).
 
-Every user keeps at least one training edge: a user with ``m`` edges gives at most ``m - 1`` to a
-held-out part.
+The per-user splits keep at least one training edge per user: a user with ``m`` edges gives at
+most ``m - 1`` to a held-out part. The cold split is the opposite by design: a held-out item or
+user has no training edge at all.
 """
 
 from __future__ import annotations
@@ -23,12 +26,23 @@ from gemrec.errors import DataError, ParameterError
 __all__ = [
     "SPLIT_METHODS",
     "carve_valid",
+    "cold_holdout",
     "leave_last_n_out",
     "random_holdout",
     "temporal_cut",
 ]
 
-SPLIT_METHODS = ("predefined", "random", "temporal", "leave-last", "none")
+SPLIT_METHODS = (
+    "predefined",
+    "random",
+    "temporal",
+    "leave-last",
+    "cold-items",
+    "cold-users",
+    "none",
+)
+#: the cold-start methods and the edge column whose values they hold out
+COLD_SPLITS = {"cold-items": "item", "cold-users": "user"}
 
 
 def _check_fraction(name: str, fraction: float, allow_zero: bool = True) -> float:
@@ -222,3 +236,66 @@ def carve_valid(
     rank, sizes = _rank_within_user(users[idx], key)
     out[idx] = rank < _n_held(sizes, fraction)
     return out
+
+
+def cold_holdout(
+    keys: np.ndarray, test_fraction: float, valid_fraction: float = 0.0, *, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cold-start holdout: every edge of a seeded random share of the keys (items or users).
+
+    Parameters
+    ----------
+    keys : numpy.ndarray of int, shape (n_edges,)
+        The item (cold items) or the user (cold users) of each edge.
+    test_fraction : float in (0, 1)
+        Share of the distinct keys held out for test, rounded: ``round(test_fraction * n_keys)``.
+    valid_fraction : float in [0, 1)
+        Share of the distinct keys held out for validation, disjoint from the test keys.
+    seed : int
+        One permutation of the distinct keys is drawn from it: the first ``n_test`` keys are
+        test, the next ``n_valid`` valid. So the test keys do not depend on ``valid_fraction``.
+
+    Returns
+    -------
+    test, valid : numpy.ndarray of bool, shape (n_edges,)
+        The edges of the held-out keys; no held-out key has an edge outside its part.
+
+    Notes
+    -----
+    Every key is equally likely to be held out, whatever its number of edges (so most cold items
+    of a long-tailed catalogue are rare ones, as new items are). At least one key always stays
+    warm; ``test_fraction + valid_fraction`` must be below 1.
+
+    Examples
+    --------
+    >>> items = np.array([0, 0, 1, 2, 2, 3, 4])
+    >>> test, valid = cold_holdout(items, 0.4, 0.2, seed=0)
+    >>> np.unique(items[test]).size, np.unique(items[valid]).size
+    (2, 1)
+    >>> bool(np.isin(items[~test & ~valid], items[test | valid]).any())
+    False
+    """
+    test_fraction = _check_fraction("test_fraction", test_fraction, allow_zero=False)
+    valid_fraction = _check_fraction("valid_fraction", valid_fraction)
+    if test_fraction + valid_fraction >= 1:
+        raise ParameterError.invalid(
+            "test_fraction + valid_fraction",
+            "below 1 for a cold split (some items or users must stay warm)",
+            test_fraction + valid_fraction,
+        )
+    keys = np.asarray(keys, dtype=np.int64)
+    test = np.zeros(len(keys), dtype=bool)
+    valid = np.zeros(len(keys), dtype=bool)
+    pool = np.unique(keys)
+    n = len(pool)
+    if n == 0:
+        return test, valid
+    n_test = min(int(np.floor(test_fraction * n + 0.5)), n - 1)
+    n_valid = min(int(np.floor(valid_fraction * n + 0.5)), n - 1 - n_test)
+    order = pool[np.random.default_rng(seed).permutation(n)]
+    part = np.zeros(int(pool[-1]) + 1, dtype=np.int8)
+    part[order[:n_test]] = 1
+    part[order[n_test : n_test + n_valid]] = 2
+    test[:] = part[keys] == 1
+    valid[:] = part[keys] == 2
+    return test, valid

@@ -202,7 +202,8 @@ class Dataset:
         """Category code per item (int32, -1 where unknown), or None without a category column."""
         if "category" not in self.items:
             return None
-        codes, _ = pd.factorize(self.items["category"])
+        # "" is how the tables write a missing value: unknown, not a category of its own
+        codes, _ = pd.factorize(self.items["category"].replace("", None))
         out: np.ndarray = codes.astype(np.int32)
         return out
 

@@ -1,6 +1,15 @@
 """Honest offline evaluation: full ranking, standard protocols."""
 
-from gemrec.eval.evaluate import EvaluationResult, evaluate
-from gemrec.eval.metrics import METRICS, ranking_metrics
+from gemrec.eval.evaluate import EvaluationResult, Ranker, evaluate, validation
+from gemrec.eval.metrics import METRICS, hits, mean_metrics, ranking_metrics
 
-__all__ = ["METRICS", "EvaluationResult", "evaluate", "ranking_metrics"]
+__all__ = [
+    "METRICS",
+    "EvaluationResult",
+    "Ranker",
+    "evaluate",
+    "hits",
+    "mean_metrics",
+    "ranking_metrics",
+    "validation",
+]

@@ -10,12 +10,17 @@ from gemrec._cli_util import add_command, add_model_and_dataset
 from gemrec.data.store import Dataset
 from gemrec.errors import GemrecError
 from gemrec.eval.evaluate import EvaluationResult, evaluate
+from gemrec.eval.protocols import protocol_of
 from gemrec.models.base import Recommender
 
 __all__ = ["add_parser", "evaluate_on_dataset", "format_table"]
 
 HELP = "full-ranking evaluation of a trained model on the test split"
-DESCRIPTION = "Rank all items for every test user (training items excluded) and report metrics."
+DESCRIPTION = (
+    "Rank all items for every test user (training items excluded) and report metrics. On a "
+    "dataset imported with --split cold-items only the held-out (cold) items are ranked; with "
+    "--split cold-users the test users have no training history. The output says which."
+)
 
 EXAMPLE = """example:
   gemrec evaluate models/rp3 --dataset data/gowalla -k 10 20 50
@@ -54,7 +59,11 @@ def check_compatible(model: Recommender, dataset: Dataset) -> None:
 def evaluate_on_dataset(
     model: Recommender, dataset: Dataset, ks: list[int], split: str = "test", progress: bool = False
 ) -> EvaluationResult:
-    """Evaluate on ``split``; everything the model could have trained on is excluded."""
+    """Evaluate on ``split``; everything the model could have trained on is excluded.
+
+    The dataset's split method decides the protocol (:func:`gemrec.eval.protocols.protocol_of`):
+    on a cold-items split only the cold items of ``split`` are ranked.
+    """
     check_compatible(model, dataset)
     train_splits = ("train", "valid") if split == "test" else ("train",)
     exclude = dataset.interactions(*train_splits)
@@ -64,6 +73,7 @@ def evaluate_on_dataset(
         ks=ks,
         exclude=exclude,
         item_categories=dataset.item_categories(),
+        candidates=protocol_of(dataset, split).candidates,
         progress=progress,
     )
 
@@ -86,9 +96,13 @@ def _run(args: argparse.Namespace) -> int:
     result = evaluate_on_dataset(
         model, dataset, ks, args.split, progress=not args.json and sys.stderr.isatty()
     )
+    protocol = protocol_of(dataset, args.split)
     if args.json:
-        print(json.dumps({"model": model.name, "split": args.split, **result.as_dict()}, indent=2))
+        report = {"model": model.name, "split": args.split, "protocol": protocol.as_dict()}
+        print(json.dumps({**report, **result.as_dict()}, indent=2))
     else:
         print(format_table({model.name: result}, ks))
         print(f"evaluated {result.n_users} users on the {args.split} split of {dataset.path}")
+        if protocol.describe():
+            print(protocol.describe())
     return 0

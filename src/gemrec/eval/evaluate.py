@@ -1,20 +1,45 @@
-"""Full-ranking evaluation of any recommender."""
+"""Full-ranking evaluation of any recommender.
+
+Evaluation needs a model's ranking interface only (:class:`Ranker`), so this module never imports
+:mod:`gemrec.models`: models import :func:`validation` for early stopping, not the other way round.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import scipy.sparse as sp
 
 from gemrec.data.interactions import Interactions
 from gemrec.errors import ParameterError
-from gemrec.eval.metrics import METRICS, ranking_metrics
-from gemrec.models.base import Recommender
+from gemrec.eval.metrics import METRICS, hits, ranking_metrics
 
-__all__ = ["EvaluationResult", "evaluate"]
+__all__ = ["EvaluationResult", "Ranker", "evaluate", "validation"]
+
+
+class Ranker(Protocol):
+    """What evaluation needs of a model (every :class:`~gemrec.models.base.Recommender` is one)."""
+
+    interactions_: sp.csr_matrix
+
+    @property
+    def n_users(self) -> int: ...
+
+    @property
+    def n_items(self) -> int: ...
+
+    def recommend(
+        self,
+        users: Any,
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        exclude: sp.csr_matrix | None = None,
+        candidates: Any = None,
+    ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 @dataclass
@@ -22,16 +47,20 @@ class EvaluationResult:
     """Mean metrics per cut-off plus catalogue-level measures.
 
     ``metrics[k][name]`` is the mean over evaluated users; ``beyond[k]`` holds coverage, novelty and
-    (when item categories are given) category diversity.
+    (when item categories are given) category diversity. ``n_candidates`` is the size of the
+    candidate set when the ranking was restricted to one (None: every item).
     """
 
     ks: list[int]
     n_users: int
     metrics: dict[int, dict[str, float]] = field(default_factory=dict)
     beyond: dict[int, dict[str, float]] = field(default_factory=dict)
+    n_candidates: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"n_users": self.n_users}
+        if self.n_candidates is not None:
+            out["n_candidates"] = self.n_candidates
         for k in self.ks:
             for name, v in self.metrics[k].items():
                 out[f"{name}@{k}"] = v
@@ -45,21 +74,22 @@ class EvaluationResult:
 
 
 def evaluate(
-    model: Recommender,
+    model: Ranker,
     test: Interactions | sp.csr_matrix,
     *,
     ks: Sequence[int] = (20,),
     exclude: Interactions | sp.csr_matrix | None = None,
     item_categories: np.ndarray | None = None,
     users: np.ndarray | None = None,
+    candidates: np.ndarray | None = None,
     batch_size: int = 4096,
     progress: bool = False,
 ) -> EvaluationResult:
-    """Full ranking over all items; each user's training items excluded.
+    """Full ranking over all items (or over ``candidates``); each user's training items excluded.
 
     Parameters
     ----------
-    model : Recommender
+    model : Ranker
         A fitted model; its own fit interactions are always excluded.
     test : Interactions or csr_matrix, shape (n_users, n_items)
         Held-out items; users with none are skipped.
@@ -71,6 +101,10 @@ def evaluate(
         Category code per item (-1 unknown) for the intra-list category diversity.
     users : ndarray of int, optional
         Evaluate only these users (default: all with test items).
+    candidates : ndarray of int, optional
+        Rank only these items (e.g. the cold items of a cold-start split); the others neither
+        count as hits nor take list positions, and coverage is the share of the candidates
+        recommended. Test items outside the candidates still count in |T|.
     batch_size : int
         Users scored at once; memory is about ``batch_size * n_items * 4`` bytes.
 
@@ -96,6 +130,8 @@ def evaluate(
         users = np.flatnonzero(n_rel_all > 0)
     users = np.asarray(users, dtype=np.int64)
     users = users[n_rel_all[users] > 0]
+    if candidates is not None:
+        candidates = np.unique(np.asarray(candidates, dtype=np.int64))
     kmax = ks[-1]
     sums = {k: dict.fromkeys(METRICS, 0.0) for k in ks}
     rec_counts = {k: np.zeros(model.n_items, np.int64) for k in ks}
@@ -108,10 +144,12 @@ def evaluate(
     for start in iterator:
         block = users[start : start + batch_size]
         excl = excl_m[block] if excl_m is not None else None
-        ids, _ = model.recommend(block, kmax, exclude_seen=True, exclude=excl)
-        hits = _hits(test_m[block], ids)
+        ids, _ = model.recommend(
+            block, kmax, exclude_seen=True, exclude=excl, candidates=candidates
+        )
+        found = hits(test_m[block], ids)
         for k in ks:
-            vals = ranking_metrics(hits, n_rel_all[block], k)
+            vals = ranking_metrics(found, n_rel_all[block], k)
             for name in METRICS:
                 sums[k][name] += float(vals[name].sum())
             valid = ids[:, :k][ids[:, :k] >= 0]
@@ -119,14 +157,19 @@ def evaluate(
             if item_categories is not None:
                 ild_sum[k] += float(_intra_list_diversity(ids[:, :k], item_categories).sum())
     n = max(len(users), 1)
-    result = EvaluationResult(ks=ks, n_users=len(users))
+    result = EvaluationResult(
+        ks=ks, n_users=len(users), n_candidates=None if candidates is None else len(candidates)
+    )
+    catalogue = np.ones(model.n_items, dtype=bool)  # the items a list may hold
+    if candidates is not None:
+        catalogue = np.isin(np.arange(model.n_items), candidates)
     item_pop = np.asarray(model.interactions_.astype(bool).sum(axis=0)).ravel().astype(np.float64)
     self_info = -np.log2((item_pop + 1.0) / (model.n_users + 1.0))
     for k in ks:
         result.metrics[k] = {name: sums[k][name] / n for name in METRICS}
         total = rec_counts[k].sum()
         beyond = {
-            "coverage": float((rec_counts[k] > 0).mean()),
+            "coverage": float((rec_counts[k][catalogue] > 0).mean()) if catalogue.any() else 0.0,
             "novelty": float((rec_counts[k] * self_info).sum() / total) if total else 0.0,
         }
         if item_categories is not None:
@@ -135,17 +178,34 @@ def evaluate(
     return result
 
 
-def _hits(test_rows: sp.csr_matrix, ids: np.ndarray) -> np.ndarray:
-    """``hits[r, j]``: is ``ids[r, j]`` stored in row r of ``test_rows`` (vectorised key search)."""
-    t = sp.csr_matrix(test_rows)
-    t.sort_indices()
-    n_cols = np.int64(t.shape[1])
-    rows = np.repeat(np.arange(t.shape[0], dtype=np.int64), np.diff(t.indptr))
-    keys = rows * n_cols + t.indices  # ascending: rows ascend, indices sorted within a row
-    query = np.arange(ids.shape[0], dtype=np.int64)[:, None] * n_cols + ids
-    pos = np.minimum(np.searchsorted(keys, query), max(len(keys) - 1, 0))
-    hits = (keys[pos] == query) if len(keys) else np.zeros(ids.shape, dtype=bool)
-    return np.asarray(hits & (ids >= 0))
+def validation(
+    valid: Interactions | None, k: int = 20
+) -> Callable[[Ranker], dict[str, float]] | None:
+    """The early-stopping callback of a training loop: Recall@k and NDCG@k on ``valid``.
+
+    Parameters
+    ----------
+    valid : Interactions or None
+        The validation split (same shape as the training interactions).
+    k : int
+        Cut-off; the callback returns ``{"recall@k": ..., "ndcg@k": ...}``.
+
+    Returns
+    -------
+    callable or None
+        ``validate(model) -> metrics``, evaluating the model's current state (the training loop
+        refreshes its learned arrays first); None when ``valid`` is None or empty, i.e. when there
+        is nothing to stop on.
+    """
+    if valid is None or valid.nnz == 0:
+        return None
+    held = valid
+
+    def validate(model: Ranker) -> dict[str, float]:
+        res = evaluate(model, held, ks=[k])
+        return {f"recall@{k}": res[f"recall@{k}"], f"ndcg@{k}": res[f"ndcg@{k}"]}
+
+    return validate
 
 
 def _intra_list_diversity(ids: np.ndarray, categories: np.ndarray) -> np.ndarray:

@@ -26,10 +26,10 @@ import scipy.sparse as sp
 
 from gemrec._optional import is_available, require
 from gemrec.analysis.interests import category_affinities
+from gemrec.data.holdout import edge_timestamps, time_holdout, union, user_holdout
 from gemrec.data.interactions import Interactions
 from gemrec.errors import GemrecError, ParameterError
-from gemrec.eval.evaluate import _hits
-from gemrec.eval.metrics import ranking_metrics
+from gemrec.eval.metrics import mean_metrics
 from gemrec.models.base import ModelTags, Recommender, State
 from gemrec.models.popularity import Popularity
 from gemrec.ranking import topk_pairs
@@ -148,9 +148,8 @@ def fuse_lists(
 
 def _mean_metrics(ids: np.ndarray, truth: sp.csr_matrix, k: int = EVAL_K) -> tuple[float, float]:
     """Mean Recall@k and NDCG@k of top lists ``ids`` against the rows of ``truth``."""
-    n_rel = np.diff(truth.indptr)
-    m = ranking_metrics(_hits(truth, ids[:, :k]), np.maximum(n_rel, 1), k)
-    return float(m["recall"].mean()), float(m["ndcg"].mean())
+    m = mean_metrics(ids, truth, k)
+    return m["recall"], m["ndcg"]
 
 
 # ----------------------------------------------------------------------------- the model
@@ -373,7 +372,7 @@ class Fusion(Recommender):
     # ----------------------------------------------------------------- fitting
     def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:
         has_valid = valid is not None and valid.nnz > 0
-        full = _union(interactions, valid) if has_valid else interactions  # type: ignore[arg-type]
+        full = union(interactions, valid) if has_valid else interactions  # type: ignore[arg-type]
         has_ts = full.timestamps is not None and full.timestamps.nnz > 0
         specs = self._channel_specs(has_ts)
         if not specs:
@@ -401,9 +400,9 @@ class Fusion(Recommender):
         if mode == "given" and has_valid:
             train, tune = interactions, valid
         elif mode == "time":
-            train, tune = _holdout_time(full, self.holdout_fraction)
+            train, tune = time_holdout(full, self.holdout_fraction)
         else:
-            train, tune = _holdout(full, self.holdout_fraction, self.seed)
+            train, tune = user_holdout(full, self.holdout_fraction, seed=self.seed)
         self.validation_mode_ = mode
         need_tuning = self.weights is None or self.method in ("auto", "ltr")
         channels = [self._fit_channel(sp_, train) for sp_ in specs]
@@ -471,7 +470,7 @@ class Fusion(Recommender):
         cats = self.item_categories_
         if (cats >= 0).any():
             coo = m.tocoo()
-            t = None if ts is None else _aligned_timestamps(m, ts)
+            t = None if ts is None else edge_timestamps(m, ts)
             self.cat_affinity_ = category_affinities(
                 coo.row, coo.col, coo.data, cats, t, n_users=n_users, half_life_hours=24.0 * 30
             )
@@ -956,129 +955,3 @@ class Fusion(Recommender):
         if self.method_ == "ltr":
             lgb = require("lightgbm", "fusion method 'ltr'")
             self.ltr_model_ = lgb.Booster(model_str=(path / "ltr_model.txt").read_text())
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def _union(a: Interactions, b: Interactions) -> Interactions:
-    """Train + validation: weights summed, last times the later one, first times the earlier."""
-    m = (a.matrix + b.matrix).tocsr()
-    m.sort_indices()
-    ts = _merge_times(a.timestamps, b.timestamps, m, np.fmax)
-    first = _merge_times(a.first_timestamps, b.first_timestamps, m, np.fmin)
-    return a.with_matrix(m.astype(np.float32), ts, first if ts is not None else None)
-
-
-def _merge_times(
-    a: sp.csr_matrix | None, b: sp.csr_matrix | None, m: sp.csr_matrix, how: Any
-) -> sp.csr_matrix | None:
-    """Times of ``a`` and ``b`` on the pattern of ``m``, combined by ``how`` where both exist."""
-    if a is None or b is None:
-        return None
-    coo = m.tocoo()
-    ta = np.full(m.nnz, np.nan)
-    tb = np.full(m.nnz, np.nan)
-    for t, src in ((ta, a), (tb, b)):
-        s = src.tocsr()
-        vals = np.asarray(s[coo.row, coo.col]).ravel()
-        present = np.asarray(s.astype(bool)[coo.row, coo.col]).ravel()
-        t[present] = vals[present]
-    out = sp.csr_matrix((how(ta, tb), (coo.row, coo.col)), shape=m.shape)
-    out.sort_indices()
-    return out
-
-
-def _aligned_timestamps(m: sp.csr_matrix, ts: sp.csr_matrix) -> np.ndarray:
-    """Timestamps in the order of ``m.tocoo()`` entries (NaN where missing)."""
-    if (
-        ts.nnz == m.nnz
-        and np.array_equal(ts.indptr, m.indptr)
-        and np.array_equal(ts.indices, m.indices)
-    ):
-        t = ts.data.astype(np.float64)  # same structure: csr order == coo order
-    else:
-        coo = m.tocoo()
-        t = np.asarray(ts[coo.row, coo.col]).ravel().astype(np.float64)
-    return np.where(t > 0, t, np.nan)
-
-
-def _split_by_mask(
-    inter: Interactions, held: np.ndarray, kept_last: np.ndarray | None = None
-) -> tuple[Interactions, Interactions]:
-    """(kept, held) parts of ``inter``; ``held`` is a mask over ``inter.matrix.tocoo()`` entries.
-
-    ``kept_last``: last times for the kept part instead of the edges' own (aligned alike).
-    """
-    m = inter.matrix.tocoo()
-    t_all = (
-        None if inter.timestamps is None else _aligned_timestamps(inter.matrix, inter.timestamps)
-    )
-    f_all = (
-        None
-        if inter.first_timestamps is None or t_all is None
-        else _aligned_timestamps(inter.matrix, inter.first_timestamps)
-    )
-
-    def times(values: np.ndarray | None, sel: np.ndarray) -> sp.csr_matrix | None:
-        if values is None:
-            return None
-        t = sp.csr_matrix(
-            (np.nan_to_num(values[sel], nan=0.0), (m.row[sel], m.col[sel])), shape=m.shape
-        )
-        t.sort_indices()
-        return t
-
-    def part(sel: np.ndarray, last: np.ndarray | None) -> Interactions:
-        mm = sp.csr_matrix((m.data[sel], (m.row[sel], m.col[sel])), shape=m.shape)
-        mm.sort_indices()
-        return inter.with_matrix(mm.astype(np.float32), times(last, sel), times(f_all, sel))
-
-    return part(~held, t_all if kept_last is None else kept_last), part(held, t_all)
-
-
-def _holdout_time(inter: Interactions, fraction: float) -> tuple[Interactions, Interactions]:
-    """Hold out the edges that are new after one global time cut (the latest ``fraction``).
-
-    With first-event times (``Interactions.first_timestamps``) an edge is held out when its first
-    event is after the cut, as a temporal test split holds out only pairs new to their user; an
-    edge touched before and again after the cut stays in the kept part, dated by its first event
-    (its later events are not known before the cut). Without them, by the edge's last event.
-    """
-    assert inter.timestamps is not None
-    last = _aligned_timestamps(inter.matrix, inter.timestamps)
-    first = (
-        last
-        if inter.first_timestamps is None
-        else _aligned_timestamps(inter.matrix, inter.first_timestamps)
-    )
-    known = np.isfinite(first)
-    cut = float(np.quantile(first[known], 1.0 - fraction))
-    held = known & (first > cut)
-    kept_last = np.where(np.isfinite(last) & (last > cut) & ~held, first, last)
-    return _split_by_mask(inter, held, kept_last)
-
-
-def _holdout(inter: Interactions, fraction: float, seed: int) -> tuple[Interactions, Interactions]:
-    """Hold out ``fraction`` of each user's items (their latest ones when timestamps exist).
-
-    Users with fewer than 3 items keep them all in train.
-    """
-    m = inter.matrix.tocoo()
-    rows = m.row
-    rng = np.random.default_rng(seed)
-    if inter.timestamps is not None:
-        key = _aligned_timestamps(inter.matrix, inter.timestamps)
-        key = np.where(np.isnan(key), -np.inf, key) + rng.random(len(rows)) * 1e-6
-    else:
-        key = rng.random(len(rows))
-    order = np.lexsort((key, rows))  # per user, oldest first
-    r = rows[order]
-    counts = np.bincount(r, minlength=inter.n_users)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    pos = np.arange(len(r)) - starts[r]
-    n_hold = np.where(counts >= 3, np.maximum(1, np.floor(counts * fraction)), 0).astype(np.int64)
-    held = pos >= counts[r] - n_hold[r]
-    mask = np.zeros(len(rows), bool)
-    mask[order[held]] = True
-    return _split_by_mask(inter, mask)

@@ -46,11 +46,24 @@ def degrees(R: sp.spmatrix | sp.sparray) -> tuple[np.ndarray, np.ndarray]:
     item_degree : ndarray of float32, shape (n_items,)
         Column sums of ``R``.
     """
-    m = _check_matrix(R)
+    du, di = _degrees64(_check_matrix(R))
+    return du.astype(np.float32), di.astype(np.float32)
+
+
+def _degrees64(m: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column sums accumulated in float64."""
     return (
-        np.asarray(m.sum(axis=1), dtype=np.float32).ravel(),
-        np.asarray(m.sum(axis=0), dtype=np.float32).ravel(),
+        np.asarray(m.sum(axis=1, dtype=np.float64)).ravel(),
+        np.asarray(m.sum(axis=0, dtype=np.float64)).ravel(),
     )
+
+
+def _power64(degree: np.ndarray, exponent: float) -> np.ndarray:
+    d = np.asarray(degree, dtype=np.float64)
+    out = np.zeros_like(d)
+    pos = d > 0
+    out[pos] = d[pos] ** float(exponent)
+    return out
 
 
 def degree_power(degree: np.ndarray, exponent: float) -> np.ndarray:
@@ -62,11 +75,7 @@ def degree_power(degree: np.ndarray, exponent: float) -> np.ndarray:
     exponent : float
         Usually negative (``-0.5`` for the symmetric normalisation).
     """
-    d = np.asarray(degree, dtype=np.float64)
-    out = np.zeros_like(d)
-    pos = d > 0
-    out[pos] = d[pos] ** float(exponent)
-    return out.astype(np.float32)
+    return _power64(degree, exponent).astype(np.float32)
 
 
 def normalized_interactions(
@@ -88,7 +97,8 @@ def normalized_interactions(
     Returns
     -------
     csr_matrix of float32, shape (n_users, n_items)
-        Same sparsity as ``R``; rows/columns of isolated users/items stay zero.
+        Same sparsity as ``R``; rows/columns of isolated users/items stay zero. Degrees, powers and
+        products are computed in float64 and rounded once.
 
     Notes
     -----
@@ -105,12 +115,12 @@ def normalized_interactions(
            [0.   , 0.707]], dtype=float32)
     """
     m = _check_matrix(R)
-    du, di = degrees(m)
-    left = degree_power(du, -user_exponent)
-    right = degree_power(di, -item_exponent)
+    du, di = _degrees64(m)
+    left = _power64(du, -user_exponent)
+    right = _power64(di, -item_exponent)
     out = m.copy()
     rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
-    out.data = (m.data * left[rows] * right[m.indices]).astype(np.float32)
+    out.data = (left[rows] * m.data.astype(np.float64) * right[m.indices]).astype(np.float32)
     return out
 
 
@@ -144,6 +154,8 @@ def bipartite_adjacency(
     Returns
     -------
     csr_matrix of float32, shape (n_users + n_items, n_users + n_items)
+        Canonical CSR with int32 indices; isolated nodes keep zero rows. The normalisation is
+        computed in float64 and rounded once.
 
     Notes
     -----
@@ -161,11 +173,14 @@ def bipartite_adjacency(
     if self_loops:
         adj = (adj + sp.identity(n_users + n_items, dtype=np.float32, format="csr")).tocsr()
     if normalization == "symmetric":
-        d = degree_power(np.asarray(adj.sum(axis=1)).ravel(), -0.5)
+        d = _power64(np.asarray(adj.sum(axis=1, dtype=np.float64)).ravel(), -0.5)
         rows = np.repeat(np.arange(adj.shape[0]), np.diff(adj.indptr))
-        adj.data = (adj.data * d[rows] * d[adj.indices]).astype(np.float32)
+        adj.data = (d[rows] * adj.data.astype(np.float64) * d[adj.indices]).astype(np.float32)
+    adj.sum_duplicates()
     adj.sort_indices()
-    return sp.csr_matrix(adj, dtype=np.float32)
+    adj.indices = adj.indices.astype(np.int32)
+    adj.indptr = adj.indptr.astype(np.int32 if adj.nnz < 2**31 else np.int64)
+    return adj
 
 
 def bipartite_edge_index(

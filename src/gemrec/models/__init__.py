@@ -16,10 +16,12 @@ __all__ = ["MODELS", "get_model_class", "make_model"]
 #: does not import torch; :func:`get_model_class` resolves them.
 MODELS: dict[str, str] = {
     "pop": "gemrec.models.popularity:Popularity",
+    "category-pop": "gemrec.models.popularity:CategoryPopularity",
     "itemknn": "gemrec.models.knn:ItemKNN",
     "userknn": "gemrec.models.knn:UserKNN",
     "rp3beta": "gemrec.models.rp3beta:RP3Beta",
     "graphfilter": "gemrec.models.graphfilter:GraphFilter",
+    "svd": "gemrec.models.svd:PureSVD",
     "lightgcn": "gemrec.models.lightgcn:LightGCN",
     "mf": "gemrec.models.mf:BPRMF",
     "ncf": "gemrec.models.ncf:NeuMF",

@@ -5,7 +5,6 @@ Imported only to train; a trained LightGCN is two embedding arrays and scores wi
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +14,8 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn.conv import LGConv
 
-from gemrec.models.lightgcn import locality_order, normalized_adjacency
+from gemrec.graph.adjacency import bipartite_adjacency, to_torch_sparse
+from gemrec.models.lightgcn import locality_order
 
 __all__ = [
     "LightGCNConv",
@@ -29,16 +29,8 @@ __all__ = [
 
 def to_torch_csr(matrix: sp.csr_matrix) -> Tensor:
     """A scipy CSR matrix as a ``torch.sparse_csr_tensor`` (float32, int64 indices)."""
-    m = sp.csr_matrix(matrix)
-    with warnings.catch_warnings():  # "sparse CSR support is in beta"
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_csr_tensor(
-            torch.from_numpy(m.indptr.astype(np.int64)),
-            torch.from_numpy(m.indices.astype(np.int64)),
-            torch.from_numpy(m.data.astype(np.float32, copy=False)),
-            size=m.shape,
-            check_invariants=False,
-        )
+    out: Tensor = to_torch_sparse(matrix, layout="csr")
+    return out
 
 
 # --------------------------------------------------------------------------- layers
@@ -246,7 +238,7 @@ class TrainingGraph:
     @classmethod
     def build(cls, matrix: sp.csr_matrix) -> TrainingGraph:
         """From the user-item matrix (edge weights as given)."""
-        adj_sp, order = locality_order(normalized_adjacency(matrix))
+        adj_sp, order = locality_order(bipartite_adjacency(matrix))
         position = np.empty_like(order)
         position[order] = np.arange(len(order))
         return cls(adj_sp, to_torch_csr(adj_sp), order, position, int(matrix.shape[0]))

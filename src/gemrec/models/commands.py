@@ -16,7 +16,7 @@ from gemrec.models.base import Recommender
 from gemrec.models.fitting import FitResult, fit_on_dataset, make_configured
 from gemrec.settings import load_config, parse_assignments
 
-__all__ = ["add_parser", "save_fitted", "train_model"]
+__all__ = ["add_parser", "params_from_args", "save_fitted", "train_model"]
 
 HELP = "train a model on a dataset directory"
 DESCRIPTION = "Fit a recommender on the train (+ valid) split of DATASET_DIR and save it."
@@ -38,6 +38,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     p.add_argument("--config", metavar="FILE", help="TOML file of hyperparameters")
     p.add_argument("-o", "--output", required=True, metavar="MODEL_DIR")
+    p.add_argument(
+        "--tune",
+        metavar="BUDGET",
+        help="search the model's hyperparameters for this long first (e.g. 10m; see gemrec tune)",
+    )
     p.add_argument(
         "--no-refit",
         dest="refit",
@@ -129,7 +134,8 @@ class _Stages:
             self.bar.close()
 
 
-def _run(args: argparse.Namespace) -> int:
+def params_from_args(args: argparse.Namespace) -> dict[str, object]:
+    """Hyperparameters from ``--config`` and ``--set``, checked before any data is read."""
     klass = get_model_class(args.model)
     allowed = set(klass._param_names())
     params: dict[str, object] = {}
@@ -156,6 +162,15 @@ def _run(args: argparse.Namespace) -> int:
         raise
     except (TypeError, ValueError) as exc:
         raise ParameterError(f"model '{args.model}': invalid hyperparameters ({exc})") from None
+    return params
+
+
+def _run(args: argparse.Namespace) -> int:
+    params = params_from_args(args)
+    if args.tune is not None:
+        from gemrec.models.commands_tune import run_tuning
+
+        return run_tuning(args, params, budget=args.tune)
     dataset = Dataset.open(args.dataset)
     start = time.perf_counter()
     model = train_model(

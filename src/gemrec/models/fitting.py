@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gemrec.data.holdout import union
 from gemrec.data.interactions import Interactions
 from gemrec.data.side import SideInformation
 from gemrec.data.store import Dataset
@@ -81,8 +82,6 @@ def fit_model(
     -------
     FitResult
     """
-    from gemrec.fusion.fusion import _union
-
     start = time.perf_counter()
     has_valid = valid is not None and valid.nnz > 0
     record: dict[str, Any] = {"model": model.name}
@@ -91,7 +90,7 @@ def fit_model(
         model.fit(train, side=side)
         record["trained_on"] = "train"
     elif validation == "none":
-        model.fit(_union(train, valid), side=side)  # type: ignore[arg-type]
+        model.fit(union(train, valid), side=side)  # type: ignore[arg-type]
         record["trained_on"] = "train+valid"
     elif validation == "tuning":
         model.fit(train, valid=valid, side=side)
@@ -103,7 +102,7 @@ def fit_model(
         record["early_stopping"] = {"best_epoch": best, "refit": refit, "history": history}
         record["trained_on"] = "train"
         if refit and best > 0:
-            model = _refit(model, best, _union(train, valid), side)  # type: ignore[arg-type]
+            model = _refit(model, best, union(train, valid), side)  # type: ignore[arg-type]
             record["trained_on"] = "train+valid"
     record["fit_seconds"] = round(time.perf_counter() - start, 3)
     return FitResult(model, record)
@@ -152,9 +151,7 @@ def fit_on_dataset(
     valid = dataset.interactions("valid")
     side = dataset.side_information()
     if extra is not None:
-        from gemrec.fusion.fusion import _union
-
-        train = _union(train.grown(extra.user_ids, extra.item_ids), extra)
+        train = union(train.grown(extra.user_ids, extra.item_ids), extra)
         valid = valid.grown(extra.user_ids, extra.item_ids)
         side = side.resized(extra.n_items)
     result = fit_model(model, train, valid=valid, side=side, refit=refit)

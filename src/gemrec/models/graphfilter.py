@@ -7,7 +7,6 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import scipy.sparse as sp
 
-from gemrec._optional import is_available
 from gemrec.data.interactions import Interactions
 from gemrec.errors import ParameterError
 from gemrec.graph.adjacency import degree_power, degrees, normalized_interactions
@@ -63,7 +62,7 @@ class GraphFilter(Recommender):
     seed : int
         Seed of the randomized SVD.
     num_threads : int or None
-        Threads for BLAS, torch and the scoring kernel (None: all cores).
+        Threads for BLAS and the scoring kernel (None: all cores).
 
     Attributes
     ----------
@@ -199,10 +198,6 @@ class GraphFilter(Recommender):
         set_kernel_threads(self.num_threads)
         if self.num_threads is None:
             return threadpool_limits(limits=None)
-        if is_available("torch"):  # the randomized SVD runs in torch when it is installed
-            import torch
-
-            torch.set_num_threads(int(self.num_threads))
         return threadpool_limits(limits=int(self.num_threads))
 
     def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:
@@ -228,7 +223,12 @@ class GraphFilter(Recommender):
                 s, v = s[:k].astype(np.float32), vt[:k].T.astype(np.float32)
             else:
                 _, s, v = truncated_svd(
-                    r_norm, k, method=method, n_iter=int(self.svd_n_iter), seed=int(self.seed)
+                    r_norm,
+                    k,
+                    method=method,
+                    n_iter=int(self.svd_n_iter),
+                    seed=int(self.seed),
+                    dtype=np.float32,
                 )
         else:
             s, v = np.zeros(0, np.float32), np.zeros((n_items, 0), np.float32)

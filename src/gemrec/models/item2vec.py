@@ -2,18 +2,19 @@
 
 The model follows Wang et al., *Billion-scale Commodity Embedding for E-commerce Recommendation in
 Alibaba* (KDD 2018): an item-item graph is built from co-behaviour, weighted random walks over it
-become "sentences", a skip-gram with negative sampling learns from them, and each item's vector is
-an attention-weighted sum of its own embedding and the embeddings of its side information
-(category, brand, price bucket, ...). A brand-new item described only by side information gets a
-vector from the side-information embeddings alone (cold start), so it can be recommended and has
-similar items.
+become "sentences" (:mod:`gemrec.models._walks`), a skip-gram with negative sampling learns from
+them, and each item's vector is an attention-weighted sum of its own embedding and the embeddings
+of its side information (category, brand, price bucket, ...; :mod:`gemrec.models._side_info`). The
+embedding module (:mod:`gemrec.models._skipgram`) is trained by the loop the torch models share
+(:mod:`gemrec.models.training`): early stopping on a validation split, checkpoints and resume. A
+brand-new item described only by side information gets a vector from the side-information
+embeddings alone (cold start), so it can be recommended and has similar items.
 """
 
 from __future__ import annotations
 
-import math
+import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -21,7 +22,30 @@ import pandas as pd
 import scipy.sparse as sp
 
 from gemrec.data.interactions import Interactions
-from gemrec.errors import DataError, GemrecError, ParameterError
+from gemrec.errors import GemrecError, ParameterError
+from gemrec.models._side_info import (
+    SideCodes,
+    SideField,
+    align_features,
+    as_frame,
+    cold_attention,
+    fields_from_state,
+    fields_state,
+    fused_vectors,
+    learn_fields,
+    side_only_vectors,
+)
+from gemrec.models._walks import (
+    RandomWalker,
+    cooccurrence_hops,
+    draw_walks,
+    noise_distribution,
+    noise_table,
+    random_walks,
+    sequence_graph,
+    skipgram_pairs,
+    walk_graph,
+)
 from gemrec.models.base import EmbeddingRecommender, ModelTags, State
 from gemrec.ranking import topk
 
@@ -33,303 +57,7 @@ __all__ = [
     "skipgram_pairs",
 ]
 
-#: columns of an item table that identify the item rather than describe it
-_ID_COLUMNS = ("item", "item_id")
 
-
-# ===================================================================== graph and walks
-def sequence_graph(
-    interactions: Interactions, *, session_gap_hours: float | None = None, directed: bool = False
-) -> sp.csr_matrix:
-    """Item-item graph of consecutive items in each user's time-ordered history.
-
-    Parameters
-    ----------
-    interactions : Interactions
-        Must carry ``timestamps``.
-    session_gap_hours : float or None
-        Two consecutive items are linked only when their timestamps differ by at most this many
-        hours (a session boundary otherwise). None links all consecutive items.
-    directed : bool
-        Keep the edge direction ``earlier -> later``; otherwise the graph is symmetrised.
-
-    Returns
-    -------
-    csr_matrix of float32, shape (n_items, n_items)
-        ``G[i, j]`` = number of times ``j`` followed ``i`` (plus the reverse when undirected);
-        no self-loops.
-    """
-    ts = interactions.timestamps
-    if ts is None:
-        raise ParameterError("a sequence graph needs Interactions.timestamps; none are present")
-    ts = sp.csr_matrix(ts)
-    n_items = interactions.n_items
-    rows = np.repeat(np.arange(ts.shape[0], dtype=np.int64), np.diff(ts.indptr))
-    t = ts.data.astype(np.float64)
-    items = ts.indices.astype(np.int64)
-    keep = np.isfinite(t)
-    rows, t, items = rows[keep], t[keep], items[keep]
-    order = np.lexsort((items, t, rows))
-    rows, t, items = rows[order], t[order], items[order]
-    same = rows[1:] == rows[:-1]
-    if session_gap_hours is not None:
-        same &= (t[1:] - t[:-1]) <= float(session_gap_hours) * 3600.0
-    src, dst = items[:-1][same], items[1:][same]
-    ne = src != dst
-    src, dst = src[ne], dst[ne]
-    g = sp.csr_matrix(
-        (np.ones(len(src), np.float32), (src, dst)), shape=(n_items, n_items), dtype=np.float32
-    )
-    g.sum_duplicates()
-    if not directed:
-        g = (g + g.T).tocsr()
-    g.sort_indices()
-    return g.astype(np.float32)
-
-
-def cooccurrence_hops(interactions: Interactions) -> list[sp.csr_matrix]:
-    """The two hops (item -> user -> item) of a walk on the co-occurrence graph.
-
-    Returns
-    -------
-    [X^T, X] : list of csr_matrix, shapes (n_items, n_users) and (n_users, n_items)
-
-    Notes
-    -----
-    One item-to-item step of :func:`random_walks` over these hops moves from ``i`` to ``j`` with
-    probability ``P[i, j] = sum_u (x_ui / d_i) (x_uj / d_u)`` with ``d_i = sum_u x_ui`` and
-    ``d_u = sum_j x_uj``, i.e. a walk on the weighted co-occurrence graph
-    ``C = X^T D_u^{-1} X`` (row-normalised), without ever building the n_items x n_items ``C``.
-    """
-    x = sp.csr_matrix(interactions.matrix, dtype=np.float32)
-    x.eliminate_zeros()
-    return [x.T.tocsr(), x]
-
-
-@dataclass(frozen=True)
-class _Sampler:
-    """Row-wise inverse-CDF sampler over a CSR matrix (all rows at once)."""
-
-    indptr: np.ndarray
-    indices: np.ndarray
-    cum: np.ndarray  # row r's entries hold r + (cumulative share within the row), last = r + 1
-
-    @classmethod
-    def of(cls, m: sp.csr_matrix) -> _Sampler:
-        m = sp.csr_matrix(m, dtype=np.float64)
-        m.eliminate_zeros()
-        if m.nnz and m.data.min() < 0:
-            raise ParameterError("random-walk graph has negative edge weights")
-        n = m.shape[0]
-        deg = np.diff(m.indptr)
-        rows = np.repeat(np.arange(n, dtype=np.float64), deg)
-        cs = np.cumsum(m.data)
-        before = np.concatenate([[0.0], cs])[m.indptr[:-1]]  # cumulative weight before each row
-        total = np.add.reduceat(m.data, m.indptr[:-1][deg > 0]) if m.nnz else np.zeros(0)
-        row_total = np.zeros(n)
-        row_total[deg > 0] = total
-        share = (cs - np.repeat(before, deg)) / np.repeat(
-            np.where(row_total > 0, row_total, 1.0), deg
-        )
-        cum = rows + np.minimum(share, 1.0)
-        last = m.indptr[1:][deg > 0] - 1
-        cum[last] = rows[last] + 1.0
-        return cls(m.indptr.astype(np.int64), m.indices.astype(np.int64), cum)
-
-    def step(self, nodes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """One weighted step from each node; -1 where the node is -1 or has no out-edges."""
-        out = np.full(len(nodes), -1, dtype=np.int64)
-        alive = nodes >= 0
-        alive[alive] = self.indptr[nodes[alive] + 1] > self.indptr[nodes[alive]]
-        c = nodes[alive]
-        u = rng.random(len(c))
-        k = np.searchsorted(self.cum, c + u, side="right")
-        # c + u can round up to c + 1 for u close to 1: clamp into the row
-        k = np.clip(k, self.indptr[c], self.indptr[c + 1] - 1)
-        out[alive] = self.indices[k]
-        return out
-
-
-def random_walks(
-    hops: Sequence[sp.csr_matrix],
-    starts: np.ndarray,
-    length: int,
-    rng: np.random.Generator,
-) -> np.ndarray:
-    """Weighted random walks, all walkers advanced together.
-
-    Parameters
-    ----------
-    hops : sequence of csr_matrix
-        One item-to-item step applies every hop in turn, e.g. ``[G]`` for an item graph or
-        ``[X^T, X]`` (:func:`cooccurrence_hops`) for item -> user -> item. Each row is sampled in
-        proportion to its stored weights.
-    starts : ndarray of int, shape (n_walks,)
-        Start items.
-    length : int
-        Items per walk, the start included.
-    rng : numpy.random.Generator
-
-    Returns
-    -------
-    ndarray of int32, shape (n_walks, length)
-        Walks; a walk that reaches an item without out-edges stops and is padded with -1.
-
-    Notes
-    -----
-    From node ``c`` a step draws ``u ~ U[0, 1)`` and takes the first stored entry ``k`` of row ``c``
-    whose cumulative within-row share exceeds ``u``: ``P(c -> indices[k]) = w_k / sum_row w``.
-    Shifting each row's cumulative shares by its row number makes one global sorted array, so a
-    single ``searchsorted`` serves every walker at once (O(log nnz) per step, no Python loop over
-    walkers).
-    """
-    samplers = [_Sampler.of(h) for h in hops]
-    walks = np.full((len(starts), length), -1, dtype=np.int32)
-    cur = np.asarray(starts, dtype=np.int64)
-    walks[:, 0] = cur
-    for t in range(1, length):
-        for s in samplers:
-            cur = s.step(cur, rng)
-        walks[:, t] = cur
-        if not (cur >= 0).any():
-            break
-    return walks
-
-
-def skipgram_pairs(walks: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """(target, context) pairs within ``window`` positions of each other, both directions.
-
-    Padding (-1) and pairs of an item with itself are dropped.
-
-    Returns
-    -------
-    targets, contexts : ndarray of int32, shape (n_pairs,)
-    """
-    tg, cx = [], []
-    for o in range(1, window + 1):
-        if o >= walks.shape[1]:
-            break
-        a, b = walks[:, :-o].ravel(), walks[:, o:].ravel()
-        keep = (a >= 0) & (b >= 0) & (a != b)
-        a, b = a[keep], b[keep]
-        tg += [a, b]
-        cx += [b, a]
-    if not tg:
-        return np.zeros(0, np.int32), np.zeros(0, np.int32)
-    return np.concatenate(tg).astype(np.int32), np.concatenate(cx).astype(np.int32)
-
-
-# ===================================================================== side information
-@dataclass
-class _Field:
-    """One side-information field: its vocabulary (categorical) or bucket edges (numeric)."""
-
-    name: str
-    kind: str  # "categorical" | "numeric"
-    vocab: np.ndarray  # str values (categorical) or bucket labels "0".."B-1" (numeric)
-    edges: np.ndarray  # float64 bucket edges (numeric), empty for categorical
-
-    @property
-    def size(self) -> int:
-        return len(self.vocab)
-
-    def codes(self, column: pd.Series) -> list[np.ndarray]:
-        """Per-row arrays of vocabulary codes (unknown and missing values dropped)."""
-        if self.kind == "numeric":
-            x = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
-            b = np.searchsorted(self.edges, x, side="right")
-            return [
-                np.array([v]) if np.isfinite(xi) else np.zeros(0, np.int64)
-                for v, xi in zip(b, x, strict=True)
-            ]
-        index = {v: i for i, v in enumerate(self.vocab.tolist())}
-        out = []
-        for cell in column.tolist():
-            vals = _cell_values(cell)
-            out.append(np.array([index[v] for v in vals if v in index], dtype=np.int64))
-        return out
-
-
-def _cell_values(cell: Any) -> list[str]:
-    """A cell as a list of string values: lists/arrays are multi-valued, missing -> []."""
-    if isinstance(cell, list | tuple | np.ndarray | set):
-        return [str(v) for v in cell if not _is_missing(v)]
-    if _is_missing(cell):
-        return []
-    return [str(cell)]
-
-
-def _is_missing(v: Any) -> bool:
-    if v is None or v is pd.NA:
-        return True
-    if isinstance(v, float) and math.isnan(v):
-        return True
-    return bool(isinstance(v, str) and v == "")
-
-
-def _learn_fields(table: pd.DataFrame, names: Sequence[str] | None, n_buckets: int) -> list[_Field]:
-    """Vocabularies of the chosen columns (``names``; None = automatic choice, see Item2Vec)."""
-    n = len(table)
-    auto = names is None
-    cols = [c for c in table.columns if c not in _ID_COLUMNS] if auto else list(names or [])
-    fields: list[_Field] = []
-    for name in cols:
-        if name not in table.columns:
-            raise ParameterError(
-                f"parameter 'side_features' names column '{name}', which item_features lacks; "
-                f"columns: {', '.join(map(str, table.columns))}"
-            )
-        col = table[name]
-        if auto and pd.api.types.is_bool_dtype(col.dtype):
-            continue  # flags such as `available` are business rules, not item descriptions
-        if pd.api.types.is_float_dtype(col.dtype):
-            x = col.to_numpy(dtype=np.float64)
-            x = x[np.isfinite(x)]
-            if len(np.unique(x)) < 2:
-                continue
-            qs = np.quantile(x, np.arange(1, n_buckets) / n_buckets)
-            edges = np.unique(qs)
-            vocab = np.array([f"b{i}" for i in range(len(edges) + 1)])
-            fields.append(_Field(str(name), "numeric", vocab, edges))
-            continue
-        values = [v for cell in col.tolist() for v in _cell_values(cell)]
-        vocab = np.array(sorted(set(values)), dtype=str)
-        # automatic choice skips constant columns and near-unique ones (titles, descriptions)
-        if auto and (len(vocab) < 2 or len(vocab) > max(2, n // 2)):
-            continue
-        if len(vocab) == 0:
-            continue
-        fields.append(_Field(str(name), "categorical", vocab, np.zeros(0)))
-    return fields
-
-
-def _padded(codes: list[np.ndarray], pad: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row code lists as a padded (n, m) index array and mean-pooling weights."""
-    m = max([len(c) for c in codes] + [1])
-    idx = np.full((len(codes), m), pad, dtype=np.int64)
-    wts = np.zeros((len(codes), m), dtype=np.float32)
-    for r, c in enumerate(codes):
-        if len(c):
-            idx[r, : len(c)] = c
-            wts[r, : len(c)] = 1.0 / len(c)
-    return idx, wts
-
-
-def _as_frame(side_info: Any, name: str) -> pd.DataFrame:
-    if isinstance(side_info, pd.DataFrame):
-        return side_info
-    if isinstance(side_info, Mapping):
-        if all(isinstance(v, list | tuple | np.ndarray | pd.Series) for v in side_info.values()):
-            return pd.DataFrame({k: list(v) for k, v in side_info.items()})
-        return pd.DataFrame([dict(side_info)])
-    if isinstance(side_info, Sequence) and all(isinstance(r, Mapping) for r in side_info):
-        return pd.DataFrame(list(side_info))
-    raise ParameterError.invalid(
-        name, "a pandas DataFrame, a dict or a list of dicts", type(side_info)
-    )
-
-
-# ===================================================================== the model
 class Item2Vec(EmbeddingRecommender):
     """EGES item embeddings (graph walks + skip-gram + side-information attention).
 
@@ -348,7 +76,7 @@ class Item2Vec(EmbeddingRecommender):
     negatives : int
         Negative samples per pair, drawn from the walk-frequency distribution to the 3/4 power.
     lr : float
-        Adam step size (sparse Adam on the embedding tables, Adam on the field attention).
+        Step size of sparse Adam (on every embedding table and the attention logits).
     pairs_per_batch : int
         (target, context) pairs per optimisation step.
     graph : {"auto", "sequence", "cooccurrence"}
@@ -374,20 +102,30 @@ class Item2Vec(EmbeddingRecommender):
         User vectors weight each item by ``2 ** (-age / half_life)``, the age measured from the
         user's latest interaction (needs timestamps). None: plain weighted mean.
     popularity_weight : float
-        Weight ``beta`` of the item's log prior in user scores (see Notes). Skip-gram vectors
-        model a popularity-normalised (PMI-like) association; adding ``beta * log P_n(i)`` turns
-        it back into a conditional probability. 0 ranks by the vectors alone.
+        Weight ``beta`` of the item's log prior in user scores (see Notes); 0 ranks by the vectors
+        alone.
     n_threads : int
-        Torch threads while training (restored afterwards). Skip-gram steps are many small
-        gather/scatter ops, fastest single-threaded, and a shared 2-core machine stalls when
-        several processes each spin two threads.
+        Torch threads while training (restored afterwards).
+    patience : int
+        Validations without improvement before stopping (only when ``valid`` is given to ``fit``).
+    eval_every : int
+        Validate every this many epochs (and after the last one).
+    eval_k : int
+        Cut-off of the monitored validation Recall@K (NDCG@K is logged too).
     seed : int
         Seeds walks, initialisation, negatives and batching; a fit is reproducible.
+    checkpoint_dir : str, optional
+        Checkpoint after every epoch; a later ``fit`` with the same data, side information and
+        hyperparameters resumes from it.
+    log_dir : str, optional
+        TensorBoard log directory (loss, validation recall and NDCG).
+    progress : bool
+        Progress bar with ETA on stderr.
 
     Attributes
     ----------
     item_embeddings_ : ndarray of float32, shape (n_items, d + 1)
-        ``[H_v, log P_n(v)]``: the fused EGES vector (items that never occurred in a walk get
+        ``[H_v, log P_n(v)]``: the fused EGES vector (items that the walks never reached get
         their side-only vector, or zeros without side information) and the item's log prior.
     user_embeddings_ : ndarray of float32, shape (n_users, d + 1)
         ``[p_u, beta]``: weighted (optionally time-decayed) mean of the user's ``H`` vectors and
@@ -402,6 +140,10 @@ class Item2Vec(EmbeddingRecommender):
         Softmax weights of the fields for an item known only by its side information.
     side_fields_ : list of str
         Names of the side-information fields used.
+    history_ : list of dict
+        Per-epoch loss, seconds and validation metrics.
+    best_epoch_ : int
+        The epoch whose embeddings were kept (the last one without validation).
 
     Notes
     -----
@@ -416,20 +158,23 @@ class Item2Vec(EmbeddingRecommender):
 
     The context side uses the same fused vectors (tied embeddings) rather than a second table:
     the one space then serves similarity, user scoring and cold start alike, and ``H_u^T H_v``
-    is the co-occurrence score the model was trained on (scoring users against an untied
-    input table was worse, see docs/benchmarks/item2vec.md). A new item has no ``W^0`` row and
-    no ``a_v``: its vector is
-    ``sum_{j>=1} softmax(g)_j W^j_{s^j}`` with a global field attention ``g`` trained on the
-    ``cold_dropout`` share of targets. Users are ``p_u = sum_i c_ui H_i / sum_i c_ui`` with
-    ``c_ui = x_ui 2^{-age_ui / half_life}`` and
+    is the co-occurrence score the model was trained on. A new item has no ``W^0`` row and no
+    ``a_v``: its vector is ``sum_{j>=1} softmax(g)_j W^j_{s^j}`` with a global field attention
+    ``g`` trained on the ``cold_dropout`` share of targets. Users are
+    ``p_u = sum_i c_ui H_i / sum_i c_ui`` with ``c_ui = x_ui 2^{-age_ui / half_life}`` and
 
     .. math:: \\mathrm{score}(u, i) = p_u^\\top H_i + \\beta \\log P_n(i)
 
     with ``P_n`` the negative-sampling distribution (walk frequency to the 3/4). At the optimum
     of SGNS, ``H_j^T H_i = log P(i | j) - log P_n(i) - log k`` (Levy & Goldberg, 2014), so
     ``beta = 1`` ranks by the conditional probability and ``beta = 0`` by the PMI-like
-    association; ``beta = 0.5`` was best on Amazon Scientific and Gowalla
-    (docs/benchmarks/item2vec.md).
+    association. Measured effects of these choices: ``docs/benchmarks/item2vec.md``.
+
+    The noise distribution ``P_n`` and the set of items the walks reach are taken from the first
+    epoch's walks, drawn once before training from ``seed`` (so a resumed run uses the same).
+    Training runs in :func:`gemrec.models.training.train_loop`: with ``valid`` it validates every
+    ``eval_every`` epochs, stops after ``patience`` validations without improvement and keeps the
+    best epoch's embeddings.
 
     Side information reaches the model as ``fit(..., side=SideInformation(item_features=table))``
     (``gemrec train`` passes the dataset's item table): a DataFrame with one row per item,
@@ -441,7 +186,7 @@ class Item2Vec(EmbeddingRecommender):
     >>> from gemrec.data.side import SideInformation
     >>> x = Interactions.from_arrays([0, 0, 1, 1, 2, 2], [0, 1, 1, 2, 2, 3])
     >>> feats = pd.DataFrame({"category": ["a", "a", "b", "b"]})
-    >>> m = Item2Vec(embedding_dim=8, epochs=1, walks_per_item=2, seed=0)
+    >>> m = Item2Vec(embedding_dim=8, epochs=1, walks_per_item=2, seed=0, progress=False)
     >>> m = m.fit(x, side=SideInformation(item_features=feats))
     >>> new = m.embed_new_items({"category": "a"})  # (1, embedding_dim + 1)
     >>> new.shape
@@ -453,11 +198,13 @@ class Item2Vec(EmbeddingRecommender):
 
     name = "item2vec"
     tags: ClassVar[ModelTags] = ModelTags(
+        validation="early_stopping",
         side_information=frozenset({"item_features"}),
         timestamps=True,
         embeddings=True,
         fold_in=True,
         new_item_embedding=True,
+        progress=True,
         fit_requires=("torch",),
     )
 
@@ -480,7 +227,13 @@ class Item2Vec(EmbeddingRecommender):
         half_life_days: float | None = None,
         popularity_weight: float = 0.5,
         n_threads: int = 1,
+        patience: int = 5,
+        eval_every: int = 1,
+        eval_k: int = 20,
         seed: int = 0,
+        checkpoint_dir: str | None = None,
+        log_dir: str | None = None,
+        progress: bool = True,
     ) -> None:
         self.embedding_dim = embedding_dim
         self.epochs = epochs
@@ -498,7 +251,13 @@ class Item2Vec(EmbeddingRecommender):
         self.half_life_days = half_life_days
         self.popularity_weight = popularity_weight
         self.n_threads = n_threads
+        self.patience = patience
+        self.eval_every = eval_every
+        self.eval_k = eval_k
         self.seed = seed
+        self.checkpoint_dir = checkpoint_dir
+        self.log_dir = log_dir
+        self.progress = progress
 
     # ----------------------------------------------------------------- validation
     def _validate_params(self) -> None:
@@ -511,6 +270,9 @@ class Item2Vec(EmbeddingRecommender):
             "pairs_per_batch",
             "price_buckets",
             "n_threads",
+            "patience",
+            "eval_every",
+            "eval_k",
         ):
             v = getattr(self, name)
             if not isinstance(v, int | np.integer) or isinstance(v, bool) or v < 1:
@@ -544,41 +306,14 @@ class Item2Vec(EmbeddingRecommender):
             )
         if not isinstance(self.seed, int | np.integer):
             raise ParameterError.invalid("seed", "an integer", self.seed)
+        for name in ("checkpoint_dir", "log_dir"):
+            v = getattr(self, name)
+            if v is not None and not isinstance(v, str):
+                raise ParameterError.invalid(name, "a directory path or None", v)
+        if not isinstance(self.progress, bool):
+            raise ParameterError.invalid("progress", "a bool", self.progress)
 
     # ----------------------------------------------------------------- fitting
-    def _aligned_features(self, n_items: int) -> pd.DataFrame | None:
-        table: pd.DataFrame | None = self._side.item_features
-        if table is None:
-            return None
-        if "item" in table.columns:
-            ids = pd.to_numeric(table["item"], errors="coerce").to_numpy()
-            if np.isnan(ids.astype(np.float64)).any() or (ids < 0).any() or (ids >= n_items).any():
-                raise DataError(
-                    f"item_features column 'item' must hold internal item ids 0..{n_items - 1}",
-                    field="item",
-                )
-            pos = ids.astype(np.int64)
-            cols: dict[str, np.ndarray] = {}
-            for c in table.columns:
-                if pd.api.types.is_float_dtype(table[c].dtype):  # stays numeric for bucketing
-                    arr = np.full(n_items, np.nan)
-                    arr[pos] = table[c].to_numpy(dtype=np.float64)
-                else:
-                    arr = np.empty(n_items, dtype=object)
-                    arr[:] = None
-                    arr[pos] = table[c].to_numpy(dtype=object)
-                cols[str(c)] = arr
-            out = pd.DataFrame(cols)
-            for c in table.columns:  # flags keep their type so the automatic choice skips them
-                if pd.api.types.is_bool_dtype(table[c].dtype):
-                    out[str(c)] = out[str(c)].astype("boolean")
-            return out
-        if len(table) != n_items:
-            raise DataError(
-                f"item_features has {len(table)} rows but the interactions have {n_items} items; "
-                "add an 'item' column of internal ids or pass one row per item"
-            )
-        return table.reset_index(drop=True)
 
     def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:
         import torch
@@ -586,210 +321,132 @@ class Item2Vec(EmbeddingRecommender):
         before = torch.get_num_threads()
         torch.set_num_threads(int(self.n_threads))
         try:
-            self._train(interactions)
+            self._train(interactions, valid)
         finally:
             torch.set_num_threads(before)
 
-    def _train(self, interactions: Interactions) -> None:
+    def _train(self, interactions: Interactions, valid: Interactions | None) -> None:
         import torch
 
+        from gemrec.eval.evaluate import validation
+        from gemrec.models._skipgram import EGESEmbedding, skipgram_loss
+        from gemrec.models.training import fit_embeddings, minibatches
+
         n_items, d = interactions.n_items, int(self.embedding_dim)
-        rng = np.random.default_rng(int(self.seed))
-        gen = torch.Generator().manual_seed(int(self.seed))
+        fields, codes = self._side_information(n_items)
+        hops, starts = walk_graph(interactions, self.graph, self.session_gap_hours)
+        walker = RandomWalker(hops)
 
-        # --- side information
-        table = self._aligned_features(n_items)
-        fields = (
-            _learn_fields(table, self.side_features, int(self.price_buckets))
-            if table is not None
-            else []
+        def walks(rng: np.random.Generator) -> np.ndarray:
+            return draw_walks(walker, starts, int(self.walks_per_item), int(self.walk_length), rng)
+
+        # the first epoch's walks (the loop's generator starts from the same seed) fix the noise
+        # distribution and the items training reaches, identically in a resumed run
+        first = walks(np.random.default_rng(self.seed))
+        prior = noise_distribution(first, n_items)
+        walked = np.bincount(skipgram_pairs(first, int(self.window))[0], minlength=n_items) > 0
+        del first
+        log_prior = self._log_prior(prior)
+        noise = torch.from_numpy(noise_table(prior, max(1_000_000, 20 * n_items)))
+
+        net = EGESEmbedding(n_items, d, [f.size for f in fields])
+        net.reset_parameters(torch.Generator().manual_seed(int(self.seed)))
+        side_idx = [torch.from_numpy(i) for i in codes.idx]
+        side_weights = [torch.from_numpy(w) for w in codes.weights]
+        has = torch.from_numpy(codes.has)
+        can_drop = has.any(dim=1)
+        dropout = float(self.cold_dropout) if fields else 0.0
+        k = int(self.negatives)
+
+        def draw_epoch(rng: np.random.Generator) -> list[tuple[np.ndarray, ...]]:
+            targets, contexts = skipgram_pairs(walks(rng), int(self.window))
+            order = rng.permutation(len(targets))
+            pairs = [targets[order].astype(np.int64), contexts[order].astype(np.int64)]
+            return minibatches(pairs, int(self.pairs_per_batch))
+
+        def batch_loss(batch: tuple[np.ndarray, ...]) -> torch.Tensor:
+            t, c = torch.from_numpy(batch[0]), torch.from_numpy(batch[1])
+            n = len(t)
+            # targets, contexts and negatives go through the fused embedding in one pass
+            items = torch.cat([t, c, noise[torch.randint(len(noise), (n * k,))]])
+            cold = None
+            if dropout > 0:
+                cold = torch.zeros(len(items), dtype=torch.bool)
+                cold[:n] = (torch.rand(n) < dropout) & can_drop[t]
+            side = ([i[items] for i in side_idx], [w[items] for w in side_weights], has[items])
+            h = net(items, *side, cold)
+            return skipgram_loss(h[:n], h[n : 2 * n], h[2 * n :].view(n, k, d))
+
+        def export() -> None:
+            self._export(*net.numpy_weights(), codes, walked, log_prior, interactions)
+
+        fit_embeddings(
+            self,
+            interactions,
+            validation(valid, self.eval_k),
+            module=net,
+            optimizer=torch.optim.SparseAdam(list(net.parameters()), lr=float(self.lr)),
+            draw_epoch=draw_epoch,
+            batch_loss=batch_loss,
+            export=export,
+            extra_fingerprint={"side_information": _describe(fields, codes)},
         )
-        self._fields = fields
-        side_idx, side_wts = [], []
-        for f in fields:
-            assert table is not None
-            i, w = _padded(f.codes(table[f.name]), pad=f.size)
-            side_idx.append(i)
-            side_wts.append(w)
-        has_field = (
-            np.stack([w.sum(axis=1) > 0 for w in side_wts], axis=1)
-            if fields
-            else np.zeros((n_items, 0), bool)
-        )
 
-        # --- graph
-        mode = self.graph
-        if mode == "auto":
-            mode = "sequence" if interactions.timestamps is not None else "cooccurrence"
-        if mode == "sequence":
-            g = sequence_graph(interactions, session_gap_hours=self.session_gap_hours)
-            hops = [g]
-            has_edges = np.diff(g.indptr) > 0
-        else:
-            hops = cooccurrence_hops(interactions)
-            has_edges = np.asarray(interactions.binary().sum(axis=0)).ravel() > 0
-        starts_1 = np.flatnonzero(has_edges)
+    def _side_information(self, n_items: int) -> tuple[list[SideField], SideCodes]:
+        """The side-information fields (kept as ``_fields``) and every item's codes."""
+        if self._side.item_features is None:
+            self._fields = []
+            return [], SideCodes.encode([], pd.DataFrame(index=range(n_items)))
+        table = align_features(self._side.item_features, n_items)
+        self._fields = learn_fields(table, self.side_features, int(self.price_buckets))
+        return self._fields, SideCodes.encode(self._fields, table)
 
-        # --- torch modules
-        own = torch.nn.Embedding(n_items, d, sparse=True)
-        att = torch.nn.Embedding(n_items, 1 + len(fields), sparse=True)
-        side: list[torch.nn.Embedding] = [
-            torch.nn.Embedding(f.size + 1, d, sparse=True, padding_idx=f.size) for f in fields
-        ]
-        glob = torch.nn.Parameter(torch.zeros(len(fields)))
-        with torch.no_grad():
-            scale = 0.5 / d
-            own.weight.uniform_(-scale, scale, generator=gen)
-            for e in side:
-                e.weight.uniform_(-scale, scale, generator=gen)
-                e.weight[-1].zero_()
-            att.weight.zero_()
-        sparse_params = [own.weight, att.weight, *[e.weight for e in side]]
-        opt = torch.optim.SparseAdam(sparse_params, lr=float(self.lr))
-        opt_glob = torch.optim.Adam([glob], lr=float(self.lr)) if fields else None
-        t_idx = [torch.from_numpy(i) for i in side_idx]
-        t_wts = [torch.from_numpy(w) for w in side_wts]
-        t_has = torch.from_numpy(has_field)
-        can_drop = t_has.any(dim=1) if fields else torch.zeros(n_items, dtype=torch.bool)
-
-        def fused(items: torch.Tensor, drop: torch.Tensor | None) -> torch.Tensor:
-            vecs: list[torch.Tensor] = [own(items)]
-            for e, i, w in zip(side, t_idx, t_wts, strict=True):
-                vecs.append((e(i[items]) * w[items].unsqueeze(-1)).sum(dim=1))
-            if not fields:
-                return vecs[0]
-            stack = torch.stack(vecs, dim=1)  # (B, 1 + F, d)
-            logits = att(items)
-            missing = torch.cat(
-                [torch.zeros(len(items), 1, dtype=torch.bool), ~t_has[items]], dim=1
-            )
-            if drop is not None:
-                cold = torch.cat(
-                    [torch.full((len(items), 1), -torch.inf), glob.expand(len(items), -1)], dim=1
-                )
-                logits = torch.where(drop.unsqueeze(1), cold, logits)
-            logits = logits.masked_fill(missing, -torch.inf)
-            out: torch.Tensor = (torch.softmax(logits, dim=1).unsqueeze(-1) * stack).sum(dim=1)
-            return out
-
-        neg_table: torch.Tensor | None = None
-        prior = np.zeros(n_items)
-        seen = np.zeros(n_items, dtype=bool)
-        bs, k = int(self.pairs_per_batch), int(self.negatives)
-        for _epoch in range(int(self.epochs)):
-            starts = np.repeat(starts_1, int(self.walks_per_item))
-            rng.shuffle(starts)
-            walks = random_walks(hops, starts, int(self.walk_length), rng)
-            tg, cx = skipgram_pairs(walks, int(self.window))
-            if len(tg) == 0:
-                break
-            seen[tg] = True
-            if neg_table is None:
-                # word2vec's unigram table: item i fills a share freq_i^0.75 of the slots, so a
-                # uniform slot index is a draw from the smoothed walk-frequency distribution
-                freq = np.bincount(walks[walks >= 0], minlength=n_items).astype(np.float64) ** 0.75
-                prior = freq / freq.sum()
-                size = max(1_000_000, 20 * n_items)
-                bounds = np.round(np.cumsum(freq / freq.sum()) * size).astype(np.int64)
-                neg_table = torch.from_numpy(
-                    np.repeat(np.arange(n_items), np.diff(np.concatenate([[0], bounds])))
-                )
-            perm = rng.permutation(len(tg))
-            tg_t, cx_t = (
-                torch.from_numpy(tg[perm].astype(np.int64)),
-                torch.from_numpy(cx[perm].astype(np.int64)),
-            )
-            for s in range(0, len(tg_t), bs):
-                b_t, b_c = tg_t[s : s + bs], cx_t[s : s + bs]
-                n = len(b_t)
-                # one pass through the fused embedding for targets, contexts and negatives
-                neg = neg_table[torch.randint(len(neg_table), (n * k,), generator=gen)]
-                batch = torch.cat([b_t, b_c, neg])
-                drop = None
-                if fields and self.cold_dropout > 0:
-                    drop = torch.zeros(len(batch), dtype=torch.bool)
-                    drop[:n] = (torch.rand(n, generator=gen) < float(self.cold_dropout)) & can_drop[
-                        b_t
-                    ]
-                emb = fused(batch, drop)
-                h, c, z = emb[:n], emb[n : 2 * n], emb[2 * n :].view(n, k, -1)
-                loss = -torch.nn.functional.logsigmoid((h * c).sum(dim=1)).mean()
-                if k:
-                    nsc = torch.bmm(z, h.unsqueeze(-1)).squeeze(-1)
-                    loss = loss - torch.nn.functional.logsigmoid(-nsc).sum(dim=1).mean()
-                opt.zero_grad()
-                if opt_glob is not None:
-                    opt_glob.zero_grad()
-                loss.backward()  # type: ignore[no-untyped-call]
-                opt.step()  # type: ignore[no-untyped-call]
-                if opt_glob is not None:
-                    opt_glob.step()
-
-        # --- export to numpy (serving never needs torch)
-        with torch.no_grad():
-            self.side_tables_ = [
-                e.weight.detach().numpy()[:-1].astype(np.float32).copy() for e in side
-            ]
-            self.field_attention_ = (
-                torch.softmax(glob.detach(), dim=0).numpy().astype(np.float32)
-                if fields
-                else np.zeros(0, np.float32)
-            )
-            logits = att.weight.detach().numpy().astype(np.float64)
-            missing = np.concatenate([np.zeros((n_items, 1), bool), ~has_field], axis=1)
-            logits[missing] = -np.inf
-            a = np.exp(logits - logits.max(axis=1, keepdims=True))
-            attn = (a / a.sum(axis=1, keepdims=True)).astype(np.float32)
-            vecs = [own.weight.detach().numpy()] + [
-                self._pool(t, i, w)
-                for t, i, w in zip(self.side_tables_, side_idx, side_wts, strict=True)
-            ]
-            h_all = np.einsum("nj,jnd->nd", attn, np.stack(vecs)).astype(np.float32)
-        cold_rows = ~seen
-        if cold_rows.any():
-            if fields:
-                h_all[cold_rows] = self._side_only(
-                    side_idx, side_wts, has_field, np.flatnonzero(cold_rows)
-                )
-                attn[cold_rows] = 0.0
-                attn[cold_rows, 1:] = self._cold_attention(has_field[cold_rows])
-            else:
-                h_all[cold_rows] = 0.0
-        self.attention_ = attn
-        # a never-walked (or new) item gets the median prior of the walked ones: neutral, so
-        # that its side-information match decides; the rarest item's prior would bury it
+    def _log_prior(self, prior: np.ndarray) -> np.ndarray:
+        """``log P_n`` per item; items the walks never reach get ``cold_log_prior_``."""
+        # the median prior of the walked items is neutral, so that a never-walked (or new) item's
+        # side-information match decides; the rarest item's prior would bury it
         positive = prior[prior > 0]
         self.cold_log_prior_ = float(np.median(np.log(positive))) if len(positive) else 0.0
-        log_prior = np.full(n_items, self.cold_log_prior_, dtype=np.float64)
-        log_prior[prior > 0] = np.log(prior[prior > 0])
-        self.item_embeddings_ = np.hstack([h_all, log_prior[:, None]]).astype(np.float32)
+        log_prior = np.full(len(prior), self.cold_log_prior_, dtype=np.float64)
+        log_prior[prior > 0] = np.log(positive)
+        return log_prior
+
+    def _export(
+        self,
+        own: np.ndarray,
+        logits: np.ndarray | None,
+        tables: list[np.ndarray],
+        g: np.ndarray,
+        codes: SideCodes,
+        walked: np.ndarray,
+        log_prior: np.ndarray,
+        interactions: Interactions,
+    ) -> None:
+        """Set the learned arrays from the module's weights (see ``EGESEmbedding.numpy_weights``).
+
+        Items no walk reached get their side-only vector (zeros without side information).
+        """
+        self.side_tables_ = tables
+        if logits is None:
+            vectors, attention = own, np.ones((len(own), 1), np.float32)
+            self.field_attention_ = np.zeros(0, np.float32)
+        else:
+            vectors, attention = fused_vectors(own, logits, tables, codes)
+            e = np.exp(g.astype(np.float64) - g.max())
+            self.field_attention_ = (e / e.sum()).astype(np.float32)
+        cold_rows = np.flatnonzero(~walked)
+        attention[cold_rows] = 0.0
+        if logits is None:
+            vectors[cold_rows] = 0.0
+        else:
+            cold_codes = codes.rows(cold_rows)
+            vectors[cold_rows] = side_only_vectors(tables, self.field_attention_, cold_codes)
+            attention[cold_rows, 1:] = cold_attention(self.field_attention_, cold_codes.has)
+        self.attention_ = attention
+        self.item_embeddings_ = np.hstack([vectors, log_prior[:, None]]).astype(np.float32)
         self.user_embeddings_ = self._user_vectors(interactions)
 
     # ----------------------------------------------------------------- helpers
-    @staticmethod
-    def _pool(table: np.ndarray, idx: np.ndarray, wts: np.ndarray) -> np.ndarray:
-        padded = np.vstack([table, np.zeros((1, table.shape[1]), np.float32)])
-        out: np.ndarray = np.einsum("nm,nmd->nd", wts, padded[idx]).astype(np.float32)
-        return out
-
-    def _cold_attention(self, has_field: np.ndarray) -> np.ndarray:
-        w = np.where(has_field, self.field_attention_[None, :].astype(np.float64), 0.0)
-        s = w.sum(axis=1, keepdims=True)
-        return (w / np.where(s > 0, s, 1.0)).astype(np.float32)
-
-    def _side_only(
-        self,
-        side_idx: list[np.ndarray],
-        side_wts: list[np.ndarray],
-        has_field: np.ndarray,
-        rows: np.ndarray,
-    ) -> np.ndarray:
-        w = self._cold_attention(has_field[rows])
-        out = np.zeros((len(rows), int(self.embedding_dim)), np.float32)
-        for j, (t, i, ww) in enumerate(zip(self.side_tables_, side_idx, side_wts, strict=True)):
-            out += w[:, j : j + 1] * self._pool(t, i[rows], ww[rows])
-        return out
-
     def _user_vectors(self, interactions: Interactions) -> np.ndarray:
         x = sp.csr_matrix(interactions.matrix, dtype=np.float32, copy=True)
         if self.half_life_days is not None and interactions.timestamps is not None:
@@ -867,15 +524,8 @@ class Item2Vec(EmbeddingRecommender):
                 "this item2vec model was fitted without item side information "
                 "(fit(..., side=SideInformation(item_features=...))): new items cannot be embedded"
             )
-        table = _as_frame(side_info, "side_info")
-        idx, wts = [], []
-        for f in self._fields:
-            col = table[f.name] if f.name in table.columns else pd.Series([None] * len(table))
-            i, w = _padded(f.codes(col.reset_index(drop=True)), pad=f.size)
-            idx.append(i)
-            wts.append(w)
-        has = np.stack([w.sum(axis=1) > 0 for w in wts], axis=1)
-        vecs = self._side_only(idx, wts, has, np.arange(len(table)))
+        codes = SideCodes.encode(self._fields, as_frame(side_info, "side_info"))
+        vecs = side_only_vectors(self.side_tables_, self.field_attention_, codes)
         prior = np.full((len(vecs), 1), self.cold_log_prior_, dtype=np.float32)
         return np.hstack([vecs, prior])
 
@@ -917,12 +567,9 @@ class Item2Vec(EmbeddingRecommender):
         state["attention_"] = self.attention_
         state["field_attention_"] = self.field_attention_
         state["cold_log_prior_"] = np.float64(self.cold_log_prior_)
-        state["side_names_"] = np.array([f.name for f in self._fields], dtype=str)
-        state["side_kinds_"] = np.array([f.kind for f in self._fields], dtype=str)
-        for j, f in enumerate(self._fields):
-            state[f"side_vocab_{j}_"] = f.vocab.astype(str)
-            state[f"side_edges_{j}_"] = f.edges.astype(np.float64)
-            state[f"side_table_{j}_"] = self.side_tables_[j]
+        state.update(fields_state(self._fields))
+        for j, table in enumerate(self.side_tables_):
+            state[f"side_table_{j}_"] = table
         return state
 
     def _set_state(self, state: State) -> None:
@@ -930,17 +577,18 @@ class Item2Vec(EmbeddingRecommender):
         self.attention_ = np.asarray(state["attention_"], dtype=np.float32)
         self.field_attention_ = np.asarray(state["field_attention_"], dtype=np.float32)
         self.cold_log_prior_ = float(state["cold_log_prior_"])
-        names = [str(s) for s in state["side_names_"]]
-        kinds = [str(s) for s in state["side_kinds_"]]
-        self._fields = [
-            _Field(
-                n,
-                kd,
-                np.asarray(state[f"side_vocab_{j}_"]).astype(str),
-                np.asarray(state[f"side_edges_{j}_"]),
-            )
-            for j, (n, kd) in enumerate(zip(names, kinds, strict=True))
-        ]
+        self._fields = fields_from_state(state)
         self.side_tables_ = [
-            np.asarray(state[f"side_table_{j}_"], dtype=np.float32) for j in range(len(names))
+            np.asarray(state[f"side_table_{j}_"], dtype=np.float32)
+            for j in range(len(self._fields))
         ]
+
+
+def _describe(fields: Sequence[SideField], codes: SideCodes) -> dict[str, Any]:
+    """What identifies the side information of a run (for checkpoint resumption)."""
+    digest = hashlib.sha256()
+    for f, i, w in zip(fields, codes.idx, codes.weights, strict=True):
+        digest.update(f"{f.name}:{f.kind}:{f.size}".encode())
+        digest.update(np.ascontiguousarray(i).tobytes())
+        digest.update(np.ascontiguousarray(w).tobytes())
+    return {"fields": [f.name for f in fields], "sha256": digest.hexdigest()}

@@ -24,6 +24,9 @@ from scipy.sparse.csgraph import reverse_cuthill_mckee
 
 from gemrec.data.interactions import Interactions
 from gemrec.errors import ParameterError
+from gemrec.eval.evaluate import validation
+from gemrec.graph.adjacency import normalized_interactions
+from gemrec.graph.spectral import truncated_svd
 from gemrec.models.base import EmbeddingRecommender, ModelTags
 from gemrec.models.training import (
     COMMON_CHECKS,
@@ -41,38 +44,10 @@ if TYPE_CHECKING:
 __all__ = [
     "LightGCN",
     "locality_order",
-    "normalized_adjacency",
-    "randomized_svd",
 ]
 
 
 # --------------------------------------------------------------------------- graph
-def normalized_adjacency(matrix: sp.csr_matrix) -> sp.csr_matrix:
-    """The symmetric normalised bipartite adjacency of LightGCN, users first.
-
-    Parameters
-    ----------
-    matrix : csr_matrix, shape (n_users, n_items)
-        Edge weights ``r_ui`` (ones for plain implicit feedback).
-
-    Returns
-    -------
-    csr_matrix of float32, shape (n_users + n_items, n_users + n_items)
-        ``Â = D^{-1/2} A D^{-1/2}`` with ``A = [[0, R], [R^T, 0]]`` and ``D`` the (weighted)
-        degrees; isolated nodes keep zero rows. Canonical CSR with int32 indices.
-    """
-    r = sp.csr_matrix(matrix, dtype=np.float64)
-    du = np.asarray(r.sum(axis=1)).ravel()
-    di = np.asarray(r.sum(axis=0)).ravel()
-    inv_u = np.divide(1.0, np.sqrt(du), out=np.zeros_like(du), where=du > 0)
-    inv_i = np.divide(1.0, np.sqrt(di), out=np.zeros_like(di), where=di > 0)
-    rn = sp.csr_matrix(sp.diags(inv_u) @ r @ sp.diags(inv_i))
-    adj = sp.bmat([[None, rn], [rn.T, None]], format="csr", dtype=np.float32)
-    adj.sum_duplicates()
-    adj.sort_indices()
-    adj.indices = adj.indices.astype(np.int32)
-    adj.indptr = adj.indptr.astype(np.int32 if adj.nnz < 2**31 else np.int64)
-    return adj
 
 
 def locality_order(adj: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -89,32 +64,6 @@ def locality_order(adj: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
     permuted.indices = permuted.indices.astype(np.int32)
     permuted.indptr = permuted.indptr.astype(adj.indptr.dtype)
     return permuted, order
-
-
-def randomized_svd(
-    matrix: sp.csr_matrix, k: int, rng: np.random.Generator, n_iter: int = 4, oversample: int = 16
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Top-``k`` singular triplets by randomized subspace iteration (Halko et al. 2011).
-
-    Returns
-    -------
-    u : ndarray, shape (n_rows, k); s : ndarray, shape (k,); vt : ndarray, shape (k, n_cols)
-    """
-    m = sp.csr_matrix(matrix, dtype=np.float64)
-    mt = sp.csr_matrix(m.T)
-    q = min(k + oversample, min(m.shape))
-    y = m @ rng.standard_normal((m.shape[1], q))
-    basis, _ = np.linalg.qr(y)
-    for _ in range(n_iter):
-        z, _ = np.linalg.qr(mt @ basis)
-        basis, _ = np.linalg.qr(m @ z)
-    small = (mt @ basis).T  # (q, n_cols) = basis^T m
-    ub, s, vt = np.linalg.svd(small, full_matrices=False)
-    u = basis @ ub
-    # fix signs so results do not depend on LAPACK's choices
-    signs = np.sign(u[np.abs(u).argmax(axis=0), np.arange(u.shape[1])])
-    signs[signs == 0] = 1.0
-    return u[:, :k] * signs[:k], s[:k], vt[:k] * signs[:k, None]
 
 
 # --------------------------------------------------------------------------- recommender
@@ -286,17 +235,18 @@ class LightGCN(EmbeddingRecommender):
         if self.init == "normal":
             gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
             return torch.randn(n_users + n_items, d, generator=gen) * float(self.init_scale)
-        norm = normalized_adjacency(graph)[:n_users, n_users:]
         k = min(d, min(n_users, n_items) - 1) if min(n_users, n_items) > 1 else 0
         emb = np.zeros((n_users + n_items, d))
         if k > 0:
-            u, s, vt = randomized_svd(norm, k, rng)
+            norm = normalized_interactions(graph)
+            u, s, v = truncated_svd(norm, k, n_oversamples=16, n_iter=4, seed=rng)
+            u, s, v = u.astype(np.float64), s.astype(np.float64), v.astype(np.float64)
             w = np.power(np.maximum(s, 1e-12), float(self.svd_power))
             beta = float(self.svd_degree_power)
             du = np.maximum(np.asarray(graph.sum(axis=1)).ravel(), 1e-12) ** beta
             di = np.maximum(np.asarray(graph.sum(axis=0)).ravel(), 1e-12) ** beta
             emb[:n_users, :k] = u * w * du[:, None]
-            emb[n_users:, :k] = vt.T * w * di[:, None]
+            emb[n_users:, :k] = v * w * di[:, None]
             emb[:, :k] *= float(self.init_scale) / np.sqrt(np.mean(emb[:, :k] ** 2))
         if k < d:  # a small random part so that every dimension can learn
             emb[:, k:] = rng.standard_normal((n_users + n_items, d - k)) * 0.01 * self.init_scale
@@ -339,7 +289,7 @@ class LightGCN(EmbeddingRecommender):
         fit_embeddings(
             self,
             interactions,
-            valid,
+            validation(valid, self.eval_k),
             module=net,
             optimizer=optimizer,
             draw_epoch=draw_epoch,

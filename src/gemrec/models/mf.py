@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from gemrec.data.interactions import Interactions
+from gemrec.eval.evaluate import validation
 from gemrec.models.base import EmbeddingRecommender, ModelTags
 from gemrec.models.training import (
     COMMON_CHECKS,
@@ -130,7 +131,7 @@ class BPRMF(EmbeddingRecommender):
         fit_embeddings(
             self,
             interactions,
-            valid,
+            validation(valid, self.eval_k),
             module=net,
             optimizer=optimizer,
             draw_epoch=draw_epoch,

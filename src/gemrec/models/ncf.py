@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 from gemrec.data.interactions import Interactions
 from gemrec.errors import ParameterError
+from gemrec.eval.evaluate import validation
 from gemrec.models.base import EmbeddingRecommender, ModelTags, State
 from gemrec.models.training import (
     COMMON_CHECKS,
@@ -195,7 +196,7 @@ class NeuMF(EmbeddingRecommender):
         fit_embeddings(
             self,
             interactions,
-            valid,
+            validation(valid, self.eval_k),
             module=net,
             optimizer=optimizer,
             draw_epoch=draw_epoch,

@@ -7,6 +7,7 @@ import scipy.sparse as sp
 
 from gemrec.data.interactions import Interactions
 from gemrec.errors import ParameterError
+from gemrec.graph.adjacency import degree_power, normalized_interactions
 from gemrec.models._neighbourhood import ItemToItemModel, check_n_neighbors
 from gemrec.models._topn import top_n_product
 
@@ -14,10 +15,8 @@ __all__ = ["RP3Beta"]
 
 
 def _row_normalise(x: sp.csr_matrix) -> sp.csr_matrix:
-    sums = np.asarray(x.sum(axis=1), dtype=np.float64).ravel()
-    inv = np.zeros_like(sums)
-    np.divide(1.0, sums, out=inv, where=sums != 0)
-    return sp.csr_matrix(sp.diags(inv.astype(np.float32)) @ x, dtype=np.float32)
+    """``D^-1 X``: each row divided by its sum (a random-walk transition matrix)."""
+    return normalized_interactions(x, user_exponent=1.0, item_exponent=0.0)
 
 
 class RP3Beta(ItemToItemModel):
@@ -94,9 +93,7 @@ class RP3Beta(ItemToItemModel):
         if alpha != 1.0:
             p_ui.data **= np.float32(alpha)
             p_iu.data **= np.float32(alpha)
-        penalty = np.zeros_like(popularity)
-        np.power(popularity, -float(self.beta), out=penalty, where=popularity > 0)
-        penalty32 = penalty.astype(np.float32)
+        penalty32 = degree_power(popularity, -float(self.beta))
 
         def transform(block: np.ndarray, rows: np.ndarray) -> np.ndarray:
             block *= penalty32[None, :]

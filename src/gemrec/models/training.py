@@ -3,7 +3,8 @@
 The loop lives outside the ``nn.Module`` (PyG style): a model hands :func:`train_loop` a module, an
 optimiser, a function that draws one epoch of mini-batches, a loss and (optionally) a validation
 function. The loop owns everything else once: seeding, early stopping with restoration of the best
-epoch, checkpoint and resume, TensorBoard scalars and the progress bar.
+epoch, checkpoint and resume, TensorBoard scalars and the progress bar. Validation is a callback
+(:data:`Validate`, built by :func:`gemrec.eval.validation`), so training never imports evaluation.
 
 Resuming is exact: a checkpoint stores the module, the optimiser, the NumPy and torch random states,
 the history and the early-stopping state after a completed epoch, so that a run interrupted after
@@ -20,7 +21,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,7 @@ __all__ = [
     "RUN_ONLY",
     "BPRSampler",
     "TrainingResult",
+    "Validate",
     "check_lr_decay",
     "check_params",
     "decaying_lr",
@@ -47,10 +49,12 @@ __all__ = [
     "minibatches",
     "sample_negatives",
     "train_loop",
-    "validation_metrics",
 ]
 
 Batch = tuple[np.ndarray, ...]
+#: ``validate(model) -> {metric: value}`` on the model's current state, e.g. Recall@20 on the
+#: validation split (:func:`gemrec.eval.validation` builds that one)
+Validate = Callable[[Any], Mapping[str, float]]
 logger = logging.getLogger("gemrec.training")
 
 
@@ -396,23 +400,6 @@ def _progress(batches: list[Batch], show: bool, desc: str) -> Iterator[Batch]:
         yield from bar
 
 
-def validation_metrics(model: Any, valid: Any, k: int) -> Callable[[], dict[str, float]] | None:
-    """A ``validate`` for :func:`train_loop`: Recall@k and NDCG@k of ``model`` on ``valid``.
-
-    ``model`` must be scoreable at call time (the caller refreshes its learned arrays first);
-    ``None`` when there is nothing to validate on.
-    """
-    if valid is None or valid.nnz == 0:
-        return None
-    from gemrec.eval.evaluate import evaluate
-
-    def validate() -> dict[str, float]:
-        res = evaluate(model, valid, ks=[k])
-        return {f"recall@{k}": res[f"recall@{k}"], f"ndcg@{k}": res[f"ndcg@{k}"]}
-
-    return validate
-
-
 def fingerprint(model: Any, interactions: Any, run_only: Sequence[str]) -> dict[str, Any]:
     """What identifies a training run for checkpoint resumption: data and computing parameters."""
     params = {k: v for k, v in model.get_params().items() if k not in run_only}
@@ -429,7 +416,7 @@ def fingerprint(model: Any, interactions: Any, run_only: Sequence[str]) -> dict[
 def fit_embeddings(
     model: Any,
     interactions: Any,
-    valid: Any,
+    validate: Validate | None,
     *,
     module: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -437,20 +424,23 @@ def fit_embeddings(
     batch_loss: Callable[[Batch], torch.Tensor],
     export: Callable[[], None],
     lr_schedule: Callable[[int], float] | None = None,
+    extra_fingerprint: dict[str, Any] | None = None,
 ) -> TrainingResult:
     """Train a torch embedding model with its standard hyperparameters and export the result.
 
     ``model`` carries ``name, epochs, seed, eval_k, patience, eval_every, checkpoint_dir, log_dir,
-    progress``; ``export()`` copies the module's current embeddings into the model's numpy
+    progress``; ``validate(model)`` (None: no early stopping) must return ``recall@{eval_k}``;
+    ``export()`` copies the module's current embeddings into the model's numpy
     ``user_embeddings_`` / ``item_embeddings_`` (called before each validation and at the end, after
     :func:`train_loop` restored the best epoch). Sets ``model.history_`` and ``model.best_epoch_``.
+    ``extra_fingerprint`` describes inputs other than the interactions and hyperparameters (e.g.
+    side information) that a checkpoint must match to be resumed.
     """
-    check = validation_metrics(model, valid, model.eval_k)
 
-    def validate() -> dict[str, float]:
-        assert check is not None
+    def validate_exported() -> dict[str, float]:
+        assert validate is not None
         export()
-        return check()
+        return dict(validate(model))
 
     result = train_loop(
         name=model.name,
@@ -458,7 +448,7 @@ def fit_embeddings(
         optimizer=optimizer,
         draw_epoch=draw_epoch,
         batch_loss=batch_loss,
-        validate=validate if check is not None else None,
+        validate=validate_exported if validate is not None else None,
         epochs=model.epochs,
         seed=model.seed,
         monitor=f"recall@{model.eval_k}",
@@ -467,7 +457,7 @@ def fit_embeddings(
         checkpoint_dir=model.checkpoint_dir,
         log_dir=model.log_dir,
         progress=model.progress,
-        fingerprint=fingerprint(model, interactions, RUN_ONLY),
+        fingerprint={**fingerprint(model, interactions, RUN_ONLY), **(extra_fingerprint or {})},
         lr_schedule=lr_schedule,
     )
     export()

@@ -55,8 +55,8 @@ def fit_graphfilter_dask(
 
     Notes
     -----
-    The model is the in-core one (see :class:`GraphFilter`), computed from the same random probe:
-    the two differ by floating-point summation order (sums over blocks, float64 item degrees).
+    The model is the in-core one (see :class:`GraphFilter`), computed from the same random probe
+    in the same precision: the two differ by floating-point summation order (sums over blocks).
     """
     start = time.perf_counter()
     params = dict(params)
@@ -75,9 +75,10 @@ def fit_graphfilter_dask(
         for lo, hi in block_bounds(n_users, users_per_block)
     ]
     sums = tree_sum(client, [client.submit(_column_sums, b) for b in raw])
-    item_degree = np.asarray(client.gather(sums), dtype=np.float32)
+    item_degree64 = np.asarray(client.gather(sums), dtype=np.float64)
+    item_degree = item_degree64.astype(np.float32)
     a, c = float(model.input_exponent), float(model.output_exponent)
-    item_scale = client.scatter(degree_power(item_degree, -0.5), broadcast=True)
+    item_scale = client.scatter(_power64(item_degree64, -0.5), broadcast=True)
     norm = [client.submit(_normalise, b, item_scale) for b in raw]
 
     k = model._rank(n_users, n_items)
@@ -89,6 +90,7 @@ def fit_graphfilter_dask(
             k,
             n_iter=int(model.svd_n_iter),
             seed=int(model.seed),
+            dtype=np.float32,
         )
     else:
         s, v = np.zeros(0, np.float32), np.zeros((n_items, 0), np.float32)
@@ -128,12 +130,24 @@ def _column_sums(block: sp.csr_matrix) -> np.ndarray:
 
 
 def _normalise(block: sp.csr_matrix, item_scale: np.ndarray) -> sp.csr_matrix:
-    """``D_U^{-1/2} R_b D_I^{-1/2}`` for a row block (its users' degrees are all in the block)."""
-    user_degree = np.asarray(block.sum(axis=1), dtype=np.float32).ravel()
-    left = degree_power(user_degree, -0.5)
+    """``D_U^{-1/2} R_b D_I^{-1/2}`` for a row block (its users' degrees are all in the block).
+
+    In float64, rounded once, as :func:`gemrec.graph.adjacency.normalized_interactions` does.
+    """
+    left = _power64(np.asarray(block.sum(axis=1, dtype=np.float64)).ravel(), -0.5)
     out = block.copy()
     rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
-    out.data = (block.data * left[rows] * item_scale[block.indices]).astype(np.float32)
+    data = left[rows] * block.data.astype(np.float64) * item_scale[block.indices]
+    out.data = data.astype(np.float32)
+    return out
+
+
+def _power64(degree: np.ndarray, exponent: float) -> np.ndarray:
+    """``degree ** exponent`` in float64, 0 for degree 0."""
+    d = np.asarray(degree, dtype=np.float64)
+    out = np.zeros_like(d)
+    pos = d > 0
+    out[pos] = d[pos] ** float(exponent)
     return out
 
 

@@ -24,11 +24,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from gemrec.analysis.interests import InterestModel
 from gemrec.data.store import Dataset
 from gemrec.errors import DataError, GemrecError
 from gemrec.models.base import Recommender
 from gemrec.serve._retrieval import ItemIndex, select_top
-from gemrec.serve._settings import DEFAULT_EVENT_WEIGHTS, ServeSettings
+from gemrec.serve._settings import ServeSettings
 from gemrec.serve._store import Event, EventStore
 
 __all__ = ["Engine", "NotFound", "Recommendation", "RecommendationList"]
@@ -118,21 +119,23 @@ class Engine:
 
     Notes
     -----
-    Interest update of embedding models. With the user's model embedding ``u`` (absent for unseen
-    users) and online events ``e`` of weight ``w_e = type_weight(e) * 2 ** (-rank_e / 10)``
-    (rank 0 = most recent) on items with embeddings ``v_e``::
+    Online interest is :class:`~gemrec.analysis.interests.InterestModel`'s rule, the one the
+    behaviour analysis uses. With the user's model embedding ``u`` (absent for unseen users) and
+    online events ``e`` of weight ``w_e = type_weight(e) * 2 ** (-rank_e / 10)`` (the dataset's
+    own event weights, so an online event weighs what it weighed in training; rank 0 = most
+    recent) on items with embeddings ``v_e``::
 
-        m = sum_e w_e v_e / sum_e w_e              (fold-in, as EmbeddingRecommender.score_new)
+        m = fold_in(v, w)  (the weighted mean, as EmbeddingRecommender.score_new)
         alpha = W / (W + c),  W = sum_e w_e                (c = settings.online_pseudo_count)
-        q = (1 - alpha) u / |u| + alpha m / |m|            (known user)
+        q = (1 - alpha) u + alpha |u| m / |m|              (known user)
         q = m                                              (unseen user)
 
-    Ranking for one user only depends on the direction of ``q``, so mixing unit vectors keeps the
-    learned preference and the session intent on one scale. Models without embeddings mix scores
-    the same way: ``s = (1 - alpha) s_u / |s_u| + alpha s_e / |s_e|`` with ``s_u`` the model's
-    scores of the user and ``s_e`` its fold-in of the online events alone (``score_new``, or
-    the model's item-to-item similarities where it has no fold-in), so a few fresh events move a
-    long history's list at once.
+    Ranking for one user only depends on the direction of ``q``, so mixing unit directions keeps
+    the learned preference and the session intent on one scale (``q`` keeps the scale of ``u``).
+    Models without embeddings mix scores the same way: ``s = (1 - alpha) s_u + alpha |s_u| s_e /
+    |s_e|`` with ``s_u`` the model's scores of the user and ``s_e`` its fold-in of the online events
+    alone (``score_new``, or the model's item-to-item similarities where it has no fold-in), so a
+    few fresh events move a long history's list at once.
     """
 
     def __init__(
@@ -148,7 +151,14 @@ class Engine:
         record = json.loads(training.read_text()) if training.is_file() else {}
         #: online events up to this store seq are already inside the model (written by retrain)
         self.folded_through_seq = int(record.get("events_folded_through_seq", 0))
-        self.event_weights = {**DEFAULT_EVENT_WEIGHTS, **dataset.manifest.get("event_weights", {})}
+        self.interests = InterestModel(
+            None,
+            event_weights=dataset.manifest.get("event_weights"),
+            half_life_hours=None,
+            half_life_events=10.0,
+            recent_weight=1.0,
+            prior_mass=settings.online_pseudo_count,
+        )
 
         user_ids, item_ids = self._id_maps()
         self.user_ids = user_ids
@@ -431,10 +441,10 @@ class Engine:
                 self.online_counts[i] += 1.0
 
     def _weights(self, events: Sequence[Event]) -> tuple[np.ndarray, np.ndarray]:
+        """Internal item ids of ``events`` (oldest first) and their weights (class Notes)."""
         items = np.array([self.catalogue.index[e.item_id] for e in events], dtype=np.int64)
-        rank = np.arange(len(events))[::-1]
-        w = np.array([self.event_weights.get(e.event_type, 1.0) for e in events], np.float32)
-        return items, w * np.exp2(-rank / 10.0).astype(np.float32)
+        w = self.interests.weights([e.event_type for e in events]).astype(np.float32)
+        return items, w
 
     def query_vector(self, user: int | None, events: Sequence[Event]) -> np.ndarray | None:
         """The interest vector ``q`` of the class Notes (None: no events and no model user)."""
@@ -444,13 +454,7 @@ class Engine:
             return u
         items, w = self._weights(events)
         m = self.model.fold_in(self.index.vectors[items], w)  # type: ignore[attr-defined]
-        if u is None:
-            return np.asarray(m, dtype=np.float32)
-        alpha = float(w.sum()) / (float(w.sum()) + self.settings.online_pseudo_count)
-        nu, nm = float(np.linalg.norm(u)), float(np.linalg.norm(m))
-        if nu == 0 or nm == 0:
-            return np.asarray(u if nm == 0 else m, dtype=np.float32)
-        return np.asarray((1 - alpha) * u / nu + alpha * m / nm, dtype=np.float32)
+        return self.interests.blend(m, float(w.sum()), u)
 
     # ------------------------------------------------------------------ recommend
     def recommend(
@@ -549,11 +553,7 @@ class Engine:
         if learned is None:
             return session
         # the session's share grows with its weight, as for embedding models (class Notes)
-        alpha = float(w.sum()) / (float(w.sum()) + self.settings.online_pseudo_count)
-        nl, ns = float(np.linalg.norm(learned)), float(np.linalg.norm(session))
-        if nl == 0 or ns == 0:
-            return np.asarray(learned if ns == 0 else session, dtype=np.float32)
-        return np.asarray((1 - alpha) * learned / nl + alpha * session / ns, dtype=np.float32)
+        return self.interests.blend(session, float(w.sum()), learned)
 
     def _item_to_item(self, items: np.ndarray, weights: np.ndarray, width: int = 200) -> np.ndarray:
         """Fold-in for models without ``score_new``: ``s = sum_e w_e sim(i_e, .)`` over each event
@@ -721,7 +721,7 @@ class Engine:
         for e in events:
             x = cat.index[e.item_id]
             w0, _ = sources.get(x, (0.0, ""))
-            sources[x] = (w0 + self.event_weights.get(e.event_type, 1.0), e.event_type)
+            sources[x] = (w0 + self.interests.weight(e.event_type), e.event_type)
         xs = np.array(list(sources), dtype=np.int64)
         in_model = xs[xs < self.n_model_items]
         co = np.zeros(len(xs), np.float32)
@@ -839,9 +839,7 @@ def _verb(event_type: str) -> str:
 
 def load_engine(settings: ServeSettings, model_dir: Path | None = None) -> Engine:
     """Load the model at ``model_dir`` (default ``settings.model_dir``) and the dataset."""
-    from gemrec.serve.svd import load_model
-
     model_dir = Path(model_dir or settings.model_dir)
-    model = load_model(model_dir)
+    model = Recommender.load(model_dir)
     dataset = Dataset.open(settings.dataset_dir)
     return Engine(settings, model, dataset, model_dir)

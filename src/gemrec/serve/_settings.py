@@ -9,22 +9,7 @@ from typing import Any
 
 from gemrec.errors import ConfigError
 
-__all__ = ["DEFAULT_EVENT_WEIGHTS", "ServeSettings"]
-
-#: behaviour strength of an online event type when the dataset manifest names none
-DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
-    "view": 1.0,
-    "pv": 1.0,
-    "click": 1.0,
-    "fav": 2.0,
-    "like": 2.0,
-    "cart": 3.0,
-    "buy": 4.0,
-    "purchase": 4.0,
-    "checkin": 1.0,
-    "play": 1.0,
-    "rating": 1.0,
-}
+__all__ = ["ServeSettings"]
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from gemrec._cli_util import add_command, add_model_and_dataset
+from gemrec.data.event_types import DEFAULT_WEIGHT, weight_table
 from gemrec.data.interactions import Interactions
 from gemrec.data.store import Dataset
 from gemrec.errors import GemrecError
@@ -67,7 +68,6 @@ def retrain(
     dict
         The training record: events folded/skipped, new users/items, fit seconds, ...
     """
-    from gemrec.serve._settings import DEFAULT_EVENT_WEIGHTS
     from gemrec.serve._store import open_store
 
     model_dir, output = Path(model_dir), Path(output)
@@ -75,7 +75,7 @@ def retrain(
         raise GemrecError("-o must name a new directory, not the model being retrained")
     name, params = _model_spec(model_dir)
     dataset = Dataset.open(dataset_dir)
-    weights = {**DEFAULT_EVENT_WEIGHTS, **dataset.manifest.get("event_weights", {})}
+    weights = weight_table(dataset.manifest.get("event_weights"))  # as import weighed the graph
     user_ids, item_ids = list(dataset.user_ids), list(dataset.item_ids)
     user_index, item_index = dict(dataset.user_index), dict(dataset.item_index)
 
@@ -100,7 +100,7 @@ def retrain(
                 user_ids.append(e.user_id)
             rows.append(u)
             cols.append(i)
-            vals.append(weights.get(e.event_type, 1.0))
+            vals.append(weights.get(e.event_type, DEFAULT_WEIGHT))
             times.append(e.timestamp)
     finally:
         store.close()
