@@ -14,6 +14,10 @@ The pipeline, one step per stage (each in the module named)::
     import_output.output_tables    id maps with side information, events, social graph
     import_output.build_manifest   what was read and asked for, the row accounting, the split
     import_output.write_output     Parquet tables + manifest.json (atomic)
+
+With ``engine="duckdb"`` or ``"dask"`` (logs larger than memory), reading, validation and
+deduplication run part by part and out of core (:mod:`gemrec.data.import_parts`); every later step
+is the same.
 """
 
 from __future__ import annotations
