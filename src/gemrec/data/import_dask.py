@@ -88,10 +88,9 @@ def dask_stage_parts(
 def dask_deduplicate(spills: Sequence[str], *, client: Any) -> Deduplicated:
     """Drop exact duplicates, then repeated event ids (first in part, line order wins).
 
-    Runs on ``client``'s cluster (the default scheduler while the client is open).
+    Runs on ``client``'s cluster.
     """
     dd: Any = require("dask.dataframe", "--engine dask")
-    delayed: Any = require("dask.delayed", "--engine dask").delayed
     events = dd.read_parquet(list(spills))
     n_parts = max(1, events.npartitions)
     n_all = len(events)
@@ -115,7 +114,8 @@ def dask_deduplicate(spills: Sequence[str], *, client: Any) -> Deduplicated:
         values = pd.Series(kept[col].unique().compute().to_numpy())
         codes, ids, order = sorted_ids(values)
         lookup = pd.Series(codes, index=values.to_numpy())
-        maps[col] = (delayed(lookup), ids, order)
+        # sent to each worker once, not embedded in the task graph
+        maps[col] = (client.scatter(lookup, broadcast=True), ids, order)
     rows = kept.map_partitions(
         _codes, maps["user_id"][0], maps["item_id"][0], meta=_CODES_META
     ).compute()
