@@ -451,6 +451,7 @@ def _build_parts(
     items, users, social = clean_sides(src, recipe.on_error, rejected, report)
     src.files[:0] = parts.files
     valid = ValidSource(parts.events, items, users, social, rejected)
+    del parts.events  # `valid` holds the only reference, which `_finish` releases
     out = _finish(
         src,
         valid,
@@ -485,6 +486,10 @@ def _finish(
         report=report,
     )
     ids = id_maps(events)
+    # no step below reads the raw id columns (`ids` maps them): release them and the unfiltered
+    # table, the largest objects of an import
+    events = events.drop(columns=["user_id", "item_id"])
+    valid.events = events
     bar.step("k-core")
 
     weights, reference_time = weigh_events(
