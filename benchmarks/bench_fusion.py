@@ -42,7 +42,8 @@ from gemrec.data.interactions import Interactions  # noqa: E402
 from gemrec.data.side import SideInformation  # noqa: E402
 from gemrec.errors import GemrecError  # noqa: E402
 from gemrec.eval import evaluate  # noqa: E402
-from gemrec.fusion.fusion import DEFAULT_CHANNELS, Fusion  # noqa: E402
+from gemrec.fusion import DEFAULT_CHANNELS, Fusion  # noqa: E402
+from gemrec.fusion.channels import channel_specs  # noqa: E402
 from gemrec.models import get_model_class, make_model  # noqa: E402
 from gemrec.models.fitting import fit_model  # noqa: E402
 
@@ -93,7 +94,7 @@ def run(name: str, data: tuple, channels: list[str] | None, repeats: int, reuse:
         flush=True,
     )
     rows: dict[str, dict] = {}
-    for ch, model_name, params in Fusion(channels=channels)._channel_specs(has_ts):
+    for ch, model_name, params in channel_specs(channels, None, has_timestamps=has_ts):
         if reuse and ch in fused.channel_names_:
             # the fusion's refit channel is this channel fit on train + valid: the same model
             model = fused.channels_[fused.channel_names_.index(ch)]

@@ -34,13 +34,18 @@ class Run:
     name: str
     script: str
     args: tuple[str, ...]
-    #: the page of docs/benchmarks that holds its figures
+    #: the page of docs/benchmarks that holds its figures (a path ending in .md: under docs/)
     page: str
     #: run only with ``--full`` (too long for ``make bench``)
     full_only: bool = False
 
     def argv(self) -> list[str]:
         return [f"benchmarks/{self.script}.py", *self.args]
+
+    def doc(self) -> str:
+        if self.page.endswith(".md"):
+            return f"docs/{self.page}"
+        return f"docs/benchmarks/{self.page}.md"
 
 
 RUNS: tuple[Run, ...] = (
@@ -129,6 +134,28 @@ RUNS: tuple[Run, ...] = (
         "bench_item2vec",
         ("--datasets", "gowalla", "taobao"),
         "item2vec",
+        full_only=True,
+    ),
+    *(
+        Run(
+            f"distributed-{model}-ml100k",
+            "bench_distributed",
+            ("--dataset", "movielens-100k", "--model", model, "--epochs", "3"),
+            "scaling.md",
+        )
+        for model in ("lightgcn", "mf", "ncf", "item2vec")
+    ),
+    Run(
+        "distributed-lightgcn-gowalla",
+        "bench_distributed",
+        ("--dataset", "gowalla", "--model", "lightgcn", "--epochs", "3"),
+        "scaling.md",
+    ),
+    Run(
+        "distributed-mf-gowalla",
+        "bench_distributed",
+        ("--dataset", "gowalla", "--model", "mf", "--epochs", "3"),
+        "scaling.md",
         full_only=True,
     ),
     Run("fusion-ml100k", "bench_fusion", ("--datasets", "ml100k"), "fusion"),
@@ -260,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.dry_run:
         for r in runs:
-            print(f"{r.name:28s} docs/benchmarks/{r.page}.md  python {' '.join(r.argv())}")
+            print(f"{r.name:28s} {r.doc()}  python {' '.join(r.argv())}")
         print(f"arguments of all {len(runs)} runs parse")
         return 0
     failed = []

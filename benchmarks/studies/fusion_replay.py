@@ -11,9 +11,10 @@ caches each channel's top-100 lists:
 
 ``cache`` fits on the holdout split ``Fusion(seed=0)`` would carve
 (``user_holdout(train, 0.1, seed=0)``) and on all of train.txt (the refit). ``replay`` runs
-``Fusion``'s own tuning code (``_tune``: the 2-fold cross-fit choice of the method, the weight
-search, the learned blend) on the cached lists and prints the validation report; with ``--test``
-it also combines the refit channels' lists for the test users and scores them (Recall@20 /
+``Fusion``'s own tuning (:func:`gemrec.fusion.tuning.tune`: the 2-fold cross-fit choice of the
+method, the weight search, the learned blend) on the cached lists and prints the validation report;
+with ``--test`` it also combines the refit channels' lists for the test users
+(:func:`gemrec.fusion.tuning.combine`) and scores them (Recall@20 /
 NDCG@20, training items excluded, as ``gemrec.eval.evaluate``). The channels are seeded, so the
 single-channel test numbers equal ``bench_fusion.py``'s. Only Gowalla (no timestamps, no item
 categories) is supported.
@@ -39,17 +40,14 @@ from benchmarks.bench_fusion import gowalla  # noqa: E402
 
 from gemrec.data.holdout import user_holdout  # noqa: E402
 from gemrec.data.interactions import Interactions  # noqa: E402
-from gemrec.eval.metrics import mean_metrics  # noqa: E402
-from gemrec.fusion.fusion import DEFAULT_CHANNEL_PARAMS, Fusion  # noqa: E402
+from gemrec.fusion import Fusion  # noqa: E402
+from gemrec.fusion.channels import DEFAULT_CHANNEL_PARAMS  # noqa: E402
+from gemrec.fusion.features import side_features  # noqa: E402
+from gemrec.fusion.tuning import combine, recall_ndcg, tune  # noqa: E402
 from gemrec.models import make_model  # noqa: E402
 from gemrec.models.popularity import Popularity  # noqa: E402
 
 N_CANDIDATES = 100
-
-
-def _recall_ndcg(ids: np.ndarray, truth: sp.csr_matrix) -> tuple[float, float]:
-    m = mean_metrics(ids, truth, 20)
-    return m["recall"], m["ndcg"]
 
 
 def _lists(model: Any, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -60,11 +58,12 @@ def _lists(model: Any, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def cache(out: Path, channels: list[str]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     train, _, test, _ = gowalla()
-    tr, tune = user_holdout(train, 0.1, seed=0)
-    tune_users = np.flatnonzero((np.diff(tune.matrix.indptr) > 0) & (np.diff(tr.matrix.indptr) > 0))
+    tr, holdout = user_holdout(train, 0.1, seed=0)
+    has = np.diff(holdout.matrix.indptr) > 0
+    tune_users = np.flatnonzero(has & (np.diff(tr.matrix.indptr) > 0))
     test_users = np.flatnonzero(np.diff(test.matrix.indptr) > 0)
     np.savez(out / "split.npz", tune_users=tune_users, test_users=test_users)
-    for name, m in (("tr", tr), ("tune_truth", tune), ("full", train), ("test_truth", test)):
+    for name, m in (("tr", tr), ("tune_truth", holdout), ("full", train), ("test_truth", test)):
         sp.save_npz(out / f"{name}.npz", m.matrix.tocsr())
     for ch in channels:
         params = dict(DEFAULT_CHANNEL_PARAMS.get(ch, {}))
@@ -76,7 +75,7 @@ def cache(out: Path, channels: list[str]) -> None:
 
 
 class _Cached(Popularity):
-    """Serves a channel's cached top-N lists to ``Fusion``'s tuning code."""
+    """Serves a channel's cached top-N lists to the tuning code."""
 
     def __init__(
         self, ids: np.ndarray, scores: np.ndarray, users: np.ndarray, n_users: int
@@ -100,7 +99,7 @@ def _inter(m: sp.csr_matrix) -> Interactions:
 def replay(d: Path, channels: list[str], params: dict[str, Any], test: bool) -> None:
     split = np.load(d / "split.npz")
     tr, full = _inter(sp.load_npz(d / "tr.npz")), _inter(sp.load_npz(d / "full.npz"))
-    tune = _inter(sp.load_npz(d / "tune_truth.npz"))
+    holdout = _inter(sp.load_npz(d / "tune_truth.npz"))
 
     def chans(tag: str, users: np.ndarray, data: Interactions) -> list[_Cached]:
         out = []
@@ -113,14 +112,27 @@ def replay(d: Path, channels: list[str], params: dict[str, Any], test: bool) -> 
             out.append(_Cached(ids, sc, users, data.n_users))
         return out
 
-    fused = Fusion(**params)
-    fused._validate_params()
-    fused.item_categories_ = np.full(tr.n_items, -1, np.int64)
-    fused._set_side_features(tr)
+    # Fusion's parameters, defaults filled in (Gowalla has no item categories)
+    p = Fusion(**params).get_params()
+    no_categories = np.full(tr.n_items, -1, np.int64)
     t = time.perf_counter()
-    weights, method, report = fused._tune(
-        chans("tune", split["tune_users"], tr), channels, tr, tune, np.ones(len(channels))
+    tuned = tune(
+        chans("tune", split["tune_users"], tr),
+        channels,
+        tr,
+        holdout,
+        side_features(tr, no_categories),
+        method=p["method"],
+        weights=None if p["weights"] is None else np.asarray(p["weights"], np.float64),
+        normalization=p["normalization"],
+        rrf_k=p["rrf_k"],
+        n_candidates=p["n_candidates"],
+        min_gain=p["min_gain"],
+        tune_users=p["tune_users"],
+        ltr_params=p["ltr_params"],
+        seed=p["seed"],
     )
+    weights, method, report = tuned.weights, tuned.method, tuned.report
     print(f"tuned in {time.perf_counter() - t:.0f}s on {report['n_users_tune']} users: {method}")
     fmt = {
         k: f"{v['recall@20']:.4f}/{v['ndcg@20']:.4f}" for k, v in report["single_channels"].items()
@@ -132,21 +144,27 @@ def replay(d: Path, channels: list[str], params: dict[str, Any], test: bool) -> 
         return
     users = split["test_users"]
     lists = [c.recommend(users, N_CANDIDATES) for c in chans("test", users, full)]
-    fused._set_side_features(full)
-    fused.method_, fused.weights_ = method, weights
-    fused.ltr_model_ = report.get("_booster")
+    side = side_features(full, no_categories)
     ids = np.concatenate(
         [
-            fused._combine(
-                users[s : s + 4096], [(a[s : s + 4096], b[s : s + 4096]) for a, b in lists], 20
+            combine(
+                users[s : s + 4096],
+                [(a[s : s + 4096], b[s : s + 4096]) for a, b in lists],
+                20,
+                method=method,
+                weights=weights,
+                normalization=p["normalization"],
+                rrf_k=p["rrf_k"],
+                side=side,
+                ranker=tuned.ranker,
             )[0]
             for s in range(0, len(users), 4096)
         ]
     )
     truth = sp.load_npz(d / "test_truth.npz").tocsr()[users]
-    single = {c: _recall_ndcg(ids_c, truth) for c, (ids_c, _) in zip(channels, lists, strict=True)}
+    single = {c: recall_ndcg(ids_c, truth) for c, (ids_c, _) in zip(channels, lists, strict=True)}
     best = max(single, key=lambda c: single[c][0])
-    r, n = _recall_ndcg(ids, truth)
+    r, n = recall_ndcg(ids, truth)
     print(
         "  TEST single channels: "
         + ", ".join(f"{c} {a:.4f}/{b:.4f}" for c, (a, b) in single.items())

@@ -29,7 +29,10 @@ FAST_PARAMS: dict[str, dict[str, Any]] = {
     "lightgcn": {"epochs": 30, "embedding_dim": 16, "n_layers": 2, "seed": 0, "progress": False},
     "mf": {"epochs": 30, "embedding_dim": 16, "lr": 0.01, "seed": 0, "progress": False},
     "ncf": {"epochs": 30, "embedding_dim": 16, "lr": 0.01, "seed": 0, "progress": False},
+    # co-occurrence walks: the sequence graph of this data links every user's last in-block
+    # item to their one off-block item, which makes the held-out item's rank depend on the draw
     "item2vec": {
+        "graph": "cooccurrence",
         "epochs": 3,
         "embedding_dim": 16,
         "walks_per_item": 8,
@@ -161,6 +164,8 @@ def test_tags_declare_what_the_model_does(name, data):
     assert tags.fold_in == (klass.score_new is not Recommender.score_new)
     assert tags.new_item_embedding == callable(getattr(klass, "embed_new_items", None))
     assert tags.progress == ("progress" in params)
+    # data-parallel models train through the shared loop and take a device
+    assert tags.distributed == ("device" in params)
     assert set(tags.side_information) <= set(SIDE_FIELDS)
     if tags.validation == "early_stopping":
         # the fit path refits for the best number of epochs

@@ -91,6 +91,69 @@ def build_shop(path: Path, *, seed: int = 0, social: bool = True, valid: bool = 
     return path
 
 
+#: the funnel of :func:`build_typed_shop` with the default weights of the one event table
+FUNNEL = {"view": 1.0, "cart": 4.0, "purchase": 5.0}
+
+
+def build_typed_shop(path: Path, *, with_events: bool = True, seed: int = 0) -> Path:
+    """The shop of :func:`build_shop` with each pair made of typed events (non-unit weights).
+
+    Every (user, item) pair was viewed 1-3 times, then carted with probability 1/2 and, once
+    carted, bought with probability 1/2 (each step an hour after the last). An edge's weight is
+    its events' summed :data:`FUNNEL` weights, ``n_view``/``n_cart``/``n_purchase`` count them
+    and ``last_timestamp`` is the last one's time; with ``with_events`` the events are written to
+    ``events.parquet``.
+    """
+    build_shop(path, seed=seed)
+    ds = Dataset.open(path)
+    rng = np.random.default_rng(seed + 1)
+    edges = ds.edges.copy()
+    rows = []
+    for n, (user, item, start) in enumerate(
+        zip(edges.user, edges.item, edges.last_timestamp, strict=True)
+    ):
+        types = ["view"] * int(rng.integers(1, 4))
+        if rng.random() < 0.5:
+            types.append("cart")
+            if rng.random() < 0.5:
+                types.append("purchase")
+        for j, t in enumerate(types):
+            rows.append((int(user), int(item), t, float(start) + 3600.0 * j, f"e{n}-{j}"))
+    events = pd.DataFrame(rows, columns=["user", "item", "event_type", "timestamp", "event_id"])
+    events["value"] = np.where(events.event_type == "purchase", 2.0, np.nan)
+    pair = events.groupby(["user", "item"], sort=False)
+    agg = pair.agg(last_timestamp=("timestamp", "max"), n_events=("event_type", "size"))
+    for t in FUNNEL:
+        agg[f"n_{t}"] = pair.event_type.apply(lambda s, t=t: int((s == t).sum()))
+    agg["weight"] = sum(agg[f"n_{t}"] * w for t, w in FUNNEL.items())
+    agg = agg.reset_index()
+    edges = edges[["user", "item", "split"]].merge(agg, on=["user", "item"])
+    edges = edges.astype({"weight": np.float32, "n_events": np.int32})
+    events["user"] = events.user.astype(np.int32)
+    events["item"] = events.item.astype(np.int32)
+    events = events[["user", "item", "event_type", "timestamp", "value", "event_id"]]
+    write_dataset(
+        path,
+        users=ds.users,
+        items=ds.items,
+        edges=edges,
+        manifest={"name": "typed shop", "event_weights": dict(FUNNEL)},
+        events=events if with_events else None,
+        social=pd.read_parquet(path / "social.parquet"),
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def typed_shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_typed_shop(tmp_path_factory.mktemp("data") / "typed-shop")
+
+
+@pytest.fixture(scope="session")
+def typed_shop_edges_only(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_typed_shop(tmp_path_factory.mktemp("data") / "typed-edges", with_events=False)
+
+
 @pytest.fixture(scope="session")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_shop(tmp_path_factory.mktemp("data") / "shop")
@@ -196,3 +259,15 @@ def fresh_redis(redis_url: str) -> str:
 
     redis.Redis.from_url(redis_url).flushdb()
     return f"{redis_url}/0"
+
+
+@pytest.fixture(scope="session")
+def typed_svd_dir(typed_shop: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    model = PureSVD(factors=6).fit(Dataset.open(typed_shop).interactions("train", "valid"))
+    return model.save(tmp_path_factory.mktemp("models") / "typed-svd")
+
+
+@pytest.fixture(scope="session")
+def typed_pop_dir(typed_shop: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    model = Popularity().fit(Dataset.open(typed_shop).interactions("train", "valid"))
+    return model.save(tmp_path_factory.mktemp("models") / "typed-pop")

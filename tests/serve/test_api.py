@@ -210,6 +210,27 @@ def test_new_item_gets_side_info_embedding(make_client, svd_dir):
     assert "fresh" not in [x["item_id"] for x in recs(c, "u60", k=20)["items"]]
 
 
+@pytest.mark.parametrize("ann_threshold", [10, 20_000])
+def test_updated_new_item_is_embedded_from_its_new_side_information(
+    make_client, svd_dir, ann_threshold
+):
+    c = make_client(svd_dir, ann_threshold=ann_threshold)
+    item = {"item_id": "fresh", "category": "cat0", "brand": "b0", "title": "cat0 gadget"}
+    c.post("/v1/items", json={"items": [item]})
+    assert {cat_of(s["item_id"]) for s in c.get("/v1/items/fresh/similar").json()["items"]} == {
+        "cat0"
+    }
+    moved = {"item_id": "fresh", "category": "cat2", "brand": "b1", "title": "cat2 gadget"}
+    assert c.post("/v1/items", json={"items": [moved]}).json() == {"created": 0, "updated": 1}
+    sim = c.get("/v1/items/fresh/similar").json()["items"]
+    assert {cat_of(s["item_id"]) for s in sim} == {"cat2"}
+    assert "fresh" in [x["item_id"] for x in recs(c, "u60", k=20)["items"]]
+    assert "fresh" not in [x["item_id"] for x in recs(c, "u0", k=20)["items"]]
+    # availability alone does not move it
+    c.post("/v1/items", json={"items": [{"item_id": "fresh", "available": True}]})
+    assert c.get("/v1/items/fresh/similar").json()["items"] == sim
+
+
 def test_similar_items(make_client, svd_dir, pop_dir):
     for d in (svd_dir, pop_dir):
         c = make_client(d)

@@ -47,7 +47,7 @@ def test_similar_users_bin_numeric_metadata(tmp_path):
         ds,
         model_dir,
     )
-    groups = engine._attr_groups
+    groups = engine.cold_start.user_groups
     assert (
         groups[50] == groups[0] == groups[2]
         and groups[50] != groups[1]

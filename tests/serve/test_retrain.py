@@ -55,6 +55,9 @@ def test_retrain_folds_events_and_service_hot_swaps(make_client, shop, tmp_path)
     hist = c.get("/v1/users/walkin/history").json()["events"]
     assert sum(e["source"] == "offline" for e in hist) == 4
     assert sum(e["source"] == "online" for e in hist) == 0
+    # ... as the events they were: their types and times
+    assert sorted(e["event_type"] for e in hist) == ["buy", "buy", "buy", "view"]
+    assert all(e["timestamp"] is not None for e in hist)
 
     # a retrain starts again from the dataset and the whole store: the same model again
     again = retrain(out, shop, store, tmp_path / "knn-v3")

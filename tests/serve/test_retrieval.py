@@ -81,3 +81,34 @@ def test_index_add_new_items():
     assert new.tolist() == [4] and idx.n_items == 5
     got, _ = idx.search(np.array([0, 0, 0, 1.0], np.float32), 1)
     assert got.tolist() == [4]
+
+
+def test_updated_vector_is_found_by_its_new_neighbours_in_the_ann_graph():
+    """Two far-apart clusters; item 7 moves from the first to the second. Queries around the second
+    find it through the HNSW graph, with its new exact score, and queries around the first no
+    longer return it."""
+    rng = np.random.default_rng(2)
+    a, b = np.zeros(16, np.float32), np.zeros(16, np.float32)
+    a[0], b[1] = 10.0, 10.0
+    vecs = np.vstack(
+        [a + rng.standard_normal((1500, 16)), b + rng.standard_normal((1500, 16))]
+    ).astype(np.float32)
+    vecs[7] = a
+    ann = ItemIndex(vecs, ann_threshold=100)
+    moved = b * 2.0
+    ann.set_vector(7, moved)
+    exact = ItemIndex(ann.vectors.copy(), ann_threshold=10**6)
+    np.testing.assert_array_equal(ann.vectors[7], moved)
+    for q in b + 0.1 * rng.standard_normal((10, 16)).astype(np.float32):
+        got, vals = ann.search(q, 5)
+        want, want_vals = exact.search(q, 5)
+        assert got[0] == want[0] == 7
+        np.testing.assert_allclose(vals[0], want_vals[0], rtol=1e-5)
+    near_old = ann.search(a, 50)[0]
+    assert 7 not in near_old and len(near_old) == 50 and len(set(near_old)) == 50
+    assert ann.n_items == 3000
+    # an item added afterwards gets its own id, and moving it again works the same way
+    (new,) = ann.add(a * 2.0)
+    assert new == 3000 and ann.search(a, 1)[0].tolist() == [3000]
+    ann.set_vector(3000, b * 2.5)
+    assert ann.search(b, 1)[0].tolist() == [3000] and 3000 not in ann.search(a, 20)[0]

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from gemrec.errors import ConfigError
-from gemrec.serve import Event, EventStore, open_store
+from gemrec.serve import Event, EventStore, SQLiteStore, open_store
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -82,3 +82,56 @@ def test_sqlite_survives_reopen(tmp_path: Path) -> None:
 def test_bad_store_url() -> None:
     with pytest.raises(ConfigError, match="sqlite:///PATH or redis://"):
         open_store("postgres://x")
+
+
+def test_item_counts_count_stored_events_once(store: EventStore) -> None:
+    assert store.item_counts() == {}
+    store.append([ev("u", "a", "1"), ev("v", "a", "2"), ev("u", "b", "3")])
+    store.append([ev("u", "a", "1"), ev("w", "b", "4")])  # the retry of "1" is not counted
+    assert store.item_counts() == {"a": 2, "b": 2}
+
+
+def test_item_counts_are_exact_under_concurrent_writers(store: EventStore) -> None:
+    """Two store connections (two workers) append at once: no increment is lost."""
+    import threading
+
+    other = open_store(store.url)
+    try:
+
+        def write(s: EventStore, tag: str) -> None:
+            for n in range(40):
+                s.append([ev(f"{tag}{n}", "hot", f"{tag}-{n}"), ev(tag, f"x{n % 3}", f"{tag}x{n}")])
+
+        threads = [
+            threading.Thread(target=write, args=(s, tag)) for s, tag in ((store, "a"), (other, "b"))
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        counts = other.item_counts()
+        assert counts["hot"] == 80 and sum(counts.values()) == 160
+    finally:
+        other.close()
+
+
+def test_a_store_written_before_the_counters_counts_its_events_once(store: EventStore) -> None:
+    store.append([ev("u", "a", "1"), ev("v", "a", "2"), ev("u", "b", "3")])
+    if isinstance(store, SQLiteStore):
+        import sqlite3
+
+        db = sqlite3.connect(store.path)
+        db.execute("DROP TABLE item_counts")
+        db.commit()
+        db.close()
+    else:
+        import redis
+
+        redis.Redis.from_url(store.url).delete(f"{store.prefix}item_count")
+    reopened = open_store(store.url)
+    assert reopened.item_counts() == {"a": 2, "b": 1}
+    again = open_store(store.url)  # counted once, however often the store is opened
+    again.append([ev("w", "b", "4")])
+    assert again.item_counts() == reopened.item_counts() == {"a": 2, "b": 2}
+    reopened.close()
+    again.close()

@@ -1,6 +1,8 @@
 """The torch half of :class:`~gemrec.models.lightgcn.LightGCN`: layers, batch propagation, loss.
 
-Imported only to train; a trained LightGCN is two embedding arrays and scores with NumPy.
+Imported only to train; a trained LightGCN is two embedding arrays and scores with NumPy. Every
+tensor lives on the graph's device (``TrainingGraph.build(..., device=...)``): the CPU, or a CUDA
+GPU, where ``torch.sparse`` CSR products run on cuSPARSE.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ __all__ = [
     "TrainingGraph",
     "bpr_loss",
     "sparse_mm",
+    "spmm",
     "to_torch_csr",
 ]
 
@@ -33,6 +36,16 @@ def to_torch_csr(matrix: sp.csr_matrix) -> Tensor:
     return out
 
 
+def spmm(adj: Tensor, x: Tensor) -> Tensor:
+    """``adj @ x`` for a sparse CSR ``adj``: torch's parallel CSR kernel on the CPU, cuSPARSE on
+    CUDA (the ``reduce`` argument is a CPU-only option)."""
+    if adj.device.type == "cpu":
+        out: Tensor = torch.sparse.mm(adj, x, reduce="sum")
+    else:
+        out = torch.sparse.mm(adj, x)
+    return out
+
+
 # --------------------------------------------------------------------------- layers
 class _SparseMM(torch.autograd.Function):
     """``Y = A X`` for a constant sparse ``A``; backward ``dX = A^T dY`` with ``A^T`` given."""
@@ -40,12 +53,11 @@ class _SparseMM(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, adj: Tensor, x: Tensor, adj_t: Tensor) -> Tensor:
         ctx.adj_t = adj_t
-        out: Tensor = torch.sparse.mm(adj, x, reduce="sum")
-        return out
+        return spmm(adj, x)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor, None]:
-        return None, torch.sparse.mm(ctx.adj_t, grad.contiguous(), reduce="sum"), None
+        return None, spmm(ctx.adj_t, grad.contiguous()), None
 
 
 def sparse_mm(adj: Tensor, x: Tensor, adj_t: Tensor | None = None) -> Tensor:
@@ -206,16 +218,16 @@ class _BatchPropagation(torch.autograd.Function):
         g = grad_final.contiguous() / (n_layers + 1)
         n_nodes = adj.shape[0]
         if n_layers == 0:
-            grad = torch.zeros(n_nodes, g.shape[1], dtype=g.dtype)
+            grad = g.new_zeros(n_nodes, g.shape[1])
         elif rows_t is not None:
-            grad = torch.sparse.mm(rows_t, g, reduce="sum")
+            grad = spmm(rows_t, g)
         else:
-            scattered = torch.zeros(n_nodes, g.shape[1], dtype=g.dtype)
+            scattered = g.new_zeros(n_nodes, g.shape[1])
             scattered.index_add_(0, nodes, g)
-            grad = torch.sparse.mm(adj, scattered, reduce="sum")
+            grad = spmm(adj, scattered)
         grad.index_add_(0, nodes, g)
         for _ in range(n_layers - 1):
-            grad = torch.sparse.mm(adj, grad, reduce="sum")
+            grad = spmm(adj, grad)
             grad.index_add_(0, nodes, g)
         grad.index_add_(0, nodes, grad_ego.contiguous())
         return grad, None, None, None, None, None
@@ -226,7 +238,10 @@ class TrainingGraph:
     """``Â`` as used in training: nodes renumbered for locality, as scipy and torch CSR.
 
     Internal node ``r`` is external node ``order[r]`` (users ``0..n_users-1``, then items);
-    ``position`` is the inverse permutation. Parameters live in the internal numbering.
+    ``position`` is the inverse permutation. Parameters live in the internal numbering. ``adj``
+    and the index tensors are on the training device; ``cut_last_layer`` says whether a step
+    cuts the batch's rows of ``Â`` on the host to compute the last layer at those rows only (worth
+    it on the CPU; on a GPU the full product is cheaper than the host work and the transfer).
     """
 
     adj_sp: sp.csr_matrix
@@ -234,51 +249,87 @@ class TrainingGraph:
     order: np.ndarray
     position: np.ndarray
     n_users: int
+    position_index: Tensor
+    order_index: Tensor
+    cut_last_layer: bool
 
     @classmethod
-    def build(cls, matrix: sp.csr_matrix) -> TrainingGraph:
-        """From the user-item matrix (edge weights as given)."""
+    def build(
+        cls,
+        matrix: sp.csr_matrix,
+        device: torch.device | str = "cpu",
+        *,
+        cut_last_layer: bool | None = None,
+    ) -> TrainingGraph:
+        """From the user-item matrix (edge weights as given), on ``device``.
+
+        ``cut_last_layer`` defaults to True on the CPU and False elsewhere.
+        """
+        device = torch.device(device)
         adj_sp, order = locality_order(bipartite_adjacency(matrix))
         position = np.empty_like(order)
         position[order] = np.arange(len(order))
-        return cls(adj_sp, to_torch_csr(adj_sp), order, position, int(matrix.shape[0]))
+        if cut_last_layer is None:
+            cut_last_layer = device.type == "cpu"
+        return cls(
+            adj_sp,
+            to_torch_csr(adj_sp).to(device),
+            order,
+            position,
+            int(matrix.shape[0]),
+            torch.from_numpy(position).to(device),
+            torch.from_numpy(order).to(device),
+            bool(cut_last_layer),
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return self.adj.device
 
     def to_internal(self, external: Tensor) -> Tensor:
         """Rows in external order -> internal order."""
-        return external[torch.from_numpy(self.order)]
+        return external[self.order_index.to(external.device)]
 
     def to_external(self, internal: Tensor) -> Tensor:
         """Rows in internal order -> external order."""
-        return internal[torch.from_numpy(self.position)]
+        return internal[self.position_index.to(internal.device)]
+
+
+def _index(values: Tensor | np.ndarray, device: torch.device) -> Tensor:
+    return torch.as_tensor(values, dtype=torch.int64).to(device)
 
 
 def bpr_loss(
     net: LightGCNNet,
     tg: TrainingGraph,
-    users: np.ndarray,
-    pos: np.ndarray,
-    neg: np.ndarray,
+    users: Tensor | np.ndarray,
+    pos: Tensor | np.ndarray,
+    neg: Tensor | np.ndarray,
     *,
     reg: float,
 ) -> Tensor:
     """The LightGCN mini-batch loss: mean BPR plus ``reg/2`` times the batch's ego norms / b.
 
-    Every node of the batch is propagated once; the last layer is computed only at the batch's
-    rows while they are under a quarter of the graph.
+    ``users``, ``pos``, ``neg`` (external ids, shape (b,)) are int64 tensors on the graph's device
+    (NumPy arrays are moved there). Every node of the batch is propagated once; on the CPU the
+    last layer is computed only at the batch's rows while they are under a quarter of the graph.
     """
+    dev = tg.device
+    users, pos, neg = _index(users, dev), _index(pos, dev), _index(neg, dev)
     b = len(users)
-    nodes = tg.position[np.concatenate([users, pos + tg.n_users, neg + tg.n_users])]
-    uniq, inv, counts = np.unique(nodes, return_inverse=True, return_counts=True)
-    if len(uniq) * 4 < tg.adj_sp.shape[0]:
-        rows = tg.adj_sp[uniq]
+    nodes = tg.position_index[torch.cat([users, pos + tg.n_users, neg + tg.n_users])]
+    uniq, inv, counts = torch.unique(nodes, sorted=True, return_inverse=True, return_counts=True)
+    if tg.cut_last_layer and len(uniq) * 4 < tg.adj_sp.shape[0]:
+        rows = tg.adj_sp[uniq.cpu().numpy()]
         out, ego = net.forward_with_ego(
-            torch.from_numpy(uniq), tg.adj, to_torch_csr(rows), to_torch_csr(rows.T.tocsr())
+            uniq, tg.adj, to_torch_csr(rows).to(dev), to_torch_csr(rows.T.tocsr()).to(dev)
         )
     else:
-        out, ego = net.forward_with_ego(torch.from_numpy(uniq), tg.adj)
+        out, ego = net.forward_with_ego(uniq, tg.adj)
     # one gather (its backward is an index_add, cheaper than advanced indexing's index_put)
-    u, p, n = out.index_select(0, torch.from_numpy(inv.ravel())).view(3, b, -1).unbind(0)
+    u, p, n = out.index_select(0, inv.ravel()).view(3, b, -1).unbind(0)
     bpr = torch.nn.functional.softplus((u * n).sum(1) - (u * p).sum(1)).mean()
     # sum over the batch's (repeated) nodes of ||e^(0)||^2, computed on the distinct rows
-    norms = (ego.pow(2).sum(1) * torch.from_numpy(counts.astype(np.float32))).sum()
-    return bpr + reg * 0.5 * norms / b
+    norms = (ego.pow(2).sum(1) * counts.to(ego.dtype)).sum()
+    loss: Tensor = bpr + reg * 0.5 * norms / b
+    return loss

@@ -95,10 +95,10 @@ class EGESEmbedding(nn.Module):
         stack = torch.stack(parts, dim=1)  # (B, 1 + F, d)
         logits = self.attention(items)
         if cold is not None:
-            g = self.cold_logits(torch.zeros(len(items), dtype=torch.int64))
-            no_own = torch.full((len(items), 1), -torch.inf)
+            g = self.cold_logits(items.new_zeros(len(items)))
+            no_own = torch.full((len(items), 1), -torch.inf, device=items.device)
             logits = torch.where(cold.unsqueeze(1), torch.cat([no_own, g], dim=1), logits)
-        missing = torch.cat([torch.zeros(len(items), 1, dtype=torch.bool), ~has], dim=1)
+        missing = torch.cat([has.new_zeros(len(items), 1), ~has], dim=1)
         logits = logits.masked_fill(missing, -torch.inf)
         out: Tensor = (torch.softmax(logits, dim=1).unsqueeze(-1) * stack).sum(dim=1)
         return out
@@ -114,15 +114,15 @@ class EGESEmbedding(nn.Module):
         cold_logits : ndarray of float32, shape (n_fields,)
         """
         with torch.no_grad():
-            own = self.items.weight.detach().numpy().astype(np.float32, copy=True)
+            own = self.items.weight.detach().cpu().numpy().astype(np.float32, copy=True)
             tables = [
-                e.weight.detach().numpy()[:-1].astype(np.float32, copy=True)  # type: ignore[operator]
+                e.weight.detach().cpu().numpy()[:-1].astype(np.float32, copy=True)  # type: ignore[operator]
                 for e in self.fields
             ]
             if self.attention is None or self.cold_logits is None:
                 return own, None, tables, np.zeros(0, np.float32)
-            logits = self.attention.weight.detach().numpy().astype(np.float32, copy=True)
-            g = self.cold_logits.weight.detach().numpy()[0].astype(np.float32, copy=True)
+            logits = self.attention.weight.detach().cpu().numpy().astype(np.float32, copy=True)
+            g = self.cold_logits.weight.detach().cpu().numpy()[0].astype(np.float32, copy=True)
         return own, logits, tables, g
 
 

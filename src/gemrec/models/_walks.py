@@ -22,11 +22,13 @@ __all__ = [
     "RandomWalker",
     "cooccurrence_hops",
     "draw_walks",
+    "keyed_draws",
     "noise_distribution",
     "noise_table",
     "random_walks",
     "sequence_graph",
     "skipgram_pairs",
+    "uniform_from_bits",
     "walk_graph",
 ]
 
@@ -312,3 +314,34 @@ def noise_table(prior: np.ndarray, size: int) -> np.ndarray:
     bounds = np.round(np.cumsum(prior) * size).astype(np.int64)
     counts = np.diff(np.concatenate([[0], bounds]))
     return np.repeat(np.arange(len(prior), dtype=np.int64), counts)
+
+
+def keyed_draws(keys: np.ndarray, n_draws: int) -> np.ndarray:
+    """``n_draws`` pseudo-random 64-bit integers per key, a pure function of the key.
+
+    A pair's negatives and dropout draw are derived from a key drawn with the pair, instead of
+    from a generator's position: they are then the same whichever worker, device or batch the
+    pair lands in (a batch split across data-parallel workers draws exactly what it would draw
+    whole). The mixer is splitmix64's finaliser applied to ``key + (j+1) * golden``.
+
+    Parameters
+    ----------
+    keys : ndarray of int64, shape (n,)
+    n_draws : int
+
+    Returns
+    -------
+    ndarray of uint64, shape (n, n_draws)
+    """
+    golden = np.uint64(0x9E3779B97F4A7C15)
+    x = keys.astype(np.uint64)[:, None] + golden * np.arange(1, n_draws + 1, dtype=np.uint64)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    out: np.ndarray = x ^ (x >> np.uint64(31))
+    return out
+
+
+def uniform_from_bits(bits: np.ndarray) -> np.ndarray:
+    """Floats uniform in [0, 1) from 64-bit integers (their top 53 bits)."""
+    out: np.ndarray = (bits >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    return out

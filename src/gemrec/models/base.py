@@ -60,6 +60,9 @@ class ModelTags:
     fit_requires : tuple of str
         Optional modules that ``fit`` needs (each names its extra when missing); loading a saved
         model and scoring with it need NumPy and SciPy only.
+    distributed : bool
+        Trains data-parallel on ``torch.distributed`` (``gemrec train --nproc N``, torchrun) and
+        takes a ``device`` keyword (``auto``, ``cpu``, ``cuda``).
     """
 
     validation: Literal["none", "early_stopping", "tuning"] = "none"
@@ -70,6 +73,7 @@ class ModelTags:
     new_item_embedding: bool = False
     progress: bool = False
     fit_requires: tuple[str, ...] = ()
+    distributed: bool = False
 
     def __post_init__(self) -> None:
         unknown = set(self.side_information) - set(SIDE_FIELDS)

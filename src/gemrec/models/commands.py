@@ -12,6 +12,7 @@ from gemrec._cli_util import QUIET_TTY_HELP, add_command, add_quiet, show_progre
 from gemrec.data.store import Dataset
 from gemrec.errors import ConfigError, GemrecError, ParameterError
 from gemrec.models import MODELS, get_model_class
+from gemrec.models._distributed import DEFAULT_TIMEOUT_S, launch_local, launched_world
 from gemrec.models.base import Recommender
 from gemrec.models.fitting import FitResult, fit_on_dataset, make_configured
 from gemrec.settings import load_config, parse_assignments
@@ -23,7 +24,11 @@ DESCRIPTION = "Fit a recommender on the train (+ valid) split of DATASET_DIR and
 
 EXAMPLE = """example:
   gemrec train data/gowalla --model rp3beta --set alpha=0.8 --set beta=0.3 -o models/rp3
-  gemrec train data/shop --model lightgcn --config lightgcn.toml -o models/lgn"""
+  gemrec train data/shop --model lightgcn --config lightgcn.toml -o models/lgn
+  gemrec train data/shop --model lightgcn --set device=cuda -o models/lgn
+  gemrec train data/shop --model lightgcn --nproc 4 -o models/lgn    # 4 local workers
+  torchrun --nnodes 2 --nproc-per-node 4 --rdzv-backend c10d --rdzv-endpoint HOST:29400 \\
+      --rdzv-id shop1 -m gemrec train data/shop --model lightgcn -o models/lgn"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -49,6 +54,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         action="store_false",
         help="keep an early-stopped model as it stopped (trained on train only) instead of "
         "refitting it on train + valid for its best number of epochs",
+    )
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train data-parallel in N local worker processes (torchrun standalone; lightgcn, "
+        "mf, ncf, item2vec): the global batch is split across them and their gradients summed, "
+        "so N workers train the same model as one; gloo on CPUs, NCCL on GPUs (one per worker)",
+    )
+    p.add_argument(
+        "--dist-timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="SECONDS",
+        help="data-parallel runs: how long a worker waits for the others (rank 0's validation "
+        "included) before the run fails (default: %(default)g)",
     )
     add_quiet(p, QUIET_TTY_HELP)
     p.set_defaults(func=_run)
@@ -167,10 +189,21 @@ def params_from_args(args: argparse.Namespace) -> dict[str, object]:
 
 def _run(args: argparse.Namespace) -> int:
     params = params_from_args(args)
+    klass = get_model_class(args.model)
+    world = launched_world()
+    if args.nproc > 1 or (world is not None and world.size > 1):
+        _check_distributed(args, klass.tags.distributed, world is not None)
     if args.tune is not None:
+        if args.nproc > 1:
+            raise ConfigError("--tune and --nproc go separately: tune first, then train")
         from gemrec.models.commands_tune import run_tuning
 
         return run_tuning(args, params, budget=args.tune)
+    if args.nproc > 1:  # this process only starts the workers, which run this command again
+        Dataset.open(args.dataset)  # a wrong path fails here, once, not in every worker
+        return launch_local(args.nproc, _worker_argv(args))
+    if world is not None and world.size > 1:
+        return _run_worker(args, params)
     dataset = Dataset.open(args.dataset)
     start = time.perf_counter()
     model = train_model(
@@ -180,4 +213,58 @@ def _run(args: argparse.Namespace) -> int:
         f"trained {args.model} on {dataset.path} ({model.n_users} users, {model.n_items} items) "
         f"in {time.perf_counter() - start:.1f}s -> {args.output}"
     )
+    return 0
+
+
+def _check_distributed(args: argparse.Namespace, supported: bool, in_worker: bool) -> None:
+    if args.nproc < 1:
+        raise ConfigError(f"--nproc: expected a positive number of workers, got {args.nproc}")
+    if not args.dist_timeout > 0:
+        raise ConfigError(f"--dist-timeout: expected a positive number, got {args.dist_timeout}")
+    if not supported:
+        names = ", ".join(sorted(n for n in MODELS if get_model_class(n).tags.distributed))
+        raise ConfigError(
+            f"model '{args.model}' trains in one process; data-parallel training (--nproc, "
+            f"torchrun) is for {names}"
+        )
+    if in_worker and args.nproc > 1:
+        raise ConfigError(
+            "--nproc inside torchrun: torchrun has already started the workers; drop --nproc"
+        )
+
+
+def _worker_argv(args: argparse.Namespace) -> list[str]:
+    """This ``train`` command as each worker runs it (without ``--nproc``)."""
+    argv = ["train", args.dataset, "--model", args.model, "-o", args.output]
+    for assignment in args.set or []:
+        argv += ["--set", assignment]
+    if args.config:
+        argv += ["--config", args.config]
+    if not args.refit:
+        argv.append("--no-refit")
+    if args.quiet:
+        argv.append("--quiet")
+    return [*argv, "--dist-timeout", repr(float(args.dist_timeout))]
+
+
+def _run_worker(args: argparse.Namespace, params: dict[str, object]) -> int:
+    """One worker of a data-parallel run: every worker trains, rank 0 alone saves and reports."""
+    from gemrec.models._device import resolve_device
+    from gemrec.models._distributed import process_group
+
+    device = resolve_device(str(params.get("device", "auto")))
+    with process_group(timeout_s=args.dist_timeout, cuda=device.type == "cuda") as world:
+        dataset = Dataset.open(args.dataset)
+        start = time.perf_counter()
+        output = args.output if world.is_main else None
+        progress = show_progress(args) and world.is_main
+        model = train_model(
+            dataset, args.model, params, output, refit=args.refit, progress=progress
+        )
+        if world.is_main:
+            print(
+                f"trained {args.model} on {dataset.path} ({model.n_users} users, "
+                f"{model.n_items} items) with {world.size} workers on {device.type} in "
+                f"{time.perf_counter() - start:.1f}s -> {args.output}"
+            )
     return 0

@@ -23,6 +23,7 @@ import scipy.sparse as sp
 
 from gemrec.data.interactions import Interactions
 from gemrec.errors import GemrecError, ParameterError
+from gemrec.models._device import check_device, resolve_device
 from gemrec.models._side_info import (
     SideCodes,
     SideField,
@@ -39,11 +40,13 @@ from gemrec.models._walks import (
     RandomWalker,
     cooccurrence_hops,
     draw_walks,
+    keyed_draws,
     noise_distribution,
     noise_table,
     random_walks,
     sequence_graph,
     skipgram_pairs,
+    uniform_from_bits,
     walk_graph,
 )
 from gemrec.models.base import EmbeddingRecommender, ModelTags, State
@@ -121,6 +124,10 @@ class Item2Vec(EmbeddingRecommender):
         TensorBoard log directory (loss, validation recall and NDCG).
     progress : bool
         Progress bar with ETA on stderr.
+    device : {"auto", "cpu", "cuda"} or "cuda:N"
+        Where the embedding tables and the optimiser state live (``"auto"``: CUDA when torch sees
+        a GPU). Walks, pairs and negatives are drawn on the CPU, so the device does not change
+        which samples are drawn.
 
     Attributes
     ----------
@@ -206,6 +213,7 @@ class Item2Vec(EmbeddingRecommender):
         new_item_embedding=True,
         progress=True,
         fit_requires=("torch",),
+        distributed=True,
     )
 
     def __init__(
@@ -234,6 +242,7 @@ class Item2Vec(EmbeddingRecommender):
         checkpoint_dir: str | None = None,
         log_dir: str | None = None,
         progress: bool = True,
+        device: str = "auto",
     ) -> None:
         self.embedding_dim = embedding_dim
         self.epochs = epochs
@@ -258,9 +267,11 @@ class Item2Vec(EmbeddingRecommender):
         self.checkpoint_dir = checkpoint_dir
         self.log_dir = log_dir
         self.progress = progress
+        self.device = device
 
     # ----------------------------------------------------------------- validation
     def _validate_params(self) -> None:
+        check_device(self.device)
         for name in (
             "embedding_dim",
             "epochs",
@@ -347,32 +358,42 @@ class Item2Vec(EmbeddingRecommender):
         walked = np.bincount(skipgram_pairs(first, int(self.window))[0], minlength=n_items) > 0
         del first
         log_prior = self._log_prior(prior)
-        noise = torch.from_numpy(noise_table(prior, max(1_000_000, 20 * n_items)))
+        noise = noise_table(prior, max(1_000_000, 20 * n_items))
 
+        device = resolve_device(self.device)
         net = EGESEmbedding(n_items, d, [f.size for f in fields])
         net.reset_parameters(torch.Generator().manual_seed(int(self.seed)))
-        side_idx = [torch.from_numpy(i) for i in codes.idx]
-        side_weights = [torch.from_numpy(w) for w in codes.weights]
-        has = torch.from_numpy(codes.has)
-        can_drop = has.any(dim=1)
+        net.to(device)
+        side_idx = [torch.from_numpy(i).to(device) for i in codes.idx]
+        side_weights = [torch.from_numpy(w).to(device) for w in codes.weights]
+        has = torch.from_numpy(codes.has).to(device)
+        can_drop: np.ndarray = np.asarray(codes.has.any(axis=1))
         dropout = float(self.cold_dropout) if fields else 0.0
         k = int(self.negatives)
 
         def draw_epoch(rng: np.random.Generator) -> list[tuple[np.ndarray, ...]]:
             targets, contexts = skipgram_pairs(walks(rng), int(self.window))
             order = rng.permutation(len(targets))
-            pairs = [targets[order].astype(np.int64), contexts[order].astype(np.int64)]
+            # each pair's negatives and dropout come from its own key (see keyed_draws): the
+            # same whichever worker or batch the pair lands in
+            keys = rng.integers(0, 2**63 - 1, size=len(targets), dtype=np.int64)
+            pairs = [targets[order].astype(np.int64), contexts[order].astype(np.int64), keys]
             return minibatches(pairs, int(self.pairs_per_batch))
 
         def batch_loss(batch: tuple[np.ndarray, ...]) -> torch.Tensor:
-            t, c = torch.from_numpy(batch[0]), torch.from_numpy(batch[1])
+            t, c, keys = batch
             n = len(t)
+            bits = keyed_draws(keys, k + 1)
+            negatives = noise[(bits[:, :k] % np.uint64(max(len(noise), 1))).astype(np.int64)]
             # targets, contexts and negatives go through the fused embedding in one pass
-            items = torch.cat([t, c, noise[torch.randint(len(noise), (n * k,))]])
+            items_np = np.concatenate([t, c, negatives.ravel()])
+            items = torch.from_numpy(items_np).to(device)
             cold = None
-            if dropout > 0:
-                cold = torch.zeros(len(items), dtype=torch.bool)
-                cold[:n] = (torch.rand(n) < dropout) & can_drop[t]
+            if fields:  # always given, so that every table takes part in every step
+                cold_np = np.zeros(len(items_np), dtype=bool)
+                if dropout > 0:
+                    cold_np[:n] = (uniform_from_bits(bits[:, k]) < dropout) & can_drop[t]
+                cold = torch.from_numpy(cold_np).to(device)
             side = ([i[items] for i in side_idx], [w[items] for w in side_weights], has[items])
             h = net(items, *side, cold)
             return skipgram_loss(h[:n], h[n : 2 * n], h[2 * n :].view(n, k, d))

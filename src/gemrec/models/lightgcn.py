@@ -27,6 +27,7 @@ from gemrec.errors import ParameterError
 from gemrec.eval.evaluate import validation
 from gemrec.graph.adjacency import normalized_interactions
 from gemrec.graph.spectral import truncated_svd
+from gemrec.models._device import check_device, resolve_device, tensor_minibatches
 from gemrec.models.base import EmbeddingRecommender, ModelTags
 from gemrec.models.training import (
     COMMON_CHECKS,
@@ -35,7 +36,6 @@ from gemrec.models.training import (
     check_params,
     decaying_lr,
     fit_embeddings,
-    minibatches,
 )
 
 if TYPE_CHECKING:
@@ -121,6 +121,11 @@ class LightGCN(EmbeddingRecommender):
         TensorBoard log directory (loss, validation recall and NDCG).
     progress : bool
         Progress bar with ETA on stderr.
+    device : {"auto", "cpu", "cuda"} or "cuda:N"
+        Where to train: ``"auto"`` is CUDA when torch sees a GPU. The graph, the parameters, the
+        optimiser state and each epoch's sampled index tensors live there; samples are drawn on
+        the CPU, so the device does not change which samples are drawn (nor a checkpoint: it
+        resumes on any device).
 
     Attributes
     ----------
@@ -165,6 +170,7 @@ class LightGCN(EmbeddingRecommender):
         fold_in=True,
         progress=True,
         fit_requires=("torch", "torch_geometric"),
+        distributed=True,
     )
 
     def __init__(
@@ -189,6 +195,7 @@ class LightGCN(EmbeddingRecommender):
         checkpoint_dir: str | None = None,
         log_dir: str | None = None,
         progress: bool = True,
+        device: str = "auto",
     ) -> None:
         self.embedding_dim = embedding_dim
         self.n_layers = n_layers
@@ -209,8 +216,10 @@ class LightGCN(EmbeddingRecommender):
         self.checkpoint_dir = checkpoint_dir
         self.log_dir = log_dir
         self.progress = progress
+        self.device = device
 
     def _validate_params(self) -> None:
+        check_device(self.device)
         check_params(
             self,
             {
@@ -259,30 +268,33 @@ class LightGCN(EmbeddingRecommender):
 
         graph = interactions.matrix if self.edge_weights else interactions.binary()
         n_users, n_items = graph.shape
-        tg = TrainingGraph.build(graph)
+        device = resolve_device(self.device)
+        tg = TrainingGraph.build(graph, device)
         sampler = BPRSampler(interactions.binary())
         rng = np.random.default_rng(self.seed)
-        net = LightGCNNet(n_users + n_items, self.embedding_dim, self.n_layers)
+        net = LightGCNNet(n_users + n_items, self.embedding_dim, self.n_layers).to(device)
         resuming = (
             self.checkpoint_dir is not None
             and (Path(self.checkpoint_dir) / "checkpoint.json").is_file()
         )
         if not resuming:  # a resumed run loads its parameters from the checkpoint
             with torch.no_grad():
-                net.embedding.copy_(tg.to_internal(self._initial_embeddings(graph, rng)))
+                initial = self._initial_embeddings(graph, rng).to(device)
+                net.embedding.copy_(tg.to_internal(initial))
         optimizer = torch.optim.Adam(net.parameters(), lr=float(self.lr), fused=True)
         reg = float(self.reg)
 
-        def draw_epoch(r: np.random.Generator) -> list[tuple[np.ndarray, ...]]:
-            return minibatches(sampler.sample(sampler.n_edges, r), self.train_batch_size)
+        def draw_epoch(r: np.random.Generator) -> list[tuple[Tensor, ...]]:
+            triplets = sampler.sample(sampler.n_edges, r)
+            return tensor_minibatches(triplets, self.train_batch_size, device)
 
-        def batch_loss(batch: tuple[np.ndarray, ...]) -> Tensor:
+        def batch_loss(batch: tuple[Tensor, ...]) -> Tensor:
             return bpr_loss(net, tg, *batch, reg=reg)
 
         def export() -> None:
             with torch.no_grad():
                 final = tg.to_external(net.propagate_all(tg.adj))
-            final_np = final.numpy().astype(np.float32)
+            final_np = final.cpu().numpy().astype(np.float32)
             self.user_embeddings_ = np.ascontiguousarray(final_np[:n_users])
             self.item_embeddings_ = np.ascontiguousarray(final_np[n_users:])
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from gemrec.data.interactions import Interactions
 from gemrec.eval.evaluate import validation
+from gemrec.models._device import check_device, resolve_device, tensor_minibatches
 from gemrec.models.base import EmbeddingRecommender, ModelTags
 from gemrec.models.training import (
     COMMON_CHECKS,
@@ -16,7 +17,6 @@ from gemrec.models.training import (
     check_params,
     decaying_lr,
     fit_embeddings,
-    minibatches,
 )
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ class BPRMF(EmbeddingRecommender):
     epochs : int
     init_scale : float
         Standard deviation of the normal initialisation.
-    patience, eval_every, eval_k, seed, checkpoint_dir, log_dir, progress
+    patience, eval_every, eval_k, seed, checkpoint_dir, log_dir, progress, device
         As for :class:`~gemrec.models.lightgcn.LightGCN`.
 
     Notes
@@ -63,6 +63,7 @@ class BPRMF(EmbeddingRecommender):
         fold_in=True,
         progress=True,
         fit_requires=("torch",),
+        distributed=True,
     )
 
     def __init__(
@@ -82,6 +83,7 @@ class BPRMF(EmbeddingRecommender):
         checkpoint_dir: str | None = None,
         log_dir: str | None = None,
         progress: bool = True,
+        device: str = "auto",
     ) -> None:
         self.embedding_dim = embedding_dim
         self.lr = lr
@@ -97,8 +99,10 @@ class BPRMF(EmbeddingRecommender):
         self.checkpoint_dir = checkpoint_dir
         self.log_dir = log_dir
         self.progress = progress
+        self.device = device
 
     def _validate_params(self) -> None:
+        check_device(self.device)
         check_params(self, {**COMMON_CHECKS, "init_scale": ((int, float), 0, "a positive number")})
         check_lr_decay(self.lr_decay)
 
@@ -108,25 +112,27 @@ class BPRMF(EmbeddingRecommender):
         from gemrec.models._mf_torch import MFNet
 
         n_users, n_items = interactions.matrix.shape
+        device = resolve_device(self.device)
         sampler = BPRSampler(interactions.binary())
-        torch.manual_seed(self.seed)
-        net = MFNet(n_users, n_items, self.embedding_dim, float(self.init_scale))
+        torch.manual_seed(self.seed)  # drawn on the CPU, then moved: the same on every device
+        net = MFNet(n_users, n_items, self.embedding_dim, float(self.init_scale)).to(device)
         optimizer = torch.optim.Adam(net.parameters(), lr=float(self.lr), fused=True)
         reg = float(self.reg)
 
-        def draw_epoch(r: np.random.Generator) -> list[tuple[np.ndarray, ...]]:
-            return minibatches(sampler.sample(sampler.n_edges, r), self.train_batch_size)
+        def draw_epoch(r: np.random.Generator) -> list[tuple[Tensor, ...]]:
+            triplets = sampler.sample(sampler.n_edges, r)
+            return tensor_minibatches(triplets, self.train_batch_size, device)
 
-        def batch_loss(batch: tuple[np.ndarray, ...]) -> Tensor:
-            users, pos, neg = (torch.from_numpy(a) for a in batch)
+        def batch_loss(batch: tuple[Tensor, ...]) -> Tensor:
+            users, pos, neg = batch
             u, p, n = net.users[users], net.items[pos], net.items[neg]
             bpr = torch.nn.functional.softplus((u * n).sum(1) - (u * p).sum(1)).mean()
             l2 = u.pow(2).sum() + p.pow(2).sum() + n.pow(2).sum()
             return bpr + reg * 0.5 * l2 / len(users)
 
         def export() -> None:
-            self.user_embeddings_ = net.users.detach().numpy().astype(np.float32, copy=True)
-            self.item_embeddings_ = net.items.detach().numpy().astype(np.float32, copy=True)
+            self.user_embeddings_ = net.users.detach().cpu().numpy().astype(np.float32, copy=True)
+            self.item_embeddings_ = net.items.detach().cpu().numpy().astype(np.float32, copy=True)
 
         fit_embeddings(
             self,

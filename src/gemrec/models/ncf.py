@@ -11,13 +11,13 @@ import scipy.sparse as sp
 from gemrec.data.interactions import Interactions
 from gemrec.errors import ParameterError
 from gemrec.eval.evaluate import validation
+from gemrec.models._device import check_device, resolve_device, tensor_minibatches
 from gemrec.models.base import EmbeddingRecommender, ModelTags, State
 from gemrec.models.training import (
     COMMON_CHECKS,
     BPRSampler,
     check_params,
     fit_embeddings,
-    minibatches,
     sample_negatives,
 )
 
@@ -77,7 +77,7 @@ class NeuMF(EmbeddingRecommender):
         (user, item, label) rows per step.
     reg : float
         L2 weight on the batch's embeddings.
-    epochs, patience, eval_every, eval_k, seed, checkpoint_dir, log_dir, progress
+    epochs, patience, eval_every, eval_k, seed, checkpoint_dir, log_dir, progress, device
         As for :class:`~gemrec.models.lightgcn.LightGCN`.
 
     Attributes
@@ -103,6 +103,7 @@ class NeuMF(EmbeddingRecommender):
         fold_in=True,
         progress=True,
         fit_requires=("torch",),
+        distributed=True,
     )
 
     def __init__(
@@ -122,6 +123,7 @@ class NeuMF(EmbeddingRecommender):
         checkpoint_dir: str | None = None,
         log_dir: str | None = None,
         progress: bool = True,
+        device: str = "auto",
     ) -> None:
         self.embedding_dim = embedding_dim
         self.layers = layers
@@ -137,8 +139,10 @@ class NeuMF(EmbeddingRecommender):
         self.checkpoint_dir = checkpoint_dir
         self.log_dir = log_dir
         self.progress = progress
+        self.device = device
 
     def _validate_params(self) -> None:
+        check_device(self.device)
         check_params(self, {**COMMON_CHECKS, "n_negatives": (int, 0, "a positive integer")})
         layers = self.layers
         if (
@@ -161,23 +165,25 @@ class NeuMF(EmbeddingRecommender):
         sampler = BPRSampler(binary)
         rows = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(binary.indptr))
         cols = binary.indices.astype(np.int64)
-        torch.manual_seed(self.seed)
-        net = self._network(n_users, n_items)
+        device = resolve_device(self.device)
+        torch.manual_seed(self.seed)  # drawn on the CPU, then moved: the same on every device
+        net = self._network(n_users, n_items).to(device)
         optimizer = torch.optim.Adam(net.parameters(), lr=float(self.lr))
         reg = float(self.reg)
         neg_per = int(self.n_negatives)
 
-        def draw_epoch(r: np.random.Generator) -> list[tuple[np.ndarray, ...]]:
+        def draw_epoch(r: np.random.Generator) -> list[tuple[Tensor, ...]]:
             users = np.concatenate([rows, np.repeat(rows, neg_per)])
             negs = sample_negatives(users[len(rows) :], sampler.keys, n_items, r)
             items = np.concatenate([cols, negs])
             labels = np.zeros(len(users), dtype=np.float32)
             labels[: len(rows)] = 1.0
             order = r.permutation(len(users))
-            return minibatches((users[order], items[order], labels[order]), self.train_batch_size)
+            arrays = (users[order], items[order], labels[order])
+            return tensor_minibatches(arrays, self.train_batch_size, device)
 
-        def batch_loss(batch: tuple[np.ndarray, ...]) -> Tensor:
-            users, items, labels = (torch.from_numpy(a) for a in batch)
+        def batch_loss(batch: tuple[Tensor, ...]) -> Tensor:
+            users, items, labels = batch
             logits = net(users, items)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
             if reg > 0:
@@ -191,7 +197,8 @@ class NeuMF(EmbeddingRecommender):
             return loss
 
         def export() -> None:
-            self._set_weights({k: v.detach().numpy().copy() for k, v in net.state_dict().items()})
+            weights = net.state_dict().items()
+            self._set_weights({k: v.detach().cpu().numpy().copy() for k, v in weights})
 
         fit_embeddings(
             self,

@@ -32,6 +32,14 @@ import scipy.sparse as sp
 from gemrec._optional import require
 from gemrec.errors import GemrecError, ParameterError
 from gemrec.models._allocator import keep_freed_memory
+from gemrec.models._distributed import (
+    all_sum,
+    broadcast,
+    collective_errors,
+    current_world,
+    data_parallel,
+    shard,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -51,7 +59,8 @@ __all__ = [
     "train_loop",
 ]
 
-Batch = tuple[np.ndarray, ...]
+#: parallel arrays of one mini-batch: NumPy arrays, or tensors already on the training device
+Batch = tuple[Any, ...]
 #: ``validate(model) -> {metric: value}`` on the model's current state, e.g. Recall@20 on the
 #: validation split (:func:`gemrec.eval.validation` builds that one)
 Validate = Callable[[Any], Mapping[str, float]]
@@ -269,6 +278,12 @@ def train_loop(
     The loop first calls :func:`~gemrec.models._allocator.keep_freed_memory` (glibc keeps freed
     step buffers for reuse instead of faulting fresh pages in; ``GEMREC_KEEP_FREED_MEMORY=0``
     turns it off).
+
+    Inside a ``torch.distributed`` process group (:mod:`gemrec.models._distributed`) every worker
+    runs this loop with the same arguments: each computes ``batch_loss`` on its share of every
+    batch, the gradients are summed across workers, and only rank 0 validates (its figures are
+    broadcast), writes checkpoints and TensorBoard scalars, logs and shows progress. A checkpoint
+    is read by rank 0 and broadcast, so the workers need no shared disk to resume.
     """
     import torch
 
@@ -282,15 +297,15 @@ def train_loop(
     bad_rounds = 0
     start_epoch = 0
 
+    world = current_world()
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    if ckpt is not None and (ckpt / "checkpoint.json").is_file():
-        meta = json.loads((ckpt / "checkpoint.json").read_text())
-        if meta.get("fingerprint") != fingerprint:
-            raise GemrecError(
-                f"{ckpt} holds a checkpoint of another run (different data or hyperparameters); "
-                "use an empty checkpoint_dir or delete it to start over"
-            )
-        tensors = torch.load(ckpt / "checkpoint.pt", weights_only=True)
+    # rank 0 reads the checkpoint and hands it to the other workers (no shared disk needed)
+    saved = _read_checkpoint(ckpt, fingerprint) if world.is_main else None
+    saved = broadcast(saved, world, "reading the checkpoint")
+    if isinstance(saved, str):
+        raise GemrecError(saved)
+    if saved is not None:
+        meta, tensors = saved
         module.load_state_dict(tensors["module"])
         optimizer.load_state_dict(tensors["optimizer"])
         torch.set_rng_state(tensors["torch_rng"])
@@ -304,7 +319,9 @@ def train_loop(
         bad_rounds = int(meta["bad_rounds"])
         result.resumed_from = start_epoch
 
-    writer = _writer(log_dir)
+    writer = _writer(log_dir) if world.is_main else None
+    step_loss = data_parallel(module, batch_loss, world) if world.distributed else batch_loss
+    show = progress and world.is_main
 
     def save_checkpoint(epoch: int) -> None:
         assert ckpt is not None
@@ -343,23 +360,34 @@ def train_loop(
                     group["lr"] = float(lr_schedule(epoch))
             module.train()
             batches = draw_epoch(rng)
-            total, count = 0.0, 0
-            for batch in _progress(batches, progress, f"{name} {epoch}/{epochs}"):
-                optimizer.zero_grad(set_to_none=True)
-                loss = batch_loss(batch)
-                loss.backward()  # type: ignore[no-untyped-call]
-                optimizer.step()
-                total += float(loss.detach()) * len(batch[0])
-                count += len(batch[0])
+            # summed on the device: reading the loss every step would wait for the GPU each time
+            total: torch.Tensor | float = 0.0
+            count = 0
+            with collective_errors(world, f"training epoch {epoch}"):
+                for batch in _progress(batches, show, f"{name} {epoch}/{epochs}"):
+                    optimizer.zero_grad(set_to_none=True)
+                    if world.distributed:  # this worker's share; the gradients are summed
+                        local, weight = shard(batch, world)
+                        loss = step_loss(local) * weight
+                    else:
+                        loss = step_loss(batch)
+                    loss.backward()  # type: ignore[no-untyped-call]
+                    optimizer.step()
+                    total = total + loss.detach().double() * len(batch[0])
+                    count += len(batch[0])
+            (total_sum,) = all_sum([torch.as_tensor(total, dtype=torch.float64)], world)
             record: dict[str, float] = {
                 "epoch": float(epoch),
-                "loss": total / max(count, 1),
+                "loss": float(total_sum) / max(count, 1),
                 "seconds": time.perf_counter() - t0,
             }
             if validate is not None and (epoch % eval_every == 0 or epoch == epochs):
                 module.eval()
-                with torch.no_grad():
-                    metrics = validate()
+                metrics = None
+                if world.is_main:  # the others wait for its figures: one decision for all
+                    with torch.no_grad():
+                        metrics = validate()
+                metrics = broadcast(metrics, world, f"validating epoch {epoch}")
                 record.update({f"valid_{k}": float(v) for k, v in metrics.items()})
                 value = float(metrics[monitor])
                 if value > best_value:
@@ -372,7 +400,9 @@ def train_loop(
             elif validate is None:
                 result.best_epoch = epoch
             result.history.append(record)
-            logger.info("%s epoch %d: %s", name, epoch, {k: round(v, 5) for k, v in record.items()})
+            if world.is_main:
+                rounded = {k: round(v, 5) for k, v in record.items()}
+                logger.info("%s epoch %d: %s", name, epoch, rounded)
             if writer is not None:
                 writer.add_scalar("train/loss", record["loss"], epoch)
                 writer.add_scalar("train/epoch_seconds", record["seconds"], epoch)
@@ -380,7 +410,7 @@ def train_loop(
                     if k.startswith("valid_"):
                         writer.add_scalar(f"valid/{k[6:]}", v, epoch)
                 writer.flush()
-            if ckpt is not None:
+            if ckpt is not None and world.is_main:
                 save_checkpoint(epoch)
     finally:
         if writer is not None:
@@ -388,6 +418,26 @@ def train_loop(
     if best_state is not None:
         module.load_state_dict(best_state)
     return result
+
+
+def _read_checkpoint(
+    ckpt: Path | None, fingerprint: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]] | str | None:
+    """``(meta, tensors)`` of the checkpoint in ``ckpt``, None when there is none, or the reason
+    it cannot be resumed (a string, raised by every worker alike)."""
+    if ckpt is None or not (ckpt / "checkpoint.json").is_file():
+        return None
+    import torch
+
+    meta = json.loads((ckpt / "checkpoint.json").read_text())
+    if meta.get("fingerprint") != fingerprint:
+        return (
+            f"{ckpt} holds a checkpoint of another run (different data or hyperparameters); "
+            "use an empty checkpoint_dir or delete it to start over"
+        )
+    # on the CPU: a checkpoint written on a GPU resumes anywhere (load_state_dict copies)
+    tensors = torch.load(ckpt / "checkpoint.pt", weights_only=True, map_location="cpu")
+    return meta, tensors
 
 
 def _progress(batches: list[Batch], show: bool, desc: str) -> Iterator[Batch]:
@@ -478,7 +528,7 @@ def decaying_lr(lr: float, decay: float) -> Callable[[int], float]:
 
 
 #: hyperparameters that do not change the computation (left out of the checkpoint fingerprint)
-RUN_ONLY = ("epochs", "checkpoint_dir", "log_dir", "progress")
+RUN_ONLY = ("epochs", "checkpoint_dir", "log_dir", "progress", "device")
 
 #: checks shared by the torch models' common hyperparameters
 COMMON_CHECKS: Spec = {

@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from gemrec.errors import GemrecError
-from gemrec.serve._engine import NotFound
+from gemrec.serve._catalogue import NotFound
 
 __all__ = ["EXCEPTION_HANDLERS"]
 

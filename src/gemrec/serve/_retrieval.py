@@ -91,6 +91,11 @@ class ItemIndex:
     -----
     score(u, i) = <q_u, v_i>. The ANN path is approximate; the over-fetch loop of :meth:`search`
     falls back to exact scoring once the fetch would cover half of the catalogue.
+
+    A faiss HNSW graph cannot move or remove a node, so :meth:`set_vector` inserts the item again
+    as a new node at its new place and retires the old one: each graph node maps to an item, each
+    item to its current node, and a search drops nodes that are no longer their item's current one
+    (retired nodes still help the graph's navigation; each costs one vector of memory).
     """
 
     def __init__(self, vectors: np.ndarray, ann_threshold: int, *, hnsw_m: int = 32) -> None:
@@ -101,6 +106,9 @@ class ItemIndex:
         self.dim = int(vectors.shape[1])
         self.ann = self._n >= ann_threshold
         self._index = None
+        #: graph node -> item, and item -> its current node (see Notes)
+        self._node_item = np.arange(self._n, dtype=np.int64)
+        self._item_node = np.arange(self._n, dtype=np.int64)
         if self.ann:
             faiss = require(
                 "faiss",
@@ -136,14 +144,28 @@ class ItemIndex:
                 grown[:start] = self._vecs[:start]
                 self._vecs = grown
             self._vecs[start : start + len(vectors)] = vectors
+            items = np.arange(start, start + len(vectors))
             if self._index is not None:
-                self._index.add(vectors)
+                self._item_node = np.concatenate([self._item_node, self._graph_add(vectors, items)])
             self._n = start + len(vectors)
-        return np.arange(start, start + len(vectors))
+        return items
 
     def set_vector(self, item: int, vector: np.ndarray) -> None:
-        """Replace one item's vector (the HNSW graph keeps the old one for navigation)."""
-        self._vecs[item] = vector
+        """Replace one item's vector, in exact scores and in the HNSW graph (class Notes)."""
+        vector = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, self.dim)
+        with self._lock:
+            self._vecs[item] = vector[0]
+            if self._index is not None:
+                (node,) = self._graph_add(vector, np.array([item]))
+                self._item_node[item] = node
+
+    def _graph_add(self, vectors: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Add graph nodes for ``items`` (under the lock); returns their node ids."""
+        assert self._index is not None
+        start = int(self._index.ntotal)
+        self._index.add(vectors)
+        self._node_item = np.concatenate([self._node_item, items.astype(np.int64)])
+        return np.arange(start, start + len(vectors), dtype=np.int64)
 
     def scores(self, query: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         """Exact scores of all (or the given) items for one query vector."""
@@ -168,8 +190,12 @@ class ItemIndex:
         fetch = 2 * k + 16
         while fetch < n // 2:
             params = faiss.SearchParametersHNSW(efSearch=max(64, fetch))  # type: ignore[attr-defined]
-            _, ids = self._index.search(q, fetch, params=params)
-            cand = ids[0][ids[0] >= 0].astype(np.int64)
+            with self._lock:  # a concurrent add would change the graph under the search
+                _, nodes = self._index.search(q, fetch, params=params)
+                node_item, item_node = self._node_item, self._item_node
+            nodes = nodes[0][nodes[0] >= 0].astype(np.int64)
+            cand = node_item[nodes]
+            cand = cand[item_node[cand] == nodes]  # retired nodes of moved items
             if excluded is not None:
                 cand = cand[~excluded[cand]]
             # the HNSW ranking is approximate: re-score the candidates exactly and sort

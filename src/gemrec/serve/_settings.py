@@ -47,6 +47,9 @@ class ServeSettings:
         Most recent online events per user used for the interest vector.
     trending_half_life_days : float
         Half-life of the time decay behind the "trending" cold-start list.
+    trending_cache_seconds : float
+        How long a worker reuses the store's per-item event counts behind "trending now" before
+        reading them again (its own writes show at once; other workers' within this delay).
     reload_poll_seconds : float
         How often each worker checks the store for a reload another worker announced.
     blas_threads : int
@@ -68,6 +71,7 @@ class ServeSettings:
     online_pseudo_count: float = 2.0
     history_limit: int = 200
     trending_half_life_days: float = 7.0
+    trending_cache_seconds: float = 1.0
     reload_poll_seconds: float = 1.0
     blas_threads: int = 1
 
@@ -98,6 +102,11 @@ class ServeSettings:
         if self.online_pseudo_count <= 0:
             raise ConfigError(
                 f"serve setting 'online_pseudo_count' must be > 0; got {self.online_pseudo_count!r}"
+            )
+        if not self.trending_cache_seconds >= 0:
+            raise ConfigError(
+                "serve setting 'trending_cache_seconds' must be >= 0; "
+                f"got {self.trending_cache_seconds!r}"
             )
         if self.store is not None and not self.store.startswith(("sqlite:///", "redis://")):
             raise ConfigError(

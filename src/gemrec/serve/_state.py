@@ -21,9 +21,9 @@ from fastapi.concurrency import run_in_threadpool
 from gemrec.serve._engine import Engine, load_engine
 from gemrec.serve._metrics import Metrics
 from gemrec.serve._settings import ServeSettings
-from gemrec.serve._store import Event, EventStore, open_store
+from gemrec.serve._store import EventStore, open_store
 
-__all__ = ["GENERATION", "ServiceState", "lifespan", "poll_reloads", "swap_model", "warm_trending"]
+__all__ = ["GENERATION", "ServiceState", "lifespan", "poll_reloads", "swap_model"]
 
 #: store meta key of the model generation: ``"<ns time>:<model_dir>"`` of the latest reload
 GENERATION = "model_generation"
@@ -53,7 +53,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         engine = await run_in_threadpool(load_engine, settings)
         await run_in_threadpool(engine.sync_items, store)
-        await run_in_threadpool(warm_trending, engine, store)
         state = ServiceState(settings, store, engine, metrics, store.get_meta(GENERATION) or "0")
         metrics.set_model(engine.model.name, engine.version)
         metrics.items.set(engine.catalogue.n)
@@ -76,7 +75,6 @@ async def swap_model(state: ServiceState, model_dir: Path) -> None:
     """Load ``model_dir`` and switch ``state`` to it; requests in flight keep the old engine."""
     engine = await run_in_threadpool(load_engine, state.settings, model_dir)
     await run_in_threadpool(engine.sync_items, state.store)
-    await run_in_threadpool(warm_trending, engine, state.store)
     state.engine = engine  # one reference assignment: in-flight requests keep the old engine
     gc.freeze()
     state.metrics.set_model(engine.model.name, engine.version)
@@ -98,16 +96,3 @@ async def poll_reloads(state: ServiceState) -> None:
             raise
         except Exception:
             await asyncio.sleep(state.settings.reload_poll_seconds)
-
-
-def warm_trending(engine: Engine, store: EventStore, limit: int = 1_000_000) -> None:
-    """Count the most recent stored events towards "trending now" at start-up (bounded)."""
-    total = store.count_events()
-    after = max(0, total - limit)
-    batch: list[Event] = []
-    for e in store.events(after_seq=after):
-        batch.append(e)
-        if len(batch) >= 10_000:
-            engine.record_ingested(batch)
-            batch = []
-    engine.record_ingested(batch)

@@ -10,6 +10,8 @@ Two backends share one interface:
   (``appendonly yes`` + ``appendfsync always`` for an fsync per acknowledged write).
 
 Idempotency: an event's ``event_id`` is stored once; a retried event is counted as a duplicate.
+Each stored event also counts towards its item in the same atomic write (:meth:`EventStore.
+item_counts`), so every worker reads the same "trending now" counts.
 """
 
 from __future__ import annotations
@@ -99,6 +101,11 @@ class EventStore(ABC):
     def count_events(self) -> int: ...
 
     @abstractmethod
+    def item_counts(self) -> dict[str, int]:
+        """Stored events per item id (a retry counted once), incremented atomically with
+        :meth:`append`."""
+
+    @abstractmethod
     def put_items(self, items: Sequence[tuple[str, dict[str, Any]]]) -> list[bool]:
         """Upsert items (attributes merged into stored ones); per item, True when created."""
 
@@ -138,6 +145,8 @@ CREATE INDEX IF NOT EXISTS items_version ON items(version);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
+_COUNTS_SCHEMA = "CREATE TABLE item_counts (item_id TEXT PRIMARY KEY, n INTEGER NOT NULL)"
+
 
 class SQLiteStore(EventStore):
     """Event store in one SQLite file (WAL, ``synchronous=FULL``: an acknowledged write is on
@@ -154,7 +163,27 @@ class SQLiteStore(EventStore):
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        self._create_counts()
         self._rdb = self._connect()
+
+    def _create_counts(self) -> None:
+        """The per-item counters; a store written before them counts its events once."""
+        cur = self._db.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            exists = cur.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'item_counts'"
+            ).fetchone()
+            if exists is None:
+                cur.execute(_COUNTS_SCHEMA)
+                cur.execute(
+                    "INSERT INTO item_counts(item_id, n) "
+                    "SELECT item_id, COUNT(*) FROM events GROUP BY item_id"
+                )
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(
@@ -176,7 +205,14 @@ class SQLiteStore(EventStore):
                         " value) VALUES (?, ?, ?, ?, ?, ?)",
                         (e.event_id, e.user_id, e.item_id, e.event_type, e.timestamp, e.value),
                     )
-                    out.append(cur.rowcount == 1)
+                    stored = cur.rowcount == 1
+                    if stored:
+                        cur.execute(
+                            "INSERT INTO item_counts(item_id, n) VALUES (?, 1) "
+                            "ON CONFLICT(item_id) DO UPDATE SET n = n + 1",
+                            (e.item_id,),
+                        )
+                    out.append(stored)
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
@@ -216,6 +252,11 @@ class SQLiteStore(EventStore):
     def count_events(self) -> int:
         with self._rlock:
             return int(self._rdb.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+    def item_counts(self) -> dict[str, int]:
+        with self._rlock:
+            rows = self._rdb.execute("SELECT item_id, n FROM item_counts").fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
 
     def put_items(self, items: Sequence[tuple[str, dict[str, Any]]]) -> list[bool]:
         created: list[bool] = []
@@ -295,12 +336,26 @@ for i = 0, n - 1 do
     local rec = cjson.encode({seq, eid, uid, ARGV[b + 3], ARGV[b + 4], ARGV[b + 5], ARGV[b + 6]})
     redis.call('RPUSH', p .. 'log', rec)
     redis.call('RPUSH', p .. 'u:' .. uid, rec)
+    redis.call('HINCRBY', p .. 'item_count', ARGV[b + 3], 1)
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
   end
 end
 return out
+"""
+
+# ARGV: prefix. Counts the logged events per item once, for a store written before the counters.
+_COUNTS_LUA = """
+local p = ARGV[1]
+if redis.call('EXISTS', p .. 'item_count') == 1 then return 0 end
+local n = redis.call('LLEN', p .. 'log')
+for start = 0, n - 1, 10000 do
+  for _, rec in ipairs(redis.call('LRANGE', p .. 'log', start, start + 9999)) do
+    redis.call('HINCRBY', p .. 'item_count', cjson.decode(rec)[4], 1)
+  end
+end
+return n
 """
 
 # ARGV: prefix, then item_id, attrs-json pairs
@@ -332,8 +387,9 @@ class RedisStore(EventStore):
     """All online state in Redis (shared by every worker and replica).
 
     Keys (under ``prefix``): ``eid`` (hash of seen event ids), ``seq`` (counter), ``log`` (list of
-    all events), ``u:<user_id>`` (list per user), ``item_attrs`` / ``item_seq`` (hashes),
-    ``item_changes`` (sorted set by version), ``item_version`` (counter), ``meta`` (hash).
+    all events), ``u:<user_id>`` (list per user), ``item_count`` (hash: events per item),
+    ``item_attrs`` / ``item_seq`` (hashes), ``item_changes`` (sorted set by version),
+    ``item_version`` (counter), ``meta`` (hash).
     """
 
     def __init__(self, url: str, prefix: str = "gemrec:") -> None:
@@ -349,6 +405,7 @@ class RedisStore(EventStore):
             raise ConfigError(f"--store {url}: cannot reach the Redis server: {exc}") from None
         self._append = self._r.register_script(_APPEND_LUA)
         self._items = self._r.register_script(_ITEMS_LUA)
+        self._r.register_script(_COUNTS_LUA)(args=[prefix])
 
     def append(self, events: Sequence[Event]) -> list[bool]:
         argv: list[Any] = [self.prefix]
@@ -387,6 +444,10 @@ class RedisStore(EventStore):
 
     def count_events(self) -> int:
         return int(self._r.llen(f"{self.prefix}log"))
+
+    def item_counts(self) -> dict[str, int]:
+        counts: dict[str, str] = self._r.hgetall(f"{self.prefix}item_count")  # type: ignore[assignment]
+        return {item: int(n) for item, n in counts.items()}
 
     def put_items(self, items: Sequence[tuple[str, dict[str, Any]]]) -> list[bool]:
         argv: list[Any] = [self.prefix]

@@ -22,7 +22,7 @@ async def similar(
     check_k(settings, k)
     # an id this worker does not know yet may have been added through another one: look now
     engine.sync_items(store, max_age=READ_SYNC_S if item_id in engine.catalogue.index else 0)
-    items = engine.similar(item_id, k)
+    items = engine.similar(item_id, k, store)
     return {
         "item_id": item_id,
         "items": [{"item_id": r.item_id, "score": r.score} for r in items],

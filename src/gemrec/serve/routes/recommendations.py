@@ -52,7 +52,13 @@ async def recommendations(user_id: str, request: Request) -> Response:
     engine.sync_items(store, max_age=READ_SYNC_S if known else 0)
     events = engine.online_events(store, user_id)
     recs = engine.recommend(
-        user_id, k, events, exclude_seen=exclude_seen, category=category, with_reasons=reasons
+        user_id,
+        k,
+        events,
+        exclude_seen=exclude_seen,
+        category=category,
+        with_reasons=reasons,
+        store=store,
     )
     state.metrics.strategies.labels(recs.strategy).inc()
     body = {

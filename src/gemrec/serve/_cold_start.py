@@ -1,0 +1,221 @@
+"""Cold start: lists for users without history and embeddings for items without interactions.
+
+A user with neither offline history nor online events is answered, in this order, from the
+people they follow (``social``), from users with the same metadata (``similar_users``), from a
+category's popularity (``popular_in_category``) or from what is trending (``trending``). An item
+added online gets an embedding from its side information, and its similar items from shared
+category and brand.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from gemrec.data.store import Dataset
+from gemrec.errors import GemrecError
+from gemrec.models.base import Recommender
+from gemrec.serve._catalogue import Catalogue
+from gemrec.serve._retrieval import ItemIndex, select_top
+
+__all__ = ["ColdStart"]
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+class ColdStart:
+    """Cold-start lists and new-item embeddings.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Its timestamps (trending), social graph and user metadata.
+    seen : csr_matrix, shape (n_users, n_model_items)
+        Users' offline items (:class:`~gemrec.serve._history.History`).
+    catalogue : Catalogue
+    n_users : int
+        Users in the engine's id map.
+    trending_half_life_days : float
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        seen: sp.csr_matrix,
+        catalogue: Catalogue,
+        n_users: int,
+        *,
+        trending_half_life_days: float,
+    ) -> None:
+        self.seen = seen
+        self.catalogue = catalogue
+        self.n_model_items = int(seen.shape[1])
+        self.trending_base = self._trending(dataset, trending_half_life_days)
+        self.social = dataset.social if dataset.has_social and dataset.n_users <= n_users else None
+        self.user_groups = self._user_attribute_groups(dataset, n_users)
+        self._group_cache = OrderedDict[int, np.ndarray]()
+        self._title_index: dict[str, list[int]] | None = None
+
+    # ------------------------------------------------------------------ construction
+    def _trending(self, dataset: Dataset, half_life_days: float) -> np.ndarray:
+        """Time-decayed popularity (half-life ``half_life_days`` before the last event)."""
+        m = self.seen.copy()
+        m.data[:] = 1.0
+        try:
+            ts = dataset.interactions("train", "valid").timestamps
+        except GemrecError:
+            ts = None
+        if ts is not None and ts.shape == m.shape and ts.nnz == m.nnz:
+            age = (ts.data.max() - ts.data) / 86400.0
+            m.data = np.exp2(-age / half_life_days).astype(np.float32)
+        return np.asarray(m.sum(axis=0), dtype=np.float32).ravel()
+
+    @staticmethod
+    def _user_attribute_groups(dataset: Dataset, n_users: int) -> np.ndarray | None:
+        """Group code per user from user metadata (None when there is none).
+
+        Users with equal values in every metadata column share a group; numeric columns with more
+        than 10 distinct values (age, ...) are cut into 5 quantile bins first.
+        """
+        users = dataset.users
+        cols = [c for c in users.columns if c not in ("user", "user_id")]
+        if not cols or len(users) > n_users:
+            return None
+        if "user" in users:
+            users = users.sort_values("user")
+        parts = {}
+        for c in cols:
+            col = users[c]
+            if pd.api.types.is_numeric_dtype(col) and col.nunique() > 10:
+                col = pd.qcut(col, 5, labels=False, duplicates="drop")
+            parts[c] = pd.factorize(col, use_na_sentinel=False)[0]
+        codes = pd.DataFrame(parts).groupby(cols, sort=False).ngroup()
+        return np.asarray(codes, dtype=np.int64)
+
+    # ------------------------------------------------------------------ users
+    def trend_scores(self, n: int, online_counts: np.ndarray) -> np.ndarray:
+        """Trending score of the first ``n`` items: the dataset's time-decayed popularity plus
+        ``online_counts``, the events stored online per item."""
+        t = np.zeros(n, np.float32)
+        t[: len(self.trending_base)] = self.trending_base[:n]
+        t[: len(online_counts)] += online_counts[:n]
+        return t
+
+    def strategy(self, user: int | None, code: int | None) -> tuple[str, np.ndarray, str]:
+        """``(strategy, scores, reason)`` for a user without history.
+
+        ``code``: the category filter, if any. Scores are zero for ``popular_in_category`` and
+        ``trending``, which rank by :meth:`trend_scores` alone.
+        """
+        n = self.catalogue.n
+        if user is not None and self.social is not None and user < self.social.shape[0]:
+            friends = self.social.indices[self.social.indptr[user] : self.social.indptr[user + 1]]
+            if len(friends):
+                s = np.asarray(self.seen[friends].sum(axis=0), dtype=np.float32).ravel()
+                if s.any():
+                    return "social", _pad(s, n), "popular among people you follow"
+        if user is not None and self.user_groups is not None and user < len(self.user_groups):
+            s = self._group_scores(int(self.user_groups[user]))
+            if s.any():
+                return "similar_users", _pad(s, n), "popular with users like you"
+        if code is not None:
+            return (
+                "popular_in_category",
+                np.zeros(n, np.float32),
+                f"popular in {self.catalogue.category_names[code]}",
+            )
+        return "trending", np.zeros(n, np.float32), "trending now"
+
+    def _group_scores(self, group: int) -> np.ndarray:
+        assert self.user_groups is not None
+        cached = self._group_cache.get(group)
+        if cached is None:
+            members = np.flatnonzero(self.user_groups == group)
+            members = members[members < self.seen.shape[0]]
+            cached = np.asarray((self.seen[members] > 0).sum(axis=0), dtype=np.float32).ravel()
+            self._group_cache[group] = cached
+            if len(self._group_cache) > 1024:
+                self._group_cache.popitem(last=False)
+        return cached
+
+    # ------------------------------------------------------------------ items
+    def attribute_neighbours(
+        self, i: int, k: int, excluded: np.ndarray, trend: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Items sharing ``i``'s category and brand, ties broken by ``trend``."""
+        cat, n = self.catalogue, self.catalogue.n
+        s = np.zeros(n, np.float32)
+        if cat.category[i] >= 0:
+            s += cat.category[:n] == cat.category[i]
+        if cat.brand[i] >= 0:
+            s += cat.brand[:n] == cat.brand[i]
+        return select_top(s + 1e-3 * trend / (float(trend.max()) + 1.0), k, excluded)
+
+    def item_embeddings(self, items: list[int], model: Recommender, index: ItemIndex) -> np.ndarray:
+        """Embeddings of new items from their side information.
+
+        A model whose tags declare ``new_item_embedding`` provides
+        ``embed_new_items(list_of_attr_dicts) -> (n, d)`` (EGES-style side
+        information embeddings, as :class:`~gemrec.models.item2vec.Item2Vec` does); rows it
+        cannot embed (zero vectors, or a model fitted without side information) fall back to the
+        mean embedding of model items sharing category and brand, then category, then brand, then
+        title words, then all items.
+        """
+        cat = self.catalogue
+        out = np.zeros((len(items), index.dim), np.float32)
+        if model.tags.new_item_embedding:
+            records = [{"item_id": cat.item_ids[i], **cat.attrs.get(i, {})} for i in items]
+            try:
+                embedded = model.embed_new_items(records)  # type: ignore[attr-defined]
+                out = np.asarray(embedded, dtype=np.float32).reshape(len(items), -1)
+            except GemrecError:
+                pass
+            if out.shape[1] != index.dim:
+                out = np.zeros((len(items), index.dim), np.float32)
+        todo = [j for j in range(len(items)) if not np.any(out[j])]
+        if todo:
+            out[todo] = self._attribute_embeddings([items[j] for j in todo], index)
+        return out
+
+    def _attribute_embeddings(self, items: list[int], index: ItemIndex) -> np.ndarray:
+        cat = self.catalogue
+        base = index.vectors[: self.n_model_items]
+        mc, mb = cat.category[: self.n_model_items], cat.brand[: self.n_model_items]
+        rows = []
+        for i in items:
+            c, b = cat.category[i], cat.brand[i]
+            choice = np.zeros(0, np.int64)
+            for mask in (
+                (mc == c) & (mb == b) if c >= 0 and b >= 0 else None,
+                mc == c if c >= 0 else None,
+                mb == b if b >= 0 else None,
+            ):
+                if mask is not None and mask.any():
+                    choice = np.flatnonzero(mask)
+                    break
+            if not len(choice):
+                choice = self._title_neighbours(cat.titles[i])
+            rows.append(base[choice].mean(axis=0) if len(choice) else base.mean(axis=0))
+        return np.vstack(rows).astype(np.float32)
+
+    def _title_neighbours(self, title: str) -> np.ndarray:
+        if self._title_index is None:
+            idx: dict[str, list[int]] = {}
+            for i, t in enumerate(self.catalogue.titles[: self.n_model_items]):
+                for tok in set(_TOKEN.findall(t.lower())):
+                    idx.setdefault(tok, []).append(i)
+            self._title_index = idx
+        hits: list[int] = []
+        for tok in set(_TOKEN.findall(title.lower())):
+            hits.extend(self._title_index.get(tok, [])[:1000])
+        return np.unique(np.asarray(hits, dtype=np.int64))
+
+
+def _pad(s: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros(n, np.float32)
+    out[: len(s)] = s[:n]
+    return out
