@@ -9,6 +9,8 @@ the learned fusion blend come with extras::
     pip install 'gemrec[redis]'   # redis
     pip install 'gemrec[ltr]'     # lightgbm
     pip install 'gemrec[tune]'    # optuna (gemrec tune, gemrec train --tune)
+    pip install 'gemrec[scale]'   # duckdb (import logs larger than memory)
+    pip install 'gemrec[dask]'    # dask[dataframe], distributed (the pipeline on a Dask cluster)
     pip install 'gemrec[all]'     # everything above
 """
 
@@ -31,6 +33,9 @@ EXTRAS: dict[str, str] = {
     "redis": "redis",
     "lightgbm": "ltr",
     "optuna": "tune",
+    "duckdb": "scale",
+    "dask": "dask",
+    "distributed": "dask",
 }
 
 

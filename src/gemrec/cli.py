@@ -20,6 +20,7 @@ __all__ = ["main"]
 
 #: subcommand -> "module" providing ``add_parser(subparsers) -> None`` (which sets ``func``)
 COMMANDS: dict[str, str] = {
+    "generate": "gemrec.data.commands_generate",
     "import": "gemrec.data.commands",
     "train": "gemrec.models.commands",
     "tune": "gemrec.models.commands_tune",

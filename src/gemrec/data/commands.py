@@ -27,6 +27,10 @@ EXAMPLE = """examples:
   gemrec import ../shared/data/amazon-scientific-text --format recbole -o data/sci-cold \\
       --split cold-items --test-fraction 0.2
   gemrec import ../shared/data/ciao --format ciao -o data/ciao --split cold-users
+  gemrec import shop/events --format events --items shop/items.parquet \\
+      --users shop/users.parquet -o data/big --engine duckdb --memory-limit 8GB
+  gemrec import shop/events --format events -o data/big --engine dask \\
+      --scheduler tcp://10.0.0.5:8786
 
 formats:
   events     CSV/TSV, JSONL or Parquet logs with user_id, item_id, event_type, timestamp
@@ -137,6 +141,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "items/users held out for tuning (default none)",
     )
     sp.add_argument("--seed", type=int, default=0, help="seed of every random choice (0)")
+    scale = p.add_argument_group("logs larger than memory (format events; see docs/scaling.md)")
+    scale.add_argument(
+        "--engine",
+        choices=["memory", "duckdb", "dask"],
+        default="memory",
+        help="memory: the whole log in memory (default); duckdb: part by part in bounded memory "
+        "on this machine; dask: part by part on a Dask cluster. Same dataset either way; "
+        "an interrupted duckdb/dask run resumes from its finished parts",
+    )
+    scale.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="dask: scheduler address, e.g. tcp://HOST:8786 (default: a local cluster)",
+    )
+    scale.add_argument(
+        "--memory-limit",
+        default="4GB",
+        metavar="SIZE",
+        help="duckdb: memory it may hold before spilling to disk (4GB)",
+    )
     add_quiet(p)
     p.set_defaults(func=_run)
 
@@ -164,6 +188,9 @@ def _run(args: argparse.Namespace) -> int:
         test_after=args.test_after,
         seed=args.seed,
         progress=show_progress(args),
+        engine=args.engine,
+        scheduler=args.scheduler,
+        memory_limit=args.memory_limit,
     )
     r = result.report
     if args.on_error == "skip":

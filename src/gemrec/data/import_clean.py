@@ -17,7 +17,14 @@ from gemrec.data.readers import Source
 from gemrec.data.tables import BadRow, Table
 from gemrec.errors import DataError
 
-__all__ = ["ValidSource", "clean_side_table", "filter_events", "validate_source"]
+__all__ = [
+    "ValidSource",
+    "check_not_empty",
+    "clean_side_table",
+    "clean_sides",
+    "filter_events",
+    "validate_source",
+]
 
 
 @dataclass
@@ -59,19 +66,32 @@ def validate_source(
         timestamps_required=src.timestamps_required,
         report=report,
     )
+    items, users, social = clean_sides(src, on_error, rejected, report)
+    events = deduplicate(events, report)
+    check_not_empty(len(events), [t.path for t in src.events], report)
+    return ValidSource(events, items, users, social, rejected)
+
+
+def clean_sides(
+    src: Source, on_error: str, rejected: list[BadRow], report: CleaningReport
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
+    """The items, users and social tables of ``src`` cleaned (see :func:`clean_side_table`)."""
     items = clean_side_table(src.items, ("item_id",), on_error, rejected, report, "items")
     users = clean_side_table(src.users, ("user_id",), on_error, rejected, report, "users")
     social = clean_side_table(
         src.social, ("user_id", "friend_id"), on_error, rejected, report, "social"
     )
-    events = deduplicate(events, report)
-    if events.empty:
+    return items, users, social
+
+
+def check_not_empty(n_events: int, paths: Sequence[str], report: CleaningReport) -> None:
+    """Raise :class:`DataError` when validation and deduplication left no event."""
+    if n_events == 0:
         raise DataError(
-            f"no valid events in {', '.join(t.path for t in src.events[:3])} "
+            f"no valid events in {', '.join(paths[:3])} "
             f"({report.rows_read} rows read, "
             f"{report.rejected} rejected); nothing to import"
         )
-    return ValidSource(events, items, users, social, rejected)
 
 
 def clean_side_table(

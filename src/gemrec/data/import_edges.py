@@ -83,7 +83,7 @@ def split_events(events: pd.DataFrame, options: SplitOptions) -> tuple[np.ndarra
 
     Returns
     -------
-    parts : numpy.ndarray of int64, shape (n_events,)
+    parts : numpy.ndarray of int8, shape (n_events,)
         :data:`PART` codes.
     split_info : dict
         The manifest's ``split`` entry so far.
@@ -94,14 +94,14 @@ def split_events(events: pd.DataFrame, options: SplitOptions) -> tuple[np.ndarra
         "valid_fraction": options.valid_fraction,
     }
     if options.method == "predefined":
-        parts = events["split"].map(PART).to_numpy(np.int64)
+        parts = events["split"].map(PART).to_numpy(np.int8)
     elif options.method == "temporal":
         ts = events["timestamp"].to_numpy(np.float64)
         test, cut = splitting.temporal_cut(ts, fraction=options.test_fraction, cut=options.cut)
-        parts = np.where(test, PART["test"], PART["train"])
+        parts = np.where(test, PART["test"], PART["train"]).astype(np.int8)
         info.update(test_fraction=options.test_fraction, cut=cut, cut_iso=iso_utc(cut))
     else:
-        parts = np.zeros(len(events), dtype=np.int64)
+        parts = np.zeros(len(events), dtype=np.int8)
     return parts, info
 
 

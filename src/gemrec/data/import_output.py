@@ -22,13 +22,14 @@ from gemrec import __version__
 from gemrec.data.cleaning import CleaningReport
 from gemrec.data.idmaps import IdMaps
 from gemrec.data.readers import Source
-from gemrec.data.store import write_dataset
+from gemrec.data.store import TableFile, write_dataset
 from gemrec.data.tables import BadRow, fingerprint_file
 from gemrec.errors import DataError
 
 __all__ = [
     "OutputTables",
     "build_manifest",
+    "events_table",
     "output_tables",
     "rejected_csv",
     "seal_manifest",
@@ -67,7 +68,7 @@ class OutputTables:
 
     users: pd.DataFrame
     items: pd.DataFrame
-    events: pd.DataFrame | None
+    events: pd.DataFrame | TableFile | None
     social: pd.DataFrame | None
 
 
@@ -104,15 +105,13 @@ def output_tables(
     report.extra["items_metadata_unmatched"] = items_unmatched
     events_df = None
     if keep_events:
-        events_df = pd.DataFrame(
-            {
-                "user": ids.users,
-                "item": ids.items,
-                "event_type": events["event_type"],
-                "timestamp": events["timestamp"].to_numpy(np.float64),
-                "value": events["value"].to_numpy(np.float64),
-                "event_id": events["event_id"].astype(object),
-            }
+        events_df = events_table(
+            ids.users,
+            ids.items,
+            events["event_type"],
+            events["timestamp"],
+            events["value"],
+            events["event_id"],
         )
     social_df = None
     if social is not None:
@@ -123,6 +122,28 @@ def output_tables(
         report.extra["social_unknown_users"] = int((~ok).sum())
         social_df = pd.DataFrame({"user": a[ok].astype(np.int32), "friend": b[ok].astype(np.int32)})
     return OutputTables(users, items, events_df, social_df)
+
+
+def events_table(
+    users: np.ndarray,
+    items: np.ndarray,
+    event_type: pd.Series,
+    timestamp: pd.Series | np.ndarray,
+    value: pd.Series | np.ndarray,
+    event_id: pd.Series,
+) -> pd.DataFrame:
+    """``events.parquet`` rows: ``user, item`` (internal ids), ``event_type`` (str), ``timestamp``,
+    ``value`` (float64, NaN if unknown), ``event_id`` (object, None if absent)."""
+    return pd.DataFrame(
+        {
+            "user": users,
+            "item": items,
+            "event_type": event_type,
+            "timestamp": np.asarray(timestamp, dtype=np.float64),
+            "value": np.asarray(value, dtype=np.float64),
+            "event_id": event_id.astype(object),
+        }
+    )
 
 
 def with_metadata(

@@ -14,14 +14,19 @@ The pipeline, one step per stage (each in the module named)::
     import_output.output_tables    id maps with side information, events, social graph
     import_output.build_manifest   what was read and asked for, the row accounting, the split
     import_output.write_output     Parquet tables + manifest.json (atomic)
+
+With ``engine="duckdb"`` or ``"dask"`` (logs larger than memory), reading, validation and
+deduplication run part by part and out of core (:mod:`gemrec.data.import_parts`); every later step
+is the same.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +37,7 @@ import pandas as pd
 from gemrec.data import splits as splitting
 from gemrec.data.cleaning import CleaningReport, parse_timestamps, parse_weights
 from gemrec.data.idmaps import IdMaps
-from gemrec.data.import_clean import filter_events, validate_source
+from gemrec.data.import_clean import ValidSource, clean_sides, filter_events, validate_source
 from gemrec.data.import_edges import (
     SplitOptions,
     aggregate,
@@ -42,7 +47,15 @@ from gemrec.data.import_edges import (
     weigh_events,
 )
 from gemrec.data.import_output import build_manifest, output_tables, seal_manifest, write_output
-from gemrec.data.readers import Source, parse_columns, read_frames, read_side_table, read_source
+from gemrec.data.readers import (
+    Source,
+    event_files,
+    parse_columns,
+    read_frames,
+    read_side_table,
+    read_source,
+)
+from gemrec.data.store import TableFile
 from gemrec.data.tables import MAX_LINE_BYTES, BadRow, fingerprint_frame
 from gemrec.errors import ParameterError
 
@@ -164,6 +177,9 @@ def import_dataset(
     seed: int = 0,
     max_line_bytes: int = MAX_LINE_BYTES,
     progress: bool = False,
+    engine: str = "memory",
+    scheduler: Any = None,
+    memory_limit: str = "4GB",
 ) -> ImportResult:
     """Read, validate, clean and split ``sources`` and write a dataset directory.
 
@@ -212,6 +228,15 @@ def import_dataset(
         Explicit cut time for "temporal" (epoch or ISO 8601).
     seed : int
         Seeds every random choice; the same inputs and options give the same dataset.
+    engine : {"memory", "duckdb", "dask"}
+        ``"memory"`` holds the whole log in memory (every format). ``"duckdb"`` and ``"dask"``
+        read an ``events`` log part by part in bounded memory, on this machine or on a Dask
+        cluster, and write the same dataset (:mod:`gemrec.data.import_parts`); an interrupted
+        run resumes from the parts it finished.
+    scheduler : str, optional
+        ``tcp://HOST:8786`` or a ``distributed.Client``: the Dask cluster (default: a local one).
+    memory_limit : str
+        DuckDB's memory limit (e.g. ``"4GB"``); it spills to disk beyond it.
 
     Returns
     -------
@@ -231,16 +256,22 @@ def import_dataset(
     cut = _parse_cut(test_after)
 
     big = sum(p.stat().st_size for p in source_paths if p.is_file()) > (64 << 20)
-    bar = _Progress(progress and big)
-    try:
-        src = _read(
-            frames,
-            source_paths,
-            format,
-            {"items": items, "users": users, "social": social},
-            col_map,
-            max_line_bytes,
+    sides = {"items": items, "users": users, "social": social}
+    if engine not in ("memory", "duckdb", "dask"):
+        raise ParameterError.invalid("--engine", "one of memory, duckdb, dask", engine)
+    if scheduler is not None and engine != "dask":
+        raise ParameterError.invalid("--scheduler", "only with --engine dask", scheduler)
+    partitioned = engine != "memory"
+    if partitioned and (format != "events" or frames):
+        raise ParameterError.invalid(
+            "--engine", "'memory' for in-memory tables and formats other than events", engine
         )
+    bar = _Progress(progress and big and not partitioned)
+    try:
+        if partitioned:
+            src = _read_sides(Source("events", []), sides, col_map, max_line_bytes)
+        else:
+            src = _read(frames, source_paths, format, sides, col_map, max_line_bytes)
         bar.step("read")
         method = _split_method(split, src)
         recipe = _Recipe(
@@ -267,7 +298,20 @@ def import_dataset(
                 "social": _describe(social),
             },
         )
-        path, report, rejected = _build(src, output, recipe, bar)
+        if partitioned:
+            path, report, rejected = _build_parts(
+                src,
+                event_files(source_paths),
+                output,
+                recipe,
+                engine=engine,
+                scheduler=scheduler,
+                memory_limit=memory_limit,
+                max_line_bytes=max_line_bytes,
+                progress=progress,
+            )
+        else:
+            path, report, rejected = _build(src, output, recipe, bar)
     finally:
         bar.close()
     manifest = json.loads((path / "manifest.json").read_text())
@@ -322,6 +366,16 @@ def _read(
         src = read_frames(frames, col_map)
     else:
         src = read_source(format, paths, col_map, max_line_bytes=max_line_bytes)
+    return _read_sides(src, sides, col_map, max_line_bytes)
+
+
+def _read_sides(
+    src: Source,
+    sides: dict[str, str | Path | pd.DataFrame | None],
+    col_map: dict[str, str],
+    max_line_bytes: int,
+) -> Source:
+    """Read the side tables given explicitly into ``src`` (they replace the format's)."""
     for kind, side in sides.items():
         if side is not None:
             setattr(src, kind, read_side_table(side, kind, col_map, max_line_bytes=max_line_bytes))
@@ -360,7 +414,70 @@ def _build(
     report = CleaningReport()
     valid = validate_source(src, recipe.weights, on_error=recipe.on_error, report=report)
     bar.step("validate")
+    return _finish(src, valid, output, recipe, report, bar)
 
+
+def _build_parts(
+    src: Source,
+    files: list[Path],
+    output: Path,
+    recipe: _Recipe,
+    *,
+    engine: str,
+    scheduler: Any,
+    memory_limit: str,
+    max_line_bytes: int,
+    progress: bool,
+) -> tuple[Path, CleaningReport, list[BadRow]]:
+    """Validate part by part (:mod:`gemrec.data.import_parts`), then the in-process steps."""
+    from gemrec.data.import_parts import import_parts, work_dir
+
+    report = CleaningReport()
+    work = work_dir(output)
+    parts = import_parts(
+        files,
+        event_types=list(recipe.weights),
+        columns=dict(recipe.options["columns"]),
+        on_error=recipe.on_error,
+        max_line_bytes=max_line_bytes,
+        report=report,
+        work=work,
+        engine=engine,
+        scheduler=scheduler,
+        memory_limit=memory_limit,
+        progress=progress,
+    )
+    rejected = parts.rejected
+    items, users, social = clean_sides(src, recipe.on_error, rejected, report)
+    src.files[:0] = parts.files
+    valid = ValidSource(parts.events, items, users, social, rejected)
+    del parts.events  # `valid` holds the only reference, which `_finish` releases
+    out = _finish(
+        src,
+        valid,
+        output,
+        recipe,
+        report,
+        _Progress(False),
+        id_maps=parts.id_maps,
+        events_file=lambda events, ids: parts.write_events(events, ids, work / "events.parquet"),
+    )
+    shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def _finish(
+    src: Source,
+    valid: ValidSource,
+    output: Path,
+    recipe: _Recipe,
+    report: CleaningReport,
+    bar: _Progress,
+    *,
+    id_maps: Callable[[pd.DataFrame], IdMaps] = IdMaps.from_events,
+    events_file: Callable[[pd.DataFrame, IdMaps], TableFile] | None = None,
+) -> tuple[Path, CleaningReport, list[BadRow]]:
+    """The steps after validation: filter, id maps, weights, splits, tables, manifest, write."""
     events = filter_events(
         valid.events,
         min_value=recipe.min_value,
@@ -368,7 +485,11 @@ def _build(
         min_item=recipe.min_item,
         report=report,
     )
-    ids = IdMaps.from_events(events)
+    ids = id_maps(events)
+    # no step below reads the raw id columns (`ids` maps them): release them and the unfiltered
+    # table, the largest objects of an import
+    events = events.drop(columns=["user_id", "item_id"])
+    valid.events = events
     bar.step("k-core")
 
     weights, reference_time = weigh_events(
@@ -390,9 +511,11 @@ def _build(
         users_meta=valid.users,
         items_meta=valid.items,
         social=valid.social,
-        keep_events=src.has_events,
+        keep_events=src.has_events and events_file is None,
         report=report,
     )
+    if events_file is not None and src.has_events:
+        tables.events = events_file(events, ids)
     bar.step("tables")
 
     manifest = build_manifest(

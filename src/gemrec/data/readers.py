@@ -54,6 +54,7 @@ __all__ = [
     "EVENT_COLUMNS",
     "FORMATS",
     "Source",
+    "event_files",
     "parse_columns",
     "read_side_table",
     "read_source",
@@ -190,6 +191,15 @@ def _files_in(sources: Sequence[str | Path], patterns: Sequence[str] = ("*",)) -
     return out
 
 
+#: the files ``--format events`` reads from a directory
+EVENT_FILE_PATTERNS = ("*.csv", "*.tsv", "*.jsonl", "*.ndjson", "*.json", "*.parquet", "*.pq")
+
+
+def event_files(sources: Sequence[str | Path]) -> list[Path]:
+    """The files an ``events`` source names: files as given, directories' event files sorted."""
+    return _files_in(sources, EVENT_FILE_PATTERNS)
+
+
 def read_events(
     sources: Sequence[str | Path],
     columns: Mapping[str, str] | None = None,
@@ -197,9 +207,7 @@ def read_events(
     max_line_bytes: int = MAX_LINE_BYTES,
 ) -> Source:
     """Generic event logs: CSV/TSV/JSONL/Parquet files (or directories of them) with a header."""
-    files = _files_in(
-        sources, ("*.csv", "*.tsv", "*.jsonl", "*.ndjson", "*.json", "*.parquet", "*.pq")
-    )
+    files = event_files(sources)
     tables = []
     for f in files:
         t = _rename(read_table(f, max_line_bytes=max_line_bytes), columns or {})

@@ -35,7 +35,7 @@ from gemrec.data.interactions import Interactions
 from gemrec.data.side import SideInformation
 from gemrec.errors import DataError
 
-__all__ = ["SPLITS", "TRAIN_SPLITS", "Dataset", "write_dataset"]
+__all__ = ["SPLITS", "TRAIN_SPLITS", "Dataset", "TableFile", "write_dataset"]
 
 SPLITS = ("train", "valid", "test")
 #: the parts a final model is trained on (the published protocols train on all of train.txt)
@@ -208,6 +208,27 @@ class Dataset:
         return out
 
 
+@dataclass(frozen=True)
+class TableFile:
+    """A table already written as Parquet (too large to hold in memory), moved into a dataset.
+
+    Attributes
+    ----------
+    path : Path
+        The file; on the same file system as the dataset directory.
+    n_rows : int
+    schema : dict of str to str
+        Column -> pandas dtype name, as the manifest records it.
+    """
+
+    path: Path
+    n_rows: int
+    schema: dict[str, str]
+
+    def __len__(self) -> int:
+        return self.n_rows
+
+
 def write_dataset(
     path: str | Path,
     *,
@@ -215,13 +236,14 @@ def write_dataset(
     items: pd.DataFrame,
     edges: pd.DataFrame,
     manifest: dict[str, Any],
-    events: pd.DataFrame | None = None,
+    events: pd.DataFrame | TableFile | None = None,
     social: pd.DataFrame | None = None,
     extra_files: Iterable[tuple[str, bytes]] = (),
 ) -> Path:
     """Write a dataset directory atomically (a temp dir renamed into place).
 
-    ``manifest`` is completed with ``format_version``, ``counts`` and ``schema``.
+    ``manifest`` is completed with ``format_version``, ``counts`` and ``schema``. ``events`` may be
+    a :class:`TableFile`, moved into place instead of written.
     """
     path = Path(path)
     for name, df, required in (
@@ -235,13 +257,20 @@ def write_dataset(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        tables = {"users": users, "items": items, "edges": edges}
+        tables: dict[str, pd.DataFrame | TableFile] = {
+            "users": users,
+            "items": items,
+            "edges": edges,
+        }
         if events is not None:
             tables["events"] = events
         if social is not None:
             tables["social"] = social
         for name, df in tables.items():
-            df.to_parquet(tmp / f"{name}.parquet", index=False)
+            if isinstance(df, TableFile):
+                os.replace(df.path, tmp / f"{name}.parquet")
+            else:
+                df.to_parquet(tmp / f"{name}.parquet", index=False)
         for name, data in extra_files:
             (tmp / name).write_bytes(data)
         split_counts = edges["split"].value_counts().to_dict()
@@ -256,9 +285,7 @@ def write_dataset(
                 "social_edges": None if social is None else len(social),
                 "splits": {s: int(split_counts.get(s, 0)) for s in SPLITS},
             },
-            "schema": {
-                name: {c: str(t) for c, t in df.dtypes.items()} for name, df in tables.items()
-            },
+            "schema": {name: _schema(df) for name, df in tables.items()},
             "files": [*sorted(p.name for p in tmp.iterdir()), "manifest.json"],
         }
         (tmp / "manifest.json").write_text(json.dumps(full, indent=2, default=_json_default))
@@ -269,6 +296,12 @@ def write_dataset(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def _schema(table: pd.DataFrame | TableFile) -> dict[str, str]:
+    if isinstance(table, TableFile):
+        return dict(table.schema)
+    return {str(c): str(t) for c, t in table.dtypes.items()}
 
 
 def _json_default(o: Any) -> Any:

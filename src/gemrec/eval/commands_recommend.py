@@ -34,7 +34,9 @@ DESCRIPTION = (
 
 EXAMPLE = """example:
   gemrec recommend models/rp3 --dataset data/gowalla --users test -k 20 -o recs.jsonl
-  gemrec recommend models/rp3 --dataset data/shop --users my_users.txt -k 10 -o recs.jsonl"""
+  gemrec recommend models/rp3 --dataset data/shop --users my_users.txt -k 10 -o recs.jsonl
+  gemrec recommend models/gf --dataset data/big --users all -k 20 -o recs/ \\
+      --engine dask --scheduler tcp://10.0.0.5:8786"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -54,7 +56,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     p.add_argument("-k", type=int, default=20)
     p.add_argument("--include-seen", action="store_true", help="do not exclude training items")
-    p.add_argument("-o", "--output", required=True, metavar="FILE")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="FILE",
+        help="JSON lines; with --engine dask a directory of Parquet parts "
+        "(user_id, rank, item_id, score)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=["memory", "dask"],
+        default="memory",
+        help="memory: score here (default); dask: score blocks of users on a Dask cluster, "
+        "resumable (docs/scaling.md)",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="dask: scheduler address, e.g. tcp://HOST:8786 (default: a local cluster)",
+    )
     add_quiet(p, QUIET_TTY_HELP)
     p.set_defaults(func=_run)
 
@@ -188,17 +209,14 @@ def write_recommendations(
 def _run(args: argparse.Namespace) -> int:
     if args.k < 1:
         raise ParameterError.invalid("-k", "a positive integer", args.k)
-    model = Recommender.load(args.model)
+    if args.scheduler is not None and args.engine != "dask":
+        raise ParameterError.invalid("--scheduler", "only with --engine dask", args.scheduler)
+    model = Recommender.load(args.model) if args.engine == "memory" else None
     dataset = Dataset.open(args.dataset)
     users, unknown = _select_users(dataset, args.users, args.on_unknown)
-    if unknown:
-        shown = ", ".join(f"{raw!r} (line {n})" for n, raw in unknown[:5])
-        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-        print(
-            f"gemrec recommend: skipped {len(unknown)} user id(s) of {args.users} not in the "
-            f"dataset: {shown}{more}",
-            file=sys.stderr,
-        )
+    _report_unknown(args, unknown)
+    if model is None:
+        return _run_dask(args, dataset, users)
     start = time.perf_counter()
     n = write_recommendations(
         model,
@@ -214,4 +232,35 @@ def _run(args: argparse.Namespace) -> int:
         f"wrote {n} users' top-{args.k} lists ({seen}) to {args.output} "
         f"in {time.perf_counter() - start:.1f}s"
     )
+    return 0
+
+
+def _report_unknown(args: argparse.Namespace, unknown: list[tuple[int, str]]) -> None:
+    if not unknown:
+        return
+    shown = ", ".join(f"{raw!r} (line {n})" for n, raw in unknown[:5])
+    more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+    print(
+        f"gemrec recommend: skipped {len(unknown)} user id(s) of {args.users} not in the "
+        f"dataset: {shown}{more}",
+        file=sys.stderr,
+    )
+
+
+def _run_dask(args: argparse.Namespace, dataset: Dataset, users: np.ndarray) -> int:
+    from gemrec.data.import_dask import dask_client
+    from gemrec.scale.scoring import recommend_dask
+
+    with dask_client(args.scheduler) as client:
+        result = recommend_dask(
+            args.model,
+            dataset.path,
+            users,
+            args.k,
+            args.output,
+            client=client,
+            exclude_seen=not args.include_seen,
+            progress=show_progress(args),
+        )
+    print(result.summary())
     return 0

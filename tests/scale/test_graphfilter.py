@@ -1,0 +1,65 @@
+"""The Dask-fitted spectral filter matches the in-core one, on workers smaller than the matrix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gemrec.errors import ParameterError
+from gemrec.models.base import Recommender
+from gemrec.models.fitting import fit_on_dataset
+from gemrec.models.graphfilter import GraphFilter
+from gemrec.scale import fit_graphfilter_dask
+from tests.scale.conftest import WORKER_MEMORY
+
+PARAMS = {"n_components": 24, "svd_n_iter": 4, "seed": 3}
+
+
+@pytest.fixture(scope="module")
+def fitted(shop_dataset, client):
+    in_core = fit_on_dataset(
+        shop_dataset, GraphFilter(item_item="factored", svd_method="randomized", **PARAMS)
+    ).model
+    dask = fit_graphfilter_dask(shop_dataset.path, client=client, users_per_block=200, **PARAMS)
+    return in_core, dask
+
+
+def test_the_matrix_does_not_fit_a_worker(shop_dataset):
+    R = shop_dataset.interactions("train", "valid").matrix
+    assert R.data.nbytes + R.indices.nbytes + R.indptr.nbytes > WORKER_MEMORY
+
+
+def test_singular_values_match_to_1e_3(fitted):
+    in_core, dask = fitted
+    assert dask.record["engine"] == "dask" and dask.record["trained_on"] == "train+valid"
+    s_ref, s = in_core.singular_values_, dask.model.singular_values_
+    assert s.shape == s_ref.shape == (24,)
+    np.testing.assert_allclose(s, s_ref, rtol=1e-3)
+    assert s[0] == pytest.approx(1.0, abs=1e-4)  # the normalised graph's top singular value
+
+
+def test_top20_lists_match(fitted, shop_dataset):
+    in_core, dask = fitted
+    users = np.arange(shop_dataset.n_users)
+    seen = shop_dataset.interactions("train", "valid").matrix
+    ref, _ = in_core.recommend(users, 20, exclude=seen)
+    got, _ = dask.model.recommend(users, 20, exclude=seen)
+    same_lists = (ref == got).all(axis=1).mean()
+    assert same_lists >= 0.99
+    np.testing.assert_array_equal(
+        dask.model.interactions_.toarray(), in_core.interactions_.toarray()
+    )
+
+
+def test_saves_and_loads_as_any_model(fitted, tmp_path):
+    _, dask = fitted
+    loaded = Recommender.load(dask.model.save(tmp_path / "gf"))
+    assert isinstance(loaded, GraphFilter) and loaded.item_item_ == "factored"
+    a, _ = loaded.recommend(np.arange(50), 10)
+    b, _ = dask.model.recommend(np.arange(50), 10)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_dense_item_item_is_refused(shop_dataset, client):
+    with pytest.raises(ParameterError, match="item_item"):
+        fit_graphfilter_dask(shop_dataset.path, client=client, item_item="dense")
