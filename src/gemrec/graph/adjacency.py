@@ -18,6 +18,7 @@ __all__ = [
     "bipartite_adjacency",
     "bipartite_edge_index",
     "degree_power",
+    "degree_power64",
     "degrees",
     "item_gram",
     "normalized_interactions",
@@ -58,7 +59,8 @@ def _degrees64(m: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
-def _power64(degree: np.ndarray, exponent: float) -> np.ndarray:
+def degree_power64(degree: np.ndarray, exponent: float) -> np.ndarray:
+    """``degree ** exponent`` in float64, isolated nodes (degree 0) mapped to 0."""
     d = np.asarray(degree, dtype=np.float64)
     out = np.zeros_like(d)
     pos = d > 0
@@ -75,7 +77,7 @@ def degree_power(degree: np.ndarray, exponent: float) -> np.ndarray:
     exponent : float
         Usually negative (``-0.5`` for the symmetric normalisation).
     """
-    return _power64(degree, exponent).astype(np.float32)
+    return degree_power64(degree, exponent).astype(np.float32)
 
 
 def normalized_interactions(
@@ -116,8 +118,8 @@ def normalized_interactions(
     """
     m = _check_matrix(R)
     du, di = _degrees64(m)
-    left = _power64(du, -user_exponent)
-    right = _power64(di, -item_exponent)
+    left = degree_power64(du, -user_exponent)
+    right = degree_power64(di, -item_exponent)
     out = m.copy()
     rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
     out.data = (left[rows] * m.data.astype(np.float64) * right[m.indices]).astype(np.float32)
@@ -173,7 +175,7 @@ def bipartite_adjacency(
     if self_loops:
         adj = (adj + sp.identity(n_users + n_items, dtype=np.float32, format="csr")).tocsr()
     if normalization == "symmetric":
-        d = _power64(np.asarray(adj.sum(axis=1, dtype=np.float64)).ravel(), -0.5)
+        d = degree_power64(np.asarray(adj.sum(axis=1, dtype=np.float64)).ravel(), -0.5)
         rows = np.repeat(np.arange(adj.shape[0]), np.diff(adj.indptr))
         adj.data = (d[rows] * adj.data.astype(np.float64) * d[adj.indices]).astype(np.float32)
     adj.sum_duplicates()

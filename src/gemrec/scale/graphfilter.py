@@ -19,7 +19,7 @@ import scipy.sparse as sp
 
 from gemrec.data.store import TRAIN_SPLITS, Dataset
 from gemrec.errors import ParameterError
-from gemrec.graph.adjacency import degree_power
+from gemrec.graph.adjacency import degree_power, degree_power64
 from gemrec.models.fitting import FitResult
 from gemrec.models.graphfilter import GraphFilter
 from gemrec.scale.blocks import block_bounds, read_row_block
@@ -78,7 +78,7 @@ def fit_graphfilter_dask(
     item_degree64 = np.asarray(client.gather(sums), dtype=np.float64)
     item_degree = item_degree64.astype(np.float32)
     a, c = float(model.input_exponent), float(model.output_exponent)
-    item_scale = client.scatter(_power64(item_degree64, -0.5), broadcast=True)
+    item_scale = client.scatter(degree_power64(item_degree64, -0.5), broadcast=True)
     norm = [client.submit(_normalise, b, item_scale) for b in raw]
 
     k = model._rank(n_users, n_items)
@@ -134,20 +134,11 @@ def _normalise(block: sp.csr_matrix, item_scale: np.ndarray) -> sp.csr_matrix:
 
     In float64, rounded once, as :func:`gemrec.graph.adjacency.normalized_interactions` does.
     """
-    left = _power64(np.asarray(block.sum(axis=1, dtype=np.float64)).ravel(), -0.5)
+    left = degree_power64(np.asarray(block.sum(axis=1, dtype=np.float64)).ravel(), -0.5)
     out = block.copy()
     rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
     data = left[rows] * block.data.astype(np.float64) * item_scale[block.indices]
     out.data = data.astype(np.float32)
-    return out
-
-
-def _power64(degree: np.ndarray, exponent: float) -> np.ndarray:
-    """``degree ** exponent`` in float64, 0 for degree 0."""
-    d = np.asarray(degree, dtype=np.float64)
-    out = np.zeros_like(d)
-    pos = d > 0
-    out[pos] = d[pos] ** float(exponent)
     return out
 
 
