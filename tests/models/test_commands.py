@@ -209,3 +209,16 @@ def test_quiet_also_silences_the_models_own_epoch_bar(dataset, tmp_path, capsys)
     )
     assert code == 0
     assert "mf 1/1" in capsys.readouterr().err
+
+
+def test_epochs_are_reported_as_log_lines_without_a_terminal(dataset, tmp_path, capsys):
+    """Under pytest stderr is not a terminal: a 4-epoch fit writes lines, not a bar."""
+    argv = ["train", str(dataset), "--model", "mf", "--set", "epochs=4", "--set", "eval_every=2"]
+    assert main([*argv, "-o", str(tmp_path / "m")]) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("mf epoch ")]
+    assert lines and lines[0].startswith("mf epoch 1/4: loss ")
+    assert "elapsed, about" in lines[-1] and "s left" in lines[-1]
+    assert any("valid_recall@20" in line for line in lines)
+    assert main([*argv, "--quiet", "-o", str(tmp_path / "m2")]) == 0
+    assert "epoch" not in capsys.readouterr().err

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -187,8 +189,32 @@ def params_from_args(args: argparse.Namespace) -> dict[str, object]:
     return params
 
 
+class _StderrLines(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes each line to whatever ``sys.stderr`` is when the line is emitted."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def log_progress_lines(args: argparse.Namespace) -> None:
+    """Without a terminal (CI, nohup, a scheduler) epochs are reported as lines on stderr."""
+    log = logging.getLogger("gemrec.training")
+    ours = [h for h in log.handlers if isinstance(h, _StderrLines)]
+    if getattr(args, "quiet", False) or sys.stderr.isatty():
+        for h in ours:  # an earlier command of this process asked for lines; this one does not
+            log.removeHandler(h)
+        return
+    if not ours:
+        handler = _StderrLines()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
 def _run(args: argparse.Namespace) -> int:
     params = params_from_args(args)
+    log_progress_lines(args)
     klass = get_model_class(args.model)
     world = launched_world()
     if args.nproc > 1 or (world is not None and world.size > 1):

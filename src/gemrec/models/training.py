@@ -351,6 +351,8 @@ def train_loop(
         os.replace(tmpj, ckpt / "checkpoint.json")
 
     try:
+        run_start = last_line = time.perf_counter()
+        every = max(1, epochs // 20)
         for epoch in range(start_epoch + 1, epochs + 1):
             if result.stopped_early:
                 break
@@ -400,9 +402,26 @@ def train_loop(
             elif validate is None:
                 result.best_epoch = epoch
             result.history.append(record)
-            if world.is_main:
-                rounded = {k: round(v, 5) for k, v in record.items()}
-                logger.info("%s epoch %d: %s", name, epoch, rounded)
+            now = time.perf_counter()
+            validated = any(k.startswith("valid_") for k in record)
+            due = epoch % every == 0 or now - last_line >= 60.0 or validated or epoch == epochs
+            if world.is_main and due:
+                # a line every ~5% of the run, minute or validation: where a fit is, in any log
+                last_line = now
+                elapsed = now - run_start
+                left = elapsed / (epoch - start_epoch) * (epochs - epoch)
+                shown = ", ".join(
+                    f"{k} {v:.5g}" for k, v in record.items() if k not in ("epoch", "seconds")
+                )
+                logger.info(
+                    "%s epoch %d/%d: %s; %.0fs elapsed, about %.0fs left",
+                    name,
+                    epoch,
+                    epochs,
+                    shown,
+                    elapsed,
+                    left,
+                )
             if writer is not None:
                 writer.add_scalar("train/loss", record["loss"], epoch)
                 writer.add_scalar("train/epoch_seconds", record["seconds"], epoch)
