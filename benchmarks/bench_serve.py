@@ -269,8 +269,7 @@ def in_process_retrieval(model_dir: Path, dataset: Path, users: np.ndarray) -> d
     recall@20 against the exact lists (same users, seen items excluded)."""
     from threadpoolctl import threadpool_limits
 
-    from gemrec.serve._engine import load_engine
-    from gemrec.serve._settings import ServeSettings
+    from gemrec.serve import ServeSettings, load_engine
 
     threadpool_limits(1)  # as the service does
     out: dict[str, float] = {}

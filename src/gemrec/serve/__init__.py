@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from gemrec.serve._app import ServiceState, create_app, get_state
-    from gemrec.serve._engine import Engine
+    from gemrec.serve._engine import Engine, load_engine
     from gemrec.serve._replay import demo_session, format_replay, replay_session
     from gemrec.serve._settings import ServeSettings
     from gemrec.serve._store import Event, EventStore, RedisStore, SQLiteStore, open_store
@@ -30,6 +30,7 @@ _EXPORTS = {
     "demo_session": "_replay",
     "format_replay": "_replay",
     "get_state": "_app",
+    "load_engine": "_engine",
     "open_store": "_store",
     "replay_session": "_replay",
 }
@@ -45,6 +46,7 @@ __all__ = [
     "demo_session",
     "format_replay",
     "get_state",
+    "load_engine",
     "open_store",
     "replay_session",
 ]
