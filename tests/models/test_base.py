@@ -13,3 +13,34 @@ def test_corrupt_manifests_give_one_clear_error(tmp_path):
     (tmp_path / "manifest.json").write_text('{"model": "pop"}')
     with pytest.raises(GemrecError, match="KeyError"):
         Recommender.load(tmp_path)
+
+
+def test_recommend_bounds_one_block_of_scores_and_returns_the_same_lists(monkeypatch):
+    import numpy as np
+    import scipy.sparse as sp
+
+    from gemrec.data.interactions import Interactions
+    from gemrec.models.knn import ItemKNN
+
+    rng = np.random.default_rng(3)
+    m = sp.random(60, 50, density=0.15, random_state=rng, dtype=np.float32).tocoo()
+    data = rng.uniform(0.5, 3.0, m.nnz).astype(np.float32)
+    model = ItemKNN().fit(Interactions.from_arrays(m.row, m.col, data, n_users=60, n_items=50))
+    users = np.arange(60)
+    ids, scores = model.recommend(users, k=10)
+    assert model.block_rows() == model.batch_size
+    # a bound of 7 rows' worth of scores: recommend scores 7 users at a time
+    calls: list[int] = []
+    score = model.score
+
+    def counted(block):
+        calls.append(len(block))
+        return score(block)
+
+    monkeypatch.setattr(model, "score", counted)
+    monkeypatch.setattr(type(model), "score_block_bytes", 7 * 4 * 50)
+    assert model.block_rows() == 7
+    small_ids, small_scores = model.recommend(users, k=10)
+    assert max(calls) == 7 and sum(calls) == 60
+    np.testing.assert_array_equal(small_ids, ids)
+    np.testing.assert_allclose(small_scores, scores)

@@ -106,8 +106,11 @@ class Recommender(ABC):
     name: ClassVar[str] = ""
     #: what the model consumes and offers
     tags: ClassVar[ModelTags] = ModelTags()
-    #: users scored at once by ``recommend``; bounds memory to ``batch_size * n_items`` floats
+    #: most users scored at once by ``recommend``
     batch_size: ClassVar[int] = 2048
+    #: bound on one block of scores in ``recommend`` (bytes): with many items the block holds
+    #: fewer users, so 2,048 users x 4M items never asks for 32 GiB
+    score_block_bytes: ClassVar[int] = 256 * 2**20
 
     interactions_: sp.csr_matrix
 
@@ -303,15 +306,17 @@ class Recommender(ABC):
                     exclude.shape,
                 )
         all_ids, all_scores = [], []
-        for start in range(0, len(users), self.batch_size):
-            block = users[start : start + self.batch_size]
+        rows = self.block_rows()
+        for start in range(0, len(users), rows):
+            block = users[start : start + rows]
             if user_items is None:
                 scores = self.score(block)
             else:
                 scores = np.asarray(self.score_new(seen_src[block]), dtype=np.float32)
-            scores = np.array(scores, dtype=np.float32, order="C", copy=True)
+            if not (scores.flags.c_contiguous and scores.flags.writeable):
+                scores = np.array(scores, dtype=np.float32, order="C", copy=True)
             if exclude_seen:
-                _mask_rows(scores, seen_src, seen_rows[start : start + self.batch_size])
+                _mask_rows(scores, seen_src, seen_rows[start : start + rows])
             if exclude is not None:
                 _mask_rows(scores, exclude, np.arange(start, start + len(block)))
             if cand_mask is not None:
@@ -322,6 +327,12 @@ class Recommender(ABC):
         if not all_ids:
             return np.zeros((0, k), np.int32), np.zeros((0, k), np.float32)
         return np.vstack(all_ids), np.vstack(all_scores)
+
+    def block_rows(self) -> int:
+        """Users scored at once by ``recommend``: ``batch_size``, fewer when a block of
+        ``batch_size x n_items`` float32 scores would exceed ``score_block_bytes``."""
+        per_row = 4 * max(self.n_items, 1)
+        return max(1, min(int(self.batch_size), int(self.score_block_bytes) // per_row))
 
     def similar_items(self, items: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Most similar items to each query item (the item itself excluded).
