@@ -193,6 +193,38 @@ def cmd_growth(args: argparse.Namespace) -> dict[str, object]:
     return {"rows": rows, "load_average": os.getloadavg()}
 
 
+def cmd_cluster_growth(args: argparse.Namespace) -> dict[str, object]:
+    """One cluster-mode epoch (graph build, history refresh, every step) per size."""
+    from gemrec.models.lightgcn import LightGCN
+
+    rows = []
+    for size in args.sizes:
+        inter = synthetic(size)
+        model = LightGCN(
+            mode="cluster",
+            epochs=1,
+            embedding_dim=args.dim,
+            init="normal",
+            train_batch_size=args.batch_size,
+            progress=False,
+            device="cpu",
+        )
+        t0 = time.perf_counter()
+        model.fit(inter)
+        rows.append(
+            {
+                "interactions": inter.nnz,
+                "users": inter.n_users,
+                "items": inter.n_items,
+                "fit_one_epoch_s": round(time.perf_counter() - t0, 1),
+                "epoch_s": round(model.history_[-1]["seconds"], 1),
+                "peak_rss_gib": round(peak_rss_gib(), 2),
+            }
+        )
+        print(rows[-1], flush=True)
+    return {"rows": rows, "load_average": os.getloadavg()}
+
+
 def plot_growth(rows: list[dict[str, float]], steps_per_epoch: int = 16) -> None:
     """Faithful epoch (batch 2048) and an epoch of a fixed number of steps, against interactions."""
     import matplotlib
@@ -291,6 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 5_000_000])
     g.add_argument("--batches", type=int, default=10)
     g.add_argument("--batch-size", type=int, default=2048)
+    c = sub.add_parser("cluster-growth", help="one cluster-mode epoch per size")
+    c.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000, 100_000_000])
+    c.add_argument("--batch-size", type=int, default=16384)
+    c.add_argument("--dim", type=int, default=64)
     for name in ("accuracy", "baselines"):
         a = sub.add_parser(name)
         a.add_argument("--model", default="lightgcn" if name == "accuracy" else "mf")
@@ -314,6 +350,7 @@ def main(argv: list[str] | None = None) -> None:
     fn = {
         "speed": cmd_speed,
         "growth": cmd_growth,
+        "cluster-growth": cmd_cluster_growth,
         "accuracy": cmd_accuracy,
         "baselines": cmd_accuracy,
     }

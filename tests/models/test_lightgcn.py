@@ -11,7 +11,15 @@ import torch
 from gemrec.errors import GemrecError, ParameterError
 from gemrec.eval import evaluate
 from gemrec.graph.adjacency import bipartite_adjacency
-from gemrec.models._lightgcn_torch import LightGCNNet, to_torch_csr
+from gemrec.models._lightgcn_torch import (
+    ClusterBatches,
+    LayerHistory,
+    LightGCNNet,
+    TrainingGraph,
+    bpr_loss,
+    cluster_bpr_loss,
+    to_torch_csr,
+)
 from gemrec.models.lightgcn import LightGCN, locality_order
 from gemrec.models.training import BPRSampler
 from tests.models._torch_data import planted_blocks, random_graph, record_adam_learning_rates
@@ -263,6 +271,8 @@ def test_save_load_round_trip(tmp_path) -> None:
         ("epochs", True),
         ("lr_decay", 0.0),
         ("lr_decay", 1.5),
+        ("mode", "sampled"),
+        ("parts_per_step", 0),
     ],
 )
 def test_bad_parameters_raise_naming_the_parameter(name: str, value: object) -> None:
@@ -278,3 +288,66 @@ def test_edge_weights_change_the_graph_only_when_asked() -> None:
     weighted = LightGCN(**{**FAST, "epochs": 0, "edge_weights": True}).fit(inter)
     np.testing.assert_array_equal(plain.user_embeddings_, binary.user_embeddings_)
     assert not np.allclose(weighted.user_embeddings_, plain.user_embeddings_)
+
+
+def _cluster_epoch(inter, n_parts: int, parts_per_step: int, seed: int = 0):
+    tg = TrainingGraph.build(inter.binary())
+    sampler = BPRSampler(inter.binary())
+    bounds = ClusterBatches.part_bounds(tg.adj_sp, n_parts)
+    batches = ClusterBatches(tg, sampler, bounds, parts_per_step, np.random.default_rng(seed))
+    return tg, bounds, batches
+
+
+def _external(tg, nodes, users, pos, neg, n_users):
+    ext = tg.order[nodes.numpy()]
+    return ext[users.numpy()], ext[pos.numpy()] - n_users, ext[neg.numpy()] - n_users
+
+
+@pytest.mark.parametrize("n_parts", [1, 5])
+def test_cluster_step_with_a_current_history_is_the_faithful_step(n_parts: int) -> None:
+    inter = random_graph(n_users=15, n_items=11, density=0.4)
+    tg, _, batches = _cluster_epoch(inter, n_parts=n_parts, parts_per_step=2)
+    net = LightGCNNet(inter.n_users + inter.n_items, 6, n_layers=3)
+    torch.nn.init.normal_(net.embedding, std=0.3)
+    history = LayerHistory(net, tg)
+    history.refresh()
+    before = [h.clone() for h in history.layers]
+    users, pos, neg, nodes = batches[0]
+    loss = cluster_bpr_loss(net, history, users, pos, neg, nodes, reg=1e-2)
+    # the same triplets through the faithful loss: equal value, and the gradient equal on the
+    # step's nodes' own paths (the terms through the other nodes are the history's constants)
+    u, p, n = _external(tg, nodes, users, pos, neg, inter.n_users)
+    ref = bpr_loss(net, tg, u, p, n, reg=1e-2)
+    assert float(loss.detach()) == pytest.approx(float(ref.detach()), rel=1e-5)
+    if n_parts == 1:  # every node in the step: the gradient is the exact one
+        (grad,) = torch.autograd.grad(loss, net.embedding)
+        (ref_grad,) = torch.autograd.grad(ref, net.embedding)
+        np.testing.assert_allclose(grad.numpy(), ref_grad.numpy(), rtol=1e-4, atol=1e-7)
+    # written back: the step's layers are the full propagation's (the history was current)
+    for h, b in zip(history.layers, before, strict=True):
+        np.testing.assert_allclose(h.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_cluster_epoch_takes_every_edge_once_with_true_negatives() -> None:
+    inter = random_graph(n_users=40, n_items=30, density=0.2, seed=3)
+    dense = inter.binary().toarray() > 0
+    tg, _, batches = _cluster_epoch(inter, n_parts=6, parts_per_step=2, seed=1)
+    assert len(batches) == 3
+    seen = []
+    for users, pos, neg, nodes in batches:
+        u, p, n = _external(tg, nodes, users, pos, neg, 40)
+        assert dense[u, p].all() and not dense[u, n].any()
+        seen.extend(zip(u.tolist(), p.tolist(), strict=True))
+    assert sorted(seen) == sorted(zip(*map(np.ndarray.tolist, np.nonzero(dense)), strict=True))
+
+
+def test_cluster_mode_learns_planted_communities_and_auto_picks_by_size() -> None:
+    train, test = planted_blocks()
+    params = {**FAST, "epochs": 10, "init": "normal", "train_batch_size": 64}
+    model = LightGCN(**params, mode="cluster", parts_per_step=2).fit(train)
+    ids, _ = model.recommend(np.arange(train.n_users), k=5)
+    assert ((ids % 2) == (np.arange(train.n_users)[:, None] % 2)).mean() > 0.95
+    assert evaluate(model, test, ks=[5])["recall@5"] > 0.3
+    assert LightGCN(mode="auto").training_mode(LightGCN.CLUSTER_ABOVE_EDGES) == "faithful"
+    assert LightGCN(mode="auto").training_mode(LightGCN.CLUSTER_ABOVE_EDGES + 1) == "cluster"
+    assert LightGCN(mode="faithful").training_mode(10**12) == "faithful"

@@ -7,8 +7,9 @@ GPU, where ``torch.sparse`` CSR products run on cuSPARSE.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import scipy.sparse as sp
@@ -18,12 +19,16 @@ from torch_geometric.nn.conv import LGConv
 
 from gemrec.graph.adjacency import bipartite_adjacency, to_torch_sparse
 from gemrec.models.lightgcn import locality_order
+from gemrec.models.training import sample_negatives
 
 __all__ = [
+    "ClusterBatches",
+    "LayerHistory",
     "LightGCNConv",
     "LightGCNNet",
     "TrainingGraph",
     "bpr_loss",
+    "cluster_bpr_loss",
     "sparse_mm",
     "spmm",
     "to_torch_csr",
@@ -332,4 +337,165 @@ def bpr_loss(
     # sum over the batch's (repeated) nodes of ||e^(0)||^2, computed on the distinct rows
     norms = (ego.pow(2).sum(1) * counts.to(ego.dtype)).sum()
     loss: Tensor = bpr + reg * 0.5 * norms / b
+    return loss
+
+
+# --------------------------------------------------------------------------- cluster batches
+class ClusterBatches(Sequence[tuple[Any, ...]]):
+    r"""One epoch of cluster steps: the BPR triplets of a few parts' users, propagated locally.
+
+    The nodes, in the graph's locality order (reverse Cuthill-McKee, so that neighbours sit
+    close), are cut into ``n_parts`` contiguous parts of about equal degree. An epoch shuffles the
+    parts into groups of ``parts_per_step``; a step takes every training edge of the group's users
+    as a positive (so an epoch takes each edge once, as the uniform sampler does on average), a
+    negative per positive drawn uniformly among the items the user has not interacted with, and
+    the step's nodes ``T``: the group's nodes, the positives and the negatives. Propagation then
+    runs on ``T`` only (:func:`cluster_bpr_loss`), with the neighbours outside ``T`` read from
+    :class:`LayerHistory`. A step reads the rows ``Â[T]``, so an epoch costs ``O(K |E| d)``:
+    linear in edges, with memory bounded by the largest step.
+
+    Batches are built when indexed (the epoch's randomness is drawn up front from ``rng``). A batch
+    is ``(users, positives, negatives, nodes)``: ``nodes`` the internal ids of ``T`` (sorted,
+    int64 tensor) and the triplets as positions in it (int64 tensors, shape (b,)).
+    """
+
+    def __init__(
+        self,
+        tg: TrainingGraph,
+        sampler: Any,
+        bounds: np.ndarray,
+        parts_per_step: int,
+        rng: np.random.Generator,
+    ) -> None:
+        self.tg = tg
+        self.sampler = sampler
+        self.bounds = bounds
+        n_parts = len(bounds) - 1
+        order = rng.permutation(n_parts)
+        self.groups = [order[i : i + parts_per_step] for i in range(0, n_parts, parts_per_step)]
+        self.seeds = rng.integers(0, 2**63 - 1, size=len(self.groups))
+
+    @staticmethod
+    def part_bounds(adj: sp.csr_matrix, n_parts: int) -> np.ndarray:
+        """Boundaries ``(n_parts + 1,)`` cutting the node order into parts of about equal degree."""
+        n_nodes = adj.shape[0]
+        n_parts = max(1, min(int(n_parts), n_nodes))
+        cum = np.cumsum(np.diff(adj.indptr))
+        cuts = np.searchsorted(cum, np.linspace(0, cum[-1], n_parts + 1)[1:-1], side="right")
+        out: np.ndarray = np.unique(np.concatenate([[0], cuts, [n_nodes]])).astype(np.int64)
+        return out
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[Any, ...]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[tuple[Any, ...]]: ...
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        tg, sampler = self.tg, self.sampler
+        group = np.sort(self.groups[index])
+        part_nodes = np.concatenate([np.arange(self.bounds[p], self.bounds[p + 1]) for p in group])
+        external = tg.order[part_nodes]
+        users = np.sort(external[external < tg.n_users]).astype(np.int64)
+        deg = sampler.degree[users]
+        users = users[(deg > 0) & (deg < sampler.n_items)]  # a positive and a negative exist
+        starts, lengths = sampler.indptr[users], np.diff(sampler.indptr)[users]
+        u = np.repeat(users, lengths)
+        # positions of each user's edges in the CSR arrays, without a Python loop
+        first = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
+        p = sampler.indices[first + np.arange(len(u), dtype=np.int64)]
+        n = sample_negatives(
+            u, sampler.keys, sampler.n_items, np.random.default_rng(int(self.seeds[index]))
+        )
+        internal = np.concatenate(
+            [part_nodes, tg.position[u], tg.position[p + tg.n_users], tg.position[n + tg.n_users]]
+        )
+        nodes = np.unique(internal)
+        dev = tg.device
+        local = torch.from_numpy(np.searchsorted(nodes, internal[len(part_nodes) :])).to(dev)
+        b = len(u)
+        return (local[:b], local[b : 2 * b], local[2 * b :], torch.from_numpy(nodes).to(dev))
+
+
+class LayerHistory:
+    r"""Every node's embedding after each layer, as last computed: what a cluster step reads for
+    the neighbours outside its nodes (GNNAutoScale's historical embeddings, Fey et al. 2021).
+
+    :meth:`refresh` recomputes all layers from the current ego embeddings (``K`` full products, no
+    gradient: one epoch's cost is linear in edges); each step writes back the layers it computed
+    for its nodes. A history is thus at most one refresh old.
+    """
+
+    def __init__(self, net: LightGCNNet, tg: TrainingGraph) -> None:
+        self.net = net
+        self.tg = tg
+        self.layers: list[Tensor] = []
+
+    def refresh(self) -> None:
+        with torch.no_grad():
+            x = self.net.embedding.detach()
+            self.layers = []
+            for conv in self.net.convs:
+                x = conv(x, self.tg.adj)
+                self.layers.append(x)
+
+
+def cluster_bpr_loss(
+    net: LightGCNNet,
+    history: LayerHistory,
+    users: Tensor,
+    pos: Tensor,
+    neg: Tensor,
+    nodes: Tensor,
+    *,
+    reg: float,
+) -> Tensor:
+    r"""The LightGCN loss of :func:`bpr_loss` for one step of :class:`ClusterBatches`.
+
+    With ``T = nodes``, ``O`` the other nodes and ``H^{(k)}`` the layer history,
+    ``E^{(k+1)}_T = Â_{TT} E^{(k)}_T + Â_{TO} H^{(k)}_O`` (``H^{(0)} = E^{(0)}``, current): exact
+    when the history is current, and the gradient flows through ``Â_{TT}`` (the terms through
+    ``O`` are constants of the step, as in GNNAutoScale). The layers computed for ``T`` are written
+    back to the history.
+    """
+    tg = history.tg
+    idx = nodes.cpu().numpy()
+    rows = tg.adj_sp[idx]
+    inside = np.zeros(tg.adj_sp.shape[0], dtype=bool)
+    inside[idx] = True
+    keep = inside[rows.indices]
+    local_cols = np.searchsorted(idx, rows.indices)
+    a_in = sp.csr_matrix(
+        (rows.data * keep, np.where(keep, local_cols, 0), rows.indptr.copy()),
+        shape=(len(idx), len(idx)),
+    )
+    a_in.eliminate_zeros()  # its arrays are its own: eliminate_zeros works in place
+    a_out = sp.csr_matrix(
+        (rows.data * ~keep, rows.indices.copy(), rows.indptr.copy()), shape=rows.shape
+    )
+    a_out.eliminate_zeros()
+    dev = net.embedding.device
+    a_in_t, a_out_t = to_torch_csr(a_in).to(dev), to_torch_csr(a_out).to(dev)
+    ego = net.embedding.index_select(0, nodes)
+    x, total = ego, ego
+    with torch.no_grad():
+        outside = [net.embedding.detach(), *history.layers[:-1]]
+    for k, _conv in enumerate(net.convs):
+        with torch.no_grad():
+            out_k = spmm(a_out_t, outside[k])
+        x = sparse_mm(a_in_t, x) + out_k
+        history.layers[k][nodes] = x.detach()
+        total = total + x
+    final = total / (len(net.convs) + 1)
+    b = len(users)
+    u, p, n = final.index_select(0, users), final.index_select(0, pos), final.index_select(0, neg)
+    bpr = torch.nn.functional.softplus((u * n).sum(1) - (u * p).sum(1)).mean()
+    e_u, e_p, e_n = ego.index_select(0, users), ego.index_select(0, pos), ego.index_select(0, neg)
+    norms = e_u.pow(2).sum() + e_p.pow(2).sum() + e_n.pow(2).sum()
+    loss: Tensor = bpr + reg * 0.5 * norms / max(b, 1)
     return loss

@@ -15,8 +15,9 @@ The layers, the batch propagation and the loss live in ``_lightgcn_torch`` and a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -121,6 +122,20 @@ class LightGCN(EmbeddingRecommender):
         TensorBoard log directory (loss, validation recall and NDCG).
     progress : bool
         Progress bar with ETA on stderr.
+    mode : {"auto", "faithful", "cluster"}
+        ``"faithful"``: every step propagates over the whole graph (the paper's training; an
+        epoch costs ``O(|E|^2 / b)``). ``"cluster"``: Cluster-GCN steps on subgraphs of a few
+        parts of the graph (:class:`~gemrec.models._lightgcn_torch.ClusterBatches`; an epoch
+        costs ``O(|E|)``, the edges between the parts of a step are dropped for that step and
+        negatives come from the subgraph). ``"auto"``: cluster above
+        :attr:`CLUSTER_ABOVE_EDGES` training edges, faithful below. Cluster steps run in one
+        process (``--nproc 1``).
+    parts_per_step : int
+        Parts joined into one cluster step (more parts keep more of the edges between parts).
+    max_steps_per_epoch : int
+        Cluster mode only: at most this many steps per epoch; on larger graphs each step takes
+        more triplets than ``train_batch_size`` (a dense Adam step over every embedding costs
+        ``O((n_users + n_items) d)`` whatever the batch, so the number of steps bounds an epoch).
     device : {"auto", "cpu", "cuda"} or "cuda:N"
         Where to train: ``"auto"`` is CUDA when torch sees a GPU. The graph, the parameters, the
         optimiser state and each epoch's sampled index tensors live there; samples are drawn on
@@ -164,6 +179,8 @@ class LightGCN(EmbeddingRecommender):
     """
 
     name = "lightgcn"
+    #: ``mode="auto"`` trains with cluster steps above this many training edges
+    CLUSTER_ABOVE_EDGES: ClassVar[int] = 20_000_000
     tags: ClassVar[ModelTags] = ModelTags(
         validation="early_stopping",
         embeddings=True,
@@ -195,6 +212,9 @@ class LightGCN(EmbeddingRecommender):
         checkpoint_dir: str | None = None,
         log_dir: str | None = None,
         progress: bool = True,
+        mode: str = "auto",
+        parts_per_step: int = 4,
+        max_steps_per_epoch: int = 1000,
         device: str = "auto",
     ) -> None:
         self.embedding_dim = embedding_dim
@@ -216,6 +236,9 @@ class LightGCN(EmbeddingRecommender):
         self.checkpoint_dir = checkpoint_dir
         self.log_dir = log_dir
         self.progress = progress
+        self.mode = mode
+        self.parts_per_step = parts_per_step
+        self.max_steps_per_epoch = max_steps_per_epoch
         self.device = device
 
     def _validate_params(self) -> None:
@@ -228,13 +251,23 @@ class LightGCN(EmbeddingRecommender):
                 "init_scale": ((int, float), 0, "a positive number"),
                 "svd_power": ((int, float), None, "a number"),
                 "svd_degree_power": ((int, float), None, "a number"),
+                "parts_per_step": (int, 0, "a positive integer"),
+                "max_steps_per_epoch": (int, 0, "a positive integer"),
             },
         )
         check_lr_decay(self.lr_decay)
+        if self.mode not in ("auto", "faithful", "cluster"):
+            raise ParameterError.invalid("mode", "'auto', 'faithful' or 'cluster'", self.mode)
         if self.init not in ("svd", "normal"):
             raise ParameterError.invalid("init", "'svd' or 'normal'", self.init)
         if not isinstance(self.edge_weights, bool):
             raise ParameterError.invalid("edge_weights", "a bool", self.edge_weights)
+
+    def training_mode(self, n_edges: int) -> str:
+        """``"faithful"`` or ``"cluster"``: what ``mode`` means for ``n_edges`` training edges."""
+        if self.mode == "auto":
+            return "cluster" if n_edges > self.CLUSTER_ABOVE_EDGES else "faithful"
+        return str(self.mode)
 
     def _initial_embeddings(self, graph: sp.csr_matrix, rng: np.random.Generator) -> Tensor:
         import torch
@@ -264,7 +297,14 @@ class LightGCN(EmbeddingRecommender):
     def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:
         import torch
 
-        from gemrec.models._lightgcn_torch import LightGCNNet, TrainingGraph, bpr_loss
+        from gemrec.models._lightgcn_torch import (
+            ClusterBatches,
+            LayerHistory,
+            LightGCNNet,
+            TrainingGraph,
+            bpr_loss,
+            cluster_bpr_loss,
+        )
 
         graph = interactions.matrix if self.edge_weights else interactions.binary()
         n_users, n_items = graph.shape
@@ -284,12 +324,34 @@ class LightGCN(EmbeddingRecommender):
         optimizer = torch.optim.Adam(net.parameters(), lr=float(self.lr), fused=True)
         reg = float(self.reg)
 
-        def draw_epoch(r: np.random.Generator) -> list[tuple[Tensor, ...]]:
-            triplets = sampler.sample(sampler.n_edges, r)
-            return tensor_minibatches(triplets, self.train_batch_size, device)
+        if self.training_mode(sampler.n_edges) == "cluster":
+            from gemrec.models._distributed import current_world
 
-        def batch_loss(batch: tuple[Tensor, ...]) -> Tensor:
-            return bpr_loss(net, tg, *batch, reg=reg)
+            if current_world().distributed:
+                raise ParameterError(
+                    "lightgcn with mode='cluster' trains in one process; use --nproc 1, or "
+                    "--set mode=faithful for data-parallel workers"
+                )
+            steps = -(-sampler.n_edges // int(self.train_batch_size))
+            steps = max(1, min(steps, int(self.max_steps_per_epoch)))
+            bounds = ClusterBatches.part_bounds(tg.adj_sp, steps * int(self.parts_per_step))
+            history = LayerHistory(net, tg)
+
+            def draw_epoch(r: np.random.Generator) -> Sequence[tuple[Any, ...]]:
+                history.refresh()  # each epoch starts from current layers
+                return ClusterBatches(tg, sampler, bounds, int(self.parts_per_step), r)
+
+            def batch_loss(batch: tuple[Any, ...]) -> Tensor:
+                return cluster_bpr_loss(net, history, *batch, reg=reg)
+
+        else:
+
+            def draw_epoch(r: np.random.Generator) -> Sequence[tuple[Any, ...]]:
+                triplets = sampler.sample(sampler.n_edges, r)
+                return tensor_minibatches(triplets, self.train_batch_size, device)
+
+            def batch_loss(batch: tuple[Any, ...]) -> Tensor:
+                return bpr_loss(net, tg, *batch, reg=reg)
 
         def export() -> None:
             with torch.no_grad():

@@ -215,7 +215,7 @@ def train_loop(
     name: str,
     module: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
-    draw_epoch: Callable[[np.random.Generator], list[Batch]],
+    draw_epoch: Callable[[np.random.Generator], Sequence[Batch]],
     batch_loss: Callable[[Batch], torch.Tensor],
     validate: Callable[[], dict[str, float]] | None,
     epochs: int,
@@ -459,7 +459,7 @@ def _read_checkpoint(
     return meta, tensors
 
 
-def _progress(batches: list[Batch], show: bool, desc: str) -> Iterator[Batch]:
+def _progress(batches: Sequence[Batch], show: bool, desc: str) -> Iterator[Batch]:
     if not show:
         yield from batches
         return
@@ -489,7 +489,7 @@ def fit_embeddings(
     *,
     module: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
-    draw_epoch: Callable[[np.random.Generator], list[Batch]],
+    draw_epoch: Callable[[np.random.Generator], Sequence[Batch]],
     batch_loss: Callable[[Batch], torch.Tensor],
     export: Callable[[], None],
     lr_schedule: Callable[[int], float] | None = None,
