@@ -461,15 +461,15 @@ def cluster_bpr_loss(
     ``E^{(k+1)}_T = Â_{TT} E^{(k)}_T + Â_{TO} H^{(k)}_O`` (``H^{(0)} = E^{(0)}``, current): exact
     when the history is current, and the gradient flows through ``Â_{TT}`` (the terms through
     ``O`` are constants of the step, as in GNNAutoScale). The layers computed for ``T`` are written
-    back to the history.
+    back to the history. The gradient is sparse (rows of ``T`` only): train with
+    ``torch.optim.SparseAdam``.
     """
     tg = history.tg
     idx = nodes.cpu().numpy()
     rows = tg.adj_sp[idx]
-    inside = np.zeros(tg.adj_sp.shape[0], dtype=bool)
-    inside[idx] = True
-    keep = inside[rows.indices]
-    local_cols = np.searchsorted(idx, rows.indices)
+    # which stored columns are step nodes (idx is sorted), without an array over every node
+    local_cols = np.minimum(np.searchsorted(idx, rows.indices), len(idx) - 1)
+    keep = idx[local_cols] == rows.indices
     a_in = sp.csr_matrix(
         (rows.data * keep, np.where(keep, local_cols, 0), rows.indptr.copy()),
         shape=(len(idx), len(idx)),
@@ -481,7 +481,9 @@ def cluster_bpr_loss(
     a_out.eliminate_zeros()
     dev = net.embedding.device
     a_in_t, a_out_t = to_torch_csr(a_in).to(dev), to_torch_csr(a_out).to(dev)
-    ego = net.embedding.index_select(0, nodes)
+    # a sparse gradient: only the step's rows are updated (lazy Adam), so a step costs its own
+    # nodes and edges, not the whole embedding table
+    ego = torch.nn.functional.embedding(nodes, net.embedding, sparse=True)
     x, total = ego, ego
     with torch.no_grad():
         outside = [net.embedding.detach(), *history.layers[:-1]]

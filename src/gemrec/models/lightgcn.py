@@ -321,10 +321,15 @@ class LightGCN(EmbeddingRecommender):
             with torch.no_grad():
                 initial = self._initial_embeddings(graph, rng).to(device)
                 net.embedding.copy_(tg.to_internal(initial))
-        optimizer = torch.optim.Adam(net.parameters(), lr=float(self.lr), fused=True)
+        cluster = self.training_mode(sampler.n_edges) == "cluster"
+        optimizer: torch.optim.Optimizer
+        if cluster:  # lazy Adam on the step's rows: a step never touches the whole table
+            optimizer = torch.optim.SparseAdam(list(net.parameters()), lr=float(self.lr))
+        else:
+            optimizer = torch.optim.Adam(net.parameters(), lr=float(self.lr), fused=True)
         reg = float(self.reg)
 
-        if self.training_mode(sampler.n_edges) == "cluster":
+        if cluster:
             from gemrec.models._distributed import current_world
 
             if current_world().distributed:
