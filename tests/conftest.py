@@ -15,6 +15,13 @@ settings.load_profile("gemrec")
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True)
+def _no_tracking(monkeypatch):
+    """Commands run by the tests record no MLflow run (no mlflow.db in the working directory);
+    tests/tracking turns recording back on into a store of its own."""
+    monkeypatch.setenv("GEMREC_NO_TRACK", "1")
+
+
 def shared_data(name: str) -> Path:
     """Path to ``../shared/data/<name>``; skips the test with a clear reason when it is missing."""
     path = SHARED_DATA / name
