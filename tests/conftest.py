@@ -15,11 +15,13 @@ settings.load_profile("gemrec")
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-@pytest.fixture(autouse=True)
-def _no_tracking(monkeypatch):
-    """Commands run by the tests record no MLflow run (no mlflow.db in the working directory);
-    tests/tracking turns recording back on into a store of its own."""
-    monkeypatch.setenv("GEMREC_NO_TRACK", "1")
+@pytest.fixture(autouse=True, scope="session")
+def _no_tracking():
+    """Commands run by the tests (module fixtures included) record no MLflow run, so no mlflow.db
+    appears in the working directory; tests/tracking turns recording on into stores of its own."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GEMREC_NO_TRACK", "1")
+        yield
 
 
 def shared_data(name: str) -> Path:
