@@ -6,6 +6,7 @@ import io
 import json
 import socket
 import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -225,3 +226,36 @@ def test_metric_keys_and_uri_precedence(monkeypatch, tmp_path):
     monkeypatch.setenv("GEMREC_TRACKING_URI", "http://mlflow:5000")
     assert tracking_uri() == "http://mlflow:5000"
     assert tracking_uri("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_retrain_records_the_refit_and_the_events_folded(recorded, dataset, tmp_path, monkeypatch):
+    from gemrec.serve import Event, open_store
+
+    store_url = f"sqlite:///{tmp_path / 'events.sqlite3'}"
+    store = open_store(store_url)
+    store.append([Event("walkin", f"i{n}", "view", 2000.0 + n).with_id() for n in (1, 2, 3)])
+    store.close()
+    base = tmp_path / "pop"
+    assert main(["train", str(dataset), "--model", "pop", "-o", str(base), "--no-track"]) == 0
+    monkeypatch.delenv("GEMREC_NO_TRACK")
+    uri, out = recorded["uri"], tmp_path / "pop-v2"
+    args = ["retrain", str(base), "--dataset", str(dataset), "--events-from", store_url]
+    assert main([*args, "-o", str(out), "--tracking-uri", uri]) == 0
+    run = list_runs(uri)[0]
+    assert run["name"] == "retrain pop" and run["command"] == "retrain"
+    assert run["model_dir"] == str(out.resolve())
+    assert run["metrics"]["events_folded"] == 3 and run["metrics"]["new_users"] == 1
+    assert run["metrics"]["new_items"] == 0
+    assert run["dataset_fingerprint"] == Dataset.open(dataset).manifest["fingerprint"]
+
+
+def test_without_mlflow_a_run_warns_naming_the_extra(recorded, monkeypatch):
+    from gemrec.errors import MissingDependencyError
+
+    monkeypatch.delenv("GEMREC_NO_TRACK")
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # as if not installed
+    with pytest.warns(TrackingWarning, match=r"pip install 'gemrec\[track\]'"):
+        with record_run("train", uri=recorded["uri"]) as run:
+            assert run is None
+    with pytest.raises(MissingDependencyError, match=r"gemrec\[track\]"):
+        list_runs(recorded["uri"])
