@@ -53,6 +53,7 @@ _HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIM
 # MLflow's limits per log_batch call
 _BATCH_PARAMS = 100
 _BATCH_METRICS = 1000
+_MAX_PARAM_CHARS = 6000
 
 _active: ContextVar[Run | None] = ContextVar("gemrec_tracking_run", default=None)
 _prefix: ContextVar[str] = ContextVar("gemrec_tracking_prefix", default="")
@@ -100,13 +101,19 @@ class Run:
         return self._client is not None
 
     def log_params(self, params: Mapping[str, object]) -> None:
-        """Hyperparameters and options, as strings (a parameter is written once per run)."""
+        """Hyperparameters and options, as strings (a parameter is written once per run; values
+        are cut to MLflow's 6000 characters)."""
+        if not self.recording:
+            return
         from mlflow.entities import Param
 
-        self._batches("params", [Param(metric_key(k), _text(v)) for k, v in params.items()])
+        items = [Param(metric_key(k), _text(v)[:_MAX_PARAM_CHARS]) for k, v in params.items()]
+        self._batches("params", items)
 
     def set_tags(self, tags: Mapping[str, object]) -> None:
         """Tags (``gemrec.model``, ``gemrec.dataset``, ...); ``None`` values are left out."""
+        if not self.recording:
+            return
         from mlflow.entities import RunTag
 
         self._batches("tags", [RunTag(k, _text(v)) for k, v in tags.items() if v is not None])
@@ -116,6 +123,8 @@ class Run:
 
         Names pass through :func:`metric_key`; values that are not finite numbers are left out.
         """
+        if not self.recording:
+            return
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
@@ -134,7 +143,10 @@ class Run:
 
     def finish(self, status: str) -> None:
         """Close the run as ``FINISHED``, ``FAILED`` or ``KILLED``."""
-        self._call("set_terminated", self.run_id, status=status)
+        # MLflow prints the run's link on stdout for a server store: stdout is the command's
+        # output (``evaluate --json``), so the link goes to stderr
+        with contextlib.redirect_stdout(sys.stderr):
+            self._call("set_terminated", self.run_id, status=status)
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> None:
         """``client.method(*args, **kwargs)``; the first failure warns and stops recording."""
@@ -143,7 +155,7 @@ class Run:
         try:
             with _http_limits():
                 getattr(self._client, method)(*args, **kwargs)
-        except Exception as exc:
+        except Exception as exc:  # whatever the store raises, the recorded work goes on
             self._client = None
             _warn_once(self, self.uri, exc)
 
@@ -339,12 +351,7 @@ def _start(uri: str, command: str, name: str | None, tags: Mapping[str, object])
         return Run(uri, None, None)
     try:
         client = MlflowClient(tracking_uri=uri)
-        experiment = client.get_experiment_by_name(EXPERIMENT)
-        experiment_id = (
-            experiment.experiment_id
-            if experiment is not None
-            else client.create_experiment(EXPERIMENT)
-        )
+        experiment_id = _experiment_id(client)
         all_tags = {
             "gemrec.command": command,
             "gemrec.version": __version__,
@@ -357,6 +364,20 @@ def _start(uri: str, command: str, name: str | None, tags: Mapping[str, object])
             tags={k: _text(v) for k, v in all_tags.items() if v is not None},
         )
     except Exception as exc:
-        _warn_once(None, uri, exc)
+        _warn_once(None, uri, exc)  # whatever the store raises, the recorded work goes on
         return Run(uri, None, None)
     return Run(uri, client, created.info.run_id)
+
+
+def _experiment_id(client: Any) -> str:
+    """The id of experiment ``gemrec``, created on first use (by whichever process is first)."""
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    if experiment is not None:
+        return str(experiment.experiment_id)
+    try:
+        return str(client.create_experiment(EXPERIMENT))
+    except Exception:  # another command created it in the meantime
+        experiment = client.get_experiment_by_name(EXPERIMENT)
+        if experiment is None:
+            raise
+        return str(experiment.experiment_id)
