@@ -134,12 +134,14 @@ def run_demo(
 
     _step("4. train and evaluate")
     results: dict[str, EvaluationResult] = {}
+    recorded = False  # whether any run reached the tracking store
     models = {}
     for name, params in DEMO_MODELS.items():
         t = time.perf_counter()
         with record_run(
             "demo", uri=uri, enabled=track, name=f"demo {name}", tags={"gemrec.model": name}
-        ):
+        ) as run:
+            recorded = recorded or run is not None
             model = train_model(dataset, name, params, output / "models" / name)
             results[name] = evaluate_on_dataset(model, dataset, [10, 20])
         models[name] = model
@@ -166,7 +168,7 @@ def run_demo(
         f"\noutputs: dataset {data_dir}\n         report  {report_dir / 'index.html'}\n"
         f"         models  {output / 'models'}"
     )
-    if track:
+    if recorded:
         print(f"         runs    mlflow ui --backend-store-uri {uri}")
     return 0
 
