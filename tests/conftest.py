@@ -15,6 +15,15 @@ settings.load_profile("gemrec")
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_tracking():
+    """Commands run by the tests (module fixtures included) record no MLflow run, so no mlflow.db
+    appears in the working directory; tests/tracking turns recording on into stores of its own."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GEMREC_NO_TRACK", "1")
+        yield
+
+
 def shared_data(name: str) -> Path:
     """Path to ``../shared/data/<name>``; skips the test with a clear reason when it is missing."""
     path = SHARED_DATA / name

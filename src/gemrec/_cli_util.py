@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gemrec.tracking import Run
 
 __all__ = [
     "QUIET_TTY_HELP",
     "add_command",
     "add_model_and_dataset",
     "add_quiet",
+    "add_tracking",
     "show_progress",
+    "tracked",
 ]
 
 #: ``--quiet`` help of the commands whose progress bar appears only on a terminal
@@ -57,3 +64,32 @@ def add_quiet(parser: argparse.ArgumentParser, help: str = "no progress bar") ->
 def show_progress(args: argparse.Namespace) -> bool:
     """Draw a progress bar unless ``--quiet`` or stderr is not a terminal (a log or a pipe)."""
     return not args.quiet and sys.stderr.isatty()
+
+
+def add_tracking(parser: argparse.ArgumentParser) -> None:
+    """``--tracking-uri URI`` and ``--no-track``: where the command's MLflow run is recorded."""
+    parser.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="MLflow tracking store to record the run in (default: $GEMREC_TRACKING_URI, else "
+        "sqlite:///mlflow.db in the working directory; see docs/tracking.md)",
+    )
+    parser.add_argument(
+        "--no-track", action="store_true", help="record no MLflow run (also GEMREC_NO_TRACK=1)"
+    )
+
+
+def tracked(
+    args: argparse.Namespace, command: str, model: str | None = None
+) -> AbstractContextManager[Run | None]:
+    """The MLflow run of this command (:func:`gemrec.tracking.record_run`), named after it."""
+    from gemrec.tracking import record_run
+
+    name = f"{command} {model}" if model else command
+    return record_run(
+        command,
+        uri=args.tracking_uri,
+        enabled=not args.no_track,
+        name=name,
+        tags={"gemrec.model": model},
+    )

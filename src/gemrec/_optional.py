@@ -11,6 +11,7 @@ the learned fusion blend come with extras::
     pip install 'gemrec[tune]'    # optuna (gemrec tune, gemrec train --tune)
     pip install 'gemrec[scale]'   # duckdb (import logs larger than memory)
     pip install 'gemrec[dask]'    # dask[dataframe], distributed (the pipeline on a Dask cluster)
+    pip install 'gemrec[track]'   # mlflow (experiment tracking)
     pip install 'gemrec[all]'     # everything above
 """
 
@@ -36,6 +37,7 @@ EXTRAS: dict[str, str] = {
     "duckdb": "scale",
     "dask": "dask",
     "distributed": "dask",
+    "mlflow": "track",
 }
 
 

@@ -7,18 +7,20 @@ against the in-process service.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-from gemrec._cli_util import add_command
+from gemrec._cli_util import add_command, add_tracking
 from gemrec.cli import main as cli_main
 from gemrec.data.store import Dataset
 from gemrec.eval.commands import evaluate_on_dataset, format_table
 from gemrec.eval.evaluate import EvaluationResult
 from gemrec.models.base import EmbeddingRecommender
 from gemrec.models.commands import train_model
+from gemrec.tracking import TRACKING_URI_ENV, record_run
 
 __all__ = ["add_parser", "run_demo"]
 
@@ -56,7 +58,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--output", default="demo-output", metavar="DIR")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--users", type=int, default=2000, help="synthetic shop size (users)")
-    p.set_defaults(func=lambda a: run_demo(Path(a.output), seed=a.seed, n_users=a.users))
+    add_tracking(p)  # the demo's default store is DIR/mlflow.db
+    p.set_defaults(
+        func=lambda a: run_demo(
+            Path(a.output),
+            seed=a.seed,
+            n_users=a.users,
+            tracking_uri=a.tracking_uri,
+            track=not a.no_track,
+        )
+    )
 
 
 def _step(title: str) -> float:
@@ -64,10 +75,20 @@ def _step(title: str) -> float:
     return time.perf_counter()
 
 
-def run_demo(output: Path, *, seed: int = 7, n_users: int = 2000) -> int:
+def run_demo(
+    output: Path,
+    *,
+    seed: int = 7,
+    n_users: int = 2000,
+    tracking_uri: str | None = None,
+    track: bool = True,
+) -> int:
+    """Run the demo into ``output``; each model's training and evaluation is one MLflow run in
+    ``tracking_uri`` (default ``$GEMREC_TRACKING_URI``, else ``output/mlflow.db``)."""
     from gemrec.data.synthetic import generate_shop, write_shop
 
     output = output.resolve()
+    uri = tracking_uri or os.environ.get(TRACKING_URI_ENV) or f"sqlite:///{output / 'mlflow.db'}"
     output.mkdir(parents=True, exist_ok=True)
     raw, data_dir, report_dir = output / "raw", output / "dataset", output / "report"
 
@@ -113,11 +134,16 @@ def run_demo(output: Path, *, seed: int = 7, n_users: int = 2000) -> int:
 
     _step("4. train and evaluate")
     results: dict[str, EvaluationResult] = {}
+    recorded = False  # whether any run reached the tracking store
     models = {}
     for name, params in DEMO_MODELS.items():
         t = time.perf_counter()
-        model = train_model(dataset, name, params, output / "models" / name)
-        results[name] = evaluate_on_dataset(model, dataset, [10, 20])
+        with record_run(
+            "demo", uri=uri, enabled=track, name=f"demo {name}", tags={"gemrec.model": name}
+        ) as run:
+            recorded = recorded or run is not None
+            model = train_model(dataset, name, params, output / "models" / name)
+            results[name] = evaluate_on_dataset(model, dataset, [10, 20])
         models[name] = model
         print(
             f"  {name:<12} trained + evaluated in {time.perf_counter() - t:5.1f}s  "
@@ -142,6 +168,8 @@ def run_demo(output: Path, *, seed: int = 7, n_users: int = 2000) -> int:
         f"\noutputs: dataset {data_dir}\n         report  {report_dir / 'index.html'}\n"
         f"         models  {output / 'models'}"
     )
+    if recorded:
+        print(f"         runs    mlflow ui --backend-store-uri {uri}")
     return 0
 
 

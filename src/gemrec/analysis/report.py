@@ -188,21 +188,21 @@ def _json_default(o: Any) -> Any:
 def _png(fig: Any) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _plots(profiles: pd.DataFrame, pop: PopulationStats) -> list[tuple[str, str]]:
-    import matplotlib
+    # Figures without pyplot: no backend is chosen or changed, so a notebook's inline plots and
+    # a user's own backend stay as they are, and nothing needs closing
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def subplots(*grid: int, figsize: tuple[float, float]) -> tuple[Any, Any]:
+        fig = Figure(figsize=figsize)
+        return fig, fig.subplots(*grid)
 
     out: list[tuple[str, str]] = []
     counts = np.sort(pop.item_counts)[::-1]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.5))
+    fig, (a1, a2) = subplots(1, 2, figsize=(10, 3.5))
     nz = counts[counts > 0]
     if len(nz):
         a1.loglog(np.arange(1, len(nz) + 1), nz, lw=1.5)
@@ -219,7 +219,7 @@ def _plots(profiles: pd.DataFrame, pop: PopulationStats) -> list[tuple[str, str]
     a2.legend()
     out.append(("Item popularity", _png(fig)))
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = subplots(figsize=(6, 3.5))
     uc = pop.user_counts
     if len(uc):
         bins = np.unique(np.logspace(0, np.log10(max(uc.max(), 2)), 30).astype(int)).tolist()
@@ -231,7 +231,7 @@ def _plots(profiles: pd.DataFrame, pop: PopulationStats) -> list[tuple[str, str]
     ax.set_title("User activity")
     out.append(("User activity distribution", _png(fig)))
 
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.2))
+    fig, (a1, a2) = subplots(1, 2, figsize=(10, 3.2))
     a1.bar(pop.by_hour.index, pop.by_hour.to_numpy())
     a1.set_xlabel("hour of day")
     a1.set_title("Events by hour")
@@ -241,7 +241,7 @@ def _plots(profiles: pd.DataFrame, pop: PopulationStats) -> list[tuple[str, str]
 
     f = pop.funnel.iloc[0]
     if f["view_pairs"] or f["cart_pairs"] or f["purchase_pairs"]:
-        fig, ax = plt.subplots(figsize=(5, 3))
+        fig, ax = subplots(figsize=(5, 3))
         ax.bar(
             ["view", "cart", "purchase"], [f["view_pairs"], f["cart_pairs"], f["purchase_pairs"]]
         )
@@ -249,7 +249,7 @@ def _plots(profiles: pd.DataFrame, pop: PopulationStats) -> list[tuple[str, str]
         ax.set_title("Behaviour funnel")
         out.append(("Funnel", _png(fig)))
 
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.2))
+    fig, (a1, a2) = subplots(1, 2, figsize=(10, 3.2))
     se = pop.session_events
     if len(se):
         a1.hist(se, bins=np.unique(np.logspace(0, np.log10(max(se.max(), 2)), 30).astype(int)))
@@ -266,7 +266,7 @@ def _plots(profiles: pd.DataFrame, pop: PopulationStats) -> list[tuple[str, str]
 
     if pop.retention is not None:
         r = pop.retention.drop(columns="size")
-        fig, ax = plt.subplots(figsize=(8, 0.35 * len(r) + 1.5))
+        fig, ax = subplots(figsize=(8, 0.35 * len(r) + 1.5))
         im = ax.imshow(r.to_numpy(dtype=np.float64), aspect="auto", cmap="viridis", vmin=0, vmax=1)
         ax.set_yticks(range(len(r)), list(r.index))
         ax.set_xticks(range(r.shape[1]), [c.replace("week_", "") for c in r.columns])

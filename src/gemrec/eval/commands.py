@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
-from gemrec._cli_util import add_command, add_model_and_dataset
+from gemrec._cli_util import add_command, add_model_and_dataset, add_tracking, tracked
 from gemrec.data.store import Dataset
 from gemrec.errors import GemrecError
 from gemrec.eval.evaluate import EvaluationResult, evaluate
 from gemrec.eval.protocols import protocol_of
 from gemrec.models.base import Recommender
+from gemrec.tracking import active_run
 
 __all__ = ["add_parser", "evaluate_on_dataset", "format_table"]
 
@@ -43,6 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--split", default="test", choices=["test", "valid"], help="split to evaluate on"
     )
     p.add_argument("--json", action="store_true", help="print metrics as JSON")
+    add_tracking(p)
     p.set_defaults(func=_run)
 
 
@@ -62,12 +65,14 @@ def evaluate_on_dataset(
     """Evaluate on ``split``; everything the model could have trained on is excluded.
 
     The dataset's split method decides the protocol (:func:`gemrec.eval.protocols.protocol_of`):
-    on a cold-items split only the cold items of ``split`` are ranked.
+    on a cold-items split only the cold items of ``split`` are ranked. Inside a tracked command
+    (:func:`gemrec.tracking.record_run`) the run records every figure as ``<split>/<metric>_at_<k>``
+    (``test/recall_at_20``).
     """
     check_compatible(model, dataset)
     train_splits = ("train", "valid") if split == "test" else ("train",)
     exclude = dataset.interactions(*train_splits)
-    return evaluate(
+    result = evaluate(
         model,
         dataset.interactions(split),
         ks=ks,
@@ -76,6 +81,11 @@ def evaluate_on_dataset(
         candidates=protocol_of(dataset, split).candidates,
         progress=progress,
     )
+    run = active_run()
+    if run is not None:  # metrics at each k, e.g. recall_at_20, under the split's name
+        run.set_tags({"gemrec.dataset": str(Path(dataset.path).resolve())})
+        run.log_metrics({f"{split}/{k}": v for k, v in result.as_dict().items()})
+    return result
 
 
 def format_table(rows: dict[str, EvaluationResult], ks: list[int]) -> str:
@@ -93,9 +103,13 @@ def _run(args: argparse.Namespace) -> int:
     ks = args.ks or [20]
     model = Recommender.load(args.model)
     dataset = Dataset.open(args.dataset)
-    result = evaluate_on_dataset(
-        model, dataset, ks, args.split, progress=not args.json and sys.stderr.isatty()
-    )
+    with tracked(args, "evaluate", model.name) as run:
+        if run is not None:
+            run.set_tags({"gemrec.model_dir": str(Path(args.model).resolve())})
+            run.log_params({"k": " ".join(map(str, ks)), "split": args.split})
+        result = evaluate_on_dataset(
+            model, dataset, ks, args.split, progress=not args.json and sys.stderr.isatty()
+        )
     protocol = protocol_of(dataset, args.split)
     if args.json:
         report = {"model": model.name, "split": args.split, "protocol": protocol.as_dict()}

@@ -110,9 +110,12 @@ def fit_channel(
 
     No validation for early stopping, also not the tuning split: the channels are refit on
     everything without one, so the tuned combination must see channels trained the same way (and
-    the tuning users' held-out items must not steer the channel they evaluate).
+    the tuning users' held-out items must not steer the channel they evaluate). In a tracked
+    run its training curves are named ``<label>/loss`` and so on.
     """
     from gemrec.models import make_model
     from gemrec.models.fitting import fit_model
+    from gemrec.tracking import curve_prefix
 
-    return fit_model(make_model(spec.model, **spec.params), interactions, side=side).model
+    with curve_prefix(f"{spec.label}/"):  # each channel's epochs are curves of their own
+        return fit_model(make_model(spec.model, **spec.params), interactions, side=side).model

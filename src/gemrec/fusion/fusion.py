@@ -39,6 +39,7 @@ from gemrec.fusion.features import SideFeatures, side_features
 from gemrec.fusion.lists import NORMALIZATIONS
 from gemrec.fusion.tuning import METHODS, Tuned, combine, tune
 from gemrec.models.base import ModelTags, Recommender, State
+from gemrec.tracking import curve_prefix
 
 __all__ = ["VALIDATIONS", "Fusion"]
 
@@ -265,7 +266,8 @@ class Fusion(Recommender):
             else np.full(interactions.n_items, -1, np.int64)
         )
         train, holdout = self._tuning_split(interactions, valid, full, has_ts)
-        channels = [fit_channel(s, train, self._side) for s in specs]
+        with curve_prefix("tuning/"):  # the refit below logs the channels' own curves
+            channels = [fit_channel(s, train, self._side) for s in specs]
         given = None if self.weights is None else np.asarray(self.weights, np.float64)
         if given is not None and self.method not in ("auto", "ltr"):
             tuned = Tuned(given, self.method, {"channels": names})  # nothing to choose

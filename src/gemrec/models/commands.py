@@ -7,10 +7,18 @@ import json
 import logging
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from gemrec._cli_util import QUIET_TTY_HELP, add_command, add_quiet, show_progress
+from gemrec._cli_util import (
+    QUIET_TTY_HELP,
+    add_command,
+    add_quiet,
+    add_tracking,
+    show_progress,
+    tracked,
+)
 from gemrec.data.store import Dataset
 from gemrec.errors import ConfigError, GemrecError, ParameterError
 from gemrec.models import MODELS, get_model_class
@@ -18,6 +26,7 @@ from gemrec.models._distributed import DEFAULT_TIMEOUT_S, launch_local, launched
 from gemrec.models.base import Recommender
 from gemrec.models.fitting import FitResult, fit_on_dataset, make_configured
 from gemrec.settings import load_config, parse_assignments
+from gemrec.tracking import active_run
 
 __all__ = ["add_parser", "params_from_args", "save_fitted", "train_model"]
 
@@ -75,6 +84,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "included) before the run fails (default: %(default)g)",
     )
     add_quiet(p, QUIET_TTY_HELP)
+    add_tracking(p)
     p.set_defaults(func=_run)
 
 
@@ -130,6 +140,9 @@ def save_fitted(result: FitResult, output: str | Path) -> Path:
             f"-o {output}: cannot write the model directory: {exc.strerror or exc}"
         ) from None
     (out / "training.json").write_text(json.dumps(result.record, indent=2))
+    run = active_run()
+    if run is not None:
+        run.set_tags({"gemrec.model_dir": str(out.resolve())})
     return out
 
 
@@ -232,9 +245,10 @@ def _run(args: argparse.Namespace) -> int:
         return _run_worker(args, params)
     dataset = Dataset.open(args.dataset)
     start = time.perf_counter()
-    model = train_model(
-        dataset, args.model, params, args.output, refit=args.refit, progress=show_progress(args)
-    )
+    with tracked(args, "train", args.model):
+        model = train_model(
+            dataset, args.model, params, args.output, refit=args.refit, progress=show_progress(args)
+        )
     print(
         f"trained {args.model} on {dataset.path} ({model.n_users} users, {model.n_items} items) "
         f"in {time.perf_counter() - start:.1f}s -> {args.output}"
@@ -270,6 +284,10 @@ def _worker_argv(args: argparse.Namespace) -> list[str]:
         argv.append("--no-refit")
     if args.quiet:
         argv.append("--quiet")
+    if args.tracking_uri:
+        argv += ["--tracking-uri", args.tracking_uri]
+    if args.no_track:
+        argv.append("--no-track")
     return [*argv, "--dist-timeout", repr(float(args.dist_timeout))]
 
 
@@ -284,9 +302,11 @@ def _run_worker(args: argparse.Namespace, params: dict[str, object]) -> int:
         start = time.perf_counter()
         output = args.output if world.is_main else None
         progress = show_progress(args) and world.is_main
-        model = train_model(
-            dataset, args.model, params, output, refit=args.refit, progress=progress
-        )
+        # rank 0 records the run; the other workers record nothing
+        with tracked(args, "train", args.model) if world.is_main else nullcontext():
+            model = train_model(
+                dataset, args.model, params, output, refit=args.refit, progress=progress
+            )
         if world.is_main:
             print(
                 f"trained {args.model} on {dataset.path} ({model.n_users} users, "

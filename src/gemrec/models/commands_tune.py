@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from gemrec._cli_util import add_command, add_quiet
+from gemrec._cli_util import add_command, add_quiet, add_tracking, tracked
 from gemrec.data.store import Dataset
 from gemrec.errors import ParameterError
 from gemrec.models.commands import params_from_args, save_fitted
@@ -36,6 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--config", metavar="FILE", help="TOML file of fixed hyperparameters")
     p.add_argument("-o", "--output", required=True, metavar="MODEL_DIR")
     add_quiet(p, "no per-trial lines on stderr")
+    add_tracking(p)
     p.set_defaults(func=_run)
 
 
@@ -54,17 +55,18 @@ def run_tuning(
     if trials is not None and trials < 1:
         raise ParameterError.invalid("--trials", "a positive integer", trials)
     dataset = Dataset.open(args.dataset)
-    result = tune(
-        dataset,
-        args.model,
-        budget_s=seconds,
-        n_trials=trials,
-        fixed=fixed,
-        seed=seed,
-        # one line per trial, in a terminal and in logs alike; --quiet silences them
-        progress=not args.quiet,
-    )
-    save_fitted(result.fit, args.output)
+    with tracked(args, "tune", args.model):
+        result = tune(
+            dataset,
+            args.model,
+            budget_s=seconds,
+            n_trials=trials,
+            fixed=fixed,
+            seed=seed,
+            # one line per trial, in a terminal and in logs alike; --quiet silences them
+            progress=not args.quiet,
+        )
+        save_fitted(result.fit, args.output)
     print(
         f"tuned {args.model} on {dataset.path}: {len(result.trials)} trials on "
         f"{result.tuning_split}, best recall@20 {result.best_value:.4f} with {result.best_params}"

@@ -28,6 +28,7 @@ from gemrec.data.store import Dataset
 from gemrec.errors import ParameterError
 from gemrec.models import get_model_class
 from gemrec.models.base import Recommender
+from gemrec.tracking import active_run, curve_prefix
 
 __all__ = ["FitResult", "fit_model", "fit_on_dataset", "make_configured"]
 
@@ -102,7 +103,8 @@ def fit_model(
         record["early_stopping"] = {"best_epoch": best, "refit": refit, "history": history}
         record["trained_on"] = "train"
         if refit and best > 0:
-            model = _refit(model, best, union(train, valid), side)  # type: ignore[arg-type]
+            with curve_prefix("refit/"):  # its epochs 1..best again: curves of their own
+                model = _refit(model, best, union(train, valid), side)  # type: ignore[arg-type]
             record["trained_on"] = "train+valid"
     record["fit_seconds"] = round(time.perf_counter() - start, 3)
     return FitResult(model, record)
@@ -146,7 +148,14 @@ def fit_on_dataset(
         appended): ``gemrec retrain`` passes the online events here.
     refit : bool
         See :func:`fit_model`.
+
+    Notes
+    -----
+    Inside a tracked command (:func:`gemrec.tracking.record_run`) the run records the model's
+    hyperparameters, the dataset and its fingerprint, ``fit_seconds`` and, for early-stopping
+    models, ``best_epoch``; the training loop adds the curves as the epochs end.
     """
+    params = model.get_params()
     train = dataset.interactions("train")
     valid = dataset.interactions("valid")
     side = dataset.side_information()
@@ -157,4 +166,19 @@ def fit_on_dataset(
     result = fit_model(model, train, valid=valid, side=side, refit=refit)
     result.record["dataset"] = str(Path(dataset.path).resolve())
     result.record["dataset_fingerprint"] = dataset.manifest.get("fingerprint")
+    run = active_run()
+    if run is not None:
+        run.set_tags(
+            {
+                "gemrec.model": model.name,
+                "gemrec.dataset": result.record["dataset"],
+                "gemrec.dataset_fingerprint": result.record["dataset_fingerprint"],
+                "gemrec.trained_on": result.record["trained_on"],
+            }
+        )
+        run.log_params({**params, "refit": refit})
+        figures = {"fit_seconds": result.record["fit_seconds"]}
+        if "early_stopping" in result.record:
+            figures["best_epoch"] = result.record["early_stopping"]["best_epoch"]
+        run.log_metrics(figures)
     return result

@@ -40,6 +40,7 @@ from gemrec.models._distributed import (
     data_parallel,
     shard,
 )
+from gemrec.tracking import report_epoch
 
 if TYPE_CHECKING:
     import torch
@@ -259,6 +260,8 @@ def train_loop(
         rest); an existing checkpoint of the same run (same ``fingerprint``) is resumed.
     log_dir : path, optional
         TensorBoard scalars ``train/loss``, ``train/epoch_seconds`` and ``valid/<metric>``.
+        Independently, each epoch's record goes to the tracked run of the command, if any
+        (:func:`gemrec.tracking.report_epoch`), as the epoch ends.
     progress : bool
         Show a tqdm bar per epoch (with ETA).
     fingerprint : dict, optional
@@ -402,6 +405,8 @@ def train_loop(
             elif validate is None:
                 result.best_epoch = epoch
             result.history.append(record)
+            if world.is_main:  # the curves of the command's tracked run, live
+                report_epoch(record)
             now = time.perf_counter()
             validated = any(k.startswith("valid_") for k in record)
             due = epoch % every == 0 or now - last_line >= 60.0 or validated or epoch == epochs

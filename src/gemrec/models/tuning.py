@@ -27,6 +27,7 @@ from gemrec.data.store import Dataset
 from gemrec.errors import ParameterError
 from gemrec.models import get_model_class
 from gemrec.models.fitting import FitResult, fit_model, fit_on_dataset, make_configured
+from gemrec.tracking import active_run, untracked
 
 __all__ = ["SEARCH_SPACES", "Dimension", "TuningResult", "parse_budget", "tune"]
 
@@ -177,14 +178,18 @@ def tune(
     side = dataset.side_information()
     say = log or (lambda line: print(line, file=sys.stderr, flush=True))
     start = time.perf_counter()
+    run = active_run()
 
     def objective(trial: Any) -> float:
         params = {**fixed, **{k: d.suggest(trial, k) for k, d in searched.items()}}
         model = make_configured(name, params)
         t0 = time.perf_counter()
-        fitted = fit_model(model, fit_part, side=side).model
-        value = float(evaluate(fitted, held, ks=[20])["recall@20"])
+        with untracked():  # a trial's epochs are not the run's curves; its result is, below
+            fitted = fit_model(model, fit_part, side=side).model
+            value = float(evaluate(fitted, held, ks=[20])["recall@20"])
         trial.set_user_attr("fit_seconds", round(time.perf_counter() - t0, 3))
+        if run is not None:
+            run.log_metrics({"trial/recall@20": value}, step=trial.number + 1)
         if progress:
             say(
                 f"tune {name}: trial {trial.number + 1} recall@20 {value:.4f} "
@@ -218,4 +223,7 @@ def tune(
         "seconds": round(time.perf_counter() - start, 3),
         "trials": trials,
     }
+    if run is not None:
+        run.log_params({"tuning_split": split_name, "tuning_objective": "recall@20"})
+        run.log_metrics({"tuning/best_recall@20": study.best_value, "tuning/n_trials": len(trials)})
     return TuningResult(result, best, float(study.best_value), trials, split_name)

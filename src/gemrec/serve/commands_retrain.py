@@ -15,13 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from gemrec._cli_util import add_command, add_model_and_dataset
+from gemrec._cli_util import add_command, add_model_and_dataset, add_tracking, tracked
 from gemrec.data.event_types import DEFAULT_WEIGHT, weight_table
 from gemrec.data.interactions import Interactions
 from gemrec.data.store import Dataset
 from gemrec.errors import GemrecError
 from gemrec.models.commands import save_fitted
 from gemrec.models.fitting import fit_on_dataset, make_configured
+from gemrec.tracking import active_run
 
 __all__ = ["add_parser", "retrain"]
 
@@ -50,6 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="sqlite:///PATH or redis://HOST:PORT/DB",
     )
     p.add_argument("-o", "--output", required=True, metavar="NEW_MODEL_DIR")
+    add_tracking(p)
     p.set_defaults(func=_run)
 
 
@@ -127,6 +129,10 @@ def retrain(
             "new_items": len(item_ids) - dataset.n_items,
         }
     )
+    run = active_run()
+    if run is not None:
+        run.set_tags({"gemrec.retrained_from": result.record["retrained_from"]})
+        run.log_metrics({k: result.record[k] for k in ("events_folded", "new_users", "new_items")})
     save_fitted(result, output)
     np.savez(
         output / "serve_ids.npz",
@@ -152,7 +158,9 @@ def _model_spec(model_dir: Path) -> tuple[str, dict[str, Any]]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    summary = retrain(args.model, args.dataset, args.events_from, args.output)
+    name, _ = _model_spec(Path(args.model))
+    with tracked(args, "retrain", name):
+        summary = retrain(args.model, args.dataset, args.events_from, args.output)
     print(
         f"retrained {args.model} with {summary['events_folded']} online events "
         f"({summary['new_users']} new users, {summary['new_items']} new items) -> {args.output}; "
