@@ -160,7 +160,7 @@ def tune(
     first_trial_multiple: float | None = None,
     min_trials: int = 1,
     fixed: dict[str, Any] | None = None,
-    eval_users: int | None = 10_000,
+    eval_users: int | None = 5_000,
     seed: int = 0,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
