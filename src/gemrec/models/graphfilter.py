@@ -74,6 +74,10 @@ class GraphFilter(Recommender):
         Upper bound of a fractional rank (bounds SVD time and embedding memory on large graphs).
     beta : float
         Weight of the ideal low-pass part (``0`` disables it and skips the SVD).
+    heat : float
+        ``t``: the low-pass part keeps component ``j`` with weight ``exp(-t (1 - s_j^2))``, the
+        heat kernel ``exp(-t L)`` of the normalised item Laplacian ``L = I - P~`` on the top-``k``
+        subspace (BSPM's blurring). ``0`` is the ideal low-pass filter (GF-CF).
     input_exponent : float
         ``a``: item-degree normalisation of the user's input signal (GF-CF: 1/2).
     output_exponent : float
@@ -105,7 +109,7 @@ class GraphFilter(Recommender):
     user_embeddings_ : ndarray of float32, shape (n_users, k)
         ``(x_u D_I^{-a}) V_k``: the user's signal in the low-pass subspace.
     item_embeddings_ : ndarray of float32, shape (n_items, k)
-        ``beta D_I^{1-c} V_k``; ``user_embeddings_ @ item_embeddings_.T`` is the low-pass part of
+        ``beta D_I^{1-c} V_k H``; ``user_embeddings_ @ item_embeddings_.T`` is the low-pass part of
         the scores. Full scores add the linear part (:meth:`score`), so retrieval on these
         embeddings alone is an approximation (a good candidate generator).
     singular_values_ : ndarray of float32, shape (k,)
@@ -123,8 +127,9 @@ class GraphFilter(Recommender):
 
     .. math::
 
-        s(x) = [(x D_I^{1/2-a}) P~ + \\beta (x D_I^{-a}) V_k V_k^T D_I^{1/2}] D_I^{1/2-c}
+        s(x) = [(x D_I^{1/2-a}) P~ + \\beta (x D_I^{-a}) V_k H V_k^T D_I^{1/2}] D_I^{1/2-c}
 
+    with ``H = diag(exp(-t (1 - s_j^2)))`` (``H = I`` for ``heat=0``).
     With ``a = c = 1/2`` this is GF-CF (Shen et al., CIKM 2021): the linear low-pass filter ``P~``
     (eigenvalues ``s_j^2`` in [0, 1]) plus the ideal low-pass filter that keeps the top-``k``
     spectral components of the item graph. The cost of scoring a user is ``sum_{i in x} nnz(P~_i)``
@@ -163,6 +168,7 @@ class GraphFilter(Recommender):
         n_components: int | float = 0.02,
         max_components: int = 1024,
         beta: float = 0.15,
+        heat: float = 0.0,
         input_exponent: float = 0.6,
         output_exponent: float = 0.4,
         item_item: ItemItem = "auto",
@@ -176,6 +182,7 @@ class GraphFilter(Recommender):
         self.n_components = n_components
         self.max_components = max_components
         self.beta = beta
+        self.heat = heat
         self.input_exponent = input_exponent
         self.output_exponent = output_exponent
         self.item_item = item_item
@@ -212,6 +219,7 @@ class GraphFilter(Recommender):
             raise ParameterError.invalid("n_components", "an int >= 1 or a float in (0, 1)", k)
         _int("max_components", 1)
         _real("beta", 0.0)
+        _real("heat", 0.0)
         _real("input_exponent")
         _real("output_exponent")
         _int("max_dense_items", 0)
@@ -352,7 +360,10 @@ class GraphFilter(Recommender):
             v * degree_power(item_degree, -a)[:, None], dtype=np.float32
         )
         self.item_embeddings_ = np.ascontiguousarray(
-            float(self.beta) * v * (degree_power(item_degree, 0.5) * out_scale)[:, None],
+            float(self.beta)
+            * v
+            * (degree_power(item_degree, 0.5) * out_scale)[:, None]
+            * np.exp(-float(self.heat) * (1.0 - s.astype(np.float64) ** 2))[None, :],
             dtype=np.float32,
         )
         self.user_embeddings_ = np.ascontiguousarray(

@@ -80,6 +80,7 @@ SEARCH_SPACES: dict[str, dict[str, Dimension]] = {
     },
     "graphfilter": {
         "beta": _float(0.0, 1.0),
+        "heat": _float(0.0, 8.0),
         # a share of the items (the default 0.02 is 2 %)
         "n_components": _float(0.005, 0.15, log=True),
         "input_exponent": _float(0.0, 1.0),
