@@ -163,3 +163,39 @@ def test_graphfilter_search_shares_its_svd_and_never_reads_test(movielens, tmp_p
     again = tune(Dataset.open(other), "graphfilter", n_trials=4, seed=1)
     assert [t["recall@20"] for t in again.trials] == values
     assert again.best_params == result.best_params
+
+
+def test_iterative_models_report_each_validation_to_the_pruner(shop):
+    fixed = {"epochs": 6, "embedding_dim": 8, "eval_every": 2, "patience": 3, "progress": False}
+    result = tune(Dataset.open(shop), "mf", n_trials=4, fixed=fixed, seed=0)
+    done = [t for t in result.trials if t["state"] == "COMPLETE"]
+    assert len(done) >= 2  # the pruner compares from the third trial on
+    for t in done:  # epochs 2, 4, 6 validated on the held-out part, reported in order
+        assert sorted(t["reported"]) == [2, 4, 6]
+        assert t["recall@20"] == pytest.approx(max(t["reported"].values()))
+    pruned = [t for t in result.trials if t["state"] == "PRUNED"]
+    assert pruned  # on the shop, later trials fall below the median of the first two
+    for t in pruned:  # stopped before its last epoch, valued at where it stopped
+        last = max(t["reported"])
+        assert last < 6 and t["recall@20"] == t["reported"][last]
+
+
+def test_an_observer_that_raises_ends_the_fit_at_that_epoch(shop):
+    from gemrec.models.training import watching_validation
+
+    seen: list[int] = []
+
+    def observer(epoch: int, metrics: dict[str, float]) -> None:
+        seen.append(epoch)
+        assert {"recall@20", "ndcg@20"} <= set(metrics)
+        if epoch == 4:
+            raise KeyboardInterrupt("stop")
+
+    ds = Dataset.open(shop)
+    model = get_model_class("mf")(epochs=10, embedding_dim=8, eval_every=2, progress=False)
+    with watching_validation(observer), pytest.raises(KeyboardInterrupt):
+        model.fit(ds.interactions("train"), valid=ds.interactions("valid"))
+    assert seen == [2, 4]
+    # outside the context nothing observes
+    model.fit(ds.interactions("train"), valid=ds.interactions("valid"))
+    assert seen == [2, 4]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,7 @@ from gemrec.data.store import Dataset
 from gemrec.errors import ParameterError
 from gemrec.models import get_model_class
 from gemrec.models.fitting import FitResult, fit_model, fit_on_dataset, make_configured
+from gemrec.models.training import watching_validation
 
 __all__ = [
     "SEARCH_SPACES",
@@ -241,7 +242,16 @@ def tune(
         params = {**fixed, **{k: d.suggest(trial, k) for k, d in searched.items()}}
         model = make_configured(name, params)
         t0 = time.perf_counter()
-        if shared is None:
+        if model.tags.validation == "early_stopping":
+            # the epochs stop early on the held-out part; each validation goes to the pruner
+            def report(epoch: int, metrics: Mapping[str, float]) -> None:
+                trial.report(float(metrics[f"recall@{getattr(model, 'eval_k', 20)}"]), epoch)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+
+            with watching_validation(report):
+                fitted = fit_model(model, fit_part, valid=held, side=side, refit=False).model
+        elif shared is None:
             fitted = fit_model(model, fit_part, side=side).model
         else:
             fitted = model.fit_reusing(fit_part, shared, side=side)
@@ -263,7 +273,13 @@ def tune(
             study.stop()
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        # iterative models report each validation; a trial below the median of the earlier
+        # trials at the same epoch stops there
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2),
+    )
     defaults = get_model_class(name)().get_params()
     study.enqueue_trial({k: defaults[k] for k in searched if defaults.get(k) is not None})
     remaining = None if budget_s is None else max(budget_s - (time.perf_counter() - start), 0.0)
@@ -276,6 +292,7 @@ def tune(
             "recall@20": t.value,
             "fit_seconds": t.user_attrs.get("fit_seconds"),
             "state": t.state.name,
+            "reported": {int(k): v for k, v in t.intermediate_values.items()},
         }
         for t in study.trials
     ]
