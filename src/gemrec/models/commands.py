@@ -95,11 +95,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 #: a default search stops after this many times its first trial (a fit of the defaults) ...
-AUTO_TUNE_MULTIPLE = 4.0
+AUTO_TUNE_MULTIPLE = 6.0
 #: ... or after this many seconds, whichever comes first ...
 AUTO_TUNE_CAP_S = 120.0
 #: ... but not before this many trials (within the cap)
-AUTO_TUNE_MIN_TRIALS = 8
+AUTO_TUNE_MIN_TRIALS = 40
 
 
 def train_model(

@@ -275,7 +275,8 @@ def tune(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=seed),
+        # a few random trials, then TPE modelling the knobs jointly: searches here are short
+        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=6, multivariate=True),
         # iterative models report each validation; a trial below the median of the earlier
         # trials at the same epoch stops there
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2),
