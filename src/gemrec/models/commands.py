@@ -31,9 +31,15 @@ __all__ = [
 ]
 
 HELP = "train a model on a dataset directory"
-DESCRIPTION = "Fit a recommender on the train (+ valid) split of DATASET_DIR and save it."
+DESCRIPTION = (
+    "Fit a recommender on the train (+ valid) split of DATASET_DIR and save it. Training-free "
+    "models (graphfilter, rp3beta, itemknn, userknn) first tune the knobs not set with --set or "
+    "--config on the validation split (never test) for about a fit's time."
+)
 
 EXAMPLE = """example:
+  gemrec train data/gowalla --model graphfilter -o models/gf    # its knobs tuned on valid first
+  gemrec train data/gowalla --model graphfilter --no-tune -o models/gf    # the shipped defaults
   gemrec train data/gowalla --model rp3beta --set alpha=0.8 --set beta=0.3 -o models/rp3
   gemrec train data/shop --model lightgcn --config lightgcn.toml -o models/lgn
   gemrec train data/shop --model lightgcn --set device=cuda -o models/lgn
