@@ -100,7 +100,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.set_defaults(func=_run)
 
 
-#: a default search stops after this many times its first trial (a fit of the defaults) ...
+#: a default search stops after this many times one fit (shared work + the fastest trial) ...
 AUTO_TUNE_MULTIPLE = 6.0
 #: ... or after this many seconds, whichever comes first ...
 AUTO_TUNE_CAP_S = 120.0
@@ -144,7 +144,7 @@ def fit_dataset(
     best number of epochs (unless ``refit`` is False). A model that declares
     ``tags.tune_by_default`` (graphfilter, rp3beta, itemknn, userknn) first searches the knobs
     not given in ``params`` (:func:`gemrec.models.tuning.tune`) on a split carved from train,
-    never test, for :data:`AUTO_TUNE_MULTIPLE` times its first trial or :data:`AUTO_TUNE_CAP_S`
+    never test, for :data:`AUTO_TUNE_MULTIPLE` times one fit or :data:`AUTO_TUNE_CAP_S`
     seconds, whichever is shorter (at least :data:`AUTO_TUNE_MIN_TRIALS` trials within the cap);
     the record's ``tuning`` says what was tried and the saved
     parameters are the chosen ones.
@@ -182,7 +182,7 @@ def fit_dataset(
                 dataset,
                 model_name,
                 budget_s=AUTO_TUNE_CAP_S,
-                first_trial_multiple=AUTO_TUNE_MULTIPLE,
+                fit_multiple=AUTO_TUNE_MULTIPLE,
                 min_trials=AUTO_TUNE_MIN_TRIALS,
                 fixed=dict(params),
                 progress=False,
