@@ -84,6 +84,14 @@ RUNS: tuple[Run, ...] = (
         "graphfilter",
         full_only=True,
     ),
+    Run("tuned-gowalla", "bench_tuned", ("--datasets", "gowalla"), "graphfilter", full_only=True),
+    Run(
+        "tuned-datasets",
+        "bench_tuned",
+        ("--datasets", "movielens-100k,movielens-1m,lastfm-2k,taobao"),
+        "graphfilter",
+        full_only=True,
+    ),
     Run(
         "lightgcn-speed",
         "bench_lightgcn",

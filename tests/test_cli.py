@@ -106,7 +106,7 @@ def test_gowalla_import_train_recommend_reproduces_published_rp3beta(tmp_path, c
     ds, model, recs = tmp_path / "gowalla", tmp_path / "rp3", tmp_path / "recs.jsonl"
     for step, argv in [
         ("import", ["import", str(src), "--format", "lightgcn", "-o", str(ds), "--quiet"]),
-        ("train", ["train", str(ds), "--model", "rp3beta", "-o", str(model)]),
+        ("train", ["train", str(ds), "--model", "rp3beta", "--no-tune", "-o", str(model)]),
         ("recommend", ["recommend", str(model), "--dataset", str(ds), "--users", "test"]),
     ]:
         if step == "recommend":

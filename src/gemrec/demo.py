@@ -19,7 +19,7 @@ from gemrec.data.store import Dataset
 from gemrec.eval.commands import evaluate_on_dataset, format_table
 from gemrec.eval.evaluate import EvaluationResult
 from gemrec.models.base import EmbeddingRecommender
-from gemrec.models.commands import train_model
+from gemrec.models.commands import fit_dataset
 from gemrec.tracking import TRACKING_URI_ENV, record_run
 
 __all__ = ["add_parser", "run_demo"]
@@ -142,7 +142,8 @@ def run_demo(
             "demo", uri=uri, enabled=track, name=f"demo {name}", tags={"gemrec.model": name}
         ) as run:
             recorded = recorded or run is not None
-            model = train_model(dataset, name, params, output / "models" / name)
+            fitted = fit_dataset(dataset, name, params, output / "models" / name)
+            model = fitted.model
             results[name] = evaluate_on_dataset(model, dataset, [10, 20])
         models[name] = model
         print(
@@ -150,6 +151,14 @@ def run_demo(
             f"recall@20 {results[name]['recall@20']:.4f}",
             flush=True,
         )
+        tuning = fitted.record.get("tuning")
+        if tuning is not None:  # training-free models tune their knobs by default
+            chosen = fitted.record["params"]
+            settings = ", ".join(
+                f"{k}={chosen[k]:.3g}" if isinstance(chosen[k], float) else f"{k}={chosen[k]}"
+                for k in tuning["trials"][0]["params"]
+            )
+            print(f"{'':15}tuned on {tuning['split']}: {settings}", flush=True)
     print()
     print(format_table(results, [20]))
 

@@ -39,7 +39,9 @@ def handmade(tmp_path_factory):
     argv = ["import", str(src), "--format", "events", "-o", str(ds_dir), "--quiet"]
     assert main([*argv, "--split", "leave-last", "--valid-fraction", "0.2"]) == 0
     model_dir = root / "model"
-    assert main(["train", str(ds_dir), "--model", "itemknn", "-o", str(model_dir)]) == 0
+    assert (
+        main(["train", str(ds_dir), "--model", "itemknn", "--no-tune", "-o", str(model_dir)]) == 0
+    )
     return ds_dir, model_dir, src
 
 
@@ -52,7 +54,9 @@ def shop(tmp_path_factory):
     argv = ["import", str(paths["events"]), "--format", "events", "-o", str(ds_dir), "--quiet"]
     assert main([*argv, "--items", str(paths["items"])]) == 0
     model_dir = root / "model"
-    assert main(["train", str(ds_dir), "--model", "rp3beta", "-o", str(model_dir)]) == 0
+    assert (
+        main(["train", str(ds_dir), "--model", "rp3beta", "--no-tune", "-o", str(model_dir)]) == 0
+    )
     return ds_dir, model_dir
 
 

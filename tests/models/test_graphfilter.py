@@ -19,7 +19,7 @@ def _random_interactions(seed=0, n_users=120, n_items=80, nnz=1500):
     )
 
 
-def _dense_formula(R, k, beta, a=0.5, c=0.5):
+def _dense_formula(R, k, beta, a=0.5, c=0.5, heat=0.0):
     """The filter written out densely in float64: the definition the model must equal."""
     R = R.toarray().astype(np.float64)
     R = (R > 0).astype(np.float64) * R
@@ -27,9 +27,9 @@ def _dense_formula(R, k, beta, a=0.5, c=0.5):
     inv = lambda d, e: np.where(d > 0, np.where(d > 0, d, 1.0) ** e, 0.0)  # noqa: E731
     Rn = inv(du, -0.5)[:, None] * R * inv(di, -0.5)[None, :]
     P = Rn.T @ Rn
-    _, _, vt = np.linalg.svd(Rn, full_matrices=False)
-    V = vt[:k].T
-    ideal = np.diag(inv(di, -0.5)) @ V @ V.T @ np.diag(inv(di, 0.5))
+    _, sv, vt = np.linalg.svd(Rn, full_matrices=False)
+    V = vt[:k].T * np.exp(-heat * (1 - sv[:k] ** 2))  # the heat kernel on the top-k subspace
+    ideal = np.diag(inv(di, -0.5)) @ V @ vt[:k] @ np.diag(inv(di, 0.5))
     W = np.diag(inv(di, 0.5 - a)) @ (P + beta * ideal) @ np.diag(inv(di, 0.5 - c))
     return R @ W
 
@@ -195,3 +195,36 @@ def test_shipped_defaults_reach_target_on_gowalla():
     result = evaluate(GraphFilter().fit(train), test, ks=[20])
     assert result["recall@20"] >= 0.1900
     assert result["ndcg@20"] >= 0.1580
+
+
+@pytest.mark.parametrize("item_item", ["dense", "sparse", "factored"])
+def test_fits_reusing_one_work_equal_plain_fits(item_item):
+    """A search's trials share one gram and one SVD at the largest rank and equal plain fits."""
+    inter = _random_interactions(seed=4)
+    top = GraphFilter(n_components=30, beta=1.0, item_item=item_item, svd_method="dense")
+    work = top.reusable_work(inter)
+    gram_before = None if work.gram is None else work.gram.toarray()
+    trials = [(10, 0.3, 0.6, 0.4, 0.0), (30, 1.0, 0.5, 0.5, 3.0), (5, 0.0, 0.2, 0.9, 1.0)]
+    for k, beta, a, c, t in trials:
+        knobs = dict(n_components=k, beta=beta, input_exponent=a, output_exponent=c, heat=t)
+        model = GraphFilter(**knobs, item_item=item_item, svd_method="dense")
+        reused = model.fit_reusing(inter, work).score(np.arange(40))
+        plain = GraphFilter(**knobs, item_item=item_item, svd_method="dense").fit(inter)
+        np.testing.assert_allclose(reused, plain.score(np.arange(40)), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            reused, _dense_formula(inter.matrix, k, beta, a, c, t)[:40], atol=1e-4
+        )
+    if gram_before is not None:  # the trials leave the shared gram as it was
+        np.testing.assert_array_equal(work.gram.toarray(), gram_before)
+
+
+def test_reused_work_must_match_the_data_and_the_rank():
+    inter = _random_interactions(seed=4)
+    work = GraphFilter(n_components=10, svd_method="dense").reusable_work(inter)
+    with pytest.raises(ParameterError, match="fewer than this model's rank 20"):
+        GraphFilter(n_components=20).fit_reusing(inter, work)
+    other = _random_interactions(seed=5)
+    with pytest.raises(ParameterError, match="call reusable_work on the same interactions"):
+        GraphFilter(n_components=5).fit_reusing(other, work)
+    with pytest.raises(ParameterError, match="a SpectralWork"):
+        GraphFilter().fit_reusing(inter, {"gram": None})

@@ -5,13 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from gemrec.cli import main
 from gemrec.data.store import Dataset, write_dataset
 from gemrec.errors import ParameterError
 from gemrec.models import get_model_class
+from gemrec.models.base import Recommender
+from gemrec.models.commands import train_model
 from gemrec.models.tuning import SEARCH_SPACES, parse_budget, tune
+from tests.conftest import shared_data
 from tests.serve.conftest import build_shop
 
 
@@ -26,7 +31,13 @@ def _with_other_test_split(src: Path, dst: Path) -> Path:
     edges = ds.edges.copy()
     test = edges["split"] == "test"
     edges.loc[test, "item"] = (edges.loc[test, "item"] + 7) % ds.n_items
-    edges = edges.drop_duplicates(["user", "item"])
+    # train and valid stay exactly as they were: moved test edges that collide are dropped
+    kept = edges[~test]
+    pairs = set(zip(kept["user"], kept["item"], strict=True))
+    moved = edges[test]
+    clash = [p in pairs for p in zip(moved["user"], moved["item"], strict=True)]
+    moved = moved[~np.asarray(clash, dtype=bool)].drop_duplicates(["user", "item"])
+    edges = pd.concat([kept, moved], ignore_index=True)
     return write_dataset(
         dst, users=ds.users, items=ds.items, edges=edges, manifest={"name": "shop-other-test"}
     )
@@ -97,3 +108,94 @@ def test_models_without_a_search_space_and_bad_options_are_one_line_errors(shop,
     assert main(["tune", str(shop), "--model", "rp3beta", "--budget", "soon", "-o", out]) == 2
     assert "parameter 'budget'" in capsys.readouterr().err
     assert not Path(out).exists()
+
+
+@pytest.fixture(scope="module")
+def movielens(tmp_path_factory) -> Path:
+    """MovieLens-100K split by time, with a validation split (10 %) before the test split."""
+    out = tmp_path_factory.mktemp("ml") / "ds"
+    argv = ["import", str(shared_data("movielens-100k")), "--format", "movielens"]
+    argv += ["--split", "temporal", "--valid-fraction", "0.1", "-o", str(out), "--quiet"]
+    assert main(argv) == 0
+    return out
+
+
+def test_train_tunes_a_training_free_model_by_default(movielens, tmp_path, capsys):
+    out = tmp_path / "gf"
+    assert main(["train", str(movielens), "--model", "graphfilter", "--quiet", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("tuned graphfilter: beta=") and "--no-tune" in printed
+    record = json.loads((out / "training.json").read_text())
+    tuning = record["tuning"]
+    assert tuning["split"] == "the dataset's validation split" and tuning["n_trials"] >= 8
+    # on MovieLens-100K's validation split the shipped defaults lose to tuned knobs
+    assert tuning["best_value"] > tuning["default_value"] > 0.1
+    saved = json.loads((out / "manifest.json").read_text())["params"]
+    defaults = get_model_class("graphfilter")().get_params()
+    chosen = {k: saved[k] for k in SEARCH_SPACES["graphfilter"]}
+    assert chosen == {k: record["params"][k] for k in chosen}
+    assert chosen != {k: defaults[k] for k in chosen}
+    assert Recommender.load(out).get_params() == saved
+
+
+def test_no_tune_keeps_the_defaults_and_set_values_are_never_searched(movielens, tmp_path, capsys):
+    out = tmp_path / "knn"
+    argv = ["train", str(movielens), "--model", "itemknn", "--no-tune", "--quiet"]
+    assert main([*argv, "-o", str(out)]) == 0
+    assert capsys.readouterr().out.startswith("trained itemknn")
+    assert "tuning" not in json.loads((out / "training.json").read_text())
+    assert Recommender.load(out).get_params() == get_model_class("itemknn")().get_params()
+    # every searched knob given: nothing left to tune, the values are kept as given
+    fixed = {"alpha": 0.7, "beta": 0.2, "n_neighbors": 30}
+    model = train_model(Dataset.open(movielens), "rp3beta", fixed)
+    assert {k: model.get_params()[k] for k in fixed} == fixed
+
+
+def test_graphfilter_search_shares_its_svd_and_never_reads_test(movielens, tmp_path):
+    result = tune(Dataset.open(movielens), "graphfilter", n_trials=4, seed=1)
+    values = [t["recall@20"] for t in result.trials]
+    assert len(set(values)) == 4 and result.best_value == max(values)
+    # the search ranks its trials on one shared SVD; the refit computes the chosen rank afresh
+    model = result.fit.model
+    assert model.n_components_ == model._rank(model.n_users, model.n_items)
+    # another test split, the same search
+    other = _with_other_test_split(movielens, tmp_path / "other")
+    again = tune(Dataset.open(other), "graphfilter", n_trials=4, seed=1)
+    assert [t["recall@20"] for t in again.trials] == values
+    assert again.best_params == result.best_params
+
+
+def test_iterative_models_report_each_validation_to_the_pruner(shop):
+    fixed = {"epochs": 6, "embedding_dim": 8, "eval_every": 2, "patience": 3, "progress": False}
+    result = tune(Dataset.open(shop), "mf", n_trials=4, fixed=fixed, seed=0)
+    done = [t for t in result.trials if t["state"] == "COMPLETE"]
+    assert len(done) >= 2  # the pruner compares from the third trial on
+    for t in done:  # epochs 2, 4, 6 validated on the held-out part, reported in order
+        assert sorted(t["reported"]) == [2, 4, 6]
+        assert t["recall@20"] == pytest.approx(max(t["reported"].values()))
+    pruned = [t for t in result.trials if t["state"] == "PRUNED"]
+    assert pruned  # on the shop, later trials fall below the median of the first two
+    for t in pruned:  # stopped before its last epoch, valued at where it stopped
+        last = max(t["reported"])
+        assert last < 6 and t["recall@20"] == t["reported"][last]
+
+
+def test_an_observer_that_raises_ends_the_fit_at_that_epoch(shop):
+    from gemrec.models.training import watching_validation
+
+    seen: list[int] = []
+
+    def observer(epoch: int, metrics: dict[str, float]) -> None:
+        seen.append(epoch)
+        assert {"recall@20", "ndcg@20"} <= set(metrics)
+        if epoch == 4:
+            raise KeyboardInterrupt("stop")
+
+    ds = Dataset.open(shop)
+    model = get_model_class("mf")(epochs=10, embedding_dim=8, eval_every=2, progress=False)
+    with watching_validation(observer), pytest.raises(KeyboardInterrupt):
+        model.fit(ds.interactions("train"), valid=ds.interactions("valid"))
+    assert seen == [2, 4]
+    # outside the context nothing observes
+    model.fit(ds.interactions("train"), valid=ds.interactions("valid"))
+    assert seen == [2, 4]

@@ -119,7 +119,7 @@ def test_every_model_is_trained_served_retrained_and_reloaded(
     ds = Dataset.open(shop_with_valid)
     params = EVERY_MODEL[name]
     model_dir = tmp_path / name
-    train_model(ds, name, params, model_dir)
+    train_model(ds, name, params, model_dir, tune=False)
     store = f"sqlite:///{tmp_path / 'ev.sqlite3'}"
     c = make_client(model_dir, store=store, dataset_dir=shop_with_valid)
     history = _history(ds)

@@ -13,7 +13,7 @@ from gemrec.serve.commands_retrain import retrain
 
 def test_retrain_folds_events_and_service_hot_swaps(make_client, shop, tmp_path):
     knn_dir = tmp_path / "knn"
-    train_model(Dataset.open(shop), "itemknn", {"n_neighbors": 20}, knn_dir)
+    train_model(Dataset.open(shop), "itemknn", {"n_neighbors": 20}, knn_dir, tune=False)
     store = f"sqlite:///{tmp_path / 'ev.sqlite3'}"
     c = make_client(knn_dir, store=store)
     c.post("/v1/items", json={"items": [{"item_id": "fresh", "category": "cat1", "brand": "b0"}]})

@@ -33,7 +33,7 @@ class SimilarityModel(Recommender):
     ``similarity_`` and calls ``_prepare`` again.
     """
 
-    tags: ClassVar[ModelTags] = ModelTags(fold_in=True)
+    tags: ClassVar[ModelTags] = ModelTags(fold_in=True, tune_by_default=True)
 
     similarity_: sp.csr_matrix
 

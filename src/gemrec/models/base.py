@@ -63,6 +63,10 @@ class ModelTags:
     distributed : bool
         Trains data-parallel on ``torch.distributed`` (``gemrec train --nproc N``, torchrun) and
         takes a ``device`` keyword (``auto``, ``cpu``, ``cuda``).
+    tune_by_default : bool
+        Training-free, with a few knobs worth fitting to the data: ``gemrec train`` (and
+        :func:`gemrec.models.commands.train_model`) search them on a validation split carved from
+        train within about a fit's time before the final fit, unless told not to (``--no-tune``).
     """
 
     validation: Literal["none", "early_stopping", "tuning"] = "none"
@@ -74,6 +78,7 @@ class ModelTags:
     progress: bool = False
     fit_requires: tuple[str, ...] = ()
     distributed: bool = False
+    tune_by_default: bool = False
 
     def __post_init__(self) -> None:
         unknown = set(self.side_information) - set(SIDE_FIELDS)
@@ -142,6 +147,21 @@ class Recommender(ABC):
         return f"{type(self).__name__}({args})"
 
     # ----------------------------------------------------------------- fitting
+    def reusable_work(self, interactions: Interactions) -> Any:
+        """Work on ``interactions`` that fits with other hyperparameters can share, or None.
+
+        A hyperparameter search computes it once, from a model configured at the costly end of
+        every searched range, and fits each trial with :meth:`fit_reusing`. The base class has
+        nothing to share.
+        """
+        return None
+
+    def fit_reusing(
+        self, interactions: Interactions, work: Any, *, side: SideInformation | None = None
+    ) -> Self:
+        """:meth:`fit` reusing ``work`` from :meth:`reusable_work` (the base class ignores it)."""
+        return self.fit(interactions, side=side)
+
     def fit(
         self,
         interactions: Interactions,

@@ -28,12 +28,27 @@ from gemrec.models.fitting import FitResult, fit_on_dataset, make_configured
 from gemrec.settings import load_config, parse_assignments
 from gemrec.tracking import active_run
 
-__all__ = ["add_parser", "params_from_args", "save_fitted", "train_model"]
+__all__ = [
+    "AUTO_TUNE_CAP_S",
+    "AUTO_TUNE_MIN_TRIALS",
+    "AUTO_TUNE_MULTIPLE",
+    "add_parser",
+    "fit_dataset",
+    "params_from_args",
+    "save_fitted",
+    "train_model",
+]
 
 HELP = "train a model on a dataset directory"
-DESCRIPTION = "Fit a recommender on the train (+ valid) split of DATASET_DIR and save it."
+DESCRIPTION = (
+    "Fit a recommender on the train (+ valid) split of DATASET_DIR and save it. Training-free "
+    "models (graphfilter, rp3beta, itemknn, userknn) first tune the knobs not set with --set or "
+    "--config on the validation split (never test) for about a fit's time."
+)
 
 EXAMPLE = """example:
+  gemrec train data/gowalla --model graphfilter -o models/gf    # its knobs tuned on valid first
+  gemrec train data/gowalla --model graphfilter --no-tune -o models/gf    # the shipped defaults
   gemrec train data/gowalla --model rp3beta --set alpha=0.8 --set beta=0.3 -o models/rp3
   gemrec train data/shop --model lightgcn --config lightgcn.toml -o models/lgn
   gemrec train data/shop --model lightgcn --set device=cuda -o models/lgn
@@ -58,6 +73,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--tune",
         metavar="BUDGET",
         help="search the model's hyperparameters for this long first (e.g. 10m; see gemrec tune)",
+    )
+    p.add_argument(
+        "--no-tune",
+        dest="auto_tune",
+        action="store_false",
+        help="training-free models (graphfilter, rp3beta, itemknn, userknn) keep their defaults "
+        "instead of tuning their knobs on a split carved from train for about a fit's time",
     )
     p.add_argument(
         "--no-refit",
@@ -88,6 +110,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.set_defaults(func=_run)
 
 
+#: a default search stops after this many times one fit (shared work + the fastest trial) ...
+AUTO_TUNE_MULTIPLE = 6.0
+#: ... or after this many seconds, whichever comes first ...
+AUTO_TUNE_CAP_S = 120.0
+#: ... but not before this many trials (within the cap)
+AUTO_TUNE_MIN_TRIALS = 40
+
+
 def train_model(
     dataset: Dataset,
     model_name: str,
@@ -95,13 +125,39 @@ def train_model(
     output: str | Path | None = None,
     *,
     refit: bool = True,
+    tune: bool = True,
     progress: bool = False,
 ) -> Recommender:
     """Fit ``model_name`` on ``dataset`` and (optionally) save it with its training record.
 
+    :func:`fit_dataset` with the fitted model alone; see there.
+    """
+    return fit_dataset(
+        dataset, model_name, params, output, refit=refit, tune=tune, progress=progress
+    ).model
+
+
+def fit_dataset(
+    dataset: Dataset,
+    model_name: str,
+    params: dict[str, object],
+    output: str | Path | None = None,
+    *,
+    refit: bool = True,
+    tune: bool = True,
+    progress: bool = False,
+) -> FitResult:
+    """Fit ``model_name`` on ``dataset`` (tuning it first when it is training-free) and save it.
+
     The validation split is handled as the model declares (:func:`gemrec.models.fitting.fit_model`):
     the saved model has trained on train + valid, early-stopping models after a refit for their
-    best number of epochs (unless ``refit`` is False).
+    best number of epochs (unless ``refit`` is False). A model that declares
+    ``tags.tune_by_default`` (graphfilter, rp3beta, itemknn, userknn) first searches the knobs
+    not given in ``params`` (:func:`gemrec.models.tuning.tune`) on a split carved from train,
+    never test, for :data:`AUTO_TUNE_MULTIPLE` times one fit or :data:`AUTO_TUNE_CAP_S`
+    seconds, whichever is shorter (at least :data:`AUTO_TUNE_MIN_TRIALS` trials within the cap);
+    the record's ``tuning`` says what was tried and the saved
+    parameters are the chosen ones.
 
     Parameters
     ----------
@@ -109,14 +165,41 @@ def train_model(
     model_name : str
         A key of :data:`gemrec.models.MODELS`.
     params : dict
-        Keyword hyperparameters of the model.
+        Keyword hyperparameters of the model (kept fixed when tuning).
     output : path, optional
         Model directory to write (``manifest.json``, ``arrays.npz``, ``training.json``).
     refit : bool
         Refit early-stopping models on train + valid.
+    tune : bool
+        Tune a training-free model first (False: its defaults and ``params``, as given).
     progress : bool
         Show a stage bar (fit, save) on stderr; epoch-based models add their own.
+
+    Returns
+    -------
+    FitResult
+        The fitted model and its record (``tuning`` when it was tuned).
     """
+    klass = get_model_class(model_name)
+    if tune and klass.tags.tune_by_default:
+        from gemrec.models.tuning import SEARCH_SPACES, tuning_split
+        from gemrec.models.tuning import tune as search
+
+        searched = set(SEARCH_SPACES.get(model_name, {})) - set(params)
+        # data too small to hold any edge out is fitted with the defaults
+        if searched and tuning_split(dataset)[1].nnz > 0:
+            result = search(
+                dataset,
+                model_name,
+                budget_s=AUTO_TUNE_CAP_S,
+                fit_multiple=AUTO_TUNE_MULTIPLE,
+                min_trials=AUTO_TUNE_MIN_TRIALS,
+                fixed=dict(params),
+                progress=False,
+            ).fit
+            if output is not None:
+                save_fitted(result, output)
+            return result
     model = make_configured(model_name, params, progress=progress)
     bar = _Stages(f"train {model_name}", ["fit", "save"], enabled=progress)
     try:
@@ -128,7 +211,7 @@ def train_model(
             save_fitted(result, output)
     finally:
         bar.close()
-    return result.model
+    return result
 
 
 def save_fitted(result: FitResult, output: str | Path) -> Path:
@@ -246,14 +329,34 @@ def _run(args: argparse.Namespace) -> int:
     dataset = Dataset.open(args.dataset)
     start = time.perf_counter()
     with tracked(args, "train", args.model):
-        model = train_model(
-            dataset, args.model, params, args.output, refit=args.refit, progress=show_progress(args)
+        result = fit_dataset(
+            dataset,
+            args.model,
+            params,
+            args.output,
+            refit=args.refit,
+            tune=args.auto_tune,
+            progress=show_progress(args),
+        )
+    model = result.model
+    tuning = result.record.get("tuning")
+    if tuning is not None:
+        chosen = ", ".join(f"{k}={_short(v)}" for k, v in sorted(result.record["params"].items()))
+        print(
+            f"tuned {args.model}: {chosen} ({tuning['n_trials']} trials in "
+            f"{tuning['seconds']:.1f}s on {tuning['split']}: recall@20 "
+            f"{tuning['default_value']:.4f} with the defaults, {tuning['best_value']:.4f} tuned; "
+            "--no-tune keeps the defaults)"
         )
     print(
         f"trained {args.model} on {dataset.path} ({model.n_users} users, {model.n_items} items) "
         f"in {time.perf_counter() - start:.1f}s -> {args.output}"
     )
     return 0
+
+
+def _short(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _check_distributed(args: argparse.Namespace, supported: bool, in_worker: bool) -> None:

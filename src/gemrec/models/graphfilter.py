@@ -2,21 +2,57 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import scipy.sparse as sp
 
 from gemrec.data.interactions import Interactions
+from gemrec.data.side import SideInformation
 from gemrec.errors import ParameterError
 from gemrec.graph.adjacency import degree_power, degrees, normalized_interactions
 from gemrec.graph.kernels import accumulate_spmm, set_kernel_threads
 from gemrec.graph.spectral import truncated_svd
 from gemrec.models.base import ModelTags, Recommender, State
 
-__all__ = ["GraphFilter"]
+__all__ = ["GraphFilter", "SpectralWork"]
 
 ItemItem = Literal["auto", "dense", "sparse", "factored"]
+
+
+@dataclass(frozen=True)
+class SpectralWork:
+    """What every :class:`GraphFilter` fit of one interaction matrix shares, whatever its knobs.
+
+    The normalised interactions, the item-item gram and a truncated SVD do not depend on
+    ``beta`` or the exponents, and an SVD of rank ``k`` holds every smaller rank, so a search
+    computes them once (:meth:`GraphFilter.reusable_work`, at the largest rank it tries) and
+    each trial only re-weights and truncates (:meth:`GraphFilter.fit_reusing`).
+
+    Attributes
+    ----------
+    shape : tuple of int
+        ``(n_users, n_items)`` of the matrix the work was computed on.
+    nnz : int
+        Its stored interactions (with ``shape``, a check that a fit reuses the right work).
+    item_degree : ndarray of float32, shape (n_items,)
+    r_norm : csr_matrix of float32, shape (n_users, n_items)
+        ``R~ = D_U^{-1/2} R D_I^{-1/2}``.
+    gram : csr_matrix of float32, shape (n_items, n_items), or None
+        ``P~ = R~^T R~`` (None when the fit applies it factored).
+    singular_values : ndarray of float32, shape (k,)
+    right_vectors : ndarray of float32, shape (n_items, k)
+        ``V_k``, the top right singular vectors of ``R~``.
+    """
+
+    shape: tuple[int, int]
+    nnz: int
+    item_degree: np.ndarray
+    r_norm: sp.csr_matrix
+    gram: sp.csr_matrix | None
+    singular_values: np.ndarray
+    right_vectors: np.ndarray
 
 
 class GraphFilter(Recommender):
@@ -38,6 +74,10 @@ class GraphFilter(Recommender):
         Upper bound of a fractional rank (bounds SVD time and embedding memory on large graphs).
     beta : float
         Weight of the ideal low-pass part (``0`` disables it and skips the SVD).
+    heat : float
+        ``t``: the low-pass part keeps component ``j`` with weight ``exp(-t (1 - s_j^2))``, the
+        heat kernel ``exp(-t L)`` of the normalised item Laplacian ``L = I - P~`` on the top-``k``
+        subspace (BSPM's blurring). ``0`` is the ideal low-pass filter (GF-CF).
     input_exponent : float
         ``a``: item-degree normalisation of the user's input signal (GF-CF: 1/2).
     output_exponent : float
@@ -55,8 +95,8 @@ class GraphFilter(Recommender):
     max_gram_bytes : int
         Memory bound for the sparse ``P~`` under ``"auto"`` (estimated from ``sum_u deg(u)^2``).
     svd_method : {"auto", "randomized", "arpack", "dense"}
-        Truncated SVD of ``R~``. ``"auto"``: exact dense LAPACK when ``min(n_users, n_items) <=
-        1024``, randomized otherwise.
+        Truncated SVD of ``R~``. ``"auto"``: exact (LAPACK, the top-``k`` eigenpairs of the
+        smaller side's Gram matrix) when ``min(n_users, n_items) <= 1024``, randomized otherwise.
     svd_n_iter : int
         Power iterations of the randomized SVD.
     seed : int
@@ -69,7 +109,7 @@ class GraphFilter(Recommender):
     user_embeddings_ : ndarray of float32, shape (n_users, k)
         ``(x_u D_I^{-a}) V_k``: the user's signal in the low-pass subspace.
     item_embeddings_ : ndarray of float32, shape (n_items, k)
-        ``beta D_I^{1-c} V_k``; ``user_embeddings_ @ item_embeddings_.T`` is the low-pass part of
+        ``beta D_I^{1-c} V_k H``; ``user_embeddings_ @ item_embeddings_.T`` is the low-pass part of
         the scores. Full scores add the linear part (:meth:`score`), so retrieval on these
         embeddings alone is an approximation (a good candidate generator).
     singular_values_ : ndarray of float32, shape (k,)
@@ -87,8 +127,9 @@ class GraphFilter(Recommender):
 
     .. math::
 
-        s(x) = [(x D_I^{1/2-a}) P~ + \\beta (x D_I^{-a}) V_k V_k^T D_I^{1/2}] D_I^{1/2-c}
+        s(x) = [(x D_I^{1/2-a}) P~ + \\beta (x D_I^{-a}) V_k H V_k^T D_I^{1/2}] D_I^{1/2-c}
 
+    with ``H = diag(exp(-t (1 - s_j^2)))`` (``H = I`` for ``heat=0``).
     With ``a = c = 1/2`` this is GF-CF (Shen et al., CIKM 2021): the linear low-pass filter ``P~``
     (eigenvalues ``s_j^2`` in [0, 1]) plus the ideal low-pass filter that keeps the top-``k``
     spectral components of the item graph. The cost of scoring a user is ``sum_{i in x} nnz(P~_i)``
@@ -108,7 +149,7 @@ class GraphFilter(Recommender):
     """
 
     name: ClassVar[str] = "graphfilter"
-    tags: ClassVar[ModelTags] = ModelTags(fold_in=True)
+    tags: ClassVar[ModelTags] = ModelTags(fold_in=True, tune_by_default=True)
 
     user_embeddings_: np.ndarray
     item_embeddings_: np.ndarray
@@ -118,6 +159,8 @@ class GraphFilter(Recommender):
     linear_: Any
     left_: sp.csr_matrix
     right_: sp.csr_matrix
+    #: work shared with other fits of the same matrix, set for one fit by :meth:`fit_reusing`
+    _work: SpectralWork | None = None
 
     def __init__(
         self,
@@ -125,6 +168,7 @@ class GraphFilter(Recommender):
         n_components: int | float = 0.02,
         max_components: int = 1024,
         beta: float = 0.15,
+        heat: float = 0.0,
         input_exponent: float = 0.6,
         output_exponent: float = 0.4,
         item_item: ItemItem = "auto",
@@ -138,6 +182,7 @@ class GraphFilter(Recommender):
         self.n_components = n_components
         self.max_components = max_components
         self.beta = beta
+        self.heat = heat
         self.input_exponent = input_exponent
         self.output_exponent = output_exponent
         self.item_item = item_item
@@ -174,6 +219,7 @@ class GraphFilter(Recommender):
             raise ParameterError.invalid("n_components", "an int >= 1 or a float in (0, 1)", k)
         _int("max_components", 1)
         _real("beta", 0.0)
+        _real("heat", 0.0)
         _real("input_exponent")
         _real("output_exponent")
         _int("max_dense_items", 0)
@@ -202,50 +248,128 @@ class GraphFilter(Recommender):
 
     def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:
         with self._threads():
-            self._fit_arrays(interactions.matrix)
+            self._fit_arrays(interactions.matrix, self._work)
 
-    def _fit_arrays(self, R: sp.csr_matrix) -> None:
+    def reusable_work(self, interactions: Interactions) -> SpectralWork:
+        """The normalisation, gram and SVD (at this model's rank) that other fits can reuse.
+
+        Parameters
+        ----------
+        interactions : Interactions
+            The matrix later passed to :meth:`fit_reusing`.
+
+        Returns
+        -------
+        SpectralWork
+            Reusable by any ``GraphFilter`` of the same ``item_item`` strategy whose rank is at
+            most this model's.
+        """
+        self._validate_params()
+        R = interactions.matrix
+        with self._threads():
+            return self._compute_work(R, self._rank(*R.shape))
+
+    def fit_reusing(
+        self,
+        interactions: Interactions,
+        work: Any,
+        *,
+        side: SideInformation | None = None,
+    ) -> Self:
+        """:meth:`fit` with the normalisation, gram and SVD taken from ``work``.
+
+        The result equals a fit whose SVD is ``work``'s truncated to this model's rank.
+
+        Parameters
+        ----------
+        interactions : Interactions
+            The matrix ``work`` was computed on.
+        work : SpectralWork
+            From :meth:`reusable_work` of a model of rank >= this model's.
+        side : SideInformation, optional
+            Passed to :meth:`fit` (graphfilter reads none).
+        """
+        if not isinstance(work, SpectralWork):
+            raise ParameterError.invalid("work", "a SpectralWork", type(work))
+        R = interactions.matrix
+        if work.shape != R.shape or work.nnz != R.nnz:
+            raise ParameterError(
+                f"parameter 'work' was computed on a {work.shape} matrix with {work.nnz} "
+                f"interactions, not on these {R.shape} with {R.nnz}: call reusable_work on the "
+                "same interactions"
+            )
+        self._work = work
+        try:
+            return self.fit(interactions, side=side)
+        finally:
+            self._work = None
+
+    def _compute_work(self, R: sp.csr_matrix, k: int) -> SpectralWork:
         n_users, n_items = R.shape
         _, item_degree = degrees(R)
-        a, c = float(self.input_exponent), float(self.output_exponent)
         r_norm = normalized_interactions(R)
-        # x -> x D^{1/2-a} on input, scores -> scores D^{1/2-c} on output
-        in_scale = degree_power(item_degree, 0.5 - a)
-        out_scale = degree_power(item_degree, 0.5 - c)
-
-        self.n_components_ = k = self._rank(n_users, n_items)
         if self.beta > 0:
             method = self.svd_method
             if method == "auto":
                 method = "dense" if min(n_users, n_items) <= 1024 else "randomized"
-            if method == "dense":
-                _, s, vt = np.linalg.svd(r_norm.toarray().astype(np.float64), full_matrices=False)
-                s, v = s[:k].astype(np.float32), vt[:k].T.astype(np.float32)
-            else:
-                _, s, v = truncated_svd(
-                    r_norm,
-                    k,
-                    method=method,
-                    n_iter=int(self.svd_n_iter),
-                    seed=int(self.seed),
-                    dtype=np.float32,
-                )
+            _, s, v = truncated_svd(
+                r_norm,
+                k,
+                method=method,
+                n_iter=int(self.svd_n_iter),
+                seed=int(self.seed),
+                dtype=np.float32,
+            )
         else:
             s, v = np.zeros(0, np.float32), np.zeros((n_items, 0), np.float32)
-        self.singular_values_ = s
+        gram = None
+        if self._resolve_item_item(R) != "factored":
+            gram = (r_norm.T.tocsr() @ r_norm).tocsr()
+        return SpectralWork(
+            (n_users, n_items), int(R.nnz), item_degree, r_norm, gram, s, np.asarray(v)
+        )
+
+    def _fit_arrays(self, R: sp.csr_matrix, work: SpectralWork | None = None) -> None:
+        n_users, n_items = R.shape
+        self.n_components_ = k = self._rank(n_users, n_items)
+        strategy = self._resolve_item_item(R)
+        if work is None:
+            work = self._compute_work(R, k)
+        elif self.beta > 0 and work.right_vectors.shape[1] < k:
+            raise ParameterError(
+                f"parameter 'work' holds {work.right_vectors.shape[1]} singular vectors, fewer "
+                f"than this model's rank {k}: compute it with a model of rank >= {k}"
+            )
+        elif strategy != "factored" and work.gram is None:
+            raise ParameterError(
+                f"parameter 'work' has no item-item gram, which item_item={strategy!r} needs: "
+                "compute it with the same item_item setting"
+            )
+        item_degree, r_norm = work.item_degree, work.r_norm
+        a, c = float(self.input_exponent), float(self.output_exponent)
+        # x -> x D^{1/2-a} on input, scores -> scores D^{1/2-c} on output
+        in_scale = degree_power(item_degree, 0.5 - a)
+        out_scale = degree_power(item_degree, 0.5 - c)
+        if self.beta > 0:
+            s, v = work.singular_values[:k], work.right_vectors[:, :k]
+        else:
+            s, v = np.zeros(0, np.float32), np.zeros((n_items, 0), np.float32)
+        self.singular_values_ = np.ascontiguousarray(s, dtype=np.float32)
         # user embedding = x D^{1/2-a} D^{-1/2} V = x D^{-a} V
         self.item_projection_ = np.ascontiguousarray(
             v * degree_power(item_degree, -a)[:, None], dtype=np.float32
         )
         self.item_embeddings_ = np.ascontiguousarray(
-            float(self.beta) * v * (degree_power(item_degree, 0.5) * out_scale)[:, None],
+            float(self.beta)
+            * v
+            * (degree_power(item_degree, 0.5) * out_scale)[:, None]
+            * np.exp(-float(self.heat) * (1.0 - s.astype(np.float64) ** 2))[None, :],
             dtype=np.float32,
         )
         self.user_embeddings_ = np.ascontiguousarray(
             sp.csr_matrix(R, dtype=np.float32) @ self.item_projection_, dtype=np.float32
         )
 
-        strategy = self._resolve_item_item(R)
         self.item_item_ = strategy
         if strategy == "factored":
             # P^ = D^{in} R~^T R~ D^{out} applied as (x D^{in} R~^T) (R~ D^{out})
@@ -253,9 +377,13 @@ class GraphFilter(Recommender):
             self.right_ = (r_norm @ sp.diags(out_scale)).tocsr().astype(np.float32)
             self.linear_ = None
         else:
-            gram = (r_norm.T.tocsr() @ r_norm).tocsr()
-            linear = (sp.diags(in_scale) @ gram @ sp.diags(out_scale)).tocsr().astype(np.float32)
-            linear.sort_indices()
+            # a copy: the shared gram stays as it is for the next fit
+            gram = sp.csr_matrix(work.gram, dtype=np.float32, copy=True)
+            gram.sort_indices()
+            # D^{in} P~ D^{out}, scaled entry by entry in place of two sparse products
+            rows = np.repeat(np.arange(n_items), np.diff(gram.indptr))
+            gram.data *= in_scale[rows] * out_scale[gram.indices]
+            linear = gram
             if strategy == "dense":
                 # the whole filter as one dense matrix: linear part plus low-pass part
                 dense = linear.toarray()

@@ -17,6 +17,7 @@ parameter checks here are NumPy, and a trained model scores without torch.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import logging
 import os
@@ -58,7 +59,30 @@ __all__ = [
     "minibatches",
     "sample_negatives",
     "train_loop",
+    "watching_validation",
 ]
+
+#: called with ``(epoch, metrics)`` after each validation of :func:`train_loop` in this context
+_validation_observer: contextvars.ContextVar[Callable[[int, Mapping[str, float]], None] | None] = (
+    contextvars.ContextVar("gemrec_validation_observer", default=None)
+)
+
+
+@contextlib.contextmanager
+def watching_validation(
+    observer: Callable[[int, Mapping[str, float]], None],
+) -> Iterator[None]:
+    """Call ``observer(epoch, metrics)`` after every validation of a fit run in this context.
+
+    A hyperparameter search reports the figures to its pruner this way; an exception raised by
+    ``observer`` (such as Optuna's ``TrialPruned``) ends the fit at that epoch and propagates.
+    """
+    token = _validation_observer.set(observer)
+    try:
+        yield
+    finally:
+        _validation_observer.reset(token)
+
 
 #: parallel arrays of one mini-batch: NumPy arrays, or tensors already on the training device
 Batch = tuple[Any, ...]
@@ -394,6 +418,9 @@ def train_loop(
                         metrics = validate()
                 metrics = broadcast(metrics, world, f"validating epoch {epoch}")
                 record.update({f"valid_{k}": float(v) for k, v in metrics.items()})
+                observer = _validation_observer.get()
+                if observer is not None:
+                    observer(epoch, metrics)
                 value = float(metrics[monitor])
                 if value > best_value:
                     best_value, result.best_epoch, bad_rounds = value, epoch, 0

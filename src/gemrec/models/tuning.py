@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,9 +27,17 @@ from gemrec.data.store import Dataset
 from gemrec.errors import ParameterError
 from gemrec.models import get_model_class
 from gemrec.models.fitting import FitResult, fit_model, fit_on_dataset, make_configured
+from gemrec.models.training import watching_validation
 from gemrec.tracking import active_run, untracked
 
-__all__ = ["SEARCH_SPACES", "Dimension", "TuningResult", "parse_budget", "tune"]
+__all__ = [
+    "SEARCH_SPACES",
+    "Dimension",
+    "TuningResult",
+    "parse_budget",
+    "tune",
+    "tuning_split",
+]
 
 
 @dataclass(frozen=True)
@@ -74,8 +82,9 @@ SEARCH_SPACES: dict[str, dict[str, Dimension]] = {
     },
     "graphfilter": {
         "beta": _float(0.0, 1.0),
+        "heat": _float(0.0, 8.0),
         # a share of the items (the default 0.02 is 2 %)
-        "n_components": _float(0.003, 0.1, log=True),
+        "n_components": _float(0.005, 0.15, log=True),
         "input_exponent": _float(0.0, 1.0),
         "output_exponent": _float(0.0, 1.0),
     },
@@ -112,12 +121,37 @@ def parse_budget(text: str) -> float:
     return value
 
 
-def _tuning_split(dataset: Dataset, seed: int) -> tuple[Interactions, Interactions, str]:
+def tuning_split(dataset: Dataset, seed: int = 0) -> tuple[Interactions, Interactions, str]:
+    """``(fit, held, description)``: where trials fit and where they are scored; never test.
+
+    The dataset's validation split when it has one (trials fit on the train split alone), else a
+    10 % per-user holdout of train (each user's latest edges when there are timestamps).
+    """
     valid = dataset.interactions("valid")
     if valid.nnz > 0:
         return dataset.interactions("train"), valid, "the dataset's validation split"
     fit, held = user_holdout(dataset.interactions("train"), 0.1, seed=seed)
     return fit, held, "a 10% per-user holdout of train"
+
+
+def _costliest(searched: dict[str, Dimension]) -> dict[str, Any]:
+    """Each numeric dimension at its upper bound: the largest rank, the most neighbours."""
+    out: dict[str, Any] = {}
+    for key, dim in searched.items():
+        if dim.kind == "int":
+            out[key] = int(dim.high)
+        elif dim.kind == "float":
+            out[key] = float(dim.high)
+    return out
+
+
+def _sample_users(held: Interactions, n: int | None, seed: int) -> Any:
+    import numpy as np
+
+    users = np.flatnonzero(np.diff(held.matrix.indptr) > 0)
+    if n is None or len(users) <= n:
+        return users
+    return np.sort(np.random.default_rng(seed).choice(users, n, replace=False))
 
 
 def tune(
@@ -126,7 +160,10 @@ def tune(
     *,
     budget_s: float | None = None,
     n_trials: int | None = None,
+    fit_multiple: float | None = None,
+    min_trials: int = 1,
     fixed: dict[str, Any] | None = None,
+    eval_users: int | None = 5_000,
     seed: int = 0,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
@@ -141,11 +178,19 @@ def tune(
     budget_s : float, optional
         Stop starting new trials after this many seconds (the running one finishes).
     n_trials : int, optional
-        At most this many trials; with neither limit, 20 trials.
+        At most this many trials; with no limit at all, 20 trials.
+    fit_multiple : float, optional
+        Also stop starting new trials once the search has taken this many times one fit: the
+        work the trials share plus the fastest trial so far (a budget in units of one fit on the
+        user's own data, as ``gemrec train`` uses for training-free models).
+    min_trials : int
+        Run at least this many trials before ``fit_multiple`` may stop the search.
     fixed : dict, optional
         Hyperparameters kept as given (not searched).
+    eval_users : int, optional
+        Score each trial on at most this many held-out users (a seeded sample; None: all).
     seed : int
-        Seeds the sampler and the holdout.
+        Seeds the sampler, the holdout and the user sample.
     progress : bool
         Print one line per trial on stderr.
     log : callable, optional
@@ -156,7 +201,9 @@ def tune(
     TuningResult
         The first trial is the model's defaults (with ``fixed``; a default of None, such as
         ``pop``'s ``half_life_days``, is sampled), so tuning does not return a setting worse on
-        the tuning split than the defaults.
+        the tuning split than the defaults. Work that trials can share
+        (:meth:`~gemrec.models.base.Recommender.reusable_work`, e.g. graphfilter's gram and SVD
+        at the largest rank searched) is computed once.
     """
     optuna = require("optuna", "gemrec tune")
     from gemrec.eval.evaluate import evaluate
@@ -174,20 +221,46 @@ def tune(
         n_trials = 20
     if n_trials is not None and n_trials < 1:
         raise ParameterError.invalid("trials", "a positive integer", n_trials)
-    fit_part, held, split_name = _tuning_split(dataset, seed)
-    side = dataset.side_information()
-    say = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    if fit_multiple is not None and not fit_multiple >= 1:
+        raise ParameterError.invalid("fit_multiple", "a number >= 1", fit_multiple)
     start = time.perf_counter()
     run = active_run()
+    fit_part, held, split_name = tuning_split(dataset, seed)
+    if held.nnz == 0:
+        raise ParameterError(
+            f"dataset {dataset.path}: no interactions to tune on (the validation split is empty "
+            "and a 10% per-user holdout of train holds none); import it with a validation split"
+        )
+    side = dataset.side_information()
+    users = _sample_users(held, eval_users, seed)
+    setup_seconds = time.perf_counter() - start  # reading and splitting: not the model's cost
+    say = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    t_shared = time.perf_counter()
+    shared = make_configured(name, {**fixed, **_costliest(searched)}).reusable_work(fit_part)
+    shared_seconds = time.perf_counter() - t_shared
+    trial_seconds: list[float] = []
 
     def objective(trial: Any) -> float:
         params = {**fixed, **{k: d.suggest(trial, k) for k, d in searched.items()}}
         model = make_configured(name, params)
         t0 = time.perf_counter()
         with untracked():  # a trial's epochs are not the run's curves; its result is, below
-            fitted = fit_model(model, fit_part, side=side).model
-            value = float(evaluate(fitted, held, ks=[20])["recall@20"])
+            if model.tags.validation == "early_stopping":
+                # the epochs stop early on the held-out part; each validation goes to the pruner
+                def report(epoch: int, metrics: Mapping[str, float]) -> None:
+                    trial.report(float(metrics[f"recall@{getattr(model, 'eval_k', 20)}"]), epoch)
+                    if trial.should_prune():
+                        raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+
+                with watching_validation(report):
+                    fitted = fit_model(model, fit_part, valid=held, side=side, refit=False).model
+            elif shared is None:
+                fitted = fit_model(model, fit_part, side=side).model
+            else:
+                fitted = model.fit_reusing(fit_part, shared, side=side)
+            value = float(evaluate(fitted, held, ks=[20], users=users)["recall@20"])
         trial.set_user_attr("fit_seconds", round(time.perf_counter() - t0, 3))
+        trial_seconds.append(time.perf_counter() - t0)
         if run is not None:
             run.log_metrics({"trial/recall@20": value}, step=trial.number + 1)
         if progress:
@@ -197,11 +270,28 @@ def tune(
             )
         return value
 
+    def stop_at_multiple(study: Any, trial: Any) -> None:
+        if fit_multiple is None or not trial_seconds or trial.number + 1 < min_trials:
+            return
+        # one fit: the work trials share plus the fastest trial (the first one also pays
+        # one-off costs such as compiling the ranking kernel)
+        one_fit = shared_seconds + min(trial_seconds)
+        if time.perf_counter() - start >= fit_multiple * one_fit + setup_seconds:
+            study.stop()
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    study = optuna.create_study(
+        direction="maximize",
+        # a few random trials, then TPE modelling the knobs jointly: searches here are short
+        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=6, multivariate=True),
+        # iterative models report each validation; a trial below the median of the earlier
+        # trials at the same epoch stops there
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2),
+    )
     defaults = get_model_class(name)().get_params()
     study.enqueue_trial({k: defaults[k] for k in searched if defaults.get(k) is not None})
-    study.optimize(objective, n_trials=n_trials, timeout=budget_s)
+    remaining = None if budget_s is None else max(budget_s - (time.perf_counter() - start), 0.0)
+    study.optimize(objective, n_trials=n_trials, timeout=remaining, callbacks=[stop_at_multiple])
     best = {**fixed, **study.best_params}
     trials = [
         {
@@ -210,17 +300,21 @@ def tune(
             "recall@20": t.value,
             "fit_seconds": t.user_attrs.get("fit_seconds"),
             "state": t.state.name,
+            "reported": {int(k): v for k, v in t.intermediate_values.items()},
         }
         for t in study.trials
     ]
+    search_seconds = time.perf_counter() - start
     result = fit_on_dataset(dataset, make_configured(name, best, progress=progress))
     result.record["params"] = best
     result.record["tuning"] = {
         "split": split_name,
         "objective": "recall@20",
+        "eval_users": len(users),
+        "default_value": study.trials[0].value,
         "best_value": study.best_value,
         "n_trials": len(study.trials),
-        "seconds": round(time.perf_counter() - start, 3),
+        "seconds": round(search_seconds, 3),
         "trials": trials,
     }
     if run is not None:
