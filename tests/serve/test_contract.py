@@ -80,8 +80,8 @@ def _op(method: str, path: str) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("method", "path", "codes"),
     [
-        ("post", "/v1/events", {"200", "401", "404", "413", "422"}),
-        ("post", "/v1/items", {"200", "401", "413", "422"}),
+        ("post", "/v1/events", {"200", "400", "401", "404", "413", "422"}),
+        ("post", "/v1/items", {"200", "400", "401", "413", "422"}),
         ("delete", "/v1/items/{item_id}", {"200", "401", "404", "422"}),
         ("post", "/v1/admin/reload", {"200", "400", "401", "404", "413", "422"}),
         ("get", "/v1/users/{user_id}/recommendations", {"200", "404", "422"}),

@@ -4,11 +4,11 @@ FastAPI documents what it validates itself. The service checks more, with limits
 :class:`~gemrec.serve.ServeSettings`, and answers errors of its own; :func:`install_openapi`
 replaces ``app.openapi`` so that ``/openapi.json`` states all of it:
 
-- every error answer each operation can give, with its body: :class:`ErrorOut` for 400, 401, 404
-  and 413, :class:`ValidationErrorOut` for 422 (the body the service really sends, in place of
-  FastAPI's default);
-- ``k`` bounded by ``1..max_k`` and each batch by ``max_batch`` rows, so that a request the schema
-  allows is never refused for its size;
+- every error answer each operation can give, with its body: :class:`ErrorOut` for 400 (also a
+  body that is not UTF-8 text), 401, 404 and 413, :class:`ValidationErrorOut` for 422 (the body
+  the service really sends, in place of FastAPI's default);
+- ``k`` bounded by ``1..max_k`` and each batch by ``max_batch`` rows (longer ones get 422), so that
+  a request the schema allows is never refused for its size;
 - the bearer key as a security scheme on the operations that check it (when a key is set), in place
   of the ``authorization`` header parameter the access dependencies would otherwise show.
 
@@ -153,10 +153,10 @@ def _document_operation(
             ValidationErrorOut,
         )
     if "requestBody" in op:
-        too_large = f"Request body over {settings.max_body_bytes} bytes (max_body_bytes)"
-        if _body_schema(op) in _BATCHES:
-            too_large += f" or a batch of more than {settings.max_batch} rows (max_batch)"
-        responses["413"] = _error(too_large + ".", ErrorOut)
+        responses["413"] = _error(
+            f"Request body over {settings.max_body_bytes} bytes (max_body_bytes).", ErrorOut
+        )
+        responses["400"] = _error("Request body that cannot be decoded (not UTF-8 text).", ErrorOut)
     keyed = checks_key and settings.api_key is not None
     if keyed:
         op["security"] = [{BEARER: []}]
@@ -165,16 +165,11 @@ def _document_operation(
             "WWW-Authenticate": {"schema": {"type": "string"}, "description": "`Bearer`"}
         }
     for status, when in errors.items():
+        if str(status) in responses:
+            when = f"{responses[str(status)]['description']} {when}"
         responses[str(status)] = _error(when, ErrorOut)
     op["responses"] = dict(sorted(responses.items()))
     return keyed
-
-
-def _body_schema(op: dict[str, Any]) -> str | None:
-    """Name of the component schema of ``op``'s JSON body (None when it is not a plain ref)."""
-    schema = op["requestBody"].get("content", {}).get("application/json", {}).get("schema", {})
-    ref = schema.get("$ref")
-    return ref.rsplit("/", 1)[-1] if isinstance(ref, str) else None
 
 
 def _error(description: str, model: type[BaseModel]) -> dict[str, Any]:
