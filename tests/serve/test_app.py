@@ -26,13 +26,13 @@ OPEN = {("get", "/healthz"), ("get", "/metrics")}
 
 
 def _keyed_operations(settings: ServeSettings) -> set[tuple[str, str]]:
-    """Operations whose OpenAPI entry documents the ``authorization`` header."""
+    """Operations whose OpenAPI entry requires the bearer key."""
     doc = create_app(settings).openapi()
     return {
         (method, path)
         for path, ops in doc["paths"].items()
         for method, op in ops.items()
-        if any(p["name"] == "authorization" for p in op.get("parameters", []))
+        if op.get("security") == [{"bearer": []}]
     }
 
 
@@ -40,8 +40,9 @@ def test_every_route_is_wired_with_its_access_rule():
     base = ServeSettings(model_dir=Path("m"), dataset_dir=Path("d"))
     doc = create_app(base).openapi()
     assert {(m, p) for p, ops in doc["paths"].items() for m in ops} == WRITES | READS | OPEN
-    # writes always take the key (checked only when one is set); reads only with protect_reads
-    assert _keyed_operations(base) == WRITES
+    # writes take the key when one is set; reads only with protect_reads
+    assert _keyed_operations(base) == set()
+    assert _keyed_operations(replace(base, protect_reads=True)) == set()
     assert _keyed_operations(replace(base, api_key="k")) == WRITES
     assert _keyed_operations(replace(base, api_key="k", protect_reads=True)) == WRITES | READS
 

@@ -18,6 +18,7 @@ from gemrec.serve._deps import get_state, read_access, write_access
 from gemrec.serve._guard import RequestGuard
 from gemrec.serve._handlers import EXCEPTION_HANDLERS
 from gemrec.serve._metrics import Metrics
+from gemrec.serve._openapi import install_openapi
 from gemrec.serve._settings import ServeSettings
 from gemrec.serve._state import ServiceState, lifespan
 from gemrec.serve.routes import (
@@ -68,6 +69,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.include_router(catalogue.router, dependencies=writes)
     app.include_router(operations.router)
     app.include_router(admin.router, dependencies=writes)
+    install_openapi(app, settings)
     return app
 
 

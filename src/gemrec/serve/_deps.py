@@ -112,8 +112,18 @@ def check_k(settings: ServeSettings, k: int) -> None:
 
 
 def check_batch(settings: ServeSettings, n: int, what: str) -> None:
-    """A batch of more than ``max_batch`` rows is too large (413)."""
+    """A batch of more than ``max_batch`` rows is a validation error on the list (422).
+
+    The published schema bounds the list by ``maxItems``: a longer one is invalid input.
+    """
     if n > settings.max_batch:
-        raise HTTPException(
-            413, f"batch of {n} {what} exceeds the limit of {settings.max_batch}; split it"
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("body", what),
+                    "msg": f"batch of {n} {what} exceeds the limit of {settings.max_batch}; "
+                    "split it",
+                    "type": "too_long",
+                }
+            ]
         )

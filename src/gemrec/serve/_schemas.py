@@ -7,8 +7,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "ErrorOut",
     "EventBatch",
     "EventIn",
+    "FieldErrorOut",
     "IngestResult",
     "ItemBatch",
     "ItemIn",
@@ -17,12 +19,15 @@ __all__ = [
     "RecommendationsOut",
     "ReloadIn",
     "SimilarOut",
+    "ValidationErrorOut",
 ]
 
 
 class _Strict(BaseModel):
-    # unknown fields are rejected (422 naming them): a typo must not be silently dropped
-    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+    # the body must match its published schema exactly (422 naming the field otherwise): an unknown
+    # field is a typo that must not be silently dropped, and no value is coerced to another type
+    # (``"item_id": 0`` is not the id "0", ``"available": 0`` is not false); numbers are finite
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class EventIn(_Strict):
@@ -95,3 +100,27 @@ class ReloadIn(_Strict):
 class HistoryOut(BaseModel):
     user_id: str
     events: list[dict[str, Any]]
+
+
+class ErrorOut(BaseModel):
+    """The body of every error answer but 422 (400, 401, 404, 405, 413)."""
+
+    detail: str = Field(..., description="what was wrong and how to fix it")
+
+
+class FieldErrorOut(BaseModel):
+    """One invalid field of a 422 answer."""
+
+    loc: list[str | int] = Field(..., description="where: location, then field names or indices")
+    field: str = Field(
+        ..., description="``loc`` without its location, dotted: ``events.0.item_id``"
+    )
+    msg: str
+    type: str
+
+
+class ValidationErrorOut(BaseModel):
+    """The body of a 422 answer: each invalid field, and one readable message."""
+
+    detail: list[FieldErrorOut]
+    message: str

@@ -29,7 +29,7 @@ class ServeSettings:
     protect_reads : bool
         Also require the key on read endpoints.
     max_batch : int
-        Most events (or items) in one POST; larger batches get 413.
+        Most events (or items) in one POST (the schema's ``maxItems``); larger batches get 422.
     max_body_bytes : int
         Largest accepted request body; larger bodies get 413 before they are parsed.
     max_k : int

@@ -8,8 +8,8 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
-from fastapi.exceptions import RequestValidationError
 
+from gemrec.serve._catalogue import NotFound
 from gemrec.serve._deps import State_
 from gemrec.serve._schemas import ReloadIn
 from gemrec.serve._state import GENERATION, swap_model
@@ -25,14 +25,8 @@ async def reload(state: State_, body: ReloadIn | None = None) -> dict[str, Any]:
     Other workers sharing the store follow within ``reload_poll_seconds``."""
     model_dir = Path(body.model_dir) if body and body.model_dir else state.engine.model_dir
     if not (model_dir / "manifest.json").is_file():
-        raise RequestValidationError(
-            [
-                {
-                    "loc": ("body", "model_dir"),
-                    "msg": f"{model_dir} is not a gemrec model directory (no manifest.json)",
-                    "type": "value_error",
-                }
-            ]
+        raise NotFound(
+            f"model_dir {str(model_dir)!r} is not a gemrec model directory (no manifest.json)"
         )
     async with state.reload_lock:
         await swap_model(state, model_dir)

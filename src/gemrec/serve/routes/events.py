@@ -6,8 +6,8 @@ import time
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
-from fastapi.exceptions import RequestValidationError
 
+from gemrec.serve._catalogue import NotFound
 from gemrec.serve._deps import Settings_, State_, check_batch
 from gemrec.serve._schemas import EventBatch, IngestResult
 from gemrec.serve._store import Event
@@ -30,16 +30,9 @@ async def post_events(batch: EventBatch, state: State_, settings: Settings_) -> 
         await run_in_threadpool(engine.sync_items, store)
     bad = [(n, e.item_id) for n, e in enumerate(batch.events) if e.item_id not in index]
     if bad:
-        raise RequestValidationError(
-            [
-                {
-                    "loc": ("body", "events", n, "item_id"),
-                    "msg": f"unknown item_id {item!r}; add it first with POST /v1/items",
-                    "type": "unknown_id",
-                }
-                for n, item in bad[:20]
-            ]
-        )
+        # 404 as for an unknown id anywhere else: the request is well formed, the item is missing
+        named = ", ".join(f"{item!r} (events.{n}.item_id)" for n, item in bad[:20])
+        raise NotFound(f"unknown item_id {named}; add it first with POST /v1/items")
     now = time.time()
     events = [
         Event(

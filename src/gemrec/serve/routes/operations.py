@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 
 from gemrec.serve._deps import State_
 
@@ -25,7 +25,7 @@ async def healthz(state: State_) -> dict[str, Any]:
     }
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)
 async def metrics_endpoint(state: State_) -> Response:
     state.metrics.items.set(state.engine.catalogue.n)
     return Response(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
