@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,7 +23,7 @@ from gemrec.models.base import Recommender
 from gemrec.serve._catalogue import Catalogue
 from gemrec.serve._retrieval import ItemIndex, select_top
 
-__all__ = ["ColdStart"]
+__all__ = ["ColdStart", "UserAttributes"]
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 
@@ -56,8 +57,10 @@ class ColdStart:
         self.n_model_items = int(seen.shape[1])
         self.trending_base = self._trending(dataset, trending_half_life_days)
         self.social = dataset.social if dataset.has_social and dataset.n_users <= n_users else None
-        self.user_groups = self._user_attribute_groups(dataset, n_users)
-        self._group_cache = OrderedDict[int, np.ndarray]()
+        self.attributes = UserAttributes.build(dataset.users, n_users)
+        #: group code per dataset user (equal attributes, numbers binned), or None
+        self.user_groups = None if self.attributes is None else self.attributes.groups
+        self._group_cache = OrderedDict[tuple[tuple[int, int], ...], np.ndarray]()
         self._title_index: dict[str, list[int]] | None = None
 
     # ------------------------------------------------------------------ construction
@@ -74,28 +77,6 @@ class ColdStart:
             m.data = np.exp2(-age / half_life_days).astype(np.float32)
         return np.asarray(m.sum(axis=0), dtype=np.float32).ravel()
 
-    @staticmethod
-    def _user_attribute_groups(dataset: Dataset, n_users: int) -> np.ndarray | None:
-        """Group code per user from user metadata (None when there is none).
-
-        Users with equal values in every metadata column share a group; numeric columns with more
-        than 10 distinct values (age, ...) are cut into 5 quantile bins first.
-        """
-        users = dataset.users
-        cols = [c for c in users.columns if c not in ("user", "user_id")]
-        if not cols or len(users) > n_users:
-            return None
-        if "user" in users:
-            users = users.sort_values("user")
-        parts = {}
-        for c in cols:
-            col = users[c]
-            if pd.api.types.is_numeric_dtype(col) and col.nunique() > 10:
-                col = pd.qcut(col, 5, labels=False, duplicates="drop")
-            parts[c] = pd.factorize(col, use_na_sentinel=False)[0]
-        codes = pd.DataFrame(parts).groupby(cols, sort=False).ngroup()
-        return np.asarray(codes, dtype=np.int64)
-
     # ------------------------------------------------------------------ users
     def trend_scores(self, n: int, online_counts: np.ndarray) -> np.ndarray:
         """Trending score of the first ``n`` items: the dataset's time-decayed popularity plus
@@ -105,21 +86,42 @@ class ColdStart:
         t[: len(online_counts)] += online_counts[:n]
         return t
 
-    def strategy(self, user: int | None, code: int | None) -> tuple[str, np.ndarray, str]:
+    def strategy(
+        self,
+        user: int | None,
+        code: int | None,
+        *,
+        friends: np.ndarray | None = None,
+        attributes: dict[str, Any] | None = None,
+    ) -> tuple[str, np.ndarray, str]:
         """``(strategy, scores, reason)`` for a user without history.
 
-        ``code``: the category filter, if any. Scores are zero for ``popular_in_category`` and
-        ``trending``, which rank by :meth:`trend_scores` alone.
+        ``code``: the category filter, if any. ``friends`` (engine user indices) and
+        ``attributes``: what the user registered online (``POST /v1/users``); they add to, and
+        for attributes take the place of, what the dataset knows of a dataset user. Scores are
+        zero for ``popular_in_category`` and ``trending``, which rank by :meth:`trend_scores`
+        alone.
         """
         n = self.catalogue.n
+        ties = [] if friends is None else [np.asarray(friends, dtype=np.int64)]
         if user is not None and self.social is not None and user < self.social.shape[0]:
-            friends = self.social.indices[self.social.indptr[user] : self.social.indptr[user + 1]]
-            if len(friends):
-                s = np.asarray(self.seen[friends].sum(axis=0), dtype=np.float32).ravel()
-                if s.any():
-                    return "social", _pad(s, n), "popular among people you follow"
-        if user is not None and self.user_groups is not None and user < len(self.user_groups):
-            s = self._group_scores(int(self.user_groups[user]))
+            ties.append(
+                self.social.indices[self.social.indptr[user] : self.social.indptr[user + 1]]
+            )
+        followed = np.unique(np.concatenate(ties)) if ties else np.zeros(0, np.int64)
+        followed = followed[followed < self.seen.shape[0]]
+        if len(followed):
+            s = np.asarray(self.seen[followed].sum(axis=0), dtype=np.float32).ravel()
+            if s.any():
+                return "social", _pad(s, n), "popular among people you follow"
+        key = None
+        if self.attributes is not None:
+            if attributes:
+                key = self.attributes.key_of(attributes)
+            elif user is not None and user < len(self.attributes.groups):
+                key = self.attributes.key_of_user(user)
+        if key:
+            s = self._group_scores(key)
             if s.any():
                 return "similar_users", _pad(s, n), "popular with users like you"
         if code is not None:
@@ -130,14 +132,15 @@ class ColdStart:
             )
         return "trending", np.zeros(n, np.float32), "trending now"
 
-    def _group_scores(self, group: int) -> np.ndarray:
-        assert self.user_groups is not None
-        cached = self._group_cache.get(group)
+    def _group_scores(self, key: tuple[tuple[int, int], ...]) -> np.ndarray:
+        """How many users sharing the attribute codes ``key`` have each item."""
+        assert self.attributes is not None
+        cached = self._group_cache.get(key)
         if cached is None:
-            members = np.flatnonzero(self.user_groups == group)
+            members = self.attributes.members(key)
             members = members[members < self.seen.shape[0]]
             cached = np.asarray((self.seen[members] > 0).sum(axis=0), dtype=np.float32).ravel()
-            self._group_cache[group] = cached
+            self._group_cache[key] = cached
             if len(self._group_cache) > 1024:
                 self._group_cache.popitem(last=False)
         return cached
@@ -213,6 +216,103 @@ class ColdStart:
         for tok in set(_TOKEN.findall(title.lower())):
             hits.extend(self._title_index.get(tok, [])[:1000])
         return np.unique(np.asarray(hits, dtype=np.int64))
+
+
+class UserAttributes:
+    """The dataset's user metadata as codes, so users with equal attributes are found fast.
+
+    Numeric columns with more than 10 distinct values (age, ...) are cut into 5 quantile bins;
+    other values are compared as text (``25`` and ``"25"`` are equal). A user registered online
+    is placed with the bins and levels of the dataset (:meth:`key_of`).
+
+    Parameters
+    ----------
+    columns : list of str
+    codes : ndarray of int64, shape (n_users, n_columns)
+        Level or bin per user and column (-1: a value never seen).
+    levels : list of dict
+        Per column, text value -> code (empty for binned columns).
+    bins : list of ndarray or None
+        Per column, the quantile bin edges (None for columns compared as text).
+    """
+
+    def __init__(
+        self,
+        columns: list[str],
+        codes: np.ndarray,
+        levels: list[dict[str, int]],
+        bins: list[np.ndarray | None],
+    ) -> None:
+        self.columns, self.codes, self.levels, self.bins = columns, codes, levels, bins
+        #: group code per user: users with equal codes in every column share one
+        self.groups = np.asarray(
+            pd.DataFrame(codes).groupby(list(range(len(columns))), sort=False).ngroup(),
+            dtype=np.int64,
+        )
+
+    @classmethod
+    def build(cls, users: pd.DataFrame, n_users: int) -> UserAttributes | None:
+        """From ``Dataset.users`` (None without metadata columns or with more rows than
+        ``n_users``)."""
+        cols = [c for c in users.columns if c not in ("user", "user_id")]
+        if not cols or len(users) > n_users:
+            return None
+        if "user" in users:
+            users = users.sort_values("user")
+        codes: list[np.ndarray] = []
+        levels: list[dict[str, int]] = []
+        bins: list[np.ndarray | None] = []
+        for c in cols:
+            col = users[c]
+            if pd.api.types.is_numeric_dtype(col) and col.nunique() > 10:
+                binned, edges = pd.qcut(col, 5, labels=False, duplicates="drop", retbins=True)
+                codes.append(np.nan_to_num(np.asarray(binned, np.float64), nan=-1).astype(np.int64))
+                levels.append({})
+                bins.append(np.asarray(edges, np.float64))
+            else:
+                text = [_level(v) for v in col]
+                uniques = {v: i for i, v in enumerate(dict.fromkeys(text))}
+                codes.append(np.asarray([uniques[v] for v in text], np.int64))
+                levels.append(uniques)
+                bins.append(None)
+        return cls(cols, np.stack(codes, axis=1), levels, bins)
+
+    def key_of(self, attributes: dict[str, Any]) -> tuple[tuple[int, int], ...]:
+        """``(column, code)`` pairs of the given attributes the dataset has a column for."""
+        key = []
+        for j, c in enumerate(self.columns):
+            if c not in attributes or attributes[c] is None:
+                continue
+            edges = self.bins[j]
+            if edges is None:
+                key.append((j, self.levels[j].get(_level(attributes[c]), -1)))
+                continue
+            try:
+                value = float(attributes[c])
+            except (TypeError, ValueError):
+                key.append((j, -1))
+                continue
+            b = int(np.searchsorted(edges, value, side="left")) - 1
+            key.append((j, min(max(b, 0), len(edges) - 2)))
+        return tuple(key)
+
+    def key_of_user(self, user: int) -> tuple[tuple[int, int], ...]:
+        """Every column's code of dataset user ``user``."""
+        return tuple((j, int(c)) for j, c in enumerate(self.codes[user]))
+
+    def members(self, key: tuple[tuple[int, int], ...]) -> np.ndarray:
+        """Users whose codes equal ``key`` in its columns."""
+        mask = np.ones(len(self.codes), bool)
+        for j, code in key:
+            mask &= self.codes[:, j] == code
+        return np.flatnonzero(mask)
+
+
+def _level(value: Any) -> str:
+    """A metadata value as text, integral numbers without a decimal part."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _pad(s: np.ndarray, n: int) -> np.ndarray:
