@@ -216,6 +216,19 @@ DATASETS: dict[str, _Spec] = {
         "lastfm",
         {"split": "cold-users", "test_fraction": 0.2},
     ),
+    "lastfm-2k-social": _Spec(
+        "HetRec Last.fm (play counts, friendships kept), 20 % of each user's artists held out "
+        "at random as test",
+        _dir("lastfm-2k"),
+        "lastfm",
+        {"split": "random", "test_fraction": 0.2},
+    ),
+    "ciao-social": _Spec(
+        "Ciao ratings (trust network kept), 20 % of each user's items held out at random as test",
+        _dir("ciao"),
+        "ciao",
+        {"split": "random", "test_fraction": 0.2},
+    ),
     "ciao-cold-users": _Spec(
         "Ciao ratings (trust network kept), 20 % of the users held out entirely as test "
         "(cold users)",

@@ -9,7 +9,9 @@ item). The expected Recall@20 of a random ranking of the candidates is printed a
 - ``amazon``: Amazon Scientific, cold items. ``pop`` (global popularity: every cold item scores
   0, so its list is the id order), ``category-pop`` (a cold item scored by the mean popularity of
   the warm items of its category, the category path from the item text).
-- ``movielens-1m``, ``lastfm-2k``, ``ciao``: cold users. ``pop``.
+- ``movielens-1m``, ``lastfm-2k``, ``ciao``: cold users. ``pop``; on Last.fm and Ciao also
+  ``social`` (the items of the people a cold user follows or trusts, two hops of trust
+  propagation: ``gemrec.models.social.SocialRecommender``).
 
 Run: ``PYTHONPATH=src python benchmarks/bench_coldstart.py [--datasets amazon movielens-1m
 lastfm-2k ciao] [-k 20]``
@@ -37,8 +39,8 @@ from gemrec.models.popularity import CategoryPopularity
 DATASETS: dict[str, tuple[str, tuple[str, ...]]] = {
     "amazon": ("amazon-scientific-cold-items", ("pop", "category-pop")),
     "movielens-1m": ("movielens-1m-cold-users", ("pop",)),
-    "lastfm-2k": ("lastfm-2k-cold-users", ("pop",)),
-    "ciao": ("ciao-cold-users", ("pop",)),
+    "lastfm-2k": ("lastfm-2k-cold-users", ("pop", "social")),
+    "ciao": ("ciao-cold-users", ("pop", "social")),
 }
 
 
