@@ -211,6 +211,7 @@ RUNS: tuple[Run, ...] = (
         "coldstart",
     ),
     Run("serve", "bench_serve", ("--model", "svd", "--workers", "1"), "serve"),
+    Run("social", "bench_social", ("--datasets", "lastfm-2k", "ciao"), "coldstart"),
 )
 
 
