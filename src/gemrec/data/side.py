@@ -13,7 +13,7 @@ from gemrec.errors import ParameterError
 __all__ = ["SIDE_FIELDS", "SideInformation"]
 
 #: the fields a model may declare in ``ModelTags.side_information``
-SIDE_FIELDS = ("item_features", "item_categories", "social")
+SIDE_FIELDS = ("item_features", "item_categories", "social", "user_features")
 
 
 @dataclass(frozen=True, eq=False)
@@ -30,11 +30,15 @@ class SideInformation:
     social : csr_matrix, shape (n_dataset_users, n_dataset_users), optional
         Directed ties ``user -> user they follow or trust`` (``Dataset.social``); a model fit on
         more users than the dataset has (``gemrec retrain``) reads the new ones as without ties.
+    user_features : DataFrame, optional
+        One row per user with column ``user`` (internal id) and metadata columns (gender, age,
+        ...), as ``Dataset.users``.
     """
 
     item_features: pd.DataFrame | None = None
     item_categories: np.ndarray | None = None
     social: sp.csr_matrix | None = None
+    user_features: pd.DataFrame | None = None
 
     def check(self, n_items: int) -> SideInformation:
         """Validate shapes against ``n_items``; return self."""
@@ -68,4 +72,4 @@ class SideInformation:
         cats = self.item_categories
         if cats is not None and len(cats) < n_items:
             cats = np.concatenate([cats, np.full(n_items - len(cats), -1, cats.dtype)])
-        return SideInformation(self.item_features, cats, self.social)
+        return SideInformation(self.item_features, cats, self.social, self.user_features)

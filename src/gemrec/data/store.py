@@ -201,6 +201,7 @@ class Dataset:
             item_features=self.items,
             item_categories=self.item_categories(),
             social=self.social if self.has_social else None,
+            user_features=self.users,
         )
 
     def item_categories(self) -> np.ndarray | None:
