@@ -209,6 +209,13 @@ DATASETS: dict[str, _Spec] = {
         "lightgcn",
         {"split": "cold-users", "test_fraction": 0.2},
     ),
+    "movielens-100k-cold-users": _Spec(
+        "MovieLens-100K ratings with u.user (gender, age, occupation, zip), 20 % of the users "
+        "held out entirely as test (cold users)",
+        _dir("movielens-100k"),
+        "movielens",
+        {"split": "cold-users", "test_fraction": 0.2},
+    ),
     "lastfm-2k-cold-users": _Spec(
         "HetRec Last.fm (play counts, friendships kept), 20 % of the users held out entirely as "
         "test (cold users)",

@@ -207,7 +207,7 @@ RUNS: tuple[Run, ...] = (
     Run(
         "coldstart",
         "bench_coldstart",
-        ("--datasets", "amazon", "movielens-1m", "lastfm-2k", "ciao"),
+        ("--datasets", "amazon", "movielens-1m", "movielens-100k", "lastfm-2k", "ciao"),
         "coldstart",
     ),
     Run("serve", "bench_serve", ("--model", "svd", "--workers", "1"), "serve"),
