@@ -65,8 +65,11 @@ def test_user_group_popularity_serves_a_cold_user_their_group(tmp_path: Path) ->
     np.testing.assert_allclose(scores[4], [2, 0, 0, 0], atol=1e-5)
     np.testing.assert_allclose(scores[2], [0, 2, 2, 1], atol=1e-5)
     np.testing.assert_allclose(scores[5], 1e-6 * np.array([1, 1, 1, 0.5]), rtol=1e-4)
-    # every column, the zip code included: each group is one user, the cold one has no signal
-    alone = UserGroupPopularity().fit(x, side=side)
+    # the zip code named: each group is one user, the cold one has no signal
+    alone = UserGroupPopularity(columns=["gender", "zip"]).fit(x, side=side)
     assert alone.score(np.array([4]))[0].max() < 1e-5
+    # by default a column with a value per user is left out
+    by_default = UserGroupPopularity().fit(x, side=side)
+    np.testing.assert_array_equal(by_default.score(np.arange(6)), scores)
     loaded = Recommender.load(m.save(tmp_path / "m"))
     np.testing.assert_array_equal(loaded.score(np.arange(6)), scores)

@@ -18,8 +18,9 @@ class UserAttributes:
     """The dataset's user metadata as codes, so users with equal attributes are found fast.
 
     Numeric columns with more than 10 distinct values (age, ...) are cut into 5 quantile bins;
-    other values are compared as text (``25`` and ``"25"`` are equal). A user registered online
-    is placed with the bins and levels of the dataset (:meth:`key_of`).
+    text columns with more distinct values than half the users (zip codes) are left out unless
+    named; other values are compared as text (``25`` and ``"25"`` are equal). A user registered
+    online is placed with the bins and levels of the dataset (:meth:`key_of`).
 
     Parameters
     ----------
@@ -55,6 +56,12 @@ class UserAttributes:
         cols = [c for c in users.columns if c not in ("user", "user_id")]
         if columns is not None:
             cols = [c for c in cols if c in columns]
+        else:  # a text column with a value per user or so (a zip code) groups nobody
+            cols = [
+                c
+                for c in cols
+                if pd.api.types.is_numeric_dtype(users[c]) or users[c].nunique() <= len(users) // 2
+            ]
         if not cols or len(users) > n_users:
             return None
         if "user" in users:

@@ -129,8 +129,9 @@ class UserGroupPopularity(Recommender):
     Parameters
     ----------
     columns : list of str or None
-        The user metadata columns to compare (``SideInformation.user_features``); None: all.
-        A column with a value per user (a zip code) makes every group a single user: leave it out.
+        The user metadata columns to compare (``SideInformation.user_features``); None: all but
+        text columns with more distinct values than half the users (a zip code would make every
+        group a single user).
 
     Notes
     -----
