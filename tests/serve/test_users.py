@@ -11,6 +11,7 @@ import pytest
 from gemrec.data.store import Dataset
 from gemrec.models.base import Recommender
 from gemrec.models.commands import train_model
+from gemrec.models.social import SocialRecommender
 from gemrec.serve import open_store
 from gemrec.serve.commands_retrain import retrain
 
@@ -140,3 +141,21 @@ def test_delete_forgets_events_and_ties_and_retrain_leaves_the_user_out(
     assert old.interactions_[0].nnz > 0 and new.interactions_[0].nnz == 0
     assert new.interactions_[1, 41] == 1.0  # other users' events are folded as before
     np.testing.assert_array_equal(new.interactions_[2:].toarray(), old.interactions_[2:].toarray())
+
+
+def test_social_path_scores_as_the_social_model(
+    make_client: Any, pop_dir: Path, shop: Path
+) -> None:
+    """The served ``social`` list ranks by the ``social`` model's scores (two hops)."""
+    c = make_client(pop_dir)
+    engine = c.app.state.service.engine
+    ds = Dataset.open(shop)
+    model = SocialRecommender().fit(ds.interactions("train", "valid"), side=ds.side_information())
+    lurker = engine.user_index["lurker0"]  # follows u60, u61, u62
+    served = engine.cold_start._social_scores(lurker, None)
+    np.testing.assert_allclose(served, model.score(np.array([lurker]))[0], atol=1e-5)
+    # a new user following lurker0 reaches lurker0's ties at half weight (lurker0 has no items)
+    via = engine.cold_start._social_scores(None, np.array([lurker]))
+    np.testing.assert_allclose(via, 0.5 * served, atol=1e-6)
+    c.post("/v1/users", json={"user_id": "fan", "friends": ["lurker0"]})
+    assert _recs(c, "fan")["strategy"] == "social"

@@ -11,7 +11,57 @@ from gemrec.data.interactions import Interactions
 from gemrec.errors import ParameterError
 from gemrec.models.base import ModelTags, Recommender, State
 
-__all__ = ["SocialRecommender", "trust_propagation"]
+__all__ = ["SocialRecommender", "normalized_ties", "propagate", "trust_propagation"]
+
+
+def normalized_ties(ties: sp.spmatrix, n_users: int) -> sp.csr_matrix:
+    """The ties as a row-stochastic user x user matrix ``T`` (self-ties dropped).
+
+    Parameters
+    ----------
+    ties : sparse matrix, shape (n, n)
+        ``ties[u, v] > 0`` when ``u`` follows or trusts ``v``; users ``>= n`` (up to ``n_users``)
+        have no ties, users beyond ``n_users`` are cut.
+    n_users : int
+
+    Returns
+    -------
+    csr_matrix of float32, shape (n_users, n_users)
+    """
+    t = sp.csr_matrix(ties, dtype=np.float32)
+    t = sp.csr_matrix(t[: min(t.shape[0], n_users)][:, : min(t.shape[1], n_users)])
+    t.resize((n_users, n_users))
+    t.data[:] = 1.0
+    t.setdiag(0.0)
+    t.eliminate_zeros()
+    degree = np.asarray(t.sum(axis=1), dtype=np.float32).ravel()
+    return sp.csr_matrix(sp.diags(1.0 / np.maximum(degree, 1.0)) @ t, dtype=np.float32)
+
+
+def propagate(start: sp.spmatrix, ties: sp.csr_matrix, hops: int, decay: float) -> sp.csr_matrix:
+    """``sum_{h=0..hops-1} decay^h start T^h``: trust spread ``hops - 1`` further steps.
+
+    Parameters
+    ----------
+    start : sparse matrix, shape (m, n_users)
+        The first step's weights per row (a user's row of ``T``, or the people a new user
+        follows, each ``1 / their number``).
+    ties : csr_matrix, shape (n_users, n_users)
+        ``T`` of :func:`normalized_ties`.
+    hops, decay : int, float
+
+    Returns
+    -------
+    csr_matrix of float32, shape (m, n_users)
+    """
+    out = sp.csr_matrix(start, dtype=np.float32)
+    step = out
+    for h in range(1, hops):
+        step = sp.csr_matrix(step @ ties)
+        out = out + np.float32(decay**h) * step
+    out = sp.csr_matrix(out, dtype=np.float32)
+    out.sum_duplicates()
+    return out
 
 
 def trust_propagation(ties: sp.spmatrix, n_users: int, hops: int, decay: float) -> sp.csr_matrix:
@@ -20,11 +70,8 @@ def trust_propagation(ties: sp.spmatrix, n_users: int, hops: int, decay: float) 
     Parameters
     ----------
     ties : sparse matrix, shape (n, n)
-        ``ties[u, v] > 0`` when ``u`` follows or trusts ``v``; users ``>= n`` (up to ``n_users``)
-        have no ties, users beyond ``n_users`` are cut.
-    n_users : int
-    hops : int
-    decay : float
+        As :func:`normalized_ties` reads it.
+    n_users, hops, decay : int, int, float
 
     Returns
     -------
@@ -37,22 +84,8 @@ def trust_propagation(ties: sp.spmatrix, n_users: int, hops: int, decay: float) 
     >>> trust_propagation(t, 3, hops=2, decay=0.5).toarray()[0].tolist()
     [0.0, 1.0, 0.5]
     """
-    t = sp.csr_matrix(ties, dtype=np.float32)
-    t = t[: min(t.shape[0], n_users)][:, : min(t.shape[1], n_users)]
-    t = sp.csr_matrix(t)
-    t.resize((n_users, n_users))
-    t.data[:] = 1.0
-    t.setdiag(0.0)
-    t.eliminate_zeros()
-    degree = np.asarray(t.sum(axis=1), dtype=np.float32).ravel()
-    t = sp.csr_matrix(sp.diags(1.0 / np.maximum(degree, 1.0)) @ t, dtype=np.float32)
-    out, step = t.copy(), t
-    for h in range(1, hops):
-        step = sp.csr_matrix(step @ t)
-        out = out + np.float32(decay**h) * step
-    out = sp.csr_matrix(out, dtype=np.float32)
-    out.sum_duplicates()
-    return out
+    t = normalized_ties(ties, n_users)
+    return propagate(t, t, hops, decay)
 
 
 class SocialRecommender(Recommender):

@@ -20,12 +20,15 @@ from gemrec.data.store import Dataset
 from gemrec.data.user_groups import UserAttributes
 from gemrec.errors import GemrecError
 from gemrec.models.base import Recommender
+from gemrec.models.social import SocialRecommender, normalized_ties, propagate
 from gemrec.serve._catalogue import Catalogue
 from gemrec.serve._retrieval import ItemIndex, select_top
 
 __all__ = ["ColdStart"]
 
 _TOKEN = re.compile(r"[a-z0-9]+")
+#: the social path propagates trust as the ``social`` model does with its defaults
+_SOCIAL = SocialRecommender()
 
 
 class ColdStart:
@@ -56,7 +59,12 @@ class ColdStart:
         self.catalogue = catalogue
         self.n_model_items = int(seen.shape[1])
         self.trending_base = self._trending(dataset, trending_half_life_days)
-        self.social = dataset.social if dataset.has_social and dataset.n_users <= n_users else None
+        #: the dataset's ties, row-normalised (``T`` of :func:`~gemrec.models.social.propagate`)
+        self.ties = (
+            normalized_ties(dataset.social, n_users)
+            if dataset.has_social and dataset.n_users <= n_users
+            else None
+        )
         self.attributes = UserAttributes.build(dataset.users, n_users)
         #: group code per dataset user (equal attributes, numbers binned), or None
         self.user_groups = None if self.attributes is None else self.attributes.groups
@@ -103,17 +111,9 @@ class ColdStart:
         alone.
         """
         n = self.catalogue.n
-        ties = [] if friends is None else [np.asarray(friends, dtype=np.int64)]
-        if user is not None and self.social is not None and user < self.social.shape[0]:
-            ties.append(
-                self.social.indices[self.social.indptr[user] : self.social.indptr[user + 1]]
-            )
-        followed = np.unique(np.concatenate(ties)) if ties else np.zeros(0, np.int64)
-        followed = followed[followed < self.seen.shape[0]]
-        if len(followed):
-            s = np.asarray(self.seen[followed].sum(axis=0), dtype=np.float32).ravel()
-            if s.any():
-                return "social", _pad(s, n), "popular among people you follow"
+        s = self._social_scores(user, friends)
+        if s is not None and s.any():
+            return "social", _pad(s, n), "popular among people you follow"
         key = None
         if self.attributes is not None:
             if attributes:
@@ -131,6 +131,33 @@ class ColdStart:
                 f"popular in {self.catalogue.category_names[code]}",
             )
         return "trending", np.zeros(n, np.float32), "trending now"
+
+    def _social_scores(self, user: int | None, friends: np.ndarray | None) -> np.ndarray | None:
+        """Items of the people the user follows, trust propagated as the ``social`` model does
+        (:class:`~gemrec.models.social.SocialRecommender`'s defaults), or None without ties."""
+        parts = [] if friends is None else [np.asarray(friends, dtype=np.int64)]
+        if user is not None and self.ties is not None and user < self.ties.shape[0]:
+            parts.append(self.ties.indices[self.ties.indptr[user] : self.ties.indptr[user + 1]])
+        n_users = self.seen.shape[0] if self.ties is None else self.ties.shape[0]
+        followed = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+        followed = followed[(followed < n_users) & (followed != (-1 if user is None else user))]
+        if not len(followed):
+            return None
+        start = sp.csr_matrix(
+            (
+                np.full(len(followed), 1.0 / len(followed), np.float32),
+                (np.zeros_like(followed), followed),
+            ),
+            shape=(1, n_users),
+        )
+        weights = (
+            start if self.ties is None else propagate(start, self.ties, _SOCIAL.hops, _SOCIAL.decay)
+        )
+        users = weights.indices[weights.indices < self.seen.shape[0]]
+        rows = sp.csr_matrix(self.seen[users])
+        rows.data[:] = 1.0
+        w = np.asarray(weights[0, users].toarray(), dtype=np.float32).ravel()
+        return np.asarray(w @ rows, dtype=np.float32).ravel()
 
     def _group_scores(self, key: tuple[tuple[int, int], ...]) -> np.ndarray:
         """How many users sharing the attribute codes ``key`` have each item."""
