@@ -209,12 +209,32 @@ DATASETS: dict[str, _Spec] = {
         "lightgcn",
         {"split": "cold-users", "test_fraction": 0.2},
     ),
+    "movielens-100k-cold-users": _Spec(
+        "MovieLens-100K ratings with u.user (gender, age, occupation, zip), 20 % of the users "
+        "held out entirely as test (cold users)",
+        _dir("movielens-100k"),
+        "movielens",
+        {"split": "cold-users", "test_fraction": 0.2},
+    ),
     "lastfm-2k-cold-users": _Spec(
         "HetRec Last.fm (play counts, friendships kept), 20 % of the users held out entirely as "
         "test (cold users)",
         _dir("lastfm-2k"),
         "lastfm",
         {"split": "cold-users", "test_fraction": 0.2},
+    ),
+    "lastfm-2k-social": _Spec(
+        "HetRec Last.fm (play counts, friendships kept), 20 % of each user's artists held out "
+        "at random as test",
+        _dir("lastfm-2k"),
+        "lastfm",
+        {"split": "random", "test_fraction": 0.2},
+    ),
+    "ciao-social": _Spec(
+        "Ciao ratings (trust network kept), 20 % of each user's items held out at random as test",
+        _dir("ciao"),
+        "ciao",
+        {"split": "random", "test_fraction": 0.2},
     ),
     "ciao-cold-users": _Spec(
         "Ciao ratings (trust network kept), 20 % of the users held out entirely as test "

@@ -215,10 +215,11 @@ RUNS: tuple[Run, ...] = (
     Run(
         "coldstart",
         "bench_coldstart",
-        ("--datasets", "amazon", "movielens-1m", "lastfm-2k", "ciao"),
+        ("--datasets", "amazon", "movielens-1m", "movielens-100k", "lastfm-2k", "ciao"),
         "coldstart",
     ),
     Run("serve", "bench_serve", ("--model", "svd", "--workers", "1"), "serve"),
+    Run("social", "bench_social", ("--datasets", "lastfm-2k", "ciao"), "coldstart"),
 )
 
 

@@ -157,3 +157,19 @@ def test_bad_arguments_raise_clear_errors() -> None:
         user_holdout(inter, 1.0)
     with pytest.raises(ParameterError, match="'held'"):
         split_by_mask(inter, np.zeros(5, bool))
+
+
+def test_without_users_keeps_every_other_edge_and_its_times() -> None:
+    users = np.array([0, 0, 1, 2, 2])
+    items = np.array([0, 1, 1, 0, 2])
+    ts = np.array([0.0, 5.0, 3.0, 0.0, 7.0])  # a zero time is a time, not a missing entry
+    x = Interactions.from_arrays(users, items, timestamps=ts, first_timestamps=ts)
+    out = x.without_users(np.array([1]))
+    assert out.matrix.shape == x.matrix.shape and out.nnz == 4
+    assert out.matrix[1].nnz == 0
+    for m in (out.timestamps, out.first_timestamps):
+        assert m is not None and m.nnz == 4
+        np.testing.assert_array_equal(m.indptr, out.matrix.indptr)
+        np.testing.assert_array_equal(m.indices, out.matrix.indices)
+    assert out.timestamps is not None
+    assert out.timestamps[0, 0] == 0.0 and out.timestamps[2, 2] == 7.0

@@ -64,10 +64,14 @@ BAD_PARAMS: dict[str, list[tuple[str, Any]]] = {
     "ncf": [("epochs", -1), ("embedding_dim", 0)],
     "item2vec": [("epochs", -1), ("embedding_dim", 0)],
     "fusion": [("method", "vote"), ("n_candidates", 0), ("rrf_k", -1.0)],
+    "social": [("hops", 0), ("decay", 1.5), ("hops", "two")],
+    "similar-users": [("columns", "age"), ("columns", [1, 2])],
 }
 
 #: models that score every user the same way (the known-answer check differs for them)
-NON_PERSONALISED = {"pop", "category-pop"}
+#: (social, similar-users: the contract data has no social graph or user metadata, so they rank
+#: by popularity; tests/models/test_social.py and test_popularity.py check their known answers)
+NON_PERSONALISED = {"pop", "category-pop", "social", "similar-users"}
 #: models whose fold-in of a fitted user's row reproduces ``score`` exactly
 EXACT_FOLD_IN = {"pop", "itemknn", "rp3beta"}
 

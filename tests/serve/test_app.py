@@ -15,6 +15,9 @@ WRITES = {
     ("post", "/v1/items"),
     ("delete", "/v1/items/{item_id}"),
     ("post", "/v1/admin/reload"),
+    ("post", "/v1/users"),
+    ("post", "/v1/users/batch"),
+    ("delete", "/v1/users/{user_id}"),
 }
 READS = {
     ("get", "/v1/users/{user_id}/recommendations"),

@@ -135,3 +135,48 @@ def test_a_store_written_before_the_counters_counts_its_events_once(store: Event
     assert again.item_counts() == reopened.item_counts() == {"a": 2, "b": 2}
     reopened.close()
     again.close()
+
+
+def test_users_upsert_merges_attributes_and_replaces_friends(store: EventStore) -> None:
+    assert store.put_users([("a", {"age": 30, "city": "x"}, ["b", "c"]), ("b", {}, None)]) == [
+        True,
+        True,
+    ]
+    assert store.put_users([("a", {"city": "y"}, None)]) == [False]
+    rec = store.get_user("a")
+    assert rec is not None
+    assert rec.attrs == {"age": 30, "city": "y"} and rec.friends == ("b", "c")
+    store.put_users([("a", {}, ["d"])])
+    rec = store.get_user("a")
+    assert rec is not None and rec.friends == ("d",) and rec.attrs["city"] == "y"
+    b = store.get_user("b")
+    assert b is not None and b.attrs == {} and b.friends == ()
+    assert store.get_user("nobody") is None
+    # posting the same body again changes nothing
+    store.put_users([("a", {}, ["d"])])
+    assert store.get_user("a") == rec
+
+
+def test_forget_user_removes_events_ties_and_counts(store: EventStore) -> None:
+    store.append([ev("a", "x", "1"), ev("a", "y", "2"), ev("b", "x", "3"), ev("a", "x", "4")])
+    store.put_users([("a", {"age": 3}, ["b"]), ("b", {}, ["a", "c"])])
+    assert store.forget_user("a") == 3
+    assert store.user_events("a", 10) == [] and store.get_user("a") is None
+    b = store.get_user("b")
+    assert b is not None and b.friends == ("c",)  # ties towards the forgotten user are gone too
+    assert [(e.user_id, e.item_id) for e in store.events()] == [("b", "x")]
+    assert store.count_events() == 1
+    assert store.item_counts() == {"x": 1}
+    assert store.forgotten_users() == ["a"]
+    # a retried event of the forgotten user is new data again; later events keep their order
+    assert store.append([ev("a", "z", "1"), ev("c", "y", "5")]) == [True, True]
+    assert [(e.user_id, e.item_id) for e in store.events()] == [
+        ("b", "x"),
+        ("a", "z"),
+        ("c", "y"),
+    ]
+    assert store.count_events() == 3
+    # registering the user again takes them off the forgotten list
+    store.put_users([("a", {}, None)])
+    assert store.forgotten_users() == []
+    assert store.forget_user("never-seen") == 0

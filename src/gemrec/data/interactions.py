@@ -128,6 +128,34 @@ class Interactions:
         """A copy sharing the id maps, with another matrix of the same shape."""
         return Interactions(matrix, self.user_ids, self.item_ids, timestamps, first_timestamps)
 
+    def without_users(self, users: np.ndarray) -> Interactions:
+        """The same id maps with every edge of ``users`` (internal ids) removed.
+
+        Examples
+        --------
+        >>> x = Interactions.from_arrays([0, 1, 1], [0, 0, 1], n_users=2, n_items=2)
+        >>> x.without_users(np.array([1])).nnz
+        1
+        """
+        dropped = np.zeros(self.n_users, bool)
+        dropped[np.asarray(users, dtype=np.int64)] = True
+
+        def drop(m: sp.csr_matrix | None) -> sp.csr_matrix | None:
+            # rows cut out of the CSR arrays: the sparsity of the kept rows (zero times
+            # included) is unchanged, so matrix and timestamps stay aligned
+            if m is None:
+                return None
+            lengths = np.diff(m.indptr)
+            keep = np.repeat(~dropped, lengths)
+            indptr = np.concatenate([[0], np.cumsum(np.where(dropped, 0, lengths))])
+            return sp.csr_matrix((m.data[keep], m.indices[keep], indptr), shape=m.shape)
+
+        return self.with_matrix(
+            drop(self.matrix),
+            drop(self.timestamps),
+            drop(self.first_timestamps),
+        )
+
     def grown(self, user_ids: np.ndarray, item_ids: np.ndarray) -> Interactions:
         """The same edges over a larger id space whose first ids are this one's.
 

@@ -1,4 +1,4 @@
-"""Side information: what a dataset knows about items beyond the interaction graph."""
+"""Side information: what a dataset knows about items and users beyond the interaction graph."""
 
 from __future__ import annotations
 
@@ -6,18 +6,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from gemrec.errors import ParameterError
 
 __all__ = ["SIDE_FIELDS", "SideInformation"]
 
 #: the fields a model may declare in ``ModelTags.side_information``
-SIDE_FIELDS = ("item_features", "item_categories")
+SIDE_FIELDS = ("item_features", "item_categories", "social", "user_features")
 
 
 @dataclass(frozen=True, eq=False)
 class SideInformation:
-    """Item metadata handed to models that declare they use it.
+    """Item metadata and the social graph, handed to models that declare they use them.
 
     Parameters
     ----------
@@ -26,10 +27,18 @@ class SideInformation:
         brand, price, ...), as ``Dataset.items``.
     item_categories : ndarray of int, shape (n_items,), optional
         Category code per item, -1 where unknown.
+    social : csr_matrix, shape (n_dataset_users, n_dataset_users), optional
+        Directed ties ``user -> user they follow or trust`` (``Dataset.social``); a model fit on
+        more users than the dataset has (``gemrec retrain``) reads the new ones as without ties.
+    user_features : DataFrame, optional
+        One row per user with column ``user`` (internal id) and metadata columns (gender, age,
+        ...), as ``Dataset.users``.
     """
 
     item_features: pd.DataFrame | None = None
     item_categories: np.ndarray | None = None
+    social: sp.csr_matrix | None = None
+    user_features: pd.DataFrame | None = None
 
     def check(self, n_items: int) -> SideInformation:
         """Validate shapes against ``n_items``; return self."""
@@ -43,6 +52,15 @@ class SideInformation:
                 raise ParameterError.invalid(
                     "item_categories", f"an int array of shape ({n_items},)", cats.shape
                 )
+        social = self.social
+        if social is not None and (
+            not sp.issparse(social) or social.ndim != 2 or social.shape[0] != social.shape[1]
+        ):
+            raise ParameterError.invalid(
+                "social",
+                "a square scipy sparse user x user matrix",
+                getattr(social, "shape", social),
+            )
         return self
 
     def resized(self, n_items: int) -> SideInformation:
@@ -54,4 +72,4 @@ class SideInformation:
         cats = self.item_categories
         if cats is not None and len(cats) < n_items:
             cats = np.concatenate([cats, np.full(n_items - len(cats), -1, cats.dtype)])
-        return SideInformation(self.item_features, cats)
+        return SideInformation(self.item_features, cats, self.social, self.user_features)

@@ -195,8 +195,14 @@ class Dataset:
         )
 
     def side_information(self) -> SideInformation:
-        """What the dataset knows about its items, for models that declare they use it."""
-        return SideInformation(item_features=self.items, item_categories=self.item_categories())
+        """What the dataset knows about its items and users' ties, for models that declare they
+        use it."""
+        return SideInformation(
+            item_features=self.items,
+            item_categories=self.item_categories(),
+            social=self.social if self.has_social else None,
+            user_features=self.users,
+        )
 
     def item_categories(self) -> np.ndarray | None:
         """Category code per item (int32, -1 where unknown), or None without a category column."""

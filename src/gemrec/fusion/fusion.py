@@ -152,7 +152,7 @@ class Fusion(Recommender):
     tags: ClassVar[ModelTags] = ModelTags(
         validation="tuning",
         # categories feed the learned blend; all side information is handed on to the channels
-        side_information=frozenset({"item_categories", "item_features"}),
+        side_information=frozenset({"item_categories", "item_features", "social", "user_features"}),
         timestamps=True,
         fold_in=True,
     )

@@ -17,6 +17,7 @@ __all__ = ["MODELS", "get_model_class", "make_model"]
 MODELS: dict[str, str] = {
     "pop": "gemrec.models.popularity:Popularity",
     "category-pop": "gemrec.models.popularity:CategoryPopularity",
+    "similar-users": "gemrec.models.popularity:UserGroupPopularity",
     "itemknn": "gemrec.models.knn:ItemKNN",
     "userknn": "gemrec.models.knn:UserKNN",
     "rp3beta": "gemrec.models.rp3beta:RP3Beta",
@@ -26,6 +27,7 @@ MODELS: dict[str, str] = {
     "mf": "gemrec.models.mf:BPRMF",
     "ncf": "gemrec.models.ncf:NeuMF",
     "item2vec": "gemrec.models.item2vec:Item2Vec",
+    "social": "gemrec.models.social:SocialRecommender",
     "fusion": "gemrec.fusion.fusion:Fusion",
 }
 

@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from gemrec.data.holdout import union
 from gemrec.data.interactions import Interactions
 from gemrec.data.side import SideInformation
@@ -134,6 +136,7 @@ def fit_on_dataset(
     model: Recommender,
     *,
     extra: Interactions | None = None,
+    drop_users: np.ndarray | None = None,
     refit: bool = True,
 ) -> FitResult:
     """Fit ``model`` on ``dataset``'s train and valid splits with its side information.
@@ -146,6 +149,9 @@ def fit_on_dataset(
     extra : Interactions, optional
         More training interactions, over id maps that extend the dataset's (new users and items
         appended): ``gemrec retrain`` passes the online events here.
+    drop_users : ndarray of int, optional
+        Dataset users (internal ids) whose train and valid edges are left out: ``gemrec retrain``
+        passes the users forgotten online here.
     refit : bool
         See :func:`fit_model`.
 
@@ -158,6 +164,8 @@ def fit_on_dataset(
     params = model.get_params()
     train = dataset.interactions("train")
     valid = dataset.interactions("valid")
+    if drop_users is not None and len(drop_users):
+        train, valid = train.without_users(drop_users), valid.without_users(drop_users)
     side = dataset.side_information()
     if extra is not None:
         train = union(train.grown(extra.user_ids, extra.item_ids), extra)

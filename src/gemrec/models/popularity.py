@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
+import scipy.sparse as sp
 
 from gemrec.data.interactions import Interactions
+from gemrec.data.user_groups import UserAttributes
 from gemrec.errors import ParameterError
 from gemrec.models.base import ModelTags, Recommender, State
 
-__all__ = ["CategoryPopularity", "Popularity"]
+__all__ = ["CategoryPopularity", "Popularity", "UserGroupPopularity"]
 
 
 class Popularity(Recommender):
@@ -119,3 +121,90 @@ class CategoryPopularity(Recommender):
 
     def _set_state(self, state: State) -> None:
         self.item_scores_ = state["item_scores_"]
+
+
+class UserGroupPopularity(Recommender):
+    """Popularity among the users who share a user's metadata (the ``similar_users`` path).
+
+    Parameters
+    ----------
+    columns : list of str or None
+        The user metadata columns to compare (``SideInformation.user_features``); None: all but
+        text columns with more distinct values than half the users (a zip code would make every
+        group a single user).
+
+    Notes
+    -----
+    With ``g(u)`` the group of user ``u`` (users with equal values in every column, numeric
+    columns with more than 10 distinct values cut into 5 quantile bins:
+    :class:`~gemrec.data.user_groups.UserAttributes`, the grouping the service's
+    ``similar_users`` cold start uses) and ``R`` the binary training matrix,
+
+        score(u, i) = sum_{v : g(v) = g(u)} R[v, i] + 1e-6 * pop(i) / max pop
+
+    Popularity breaks ties and ranks the lists of users without metadata (or a model fit without
+    user features, which is then global popularity). A user without history but with metadata
+    (a cold user) gets the list of their group.
+    """
+
+    name = "similar-users"
+    tags: ClassVar[ModelTags] = ModelTags(
+        side_information=frozenset({"user_features"}), fold_in=True
+    )
+
+    def __init__(self, *, columns: list[str] | None = None) -> None:
+        self.columns = columns
+
+    def _validate_params(self) -> None:
+        if self.columns is not None and not (
+            isinstance(self.columns, list | tuple) and all(isinstance(c, str) for c in self.columns)
+        ):
+            raise ParameterError.invalid("columns", "a list of column names or None", self.columns)
+
+    def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:
+        n = interactions.n_users
+        binary = interactions.binary()
+        pop = np.asarray(binary.sum(axis=0), dtype=np.float32).ravel()
+        self.item_scores_ = (1e-6 * pop / max(float(pop.max()), 1.0)).astype(np.float32)
+        features = self._side.user_features
+        attrs = None
+        if features is not None:
+            columns = None if self.columns is None else list(self.columns)
+            attrs = UserAttributes.build(features, n, columns)
+        self.user_group_ = np.full(n, -1, np.int64)
+        if attrs is None:
+            self.group_counts_ = sp.csr_matrix((0, interactions.n_items), dtype=np.float32)
+            return
+        groups = attrs.groups
+        self.user_group_[: len(groups)] = groups
+        member = np.flatnonzero(self.user_group_ >= 0)
+        indicator = sp.csr_matrix(
+            (np.ones(len(member), np.float32), (self.user_group_[member], member)),
+            shape=(int(groups.max()) + 1, n),
+        )
+        self.group_counts_ = sp.csr_matrix(indicator @ binary, dtype=np.float32)
+
+    def _score_block(self, users: np.ndarray) -> np.ndarray:
+        out = np.repeat(self.item_scores_[None, :], len(users), axis=0)
+        groups = self.user_group_[users]
+        known = np.flatnonzero(groups >= 0)
+        if len(known):
+            out[known] += self.group_counts_[groups[known]].toarray()
+        return out
+
+    def score_new(self, user_items: sp.csr_matrix) -> np.ndarray:
+        """Users unseen at fit time have no metadata here: popularity (see Notes)."""
+        n = sp.csr_matrix(user_items).shape[0]
+        return np.broadcast_to(self.item_scores_, (n, self.n_items)).astype(np.float32)
+
+    def _get_state(self) -> State:
+        return {
+            "item_scores_": self.item_scores_,
+            "user_group_": self.user_group_,
+            "group_counts_": self.group_counts_,
+        }
+
+    def _set_state(self, state: State) -> None:
+        self.item_scores_ = state["item_scores_"]
+        self.user_group_ = state["user_group_"]
+        self.group_counts_ = sp.csr_matrix(state["group_counts_"])

@@ -65,6 +65,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.include_router(recommendations.router, dependencies=reads)
     app.include_router(items.router, dependencies=reads)
     app.include_router(users.router, dependencies=reads)
+    app.include_router(users.write_router, dependencies=writes)
     app.include_router(explain.router, dependencies=reads)
     app.include_router(catalogue.router, dependencies=writes)
     app.include_router(operations.router)

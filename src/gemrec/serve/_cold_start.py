@@ -11,20 +11,24 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from typing import Any
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from gemrec.data.store import Dataset
+from gemrec.data.user_groups import UserAttributes
 from gemrec.errors import GemrecError
 from gemrec.models.base import Recommender
+from gemrec.models.social import SocialRecommender, normalized_ties, propagate
 from gemrec.serve._catalogue import Catalogue
 from gemrec.serve._retrieval import ItemIndex, select_top
 
 __all__ = ["ColdStart"]
 
 _TOKEN = re.compile(r"[a-z0-9]+")
+#: the social path propagates trust as the ``social`` model does with its defaults
+_SOCIAL = SocialRecommender()
 
 
 class ColdStart:
@@ -55,9 +59,16 @@ class ColdStart:
         self.catalogue = catalogue
         self.n_model_items = int(seen.shape[1])
         self.trending_base = self._trending(dataset, trending_half_life_days)
-        self.social = dataset.social if dataset.has_social and dataset.n_users <= n_users else None
-        self.user_groups = self._user_attribute_groups(dataset, n_users)
-        self._group_cache = OrderedDict[int, np.ndarray]()
+        #: the dataset's ties, row-normalised (``T`` of :func:`~gemrec.models.social.propagate`)
+        self.ties = (
+            normalized_ties(dataset.social, n_users)
+            if dataset.has_social and dataset.n_users <= n_users
+            else None
+        )
+        self.attributes = UserAttributes.build(dataset.users, n_users)
+        #: group code per dataset user (equal attributes, numbers binned), or None
+        self.user_groups = None if self.attributes is None else self.attributes.groups
+        self._group_cache = OrderedDict[tuple[tuple[int, int], ...], np.ndarray]()
         self._title_index: dict[str, list[int]] | None = None
 
     # ------------------------------------------------------------------ construction
@@ -74,28 +85,6 @@ class ColdStart:
             m.data = np.exp2(-age / half_life_days).astype(np.float32)
         return np.asarray(m.sum(axis=0), dtype=np.float32).ravel()
 
-    @staticmethod
-    def _user_attribute_groups(dataset: Dataset, n_users: int) -> np.ndarray | None:
-        """Group code per user from user metadata (None when there is none).
-
-        Users with equal values in every metadata column share a group; numeric columns with more
-        than 10 distinct values (age, ...) are cut into 5 quantile bins first.
-        """
-        users = dataset.users
-        cols = [c for c in users.columns if c not in ("user", "user_id")]
-        if not cols or len(users) > n_users:
-            return None
-        if "user" in users:
-            users = users.sort_values("user")
-        parts = {}
-        for c in cols:
-            col = users[c]
-            if pd.api.types.is_numeric_dtype(col) and col.nunique() > 10:
-                col = pd.qcut(col, 5, labels=False, duplicates="drop")
-            parts[c] = pd.factorize(col, use_na_sentinel=False)[0]
-        codes = pd.DataFrame(parts).groupby(cols, sort=False).ngroup()
-        return np.asarray(codes, dtype=np.int64)
-
     # ------------------------------------------------------------------ users
     def trend_scores(self, n: int, online_counts: np.ndarray) -> np.ndarray:
         """Trending score of the first ``n`` items: the dataset's time-decayed popularity plus
@@ -105,21 +94,34 @@ class ColdStart:
         t[: len(online_counts)] += online_counts[:n]
         return t
 
-    def strategy(self, user: int | None, code: int | None) -> tuple[str, np.ndarray, str]:
+    def strategy(
+        self,
+        user: int | None,
+        code: int | None,
+        *,
+        friends: np.ndarray | None = None,
+        attributes: dict[str, Any] | None = None,
+    ) -> tuple[str, np.ndarray, str]:
         """``(strategy, scores, reason)`` for a user without history.
 
-        ``code``: the category filter, if any. Scores are zero for ``popular_in_category`` and
-        ``trending``, which rank by :meth:`trend_scores` alone.
+        ``code``: the category filter, if any. ``friends`` (engine user indices) and
+        ``attributes``: what the user registered online (``POST /v1/users``); they add to, and
+        for attributes take the place of, what the dataset knows of a dataset user. Scores are
+        zero for ``popular_in_category`` and ``trending``, which rank by :meth:`trend_scores`
+        alone.
         """
         n = self.catalogue.n
-        if user is not None and self.social is not None and user < self.social.shape[0]:
-            friends = self.social.indices[self.social.indptr[user] : self.social.indptr[user + 1]]
-            if len(friends):
-                s = np.asarray(self.seen[friends].sum(axis=0), dtype=np.float32).ravel()
-                if s.any():
-                    return "social", _pad(s, n), "popular among people you follow"
-        if user is not None and self.user_groups is not None and user < len(self.user_groups):
-            s = self._group_scores(int(self.user_groups[user]))
+        s = self._social_scores(user, friends)
+        if s is not None and s.any():
+            return "social", _pad(s, n), "popular among people you follow"
+        key = None
+        if self.attributes is not None:
+            if attributes:
+                key = self.attributes.key_of(attributes)
+            elif user is not None and user < len(self.attributes.groups):
+                key = self.attributes.key_of_user(user)
+        if key:
+            s = self._group_scores(key)
             if s.any():
                 return "similar_users", _pad(s, n), "popular with users like you"
         if code is not None:
@@ -130,14 +132,42 @@ class ColdStart:
             )
         return "trending", np.zeros(n, np.float32), "trending now"
 
-    def _group_scores(self, group: int) -> np.ndarray:
-        assert self.user_groups is not None
-        cached = self._group_cache.get(group)
+    def _social_scores(self, user: int | None, friends: np.ndarray | None) -> np.ndarray | None:
+        """Items of the people the user follows, trust propagated as the ``social`` model does
+        (:class:`~gemrec.models.social.SocialRecommender`'s defaults), or None without ties."""
+        parts = [] if friends is None else [np.asarray(friends, dtype=np.int64)]
+        if user is not None and self.ties is not None and user < self.ties.shape[0]:
+            parts.append(self.ties.indices[self.ties.indptr[user] : self.ties.indptr[user + 1]])
+        n_users = self.seen.shape[0] if self.ties is None else self.ties.shape[0]
+        followed = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+        followed = followed[(followed < n_users) & (followed != (-1 if user is None else user))]
+        if not len(followed):
+            return None
+        start = sp.csr_matrix(
+            (
+                np.full(len(followed), 1.0 / len(followed), np.float32),
+                (np.zeros_like(followed), followed),
+            ),
+            shape=(1, n_users),
+        )
+        weights = (
+            start if self.ties is None else propagate(start, self.ties, _SOCIAL.hops, _SOCIAL.decay)
+        )
+        users = weights.indices[weights.indices < self.seen.shape[0]]
+        rows = sp.csr_matrix(self.seen[users])
+        rows.data[:] = 1.0
+        w = np.asarray(weights[0, users].toarray(), dtype=np.float32).ravel()
+        return np.asarray(w @ rows, dtype=np.float32).ravel()
+
+    def _group_scores(self, key: tuple[tuple[int, int], ...]) -> np.ndarray:
+        """How many users sharing the attribute codes ``key`` have each item."""
+        assert self.attributes is not None
+        cached = self._group_cache.get(key)
         if cached is None:
-            members = np.flatnonzero(self.user_groups == group)
+            members = self.attributes.members(key)
             members = members[members < self.seen.shape[0]]
             cached = np.asarray((self.seen[members] > 0).sum(axis=0), dtype=np.float32).ravel()
-            self._group_cache[group] = cached
+            self._group_cache[key] = cached
             if len(self._group_cache) > 1024:
                 self._group_cache.popitem(last=False)
         return cached

@@ -81,7 +81,8 @@ class Engine:
     -----
     A user's list is personalised when the user has offline history or online events (the
     interest rule is :class:`~gemrec.serve._online.OnlineState`'s), and otherwise comes from
-    :class:`~gemrec.serve._cold_start.ColdStart`. Filters (seen items, a category, banned items)
+    :class:`~gemrec.serve._cold_start.ColdStart`, which also reads the friends and attributes the
+    user registered online. Filters (seen items, a category, banned items)
     and the diversity cap apply to both.
     """
 
@@ -260,11 +261,26 @@ class Engine:
                     else [None] * len(ids)
                 )
                 return self._as_list(user_id, ids, scores, reasons, strategy)
-        strategy, base, reason = self.cold_start.strategy(user, code)
+        friends, attributes = self._profile(user_id, store)
+        strategy, base, reason = self.cold_start.strategy(
+            user, code, friends=friends, attributes=attributes
+        )
         trend = self.cold_start.trend_scores(n, self.online.item_counts(store))
         scores = base + 1e-3 * trend / (float(trend.max()) + 1.0)  # trending breaks ties, backfills
         ids, vals = select_top(scores, k, excluded, categories, cap)
         return self._as_list(user_id, ids, vals, [reason] * len(ids), strategy)
+
+    def _profile(
+        self, user_id: str, store: EventStore | None
+    ) -> tuple[np.ndarray | None, dict[str, Any] | None]:
+        """The engine indices of the users ``user_id`` follows and their attributes, as
+        registered online (``POST /v1/users``); read only on the cold-start path."""
+        profile = None if store is None else store.get_user(user_id)
+        if profile is None:
+            return None, None
+        index = self.user_index
+        friends = np.asarray([index[f] for f in profile.friends if f in index], dtype=np.int64)
+        return friends, profile.attrs
 
     def _personalized(
         self,

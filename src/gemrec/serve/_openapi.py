@@ -44,6 +44,7 @@ ROUTE_ERRORS: dict[tuple[str, str], dict[int, str]] = {
     ("get", "/v1/users/{user_id}/history"): {404: "Unknown user_id (no history and no events)."},
     ("get", "/v1/explain"): {404: "Unknown user_id or item_id."},
     ("delete", "/v1/items/{item_id}"): {404: "Unknown item_id."},
+    ("delete", "/v1/users/{user_id}"): {404: "Unknown user_id (no history, profile or events)."},
     ("post", "/v1/admin/reload"): {
         400: "The model does not fit the dataset (its id maps differ).",
         404: "model_dir is not a gemrec model directory.",
@@ -51,7 +52,7 @@ ROUTE_ERRORS: dict[tuple[str, str], dict[int, str]] = {
 }
 
 #: request body schemas whose list is bounded by ``max_batch``: schema name -> list property
-_BATCHES = {"EventBatch": "events", "ItemBatch": "items"}
+_BATCHES = {"EventBatch": "events", "ItemBatch": "items", "UserBatch": "users"}
 #: FastAPI's default 422 body, replaced by the one the service sends
 _FASTAPI_422 = ("HTTPValidationError", "ValidationError")
 _METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})

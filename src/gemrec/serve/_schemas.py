@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 __all__ = [
     "ErrorOut",
@@ -19,6 +26,10 @@ __all__ = [
     "RecommendationsOut",
     "ReloadIn",
     "SimilarOut",
+    "UserBatch",
+    "UserDeleted",
+    "UserIn",
+    "UsersResult",
     "ValidationErrorOut",
 ]
 
@@ -124,3 +135,46 @@ class ValidationErrorOut(BaseModel):
 
     detail: list[FieldErrorOut]
     message: str
+
+
+_AttributeName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+_UserId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class UserIn(_Strict):
+    user_id: str = Field(..., min_length=1, max_length=256, examples=["u42"])
+    attributes: dict[_AttributeName, str | int | float | bool | None] = Field(
+        default_factory=dict,
+        max_length=64,
+        description="merged into the stored ones; the dataset's user columns (gender, age, ...) "
+        "place a new user among similar users",
+        examples=[{"gender": "F", "age": 25}],
+    )
+    friends: list[_UserId] | None = Field(
+        None,
+        max_length=10_000,
+        description="user ids this user follows; replaces the stored list (omit to keep it)",
+        examples=[["u7", "u9"]],
+    )
+
+    @field_validator("friends")
+    @classmethod
+    def _no_self_tie(cls, friends: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        if friends is not None and info.data.get("user_id") in friends:
+            raise ValueError(f"a user cannot follow themselves; remove {info.data['user_id']!r}")
+        return friends
+
+
+class UserBatch(_Strict):
+    users: list[UserIn]
+
+
+class UsersResult(BaseModel):
+    created: int
+    updated: int
+
+
+class UserDeleted(BaseModel):
+    user_id: str
+    deleted: bool
+    events_removed: int

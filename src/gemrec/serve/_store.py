@@ -12,6 +12,11 @@ Two backends share one interface:
 Idempotency: an event's ``event_id`` is stored once; a retried event is counted as a duplicate.
 Each stored event also counts towards its item in the same atomic write (:meth:`EventStore.
 item_counts`), so every worker reads the same "trending now" counts.
+
+Users registered at run time (:meth:`EventStore.put_users`) keep their attributes and social ties
+(people they follow) beside the events; :meth:`EventStore.forget_user` removes a user's events,
+profile and ties in one atomic write and remembers the user id, so ``gemrec retrain`` leaves the
+user's offline history out too (:meth:`EventStore.forgotten_users`).
 """
 
 from __future__ import annotations
@@ -21,16 +26,24 @@ import sqlite3
 import threading
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from gemrec._optional import require
 from gemrec.errors import ConfigError
 
-__all__ = ["Event", "EventStore", "ItemRecord", "RedisStore", "SQLiteStore", "open_store"]
+__all__ = [
+    "Event",
+    "EventStore",
+    "ItemRecord",
+    "RedisStore",
+    "SQLiteStore",
+    "UserRecord",
+    "open_store",
+]
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,22 @@ class ItemRecord:
     version: int
 
 
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """A user registered online: attributes and the user ids they follow (sorted)."""
+
+    user_id: str
+    attrs: dict[str, Any]
+    friends: tuple[str, ...]
+
+
+#: a user upsert: ``(user_id, attributes to merge, friends or None to keep the stored ones)``
+UserUpdate = tuple[str, dict[str, Any], Sequence[str] | None]
+
+
 class EventStore(ABC):
     """Interface of the online-state backends."""
 
@@ -114,6 +143,24 @@ class EventStore(ABC):
         """``(current_version, items changed after after_version)``."""
 
     @abstractmethod
+    def put_users(self, users: Sequence[UserUpdate]) -> list[bool]:
+        """Upsert users: attributes merged into the stored ones, friends replaced when given (not
+        None); a forgotten user posted again is remembered. Per user, True when created."""
+
+    @abstractmethod
+    def get_user(self, user_id: str) -> UserRecord | None:
+        """The user's stored profile, or None."""
+
+    @abstractmethod
+    def forget_user(self, user_id: str) -> int:
+        """Remove the user's events (and their item counts), profile and ties in both directions,
+        and record the id as forgotten; returns the number of events removed."""
+
+    @abstractmethod
+    def forgotten_users(self) -> list[str]:
+        """Ids forgotten and not registered again since, sorted."""
+
+    @abstractmethod
     def get_meta(self, key: str) -> str | None: ...
 
     @abstractmethod
@@ -143,6 +190,14 @@ CREATE TABLE IF NOT EXISTS items (
 );
 CREATE INDEX IF NOT EXISTS items_version ON items(version);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (user_id TEXT PRIMARY KEY, attrs TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ties (
+    user_id TEXT NOT NULL,
+    friend_id TEXT NOT NULL,
+    PRIMARY KEY (user_id, friend_id)
+);
+CREATE INDEX IF NOT EXISTS ties_friend ON ties(friend_id);
+CREATE TABLE IF NOT EXISTS forgotten (user_id TEXT PRIMARY KEY);
 """
 
 _COUNTS_SCHEMA = "CREATE TABLE item_counts (item_id TEXT PRIMARY KEY, n INTEGER NOT NULL)"
@@ -303,6 +358,79 @@ class SQLiteStore(EventStore):
         current = max((r.version for r in recs), default=after_version)
         return current, recs
 
+    def _write(self, work: Callable[[sqlite3.Cursor], T]) -> T:
+        """Run ``work`` in one IMMEDIATE transaction of the writer connection."""
+        with self._wlock:
+            cur = self._db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                out = work(cur)
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+        return out
+
+    def put_users(self, users: Sequence[UserUpdate]) -> list[bool]:
+        def work(cur: sqlite3.Cursor) -> list[bool]:
+            created = []
+            for user_id, attrs, friends in users:
+                old = cur.execute(
+                    "SELECT attrs FROM users WHERE user_id = ?", (user_id,)
+                ).fetchone()
+                merged = {**(json.loads(old[0]) if old else {}), **attrs}
+                cur.execute(
+                    "INSERT INTO users(user_id, attrs) VALUES (?, ?) "
+                    "ON CONFLICT(user_id) DO UPDATE SET attrs = excluded.attrs",
+                    (user_id, json.dumps(merged)),
+                )
+                if friends is not None:
+                    cur.execute("DELETE FROM ties WHERE user_id = ?", (user_id,))
+                    cur.executemany(
+                        "INSERT OR IGNORE INTO ties(user_id, friend_id) VALUES (?, ?)",
+                        [(user_id, f) for f in friends],
+                    )
+                cur.execute("DELETE FROM forgotten WHERE user_id = ?", (user_id,))
+                created.append(old is None)
+            return created
+
+        return self._write(work)
+
+    def get_user(self, user_id: str) -> UserRecord | None:
+        with self._rlock:
+            row = self._rdb.execute(
+                "SELECT attrs FROM users WHERE user_id = ?", (user_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            ties = self._rdb.execute(
+                "SELECT friend_id FROM ties WHERE user_id = ? ORDER BY friend_id", (user_id,)
+            ).fetchall()
+        return UserRecord(user_id, json.loads(row[0]), tuple(str(t[0]) for t in ties))
+
+    def forget_user(self, user_id: str) -> int:
+        def work(cur: sqlite3.Cursor) -> int:
+            counts = cur.execute(
+                "SELECT item_id, COUNT(*) FROM events WHERE user_id = ? GROUP BY item_id",
+                (user_id,),
+            ).fetchall()
+            cur.executemany(
+                "UPDATE item_counts SET n = n - ? WHERE item_id = ?", [(n, i) for i, n in counts]
+            )
+            cur.execute("DELETE FROM item_counts WHERE n <= 0")
+            removed = cur.execute("DELETE FROM events WHERE user_id = ?", (user_id,)).rowcount
+            cur.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
+            cur.execute("DELETE FROM ties WHERE user_id = ? OR friend_id = ?", (user_id, user_id))
+            cur.execute("INSERT OR IGNORE INTO forgotten(user_id) VALUES (?)", (user_id,))
+            return int(removed)
+
+        return self._write(work)
+
+    def forgotten_users(self) -> list[str]:
+        with self._rlock:
+            rows = self._rdb.execute("SELECT user_id FROM forgotten ORDER BY user_id").fetchall()
+        return [str(r[0]) for r in rows]
+
     def get_meta(self, key: str) -> str | None:
         with self._rlock:
             row = self._rdb.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -352,7 +480,7 @@ if redis.call('EXISTS', p .. 'item_count') == 1 then return 0 end
 local n = redis.call('LLEN', p .. 'log')
 for start = 0, n - 1, 10000 do
   for _, rec in ipairs(redis.call('LRANGE', p .. 'log', start, start + 9999)) do
-    redis.call('HINCRBY', p .. 'item_count', cjson.decode(rec)[4], 1)
+    if rec ~= '0' then redis.call('HINCRBY', p .. 'item_count', cjson.decode(rec)[4], 1) end
   end
 end
 return n
@@ -383,13 +511,71 @@ return out
 """
 
 
+# ARGV: prefix, then user_id, attrs-json, friends-json ("null": keep) triples
+_USERS_LUA = """
+local p = ARGV[1]
+local out = {}
+for i = 2, #ARGV, 3 do
+  local uid, attrs, friends = ARGV[i], cjson.decode(ARGV[i + 1]), cjson.decode(ARGV[i + 2])
+  local old = redis.call('HGET', p .. 'user_attrs', uid)
+  local merged = {}
+  if old then merged = cjson.decode(old) end
+  for k, val in pairs(attrs) do merged[k] = val end
+  -- an empty Lua table encodes as [] : store an empty object as such
+  local encoded = cjson.encode(merged)
+  if next(merged) == nil then encoded = '{}' end
+  redis.call('HSET', p .. 'user_attrs', uid, encoded)
+  if friends ~= cjson.null then
+    for _, f in ipairs(redis.call('SMEMBERS', p .. 'friends:' .. uid)) do
+      redis.call('SREM', p .. 'followers:' .. f, uid)
+    end
+    redis.call('DEL', p .. 'friends:' .. uid)
+    for _, f in ipairs(friends) do
+      redis.call('SADD', p .. 'friends:' .. uid, f)
+      redis.call('SADD', p .. 'followers:' .. f, uid)
+    end
+  end
+  redis.call('SREM', p .. 'forgotten', uid)
+  if old then out[#out + 1] = 0 else out[#out + 1] = 1 end
+end
+return out
+"""
+
+# ARGV: prefix, user_id. A forgotten event's slot in the log becomes '0' (seq n stays at index n-1).
+_FORGET_LUA = """
+local p, uid = ARGV[1], ARGV[2]
+local recs = redis.call('LRANGE', p .. 'u:' .. uid, 0, -1)
+for _, rec in ipairs(recs) do
+  local e = cjson.decode(rec)
+  redis.call('HDEL', p .. 'eid', e[2])
+  if redis.call('HINCRBY', p .. 'item_count', e[4], -1) <= 0 then
+    redis.call('HDEL', p .. 'item_count', e[4])
+  end
+  redis.call('LSET', p .. 'log', e[1] - 1, '0')
+end
+redis.call('INCRBY', p .. 'forgotten_events', #recs)
+redis.call('DEL', p .. 'u:' .. uid)
+redis.call('HDEL', p .. 'user_attrs', uid)
+for _, f in ipairs(redis.call('SMEMBERS', p .. 'friends:' .. uid)) do
+  redis.call('SREM', p .. 'followers:' .. f, uid)
+end
+for _, f in ipairs(redis.call('SMEMBERS', p .. 'followers:' .. uid)) do
+  redis.call('SREM', p .. 'friends:' .. f, uid)
+end
+redis.call('DEL', p .. 'friends:' .. uid, p .. 'followers:' .. uid)
+redis.call('SADD', p .. 'forgotten', uid)
+return #recs
+"""
+
+
 class RedisStore(EventStore):
     """All online state in Redis (shared by every worker and replica).
 
     Keys (under ``prefix``): ``eid`` (hash of seen event ids), ``seq`` (counter), ``log`` (list of
     all events), ``u:<user_id>`` (list per user), ``item_count`` (hash: events per item),
     ``item_attrs`` / ``item_seq`` (hashes), ``item_changes`` (sorted set by version),
-    ``item_version`` (counter), ``meta`` (hash).
+    ``item_version`` (counter), ``meta`` (hash), ``user_attrs`` (hash), ``friends:<user_id>`` /
+    ``followers:<user_id>`` (sets), ``forgotten`` (set), ``forgotten_events`` (counter).
     """
 
     def __init__(self, url: str, prefix: str = "gemrec:") -> None:
@@ -405,6 +591,8 @@ class RedisStore(EventStore):
             raise ConfigError(f"--store {url}: cannot reach the Redis server: {exc}") from None
         self._append = self._r.register_script(_APPEND_LUA)
         self._items = self._r.register_script(_ITEMS_LUA)
+        self._users = self._r.register_script(_USERS_LUA)
+        self._forget = self._r.register_script(_FORGET_LUA)
         self._r.register_script(_COUNTS_LUA)(args=[prefix])
 
     def append(self, events: Sequence[Event]) -> list[bool]:
@@ -439,11 +627,13 @@ class RedisStore(EventStore):
             if not raws:
                 return
             for r in raws:
-                yield self._decode(r)
+                if r != "0":  # a forgotten event
+                    yield self._decode(r)
             start += len(raws)
 
     def count_events(self) -> int:
-        return int(self._r.llen(f"{self.prefix}log"))
+        p = self.prefix
+        return int(self._r.llen(f"{p}log")) - int(self._r.get(f"{p}forgotten_events") or 0)
 
     def item_counts(self) -> dict[str, int]:
         counts: dict[str, str] = self._r.hgetall(f"{self.prefix}item_count")  # type: ignore[assignment]
@@ -474,6 +664,33 @@ class RedisStore(EventStore):
             for (i, v), a, s in zip(pairs, attrs, seqs, strict=True)
         ]
         return max(r.version for r in recs), recs
+
+    def put_users(self, users: Sequence[UserUpdate]) -> list[bool]:
+        argv: list[Any] = [self.prefix]
+        for user_id, attrs, friends in users:
+            argv += [
+                user_id,
+                json.dumps(attrs),
+                json.dumps(None if friends is None else [*friends]),
+            ]
+        if not users:
+            return []
+        return [bool(x) for x in self._users(args=argv)]
+
+    def get_user(self, user_id: str) -> UserRecord | None:
+        p = self.prefix
+        attrs = self._r.hget(f"{p}user_attrs", user_id)
+        if attrs is None:
+            return None
+        friends: set[str] = self._r.smembers(f"{p}friends:{user_id}")  # type: ignore[assignment]
+        return UserRecord(user_id, json.loads(str(attrs)), tuple(sorted(friends)))
+
+    def forget_user(self, user_id: str) -> int:
+        return int(self._forget(args=[self.prefix, user_id]))
+
+    def forgotten_users(self) -> list[str]:
+        ids: set[str] = self._r.smembers(f"{self.prefix}forgotten")  # type: ignore[assignment]
+        return sorted(ids)
 
     def get_meta(self, key: str) -> str | None:
         value = self._r.hget(f"{self.prefix}meta", key)

@@ -63,7 +63,9 @@ def retrain(
     The fit is the one ``gemrec train`` runs (:func:`gemrec.models.fitting.fit_on_dataset`): the
     same hyperparameters as the original ``train`` call, the dataset's train and valid splits, its
     side information, and every online event of the store as extra training edges (users and
-    items the dataset lacks are appended in the order the store first saw them).
+    items the dataset lacks are appended in the order the store first saw them). Users forgotten
+    online (``DELETE /v1/users/{user_id}``) lose their dataset edges: the store already removed
+    their online events.
 
     Returns
     -------
@@ -83,6 +85,8 @@ def retrain(
 
     store = open_store(store_url)
     try:
+        # users forgotten online (DELETE /v1/users/...): their offline history leaves the model
+        forgotten = [user_index[u] for u in store.forgotten_users() if u in user_index]
         _, records = store.item_changes(0)
         for r in sorted(records, key=lambda r: r.seq):  # items added online, in the store's order
             if r.item_id not in item_index:
@@ -116,7 +120,12 @@ def retrain(
         timestamps=np.asarray(times, np.float64) if timed else None,
         first_timestamps=np.asarray(times, np.float64) if timed else None,
     )
-    result = fit_on_dataset(dataset, make_configured(name, params), extra=online)
+    result = fit_on_dataset(
+        dataset,
+        make_configured(name, params),
+        extra=online,
+        drop_users=np.asarray(forgotten, np.int64),
+    )
     result.record.update(
         {
             "params": params,
@@ -127,6 +136,7 @@ def retrain(
             "events_folded_through_seq": last_seq,
             "new_users": len(user_ids) - dataset.n_users,
             "new_items": len(item_ids) - dataset.n_items,
+            "users_forgotten": len(forgotten),
         }
     )
     run = active_run()

@@ -7,6 +7,8 @@ events           ``POST /v1/events``                                  write
 recommendations  ``GET /v1/users/{user_id}/recommendations``          read
 items            ``GET /v1/items/{item_id}/similar``                  read
 users            ``GET /v1/users/{user_id}/history``                  read
+users (writes)   ``POST /v1/users``, ``POST /v1/users/batch``,        write
+                 ``DELETE /v1/users/{user_id}``
 explain          ``GET /v1/explain``                                  read
 catalogue        ``POST /v1/items``, ``DELETE /v1/items/{item_id}``   write
 operations       ``GET /healthz``, ``GET /metrics``                   open
