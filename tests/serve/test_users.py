@@ -100,7 +100,7 @@ def test_user_writes_need_the_key_and_respect_the_batch_limit(
     assert c.delete("/v1/users/u1").status_code == 401
     auth = {"Authorization": "Bearer k"}
     users = {"users": [{"user_id": f"n{i}"} for i in range(3)]}
-    assert c.post("/v1/users/batch", json=users, headers=auth).status_code == 413
+    assert c.post("/v1/users/batch", json=users, headers=auth).status_code == 422
     assert c.post("/v1/users", json={"user_id": "a"}, headers=auth).status_code == 200
 
 

@@ -149,6 +149,8 @@ class UserIn(_Strict):
         description="merged into the stored ones; the dataset's user columns (gender, age, ...) "
         "place a new user among similar users",
         examples=[{"gender": "F", "age": 25}],
+        # keys outside the pattern are refused: the schema says so, not only the validator
+        json_schema_extra={"additionalProperties": False},
     )
     friends: list[_UserId] | None = Field(
         None,
