@@ -106,7 +106,7 @@ def start(cmd: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[by
     )
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -115,7 +115,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", choices=["svd", "random"], default="svd")
     ap.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "gemrec-bench-serve"))
     ap.add_argument("--json", help="also write the results here")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     for binary in ("redis-server", "nginx"):
         if shutil.which(binary) is None:
             raise SystemExit(f"{binary} not found on PATH (apt-get install -y {binary})")

@@ -211,6 +211,7 @@ RUNS: tuple[Run, ...] = (
         "coldstart",
     ),
     Run("serve", "bench_serve", ("--model", "svd", "--workers", "1"), "serve"),
+    Run("replicas", "bench_replicas", ("--model", "svd"), "deployment.md"),
 )
 
 
