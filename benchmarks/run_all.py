@@ -220,6 +220,7 @@ RUNS: tuple[Run, ...] = (
     ),
     Run("serve", "bench_serve", ("--model", "svd", "--workers", "1"), "serve"),
     Run("social", "bench_social", ("--datasets", "lastfm-2k", "ciao"), "coldstart"),
+    Run("replicas", "bench_replicas", ("--model", "svd"), "deployment.md"),
 )
 
 

@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "analyze": "gemrec.analysis.commands",
     "serve": "gemrec.serve.commands",
     "retrain": "gemrec.serve.commands_retrain",
+    "consume": "gemrec.stream.commands",
     "demo": "gemrec.demo",
 }
 

@@ -1,7 +1,8 @@
 """Exception handlers: every error answers JSON with a ``detail`` that names the problem.
 
 422 for invalid requests (each error with its field, plus one readable ``message``), 404 for
-unknown ids, 400 for any other :class:`~gemrec.errors.GemrecError`.
+unknown ids, 503 (with ``Retry-After``) while the store's server is unreachable, 400 for any other
+:class:`~gemrec.errors.GemrecError`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 
 from gemrec.errors import GemrecError
 from gemrec.serve._catalogue import NotFound
+from gemrec.serve._store import StoreUnavailable
 
 __all__ = ["EXCEPTION_HANDLERS"]
 
@@ -33,6 +35,14 @@ async def _not_found(request: Request, exc: NotFound) -> Response:
     return JSONResponse({"detail": str(exc)}, status_code=404)
 
 
+async def _unavailable(request: Request, exc: StoreUnavailable) -> Response:
+    return JSONResponse(
+        {"detail": f"{exc}; nothing was stored, retry later"},
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
+
+
 async def _bad(request: Request, exc: GemrecError) -> Response:
     return JSONResponse({"detail": str(exc)}, status_code=400)
 
@@ -47,5 +57,6 @@ EXCEPTION_HANDLERS: dict[
 ] = {
     RequestValidationError: _invalid,
     NotFound: _not_found,
+    StoreUnavailable: _unavailable,
     GemrecError: _bad,
 }

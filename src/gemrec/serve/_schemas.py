@@ -75,7 +75,8 @@ class RecommendationsOut(BaseModel):
     strategy: str = Field(
         ...,
         description="personalized | fold_in (unseen user, from online events) | social | "
-        "similar_users | popular_in_category | trending",
+        "similar_users | popular_in_category | trending; prefixed 'offline:' when the store is "
+        "unreachable (the model's list without online events)",
     )
 
 

@@ -55,6 +55,17 @@ class ServeSettings:
     blas_threads : int
         BLAS/OpenMP threads per worker process. One request is a single matrix-vector product, which
         a second thread does not speed up but, on a busy machine, can stall for a whole time slice.
+    consume : str or None
+        ``redis://HOST:PORT/DB``: each worker also runs a :class:`gemrec.stream.StreamConsumer`
+        on this server's stream ``consume_stream`` in group ``consume_group`` (None: no consumer).
+    consume_stream, consume_group : str
+        The stream key and the consumer group.
+    consume_consumer : str or None
+        This worker's consumer name (None: ``"<hostname>-<pid>"``).
+    consume_claim_idle_ms : int
+        Messages another consumer left unacknowledged this long are taken over.
+    consume_batch : int
+        Most messages per read and store write.
     """
 
     model_dir: Path
@@ -74,6 +85,12 @@ class ServeSettings:
     trending_cache_seconds: float = 1.0
     reload_poll_seconds: float = 1.0
     blas_threads: int = 1
+    consume: str | None = None
+    consume_stream: str = "gemrec:events"
+    consume_group: str = "gemrec"
+    consume_consumer: str | None = None
+    consume_claim_idle_ms: int = 30_000
+    consume_batch: int = 1000
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model_dir", Path(self.model_dir))
@@ -86,6 +103,8 @@ class ServeSettings:
             "ann_threshold",
             "history_limit",
             "blas_threads",
+            "consume_claim_idle_ms",
+            "consume_batch",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -112,6 +131,9 @@ class ServeSettings:
             raise ConfigError(
                 f"--store must be sqlite:///PATH or redis://HOST:PORT/DB; got {self.store!r}"
             )
+
+        if self.consume is not None and not self.consume.startswith("redis://"):
+            raise ConfigError(f"--consume must be redis://HOST:PORT/DB; got {self.consume!r}")
 
     @property
     def store_url(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,14 @@ from gemrec.serve._metrics import Metrics
 from gemrec.serve._settings import ServeSettings
 from gemrec.serve._store import EventStore, open_store
 
-__all__ = ["GENERATION", "ServiceState", "lifespan", "poll_reloads", "swap_model"]
+__all__ = [
+    "GENERATION",
+    "ServiceState",
+    "lifespan",
+    "poll_reloads",
+    "start_consumer",
+    "swap_model",
+]
 
 #: store meta key of the model generation: ``"<ns time>:<model_dir>"`` of the latest reload
 GENERATION = "model_generation"
@@ -61,14 +69,48 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # scans, whose full collections would otherwise add pauses to request tails
         gc.freeze()
         poller = asyncio.create_task(poll_reloads(state))
+        stop = threading.Event()
+        consumer = (
+            await run_in_threadpool(start_consumer, state, stop) if settings.consume else None
+        )
         try:
             yield
         finally:
+            stop.set()
+            if consumer is not None:
+                await run_in_threadpool(consumer.join)
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
     finally:
         store.close()
+
+
+def start_consumer(state: ServiceState, stop: threading.Event) -> threading.Thread:
+    """Run a :class:`gemrec.stream.StreamConsumer` on ``settings.consume`` in a thread until
+    ``stop`` is set; it validates against the current engine (it follows reloads)."""
+    from gemrec.stream import RedisStreamBroker, StreamConsumer
+
+    s = state.settings
+    assert s.consume is not None
+    broker = RedisStreamBroker(s.consume, s.consume_stream, s.consume_group, s.consume_consumer)
+    consumer = StreamConsumer(
+        broker,
+        state.store,
+        lambda: state.engine,
+        batch=s.consume_batch,
+        claim_idle_ms=s.consume_claim_idle_ms,
+    )
+
+    def run() -> None:
+        try:
+            consumer.run(stop)
+        finally:
+            broker.close()
+
+    thread = threading.Thread(target=run, name="gemrec-consume", daemon=True)
+    thread.start()
+    return thread
 
 
 async def swap_model(state: ServiceState, model_dir: Path) -> None:

@@ -28,12 +28,13 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlparse
 
 from gemrec._optional import require
-from gemrec.errors import ConfigError
+from gemrec.errors import ConfigError, GemrecError
 
 __all__ = [
     "Event",
@@ -41,9 +42,19 @@ __all__ = [
     "ItemRecord",
     "RedisStore",
     "SQLiteStore",
+    "StoreUnavailable",
     "UserRecord",
     "open_store",
+    "unreachable_as",
 ]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class StoreUnavailable(GemrecError):
+    """The store's server cannot be reached right now (the service answers writes with 503 and
+    reads from the model alone until it is back)."""
 
 
 @dataclass(frozen=True)
@@ -568,6 +579,31 @@ return #recs
 """
 
 
+def unreachable_as(
+    error: type[GemrecError], what: str
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorator: a lost connection to Redis (refused, reset, timed out) raises ``error`` naming
+    ``what`` and the object's ``url``, one error type for callers to handle."""
+
+    def decorate(method: Callable[P, R]) -> Callable[P, R]:
+        @wraps(method)
+        def call(*args: P.args, **kwargs: P.kwargs) -> R:
+            import redis
+
+            try:
+                return method(*args, **kwargs)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                url = getattr(args[0], "url", "redis")
+                raise error(f"{what} {url} unreachable: {exc}") from exc
+
+        return call
+
+    return decorate
+
+
+_reachable = unreachable_as(StoreUnavailable, "store")
+
+
 class RedisStore(EventStore):
     """All online state in Redis (shared by every worker and replica).
 
@@ -584,7 +620,11 @@ class RedisStore(EventStore):
 
         self.url = url
         self.prefix = prefix
-        self._r = redis.Redis.from_url(url, decode_responses=True, socket_timeout=10)
+        # a stopped server is noticed within a second (connect timeout) rather than hanging
+        # requests; reconnection is automatic on the next command
+        self._r = redis.Redis.from_url(
+            url, decode_responses=True, socket_timeout=10, socket_connect_timeout=1
+        )
         try:
             self._r.ping()
         except redis.RedisError as exc:
@@ -595,6 +635,7 @@ class RedisStore(EventStore):
         self._forget = self._r.register_script(_FORGET_LUA)
         self._r.register_script(_COUNTS_LUA)(args=[prefix])
 
+    @_reachable
     def append(self, events: Sequence[Event]) -> list[bool]:
         argv: list[Any] = [self.prefix]
         for e in events:
@@ -615,6 +656,7 @@ class RedisStore(EventStore):
         seq, eid, uid, iid, et, ts, val = json.loads(raw)
         return Event(uid, iid, et, float(ts), None if val == "" else float(val), eid, int(seq))
 
+    @_reachable
     def user_events(self, user_id: str, limit: int) -> list[Event]:
         raws = self._r.lrange(f"{self.prefix}u:{user_id}", -int(limit), -1)
         return [self._decode(r) for r in raws]
@@ -631,14 +673,17 @@ class RedisStore(EventStore):
                     yield self._decode(r)
             start += len(raws)
 
+    @_reachable
     def count_events(self) -> int:
         p = self.prefix
         return int(self._r.llen(f"{p}log")) - int(self._r.get(f"{p}forgotten_events") or 0)
 
+    @_reachable
     def item_counts(self) -> dict[str, int]:
         counts: dict[str, str] = self._r.hgetall(f"{self.prefix}item_count")  # type: ignore[assignment]
         return {item: int(n) for item, n in counts.items()}
 
+    @_reachable
     def put_items(self, items: Sequence[tuple[str, dict[str, Any]]]) -> list[bool]:
         argv: list[Any] = [self.prefix]
         for item_id, attrs in items:
@@ -647,6 +692,7 @@ class RedisStore(EventStore):
             return []
         return [bool(x) for x in self._items(args=argv)]
 
+    @_reachable
     def item_changes(self, after_version: int) -> tuple[int, list[ItemRecord]]:
         p = self.prefix
         pairs: list[tuple[str, float]] = self._r.zrangebyscore(  # type: ignore[assignment]
@@ -665,6 +711,7 @@ class RedisStore(EventStore):
         ]
         return max(r.version for r in recs), recs
 
+    @_reachable
     def put_users(self, users: Sequence[UserUpdate]) -> list[bool]:
         argv: list[Any] = [self.prefix]
         for user_id, attrs, friends in users:
@@ -677,6 +724,7 @@ class RedisStore(EventStore):
             return []
         return [bool(x) for x in self._users(args=argv)]
 
+    @_reachable
     def get_user(self, user_id: str) -> UserRecord | None:
         p = self.prefix
         attrs = self._r.hget(f"{p}user_attrs", user_id)
@@ -685,17 +733,21 @@ class RedisStore(EventStore):
         friends: set[str] = self._r.smembers(f"{p}friends:{user_id}")  # type: ignore[assignment]
         return UserRecord(user_id, json.loads(str(attrs)), tuple(sorted(friends)))
 
+    @_reachable
     def forget_user(self, user_id: str) -> int:
         return int(self._forget(args=[self.prefix, user_id]))
 
+    @_reachable
     def forgotten_users(self) -> list[str]:
         ids: set[str] = self._r.smembers(f"{self.prefix}forgotten")  # type: ignore[assignment]
         return sorted(ids)
 
+    @_reachable
     def get_meta(self, key: str) -> str | None:
         value = self._r.hget(f"{self.prefix}meta", key)
         return None if value is None else str(value)
 
+    @_reachable
     def set_meta(self, key: str, value: str) -> None:
         self._r.hset(f"{self.prefix}meta", key, value)
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from gemrec._cli_util import add_command, add_model_and_dataset
 from gemrec.errors import ConfigError, GemrecError
+from gemrec.stream.commands import add_stream_options
 
 if TYPE_CHECKING:
     from gemrec.serve._settings import ServeSettings
@@ -28,6 +29,8 @@ EXAMPLE = """example:
   gemrec serve models/rp3 --dataset data/shop
   gemrec serve models/lgn --dataset data/shop --store redis://127.0.0.1:6379/0 \\
       --workers 2 --api-key s3cret
+  gemrec serve models/lgn --dataset data/shop --store redis://127.0.0.1:6379/0 \
+      --consume redis://127.0.0.1:6379/0 --stream gemrec:events --group gemrec
   curl -s localhost:8000/v1/users/u42/recommendations?k=10
 API reference: docs/serving.md; OpenAPI at http://HOST:PORT/docs"""
 
@@ -69,6 +72,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument(
         "--max-batch", type=int, default=10_000, help="most events per POST (default 10000)"
     )
+    p.add_argument(
+        "--consume",
+        metavar="URL",
+        help="also apply events from the Redis stream at URL (redis://HOST:PORT/DB), as "
+        "`gemrec consume` does; options below",
+    )
+    add_stream_options(p)
     p.add_argument("--log-level", default="warning")
     p.set_defaults(func=_run)
 
@@ -92,6 +102,11 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
         if not path.is_file():
             raise ConfigError(f"--blocklist {path}: file not found")
         blocklist = tuple(line.strip() for line in path.read_text().splitlines() if line.strip())
+    if args.consume and args.consumer and args.workers > 1:
+        raise ConfigError(
+            f"--consumer {args.consumer} with --workers {args.workers}: each worker needs its own "
+            "consumer name; leave --consumer out (each worker is then HOSTNAME-PID)"
+        )
     return ServeSettings(
         model_dir=model_dir.resolve(),
         dataset_dir=dataset_dir.resolve(),
@@ -102,6 +117,12 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
         blocklist=blocklist,
         ann_threshold=args.ann_threshold,
         max_batch=args.max_batch,
+        consume=args.consume,
+        consume_stream=args.stream,
+        consume_group=args.group,
+        consume_consumer=args.consumer,
+        consume_claim_idle_ms=args.claim_idle_ms,
+        consume_batch=args.batch,
     )
 
 

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 
 from gemrec.serve._deps import READ_SYNC_S, check_k, get_settings, get_state, resolve
 from gemrec.serve._schemas import RecommendationsOut
+from gemrec.serve._store import StoreUnavailable
 
 __all__ = ["router"]
 
@@ -23,6 +24,8 @@ _RECOMMEND_PARAMS = [
     {"name": "category", "in": "query", "schema": {"type": "string"}},
     {"name": "reasons", "in": "query", "schema": {"type": "boolean", "default": True}},
 ]
+#: prefix of ``strategy`` on lists made while the store is unreachable
+OFFLINE = "offline:"
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 
@@ -36,7 +39,9 @@ async def recommendations(user_id: str, request: Request) -> Response:
     """Top-k items for a user, reflecting every acknowledged event of that user.
 
     Query parameters: ``k`` (1..max_k, default 20), ``exclude_seen`` (default true),
-    ``category``, ``reasons`` (default true).
+    ``category``, ``reasons`` (default true). While the store is unreachable the list is the
+    model's alone (no online events, no trending counts) and ``strategy`` is prefixed
+    ``offline:``.
     """
     # the hottest path: query parameters are parsed here rather than by FastAPI's dependency
     # solver (a third of the request's CPU time); errors keep the 422 format naming the field
@@ -47,19 +52,25 @@ async def recommendations(user_id: str, request: Request) -> Response:
     category = q.get("category")
     state = await resolve(request, get_state)
     check_k(await resolve(request, get_settings), k)
-    engine, store = state.engine, state.store
+    engine = state.engine
     known = category is None or category in engine.catalogue.category_codes
-    engine.sync_items(store, max_age=READ_SYNC_S if known else 0)
-    events = engine.online_events(store, user_id)
-    recs = engine.recommend(
-        user_id,
-        k,
-        events,
-        exclude_seen=exclude_seen,
-        category=category,
-        with_reasons=reasons,
-        store=store,
-    )
+    try:
+        engine.sync_items(state.store, max_age=READ_SYNC_S if known else 0)
+        events = engine.online_events(state.store, user_id)
+        recs = engine.recommend(
+            user_id,
+            k,
+            events,
+            exclude_seen=exclude_seen,
+            category=category,
+            with_reasons=reasons,
+            store=state.store,
+        )
+    except StoreUnavailable:
+        recs = engine.recommend(
+            user_id, k, [], exclude_seen=exclude_seen, category=category, with_reasons=reasons
+        )
+        recs.strategy = f"{OFFLINE}{recs.strategy}"
     state.metrics.strategies.labels(recs.strategy).inc()
     body = {
         "user_id": recs.user_id,

@@ -1,0 +1,252 @@
+"""Replicas benchmark: 2 `gemrec serve` replicas behind nginx on one Redis, with `gemrec consume`
+applying a stream of events, while reads run open-loop.
+
+Measured at the same time, for ``--seconds``:
+
+- ingest: events produced to the Redis stream as fast as one producer process can (pipelined
+  XADD) and the events the consumer durably applied per second (Redis AOF ``appendfsync always``);
+- reads: open-loop GET recommendations at ``--rate`` req/s through nginx (latency from each
+  request's scheduled send time, bench_serve's client);
+- freshness: every 0.1 s an event for a new user is produced to the stream; the time until replica
+  2 (which did not consume it: the consumer writes Redis, replica 2 reads it) answers that user's
+  list from the event (``strategy == "fold_in"``).
+
+Model and data: bench_serve's (Gowalla-sized embedding model, ``--model svd`` or ``random``).
+Needs redis-server and nginx on PATH.
+
+Run:  PYTHONPATH=src python benchmarks/bench_replicas.py [--rate 300] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _data import load  # noqa: E402
+from bench_serve import (  # noqa: E402
+    DATASET,
+    Conn,
+    build_model,
+    fixed_rate,
+    free_port,
+    serve_command,
+    wait_healthy,
+)
+
+STREAM = "gemrec:events"
+
+
+def produce(url: str, seconds: float, n_items: int, counter: multiprocessing.Value) -> None:  # type: ignore[valid-type]
+    """XADD events in pipelined batches of 1000 for ``seconds`` (a separate process)."""
+    import redis
+
+    r = redis.Redis.from_url(url)
+    rng = np.random.default_rng(3)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pipe = r.pipeline(transaction=False)
+        for x in rng.integers(0, 10**9, 1000):
+            pipe.xadd(
+                STREAM,
+                {
+                    "user_id": f"s{int(x) % 20000}",
+                    "item_id": str(int(x) % n_items),
+                    "event_type": "view",
+                },
+            )
+        pipe.execute()
+        counter.value += 1000  # type: ignore[attr-defined]
+
+
+async def freshness(url: str, port: int, seconds: float, n_items: int) -> list[float]:
+    """Produce one event for a new user every 0.1 s; time until replica ``port`` reflects it."""
+    import redis.asyncio as aredis
+
+    r = aredis.Redis.from_url(url)
+    conn = await Conn.open(port)
+    lat: list[float] = []
+    end = time.monotonic() + seconds
+    j = 0
+    while time.monotonic() < end:
+        user = f"probe-{os.getpid()}-{j}"
+        start = time.perf_counter()
+        await r.xadd(STREAM, {"user_id": user, "item_id": str(j % n_items), "event_type": "view"})
+        while True:
+            _, body = await conn.request("GET", f"/v1/users/{user}/recommendations?k=20")
+            if json.loads(body)["strategy"] == "fold_in":
+                break
+            if time.perf_counter() - start > 10:
+                raise SystemExit(f"event for {user} not reflected within 10 s")
+        lat.append(time.perf_counter() - start)
+        j += 1
+        await asyncio.sleep(max(0.0, 0.1 - (time.perf_counter() - start)))
+    conn.close()
+    await r.aclose()
+    return lat
+
+
+def start(cmd: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        cmd, env=env, start_new_session=True, stdout=log.open("w"), stderr=subprocess.STDOUT
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--rate", type=float, default=300.0)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--model", choices=["svd", "random"], default="svd")
+    ap.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "gemrec-bench-serve"))
+    ap.add_argument("--json", help="also write the results here")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    for binary in ("redis-server", "nginx"):
+        if shutil.which(binary) is None:
+            raise SystemExit(f"{binary} not found on PATH (apt-get install -y {binary})")
+    workdir = Path(args.workdir)
+    run_dir = Path(tempfile.mkdtemp(prefix="replicas-", dir=workdir if workdir.is_dir() else None))
+    data = load(DATASET)
+    model_dir, _ = build_model(workdir, data, args.model)
+    n_items = 40981
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        rport = free_port()
+        url = f"redis://127.0.0.1:{rport}/0"
+        procs.append(
+            start(
+                [
+                    "redis-server",
+                    "--port",
+                    str(rport),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "always",
+                    "--dir",
+                    str(run_dir),
+                ],
+                run_dir / "redis.log",
+                env,
+            )
+        )
+        ports = [free_port(), free_port()]
+        for n, port in enumerate(ports):
+            procs.append(
+                start(
+                    serve_command(model_dir, data.path, port, url), run_dir / f"serve{n}.log", env
+                )
+            )
+        for n, port in enumerate(ports):
+            wait_healthy(procs[1 + n], port, run_dir / f"serve{n}.log")
+        consume = [
+            sys.executable,
+            "-m",
+            "gemrec.cli",
+            "consume",
+            str(model_dir),
+            "--dataset",
+            str(data.path),
+            "--from",
+            url,
+            "--stream",
+            STREAM,
+            "--batch",
+            "5000",
+        ]
+        procs.append(start(consume, run_dir / "consume.log", env))
+        prefix = run_dir / "nginx"
+        for d in ("logs", "tmp"):
+            (prefix / d).mkdir(parents=True, exist_ok=True)
+        front = free_port()
+        conf = (ROOT / "deploy" / "nginx.conf").read_text()
+        conf = conf.replace("127.0.0.1:8001", f"127.0.0.1:{ports[0]}")
+        conf = conf.replace("127.0.0.1:8002", f"127.0.0.1:{ports[1]}")
+        conf = conf.replace("127.0.0.1:8080", f"127.0.0.1:{front}")
+        (prefix / "nginx.conf").write_text(conf)
+        procs.append(
+            start(
+                ["nginx", "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],
+                run_dir / "nginx.log",
+                env,
+            )
+        )
+        wait_healthy(procs[-1], front, run_dir / "nginx.log")
+        from gemrec.serve import open_store
+
+        store = open_store(url)
+        users = np.random.default_rng(0).permutation(29858)
+        asyncio.run(fixed_rate(front, args.rate, 3.0, users, 20))  # warm-up
+        produced = multiprocessing.Value("q", 0)
+        producer = multiprocessing.Process(
+            target=produce, args=(url, args.seconds, n_items, produced)
+        )
+        stored0, t0 = store.count_events(), time.perf_counter()
+        producer.start()
+
+        async def together() -> tuple[dict[str, float], list[float]]:
+            reads = asyncio.create_task(fixed_rate(front, args.rate, args.seconds, users, 20))
+            fresh = asyncio.create_task(freshness(url, ports[1], args.seconds, n_items))
+            return await reads, await fresh
+
+        reads, fresh = asyncio.run(together())
+        producer.join()
+        window = time.perf_counter() - t0
+        applied = store.count_events() - stored0
+        store.close()
+        f = np.asarray(fresh) * 1000
+        results = {
+            "load_average_at_start": os.getloadavg()[0],
+            "seconds": round(window, 1),
+            "produced_events_per_s": produced.value / window,  # type: ignore[attr-defined]
+            "applied_events_per_s": applied / window,
+            "reads": reads,
+            "freshness_p50_ms": float(np.percentile(f, 50)),
+            "freshness_p99_ms": float(np.percentile(f, 99)),
+            "freshness_samples": len(f),
+        }
+        print(
+            f"ingest: produced {results['produced_events_per_s']:,.0f} events/s, applied "
+            f"{results['applied_events_per_s']:,.0f} events/s (AOF fsync always)\n"
+            f"reads through nginx @ {args.rate:.0f} req/s: p50 {reads['p50_ms']:.2f} ms, "
+            f"p99 {reads['p99_ms']:.2f} ms, errors {reads['errors']}\n"
+            f"freshness (stream -> other replica): p50 {results['freshness_p50_ms']:.1f} ms, "
+            f"p99 {results['freshness_p99_ms']:.1f} ms ({len(f)} samples)\n"
+            f"load average {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2))
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+                p.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
