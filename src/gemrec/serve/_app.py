@@ -20,6 +20,7 @@ from gemrec.serve._handlers import EXCEPTION_HANDLERS
 from gemrec.serve._metrics import Metrics
 from gemrec.serve._settings import ServeSettings
 from gemrec.serve._state import ServiceState, lifespan
+from gemrec.serve.ui import include_console
 from gemrec.serve.routes import (
     admin,
     catalogue,
@@ -68,6 +69,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.include_router(catalogue.router, dependencies=writes)
     app.include_router(operations.router)
     app.include_router(admin.router, dependencies=writes)
+    include_console(app, reads=reads, write=writes)
     return app
 
 
