@@ -20,7 +20,6 @@ from gemrec.serve._handlers import EXCEPTION_HANDLERS
 from gemrec.serve._metrics import Metrics
 from gemrec.serve._settings import ServeSettings
 from gemrec.serve._state import ServiceState, lifespan
-from gemrec.serve.ui import include_console
 from gemrec.serve.routes import (
     admin,
     catalogue,
@@ -31,6 +30,7 @@ from gemrec.serve.routes import (
     recommendations,
     users,
 )
+from gemrec.serve.ui import include_console
 
 __all__ = ["SETTINGS_ENV", "ServiceState", "app_from_env", "create_app", "get_state"]
 

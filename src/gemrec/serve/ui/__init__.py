@@ -23,6 +23,8 @@ def create_console_app() -> FastAPI:
 
     It has no API key: serve it on a loopback address only.
     """
-    app = FastAPI(title="gemrec console", version=__version__, exception_handlers=EXCEPTION_HANDLERS)
+    app = FastAPI(
+        title="gemrec console", version=__version__, exception_handlers=EXCEPTION_HANDLERS
+    )
     include_console(app)
     return app

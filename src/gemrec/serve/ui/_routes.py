@@ -22,8 +22,10 @@ from fastapi.responses import FileResponse, HTMLResponse, Response, StreamingRes
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from gemrec.serve._catalogue import NotFound
+from gemrec.serve._engine import Engine, load_engine
 from gemrec.serve._settings import ServeSettings
 from gemrec.serve._state import ServiceState
+from gemrec.serve._store import Event
 from gemrec.serve.routes import users as users_routes
 from gemrec.serve.ui import _views
 from gemrec.serve.ui._graphs import Graph, explanation_graph, item_graph, to_graphml
@@ -270,12 +272,15 @@ async def event_stream(request: Request, after: int | None = None) -> StreamingR
     # is the last seq or just under it, so a new stream starts at the latest events
     start = after if after is not None else await run_in_threadpool(store.count_events)
 
+    def _batch(after_seq: int) -> list[Event]:
+        return list(store.events(after_seq, 500))
+
     async def stream() -> AsyncIterator[bytes]:
         last = start
         yield f"event: ready\ndata: {json.dumps({'after': last})}\n\n".encode()
         idle = 0.0
         while not await request.is_disconnected():
-            fresh = await run_in_threadpool(lambda: list(store.events(last, 500)))
+            fresh = await run_in_threadpool(_batch, last)
             for e in fresh:
                 last = max(last, e.seq)
                 yield f"id: {e.seq}\ndata: {json.dumps(e.as_dict())}\n\n".encode()
@@ -294,7 +299,7 @@ async def event_stream(request: Request, after: int | None = None) -> StreamingR
 
 
 # ------------------------------------------------------------------ comparison (writes)
-_ENGINES: dict[tuple[str, str], Any] = {}
+_ENGINES: dict[tuple[str, str], Engine] = {}
 
 
 @writes.get("/compare")
@@ -307,8 +312,6 @@ async def compare(
     k: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> dict[str, Any]:
     """Two model directories' lists for one user, side by side (offline history only)."""
-    from gemrec.serve._engine import load_engine
-
     state = _service(request)
     dataset_dir = Path(dataset) if dataset else (state.settings.dataset_dir if state else None)
     if dataset_dir is None:
@@ -334,8 +337,7 @@ async def compare(
                 "model": engine.model.name,
                 "strategy": recs.strategy,
                 "items": [
-                    {"item_id": r.item_id, "score": r.score, "reason": r.reason}
-                    for r in recs.items
+                    {"item_id": r.item_id, "score": r.score, "reason": r.reason} for r in recs.items
                 ],
             }
         )

@@ -24,9 +24,7 @@ def dataset_plots(engine: Engine) -> list[str]:
     top = np.argsort(-per_item, kind="stable")[:20]
     ids = engine.dataset.item_ids
     plots.append(
-        bar_chart(
-            "Most popular items (users)", [str(ids[i]) for i in top], per_item[top].tolist()
-        )
+        bar_chart("Most popular items (users)", [str(ids[i]) for i in top], per_item[top].tolist())
     )
     per_user = np.bincount(edges["user"].to_numpy(np.int64), minlength=engine.dataset.n_users)
     bounds = [1, 2, 3, 5, 9, 17, 33, 65, 129]
