@@ -142,6 +142,12 @@ def run_demo(output: Path, *, seed: int = 7, n_users: int = 2000) -> int:
         f"\noutputs: dataset {data_dir}\n         report  {report_dir / 'index.html'}\n"
         f"         models  {output / 'models'}"
     )
+    print(
+        f"\nconsole: gemrec serve {output / 'models' / live} --dataset {data_dir} "
+        f"--store sqlite:///{output / 'serve-state' / 'events.sqlite3'}\n"
+        "         then open http://127.0.0.1:8000/ui/ (Runs compares two of "
+        f"{output / 'models'}/*)"
+    )
     return 0
 
 

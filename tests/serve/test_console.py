@@ -47,7 +47,23 @@ def test_explanation_graph_round_trips_through_networkx() -> None:
     assert h.nodes["item:i2"]["path_weight"] == 2.5
 
 
-playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+def test_console_without_a_model_shows_runs_and_says_what_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from gemrec.serve.ui import create_console_app
+
+    monkeypatch.setenv("GEMREC_TRACKING_URI", f"sqlite:///{tmp_path / 'absent.db'}")
+    with TestClient(create_console_app()) as client:
+        assert client.get("/ui/runs").status_code == 200
+        runs = client.get("/ui/part/runs").text
+        assert f"no tracking store yet at {tmp_path / 'absent.db'}" in runs
+        assert "No model is loaded" in client.get("/ui/part/overview").text
+        missing = client.get("/ui/part/users/u1")
+        assert missing.status_code == 404
+        assert "no model is loaded" in missing.json()["detail"]
+    assert not (tmp_path / "absent.db").exists()  # reading never creates a store
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +108,7 @@ def console(tmp_path_factory: pytest.TempPathFactory, typed_shop: Path) -> Itera
 
 @pytest.fixture(scope="module")
 def browser(console: str) -> Iterator[Any]:
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     with playwright.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM)
         yield b
