@@ -209,3 +209,19 @@ def test_runs_page_shows_the_tracked_run_and_its_curve(console: str, page: Any) 
     page.click("a.curves")
     page.wait_for_selector("#curves svg polyline")
     assert page.errors == []
+
+
+def test_console_respects_protected_reads_and_write_key(make_client: Any, svd_dir: Path) -> None:
+    client = make_client(svd_dir, api_key="k", protect_reads=True)
+    key = {"Authorization": "Bearer k"}
+    assert client.get("/ui/users/u3").status_code == 200  # the shell, which asks for the key
+    assert 'data-protect-reads="true"' in client.get("/ui/users/u3").text
+    for path in ("/ui/part/users/u3", "/ui/graph/items/i3", "/ui/part/overview"):
+        assert client.get(path).status_code == 401, path
+        assert client.get(path, headers=key).status_code == 200, path
+    compare = {"user_id": "u3", "model_a": str(svd_dir), "model_b": str(svd_dir)}
+    assert client.get("/ui/compare", params=compare).status_code == 401
+    lists = client.get("/ui/compare", params=compare, headers=key).json()["lists"]
+    api = client.get("/v1/users/u3/recommendations", params={"k": 10}, headers=key).json()
+    assert [r["item_id"] for r in lists[0]["items"]] == [r["item_id"] for r in api["items"]]
+    assert lists[0]["items"] == lists[1]["items"]
