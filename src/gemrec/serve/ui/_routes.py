@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -97,7 +98,9 @@ async def overview_page(request: Request) -> HTMLResponse:
 @pages.get("/users")
 async def user_lookup_page(request: Request, user_id: str | None = None) -> Response:
     if user_id:
-        return Response(status_code=303, headers={"Location": f"/ui/users/{user_id}"})
+        return Response(
+            status_code=303, headers={"Location": f"/ui/users/{quote(user_id, safe='')}"}
+        )
     return _shell(request, "user", "", title="User", user_id="")
 
 
@@ -299,7 +302,6 @@ async def event_stream(request: Request, after: int | None = None) -> StreamingR
 
 
 # ------------------------------------------------------------------ comparison (writes)
-_ENGINES: dict[tuple[str, str], Engine] = {}
 
 
 @writes.get("/compare")
@@ -316,6 +318,8 @@ async def compare(
     dataset_dir = Path(dataset) if dataset else (state.settings.dataset_dir if state else None)
     if dataset_dir is None:
         raise HTTPException(422, "no model is loaded: pass dataset=DATASET_DIR to compare models")
+    # engines loaded for comparisons, per app (the last four model directories)
+    engines: dict[tuple[str, str], Engine] = request.app.state.console_engines
     out: dict[str, Any] = {"user_id": user_id, "lists": []}
     for model_dir in (model_a, model_b):
         if not (Path(model_dir) / "manifest.json").is_file():
@@ -323,13 +327,13 @@ async def compare(
                 422, f"{model_dir}: not a gemrec model directory (no manifest.json)"
             )
         key = (str(Path(model_dir).resolve()), str(dataset_dir.resolve()))
-        engine = _ENGINES.get(key)
+        engine = engines.get(key)
         if engine is None:
             settings = ServeSettings(model_dir=Path(key[0]), dataset_dir=Path(key[1]))
             engine = await run_in_threadpool(load_engine, settings)
-            if len(_ENGINES) >= 4:
-                _ENGINES.pop(next(iter(_ENGINES)))
-            _ENGINES[key] = engine
+            if len(engines) >= 4:
+                engines.pop(next(iter(engines)))
+            engines[key] = engine
         recs = await run_in_threadpool(engine.recommend, user_id, k, [])
         out["lists"].append(
             {
@@ -350,6 +354,7 @@ def include_console(
     """Serve the console at ``/ui/`` on ``app``: shells open, parts with ``reads``' rule and the
     comparison of model directories with ``write``'s."""
     app.state.console_started = time.time()
+    app.state.console_engines = {}
     app.include_router(pages)
     app.include_router(parts, dependencies=list(reads))
     app.include_router(writes, dependencies=list(write))
