@@ -179,6 +179,12 @@ def run_demo(
     )
     if recorded:
         print(f"         runs    mlflow ui --backend-store-uri {uri}")
+    print(
+        f"\nconsole: gemrec serve {output / 'models' / live} --dataset {data_dir} "
+        f"--store sqlite:///{output / 'serve-state' / 'events.sqlite3'}\n"
+        "         then open http://127.0.0.1:8000/ui/ (Runs compares two of "
+        f"{output / 'models'}/*)"
+    )
     return 0
 
 

@@ -31,6 +31,7 @@ from gemrec.serve.routes import (
     recommendations,
     users,
 )
+from gemrec.serve.ui import include_console
 
 __all__ = ["SETTINGS_ENV", "ServiceState", "app_from_env", "create_app", "get_state"]
 
@@ -70,6 +71,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.include_router(catalogue.router, dependencies=writes)
     app.include_router(operations.router)
     app.include_router(admin.router, dependencies=writes)
+    include_console(app, reads=reads, write=writes)
     install_openapi(app, settings)
     return app
 
