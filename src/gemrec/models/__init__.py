@@ -26,6 +26,7 @@ MODELS: dict[str, str] = {
     "mf": "gemrec.models.mf:BPRMF",
     "ncf": "gemrec.models.ncf:NeuMF",
     "item2vec": "gemrec.models.item2vec:Item2Vec",
+    "content": "gemrec.models.content:ContentModel",
     "fusion": "gemrec.fusion.fusion:Fusion",
 }
 
