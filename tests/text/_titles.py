@@ -50,6 +50,6 @@ def titled_items(per_category: int) -> tuple[list[str], list[int]]:
     for c, name in enumerate(CATEGORIES):
         for n in range(per_category):
             noun = NOUNS[name][n % len(NOUNS[name])]
-            titles.append(f"{ADJECTIVES[(n // len(NOUNS[name])) % 2]} {noun} {n}")
+            titles.append(f"{ADJECTIVES[(n // len(NOUNS[name])) % 2]} {noun} for {name}")
             cats.append(c)
     return titles, cats
