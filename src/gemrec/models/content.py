@@ -51,12 +51,15 @@ class ContentModel(EmbeddingRecommender):
         ``e_i W`` for an item without (``t = 0`` when the model saw no item text).
     text_map_ : ndarray of float32, shape (t, d)
         ``W``, the ridge map (empty without item text).
+    text_mean_ : ndarray of float32, shape (t,)
+        The mean sentence embedding of the catalogue, removed from every item's.
     text_scale_ : float
         ``g``.
 
     Notes
     -----
-    With ``E`` the unit-norm sentence embeddings of the item texts (t = 384 for MiniLM), ``V`` the
+    With ``E`` the sentence embeddings of the item texts (t = 384 for MiniLM) less their mean over
+    the catalogue (``text_mean_``), rows back to unit norm, ``V`` the
     base model's item vectors and ``S`` the items with interactions (warm), the map is the ridge
     regression
 
@@ -139,17 +142,20 @@ class ContentModel(EmbeddingRecommender):
         items = np.asarray(base.item_embeddings_, np.float32)  # type: ignore[attr-defined]
         texts = self._texts(interactions.n_items)
         self.text_map_ = np.zeros((0, items.shape[1]), np.float32)
+        self.text_mean_ = np.zeros(0, np.float32)
         self.text_scale_ = 0.0
         if texts is None:
             self.user_embeddings_, self.item_embeddings_ = users, items
             return
         from gemrec.text import TextEncoder, embed_item_texts
 
-        e = embed_item_texts(
+        raw = embed_item_texts(
             texts, encoder=TextEncoder(self.text_model), cache_dir=self.cache_dir
-        ).astype(np.float64)
+        )
+        has_text = np.abs(raw).sum(axis=1) > 0
+        self.text_mean_ = raw[has_text].mean(axis=0).astype(np.float32)
+        e = self._centred(raw).astype(np.float64)
         x = interactions.binary()
-        has_text = np.abs(e).sum(axis=1) > 0
         warm = (np.asarray(x.sum(axis=0)).ravel() > 0) & has_text
         ew = e[warm]
         w = np.linalg.solve(
@@ -168,6 +174,17 @@ class ContentModel(EmbeddingRecommender):
         self.text_scale_ = g
         self.user_embeddings_ = np.hstack([users, g * profile]).astype(np.float32)
         self.item_embeddings_ = np.hstack([items, g * e]).astype(np.float32)
+
+    def _centred(self, e: np.ndarray) -> np.ndarray:
+        """Sentence embeddings less the catalogue's mean, back to unit norm (zero rows stay 0).
+
+        Sentence embeddings of one catalogue share a large common direction (the texts' shared
+        layout: "title. categories. brand."); removing it leaves what tells items apart.
+        """
+        has = np.abs(e).sum(axis=1) > 0
+        out = np.where(has[:, None], e - self.text_mean_, 0.0)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return np.asarray(out / np.where(norms > 0, norms, 1.0), dtype=np.float32)
 
     def _texts(self, n_items: int) -> list[str] | None:
         """The items' texts, or None when the side information has none."""
@@ -196,7 +213,8 @@ class ContentModel(EmbeddingRecommender):
         Returns
         -------
         ndarray of float32, shape (n_new, d + t)
-            ``[e W, g e]``; a zero row for an item without text.
+            ``[e W, g e]`` with ``e`` the item's centred sentence embedding; a zero row for an
+            item without text.
         """
         self._check_fitted()
         if not len(self.text_map_):
@@ -209,7 +227,7 @@ class ContentModel(EmbeddingRecommender):
         from gemrec.text import TextEncoder, item_texts
 
         texts = item_texts(as_frame(side_info, "side_info"))
-        e = TextEncoder(self.text_model).encode(texts)
+        e = self._centred(TextEncoder(self.text_model).encode(texts))
         return np.hstack([e @ self.text_map_, self.text_scale_ * e]).astype(np.float32)
 
     # ------------------------------------------------------------------ persistence
@@ -217,10 +235,12 @@ class ContentModel(EmbeddingRecommender):
         return {
             **super()._get_state(),
             "text_map_": self.text_map_,
+            "text_mean_": self.text_mean_,
             "text_scale_": np.float64(self.text_scale_),
         }
 
     def _set_state(self, state: State) -> None:
         super()._set_state(state)
         self.text_map_ = np.asarray(state["text_map_"], dtype=np.float32)
+        self.text_mean_ = np.asarray(state["text_mean_"], dtype=np.float32)
         self.text_scale_ = float(state["text_scale_"])
