@@ -65,7 +65,9 @@ class ContentModel(EmbeddingRecommender):
 
         W = argmin ||E_S W - V_S||^2 + alpha ||W||^2 = (E_S^T E_S + alpha I)^{-1} E_S^T V_S
 
-    and an item without interactions gets ``v_i = e_i W``. The text profile of a user is the mean
+    rescaled by ``mean_{i in S} ||v_i|| / mean_{i in S} ||e_i W||`` (ridge shrinks its predictions
+    towards 0; a cold item's vector gets the norm of a typical warm one), and an item without
+    interactions gets ``v_i = e_i W``. The text profile of a user is the mean
     text embedding of their items, ``p_u = sum_i x_ui e_i / sum_i x_ui``, so
 
         score(u, i) = u_b . v_i + g^2 p_u . e_i
@@ -162,6 +164,10 @@ class ContentModel(EmbeddingRecommender):
             ew.T @ ew + float(self.alpha) * np.eye(e.shape[1]),
             ew.T @ items[warm].astype(np.float64),
         )
+        # ridge shrinks: give predictions the norm the warm items' own vectors have on average
+        fitted = np.linalg.norm(ew @ w, axis=1).mean()
+        if fitted > 0:
+            w *= np.linalg.norm(items[warm], axis=1).mean() / fitted
         cold = ~(np.asarray(x.sum(axis=0)).ravel() > 0) & has_text
         items = items.copy()
         items[cold] = (e[cold] @ w).astype(np.float32)
