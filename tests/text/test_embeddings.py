@@ -94,3 +94,14 @@ def test_cache_round_trip(encoder: TextEncoder, tmp_path: Path) -> None:
     # other texts are another file
     embed_item_texts(["red kettle", "green pan", ""], encoder=encoder, cache_dir=tmp_path)
     assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_missing_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from gemrec.errors import MissingDependencyError
+    from gemrec.text._encoder import _load
+
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'gemrec\[text\]'"):
+        _load.__wrapped__(DEFAULT_TEXT_MODEL, "cpu")
