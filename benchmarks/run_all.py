@@ -210,6 +210,12 @@ RUNS: tuple[Run, ...] = (
         ("--datasets", "amazon", "movielens-1m", "lastfm-2k", "ciao"),
         "coldstart",
     ),
+    Run(
+        "coldstart-text",
+        "bench_coldstart",
+        ("--datasets", "amazon", "amazon-warm", "--text-throughput", "512"),
+        "coldstart",
+    ),
     Run("serve", "bench_serve", ("--model", "svd", "--workers", "1"), "serve"),
 )
 
