@@ -173,8 +173,8 @@ class ContentModel(EmbeddingRecommender):
         items[cold] = (e[cold] @ w).astype(np.float32)
         counts = np.asarray(x.sum(axis=1), dtype=np.float64).ravel()
         profile = (x @ e) / np.maximum(counts, 1.0)[:, None]
-        cf = float(np.linalg.norm(users @ items.T, axis=1).mean())
-        tx = float(np.linalg.norm(profile @ e.T, axis=1).mean())
+        cf = _mean_row_norm(users.astype(np.float64), items.astype(np.float64))
+        tx = _mean_row_norm(profile, e)
         g = float(np.sqrt(float(self.text_weight) * cf / tx)) if tx > 0 else 0.0
         self.text_map_ = w.astype(np.float32)
         self.text_scale_ = g
@@ -250,3 +250,9 @@ class ContentModel(EmbeddingRecommender):
         self.text_map_ = np.asarray(state["text_map_"], dtype=np.float32)
         self.text_mean_ = np.asarray(state["text_mean_"], dtype=np.float32)
         self.text_scale_ = float(state["text_scale_"])
+
+
+def _mean_row_norm(a: np.ndarray, b: np.ndarray) -> float:
+    """``mean_u ||a_u b^T||`` without forming ``a b^T``: ``||a_u b^T||^2 = a_u (b^T b) a_u^T``."""
+    sq = np.einsum("ud,de,ue->u", a, b.T @ b, a)
+    return float(np.sqrt(np.maximum(sq, 0.0)).mean())
