@@ -203,7 +203,7 @@ NEW_ITEM_TITLES = {
 
 def _new_item(model_dir: Path, dataset: Dataset, state_dir: Path) -> None:
     """Post an item with only a title to the service; print its similar items and where it
-    lands in the list of the user who buys most in its category."""
+    lands in the lists of the users who buy most in its category."""
     import warnings
 
     warnings.filterwarnings("ignore", message=".*starlette.testclient.*")
@@ -219,7 +219,8 @@ def _new_item(model_dir: Path, dataset: Dataset, state_dir: Path) -> None:
     train = dataset.interactions("train", "valid").matrix.astype(bool).astype(np.float32)
     counts = np.diff(train.indptr)
     share = (train @ (cats == category).astype(np.float32)) / np.maximum(counts, 1)
-    user = str(dataset.user_ids[int(np.argmax(np.where(counts >= 5, share, -1.0)))])
+    # the 20 users with 5+ items most into the category
+    fans = np.argsort(-np.where(counts >= 5, share, -1.0), kind="stable")[:20]
     state_dir.mkdir(parents=True, exist_ok=True)
     db = state_dir / "new-item.sqlite3"
     db.unlink(missing_ok=True)
@@ -228,12 +229,29 @@ def _new_item(model_dir: Path, dataset: Dataset, state_dir: Path) -> None:
     with TestClient(create_app(settings)) as client:
         client.post("/v1/items", json={"items": [{"item_id": "new-item", "title": title}]})
         sim = client.get("/v1/items/new-item/similar", params={"k": 5}).json()["items"]
-        recs = client.get(f"/v1/users/{user}/recommendations", params={"k": 20}).json()["items"]
+        lists = {
+            int(u): [
+                r["item_id"]
+                for r in client.get(
+                    f"/v1/users/{dataset.user_ids[u]}/recommendations", params={"k": 20}
+                ).json()["items"]
+            ]
+            for u in fans
+        }
     print(f"POST /v1/items {{'item_id': 'new-item', 'title': {title!r}}}")
     print("similar items: " + ", ".join(f"{r['item_id']} [{cat_of[r['item_id']]}]" for r in sim))
-    ids = [r["item_id"] for r in recs]
-    where = f"at position {ids.index('new-item') + 1}" if "new-item" in ids else "not in the top 20"
-    print(f"user {user} ({share.max():.0%} of their items are {category}): new-item {where}")
+    listed = {u: ids.index("new-item") + 1 for u, ids in lists.items() if "new-item" in ids}
+    print(
+        f"in the top 20 of {len(listed)} of the {len(fans)} users most into {category!r}"
+        if listed
+        else f"not in the top 20 of the {len(fans)} users most into {category!r}"
+    )
+    for u, pos in sorted(listed.items(), key=lambda x: x[1])[:3]:
+        ahead = ", ".join(sorted({cat_of[i] for i in lists[u][: pos - 1]}))
+        print(
+            f"  user {dataset.user_ids[u]} ({share[u]:.0%} {category}, {int(counts[u])} items): "
+            f"position {pos}, after {pos - 1} items of {ahead or 'nothing'}"
+        )
 
 
 def _show_users(dataset: Dataset, model: object, n: int, seed: int) -> None:
