@@ -182,15 +182,10 @@ class ContentModel(EmbeddingRecommender):
         self.item_embeddings_ = np.hstack([items, g * e]).astype(np.float32)
 
     def _centred(self, e: np.ndarray) -> np.ndarray:
-        """Sentence embeddings less the catalogue's mean, back to unit norm (zero rows stay 0).
+        """Sentence embeddings less the catalogue's mean (:func:`gemrec.text.centred`)."""
+        from gemrec.text import centred
 
-        Sentence embeddings of one catalogue share a large common direction (the texts' shared
-        layout: "title. categories. brand."); removing it leaves what tells items apart.
-        """
-        has = np.abs(e).sum(axis=1) > 0
-        out = np.where(has[:, None], e - self.text_mean_, 0.0)
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return np.asarray(out / np.where(norms > 0, norms, 1.0), dtype=np.float32)
+        return centred(e, self.text_mean_)
 
     def _texts(self, n_items: int) -> list[str] | None:
         """The items' texts, or None when the side information has none."""
