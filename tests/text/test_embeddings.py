@@ -105,3 +105,25 @@ def test_missing_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)
     with pytest.raises(MissingDependencyError, match=r"pip install 'gemrec\[text\]'"):
         _load.__wrapped__(DEFAULT_TEXT_MODEL, "cpu")
+
+
+def test_centred_clusters_separate_groups_and_skip_missing_text() -> None:
+    from gemrec.text import centred, nearest_centroid, text_centroids
+
+    # two groups around a large shared direction, and one item without text
+    rng = np.random.default_rng(0)
+    common = np.zeros(8)
+    common[0] = 5.0
+    a, b = np.eye(8)[1], np.eye(8)[2]
+    rows = [common + a + 0.05 * rng.normal(size=8) for _ in range(5)]
+    rows += [common + b + 0.05 * rng.normal(size=8) for _ in range(5)]
+    e = np.vstack([*rows, np.zeros(8)])
+    e[:10] /= np.linalg.norm(e[:10], axis=1, keepdims=True)
+    c = centred(e, e[:10].mean(axis=0))
+    np.testing.assert_allclose(np.linalg.norm(c[:10], axis=1), 1.0, rtol=1e-5)
+    assert not c[10].any()
+    assert c[0] @ c[1] > 0.9 and c[0] @ c[5] < 0  # the shared direction no longer dominates
+    centroids, mean = text_centroids(e, 2, seed=0)
+    labels = nearest_centroid(e, centroids, mean)
+    assert len(set(labels[:5])) == 1 and len(set(labels[5:10])) == 1
+    assert labels[0] != labels[5] and labels[10] is None
