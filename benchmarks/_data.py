@@ -195,6 +195,12 @@ DATASETS: dict[str, _Spec] = {
         {"split": "leave-last", "leave_n": 1},
         items=_amazon_items,
     ),
+    "amazon-scientific-text": _Spec(
+        "Amazon Industrial & Scientific (RecBole files, item text), the published leave-one-out "
+        "split (warm: every test item has training interactions)",
+        _dir("amazon-scientific-text"),
+        "recbole",
+    ),
     "amazon-scientific-cold-items": _Spec(
         "Amazon Industrial & Scientific (RecBole files, item text), 20 % of the items held out "
         "entirely as test (cold items)",

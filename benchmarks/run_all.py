@@ -218,6 +218,12 @@ RUNS: tuple[Run, ...] = (
         ("--datasets", "amazon", "movielens-1m", "movielens-100k", "lastfm-2k", "ciao"),
         "coldstart",
     ),
+    Run(
+        "coldstart-text",
+        "bench_coldstart",
+        ("--datasets", "amazon", "amazon-warm", "--text-throughput", "512"),
+        "coldstart",
+    ),
     Run("serve", "bench_serve", ("--model", "svd", "--workers", "1"), "serve"),
     Run("social", "bench_social", ("--datasets", "lastfm-2k", "ciao"), "coldstart"),
     Run("replicas", "bench_replicas", ("--model", "svd"), "deployment.md"),

@@ -36,6 +36,7 @@ TRAINED: dict[str, dict[str, Any]] = {
     "ncf": {"epochs": 1, "embedding_dim": 8, "layers": [16, 8], "progress": False},
     "item2vec": {"embedding_dim": 8, "epochs": 1, "walks_per_item": 4, "walk_length": 6},
     "fusion": {"channels": ["rp3beta", "pop"], "method": "rrf"},
+    "content": {"base_params": {"factors": 8}},
 }
 #: fitted in the subprocess too: the core install trains these without torch
 CORE = {

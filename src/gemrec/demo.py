@@ -173,6 +173,14 @@ def run_demo(
     _step(f"6. real-time: replay a shopping session against the in-process service ({live})")
     _replay(output / "models" / live, dataset, output / "serve-state", seed=seed)
 
+    from gemrec._optional import is_available
+
+    if is_available("sentence_transformers"):
+        _step("7. a brand-new item known by its title alone (content model, item text)")
+        model_dir = output / "models" / "content"
+        fit_dataset(dataset, "content", {}, model_dir)
+        _new_item(model_dir, dataset, output / "serve-state")
+
     print(
         f"\noutputs: dataset {data_dir}\n         report  {report_dir / 'index.html'}\n"
         f"         models  {output / 'models'}"
@@ -222,6 +230,71 @@ def _replay(model_dir: Path, dataset: Dataset, state_dir: Path, seed: int) -> No
     cat_of = dict(zip(items["item_id"].astype(str), items["category"].astype(str), strict=True))
     shares = [sum(cat_of.get(r["item_id"]) == category for r in recs["items"]) for _, recs in steps]
     print(f"{category!r} items in the top 10 after each step: {' -> '.join(map(str, shares))}")
+
+
+#: titles of brand-new items for the demo's text step, by category: the first category the shop
+#: has is used (like the shop's own titles, each names its category among words of its own)
+NEW_ITEM_TITLES = {
+    "kitchen": "cast iron kitchen skillet",
+    "garden": "garden watering can with a long spout",
+    "music": "music stand and acoustic guitar strings",
+    "books": "books: paperback mystery novel",
+    "shoes": "leather running shoes",
+    "electronics": "wireless bluetooth earbuds (electronics)",
+}
+
+
+def _new_item(model_dir: Path, dataset: Dataset, state_dir: Path) -> None:
+    """Post an item with only a title to the service; print its similar items and where it
+    lands in the lists of the users who buy most in its category."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*starlette.testclient.*")
+    from fastapi.testclient import TestClient
+
+    from gemrec.serve import ServeSettings, create_app
+
+    cats = dataset.items["category"].astype(str).to_numpy()
+    category = next((c for c in NEW_ITEM_TITLES if (cats == c).any()), None)
+    if category is None:
+        return
+    title = NEW_ITEM_TITLES[category]
+    train = dataset.interactions("train", "valid").matrix.astype(bool).astype(np.float32)
+    counts = np.diff(train.indptr)
+    share = (train @ (cats == category).astype(np.float32)) / np.maximum(counts, 1)
+    # the 20 users with 5+ items most into the category
+    fans = np.argsort(-np.where(counts >= 5, share, -1.0), kind="stable")[:20]
+    state_dir.mkdir(parents=True, exist_ok=True)
+    db = state_dir / "new-item.sqlite3"
+    db.unlink(missing_ok=True)
+    settings = ServeSettings(model_dir=model_dir, dataset_dir=dataset.path, store=f"sqlite:///{db}")
+    cat_of = dict(zip(dataset.items["item_id"].astype(str), cats, strict=True))
+    with TestClient(create_app(settings)) as client:
+        client.post("/v1/items", json={"items": [{"item_id": "new-item", "title": title}]})
+        sim = client.get("/v1/items/new-item/similar", params={"k": 5}).json()["items"]
+        lists = {
+            int(u): [
+                r["item_id"]
+                for r in client.get(
+                    f"/v1/users/{dataset.user_ids[u]}/recommendations", params={"k": 20}
+                ).json()["items"]
+            ]
+            for u in fans
+        }
+    print(f"POST /v1/items {{'item_id': 'new-item', 'title': {title!r}}}")
+    print("similar items: " + ", ".join(f"{r['item_id']} [{cat_of[r['item_id']]}]" for r in sim))
+    listed = {u: ids.index("new-item") + 1 for u, ids in lists.items() if "new-item" in ids}
+    print(
+        f"in the top 20 of {len(listed)} of the {len(fans)} users most into {category!r}"
+        if listed
+        else f"not in the top 20 of the {len(fans)} users most into {category!r}"
+    )
+    for u, pos in sorted(listed.items(), key=lambda x: x[1])[:3]:
+        ahead = ", ".join(sorted({cat_of[i] for i in lists[u][: pos - 1]}))
+        print(
+            f"  user {dataset.user_ids[u]} ({share[u]:.0%} {category}, {int(counts[u])} items): "
+            f"position {pos}, after {pos - 1} items of {ahead or 'nothing'}"
+        )
 
 
 def _show_users(dataset: Dataset, model: object, n: int, seed: int) -> None:

@@ -28,6 +28,7 @@ MODELS: dict[str, str] = {
     "ncf": "gemrec.models.ncf:NeuMF",
     "item2vec": "gemrec.models.item2vec:Item2Vec",
     "social": "gemrec.models.social:SocialRecommender",
+    "content": "gemrec.models.content:ContentModel",
     "fusion": "gemrec.fusion.fusion:Fusion",
 }
 

@@ -97,6 +97,12 @@ class Item2Vec(EmbeddingRecommender):
         Cells may be lists (multi-valued fields, mean-pooled).
     price_buckets : int
         Quantile buckets for numeric side features.
+    text_clusters : int
+        0: no text field. Otherwise the items' text (:func:`gemrec.text.item_texts`) is a side
+        field ``text_cluster``: the nearest of this many k-means centroids of their centred
+        sentence embeddings (``text_centroids_``, ``text_mean_``); a new item's text is assigned
+        the same way. Needs
+        ``gemrec[text]``.
     cold_dropout : float
         Probability that a training target loses its own item embedding and is represented by its
         side information alone (with the global field attention used for new items). This trains
@@ -231,6 +237,7 @@ class Item2Vec(EmbeddingRecommender):
         session_gap_hours: float | None = None,
         side_features: Sequence[str] | None = None,
         price_buckets: int = 10,
+        text_clusters: int = 0,
         cold_dropout: float = 0.1,
         half_life_days: float | None = None,
         popularity_weight: float = 0.5,
@@ -256,6 +263,7 @@ class Item2Vec(EmbeddingRecommender):
         self.session_gap_hours = session_gap_hours
         self.side_features = side_features
         self.price_buckets = price_buckets
+        self.text_clusters = text_clusters
         self.cold_dropout = cold_dropout
         self.half_life_days = half_life_days
         self.popularity_weight = popularity_weight
@@ -314,6 +322,14 @@ class Item2Vec(EmbeddingRecommender):
         ):
             raise ParameterError.invalid(
                 "side_features", "a list of column names or None", self.side_features
+            )
+        if (
+            isinstance(self.text_clusters, bool)
+            or not isinstance(self.text_clusters, int)
+            or self.text_clusters < 0
+        ):
+            raise ParameterError.invalid(
+                "text_clusters", "a non-negative integer", self.text_clusters
             )
         if not isinstance(self.seed, int | np.integer):
             raise ParameterError.invalid("seed", "an integer", self.seed)
@@ -415,12 +431,39 @@ class Item2Vec(EmbeddingRecommender):
 
     def _side_information(self, n_items: int) -> tuple[list[SideField], SideCodes]:
         """The side-information fields (kept as ``_fields``) and every item's codes."""
+        self.text_centroids_ = np.zeros((0, 0), np.float32)
+        self.text_mean_ = np.zeros(0, np.float32)
         if self._side.item_features is None:
             self._fields = []
             return [], SideCodes.encode([], pd.DataFrame(index=range(n_items)))
         table = align_features(self._side.item_features, n_items)
-        self._fields = learn_fields(table, self.side_features, int(self.price_buckets))
+        names = self.side_features
+        if self.text_clusters:
+            from gemrec.text import embed_item_texts, item_texts, text_centroids
+
+            texts = item_texts(table)
+            if any(texts):
+                embedded = embed_item_texts(texts)
+                self.text_centroids_, self.text_mean_ = text_centroids(
+                    embedded, self.text_clusters, self.seed
+                )
+                table = self._with_text_cluster(table, embedded)
+                names = None if names is None else [*names, "text_cluster"]
+        self._fields = learn_fields(table, names, int(self.price_buckets))
         return self._fields, SideCodes.encode(self._fields, table)
+
+    def _with_text_cluster(
+        self, table: pd.DataFrame, embedded: np.ndarray | None = None
+    ) -> pd.DataFrame:
+        """``table`` with a ``text_cluster`` column (the nearest of ``text_centroids_``)."""
+        from gemrec.text import item_texts, nearest_centroid
+
+        if embedded is None:
+            from gemrec.text import TextEncoder
+
+            embedded = TextEncoder().encode(item_texts(table))
+        clusters = nearest_centroid(embedded, self.text_centroids_, self.text_mean_)
+        return table.assign(text_cluster=clusters)
 
     def _log_prior(self, prior: np.ndarray) -> np.ndarray:
         """``log P_n`` per item; items the walks never reach get ``cold_log_prior_``."""
@@ -545,7 +588,10 @@ class Item2Vec(EmbeddingRecommender):
                 "this item2vec model was fitted without item side information "
                 "(fit(..., side=SideInformation(item_features=...))): new items cannot be embedded"
             )
-        codes = SideCodes.encode(self._fields, as_frame(side_info, "side_info"))
+        frame = as_frame(side_info, "side_info")
+        if len(self.text_centroids_):
+            frame = self._with_text_cluster(frame)
+        codes = SideCodes.encode(self._fields, frame)
         vecs = side_only_vectors(self.side_tables_, self.field_attention_, codes)
         prior = np.full((len(vecs), 1), self.cold_log_prior_, dtype=np.float32)
         return np.hstack([vecs, prior])
@@ -588,6 +634,8 @@ class Item2Vec(EmbeddingRecommender):
         state["attention_"] = self.attention_
         state["field_attention_"] = self.field_attention_
         state["cold_log_prior_"] = np.float64(self.cold_log_prior_)
+        state["text_centroids_"] = self.text_centroids_
+        state["text_mean_"] = self.text_mean_
         state.update(fields_state(self._fields))
         for j, table in enumerate(self.side_tables_):
             state[f"side_table_{j}_"] = table
@@ -598,6 +646,10 @@ class Item2Vec(EmbeddingRecommender):
         self.attention_ = np.asarray(state["attention_"], dtype=np.float32)
         self.field_attention_ = np.asarray(state["field_attention_"], dtype=np.float32)
         self.cold_log_prior_ = float(state["cold_log_prior_"])
+        self.text_centroids_ = np.asarray(
+            state.get("text_centroids_", np.zeros((0, 0))), dtype=np.float32
+        )
+        self.text_mean_ = np.asarray(state.get("text_mean_", np.zeros(0)), dtype=np.float32)
         self._fields = fields_from_state(state)
         self.side_tables_ = [
             np.asarray(state[f"side_table_{j}_"], dtype=np.float32)
