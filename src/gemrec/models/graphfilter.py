@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -62,7 +63,8 @@ class GraphFilter(Recommender):
     seed : int
         Seed of the randomized SVD.
     num_threads : int or None
-        Threads for BLAS and the scoring kernel (None: all cores).
+        Threads for BLAS and the scoring kernel. None: all cores while fitting; while scoring,
+        whatever the process has set (``gemrec serve`` sets ``blas_threads`` once per worker).
 
     Attributes
     ----------
@@ -200,6 +202,12 @@ class GraphFilter(Recommender):
             return threadpool_limits(limits=None)
         return threadpool_limits(limits=int(self.num_threads))
 
+    def _scoring_threads(self) -> Any:
+        """Thread pools while scoring: ``num_threads`` when set; otherwise the process's own
+        settings, untouched (a service decides them once per worker; entering thread-pool limits
+        costs about a millisecond, more than scoring one user's sparse part)."""
+        return contextlib.nullcontext() if self.num_threads is None else self._threads()
+
     def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:
         with self._threads():
             self._fit_arrays(interactions.matrix)
@@ -285,7 +293,7 @@ class GraphFilter(Recommender):
     def _score_rows(self, x: sp.csr_matrix) -> np.ndarray:
         """Scores for interaction rows ``x`` (shape (n, n_items)), float32 (n, n_items)."""
         x = sp.csr_matrix(x, dtype=np.float32)
-        with self._threads():
+        with self._scoring_threads():
             if self.item_item_ == "dense":
                 return np.asarray(x @ self.linear_, dtype=np.float32)
             user_emb = np.asarray(x @ self.item_projection_, dtype=np.float32)
@@ -304,7 +312,7 @@ class GraphFilter(Recommender):
             self.user_embeddings_[users] @ self.item_embeddings_.T, dtype=np.float32
         )
         x = self.interactions_[users]
-        with self._threads():
+        with self._scoring_threads():
             if self.item_item_ == "sparse":
                 accumulate_spmm(x, self.linear_, out)
             else:
