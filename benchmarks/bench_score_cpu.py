@@ -106,7 +106,7 @@ def time_engine(path: Path, dataset: Dataset, calls: int, k: int = 20) -> dict[s
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -114,7 +114,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--calls", type=int, default=300)
     ap.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "gemrec-bench-serve"))
     ap.add_argument("--json", help="also write the results here")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)  # what `gemrec serve` does once per worker (blas_threads=1)

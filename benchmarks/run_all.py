@@ -211,6 +211,14 @@ RUNS: tuple[Run, ...] = (
         "coldstart",
     ),
     Run("serve", "bench_serve", ("--model", "svd", "--workers", "1"), "serve"),
+    Run("serve-score-cpu", "bench_score_cpu", (), "serve"),
+    Run(
+        "serve-per-model",
+        "bench_serve",
+        ("--models", "all", "--write-docs"),
+        "serve",
+        full_only=True,
+    ),
 )
 
 
