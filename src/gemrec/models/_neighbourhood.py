@@ -56,8 +56,6 @@ class ItemToItemModel(SimilarityModel):
     (``W``); row i of ``similarity_`` holds the items similar to item i.
     """
 
-    tags: ClassVar[ModelTags] = ModelTags(fold_in=True, exact_fold_in=True)
-
     _x: sp.csr_matrix
     _weights: sp.csr_matrix
 

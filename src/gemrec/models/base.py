@@ -53,9 +53,6 @@ class ModelTags:
         Has ``user_embeddings_`` / ``item_embeddings_`` (and ``fold_in``).
     fold_in : bool
         ``score_new`` scores users unseen at fit time from their interactions.
-    exact_fold_in : bool
-        ``score_new`` of a fitted user's own interaction row equals ``score`` of that user (up to
-        float rounding): the service then scores a user and their online session in one call.
     new_item_embedding : bool
         ``embed_new_items`` embeds catalogue items added after fitting from their attributes.
     progress : bool
@@ -73,7 +70,6 @@ class ModelTags:
     timestamps: bool = False
     embeddings: bool = False
     fold_in: bool = False
-    exact_fold_in: bool = False
     new_item_embedding: bool = False
     progress: bool = False
     fit_requires: tuple[str, ...] = ()

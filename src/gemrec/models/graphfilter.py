@@ -110,7 +110,7 @@ class GraphFilter(Recommender):
     """
 
     name: ClassVar[str] = "graphfilter"
-    tags: ClassVar[ModelTags] = ModelTags(fold_in=True, exact_fold_in=True)
+    tags: ClassVar[ModelTags] = ModelTags(fold_in=True)
 
     user_embeddings_: np.ndarray
     item_embeddings_: np.ndarray

@@ -30,7 +30,7 @@ class Popularity(Recommender):
     """
 
     name = "pop"
-    tags: ClassVar[ModelTags] = ModelTags(timestamps=True, fold_in=True, exact_fold_in=True)
+    tags: ClassVar[ModelTags] = ModelTags(timestamps=True, fold_in=True)
 
     def __init__(self, *, half_life_days: float | None = None, weighted: bool = False) -> None:
         self.half_life_days = half_life_days

@@ -144,30 +144,25 @@ class OnlineState:
         ``user``: the model's user (None for a user it does not know). None when there is neither
         a model user nor an online event on a model item.
         """
+        learned = (
+            np.asarray(self.model.score(np.array([user]))[0], np.float32)
+            if user is not None
+            else None
+        )
         online = [e for e in events if self.catalogue.index[e.item_id] < self.n_model_items]
         if not online:
-            if user is None:
-                return None
-            return np.asarray(self.model.score(np.array([user]))[0], np.float32)
+            return learned
         items, w = self.weights(online)
         row = sp.csr_matrix(
             (w, (np.zeros(len(items), np.int64), items)),
             shape=(1, self.n_model_items),
             dtype=np.float32,
         )
-        learned: np.ndarray | None = None
         session: np.ndarray
-        if self.model.tags.exact_fold_in and user is not None:
-            # the user's own row and the session in one call: one pass over the model's arrays
-            both = sp.vstack([self.model.interactions_[user], row], format="csr")
-            learned, session = np.asarray(self.model.score_new(both), np.float32)
-        else:
-            if user is not None:
-                learned = np.asarray(self.model.score(np.array([user]))[0], np.float32)
-            if self.model.tags.fold_in:
-                session = np.asarray(self.model.score_new(row), np.float32)[0]
-            else:  # no fold-in: the model's own item-to-item similarities
-                session = self._item_to_item(items, w)
+        if self.model.tags.fold_in:
+            session = np.asarray(self.model.score_new(row), np.float32)[0]
+        else:  # no fold-in: the model's own item-to-item similarities
+            session = self._item_to_item(items, w)
         if learned is None:
             return session
         # the session's share grows with its weight, as for embedding models (class Notes)
