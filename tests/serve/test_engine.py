@@ -2,8 +2,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
+import scipy.sparse as sp
 
 from gemrec.data.store import Dataset, write_dataset
+from gemrec.models import make_model
 from gemrec.models.base import Recommender
 from gemrec.models.svd import PureSVD
 from gemrec.serve import ServeSettings
@@ -92,3 +95,26 @@ def test_online_interest_follows_the_documented_rule(tmp_path):
     np.testing.assert_allclose(engine.query_vector(0, events), expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(engine.query_vector(None, events), m, rtol=1e-6)
     np.testing.assert_allclose(engine.query_vector(0, []), u)
+
+
+@pytest.mark.parametrize("name", ["graphfilter", "itemknn", "userknn"])
+def test_online_scores_equal_the_separate_reference(name, shop, tmp_path):
+    # the online blend of a known user's scores and their session's fold-in (OnlineState Notes)
+    ds = Dataset.open(shop)
+    model_dir = make_model(name).fit(ds.interactions("train", "valid")).save(tmp_path / "m")
+    model = Recommender.load(model_dir)
+    engine = Engine(ServeSettings(model_dir=model_dir, dataset_dir=shop), model, ds, model_dir)
+    online = engine.online
+    user = 3
+    user_id = engine.user_ids[user]
+    picked = [engine.catalogue.item_ids[i] for i in (5, 9, 5)]
+    events = [Event(user_id, i, "view", 0.0, seq=1) for i in picked]
+    items, w = online.weights(events)
+    row = sp.csr_matrix((w, (np.zeros(len(items), int), items)), shape=(1, model.n_items))
+    learned = model.score(np.array([user]))[0]
+    session = model.score_new(row)[0]
+    expected = engine.interests.blend(session, float(w.sum()), learned)
+    np.testing.assert_allclose(online.scores(user, events), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(online.scores(user, []), learned, rtol=1e-6)
+    np.testing.assert_allclose(online.scores(None, events), session, rtol=1e-6)
+    assert online.scores(None, []) is None
