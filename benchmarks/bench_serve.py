@@ -399,7 +399,7 @@ def main_per_model(args: argparse.Namespace) -> None:
         f"3 s warm-up, {args.search_seconds:.0f} s per searched rate; load average "
         f"{load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end. Command: "
         f"`PYTHONPATH=src python benchmarks/bench_serve.py --models {args.models} "
-        f"--seconds {args.seconds:.0f} --write-docs`."
+        f"--seconds {args.seconds:g} --search-seconds {args.search_seconds:g} --write-docs`."
     )
     table = per_model_table(results, args.rate, args.p99_budget)
     print(table + "\n\n" + conditions)
