@@ -195,3 +195,17 @@ def test_shipped_defaults_reach_target_on_gowalla():
     result = evaluate(GraphFilter().fit(train), test, ks=[20])
     assert result["recall@20"] >= 0.1900
     assert result["ndcg@20"] >= 0.1580
+
+
+@pytest.mark.parametrize("item_item", ["dense", "sparse", "factored"])
+def test_sparse_scores_complete_the_low_pass_part(item_item):
+    # the service's split of score(): low-rank factors (ANN) + sparse_scores (exact)
+    inter = _random_interactions(seed=4)
+    model = GraphFilter(n_components=8, item_item=item_item).fit(inter)
+    users = np.array([0, 5, 17])
+    low = model.user_embeddings_[users] @ model.item_embeddings_.T
+    np.testing.assert_allclose(
+        low + model.sparse_scores(users), model.score(users), rtol=1e-4, atol=1e-5
+    )
+    if item_item != "dense":  # the sparse part is the item-item filter alone, not the low pass
+        assert not np.allclose(model.sparse_scores(users), model.score(users), atol=1e-3)

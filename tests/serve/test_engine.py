@@ -118,3 +118,60 @@ def test_online_scores_equal_the_separate_reference(name, shop, tmp_path):
     np.testing.assert_allclose(online.scores(user, []), learned, rtol=1e-6)
     np.testing.assert_allclose(online.scores(None, events), session, rtol=1e-6)
     assert online.scores(None, []) is None
+
+
+def test_low_rank_plus_sparse_lists_match_the_exact_engine(tmp_path):
+    # graphfilter over the ANN threshold: low-pass candidates from HNSW + its sparse part's top,
+    # re-scored exactly; the exact engine (threshold above the catalogue) is the reference
+    rng = np.random.default_rng(0)
+    n_users, n_items = 300, 400
+    pairs = {
+        (int(u), int(i))
+        for u, i in zip(rng.integers(0, n_users, 6000), rng.integers(0, n_items, 6000), strict=True)
+    }
+    users = pd.DataFrame(
+        {"user": np.arange(n_users, dtype=np.int32), "user_id": [f"u{u}" for u in range(n_users)]}
+    )
+    items = pd.DataFrame(
+        {"item": np.arange(n_items, dtype=np.int32), "item_id": [f"i{i}" for i in range(n_items)]}
+    )
+    edges = pd.DataFrame(
+        {
+            "user": np.int32([p[0] for p in sorted(pairs)]),
+            "item": np.int32([p[1] for p in sorted(pairs)]),
+            "weight": np.float32(1.0),
+            "split": "train",
+        }
+    )
+    ds = Dataset.open(
+        write_dataset(tmp_path / "ds", users=users, items=items, edges=edges, manifest={})
+    )
+    model_dir = (
+        make_model("graphfilter", n_components=16, item_item="sparse")
+        .fit(ds.interactions("train"))
+        .save(tmp_path / "m")
+    )
+    engines = {
+        threshold: Engine(
+            ServeSettings(model_dir=model_dir, dataset_dir=ds.path, ann_threshold=threshold),
+            Recommender.load(model_dir),
+            ds,
+            model_dir,
+        )
+        for threshold in (1, 10**9)
+    }
+    assert engines[1].info()["retrieval"] == "faiss-hnsw"
+    assert engines[10**9].info()["retrieval"] == "exact"
+    model = engines[1].model
+    overlap = []
+    for u in range(0, n_users, 10):
+        got = engines[1].recommend(f"u{u}", 10, [], with_reasons=False)
+        want = engines[10**9].recommend(f"u{u}", 10, [], with_reasons=False)
+        assert got.strategy == want.strategy == "personalized"
+        ids = [int(r.item_id[1:]) for r in got.items]
+        np.testing.assert_allclose(
+            [r.score for r in got.items], model.score(np.array([u]))[0][ids], rtol=1e-4, atol=1e-5
+        )  # the scores of the returned items are exact
+        assert not set(ids) & set(model.interactions_[u].indices.tolist())
+        overlap.append(len({r.item_id for r in got.items} & {r.item_id for r in want.items}) / 10)
+    assert np.mean(overlap) >= 0.95

@@ -110,7 +110,7 @@ class GraphFilter(Recommender):
     """
 
     name: ClassVar[str] = "graphfilter"
-    tags: ClassVar[ModelTags] = ModelTags(fold_in=True)
+    tags: ClassVar[ModelTags] = ModelTags(fold_in=True, low_rank_plus_sparse=True)
 
     user_embeddings_: np.ndarray
     item_embeddings_: np.ndarray
@@ -312,6 +312,27 @@ class GraphFilter(Recommender):
             self.user_embeddings_[users] @ self.item_embeddings_.T, dtype=np.float32
         )
         x = self.interactions_[users]
+        with self._scoring_threads():
+            if self.item_item_ == "sparse":
+                accumulate_spmm(x, self.linear_, out)
+            else:
+                accumulate_spmm((x @ self.left_).tocsr(), self.right_, out)
+        return out
+
+    def sparse_scores(self, users: np.ndarray) -> np.ndarray:
+        """The scores of fitted ``users`` without their low-pass part, shape (len(users), n_items).
+
+        ``score(users) == user_embeddings_[users] @ item_embeddings_.T + sparse_scores(users)``:
+        a service ranks the low-pass part through an ANN index over ``item_embeddings_`` and adds
+        these (cheap: a sparse product) to the candidates.
+        """
+        self._check_fitted()
+        users = np.asarray(users, dtype=np.int64)
+        x = self.interactions_[users]
+        if self.item_item_ == "dense":  # the low-pass part is inside the dense filter
+            low = self.user_embeddings_[users] @ self.item_embeddings_.T
+            return np.asarray(self._score_rows(x) - low, dtype=np.float32)
+        out = np.zeros((len(users), self.n_items), np.float32)
         with self._scoring_threads():
             if self.item_item_ == "sparse":
                 accumulate_spmm(x, self.linear_, out)
