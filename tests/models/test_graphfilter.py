@@ -209,3 +209,9 @@ def test_sparse_scores_complete_the_low_pass_part(item_item):
     )
     if item_item != "dense":  # the sparse part is the item-item filter alone, not the low pass
         assert not np.allclose(model.sparse_scores(users), model.score(users), atol=1e-3)
+    rows = sp.csr_matrix(np.eye(inter.n_items, dtype=np.float32)[[3, 7]] * 2.0)
+    queries, sparse = model.split_new(rows)
+    assert queries.shape == (2, model.item_embeddings_.shape[1])
+    np.testing.assert_allclose(
+        queries @ model.item_embeddings_.T + sparse, model.score_new(rows), rtol=1e-4, atol=1e-5
+    )

@@ -174,4 +174,11 @@ def test_low_rank_plus_sparse_lists_match_the_exact_engine(tmp_path):
         )  # the scores of the returned items are exact
         assert not set(ids) & set(model.interactions_[u].indices.tolist())
         overlap.append(len({r.item_id for r in got.items} & {r.item_id for r in want.items}) / 10)
+    # a user the model does not know, with online events: the fold-in splits the same way
+    for j in range(10):
+        events = [Event(f"new{j}", f"i{i}", "view", 0.0, seq=1) for i in (j, j + 50, j + 90)]
+        got = engines[1].recommend(f"new{j}", 10, events, with_reasons=False)
+        want = engines[10**9].recommend(f"new{j}", 10, events, with_reasons=False)
+        assert got.strategy == want.strategy == "fold_in"
+        overlap.append(len({r.item_id for r in got.items} & {r.item_id for r in want.items}) / 10)
     assert np.mean(overlap) >= 0.95

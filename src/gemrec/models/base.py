@@ -54,8 +54,9 @@ class ModelTags:
     fold_in : bool
         ``score_new`` scores users unseen at fit time from their interactions.
     low_rank_plus_sparse : bool
-        ``score(users) == user_embeddings_[users] @ item_embeddings_.T + sparse_scores(users)``:
-        the service retrieves candidates for the low-rank part from an ANN index.
+        ``score(users) == user_embeddings_[users] @ item_embeddings_.T + sparse_scores(users)``,
+        and ``split_new(user_items)`` splits ``score_new`` the same way: the service retrieves
+        candidates for the low-rank part from an ANN index.
     new_item_embedding : bool
         ``embed_new_items`` embeds catalogue items added after fitting from their attributes.
     progress : bool

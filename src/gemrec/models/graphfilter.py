@@ -328,11 +328,32 @@ class GraphFilter(Recommender):
         """
         self._check_fitted()
         users = np.asarray(users, dtype=np.int64)
-        x = self.interactions_[users]
+        return self._sparse_rows(self.interactions_[users], self.user_embeddings_[users])
+
+    def split_new(self, user_items: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        """Fold-in split like :meth:`sparse_scores`: ``(queries, sparse)`` with
+        ``score_new(user_items) == queries @ item_embeddings_.T + sparse``.
+
+        Returns
+        -------
+        queries : ndarray of float32, shape (n, k)
+        sparse : ndarray of float32, shape (n, n_items)
+        """
+        self._check_fitted()
+        x = sp.csr_matrix(user_items, dtype=np.float32)
+        if x.shape[1] != self.n_items:
+            raise ParameterError.invalid(
+                "user_items", f"a sparse matrix with {self.n_items} columns", x.shape
+            )
+        queries = np.asarray(x @ self.item_projection_, dtype=np.float32)
+        return queries, self._sparse_rows(x, queries)
+
+    def _sparse_rows(self, x: sp.csr_matrix, queries: np.ndarray) -> np.ndarray:
+        """The non-low-pass scores of interaction rows ``x`` whose low-pass queries are given."""
         if self.item_item_ == "dense":  # the low-pass part is inside the dense filter
-            low = self.user_embeddings_[users] @ self.item_embeddings_.T
+            low = queries @ self.item_embeddings_.T
             return np.asarray(self._score_rows(x) - low, dtype=np.float32)
-        out = np.zeros((len(users), self.n_items), np.float32)
+        out = np.zeros((x.shape[0], self.n_items), np.float32)
         with self._scoring_threads():
             if self.item_item_ == "sparse":
                 accumulate_spmm(x, self.linear_, out)

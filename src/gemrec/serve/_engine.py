@@ -293,16 +293,13 @@ class Engine:
                 return items[ids], vals
             return self.index.search(q, k, excluded, categories, cap)
         m = self.n_model_items
-        if (
-            self.low_rank is not None
-            and user is not None
-            and not events
-            and m - int(excluded[:m].sum()) >= n // 4  # not a narrow filter (as above)
-        ):
-            # low-pass part from the ANN index, the sparse part exact, candidates re-scored exactly
-            q = np.asarray(self.model.user_embeddings_[user], dtype=np.float32)  # type: ignore[attr-defined]
-            extra = self.model.sparse_scores(np.array([user]))[0]  # type: ignore[attr-defined]
-            return self.low_rank.search(q, k, excluded[:m], categories[:m], cap, extra=extra)
+        if self.low_rank is not None and m - int(excluded[:m].sum()) >= n // 4:
+            # not a narrow filter (as above): the low-pass part from the ANN index, the sparse part
+            # exact, the candidates re-scored exactly
+            split = self.online.low_rank_split(user, events)
+            if split is not None:
+                q, extra = split
+                return self.low_rank.search(q, k, excluded[:m], categories[:m], cap, extra=extra)
         scores = self.online.scores(user, events)
         if scores is None:
             return None

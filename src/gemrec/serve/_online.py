@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -167,6 +168,30 @@ class OnlineState:
             return session
         # the session's share grows with its weight, as for embedding models (class Notes)
         return self.interests.blend(session, float(w.sum()), learned)
+
+    def low_rank_split(
+        self, user: int | None, events: Sequence[Event]
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(q, sparse)`` with ``q @ item_embeddings_.T + sparse`` equal to :meth:`scores` when
+        the model's scores split that way (``ModelTags.low_rank_plus_sparse``): a model user
+        without online events, or a user it does not know with events (a fold-in). None
+        otherwise: a known user with events blends two score vectors by their norms, which needs
+        both in full."""
+        model: Any = self.model
+        online = [e for e in events if self.catalogue.index[e.item_id] < self.n_model_items]
+        if user is not None and not online:
+            q = np.asarray(model.user_embeddings_[user], dtype=np.float32)
+            return q, model.sparse_scores(np.array([user]))[0]
+        if user is None and online:
+            items, w = self.weights(online)
+            row = sp.csr_matrix(
+                (w, (np.zeros(len(items), np.int64), items)),
+                shape=(1, self.n_model_items),
+                dtype=np.float32,
+            )
+            queries, sparse = model.split_new(row)
+            return queries[0], sparse[0]
+        return None
 
     def _item_to_item(self, items: np.ndarray, weights: np.ndarray, width: int = 200) -> np.ndarray:
         """Fold-in for models without ``score_new``: ``s = sum_e w_e sim(i_e, .)`` over each event
