@@ -12,8 +12,9 @@ thread) and time ``Engine.recommend`` for one user, single-threaded:
 
 Reported: the median CPU time (``time.thread_time``) and wall time of one call over ``--calls``
 users, and where the engine retrieves through an ANN index (faiss HNSW, the default above
-20,000 items) the recall@20 of its ``known`` and ``new`` lists against an exact engine's (the same settings
-with ``ann_threshold`` above the catalogue). Fitted models are cached under ``--workdir``.
+20,000 items) the recall@20 of its ``known`` and ``new`` lists against an exact engine's (the
+same settings with ``ann_threshold`` above the catalogue). Fitted models are cached under
+``--workdir``.
 
 Run:  PYTHONPATH=src python benchmarks/bench_score_cpu.py [--models graphfilter,pop] [--calls 300]
 """
