@@ -174,6 +174,22 @@ def test_low_rank_plus_sparse_lists_match_the_exact_engine(tmp_path):
         )  # the scores of the returned items are exact
         assert not set(ids) & set(model.interactions_[u].indices.tolist())
         overlap.append(len({r.item_id for r in got.items} & {r.item_id for r in want.items}) / 10)
+    # a known user with fresh events: both parts blended with the full vectors' coefficients
+    for u in range(0, n_users, 30):
+        events = [Event(f"u{u}", f"i{i}", "view", 0.0, seq=1) for i in (u % 7, 100 + u % 50)]
+        got = engines[1].recommend(f"u{u}", 10, events, with_reasons=False)
+        want = engines[10**9].recommend(f"u{u}", 10, events, with_reasons=False)
+        assert got.strategy == want.strategy == "personalized"
+        np.testing.assert_allclose(
+            [r.score for r in got.items],
+            [
+                dict((r.item_id, r.score) for r in want.items).get(r.item_id, r.score)
+                for r in got.items
+            ],
+            rtol=1e-4,
+            atol=1e-5,
+        )  # the items both return have the same (exact) blended score
+        overlap.append(len({r.item_id for r in got.items} & {r.item_id for r in want.items}) / 10)
     # a user the model does not know, with online events: the fold-in splits the same way
     for j in range(10):
         events = [Event(f"new{j}", f"i{i}", "view", 0.0, seq=1) for i in (j, j + 50, j + 90)]

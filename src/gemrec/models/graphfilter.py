@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -120,6 +121,7 @@ class GraphFilter(Recommender):
     linear_: Any
     left_: sp.csr_matrix
     right_: sp.csr_matrix
+    _gram: np.ndarray | None = None
 
     def __init__(
         self,
@@ -213,6 +215,7 @@ class GraphFilter(Recommender):
             self._fit_arrays(interactions.matrix)
 
     def _fit_arrays(self, R: sp.csr_matrix) -> None:
+        self._gram = None  # score_norms' cache of E^T E, for these factors
         n_users, n_items = R.shape
         _, item_degree = degrees(R)
         a, c = float(self.input_exponent), float(self.output_exponent)
@@ -348,6 +351,40 @@ class GraphFilter(Recommender):
         queries = np.asarray(x @ self.item_projection_, dtype=np.float32)
         return queries, self._sparse_rows(x, queries)
 
+    def score_norms(self, queries: np.ndarray, sparse: np.ndarray) -> np.ndarray:
+        """Euclidean norms of the rows of ``queries @ item_embeddings_.T + sparse`` (the scores
+        :meth:`split_new` splits), without the dense product.
+
+        Parameters
+        ----------
+        queries : ndarray of float32, shape (n, k)
+        sparse : ndarray of float32, shape (n, n_items)
+
+        Returns
+        -------
+        ndarray of float64, shape (n,)
+
+        Notes
+        -----
+        ``|q E^T + s|^2 = q (E^T E) q^T + 2 sum_{i: s_i != 0} s_i (E_i . q) + |s|^2``: the Gram
+        matrix ``E^T E`` (k x k, computed once) replaces the pass over every item, and the cross
+        term only reads the items the sparse part reaches.
+        """
+        self._check_fitted()
+        emb = self.item_embeddings_
+        gram = self._gram
+        if gram is None:
+            e64 = emb.astype(np.float64)
+            gram = self._gram = e64.T @ e64
+        out = np.zeros(len(queries), np.float64)
+        for r in range(len(queries)):
+            q = np.asarray(queries[r], dtype=np.float64)
+            nz = np.flatnonzero(sparse[r])
+            s = sparse[r, nz].astype(np.float64)
+            cross = float(s @ (emb[nz] @ queries[r]).astype(np.float64))
+            out[r] = math.sqrt(max(float(q @ gram @ q) + 2.0 * cross + float(s @ s), 0.0))
+        return out
+
     def _sparse_rows(self, x: sp.csr_matrix, queries: np.ndarray) -> np.ndarray:
         """The non-low-pass scores of interaction rows ``x`` whose low-pass queries are given."""
         if self.item_item_ == "dense":  # the low-pass part is inside the dense filter
@@ -399,6 +436,7 @@ class GraphFilter(Recommender):
         return state
 
     def _set_state(self, state: State) -> None:
+        self._gram = None
         self.user_embeddings_ = np.asarray(state["user_embeddings_"], dtype=np.float32)
         self.item_embeddings_ = np.asarray(state["item_embeddings_"], dtype=np.float32)
         self.item_projection_ = np.asarray(state["item_projection_"], dtype=np.float32)

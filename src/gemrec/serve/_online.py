@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from gemrec.analysis.interests import InterestModel
+from gemrec.analysis.interests import InterestModel, blend_coefficients
 from gemrec.models.base import Recommender
 from gemrec.serve._catalogue import Catalogue, grown
 from gemrec.serve._retrieval import ItemIndex
@@ -173,25 +173,39 @@ class OnlineState:
         self, user: int | None, events: Sequence[Event]
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """``(q, sparse)`` with ``q @ item_embeddings_.T + sparse`` equal to :meth:`scores` when
-        the model's scores split that way (``ModelTags.low_rank_plus_sparse``): a model user
-        without online events, or a user it does not know with events (a fold-in). None
-        otherwise: a known user with events blends two score vectors by their norms, which needs
-        both in full."""
+        the model's scores split that way (``ModelTags.low_rank_plus_sparse``); None when there
+        is neither a model user nor an online event on a model item. A known user's scores and
+        their session's blend (class Notes) part by part, with the coefficients of the full
+        vectors' norms (``score_norms``)."""
         model: Any = self.model
         online = [e for e in events if self.catalogue.index[e.item_id] < self.n_model_items]
-        if user is not None and not online:
+        learned: tuple[np.ndarray, np.ndarray] | None = None
+        if user is not None:
             q = np.asarray(model.user_embeddings_[user], dtype=np.float32)
-            return q, model.sparse_scores(np.array([user]))[0]
-        if user is None and online:
-            items, w = self.weights(online)
-            row = sp.csr_matrix(
-                (w, (np.zeros(len(items), np.int64), items)),
-                shape=(1, self.n_model_items),
-                dtype=np.float32,
-            )
-            queries, sparse = model.split_new(row)
+            learned = q, model.sparse_scores(np.array([user]))[0]
+        if not online:
+            return learned
+        items, w = self.weights(online)
+        row = sp.csr_matrix(
+            (w, (np.zeros(len(items), np.int64), items)),
+            shape=(1, self.n_model_items),
+            dtype=np.float32,
+        )
+        queries, sparse = model.split_new(row)
+        if learned is None:
             return queries[0], sparse[0]
-        return None
+        norms = model.score_norms(
+            np.stack([learned[0], queries[0]]), np.stack([learned[1], sparse[0]])
+        )
+        a, b = blend_coefficients(
+            float(w.sum()),
+            norms[:1],
+            norms[1:],
+            recent_weight=self.interests.recent_weight,
+            prior_mass=self.interests.prior_mass,
+        )
+        q_blend = (a[0] * learned[0] + b[0] * queries[0]).astype(np.float32)
+        return q_blend, (a[0] * learned[1] + b[0] * sparse[0]).astype(np.float32)
 
     def _item_to_item(self, items: np.ndarray, weights: np.ndarray, width: int = 200) -> np.ndarray:
         """Fold-in for models without ``score_new``: ``s = sum_e w_e sim(i_e, .)`` over each event
