@@ -88,6 +88,7 @@ class OnlineState:
             self.user_emb = np.asarray(model.user_embeddings_, dtype=np.float32)  # type: ignore[attr-defined]
         self.counts_max_age = counts_max_age
         self._counts = np.zeros(0, np.float32)
+        self._user_norms: np.ndarray | None = None
         self._counts_from: tuple[EventStore | None, float] = (None, -math.inf)
 
     # ------------------------------------------------------------------ events
@@ -194,18 +195,28 @@ class OnlineState:
         queries, sparse = model.split_new(row)
         if learned is None:
             return queries[0], sparse[0]
-        norms = model.score_norms(
-            np.stack([learned[0], queries[0]]), np.stack([learned[1], sparse[0]])
-        )
         a, b = blend_coefficients(
             float(w.sum()),
-            norms[:1],
-            norms[1:],
+            np.array([self._user_score_norm(user, *learned)]),
+            model.score_norms(queries, sparse),
             recent_weight=self.interests.recent_weight,
             prior_mass=self.interests.prior_mass,
         )
         q_blend = (a[0] * learned[0] + b[0] * queries[0]).astype(np.float32)
         return q_blend, (a[0] * learned[1] + b[0] * sparse[0]).astype(np.float32)
+
+    def _user_score_norm(self, user: int | None, query: np.ndarray, sparse: np.ndarray) -> float:
+        """``|s_u|`` of a model user's full scores: computed on the user's first fresh event (one
+        pass over the low-rank factors), then kept, a constant of the model like its factors."""
+        assert user is not None
+        if self._user_norms is None:
+            self._user_norms = np.full(self.model.n_users, np.nan)
+        norm = float(self._user_norms[user])
+        if np.isnan(norm):
+            full = self.model.item_embeddings_ @ query + sparse  # type: ignore[attr-defined]
+            norm = float(np.linalg.norm(full.astype(np.float64)))
+            self._user_norms[user] = norm
+        return norm
 
     def _item_to_item(self, items: np.ndarray, weights: np.ndarray, width: int = 200) -> np.ndarray:
         """Fold-in for models without ``score_new``: ``s = sum_e w_e sim(i_e, .)`` over each event
