@@ -175,7 +175,7 @@ def test_low_rank_plus_sparse_lists_match_the_exact_engine(tmp_path):
         assert not set(ids) & set(model.interactions_[u].indices.tolist())
         overlap.append(len({r.item_id for r in got.items} & {r.item_id for r in want.items}) / 10)
     # a known user with fresh events: both parts blended with the full vectors' coefficients
-    for u, first in [(u, i) for u in range(0, n_users, 30) for i in (u % 7, 200 + u % 9)]:
+    for u, first in [(v, i) for v in range(0, n_users, 30) for i in (v % 7, 200 + v % 9)]:
         # a second request of the same user reuses the norm of its learned scores
         events = [Event(f"u{u}", f"i{i}", "view", 0.0, seq=1) for i in (first, 100 + u % 50)]
         got = engines[1].recommend(f"u{u}", 10, events, with_reasons=False)
