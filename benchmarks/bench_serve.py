@@ -9,6 +9,15 @@ this process, open loop (latency is measured from each request's *scheduled* sen
 is not hidden).
 
 Run:  PYTHONPATH=src python benchmarks/bench_serve.py [--rate 300] [--seconds 20] [--model svd]
+
+Per-model mode (``--models``): every model type the service serves (the models and training
+settings of ``benchmarks/bench_score_cpu.py``, fit on Gowalla and cached in --workdir), each served
+by ``gemrec serve`` with its default settings; per model an open-loop run at ``--rate``, then a rate
+search for the highest rate whose p99 stays within ``--p99-budget`` ms without errors. The table
+(model, p50, p99, errors at ``--rate``, highest rate, server CPU ms per request) is printed as
+Markdown and, with ``--write-docs``, replaces the one in docs/benchmarks.md::
+
+    PYTHONPATH=src python benchmarks/bench_serve.py --models all --write-docs
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _data import load  # noqa: E402
+from bench_score_cpu import MODELS, model_dir  # noqa: E402
 
 from gemrec.data.store import Dataset  # noqa: E402
 from gemrec.models.base import EmbeddingRecommender  # noqa: E402
@@ -294,6 +304,111 @@ def in_process_retrieval(model_dir: Path, dataset: Path, users: np.ndarray) -> d
     return out
 
 
+#: rates tried by the rate search (req/s), after ``--rate`` itself
+SEARCH_RATES = (400, 500, 650, 800, 1000, 1250, 1500, 2000, 2500, 3000)
+#: where the per-model table lives in docs/benchmarks.md
+TABLE_START, TABLE_END = "<!-- serve-per-model:start -->", "<!-- serve-per-model:end -->"
+
+
+def serve_one(
+    path: Path, dataset: Path, workdir: Path, args: argparse.Namespace
+) -> dict[str, float | str]:
+    """Serve the model at ``path`` with default settings and measure it (module docstring)."""
+    store = workdir / f"events-{os.getpid()}.sqlite3"
+    log = workdir / f"serve-{os.getpid()}.log"
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen(
+        serve_command(path, dataset, port, f"sqlite:///{store}"),
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+    )
+    out: dict[str, float | str] = {}
+    try:
+        out["retrieval"] = str(wait_healthy(proc, port, log)["retrieval"])
+        users = np.random.default_rng(0).permutation(29858)
+        asyncio.run(fixed_rate(port, args.rate, 3.0, users, args.k))  # warm-up
+        cpu0 = group_cpu_seconds(proc.pid)
+        run = asyncio.run(fixed_rate(port, args.rate, args.seconds, users[5000:], args.k))
+        out["cpu_ms_per_request"] = (group_cpu_seconds(proc.pid) - cpu0) * 1000 / run["requests"]
+        out.update({f"at_rate_{key}": value for key, value in run.items()})
+        best = 0.0
+        if run["p99_ms"] <= args.p99_budget and not run["errors"]:
+            best = args.rate
+            for rate in (r for r in SEARCH_RATES if r > args.rate):
+                r = asyncio.run(fixed_rate(port, rate, args.search_seconds, users, args.k))
+                if r["p99_ms"] > args.p99_budget or r["errors"]:
+                    break
+                best = rate
+        out["max_rate"] = best
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{store}{suffix}").unlink(missing_ok=True)
+    return out
+
+
+def per_model_table(results: dict[str, dict[str, float | str]], rate: float, budget: float) -> str:
+    """The Markdown table of the per-model mode."""
+    lines = [
+        f"| model | retrieval | p50 at {rate:.0f} req/s | p99 | errors | highest rate with p99 <= "
+        f"{budget:.0f} ms | server CPU per request |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        lines.append(
+            f"| {name} | {r['retrieval']} | {float(r['at_rate_p50_ms']):.2f} ms | "
+            f"{float(r['at_rate_p99_ms']):.2f} ms | {int(float(r['at_rate_errors']))} | "
+            f"{'< ' + str(int(rate)) if not r['max_rate'] else str(int(float(r['max_rate'])))} "
+            f"req/s | {float(r['cpu_ms_per_request']):.2f} ms |"
+        )
+    return "\n".join(lines)
+
+
+def write_table(doc: Path, table: str, conditions: str) -> None:
+    """Replace the text between the per-model markers of ``doc`` with ``table``."""
+    text = doc.read_text()
+    if TABLE_START not in text or TABLE_END not in text:
+        raise SystemExit(f"{doc}: expected the markers {TABLE_START} and {TABLE_END}")
+    head, rest = text.split(TABLE_START, 1)
+    _, tail = rest.split(TABLE_END, 1)
+    doc.write_text(f"{head}{TABLE_START}\n{table}\n\n{conditions}\n{TABLE_END}{tail}")
+
+
+def main_per_model(args: argparse.Namespace) -> None:
+    names = list(MODELS) if args.models == "all" else args.models.split(",")
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        raise SystemExit(f"--models: unknown {unknown}; expected 'all' or some of {list(MODELS)}")
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    data = load(DATASET)
+    load_start = os.getloadavg()[0]
+    results: dict[str, dict[str, float | str]] = {}
+    for name in names:
+        results[name] = serve_one(model_dir(workdir, data, name), data.path, workdir, args)
+        print(f"{name}: {results[name]}", flush=True)
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    conditions = (
+        f"Measured at {commit}: 1 worker, {args.seconds:.0f} s at {args.rate:.0f} req/s after a "
+        f"3 s warm-up, {args.search_seconds:.0f} s per searched rate; load average "
+        f"{load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end. Command: "
+        f"`PYTHONPATH=src python benchmarks/bench_serve.py --models {args.models} "
+        f"--seconds {args.seconds:g} --search-seconds {args.search_seconds:g} --write-docs`."
+    )
+    table = per_model_table(results, args.rate, args.p99_budget)
+    print(table + "\n\n" + conditions)
+    if args.write_docs:
+        write_table(ROOT / "docs" / "benchmarks.md", table, conditions)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -307,11 +422,23 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "gemrec-bench-serve"))
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument(
+        "--models",
+        help=f"per-model mode: 'all' or comma-separated, of {','.join(MODELS)} (module docstring)",
+    )
+    ap.add_argument("--p99-budget", type=float, default=20.0, help="ms, for the rate search")
+    ap.add_argument("--search-seconds", type=float, default=5.0, help="seconds per searched rate")
+    ap.add_argument(
+        "--write-docs", action="store_true", help="per-model mode: update docs/benchmarks.md"
+    )
     return ap
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if args.models:
+        main_per_model(args)
+        return
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     data = load(DATASET)

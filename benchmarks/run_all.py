@@ -227,6 +227,14 @@ RUNS: tuple[Run, ...] = (
     Run("serve", "bench_serve", ("--model", "svd", "--workers", "1"), "serve"),
     Run("social", "bench_social", ("--datasets", "lastfm-2k", "ciao"), "coldstart"),
     Run("replicas", "bench_replicas", ("--model", "svd"), "deployment.md"),
+    Run("serve-score-cpu", "bench_score_cpu", (), "serve"),
+    Run(
+        "serve-per-model",
+        "bench_serve",
+        ("--models", "all", "--write-docs"),
+        "serve",
+        full_only=True,
+    ),
 )
 
 

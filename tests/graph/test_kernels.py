@@ -57,3 +57,15 @@ def test_concurrent_calls_from_threads_are_safe():
     with ThreadPoolExecutor(4) as pool:
         for out in pool.map(one, range(16)):
             np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_one_row_kernel_equals_slow_reference(seed):
+    # a single row (one served request) takes the serial kernel
+    rng = np.random.default_rng(seed)
+    X = sp.random(1, 40, density=0.2, random_state=seed, format="csr", dtype=np.float32)
+    P = sp.random(40, 30, density=0.3, random_state=seed + 5, format="csr", dtype=np.float32)
+    start = rng.random((1, 30)).astype(np.float32)
+    out = start.copy()
+    assert accumulate_spmm(X, P, out) is out
+    np.testing.assert_allclose(out, _slow_reference(X, P, start), rtol=1e-5, atol=1e-6)

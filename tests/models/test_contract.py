@@ -168,6 +168,7 @@ def test_tags_declare_what_the_model_does(name, data):
     params = klass._param_names()
     assert tags.embeddings == issubclass(klass, EmbeddingRecommender)
     assert tags.fold_in == (klass.score_new is not Recommender.score_new)
+    assert tags.low_rank_plus_sparse == callable(getattr(klass, "sparse_scores", None))
     assert tags.new_item_embedding == callable(getattr(klass, "embed_new_items", None))
     assert tags.progress == ("progress" in params)
     # data-parallel models train through the shared loop and take a device

@@ -228,3 +228,29 @@ def test_reused_work_must_match_the_data_and_the_rank():
         GraphFilter(n_components=5).fit_reusing(other, work)
     with pytest.raises(ParameterError, match="a SpectralWork"):
         GraphFilter().fit_reusing(inter, {"gram": None})
+
+
+@pytest.mark.parametrize("item_item", ["dense", "sparse", "factored"])
+def test_sparse_scores_complete_the_low_pass_part(item_item):
+    # the service's split of score(): low-rank factors (ANN) + sparse_scores (exact)
+    inter = _random_interactions(seed=4)
+    model = GraphFilter(n_components=8, item_item=item_item).fit(inter)
+    users = np.array([0, 5, 17])
+    low = model.user_embeddings_[users] @ model.item_embeddings_.T
+    np.testing.assert_allclose(
+        low + model.sparse_scores(users), model.score(users), rtol=1e-4, atol=1e-5
+    )
+    if item_item != "dense":  # the sparse part is the item-item filter alone, not the low pass
+        assert not np.allclose(model.sparse_scores(users), model.score(users), atol=1e-3)
+    rows = sp.csr_matrix(np.eye(inter.n_items, dtype=np.float32)[[3, 7]] * 2.0)
+    queries, sparse = model.split_new(rows)
+    assert queries.shape == (2, model.item_embeddings_.shape[1])
+    np.testing.assert_allclose(
+        queries @ model.item_embeddings_.T + sparse, model.score_new(rows), rtol=1e-4, atol=1e-5
+    )
+    # the norms of the full score rows, without forming them
+    np.testing.assert_allclose(
+        model.score_norms(queries, sparse),
+        np.linalg.norm(model.score_new(rows).astype(np.float64), axis=1),
+        rtol=1e-4,
+    )

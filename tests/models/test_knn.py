@@ -168,3 +168,31 @@ def test_itemknn_defaults_reproduce_published_gowalla():
     result = evaluate(ItemKNN().fit(train), test, ks=[20])
     assert result["recall@20"] == pytest.approx(0.156, abs=0.005)
     assert result["ndcg@20"] >= 0.123 - 0.005
+
+
+@pytest.mark.parametrize("weighting", ["none", "tfidf"])
+def test_userknn_fold_in_equals_dense_reference(weighting):
+    # fold-in reuses the fitted rows transposed and normed once; the reference recomputes them
+    inter = _random_interactions(seed=3)
+    model = UserKNN(n_neighbors=5, shrink=2.0, weighting=weighting).fit(inter)
+    x = inter.matrix.toarray()
+    new = np.zeros((2, x.shape[1]), np.float32)
+    new[0, [1, 4, 7]] = [1.0, 2.0, 0.5]
+    new[1, [2, 9]] = [3.0, 1.0]
+    if weighting == "tfidf":
+        idf = np.log(x.shape[0] / np.maximum((x != 0).sum(axis=0), 1.0))
+        feats, new_feats = x * idf, new * idf
+    else:
+        feats, new_feats = x, new
+    norms = np.sqrt((feats * feats).sum(axis=1))
+    new_norms = np.sqrt((new_feats * new_feats).sum(axis=1))
+    sim = (new_feats @ feats.T) / (new_norms[:, None] * norms[None, :] + 2.0 + 1e-9)
+    top = np.zeros_like(sim)
+    for r in range(len(sim)):
+        keep = sorted(range(sim.shape[1]), key=lambda c: -sim[r, c])[:5]
+        top[r, keep] = sim[r, keep]
+    expected = top @ x
+    got = model.score_new(sp.csr_matrix(new))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    # the same request twice: the cached transposed rows are not altered by a call
+    np.testing.assert_array_equal(model.score_new(sp.csr_matrix(new)), got)

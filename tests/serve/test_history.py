@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from gemrec.data.store import Dataset
 from tests.serve.conftest import FUNNEL
 
@@ -58,3 +60,21 @@ def test_offline_history_without_event_types_keeps_times(make_client, svd_dir, s
     offline = [x for x in history(c, "u0") if x["source"] == "offline"]
     assert {x["item_id"]: x["timestamp"] for x in offline} == times
     assert {x["event_type"] for x in offline} == {"interaction"}
+
+
+def test_co_users_equals_the_sparse_product(svd_dir, shop):
+    # the request-sized kernel against scipy's product, the definition
+    from gemrec.serve import ServeSettings, load_engine
+
+    history = load_engine(ServeSettings(model_dir=svd_dir, dataset_dir=shop)).history
+    iu = history.item_users
+    rng = np.random.default_rng(0)
+    n_items = iu.shape[0]
+    for n_rows, n_cols in ((1, 1), (20, 20), (7, 3), (0, 4)):
+        rows = rng.integers(0, n_items, n_rows)
+        cols = rng.integers(0, n_items, n_cols)  # duplicates included
+        expected = (iu[rows] @ iu[cols].T).toarray()
+        got = history.co_users(rows, cols)
+        assert got.dtype == np.float32 and got.shape == (n_rows, n_cols)
+        np.testing.assert_array_equal(got, expected)
+    assert history.co_users(np.array([0]), np.array([0]))[0, 0] == history.item_degree[0]

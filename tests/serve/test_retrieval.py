@@ -112,3 +112,30 @@ def test_updated_vector_is_found_by_its_new_neighbours_in_the_ann_graph():
     assert new == 3000 and ann.search(a, 1)[0].tolist() == [3000]
     ann.set_vector(3000, b * 2.5)
     assert ann.search(b, 1)[0].tolist() == [3000] and 3000 not in ann.search(a, 20)[0]
+
+
+def test_ann_search_with_extra_scores_matches_the_exact_sum():
+    # low-rank + sparse models: ANN candidates plus the top of the extra scores, re-scored exactly
+    rng = np.random.default_rng(1)
+    vecs = rng.standard_normal((3000, 16)).astype(np.float32)
+    ann = ItemIndex(vecs, ann_threshold=1000)
+    assert ann.ann
+    overlap = []
+    for q in rng.standard_normal((20, 16)).astype(np.float32):
+        extra = np.zeros(3000, np.float32)
+        boosted = rng.choice(3000, 30, replace=False)
+        extra[boosted] = rng.uniform(5.0, 15.0, 30).astype(np.float32)  # far from the ANN's top
+        excluded = np.zeros(3000, bool)
+        excluded[boosted[:5]] = True
+        got, vals = ann.search(q, 20, excluded, extra=extra)
+        want, _ = select_top(vecs @ q + extra, 20, excluded)
+        assert len(got) == 20 and not excluded[got].any()
+        np.testing.assert_allclose(vals, (vecs[got] @ q + extra[got]), rtol=1e-5, atol=1e-5)
+        assert set(boosted[5:]) & set(want) <= set(got)  # the sparse part's top is never lost
+        overlap.append(len(set(got) & set(want)) / 20)
+    assert np.mean(overlap) >= 0.95
+    # without an index (exact) the sum is ranked exactly
+    exact = ItemIndex(vecs, ann_threshold=10_000)
+    q, extra = vecs[0], np.arange(3000, dtype=np.float32) / 3000
+    got, _ = exact.search(q, 10, extra=extra)
+    np.testing.assert_array_equal(got, select_top(vecs @ q + extra, 10)[0])

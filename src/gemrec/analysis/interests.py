@@ -23,6 +23,7 @@ from gemrec.errors import ParameterError
 __all__ = [
     "InterestModel",
     "InterestState",
+    "blend_coefficients",
     "blend_interest",
     "category_affinities",
     "decay_weights",
@@ -84,17 +85,40 @@ def blend_interest(
         out_r: np.ndarray = r.astype(np.float32)
         return out_r[0] if single else out_r
     u = np.atleast_2d(np.asarray(user_vectors, dtype=np.float64))
-    m = np.broadcast_to(np.asarray(mass, dtype=np.float64), (len(r),))
-    beta = float(recent_weight) * m / (m + float(prior_mass))
-    nu = np.linalg.norm(u, axis=1)
-    nr = np.linalg.norm(r, axis=1)
-    scale = np.divide(nu, nr, out=np.zeros_like(nu), where=nr > 0)
-    beta = np.where((nr > 0) & (nu > 0), beta, 0.0)
-    out = (1.0 - beta)[:, None] * u + (beta * scale)[:, None] * r
-    no_u = nu == 0
-    out[no_u] = r[no_u]
+    a, b = blend_coefficients(
+        mass,
+        np.linalg.norm(u, axis=1),
+        np.linalg.norm(r, axis=1),
+        recent_weight=recent_weight,
+        prior_mass=prior_mass,
+    )
+    out = a[:, None] * u + b[:, None] * r
     result: np.ndarray = out.astype(np.float32)
     return result[0] if single else result
+
+
+def blend_coefficients(
+    mass: np.ndarray | float,
+    user_norms: np.ndarray,
+    recent_norms: np.ndarray,
+    *,
+    recent_weight: float = 0.5,
+    prior_mass: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(a, b)`` with :func:`blend_interest`'s ``v = a u + b r``, from the norms of ``u``, ``r``.
+
+    A model whose vectors are sums of parts blends each part with the same coefficients (the
+    service's low-rank + sparse scores); shapes (n,) in and out, float64.
+    """
+    nu = np.asarray(user_norms, dtype=np.float64)
+    nr = np.asarray(recent_norms, dtype=np.float64)
+    m = np.broadcast_to(np.asarray(mass, dtype=np.float64), nu.shape)
+    beta = float(recent_weight) * m / (m + float(prior_mass))
+    scale = np.divide(nu, nr, out=np.zeros_like(nu), where=nr > 0)
+    beta = np.where((nr > 0) & (nu > 0), beta, 0.0)
+    a, b = 1.0 - beta, beta * scale
+    no_u = nu == 0  # v = r
+    return np.where(no_u, 0.0, a), np.where(no_u, 1.0, b)
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@
 ``accumulate_spmm(X, P, out)`` computes ``out += X @ P`` for CSR ``X`` (a block of user rows) and
 CSR ``P`` (an item operator) without materialising a sparse result: each row of ``out`` is a dense
 accumulator, so the cost is ``sum over stored x_ri of nnz(P[i])`` multiply-adds and nothing else.
-A compiled (numba) kernel parallel over rows is used when numba is installed; otherwise scipy's
-sparse product (single-threaded, several times slower) gives the same numbers.
+A compiled (numba) kernel parallel over rows is used when numba is installed (a serial one for a
+single row, as a service scores one request); otherwise scipy's sparse product (single-threaded,
+several times slower) gives the same numbers.
 """
 
 from __future__ import annotations
@@ -47,7 +48,16 @@ def _load_kernel() -> Any:
                 for kk in range(p_indptr[i], p_indptr[i + 1]):
                     row[p_indices[kk]] += w * p_data[kk]
 
-    _KERNEL = _kernel
+    @njit(parallel=False, fastmath=False, cache=True, nogil=True)
+    def _row_kernel(x_indptr, x_indices, x_data, p_indptr, p_indices, p_data, out):  # type: ignore[no-untyped-def]
+        row = out[0]
+        for jj in range(x_indptr[0], x_indptr[1]):
+            i = x_indices[jj]
+            w = x_data[jj]
+            for kk in range(p_indptr[i], p_indptr[i + 1]):
+                row[p_indices[kk]] += w * p_data[kk]
+
+    _KERNEL = (_kernel, _row_kernel)
     return _KERNEL
 
 
@@ -96,7 +106,16 @@ def accumulate_spmm(
         out += prod.toarray()
         return out
     x = sp.csr_matrix(X, dtype=np.float32)
-    p = sp.csr_matrix(P, dtype=np.float32)
+    p = (
+        P
+        if isinstance(P, sp.csr_matrix) and P.dtype == np.float32
+        else sp.csr_matrix(P, dtype=np.float32)
+    )
+    parallel, one_row = kernel
+    if out.shape[0] == 1:
+        # one row (a served request): the serial kernel, free of the thread pool and its lock
+        one_row(x.indptr, x.indices, x.data, p.indptr, p.indices, p.data, out)
+        return out
     with _LOCK:
-        kernel(x.indptr, x.indices, x.data, p.indptr, p.indices, p.data, out)
+        parallel(x.indptr, x.indices, x.data, p.indptr, p.indices, p.data, out)
     return out

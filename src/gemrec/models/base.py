@@ -53,6 +53,10 @@ class ModelTags:
         Has ``user_embeddings_`` / ``item_embeddings_`` (and ``fold_in``).
     fold_in : bool
         ``score_new`` scores users unseen at fit time from their interactions.
+    low_rank_plus_sparse : bool
+        ``score(users) == user_embeddings_[users] @ item_embeddings_.T + sparse_scores(users)``,
+        and ``split_new(user_items)`` splits ``score_new`` the same way: the service retrieves
+        candidates for the low-rank part from an ANN index.
     new_item_embedding : bool
         ``embed_new_items`` embeds catalogue items added after fitting from their attributes.
     progress : bool
@@ -74,6 +78,7 @@ class ModelTags:
     timestamps: bool = False
     embeddings: bool = False
     fold_in: bool = False
+    low_rank_plus_sparse: bool = False
     new_item_embedding: bool = False
     progress: bool = False
     fit_requires: tuple[str, ...] = ()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Self
 
@@ -102,7 +104,8 @@ class GraphFilter(Recommender):
     seed : int
         Seed of the randomized SVD.
     num_threads : int or None
-        Threads for BLAS and the scoring kernel (None: all cores).
+        Threads for BLAS and the scoring kernel. None: all cores while fitting; while scoring,
+        whatever the process has set (``gemrec serve`` sets ``blas_threads`` once per worker).
 
     Attributes
     ----------
@@ -149,7 +152,9 @@ class GraphFilter(Recommender):
     """
 
     name: ClassVar[str] = "graphfilter"
-    tags: ClassVar[ModelTags] = ModelTags(fold_in=True, tune_by_default=True)
+    tags: ClassVar[ModelTags] = ModelTags(
+        fold_in=True, tune_by_default=True, low_rank_plus_sparse=True
+    )
 
     user_embeddings_: np.ndarray
     item_embeddings_: np.ndarray
@@ -161,6 +166,8 @@ class GraphFilter(Recommender):
     right_: sp.csr_matrix
     #: work shared with other fits of the same matrix, set for one fit by :meth:`fit_reusing`
     _work: SpectralWork | None = None
+    #: :meth:`score_norms`' cache of E^T E, for the fitted factors
+    _gram: np.ndarray | None = None
 
     def __init__(
         self,
@@ -246,6 +253,12 @@ class GraphFilter(Recommender):
             return threadpool_limits(limits=None)
         return threadpool_limits(limits=int(self.num_threads))
 
+    def _scoring_threads(self) -> Any:
+        """Thread pools while scoring: ``num_threads`` when set; otherwise the process's own
+        settings, untouched (a service decides them once per worker; entering thread-pool limits
+        costs about a millisecond, more than scoring one user's sparse part)."""
+        return contextlib.nullcontext() if self.num_threads is None else self._threads()
+
     def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:
         with self._threads():
             self._fit_arrays(interactions.matrix, self._work)
@@ -330,6 +343,7 @@ class GraphFilter(Recommender):
         )
 
     def _fit_arrays(self, R: sp.csr_matrix, work: SpectralWork | None = None) -> None:
+        self._gram = None
         n_users, n_items = R.shape
         self.n_components_ = k = self._rank(n_users, n_items)
         strategy = self._resolve_item_item(R)
@@ -413,7 +427,7 @@ class GraphFilter(Recommender):
     def _score_rows(self, x: sp.csr_matrix) -> np.ndarray:
         """Scores for interaction rows ``x`` (shape (n, n_items)), float32 (n, n_items)."""
         x = sp.csr_matrix(x, dtype=np.float32)
-        with self._threads():
+        with self._scoring_threads():
             if self.item_item_ == "dense":
                 return np.asarray(x @ self.linear_, dtype=np.float32)
             user_emb = np.asarray(x @ self.item_projection_, dtype=np.float32)
@@ -432,7 +446,83 @@ class GraphFilter(Recommender):
             self.user_embeddings_[users] @ self.item_embeddings_.T, dtype=np.float32
         )
         x = self.interactions_[users]
-        with self._threads():
+        with self._scoring_threads():
+            if self.item_item_ == "sparse":
+                accumulate_spmm(x, self.linear_, out)
+            else:
+                accumulate_spmm((x @ self.left_).tocsr(), self.right_, out)
+        return out
+
+    def sparse_scores(self, users: np.ndarray) -> np.ndarray:
+        """The scores of fitted ``users`` without their low-pass part, shape (len(users), n_items).
+
+        ``score(users) == user_embeddings_[users] @ item_embeddings_.T + sparse_scores(users)``:
+        a service ranks the low-pass part through an ANN index over ``item_embeddings_`` and adds
+        these (cheap: a sparse product) to the candidates.
+        """
+        self._check_fitted()
+        users = np.asarray(users, dtype=np.int64)
+        return self._sparse_rows(self.interactions_[users], self.user_embeddings_[users])
+
+    def split_new(self, user_items: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        """Fold-in split like :meth:`sparse_scores`: ``(queries, sparse)`` with
+        ``score_new(user_items) == queries @ item_embeddings_.T + sparse``.
+
+        Returns
+        -------
+        queries : ndarray of float32, shape (n, k)
+        sparse : ndarray of float32, shape (n, n_items)
+        """
+        self._check_fitted()
+        x = sp.csr_matrix(user_items, dtype=np.float32)
+        if x.shape[1] != self.n_items:
+            raise ParameterError.invalid(
+                "user_items", f"a sparse matrix with {self.n_items} columns", x.shape
+            )
+        queries = np.asarray(x @ self.item_projection_, dtype=np.float32)
+        return queries, self._sparse_rows(x, queries)
+
+    def score_norms(self, queries: np.ndarray, sparse: np.ndarray) -> np.ndarray:
+        """Euclidean norms of the rows of ``queries @ item_embeddings_.T + sparse`` (the scores
+        :meth:`split_new` splits), without the dense product.
+
+        Parameters
+        ----------
+        queries : ndarray of float32, shape (n, k)
+        sparse : ndarray of float32, shape (n, n_items)
+
+        Returns
+        -------
+        ndarray of float64, shape (n,)
+
+        Notes
+        -----
+        ``|q E^T + s|^2 = q (E^T E) q^T + 2 sum_{i: s_i != 0} s_i (E_i . q) + |s|^2``: the Gram
+        matrix ``E^T E`` (k x k, computed once) replaces the pass over every item, and the cross
+        term only reads the items the sparse part reaches.
+        """
+        self._check_fitted()
+        emb = self.item_embeddings_
+        gram = self._gram
+        if gram is None:
+            e64 = emb.astype(np.float64)
+            gram = self._gram = e64.T @ e64
+        out = np.zeros(len(queries), np.float64)
+        for r in range(len(queries)):
+            q = np.asarray(queries[r], dtype=np.float64)
+            nz = np.flatnonzero(sparse[r])
+            s = sparse[r, nz].astype(np.float64)
+            cross = float(s @ (emb[nz] @ queries[r]).astype(np.float64))
+            out[r] = math.sqrt(max(float(q @ gram @ q) + 2.0 * cross + float(s @ s), 0.0))
+        return out
+
+    def _sparse_rows(self, x: sp.csr_matrix, queries: np.ndarray) -> np.ndarray:
+        """The non-low-pass scores of interaction rows ``x`` whose low-pass queries are given."""
+        if self.item_item_ == "dense":  # the low-pass part is inside the dense filter
+            low = queries @ self.item_embeddings_.T
+            return np.asarray(self._score_rows(x) - low, dtype=np.float32)
+        out = np.zeros((x.shape[0], self.n_items), np.float32)
+        with self._scoring_threads():
             if self.item_item_ == "sparse":
                 accumulate_spmm(x, self.linear_, out)
             else:
@@ -477,6 +567,7 @@ class GraphFilter(Recommender):
         return state
 
     def _set_state(self, state: State) -> None:
+        self._gram = None
         self.user_embeddings_ = np.asarray(state["user_embeddings_"], dtype=np.float32)
         self.item_embeddings_ = np.asarray(state["item_embeddings_"], dtype=np.float32)
         self.item_projection_ = np.asarray(state["item_projection_"], dtype=np.float32)

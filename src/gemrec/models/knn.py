@@ -53,6 +53,9 @@ def shrunk_cosine_top_n(
     shrink: float,
     others: sp.csr_matrix | None = None,
     asymmetry: float = 0.5,
+    *,
+    others_t: sp.csr_matrix | None = None,
+    others_norms: np.ndarray | None = None,
 ) -> sp.csr_matrix:
     """Top-n shrunk cosine similarities between the rows of ``rows`` (or of ``rows`` vs ``others``).
 
@@ -65,6 +68,11 @@ def shrunk_cosine_top_n(
         Compare ``rows`` against these instead of against themselves (then no diagonal is dropped).
     asymmetry : float
         ``a`` in the asymmetric cosine below; 0.5 is the ordinary cosine.
+    others_t : csr_matrix, shape (d, m), optional
+        ``others`` transposed as CSR, when the caller keeps it (fold-in compares every request's
+        rows with the same fitted rows: transposing them once saves the copy per call).
+    others_norms : ndarray of float32, shape (m,), optional
+        The Euclidean norms of the rows of ``others``, when the caller keeps them.
 
     Returns
     -------
@@ -77,9 +85,11 @@ def shrunk_cosine_top_n(
     compared rows; with a = 0.5 this is the shrunk cosine. Shrinkage damps similarities supported
     by few co-occurrences; a < 0.5 favours neighbours y that are themselves popular less harshly.
     """
-    norms_r = np.sqrt(np.asarray(rows.multiply(rows).sum(axis=1), dtype=np.float32).ravel())
+    norms_r = row_norms(rows)
     other = rows if others is None else others
-    norms_o = np.sqrt(np.asarray(other.multiply(other).sum(axis=1), dtype=np.float32).ravel())
+    norms_o = others_norms if others is not None else None
+    if norms_o is None:
+        norms_o = row_norms(other)
     shrink32 = np.float32(shrink) + np.float32(1e-9)
     if asymmetry != 0.5:
         norms_r = norms_r ** np.float32(2 * asymmetry)
@@ -91,9 +101,15 @@ def shrunk_cosine_top_n(
         block /= denom
         return block
 
+    right = others_t if others is not None and others_t is not None else sp.csr_matrix(other.T)
     return top_n_product(
-        rows, sp.csr_matrix(other.T), n_neighbors, transform=transform, drop_diagonal=others is None
+        rows, right, n_neighbors, transform=transform, drop_diagonal=others is None
     )
+
+
+def row_norms(x: sp.csr_matrix) -> np.ndarray:
+    """Euclidean norm of each row of ``x``, shape (n_rows,), float32."""
+    return np.sqrt(np.asarray(x.multiply(x).sum(axis=1), dtype=np.float32).ravel())
 
 
 class ItemKNN(ItemToItemModel):
@@ -230,6 +246,9 @@ class UserKNN(SimilarityModel):
             x.data[:] = 1.0
         self._x = x
         self._feats = _features(x, False, self.weighting)
+        # fold-in compares each request's rows with these fitted rows: transposed and normed once
+        self._feats_t = sp.csr_matrix(self._feats.T)
+        self._feats_norms = row_norms(self._feats)
 
     def _score_block(self, users: np.ndarray) -> np.ndarray:
         return np.asarray((self.similarity_[users] @ self._x).toarray(), dtype=np.float32)
@@ -240,7 +259,12 @@ class UserKNN(SimilarityModel):
         x = fold_in_rows(user_items, self.n_items, binary=self.binary)
         feats = _features_like(x, self._feats, self._x, self.weighting)
         sim = shrunk_cosine_top_n(
-            feats, int(self.n_neighbors), float(self.shrink), others=self._feats
+            feats,
+            int(self.n_neighbors),
+            float(self.shrink),
+            others=self._feats,
+            others_t=self._feats_t,
+            others_norms=self._feats_norms,
         )
         return np.asarray((sim @ self._x).toarray(), dtype=np.float32)
 

@@ -120,6 +120,11 @@ class Engine:
         if self.is_embedding:
             emb = np.asarray(model.item_embeddings_, dtype=np.float32)  # type: ignore[attr-defined]
             self.index = ItemIndex(emb, settings.ann_threshold)
+        #: low-rank + sparse models (graphfilter): an ANN index over the low-rank item factors
+        self.low_rank: ItemIndex | None = None
+        if model.tags.low_rank_plus_sparse and model.n_items >= settings.ann_threshold:
+            factors = np.asarray(model.item_embeddings_, dtype=np.float32)  # type: ignore[attr-defined]
+            self.low_rank = ItemIndex(factors, settings.ann_threshold)
         self.online = OnlineState(
             model,
             self.catalogue,
@@ -303,6 +308,14 @@ class Engine:
                 ids, vals = select_top(self.index.scores(q, items), k, None, categories[items], cap)
                 return items[ids], vals
             return self.index.search(q, k, excluded, categories, cap)
+        m = self.n_model_items
+        if self.low_rank is not None and m - int(excluded[:m].sum()) >= n // 4:
+            # not a narrow filter (as above): the low-pass part from the ANN index, the sparse part
+            # exact, the candidates re-scored exactly
+            split = self.online.low_rank_split(user, events)
+            if split is not None:
+                q, extra = split
+                return self.low_rank.search(q, k, excluded[:m], categories[:m], cap, extra=extra)
         scores = self.online.scores(user, events)
         if scores is None:
             return None
@@ -378,7 +391,9 @@ class Engine:
             "model_version": self.version,
             "n_users": len(self.user_ids),
             "n_items": self.catalogue.n,
-            "retrieval": "faiss-hnsw" if self.index is not None and self.index.ann else "exact",
+            "retrieval": "faiss-hnsw"
+            if any(ix is not None and ix.ann for ix in (self.index, self.low_rank))
+            else "exact",
             "embeddings": self.is_embedding,
             "loaded_at": time.time(),
         }

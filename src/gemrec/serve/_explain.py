@@ -99,12 +99,10 @@ class Explainer:
             sims = a @ b.T
         else:
             m = self.n_model_items
-            item_users = history.item_users
             sims = np.zeros((len(ids), len(src)), np.float32)
             ok_r, ok_s = np.flatnonzero(ids < m), np.flatnonzero(src < m)
             if len(ok_r) and len(ok_s):
-                co = item_users[ids[ok_r]] @ item_users[src[ok_s]].T
-                sims[np.ix_(ok_r, ok_s)] = np.asarray(co.todense(), dtype=np.float32)
+                sims[np.ix_(ok_r, ok_s)] = history.co_users(ids[ok_r], src[ok_s])
         best = np.argmax(sims, axis=1)
         named = [verb(sources[int(i)][1] or OFFLINE) for i in src]
         return [

@@ -12,11 +12,12 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from gemrec.analysis.interests import InterestModel
+from gemrec.analysis.interests import InterestModel, blend_coefficients
 from gemrec.models.base import Recommender
 from gemrec.serve._catalogue import Catalogue, grown
 from gemrec.serve._retrieval import ItemIndex
@@ -87,6 +88,7 @@ class OnlineState:
             self.user_emb = np.asarray(model.user_embeddings_, dtype=np.float32)  # type: ignore[attr-defined]
         self.counts_max_age = counts_max_age
         self._counts = np.zeros(0, np.float32)
+        self._user_norms: np.ndarray | None = None
         self._counts_from: tuple[EventStore | None, float] = (None, -math.inf)
 
     # ------------------------------------------------------------------ events
@@ -167,6 +169,54 @@ class OnlineState:
             return session
         # the session's share grows with its weight, as for embedding models (class Notes)
         return self.interests.blend(session, float(w.sum()), learned)
+
+    def low_rank_split(
+        self, user: int | None, events: Sequence[Event]
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(q, sparse)`` with ``q @ item_embeddings_.T + sparse`` equal to :meth:`scores` when
+        the model's scores split that way (``ModelTags.low_rank_plus_sparse``); None when there
+        is neither a model user nor an online event on a model item. A known user's scores and
+        their session's blend (class Notes) part by part, with the coefficients of the full
+        vectors' norms (``score_norms``)."""
+        model: Any = self.model
+        online = [e for e in events if self.catalogue.index[e.item_id] < self.n_model_items]
+        learned: tuple[np.ndarray, np.ndarray] | None = None
+        if user is not None:
+            q = np.asarray(model.user_embeddings_[user], dtype=np.float32)
+            learned = q, model.sparse_scores(np.array([user]))[0]
+        if not online:
+            return learned
+        items, w = self.weights(online)
+        row = sp.csr_matrix(
+            (w, (np.zeros(len(items), np.int64), items)),
+            shape=(1, self.n_model_items),
+            dtype=np.float32,
+        )
+        queries, sparse = model.split_new(row)
+        if learned is None:
+            return queries[0], sparse[0]
+        a, b = blend_coefficients(
+            float(w.sum()),
+            np.array([self._user_score_norm(user, *learned)]),
+            model.score_norms(queries, sparse),
+            recent_weight=self.interests.recent_weight,
+            prior_mass=self.interests.prior_mass,
+        )
+        q_blend = (a[0] * learned[0] + b[0] * queries[0]).astype(np.float32)
+        return q_blend, (a[0] * learned[1] + b[0] * sparse[0]).astype(np.float32)
+
+    def _user_score_norm(self, user: int | None, query: np.ndarray, sparse: np.ndarray) -> float:
+        """``|s_u|`` of a model user's full scores: computed on the user's first fresh event (one
+        pass over the low-rank factors), then kept, a constant of the model like its factors."""
+        assert user is not None
+        if self._user_norms is None:
+            self._user_norms = np.full(self.model.n_users, np.nan)
+        norm = float(self._user_norms[user])
+        if np.isnan(norm):
+            full = self.model.item_embeddings_ @ query + sparse  # type: ignore[attr-defined]
+            norm = float(np.linalg.norm(full.astype(np.float64)))
+            self._user_norms[user] = norm
+        return norm
 
     def _item_to_item(self, items: np.ndarray, weights: np.ndarray, width: int = 200) -> np.ndarray:
         """Fold-in for models without ``score_new``: ``s = sum_e w_e sim(i_e, .)`` over each event

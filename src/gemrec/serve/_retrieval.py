@@ -179,11 +179,16 @@ class ItemIndex:
         excluded: np.ndarray | None = None,
         categories: np.ndarray | None = None,
         cap: int | None = None,
+        extra: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k items for one query, after filters; see :func:`select_top` for the arguments."""
+        """Top-k items for one query, after filters; see :func:`select_top` for the arguments.
+
+        ``extra``: scores added to the inner products, shape (n_items,) (a model's sparse part,
+        see ``ModelTags.low_rank_plus_sparse``); its own top items join the ANN's candidates.
+        """
         n = self._n
         if self._index is None:
-            return select_top(self.scores(query), k, excluded, categories, cap)
+            return select_top(self._scores_plus(query, extra), k, excluded, categories, cap)
         import faiss
 
         q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
@@ -196,14 +201,27 @@ class ItemIndex:
             nodes = nodes[0][nodes[0] >= 0].astype(np.int64)
             cand = node_item[nodes]
             cand = cand[item_node[cand] == nodes]  # retired nodes of moved items
+            if extra is not None:
+                best = extra if excluded is None else np.where(excluded[:n], -np.inf, extra)
+                top = np.argpartition(-best, fetch)[:fetch]
+                cand = np.union1d(cand, top[np.isfinite(best[top])])
             if excluded is not None:
                 cand = cand[~excluded[cand]]
             # the HNSW ranking is approximate: re-score the candidates exactly and sort
             sc = self.vectors[cand] @ q[0]
+            if extra is not None:
+                sc += extra[cand]
             ranked, _ = topk_pairs(np.zeros(len(cand)), cand, sc, 1, max(len(cand), 1))
             cand = ranked[0][ranked[0] >= 0].astype(np.int64)
             picked = _cap(cand, k, categories, cap)
             if len(picked) >= k:
-                return picked, (self.vectors[picked] @ q[0]).astype(np.float32)
+                vals = self.vectors[picked] @ q[0]
+                if extra is not None:
+                    vals += extra[picked]
+                return picked, vals.astype(np.float32)
             fetch *= 4
-        return select_top(self.scores(query), k, excluded, categories, cap)
+        return select_top(self._scores_plus(query, extra), k, excluded, categories, cap)
+
+    def _scores_plus(self, query: np.ndarray, extra: np.ndarray | None) -> np.ndarray:
+        scores = self.scores(query)
+        return scores if extra is None else scores + extra

@@ -54,9 +54,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load the artifacts named by ``app.state.settings``, serve, then close the store."""
     from threadpoolctl import threadpool_limits
 
+    from gemrec.graph.kernels import set_kernel_threads
+
     settings: ServeSettings = app.state.settings
     metrics: Metrics = app.state.metrics
     threadpool_limits(settings.blas_threads)  # for this worker process's lifetime
+    set_kernel_threads(settings.blas_threads)  # the compiled sparse kernels' pool, likewise
     store = await run_in_threadpool(open_store, settings.store_url)
     try:
         engine = await run_in_threadpool(load_engine, settings)
