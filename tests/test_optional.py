@@ -37,6 +37,8 @@ TRAINED: dict[str, dict[str, Any]] = {
     "item2vec": {"embedding_dim": 8, "epochs": 1, "walks_per_item": 4, "walk_length": 6},
     "fusion": {"channels": ["rp3beta", "pop"], "method": "rrf"},
     "content": {"base_params": {"factors": 8}},
+    "social": {},
+    "similar-users": {},
 }
 #: fitted in the subprocess too: the core install trains these without torch
 CORE = {
