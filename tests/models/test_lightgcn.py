@@ -312,8 +312,8 @@ def test_cluster_step_with_a_current_history_is_the_faithful_step(n_parts: int) 
     history = LayerHistory(net, tg)
     history.refresh()
     before = [h.clone() for h in history.layers]
-    users, pos, neg, nodes = batches[0]
-    loss = cluster_bpr_loss(net, history, users, pos, neg, nodes, reg=1e-2)
+    users, pos, neg, nodes, inside = batches[0]
+    loss = cluster_bpr_loss(net, history, users, pos, neg, nodes, inside, reg=1e-2)
     # the same triplets through the faithful loss: equal value, and the gradient equal on the
     # step's nodes' own paths (the terms through the other nodes are the history's constants)
     u, p, n = _external(tg, nodes, users, pos, neg, inter.n_users)
@@ -334,7 +334,7 @@ def test_cluster_epoch_takes_every_edge_once_with_true_negatives() -> None:
     tg, _, batches = _cluster_epoch(inter, n_parts=6, parts_per_step=2, seed=1)
     assert len(batches) == 3
     seen = []
-    for users, pos, neg, nodes in batches:
+    for users, pos, neg, nodes, _ in batches:
         u, p, n = _external(tg, nodes, users, pos, neg, 40)
         assert dense[u, p].all() and not dense[u, n].any()
         seen.extend(zip(u.tolist(), p.tolist(), strict=True))

@@ -347,16 +347,18 @@ class ClusterBatches(Sequence[tuple[Any, ...]]):
     The nodes, in the graph's locality order (reverse Cuthill-McKee, so that neighbours sit
     close), are cut into ``n_parts`` contiguous parts of about equal degree. An epoch shuffles the
     parts into groups of ``parts_per_step``; a step takes every training edge of the group's users
-    as a positive (so an epoch takes each edge once, as the uniform sampler does on average), a
-    negative per positive drawn uniformly among the items the user has not interacted with, and
-    the step's nodes ``T``: the group's nodes, the positives and the negatives. Propagation then
-    runs on ``T`` only (:func:`cluster_bpr_loss`), with the neighbours outside ``T`` read from
-    :class:`LayerHistory`. A step reads the rows ``Â[T]``, so an epoch costs ``O(K |E| d)``:
-    linear in edges, with memory bounded by the largest step.
+    as a positive (so an epoch takes each edge once, as the uniform sampler does on average) and a
+    negative per positive drawn uniformly among the items the user has not interacted with.
+    Propagation runs on the group's nodes only (:func:`cluster_bpr_loss`): their rows ``Â[G]``,
+    with the neighbours outside the group read from :class:`LayerHistory`; a positive or negative
+    outside the group takes its layers from the history too. The groups cover every node once, so
+    an epoch costs ``O(K |E| d)``: linear in edges, with memory bounded by the largest step.
 
     Batches are built when indexed (the epoch's randomness is drawn up front from ``rng``). A batch
-    is ``(users, positives, negatives, nodes)``: ``nodes`` the internal ids of ``T`` (sorted,
-    int64 tensor) and the triplets as positions in it (int64 tensors, shape (b,)).
+    is ``(users, positives, negatives, nodes, inside)``: ``nodes`` the internal ids of the step's
+    nodes (the group's and the triplets' items; sorted, int64 tensor), ``inside`` whether each of
+    them is in the group (bool tensor), and the triplets as positions in ``nodes`` (int64 tensors,
+    shape (b,)).
     """
 
     def __init__(
@@ -416,10 +418,18 @@ class ClusterBatches(Sequence[tuple[Any, ...]]):
             [part_nodes, tg.position[u], tg.position[p + tg.n_users], tg.position[n + tg.n_users]]
         )
         nodes = np.unique(internal)
+        part_of = np.searchsorted(self.bounds, nodes, side="right") - 1
+        inside = np.isin(part_of, group)
         dev = tg.device
         local = torch.from_numpy(np.searchsorted(nodes, internal[len(part_nodes) :])).to(dev)
         b = len(u)
-        return (local[:b], local[b : 2 * b], local[2 * b :], torch.from_numpy(nodes).to(dev))
+        return (
+            local[:b],
+            local[b : 2 * b],
+            local[2 * b :],
+            torch.from_numpy(nodes).to(dev),
+            torch.from_numpy(inside).to(dev),
+        )
 
 
 class LayerHistory:
@@ -452,27 +462,32 @@ def cluster_bpr_loss(
     pos: Tensor,
     neg: Tensor,
     nodes: Tensor,
+    inside: Tensor,
     *,
     reg: float,
 ) -> Tensor:
     r"""The LightGCN loss of :func:`bpr_loss` for one step of :class:`ClusterBatches`.
 
-    With ``T = nodes``, ``O`` the other nodes and ``H^{(k)}`` the layer history,
-    ``E^{(k+1)}_T = Â_{TT} E^{(k)}_T + Â_{TO} H^{(k)}_O`` (``H^{(0)} = E^{(0)}``, current): exact
-    when the history is current, and the gradient flows through ``Â_{TT}`` (the terms through
-    ``O`` are constants of the step, as in GNNAutoScale). The layers computed for ``T`` are written
-    back to the history. The gradient is sparse (rows of ``T`` only): train with
-    ``torch.optim.SparseAdam``.
+    With ``G`` the step's group (``nodes[inside]``), ``O`` every other node and ``H^{(k)}`` the
+    layer history, ``E^{(k+1)}_G = Â_{GG} E^{(k)}_G + Â_{GO} H^{(k)}_O`` (``H^{(0)} = E^{(0)}``,
+    current), and a triplet item outside ``G`` has the layers ``H^{(k)}`` (its own embedding,
+    current, as layer 0). Exact when the history is current; the gradient flows through ``Â_{GG}``
+    and every step node's own embedding (the terms through ``O`` are constants of the step, as in
+    GNNAutoScale). The layers computed for ``G`` are written back to the history. The gradient is
+    sparse (rows of the step's nodes only): train with ``torch.optim.SparseAdam``.
     """
     tg = history.tg
+    n_layers = len(net.convs)
+    inside_np = inside.cpu().numpy()
     idx = nodes.cpu().numpy()
-    rows = tg.adj_sp[idx]
-    # which stored columns are step nodes (idx is sorted), without an array over every node
-    local_cols = np.minimum(np.searchsorted(idx, rows.indices), len(idx) - 1)
-    keep = idx[local_cols] == rows.indices
+    group = idx[inside_np]
+    rows = tg.adj_sp[group]
+    # which stored columns are group nodes (group is sorted), without an array over every node
+    local_cols = np.minimum(np.searchsorted(group, rows.indices), len(group) - 1)
+    keep = group[local_cols] == rows.indices
     a_in = sp.csr_matrix(
         (rows.data * keep, np.where(keep, local_cols, 0), rows.indptr.copy()),
-        shape=(len(idx), len(idx)),
+        shape=(len(group), len(group)),
     )
     a_in.eliminate_zeros()  # its arrays are its own: eliminate_zeros works in place
     a_out = sp.csr_matrix(
@@ -484,20 +499,31 @@ def cluster_bpr_loss(
     # a sparse gradient: only the step's rows are updated (lazy Adam), so a step costs its own
     # nodes and edges, not the whole embedding table
     ego = torch.nn.functional.embedding(nodes, net.embedding, sparse=True)
-    x, total = ego, ego
+    in_pos = torch.from_numpy(np.flatnonzero(inside_np)).to(dev)
+    out_pos = torch.from_numpy(np.flatnonzero(~inside_np)).to(dev)
+    group_t = nodes.index_select(0, in_pos)
     with torch.no_grad():
         outside = [net.embedding.detach(), *history.layers[:-1]]
-    for k, _conv in enumerate(net.convs):
+        others = nodes.index_select(0, out_pos)
+        # the outside triplet items: every layer from the history
+        out_layers = sum((h.index_select(0, others) for h in history.layers), torch.zeros(()))
+    x = ego.index_select(0, in_pos)
+    total = x
+    for k in range(n_layers):
         with torch.no_grad():
             out_k = spmm(a_out_t, outside[k])
         x = sparse_mm(a_in_t, x) + out_k
-        history.layers[k][nodes] = x.detach()
+        history.layers[k][group_t] = x.detach()
         total = total + x
-    final = total / (len(net.convs) + 1)
+    final = torch.empty_like(ego).index_copy(0, in_pos, total).index_copy(
+        0, out_pos, ego.index_select(0, out_pos) + out_layers
+    ) / (n_layers + 1)
     b = len(users)
     u, p, n = final.index_select(0, users), final.index_select(0, pos), final.index_select(0, neg)
-    bpr = torch.nn.functional.softplus((u * n).sum(1) - (u * p).sum(1)).mean()
     e_u, e_p, e_n = ego.index_select(0, users), ego.index_select(0, pos), ego.index_select(0, neg)
     norms = e_u.pow(2).sum() + e_p.pow(2).sum() + e_n.pow(2).sum()
-    loss: Tensor = bpr + reg * 0.5 * norms / max(b, 1)
+    if b == 0:  # a group of items only: nothing to rank, the history is still refreshed
+        return norms * 0.0
+    bpr = torch.nn.functional.softplus((u * n).sum(1) - (u * p).sum(1)).mean()
+    loss: Tensor = bpr + reg * 0.5 * norms / b
     return loss

@@ -124,18 +124,18 @@ class LightGCN(EmbeddingRecommender):
         Progress bar with ETA on stderr.
     mode : {"auto", "faithful", "cluster"}
         ``"faithful"``: every step propagates over the whole graph (the paper's training; an
-        epoch costs ``O(|E|^2 / b)``). ``"cluster"``: Cluster-GCN steps on subgraphs of a few
-        parts of the graph (:class:`~gemrec.models._lightgcn_torch.ClusterBatches`; an epoch
-        costs ``O(|E|)``, the edges between the parts of a step are dropped for that step and
-        negatives come from the subgraph). ``"auto"``: cluster above
-        :attr:`CLUSTER_ABOVE_EDGES` training edges, faithful below. Cluster steps run in one
-        process (``--nproc 1``).
+        epoch costs ``O(|E|^2 / b)``). ``"cluster"``: Cluster-GCN steps on groups of parts of the
+        graph's locality order (:class:`~gemrec.models._lightgcn_torch.ClusterBatches`), the
+        neighbours outside a step read from per-layer histories refreshed every epoch
+        (GNNAutoScale), negatives drawn from the whole catalogue; an epoch costs ``O(|E|)``.
+        ``"auto"``: cluster above :attr:`CLUSTER_ABOVE_EDGES` training edges, faithful below.
+        Cluster steps run in one process (``--nproc 1``).
     parts_per_step : int
-        Parts joined into one cluster step (more parts keep more of the edges between parts).
+        Parts joined into one cluster step (more parts keep more of the edges inside a step).
     max_steps_per_epoch : int
         Cluster mode only: at most this many steps per epoch; on larger graphs each step takes
-        more triplets than ``train_batch_size`` (a dense Adam step over every embedding costs
-        ``O((n_users + n_items) d)`` whatever the batch, so the number of steps bounds an epoch).
+        more triplets than ``train_batch_size`` (each step has a fixed cost: a sparse Adam update
+        of its rows and the conversion of its rows of the graph).
     device : {"auto", "cpu", "cuda"} or "cuda:N"
         Where to train: ``"auto"`` is CUDA when torch sees a GPU. The graph, the parameters, the
         optimiser state and each epoch's sampled index tensors live there; samples are drawn on
