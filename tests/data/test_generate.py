@@ -37,7 +37,13 @@ def test_layout_counts_and_tables(shop):
     parts = sorted((root / "events").glob("part-*.parquet"))
     assert len(parts) == shop.n_parts == 4
     meta = json.loads((root / "generate.json").read_text())
-    assert meta["counts"] == {"users": 400, "items": 300, "events": shop.n_events, "parts": 4}
+    assert meta["counts"] == {
+        "users": 400,
+        "items": 300,
+        "events": shop.n_events,
+        "parts": 4,
+        "friendships": len(pd.read_parquet(root / "social.parquet")),
+    }
     events = pd.read_parquet(root / "events")
     assert len(events) == shop.n_events
     assert abs(shop.n_events - 30_000) < 0.05 * 30_000
@@ -117,6 +123,43 @@ def test_refuses_a_foreign_directory_and_replaces_its_own_output(tmp_path):
     assert sorted(p.name for p in (first.path / "events").iterdir()) == ["part-00000.parquet"]
 
 
+def test_friendships_are_symmetric_and_follow_interests(shop):
+    social = pd.read_parquet(shop.path / "social.parquet")
+    users = set(pd.read_parquet(shop.path / "users.parquet")["user_id"])
+    pairs = set(zip(social["user_id"], social["friend_id"], strict=True))
+    assert len(pairs) == len(social) and all((b, a) in pairs for a, b in pairs)
+    assert not (social["user_id"] == social["friend_id"]).any()
+    assert set(social["user_id"]) <= users
+    assert 4 * 400 * 0.8 < len(social) <= 2 * 4 * 400 * 1.2  # about 4 started per user, both ways
+    # homophily: friends share their top category of views far more often than strangers do
+    events = pd.read_parquet(shop.path / "events")
+    items = pd.read_parquet(shop.path / "items.parquet")
+    views = events[events["event_type"] == "view"].merge(items, on="item_id")
+    top = views.groupby("user_id")["category"].agg(lambda c: c.value_counts().index[0])
+    linked = social.assign(a=social["user_id"].map(top), b=social["friend_id"].map(top)).dropna()
+    shared = float((linked["a"] == linked["b"]).mean())
+    chance = float((top.value_counts(normalize=True) ** 2).sum())
+    assert shared > 3 * chance
+
+
+def test_the_social_graph_is_imported(shop, tmp_path):
+    root = shop.path
+    argv = ["import", str(root / "events"), "--format", "events", "-o", str(tmp_path / "ds")]
+    argv += ["--items", str(root / "items.parquet"), "--users", str(root / "users.parquet")]
+    argv += ["--social", str(root / "social.parquet"), "--quiet"]
+    assert main(argv) == 0
+    from gemrec.data.store import Dataset
+
+    social = Dataset.open(tmp_path / "ds").side_information().social
+    assert social is not None
+    assert social.nnz == len(pd.read_parquet(root / "social.parquet"))
+
+
+def test_no_friendships_no_social_file(tmp_path):
+    result = generate_to_parquet(tmp_path / "s", seed=0, **SMALL, friends_per_user=0.0)
+    assert not (result.path / "social.parquet").exists()
+
+
 def test_session_shape_meets_the_event_budget():
     per_view = events_per_view(0.9, 2, 20)
     s, v = session_shape(1000, 100_000, per_view)
@@ -129,7 +172,12 @@ def test_session_shape_meets_the_event_budget():
 
 @pytest.mark.parametrize(
     ("param", "value", "name"),
-    [("n_users", 0, "users"), ("n_categories", 500, "n_categories"), ("part_events", 0, "part")],
+    [
+        ("n_users", 0, "users"),
+        ("n_categories", 500, "n_categories"),
+        ("part_events", 0, "part"),
+        ("friends_per_user", -1.0, "friends_per_user"),
+    ],
 )
 def test_bad_parameters_are_named(tmp_path, param, value, name):
     with pytest.raises(ParameterError, match=name):

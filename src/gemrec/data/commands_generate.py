@@ -13,13 +13,14 @@ HELP = "write a synthetic shop (events as Parquet parts, items, users) in bounde
 DESCRIPTION = (
     "Generate the demo shop's model at any size: users with category interests, a long-tailed "
     "catalogue, view -> click -> cart -> purchase funnels in timed sessions. Writes DIR/events/ "
-    "(one Parquet part per block of users), DIR/items.parquet, DIR/users.parquet and "
+    "(one Parquet part per block of users), DIR/items.parquet, DIR/users.parquet, "
+    "DIR/social.parquet (friendships) and "
     "DIR/generate.json; the same options and seed give identical files."
 )
 EXAMPLE = """examples:
   gemrec generate -o shop --users 20000 --items 10000 --events 1000000 --seed 1
   gemrec import shop/events --format events --items shop/items.parquet \\
-      --users shop/users.parquet -o data/shop
+      --users shop/users.parquet --social shop/social.parquet -o data/shop
   gemrec generate -o taobao-like --users 1000000 --items 4000000 --events 100000000"""
 
 
@@ -31,6 +32,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--events", type=int, required=True, metavar="E", help="about this many events")
     p.add_argument("--categories", type=int, default=20, metavar="C", help="categories (20)")
     p.add_argument("--days", type=int, default=90, metavar="D", help="activity window (90)")
+    p.add_argument(
+        "--friends-per-user",
+        type=float,
+        default=4.0,
+        metavar="F",
+        help="mean friendships a user starts, written to social.parquet (4; 0: none)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed (0)")
     p.add_argument(
         "--part-events",
@@ -51,6 +59,7 @@ def _run(args: argparse.Namespace) -> int:
         n_events=args.events,
         n_categories=args.categories,
         days=args.days,
+        friends_per_user=args.friends_per_user,
         seed=args.seed,
         part_events=args.part_events,
         progress=show_progress(args),

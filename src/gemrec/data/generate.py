@@ -13,6 +13,8 @@ Layout of the output directory::
                                       session_id; one part per block of users, sorted by time
       items.parquet                   item_id, category, brand, title, price
       users.parquet                   user_id, age_group, country, signup_timestamp
+      social.parquet                  user_id, friend_id: both directions of every friendship
+                                      (when friends_per_user > 0)
       generate.json                   the parameters and counts
 
 The directory is written under a hidden temporary name beside it and renamed into place at the end,
@@ -56,6 +58,7 @@ from gemrec.data.shop_model import (
     check_probability,
     draw_catalogue,
     draw_events,
+    draw_social,
     draw_users,
     events_per_view,
     item_ids,
@@ -71,6 +74,8 @@ MARKER = "generate.json"
 _ITEM_CHUNK = 1 << 20
 #: views per session when the event budget allows (the demo shop's default)
 _VIEWS_PER_SESSION = 5.0
+#: the seed key of the friendships (blocks of users use one-element keys ``(b,)``)
+_SOCIAL_KEY = (0, 1)
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,8 @@ def generate_to_parquet(
     focus: float = 0.9,
     popularity_exponent: float = 1.0,
     days: int = 90,
+    friends_per_user: float = 4.0,
+    friend_homophily: float = 0.8,
     seed: int = 0,
     part_events: int = 1_000_000,
     progress: bool = False,
@@ -141,9 +148,13 @@ def generate_to_parquet(
         counts are random: sessions and views are ``1 + Poisson`` draws).
     n_categories, interests_per_user, focus, popularity_exponent, days
         As :func:`gemrec.data.synthetic.generate_shop`.
+    friends_per_user, friend_homophily
+        As :func:`gemrec.data.synthetic.generate_shop`: friendships, mostly among users sharing
+        a main interest, written to ``social.parquet`` (none when ``friends_per_user`` is 0).
     seed : int
         The catalogue is drawn from ``SeedSequence(seed)``, block ``b`` of users from
-        ``SeedSequence(seed, spawn_key=(b,))``.
+        ``SeedSequence(seed, spawn_key=(b,))``, the friendships from
+        ``SeedSequence(seed, spawn_key=(0, 1))``.
     part_events : int
         About this many events per part (sets the block of users per part, and so the memory).
     progress : bool
@@ -162,6 +173,8 @@ def generate_to_parquet(
     focus = check_probability("focus", focus)
     popularity_exponent = check_nonnegative("popularity_exponent", popularity_exponent)
     days = check_int("days", days, 1)
+    friends_per_user = check_nonnegative("friends_per_user", friends_per_user)
+    friend_homophily = check_probability("friend_homophily", friend_homophily)
     seed = check_int("seed", seed, 0)
     part_events = check_int("part_events", part_events, 1)
     per_view = events_per_view(focus, interests_per_user, n_categories)
@@ -180,6 +193,8 @@ def generate_to_parquet(
         "focus": focus,
         "popularity_exponent": popularity_exponent,
         "days": days,
+        "friends_per_user": friends_per_user,
+        "friend_homophily": friend_homophily,
         "seed": seed,
         "part_events": part_events,
         "sessions_per_user": sessions,
@@ -197,11 +212,18 @@ def generate_to_parquet(
             popularity_exponent,
         )
         _write_items(catalogue, tmp / "items.parquet")
-        written = _write_events_and_users(tmp, catalogue, params, n_parts, users_per_part, bar)
+        written, main_category = _write_events_and_users(
+            tmp, catalogue, params, n_parts, users_per_part, bar
+        )
+        counts = {"users": n_users, "items": n_items, "events": written, "parts": n_parts}
+        if friends_per_user > 0:
+            counts["friendships"] = _write_social(
+                tmp / "social.parquet", main_category, catalogue.n_categories, params
+            )
         manifest = {
             "created_by": f"gemrec {__version__} generate",
             "parameters": params,
-            "counts": {"users": n_users, "items": n_items, "events": written, "parts": n_parts},
+            "counts": counts,
         }
         (tmp / MARKER).write_text(json.dumps(manifest, indent=2) + "\n")
         if output.exists():
@@ -257,8 +279,9 @@ def _write_events_and_users(
     n_parts: int,
     users_per_part: int,
     bar: Any,
-) -> int:
-    """Draw and write block after block; returns the number of events written."""
+) -> tuple[int, np.ndarray]:
+    """Draw and write block after block; returns the number of events written and every user's
+    main category."""
     n_users = int(params["users"])
     seed = int(params["seed"])
     events_dir = root / "events"
@@ -268,6 +291,7 @@ def _write_events_and_users(
     types = pa.array(EVENT_TYPES)
     users_writer: pq.ParquetWriter | None = None
     first_event, first_session = 1, 0
+    main_category = np.zeros(n_users, np.int32)
     try:
         for b in range(n_parts):
             lo, hi = b * users_per_part, min((b + 1) * users_per_part, n_users)
@@ -285,6 +309,7 @@ def _write_events_and_users(
                 days=int(params["days"]),
                 cdf=cdf,
             )
+            main_category[lo:hi] = block.main_category
             ids = user_ids(n_users, lo, hi)
             users = pa.Table.from_pandas(
                 block.users_frame(ids), preserve_index=False
@@ -312,4 +337,24 @@ def _write_events_and_users(
     finally:
         if users_writer is not None:
             users_writer.close()
-    return first_event - 1
+    return first_event - 1, main_category
+
+
+def _write_social(
+    path: Path, main_category: np.ndarray, n_categories: int, params: dict[str, Any]
+) -> int:
+    """Draw the friendships and write them; returns the number of rows (both directions)."""
+    rng = np.random.default_rng(np.random.SeedSequence(int(params["seed"]), spawn_key=_SOCIAL_KEY))
+    pairs = draw_social(
+        rng,
+        main_category,
+        n_categories,
+        float(params["friends_per_user"]),
+        float(params["friend_homophily"]),
+    )
+    ids = pa.array(user_ids(len(main_category)))
+    table = pa.table(
+        {"user_id": ids.take(pa.array(pairs[:, 0])), "friend_id": ids.take(pa.array(pairs[:, 1]))}
+    )
+    pq.write_table(table, path)
+    return len(pairs)

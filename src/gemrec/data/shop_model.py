@@ -281,9 +281,10 @@ def draw_social(
         cat_start[c_src] + (rng.random(int(same.sum())) * cat_count[c_src]).astype(np.int64)
     ]
     keep = src != dst
-    pairs: np.ndarray = np.unique(
-        np.concatenate([np.c_[src[keep], dst[keep]], np.c_[dst[keep], src[keep]]]), axis=0
-    )
+    # each ordered pair as one int64 (lexicographic order kept): a 1-D unique, fast at 1M users
+    a, b = src[keep].astype(np.int64), dst[keep].astype(np.int64)
+    codes = np.unique(np.concatenate([a * n_users + b, b * n_users + a]))
+    pairs: np.ndarray = np.c_[codes // n_users, codes % n_users]
     return pairs
 
 
