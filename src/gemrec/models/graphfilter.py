@@ -432,12 +432,8 @@ class GraphFilter(Recommender):
                 return np.asarray(x @ self.linear_, dtype=np.float32)
             user_emb = np.asarray(x @ self.item_projection_, dtype=np.float32)
             out = np.ascontiguousarray(user_emb @ self.item_embeddings_.T, dtype=np.float32)
-            if self.item_item_ == "sparse":
-                accumulate_spmm(x, self.linear_, out)
-            else:
-                hop = (x @ self.left_).tocsr()
-                accumulate_spmm(hop, self.right_, out)
-            return out
+        self._add_item_item(x, out)
+        return out
 
     def _score_block(self, users: np.ndarray) -> np.ndarray:
         if self.item_item_ == "dense":
@@ -445,13 +441,17 @@ class GraphFilter(Recommender):
         out = np.ascontiguousarray(
             self.user_embeddings_[users] @ self.item_embeddings_.T, dtype=np.float32
         )
-        x = self.interactions_[users]
+        self._add_item_item(self.interactions_[users], out)
+        return out
+
+    def _add_item_item(self, x: sp.csr_matrix, out: np.ndarray) -> None:
+        """``out += `` the item-item part of the filter applied to rows ``x`` (sparse or factored
+        strategies), in place."""
         with self._scoring_threads():
             if self.item_item_ == "sparse":
                 accumulate_spmm(x, self.linear_, out)
             else:
                 accumulate_spmm((x @ self.left_).tocsr(), self.right_, out)
-        return out
 
     def sparse_scores(self, users: np.ndarray) -> np.ndarray:
         """The scores of fitted ``users`` without their low-pass part, shape (len(users), n_items).
@@ -522,11 +522,7 @@ class GraphFilter(Recommender):
             low = queries @ self.item_embeddings_.T
             return np.asarray(self._score_rows(x) - low, dtype=np.float32)
         out = np.zeros((x.shape[0], self.n_items), np.float32)
-        with self._scoring_threads():
-            if self.item_item_ == "sparse":
-                accumulate_spmm(x, self.linear_, out)
-            else:
-                accumulate_spmm((x @ self.left_).tocsr(), self.right_, out)
+        self._add_item_item(x, out)
         return out
 
     def score_new(self, user_items: sp.csr_matrix) -> np.ndarray:

@@ -130,6 +130,15 @@ class OnlineState:
         return items, w
 
     # ------------------------------------------------------------------ interest
+
+    def _session_row(self, items: np.ndarray, w: np.ndarray) -> sp.csr_matrix:
+        """The session's weighted items as one interaction row over the model's items."""
+        return sp.csr_matrix(
+            (w, (np.zeros(len(items), np.int64), items)),
+            shape=(1, self.n_model_items),
+            dtype=np.float32,
+        )
+
     def query_vector(self, user: int | None, events: Sequence[Event]) -> np.ndarray | None:
         """The interest vector ``q`` of the class Notes (None: no events and no model user)."""
         assert self.index is not None and self.user_emb is not None
@@ -155,11 +164,7 @@ class OnlineState:
         if not online:
             return learned
         items, w = self.weights(online)
-        row = sp.csr_matrix(
-            (w, (np.zeros(len(items), np.int64), items)),
-            shape=(1, self.n_model_items),
-            dtype=np.float32,
-        )
+        row = self._session_row(items, w)
         session: np.ndarray
         if self.model.tags.fold_in:
             session = np.asarray(self.model.score_new(row), np.float32)[0]
@@ -187,11 +192,7 @@ class OnlineState:
         if not online:
             return learned
         items, w = self.weights(online)
-        row = sp.csr_matrix(
-            (w, (np.zeros(len(items), np.int64), items)),
-            shape=(1, self.n_model_items),
-            dtype=np.float32,
-        )
+        row = self._session_row(items, w)
         queries, sparse = model.split_new(row)
         if learned is None:
             return queries[0], sparse[0]
