@@ -110,3 +110,5 @@ def test_bad_updates_are_refused_naming_the_field(make_client: Any, svd_dir: Pat
         r = c.post(BLOCKLIST, json=body, headers=key)
         assert r.status_code == 422 and r.json()["detail"][0]["field"] == field, (body, r.text)
     assert c.get(BLOCKLIST, headers=key).json() == {"item_ids": []}
+    # one route per method on the path: a 405 names both
+    assert c.put(BLOCKLIST, json={}, headers=key).headers["allow"] == "GET, POST"

@@ -158,6 +158,8 @@ def _document_operation(
             "Invalid request: each invalid field, named, with what it expected.",
             ValidationErrorOut,
         )
+    else:  # FastAPI's own 422, there for the optional key header alone, which nothing refuses
+        responses.pop("422", None)
     if "requestBody" in op:
         responses["413"] = _error(
             f"Request body over {settings.max_body_bytes} bytes (max_body_bytes).", ErrorOut
