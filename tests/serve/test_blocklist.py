@@ -60,6 +60,9 @@ def test_two_workers_on_one_store_see_each_others_changes_on_the_next_request(
     top = listed(b, "u5")[0]
     block(a, add=[top])
     assert top not in listed(b, "u5") and b.get(BLOCKLIST).json() == {"item_ids": [top]}
+    # a reloaded model starts from the store's list
+    assert b.post("/v1/admin/reload", json={}).status_code == 200
+    assert top not in listed(b, "u5")
     block(a, remove=[top])
     assert listed(b, "u5")[0] == top
 
