@@ -15,6 +15,8 @@ WRITES = {
     ("post", "/v1/items"),
     ("delete", "/v1/items/{item_id}"),
     ("post", "/v1/admin/reload"),
+    ("get", "/v1/admin/blocklist"),
+    ("post", "/v1/admin/blocklist"),
     ("post", "/v1/users"),
     ("post", "/v1/users/batch"),
     ("delete", "/v1/users/{user_id}"),

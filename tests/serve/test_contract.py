@@ -84,6 +84,8 @@ def _op(method: str, path: str) -> dict[str, Any]:
         ("post", "/v1/items", {"200", "400", "401", "413", "422"}),
         ("delete", "/v1/items/{item_id}", {"200", "401", "404", "422"}),
         ("post", "/v1/admin/reload", {"200", "400", "401", "404", "413", "422"}),
+        ("get", "/v1/admin/blocklist", {"200", "401"}),
+        ("post", "/v1/admin/blocklist", {"200", "400", "401", "413", "422"}),
         ("get", "/v1/users/{user_id}/recommendations", {"200", "404", "422"}),
         ("get", "/v1/items/{item_id}/similar", {"200", "404", "422"}),
         ("get", "/v1/users/{user_id}/history", {"200", "404", "422"}),
@@ -107,6 +109,8 @@ def test_bounds_checked_by_the_service_are_declared() -> None:
     schemas = DOC["components"]["schemas"]
     assert schemas["EventBatch"]["properties"]["events"]["maxItems"] == 20
     assert schemas["ItemBatch"]["properties"]["items"]["maxItems"] == 20
+    blocklist = schemas["BlocklistUpdate"]["properties"]
+    assert blocklist["add"]["maxItems"] == blocklist["remove"]["maxItems"] == 20
     assert "HTTPValidationError" not in schemas
 
 

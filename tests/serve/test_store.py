@@ -180,3 +180,48 @@ def test_forget_user_removes_events_ties_and_counts(store: EventStore) -> None:
     store.put_users([("a", {}, None)])
     assert store.forgotten_users() == []
     assert store.forget_user("never-seen") == 0
+
+
+def test_blocklist_updates_are_versioned_changes(store: EventStore) -> None:
+    assert store.blocklist() == [] and store.blocklist_changes(0) == (0, {})
+    assert store.update_blocklist(add=["x", "y", "x"]) == (2, 0)
+    v1, changes = store.blocklist_changes(0)
+    assert v1 > 0 and changes == {"x": True, "y": True}
+    assert store.blocklist_changes(v1) == (v1, {})
+    # blocking again and unblocking an id never blocked change nothing: no new version
+    assert store.update_blocklist(add=["x"], remove=["never"]) == (0, 0)
+    assert store.blocklist_changes(v1) == (v1, {})
+    assert store.update_blocklist(add=["z"], remove=["y"]) == (1, 1)
+    v2, changes = store.blocklist_changes(v1)
+    assert v2 > v1 and changes == {"y": False, "z": True}
+    assert store.blocklist() == ["x", "z"]
+    # an id in both lists ends unblocked
+    assert store.update_blocklist(add=["z", "w"], remove=["z", "w"]) == (0, 1)
+    assert store.blocklist() == ["x"]
+    # a worker that synced at v1 reads every id changed since, once, in its latest state
+    assert store.blocklist_changes(v1)[1] == {"y": False, "z": False}
+
+
+def test_seeding_the_blocklist_blocks_only_ids_never_blocked(store: EventStore) -> None:
+    assert store.update_blocklist(add=["a", "b"], seed=True) == (2, 0)
+    store.update_blocklist(remove=["a"])
+    version, _ = store.blocklist_changes(0)
+    # a restart seeds the same file again: "a" stays unblocked, "c" is new
+    assert store.update_blocklist(add=["a", "b", "c"], seed=True) == (1, 0)
+    assert store.blocklist() == ["b", "c"]
+    assert store.update_blocklist(add=["a", "b", "c"], seed=True) == (0, 0)
+    assert store.blocklist_changes(version)[1] == {"c": True}
+
+
+def test_blocklist_is_shared_by_two_connections_and_durable(store: EventStore) -> None:
+    other = open_store(store.url)
+    try:
+        version, _ = other.blocklist_changes(0)
+        store.update_blocklist(add=["p", "q"])
+        assert other.blocklist_changes(version)[1] == {"p": True, "q": True}
+    finally:
+        other.close()
+    store.close()
+    reopened = open_store(store.url)
+    assert reopened.blocklist() == ["p", "q"]
+    reopened.close()

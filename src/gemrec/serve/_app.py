@@ -23,6 +23,7 @@ from gemrec.serve._settings import ServeSettings
 from gemrec.serve._state import ServiceState, lifespan
 from gemrec.serve.routes import (
     admin,
+    blocklist,
     catalogue,
     events,
     explain,
@@ -71,6 +72,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.include_router(catalogue.router, dependencies=writes)
     app.include_router(operations.router)
     app.include_router(admin.router, dependencies=writes)
+    app.include_router(blocklist.router, dependencies=writes)
     include_console(app, reads=reads, write=writes)
     install_openapi(app, settings)
     return app

@@ -2,13 +2,15 @@
 
 Items come from the dataset's ``items.parquet`` (in the model's id order) and then from
 ``POST /v1/items``: an update merges attributes into the item, an unknown id appends an item.
-An item is *banned* (never returned) while it is deleted, unavailable or on the blocklist.
+An item is *banned* (never returned) while it is deleted, unavailable or on the blocklist. The
+blocklist may name ids no item has yet: an item added later under such an id is banned from the
+start.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,9 +59,7 @@ class Catalogue:
     titles: list[str] = field(default_factory=list)
 
     @classmethod
-    def build(
-        cls, item_ids: Sequence[str], items: pd.DataFrame, blocklist: Sequence[str] = ()
-    ) -> Catalogue:
+    def build(cls, item_ids: Sequence[str], items: pd.DataFrame) -> Catalogue:
         """The catalogue of ``item_ids`` (internal order) with the side information in ``items``
         (a dataset's item table: ``item_id`` and any of category, brand, title, available)."""
         n = len(item_ids)
@@ -72,7 +72,6 @@ class Catalogue:
             deleted=np.zeros(n, bool),
             unavailable=np.zeros(n, bool),
             attrs={},
-            blocklist=frozenset(blocklist),
         )
         cat.titles = [""] * n
         if len(items) and "item_id" in items:
@@ -94,9 +93,6 @@ class Catalogue:
             if "title" in items:
                 for r, t in zip(rows[ok], items["title"][ok], strict=True):
                     cat.titles[r] = "" if _missing(t) else str(t)
-        for b in cat.blocklist:
-            if b in cat.index:
-                cat.banned[cat.index[b]] = True
         return cat
 
     @property
@@ -133,8 +129,26 @@ class Catalogue:
         available = attrs.get("available")
         if available is not None:
             self.unavailable[item] = not bool(available)
+        self._ban(item)
+
+    def block(self, changes: Mapping[str, bool]) -> None:
+        """Apply blocklist changes ``{item_id: blocked}``, ids without an item included."""
+        blocked = set(self.blocklist)
+        for item_id, on in changes.items():
+            if on:
+                blocked.add(item_id)
+            else:
+                blocked.discard(item_id)
+        self.blocklist = frozenset(blocked)
+        for item_id in changes:
+            item = self.index.get(item_id)
+            if item is not None:
+                self._ban(item)
+
+    def _ban(self, item: int) -> None:
+        """Recompute whether ``item`` is banned from its three reasons."""
         blocked = self.item_ids[item] in self.blocklist
-        self.banned[item] = deleted or bool(self.unavailable[item]) or blocked
+        self.banned[item] = bool(self.deleted[item] or self.unavailable[item]) or blocked
 
     def add(self, items: Sequence[tuple[str, dict[str, Any]]]) -> list[int]:
         """Append items ``(item_id, attrs)``; returns their internal ids."""

@@ -113,7 +113,7 @@ class Engine:
         self.user_index = {u: i for i, u in enumerate(user_ids)}
         self.n_model_items = model.n_items
         self.history = History(dataset, model, user_ids, item_ids, self.interests.weight)
-        self.catalogue = Catalogue.build(item_ids, dataset.items, settings.blocklist)
+        self.catalogue = Catalogue.build(item_ids, dataset.items)
         self.is_embedding = model.tags.embeddings
         self.index: ItemIndex | None = None
         self._unit: np.ndarray | None = None
@@ -143,6 +143,8 @@ class Engine:
         )
         self.explainer = Explainer(self.catalogue, self.history, self.interests, self.index)
         self.items_version = 0
+        #: the store's blocklist version this engine's catalogue reflects
+        self.blocklist_version = 0
         self._synced_at = -1e9
 
     def _id_maps(self) -> tuple[list[str], list[str]]:
@@ -164,12 +166,15 @@ class Engine:
 
     # ------------------------------------------------------------------ items
     def sync_items(self, store: EventStore, max_age: float = 0.0) -> None:
-        """Apply item additions/updates other workers (or this one) wrote to the store.
+        """Apply item additions/updates and blocklist changes other workers (or this one) wrote to
+        the store.
 
-        ``max_age``: skip the store query when the last one is younger (read paths pass a fraction
+        ``max_age``: skip the item query when the last one is younger (read paths pass a fraction
         of a second: another worker's item change then shows up within that delay; this worker's own
-        changes are synced at once by the write path).
+        changes are synced at once by the write path). The blocklist is synced on every call
+        (:meth:`sync_blocklist`), so a blocked item is out of every worker's next answer.
         """
+        self.sync_blocklist(store)
         now = time.monotonic()
         if max_age > 0 and now - self._synced_at < max_age:
             return
@@ -202,6 +207,20 @@ class Engine:
                     self.index.add(self.cold_start.item_embeddings(added, self.model, self.index))
                     self._unit = None
             self.items_version = version
+
+    def sync_blocklist(self, store: EventStore) -> None:
+        """Apply the blocklist changes written to the store since the version this engine holds.
+
+        One indexed store read when nothing changed (no full read); the changed ids otherwise.
+        """
+        version, changes = store.blocklist_changes(self.blocklist_version)
+        if not changes:
+            return
+        with self._lock:
+            if version <= self.blocklist_version:
+                return  # another thread applied these changes, or later ones, meanwhile
+            self.catalogue.block(changes)
+            self.blocklist_version = version
 
     def item(self, item_id: str) -> int:
         return self.catalogue.item(item_id)

@@ -51,8 +51,13 @@ ROUTE_ERRORS: dict[tuple[str, str], dict[int, str]] = {
     },
 }
 
-#: request body schemas whose list is bounded by ``max_batch``: schema name -> list property
-_BATCHES = {"EventBatch": "events", "ItemBatch": "items", "UserBatch": "users"}
+#: request body schemas whose lists are bounded by ``max_batch``: schema name -> list properties
+_BATCHES = {
+    "EventBatch": ("events",),
+    "ItemBatch": ("items",),
+    "UserBatch": ("users",),
+    "BlocklistUpdate": ("add", "remove"),
+}
 #: FastAPI's default 422 body, replaced by the one the service sends
 _FASTAPI_422 = ("HTTPValidationError", "ValidationError")
 _METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
@@ -102,8 +107,8 @@ def exact_openapi(app: FastAPI, settings: ServeSettings) -> dict[str, Any]:
         schemas.pop(name, None)
     for model in (ErrorOut, ValidationErrorOut):
         schemas.update(_component(model))
-    for name, prop in _BATCHES.items():
-        if name in schemas:
+    for name, props in _BATCHES.items():
+        for prop in props if name in schemas else ():
             schemas[name]["properties"][prop]["maxItems"] = settings.max_batch
     operations = {
         (method, path): op
@@ -153,6 +158,8 @@ def _document_operation(
             "Invalid request: each invalid field, named, with what it expected.",
             ValidationErrorOut,
         )
+    else:  # FastAPI's own 422, there for the optional key header alone, which nothing refuses
+        responses.pop("422", None)
     if "requestBody" in op:
         responses["413"] = _error(
             f"Request body over {settings.max_body_bytes} bytes (max_body_bytes).", ErrorOut

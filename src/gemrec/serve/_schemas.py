@@ -14,6 +14,9 @@ from pydantic import (
 )
 
 __all__ = [
+    "BlocklistOut",
+    "BlocklistResult",
+    "BlocklistUpdate",
     "ErrorOut",
     "EventBatch",
     "EventIn",
@@ -107,6 +110,35 @@ class ReloadIn(_Strict):
     model_dir: str | None = Field(
         None, description="new model directory; default: reload the current one"
     )
+
+
+_ItemId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class BlocklistUpdate(_Strict):
+    add: list[_ItemId] = Field(
+        default_factory=list,
+        description="item ids to block; an id no item has yet is accepted, and an item added "
+        "later under it is blocked from the start",
+        examples=[["i7", "i9"]],
+    )
+    remove: list[_ItemId] = Field(
+        default_factory=list,
+        description="item ids to unblock, applied after `add` (an id in both ends unblocked)",
+        examples=[["i3"]],
+    )
+
+
+class BlocklistResult(BaseModel):
+    blocked: int = Field(..., description="ids blocked by this request (not blocked before)")
+    unblocked: int = Field(..., description="ids unblocked by this request (blocked before)")
+    not_in_catalogue: list[str] = Field(
+        ..., description="ids of `add` that no item has (yet), sorted: blocked all the same"
+    )
+
+
+class BlocklistOut(BaseModel):
+    item_ids: list[str] = Field(..., description="the blocked item ids, sorted")
 
 
 class HistoryOut(BaseModel):

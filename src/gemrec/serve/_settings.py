@@ -40,7 +40,9 @@ class ServeSettings:
     diversity_cap : int or None
         At most this many items of one category per list (None: no cap).
     blocklist : tuple of str
-        Raw item ids never recommended.
+        Raw item ids never recommended, added at start to the store's blocklist (shared by every
+        worker and replica; ``/v1/admin/blocklist`` changes it) unless the store already holds
+        them: an id unblocked through the API stays unblocked when a worker starts again.
     online_pseudo_count : float
         ``c`` in the interest update ``alpha = W / (W + c)`` (W = summed weight of online events).
     history_limit : int

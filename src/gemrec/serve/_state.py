@@ -62,6 +62,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     set_kernel_threads(settings.blas_threads)  # the compiled sparse kernels' pool, likewise
     store = await run_in_threadpool(open_store, settings.store_url)
     try:
+        if settings.blocklist:
+            # each worker seeds at start: ids already known to the store (an id unblocked through
+            # the API included) are left as they are
+            await run_in_threadpool(store.update_blocklist, settings.blocklist, seed=True)
         engine = await run_in_threadpool(load_engine, settings)
         await run_in_threadpool(engine.sync_items, store)
         state = ServiceState(settings, store, engine, metrics, store.get_meta(GENERATION) or "0")

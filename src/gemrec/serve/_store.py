@@ -17,6 +17,10 @@ Users registered at run time (:meth:`EventStore.put_users`) keep their attribute
 (people they follow) beside the events; :meth:`EventStore.forget_user` removes a user's events,
 profile and ties in one atomic write and remembers the user id, so ``gemrec retrain`` leaves the
 user's offline history out too (:meth:`EventStore.forgotten_users`).
+
+The blocklist (item ids never recommended) is versioned the way items are: each change records the
+id's state (blocked or not) under a new version, so a worker reads only what changed since the
+version it holds (:meth:`EventStore.blocklist_changes`), one indexed query when nothing did.
 """
 
 from __future__ import annotations
@@ -172,6 +176,29 @@ class EventStore(ABC):
         """Ids forgotten and not registered again since, sorted."""
 
     @abstractmethod
+    def update_blocklist(
+        self, add: Sequence[str] = (), remove: Sequence[str] = (), *, seed: bool = False
+    ) -> tuple[int, int]:
+        """Block the ids in ``add`` and unblock those in ``remove`` in one atomic write.
+
+        An id in both lists ends unblocked (``remove`` is applied after ``add``). With ``seed``,
+        only ids the store has never held are blocked: an id unblocked earlier stays unblocked, so
+        seeding the same list again (each worker at start) changes nothing. Every id whose state
+        changes is recorded under one new version. Returns ``(n_blocked, n_unblocked)``, the ids
+        whose state changed.
+        """
+
+    @abstractmethod
+    def blocklist_changes(self, after_version: int) -> tuple[int, dict[str, bool]]:
+        """``(current_version, {item_id: blocked})`` for the ids changed after ``after_version``
+        (an unblocked id maps to False)."""
+
+    def blocklist(self) -> list[str]:
+        """The blocked item ids, sorted."""
+        _, state = self.blocklist_changes(0)
+        return sorted(item_id for item_id, blocked in state.items() if blocked)
+
+    @abstractmethod
     def get_meta(self, key: str) -> str | None: ...
 
     @abstractmethod
@@ -209,6 +236,12 @@ CREATE TABLE IF NOT EXISTS ties (
 );
 CREATE INDEX IF NOT EXISTS ties_friend ON ties(friend_id);
 CREATE TABLE IF NOT EXISTS forgotten (user_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS blocklist (
+    item_id TEXT PRIMARY KEY,
+    blocked INTEGER NOT NULL,
+    version INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS blocklist_version ON blocklist(version);
 """
 
 _COUNTS_SCHEMA = "CREATE TABLE item_counts (item_id TEXT PRIMARY KEY, n INTEGER NOT NULL)"
@@ -442,6 +475,48 @@ class SQLiteStore(EventStore):
             rows = self._rdb.execute("SELECT user_id FROM forgotten ORDER BY user_id").fetchall()
         return [str(r[0]) for r in rows]
 
+    def update_blocklist(
+        self, add: Sequence[str] = (), remove: Sequence[str] = (), *, seed: bool = False
+    ) -> tuple[int, int]:
+        def work(cur: sqlite3.Cursor) -> tuple[int, int]:
+            version = int(
+                cur.execute("SELECT COALESCE(MAX(version), 0) FROM blocklist").fetchone()[0]
+            )
+            state = {
+                str(r[0]): bool(r[1])
+                for r in cur.execute(
+                    "SELECT item_id, blocked FROM blocklist WHERE item_id IN "
+                    "(SELECT value FROM json_each(?))",
+                    (json.dumps([*add, *remove]),),
+                )
+            }
+            target = dict(state)
+            for item_id in add:
+                if not (seed and item_id in state):
+                    target[item_id] = True
+            for item_id in remove:
+                target[item_id] = False
+            changed = {i: b for i, b in target.items() if state.get(i, False) != b}
+            cur.executemany(
+                "INSERT INTO blocklist(item_id, blocked, version) VALUES (?, ?, ?) "
+                "ON CONFLICT(item_id) DO UPDATE SET blocked = excluded.blocked, "
+                "version = excluded.version",
+                [(i, int(b), version + 1) for i, b in changed.items()],
+            )
+            n_blocked = sum(changed.values())
+            return n_blocked, len(changed) - n_blocked
+
+        return self._write(work)
+
+    def blocklist_changes(self, after_version: int) -> tuple[int, dict[str, bool]]:
+        with self._rlock:
+            rows = self._rdb.execute(
+                "SELECT item_id, blocked, version FROM blocklist WHERE version > ?",
+                (after_version,),
+            ).fetchall()
+        current = max((int(r[2]) for r in rows), default=after_version)
+        return current, {str(r[0]): bool(r[1]) for r in rows}
+
     def get_meta(self, key: str) -> str | None:
         with self._rlock:
             row = self._rdb.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -579,6 +654,38 @@ return #recs
 """
 
 
+# ARGV: prefix, seed ('1' or '0'), number of ids to add, the ids to add, then the ids to remove.
+# Hash ``blocklist``: item_id -> '1' (blocked) or '0' (unblocked); sorted set ``blocklist_changes``:
+# item_id scored by the version of its last change; counter ``blocklist_version``.
+_BLOCKLIST_LUA = """
+local p, seed, n_add = ARGV[1], ARGV[2] == '1', tonumber(ARGV[3])
+local state, target, order = {}, {}, {}
+for i = 4, #ARGV do
+  local id = ARGV[i]
+  if state[id] == nil then
+    state[id] = redis.call('HGET', p .. 'blocklist', id) or 'none'
+    target[id] = state[id]
+    order[#order + 1] = id
+  end
+  if i >= 4 + n_add then
+    target[id] = '0'
+  elseif not (seed and state[id] ~= 'none') then
+    target[id] = '1'
+  end
+end
+local version, blocked, unblocked = nil, 0, 0
+for _, id in ipairs(order) do
+  if (target[id] == '1') ~= (state[id] == '1') then
+    version = version or redis.call('INCR', p .. 'blocklist_version')
+    redis.call('HSET', p .. 'blocklist', id, target[id])
+    redis.call('ZADD', p .. 'blocklist_changes', version, id)
+    if target[id] == '1' then blocked = blocked + 1 else unblocked = unblocked + 1 end
+  end
+end
+return {blocked, unblocked}
+"""
+
+
 def unreachable_as(
     error: type[GemrecError], what: str
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -611,7 +718,9 @@ class RedisStore(EventStore):
     all events), ``u:<user_id>`` (list per user), ``item_count`` (hash: events per item),
     ``item_attrs`` / ``item_seq`` (hashes), ``item_changes`` (sorted set by version),
     ``item_version`` (counter), ``meta`` (hash), ``user_attrs`` (hash), ``friends:<user_id>`` /
-    ``followers:<user_id>`` (sets), ``forgotten`` (set), ``forgotten_events`` (counter).
+    ``followers:<user_id>`` (sets), ``forgotten`` (set), ``forgotten_events`` (counter),
+    ``blocklist`` (hash: item_id -> 1 or 0), ``blocklist_changes`` (sorted set by version),
+    ``blocklist_version`` (counter).
     """
 
     def __init__(self, url: str, prefix: str = "gemrec:") -> None:
@@ -633,6 +742,7 @@ class RedisStore(EventStore):
         self._items = self._r.register_script(_ITEMS_LUA)
         self._users = self._r.register_script(_USERS_LUA)
         self._forget = self._r.register_script(_FORGET_LUA)
+        self._blocklist = self._r.register_script(_BLOCKLIST_LUA)
         self._r.register_script(_COUNTS_LUA)(args=[prefix])
 
     @_reachable
@@ -741,6 +851,30 @@ class RedisStore(EventStore):
     def forgotten_users(self) -> list[str]:
         ids: set[str] = self._r.smembers(f"{self.prefix}forgotten")  # type: ignore[assignment]
         return sorted(ids)
+
+    @_reachable
+    def update_blocklist(
+        self, add: Sequence[str] = (), remove: Sequence[str] = (), *, seed: bool = False
+    ) -> tuple[int, int]:
+        if not add and not remove:
+            return 0, 0
+        argv = [self.prefix, "1" if seed else "0", len(add), *add, *remove]
+        n_blocked, n_unblocked = self._blocklist(args=argv)
+        return int(n_blocked), int(n_unblocked)
+
+    @_reachable
+    def blocklist_changes(self, after_version: int) -> tuple[int, dict[str, bool]]:
+        p = self.prefix
+        pairs: list[tuple[str, float]] = self._r.zrangebyscore(  # type: ignore[assignment]
+            f"{p}blocklist_changes", f"({after_version}", "+inf", withscores=True
+        )
+        if not pairs:
+            return after_version, {}
+        # read after the versions: a state is never older than the version it is reported with
+        states: list[str | None] = self._r.hmget(f"{p}blocklist", [i for i, _ in pairs])  # type: ignore[assignment]
+        return int(max(v for _, v in pairs)), {
+            i: s == "1" for (i, _), s in zip(pairs, states, strict=True)
+        }
 
     @_reachable
     def get_meta(self, key: str) -> str | None:

@@ -60,7 +60,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--diversity-cap", type=int, metavar="N", help="at most N items per category in a list"
     )
     p.add_argument(
-        "--blocklist", metavar="FILE", help="file of item ids (one a line) never recommended"
+        "--blocklist",
+        metavar="FILE",
+        help="file of item ids (one a line) never recommended, added at start to the store's "
+        "shared blocklist (ids it already holds are left as they are; change it with "
+        "POST /v1/admin/blocklist)",
     )
     p.add_argument(
         "--ann-threshold",

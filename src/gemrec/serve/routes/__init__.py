@@ -13,6 +13,8 @@ explain          ``GET /v1/explain``                                  read
 catalogue        ``POST /v1/items``, ``DELETE /v1/items/{item_id}``   write
 operations       ``GET /healthz``, ``GET /metrics``                   open
 admin            ``POST /v1/admin/reload``                            write
+blocklist        ``GET /v1/admin/blocklist``,                         write
+                 ``POST /v1/admin/blocklist``
 ===============  ===================================================  ======
 
 Write routes need the API key when one is set; read routes only with ``protect_reads``.

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from gemrec.serve._deps import READ_SYNC_S, Settings_, State_, check_k
 from gemrec.serve._schemas import SimilarOut
+from gemrec.serve._store import StoreUnavailable
 
 __all__ = ["router"]
 
@@ -21,7 +22,10 @@ async def similar(
     engine, store = state.engine, state.store
     check_k(settings, k)
     # an id this worker does not know yet may have been added through another one: look now
-    engine.sync_items(store, max_age=READ_SYNC_S if item_id in engine.catalogue.index else 0)
+    try:
+        engine.sync_items(store, max_age=READ_SYNC_S if item_id in engine.catalogue.index else 0)
+    except StoreUnavailable:
+        pass  # the store is down: answer from the catalogue and blocklist as last synced
     items = engine.similar(item_id, k, store)
     return {
         "item_id": item_id,
