@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -70,17 +71,6 @@ def test_console_without_a_model_shows_runs_and_says_what_is_missing(
     assert not (tmp_path / "absent.db").exists()  # reading never creates a store
 
 
-@dataclass(frozen=True)
-class Console:
-    """The served console and what the fixture recorded before starting it."""
-
-    url: str
-    uri: str
-    model_dir: Path
-    report_dir: Path
-    evaluated: dict[str, Any]
-
-
 def _cli(*argv: str, env: dict[str, str], log: Path) -> subprocess.Popen[str]:
     """``gemrec ARGV`` as a subprocess, its stderr in ``log`` and its stdout kept."""
     return subprocess.Popen(
@@ -99,15 +89,29 @@ def _finished(proc: subprocess.Popen[str], log: Path) -> str:
     return out
 
 
+class Trained:
+    """A model trained by ``gemrec train`` and evaluated by ``gemrec evaluate`` (both recording
+    into a fresh tracking store), and the shop's behaviour report."""
+
+    def __init__(
+        self, uri: str, model_dir: Path, report_dir: Path, evaluate: subprocess.Popen[str]
+    ) -> None:
+        self.uri, self.model_dir, self.report_dir = uri, model_dir, report_dir
+        self._evaluate = evaluate
+        self._log = model_dir.parent / "evaluate.log"
+
+    @functools.cached_property
+    def evaluated(self) -> dict[str, Any]:
+        """``gemrec evaluate -k 10 20 --json``'s output, once it has finished."""
+        result: dict[str, Any] = json.loads(_finished(self._evaluate, self._log))
+        return result
+
+
 @pytest.fixture(scope="module")
-def console(tmp_path_factory: pytest.TempPathFactory, typed_shop: Path) -> Iterator[Console]:
-    """A real ``gemrec serve --report`` of a model trained and evaluated by the CLI, which record
-    their runs in a fresh tracking store, and of the shop's behaviour report."""
-    if not Path(CHROMIUM).is_file():
-        pytest.skip(f"{CHROMIUM} not found (apt-get install -y chromium; .ci/run does)")
+def trained(tmp_path_factory: pytest.TempPathFactory, typed_shop: Path) -> Iterator[Trained]:
     pytest.importorskip("mlflow", reason="mlflow is not installed (gemrec[track])")
     pytest.importorskip("torch", reason="the trained model (mf) needs the 'torch' extra")
-    tmp = tmp_path_factory.mktemp("console")
+    tmp = tmp_path_factory.mktemp("trained")
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     env = {**os.environ, "PYTHONPATH": SRC, "GEMREC_TRACKING_URI": uri}
     env.pop("GEMREC_NO_TRACK", None)  # the session turns tracking off; these commands record
@@ -116,13 +120,41 @@ def console(tmp_path_factory: pytest.TempPathFactory, typed_shop: Path) -> Itera
                  log=tmp / "train.log")  # fmt: skip
     analyze_dataset(typed_shop, report_dir)  # while the model trains
     _finished(train, tmp / "train.log")
+    # left running: a test waits for it through ``evaluated``, the console starts meanwhile
     evaluate = _cli("evaluate", str(model_dir), "--dataset", str(typed_shop), "-k", "10", "20",
                     "--json", env=env, log=tmp / "evaluate.log")  # fmt: skip
+    try:
+        yield Trained(uri, model_dir, report_dir, evaluate)
+    finally:
+        if evaluate.poll() is None:
+            evaluate.kill()
+        evaluate.communicate()
+
+
+@dataclass(frozen=True)
+class Console:
+    """The served console and the model it serves."""
+
+    url: str
+    trained: Trained
+
+
+@pytest.fixture(scope="module")
+def console(
+    trained: Trained, typed_shop: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Console]:
+    """A real ``gemrec serve --report`` of the trained model and the shop's report, reading runs
+    from the store the CLI recorded into."""
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"{CHROMIUM} not found (apt-get install -y chromium; .ci/run does)")
+    tmp = tmp_path_factory.mktemp("console")
     port = free_port()
     log = tmp / "serve.log"
+    store = f"sqlite:///{tmp / 'ev.sqlite3'}"
     cmd = serve_command(
-        model_dir, typed_shop, port, f"sqlite:///{tmp / 'ev.sqlite3'}", "--report", str(report_dir)
+        trained.model_dir, typed_shop, port, store, "--report", str(trained.report_dir)
     )
+    env = {**os.environ, "PYTHONPATH": SRC, "GEMREC_TRACKING_URI": trained.uri}
     proc = subprocess.Popen(
         cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
     )
@@ -137,9 +169,9 @@ def console(tmp_path_factory: pytest.TempPathFactory, typed_shop: Path) -> Itera
             return False
 
     try:
-        evaluated = json.loads(_finished(evaluate, tmp / "evaluate.log"))
+        assert trained.evaluated  # recorded before any page shows the model's runs
         wait_until(healthy, "server health", poll=0.1)
-        yield Console(url, uri, model_dir, report_dir, evaluated)
+        yield Console(url, trained)
     finally:
         proc.terminate()
         proc.wait(timeout=15)
@@ -248,9 +280,9 @@ def test_posting_an_event_in_live_changes_the_users_list(console: Console, page:
 def test_runs_page_shows_the_run_the_cli_just_trained_and_its_curves(
     console: Console, page: Any
 ) -> None:
-    trained = next(r for r in list_runs(console.uri, model_dir=console.model_dir)
+    trained = next(r for r in list_runs(console.trained.uri, model_dir=console.trained.model_dir)
                    if r["command"] == "train")  # fmt: skip
-    curves = run_curves(console.uri, trained["run_id"])
+    curves = run_curves(console.trained.uri, trained["run_id"])
     assert [step for step, _ in curves["loss"]] == [1, 2, 3]
     _open(page, console.url + "/ui/runs")
     row = page.locator(f"#runs tr[data-run='{trained['run_id']}']")
@@ -279,13 +311,13 @@ def test_overview_shows_the_models_evaluation_and_the_behaviour_report(
     for k in (10, 20):
         for name in ("recall", "ndcg"):
             shown = page.inner_text(cell.format(f"{name}@{k}"))
-            assert shown == f"{console.evaluated[f'{name}@{k}']:.4f}", (name, k)
+            assert shown == f"{console.trained.evaluated[f'{name}@{k}']:.4f}", (name, k)
     caption = page.inner_text("#model-metrics table.metrics caption")
-    assert caption.startswith(f"evaluate on test, {console.evaluated['n_users']} users")
-    training = json.loads((console.model_dir / "training.json").read_text())
+    assert caption.startswith(f"evaluate on test, {console.trained.evaluated['n_users']} users")
+    training = json.loads((console.trained.model_dir / "training.json").read_text())
     fit = page.inner_text("#model-trainings td[data-metric='fit_seconds']")
     assert fit == f"{training['fit_seconds']:.4g}"
-    summary, plots = read_report(console.report_dir)
+    summary, plots = read_report(console.trained.report_dir)
     images = page.locator("#report figure img")
     assert images.evaluate_all("els => els.map(e => e.alt)") == [t for t, _ in plots]
     # every plot decoded by the browser at the size of its PNG file
@@ -296,6 +328,34 @@ def test_overview_shows_the_models_evaluation_and_the_behaviour_report(
     gini = f"Gini {summary['popularity']['gini']:.3f}"
     assert gini in page.inner_text("#report-facts")
     assert page.errors == []
+
+
+def test_overview_says_what_is_missing_and_names_a_report_of_another_dataset(
+    make_client: Any,
+    svd_dir: Path,
+    shop: Path,
+    trained: Trained,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A model with no recorded evaluation, a store that does not exist, no report, and a
+    report of another dataset (the typed shop's, served beside the plain shop)."""
+    monkeypatch.setenv("GEMREC_TRACKING_URI", trained.uri)
+    page = make_client(svd_dir, report_dir=trained.report_dir).get("/ui/part/overview").text
+    command = (
+        f"gemrec evaluate {svd_dir.resolve()} --dataset {shop.resolve()} -k 10 20 "
+        f"--tracking-uri {trained.uri}"
+    )
+    assert f'id="no-evaluation">No recorded evaluation; run\n    <code>{command}</code>' in page
+    assert 'id="model-trainings"' not in page  # the store has runs, none of this directory
+    summary, _ = read_report(trained.report_dir)
+    assert f"This report is of {summary['dataset']}; the service serves {shop.resolve()}" in page
+    monkeypatch.setenv("GEMREC_TRACKING_URI", f"sqlite:///{tmp_path / 'absent.db'}")
+    page = make_client(svd_dir).get("/ui/part/overview").text
+    assert f"no tracking store yet at {tmp_path / 'absent.db'}" in page
+    assert "No recorded evaluation" not in page
+    assert f"<code>gemrec analyze {shop.resolve()} -o REPORT_DIR</code>" in page
+    assert not (tmp_path / "absent.db").exists()
 
 
 def test_console_respects_protected_reads_and_write_key(make_client: Any, svd_dir: Path) -> None:
