@@ -19,7 +19,8 @@ import pytest
 
 from gemrec.analysis import analyze_dataset, read_report
 from gemrec.serve.ui._graphs import explanation_graph, to_graphml
-from gemrec.tracking import list_runs, run_curves
+from gemrec.serve.ui._runs import model_runs
+from gemrec.tracking import list_runs, record_run, run_curves
 from tests.serve._process import DEADLINE_S, free_port, serve_command, wait_until
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -313,7 +314,8 @@ def test_overview_shows_the_models_evaluation_and_the_behaviour_report(
             shown = page.inner_text(cell.format(f"{name}@{k}"))
             assert shown == f"{console.trained.evaluated[f'{name}@{k}']:.4f}", (name, k)
     caption = page.inner_text("#model-metrics table.metrics caption")
-    assert caption.startswith(f"evaluate on test, {console.trained.evaluated['n_users']} users")
+    users = console.trained.evaluated["n_users"]
+    assert caption.startswith(f"evaluate mf on test, {users} users")
     training = json.loads((console.trained.model_dir / "training.json").read_text())
     fit = page.inner_text("#model-trainings td[data-metric='fit_seconds']")
     assert fit == f"{training['fit_seconds']:.4g}"
@@ -356,6 +358,33 @@ def test_overview_says_what_is_missing_and_names_a_report_of_another_dataset(
     assert "No recorded evaluation" not in page
     assert f"<code>gemrec analyze {shop.resolve()} -o REPORT_DIR</code>" in page
     assert not (tmp_path / "absent.db").exists()
+
+
+def test_model_runs_reads_evaluations_and_trainings_of_one_directory(
+    trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``gemrec demo`` trains and evaluates in one run (both); a tuning's per-trial figures are
+    not an evaluation; runs of other directories are left out."""
+    monkeypatch.delenv("GEMREC_NO_TRACK")
+    model_dir = tmp_path / "model"
+    tags = {"gemrec.model_dir": model_dir.resolve()}
+    with record_run("tune", uri=trained.uri, name="tune mf", tags=tags) as run:
+        assert run is not None
+        run.log_metrics({"fit_seconds": 2.0, "tuning/best_recall@20": 0.3})
+        run.log_metrics({"trial/recall@20": 0.2}, step=1)
+    with record_run("demo", uri=trained.uri, name="demo mf", tags=tags) as run:
+        assert run is not None
+        run.log_metrics({"fit_seconds": 1.5, "test/n_users": 9})
+        run.log_metrics({f"test/{m}@{k}": k / 100 + j for j, m in enumerate(["ndcg", "recall"])
+                         for k in (10, 20)})  # fmt: skip
+    view = model_runs(trained.uri, model_dir)
+    assert [e.name for e in view.evaluations] == ["demo mf"]
+    demo = view.evaluations[0]
+    assert (demo.split, demo.ks, demo.n_users) == ("test", [10, 20], 9)
+    assert demo.table == {"recall": {10: 1.1, 20: 1.2}, "ndcg": {10: 0.1, 20: 0.2}}
+    assert [r.name for r in view.trainings] == ["demo mf", "tune mf"]
+    assert [r.metrics["fit_seconds"] for r in view.trainings] == [1.5, 2.0]
+    assert model_runs(trained.uri, tmp_path / "other").evaluations == []
 
 
 def test_console_respects_protected_reads_and_write_key(make_client: Any, svd_dir: Path) -> None:

@@ -153,18 +153,18 @@ def run_detail(
 
 
 def _evaluation(row: RunRow) -> Evaluation:
+    # the split evaluated: ``evaluate`` records it as a parameter, the demo evaluates test
+    split = row.params.get("split", "test")
     table: dict[str, dict[int, float]] = {}
-    splits, ks = set(), set()
+    ks = set()
     for key, value in row.metrics.items():
         m = _AT_K.match(key)
-        if m is None:
+        if m is None or m["split"] != split:
             continue
-        splits.add(m["split"])
         ks.add(int(m["k"]))
         table.setdefault(m["metric"], {})[int(m["k"])] = value
     order = {name: j for j, name in enumerate(_METRIC_ORDER)}
     table = dict(sorted(table.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
-    split = row.params.get("split") or ", ".join(sorted(splits))
     n_users = row.metrics.get(f"{split}/n_users")
     return Evaluation(
         run_id=row.run_id,
@@ -194,6 +194,8 @@ def model_runs(uri: str, model_dir: Path, max_results: int = 200) -> ModelRuns:
     if view.message is not None:
         return view
     rows = _rows(uri, max_results, model_dir)
-    view.evaluations = [_evaluation(r) for r in rows if r.command == "evaluate"]
-    view.trainings = [r for r in rows if r.command in ("train", "retrain", "tune")]
+    # ``gemrec demo`` trains and evaluates each model in one run: it is both
+    evaluations = (_evaluation(r) for r in rows if r.command in ("evaluate", "demo"))
+    view.evaluations = [e for e in evaluations if e.table]
+    view.trainings = [r for r in rows if r.command in ("train", "retrain", "tune", "demo")]
     return view
