@@ -21,7 +21,8 @@ EXAMPLE = """example:
   gemrec analyze data/taobao -o reports/taobao
   gemrec analyze data/taobao -o reports/taobao --session-gap-minutes 60 --utc-offset-hours 8
 then open reports/taobao/index.html in a browser (profiles.parquet, summary.json, plots/ beside
-it), or serve it in the console: gemrec serve MODEL_DIR --dataset data/taobao --report reports/taobao"""
+it), or show it in the service's console:
+  gemrec serve MODEL_DIR --dataset data/taobao --report reports/taobao"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
