@@ -7,6 +7,7 @@ import functools
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -358,6 +359,14 @@ def test_overview_says_what_is_missing_and_names_a_report_of_another_dataset(
     assert "No recorded evaluation" not in page
     assert f"<code>gemrec analyze {shop.resolve()} -o REPORT_DIR</code>" in page
     assert not (tmp_path / "absent.db").exists()
+    with socket.socket() as s:  # a port nothing listens on once the socket is closed
+        s.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.setenv("GEMREC_TRACKING_URI", down)
+    overview = make_client(svd_dir).get("/ui/part/overview")
+    assert overview.status_code == 200
+    assert f"cannot read the tracking store {down}: MlflowException" in overview.text
+    assert 'id="model-name">svd<' in overview.text  # the rest of the page is there
 
 
 def test_model_runs_reads_evaluations_and_trainings_of_one_directory(

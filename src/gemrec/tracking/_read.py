@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from gemrec._optional import require
 from gemrec.errors import GemrecError
-from gemrec.tracking._record import EXPERIMENT
+from gemrec.tracking._record import EXPERIMENT, _http_limits
 from gemrec.tracking._uri import tracking_uri
 
 __all__ = ["list_runs", "run_curves"]
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _bounded(read: Callable[_P, _T]) -> Callable[_P, _T]:
+    """``read`` under the recording's HTTP retry and timeout limits: a tracking server that is
+    down fails a read within seconds instead of holding a console page for minutes."""
+
+    @functools.wraps(read)
+    def bounded(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        with _http_limits():
+            return read(*args, **kwargs)
+
+    return bounded
 
 
 def _client(uri: str | None) -> tuple[Any, str] | None:
@@ -36,6 +53,7 @@ def _iso(millis: int | None) -> str | None:
     return datetime.fromtimestamp(millis / 1000, tz=UTC).isoformat(timespec="seconds")
 
 
+@_bounded
 def list_runs(
     uri: str | None = None, *, limit: int = 1000, model_dir: str | Path | None = None
 ) -> list[dict[str, Any]]:
@@ -115,6 +133,7 @@ def _tag_filter(tag: str, value: str | None) -> str:
     return "" if quote is None else f'tags."{tag}" = {quote}{value}{quote}'
 
 
+@_bounded
 def run_curves(uri: str | None, run_id: str) -> dict[str, list[tuple[int, float]]]:
     """The curves of one run: every metric logged per step (epoch or trial), in step order.
 

@@ -34,7 +34,6 @@ from gemrec.serve.ui._graphs import Graph, explanation_graph, item_graph, to_gra
 from gemrec.serve.ui._plots import line_chart
 from gemrec.serve.ui._runs import (
     TRAINING_FIGURES,
-    ModelRuns,
     model_runs,
     read_runs,
     run_detail,
@@ -157,12 +156,7 @@ async def overview_part(request: Request) -> HTMLResponse:
     report = None
     if report_dir is not None:
         report = await run_in_threadpool(_views.report_view, report_dir, engine)
-    uri = tracking_uri()
-    try:
-        runs = await run_in_threadpool(model_runs, uri, engine.model_dir)
-    except Exception as exc:  # an unreachable or broken store must not take the page down
-        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
-        runs = ModelRuns(uri, str(engine.model_dir), message=f"tracking store {uri}: {reason}")
+    runs = await run_in_threadpool(model_runs, tracking_uri(), engine.model_dir)
     started = float(getattr(request.app.state, "console_started", time.time()))
     stored = await run_in_threadpool(state.store.count_events)
     return _render(

@@ -101,6 +101,11 @@ def _unreadable(uri: str) -> str | None:
     return None
 
 
+def _failed(uri: str, exc: Exception) -> str:
+    reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return f"cannot read the tracking store {uri}: {reason[:300]}"
+
+
 def _rows(uri: str, limit: int, model_dir: Path | None = None) -> list[RunRow]:
     return [
         RunRow(
@@ -134,7 +139,11 @@ def read_runs(uri: str, order_by: str | None = None, max_results: int = 200) -> 
     view = RunsView(uri, message=_unreadable(uri))
     if view.message is not None:
         return view
-    view.runs = _rows(uri, max_results)
+    try:
+        view.runs = _rows(uri, max_results)
+    except Exception as exc:  # whatever the store raises, the page says so and stays up
+        view.message = _failed(uri, exc)
+        return view
     view.metric_names = sorted({m for r in view.runs for m in r.metrics})
     if order_by:
         view.runs.sort(key=lambda r: (order_by not in r.metrics, -r.metrics.get(order_by, 0.0)))
@@ -193,7 +202,11 @@ def model_runs(uri: str, model_dir: Path, max_results: int = 200) -> ModelRuns:
     view = ModelRuns(uri, str(model_dir.resolve()), message=_unreadable(uri))
     if view.message is not None:
         return view
-    rows = _rows(uri, max_results, model_dir)
+    try:
+        rows = _rows(uri, max_results, model_dir)
+    except Exception as exc:  # whatever the store raises, the Overview says so and stays up
+        view.message = _failed(uri, exc)
+        return view
     # ``gemrec demo`` trains and evaluates each model in one run: it is both
     evaluations = (_evaluation(r) for r in rows if r.command in ("evaluate", "demo"))
     view.evaluations = [e for e in evaluations if e.table]
