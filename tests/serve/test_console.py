@@ -7,6 +7,7 @@ import functools
 import io
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -351,8 +352,13 @@ def test_overview_says_what_is_missing_and_names_a_report_of_another_dataset(
     )
     assert f'id="no-evaluation">No recorded evaluation; run\n    <code>{command}</code>' in page
     assert 'id="model-trainings"' not in page  # the store has runs, none of this directory
-    summary, _ = read_report(trained.report_dir)
+    summary, plots = read_report(trained.report_dir)
     assert f"This report is of {summary['dataset']}; the service serves {shop.resolve()}" in page
+    broken = shutil.copytree(trained.report_dir, tmp_path / "broken-report")
+    (broken / plots[-1][1].relative_to(trained.report_dir)).unlink()  # as if written again now
+    page = make_client(svd_dir, report_dir=broken).get("/ui/part/overview").text
+    missing = plots[-1][1].relative_to(trained.report_dir)
+    assert f'id="report-problem">{broken}: summary.json lists the plot {missing}' in page
     monkeypatch.setenv("GEMREC_TRACKING_URI", f"sqlite:///{tmp_path / 'absent.db'}")
     page = make_client(svd_dir).get("/ui/part/overview").text
     assert f"no tracking store yet at {tmp_path / 'absent.db'}" in page

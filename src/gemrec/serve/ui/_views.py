@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from gemrec.analysis.report import data_uri, describe, read_report
+from gemrec.errors import GemrecError
 from gemrec.serve._engine import Engine
 from gemrec.serve._metrics import Metrics
 from gemrec.serve.ui._plots import bar_chart
@@ -33,7 +34,8 @@ class ReportView:
     """The behaviour report as the Overview shows it.
 
     ``plots`` are (title, PNG ``data:`` URI) pairs: embedded, so a service with protected reads
-    needs no open route for them; ``lines`` are :func:`gemrec.analysis.describe`'s.
+    needs no open route for them; ``lines`` are :func:`gemrec.analysis.describe`'s; ``problem``
+    says why the report could not be read (removed or rewritten since the service started).
     """
 
     path: str
@@ -41,6 +43,7 @@ class ReportView:
     lines: list[str]
     plots: list[tuple[str, str]]
     other_dataset: bool
+    problem: str | None = None
 
 
 def report_view(report_dir: Path, engine: Engine) -> ReportView:
@@ -50,12 +53,15 @@ def report_view(report_dir: Path, engine: Engine) -> ReportView:
     have one, else the resolved paths do.
     """
     summary_file = report_dir / "summary.json"
-    return _read_report_view(
-        str(report_dir.resolve()),
-        summary_file.stat().st_mtime_ns if summary_file.is_file() else 0,
-        str(Path(engine.dataset.path).resolve()),
-        engine.dataset.manifest.get("fingerprint"),
-    )
+    try:
+        return _read_report_view(
+            str(report_dir.resolve()),
+            summary_file.stat().st_mtime_ns if summary_file.is_file() else 0,
+            str(Path(engine.dataset.path).resolve()),
+            engine.dataset.manifest.get("fingerprint"),
+        )
+    except GemrecError as exc:
+        return ReportView(str(report_dir), "", [], [], other_dataset=False, problem=str(exc))
 
 
 @functools.lru_cache(maxsize=4)
