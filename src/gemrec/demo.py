@@ -189,7 +189,7 @@ def run_demo(
         print(f"         runs    mlflow ui --backend-store-uri {uri}")
     print(
         f"\nconsole: gemrec serve {output / 'models' / live} --dataset {data_dir} "
-        f"--store sqlite:///{output / 'serve-state' / 'events.sqlite3'}\n"
+        f"--store sqlite:///{output / 'serve-state' / 'events.sqlite3'} --report {report_dir}\n"
         "         then open http://127.0.0.1:8000/ui/ (Runs compares two of "
         f"{output / 'models'}/*)"
     )

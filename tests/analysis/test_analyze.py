@@ -278,3 +278,45 @@ def test_dataset_without_events_or_timestamps_falls_back_to_edges(tmp_path: Path
     p = pd.read_parquet(tmp_path / "rep" / "profiles.parquet").set_index("user_id")
     assert p.loc["a", "n_interaction"] == 2 and pd.isna(p.loc["a", "peak_hour"])
     assert (tmp_path / "rep" / "index.html").read_text().count("data:image/png;base64,") >= 3
+
+
+def test_report_plots_are_files_read_back_in_page_order(tmp_path: Path) -> None:
+    """Each plot of index.html is also a PNG file listed in summary.json; :func:`read_report`
+    returns them in the page's order, and a second report leaves no plot of the first behind."""
+    import base64
+    import re
+
+    from gemrec.analysis import read_report
+    from gemrec.errors import ConfigError
+
+    raw = pd.DataFrame(
+        {
+            "user_id": ["a", "a", "b", "b", "c"],
+            "item_id": ["x", "y", "x", "y", "x"],
+            "category": ["c1", "c2", "c1", "c2", "c1"],
+            "event_type": ["view", "cart", "view", "purchase", "view"],
+            "timestamp": [0.0, 60.0, 5.0, 86400.0 * 8, 30.0],
+            "value": np.nan,
+        }
+    )
+    ds = build_dataset(raw, tmp_path / "tiny")
+    out = tmp_path / "rep"
+    (out / "plots").mkdir(parents=True)
+    (out / "plots" / "99-stale.png").write_bytes(b"old")
+    summary = analyze_dataset(ds, out)
+    read_summary, plots = read_report(out)
+    assert read_summary == json.loads(json.dumps(summary))
+    page = (out / "index.html").read_text()
+    shown = re.findall(r"<img alt='([^']+)' src='data:image/png;base64,([^']+)'>", page)
+    assert [t for t, _ in plots] == [t for t, _ in shown]
+    assert "Funnel" in [t for t, _ in plots] and len(plots) >= 4
+    for (_, file), (_, b64) in zip(plots, shown, strict=True):
+        assert file.parent == out / "plots"
+        assert file.read_bytes() == base64.b64decode(b64)
+        assert file.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted((out / "plots").iterdir()) == [f for _, f in plots]
+    with pytest.raises(ConfigError, match=r"not a behaviour analysis report \(no summary.json\)"):
+        read_report(tmp_path / "tiny")
+    plots[0][1].unlink()
+    with pytest.raises(ConfigError, match=r"lists the plot plots/01-item-popularity.png"):
+        read_report(out)

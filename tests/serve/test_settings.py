@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
@@ -40,11 +41,16 @@ def test_settings_from_cli_and_env(svd_dir, shop, tmp_path, monkeypatch):
         settings_from_args(parse([str(svd_dir), "--dataset", str(tmp_path)]))
     with pytest.raises(ConfigError, match="--blocklist"):
         settings_from_args(parse([str(svd_dir), "--dataset", str(shop), "--blocklist", "nope.txt"]))
+    with pytest.raises(ConfigError, match=r"not a behaviour analysis report \(no summary.json\)"):
+        settings_from_args(parse([str(svd_dir), "--dataset", str(shop), "--report", str(tmp_path)]))
 
 
 def test_settings_are_frozen_and_reject_unknown_keys(tmp_path):
     s = ServeSettings.from_dict({"model_dir": "m", "dataset_dir": "d", "max_k": 50})
     assert ServeSettings.from_dict(__import__("json").loads(s.to_json())) == s
+    r = ServeSettings.from_dict({"model_dir": "m", "dataset_dir": "d", "report_dir": "r"})
+    assert r.report_dir == Path("r")
+    assert ServeSettings.from_dict(__import__("json").loads(r.to_json())) == r
     with pytest.raises(AttributeError):
         s.max_k = 3  # type: ignore[misc]
     with pytest.raises(ConfigError, match=r"unknown serve setting.*max_kk"):

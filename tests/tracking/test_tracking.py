@@ -129,6 +129,27 @@ def test_evaluate_records_the_metrics_at_each_k(recorded):
     assert run["metrics"]["test/recall_at_20"] > 0
 
 
+def test_list_runs_of_one_model_directory(recorded, monkeypatch):
+    """The train and evaluate of a directory, newest first, matched as a resolved path; a
+    directory whose name holds quote characters is matched too."""
+    monkeypatch.delenv("GEMREC_NO_TRACK")
+    uri, model_dir = recorded["uri"], recorded["model_dir"]
+    odd = [model_dir.parent / "it's", model_dir.parent / 'say "hi"', model_dir.parent / "'\""]
+    for path in odd:
+        with record_run("train", uri=uri, name=path.name, tags={"gemrec.model_dir": path}):
+            pass
+    monkeypatch.chdir(model_dir.parent)
+    runs = list_runs(uri, model_dir=model_dir.name)  # relative to the working directory
+    assert [r["command"] for r in runs] == ["evaluate", "train"]
+    assert [r["run_id"] for r in runs] == [
+        recorded["runs"]["evaluate"]["run_id"],
+        recorded["runs"]["train"]["run_id"],
+    ]
+    for path in odd:
+        assert [r["name"] for r in list_runs(uri, model_dir=path)] == [path.name]
+    assert list_runs(uri, model_dir=model_dir.parent / "never-trained") == []
+
+
 def test_no_track_records_nothing(recorded, dataset, tmp_path, monkeypatch):
     uri = recorded["uri"]
     before = [r["run_id"] for r in list_runs(uri)]

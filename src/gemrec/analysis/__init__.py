@@ -10,7 +10,7 @@ from gemrec.analysis.interests import (
 )
 from gemrec.analysis.population import PopulationStats, gini, population_stats
 from gemrec.analysis.profiles import pair_stages, user_profiles
-from gemrec.analysis.report import analyze_dataset, analyze_events, describe
+from gemrec.analysis.report import analyze_dataset, analyze_events, describe, read_report
 
 __all__ = [
     "InterestModel",
@@ -27,5 +27,6 @@ __all__ = [
     "pair_stages",
     "population_stats",
     "prepare_events",
+    "read_report",
     "user_profiles",
 ]

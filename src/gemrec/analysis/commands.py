@@ -13,14 +13,16 @@ HELP = "behaviour analysis report (user profiles, funnel, long tail, retention)"
 DESCRIPTION = (
     "Profile every user (behaviour counts, sessions, RFM, category interests, funnel "
     "conversion, active hours) and the population (popularity long tail, activity by time, "
-    "funnel, session lengths, cohort retention). Writes index.html, summary.json and "
-    "profiles.parquet to REPORT_DIR."
+    "funnel, session lengths, cohort retention). Writes index.html, summary.json, "
+    "profiles.parquet and the plots as plots/*.png to REPORT_DIR."
 )
 
 EXAMPLE = """example:
   gemrec analyze data/taobao -o reports/taobao
   gemrec analyze data/taobao -o reports/taobao --session-gap-minutes 60 --utc-offset-hours 8
-then open reports/taobao/index.html in a browser (profiles.parquet, summary.json beside it)."""
+then open reports/taobao/index.html in a browser (profiles.parquet, summary.json, plots/ beside
+it), or show it in the service's console:
+  gemrec serve MODEL_DIR --dataset data/taobao --report reports/taobao"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -6,6 +6,7 @@ import base64
 import html
 import io
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,8 +19,19 @@ from gemrec.analysis.events import load_events, prepare_events
 from gemrec.analysis.population import PopulationStats, population_stats
 from gemrec.analysis.profiles import pair_stages, user_profiles
 from gemrec.data.store import Dataset
+from gemrec.errors import ConfigError
 
-__all__ = ["analyze_dataset", "analyze_events", "describe", "render_html"]
+__all__ = [
+    "analyze_dataset",
+    "analyze_events",
+    "data_uri",
+    "describe",
+    "read_report",
+    "render_html",
+]
+
+#: the report's plot files, under the report directory
+PLOTS_DIR = "plots"
 
 
 def analyze_events(
@@ -89,7 +101,9 @@ def analyze_dataset(
     """Analyse a dataset directory and write the report.
 
     Writes ``OUTPUT/profiles.parquet`` (one row per user, see :func:`user_profiles`),
-    ``OUTPUT/summary.json`` and ``OUTPUT/index.html`` (plots embedded; opens without a server).
+    ``OUTPUT/summary.json``, ``OUTPUT/index.html`` (plots embedded; opens without a server) and
+    the plots as PNG files ``OUTPUT/plots/NN-title.png``, listed in order with their titles under
+    the summary's ``plots`` (read back by :func:`read_report`).
 
     Returns
     -------
@@ -112,18 +126,69 @@ def analyze_dataset(
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     profiles.to_parquet(out / "profiles.parquet", index=False)
+    plots = _plots(profiles, pop)
+    (out / PLOTS_DIR).mkdir(exist_ok=True)
+    for old in (out / PLOTS_DIR).glob("*.png"):  # a plot an earlier report had and this one lacks
+        old.unlink()
+    files = []
+    for n, (title, png) in enumerate(plots, start=1):
+        name = f"{PLOTS_DIR}/{n:02d}-{re.sub(r'[^a-z0-9]+', '-', title.lower()).strip('-')}.png"
+        (out / name).write_bytes(png)
+        files.append({"title": title, "file": name})
     summary = {
         "dataset": str(Path(ds.path).resolve()),
+        "dataset_fingerprint": ds.manifest.get("fingerprint"),
         "source": "events" if ds.has_events else "edges",
         "session_gap_minutes": session_gap_minutes,
         "utc_offset_hours": utc_offset_hours,
         **pop.summary,
         "profiles": _profile_summary(profiles),
+        "plots": files,
         "seconds": round(time.perf_counter() - start, 3),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
-    (out / "index.html").write_text(render_html(summary, profiles, pop), encoding="utf-8")
+    page = render_html(summary, profiles, pop, plots=plots)
+    (out / "index.html").write_text(page, encoding="utf-8")
     return summary
+
+
+def read_report(report_dir: str | Path) -> tuple[dict[str, Any], list[tuple[str, Path]]]:
+    """The summary and the plot files of a report written by :func:`analyze_dataset`.
+
+    Parameters
+    ----------
+    report_dir : str or Path
+        The ``OUTPUT`` directory of ``gemrec analyze DATASET_DIR -o OUTPUT``.
+
+    Returns
+    -------
+    summary : dict
+        ``summary.json`` (its ``dataset`` is the analysed dataset's resolved path).
+    plots : list of (str, Path)
+        Each plot's title and PNG file, in the report's order (empty for a report written
+        before plots were saved as files).
+
+    Raises
+    ------
+    ConfigError
+        When ``report_dir`` holds no ``summary.json``, or a listed plot file is missing.
+    """
+    root = Path(report_dir)
+    path = root / "summary.json"
+    if not path.is_file():
+        raise ConfigError(
+            f"{root}: not a behaviour analysis report (no summary.json); write one with "
+            f"`gemrec analyze DATASET_DIR -o {root}`"
+        )
+    summary: dict[str, Any] = json.loads(path.read_text())
+    plots = [(str(p["title"]), root / str(p["file"])) for p in summary.get("plots", [])]
+    for _, file in plots:
+        if not file.is_file():
+            raise ConfigError(
+                f"{root}: summary.json lists the plot {file.relative_to(root)}, which is missing; "
+                f"write the report again with `gemrec analyze DATASET_DIR -o {root}`"
+            )
+    return summary, plots
 
 
 def describe(summary: dict[str, Any]) -> str:
@@ -185,13 +250,19 @@ def _json_default(o: Any) -> Any:
 # ----------------------------------------------------------------------------- HTML
 
 
-def _png(fig: Any) -> str:
+def _png(fig: Any) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return buf.getvalue()
 
 
-def _plots(profiles: pd.DataFrame, pop: PopulationStats) -> list[tuple[str, str]]:
+def data_uri(png: bytes) -> str:
+    """A PNG as a ``data:`` URI, for a page that embeds its images."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _plots(profiles: pd.DataFrame, pop: PopulationStats) -> list[tuple[str, bytes]]:
+    """The report's figures: (title, PNG bytes) in page order."""
     # Figures without pyplot: no backend is chosen or changed, so a notebook's inline plots and
     # a user's own backend stay as they are, and nothing needs closing
     from matplotlib.figure import Figure
@@ -200,7 +271,7 @@ def _plots(profiles: pd.DataFrame, pop: PopulationStats) -> list[tuple[str, str]
         fig = Figure(figsize=figsize)
         return fig, fig.subplots(*grid)
 
-    out: list[tuple[str, str]] = []
+    out: list[tuple[str, bytes]] = []
     counts = np.sort(pop.item_counts)[::-1]
     fig, (a1, a2) = subplots(1, 2, figsize=(10, 3.5))
     nz = counts[counts > 0]
@@ -285,8 +356,17 @@ def _table(df: pd.DataFrame, index: bool = True) -> str:
     )
 
 
-def render_html(summary: dict[str, Any], profiles: pd.DataFrame, pop: PopulationStats) -> str:
-    """The self-contained report page (plots as base64 PNG ``data:`` URIs, no external assets)."""
+def render_html(
+    summary: dict[str, Any],
+    profiles: pd.DataFrame,
+    pop: PopulationStats,
+    *,
+    plots: list[tuple[str, bytes]] | None = None,
+) -> str:
+    """The self-contained report page (plots as base64 PNG ``data:`` URIs, no external assets).
+
+    ``plots``: the figures already drawn (title, PNG bytes); None draws them.
+    """
     esc = html.escape
     key = [
         ("events", summary["n_events"]),
@@ -321,8 +401,8 @@ def render_html(summary: dict[str, Any], profiles: pd.DataFrame, pop: Population
         "<h2>Event types</h2>",
         _table(pop.type_counts.rename("events").to_frame()),
     ]
-    for title, uri in _plots(profiles, pop):
-        parts.append(f"<h2>{esc(title)}</h2><img alt='{esc(title)}' src='{uri}'>")
+    for title, png in _plots(profiles, pop) if plots is None else plots:
+        parts.append(f"<h2>{esc(title)}</h2><img alt='{esc(title)}' src='{data_uri(png)}'>")
     parts.append("<h2>Funnel (distinct user-item pairs)</h2>")
     parts.append(_table(pop.funnel, index=False))
     if len(pop.funnel_by_category):

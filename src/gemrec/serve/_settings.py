@@ -68,6 +68,9 @@ class ServeSettings:
         Messages another consumer left unacknowledged this long are taken over.
     consume_batch : int
         Most messages per read and store write.
+    report_dir : Path or None
+        A behaviour analysis report of the dataset (``gemrec analyze DATASET_DIR -o REPORT_DIR``)
+        whose figures the console's Overview shows (None: none shown).
     """
 
     model_dir: Path
@@ -93,11 +96,14 @@ class ServeSettings:
     consume_consumer: str | None = None
     consume_claim_idle_ms: int = 30_000
     consume_batch: int = 1000
+    report_dir: Path | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model_dir", Path(self.model_dir))
         object.__setattr__(self, "dataset_dir", Path(self.dataset_dir))
         object.__setattr__(self, "blocklist", tuple(str(b) for b in self.blocklist))
+        if self.report_dir is not None:
+            object.__setattr__(self, "report_dir", Path(self.report_dir))
         for name in (
             "max_batch",
             "max_body_bytes",
@@ -162,4 +168,5 @@ class ServeSettings:
         d["model_dir"] = str(self.model_dir)
         d["dataset_dir"] = str(self.dataset_dir)
         d["blocklist"] = list(self.blocklist)
+        d["report_dir"] = None if self.report_dir is None else str(self.report_dir)
         return json.dumps(d)

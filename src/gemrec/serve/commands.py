@@ -27,6 +27,7 @@ DESCRIPTION = (
 
 EXAMPLE = """example:
   gemrec serve models/rp3 --dataset data/shop
+  gemrec serve models/rp3 --dataset data/shop --report reports/shop    # the console shows it
   gemrec serve models/lgn --dataset data/shop --store redis://127.0.0.1:6379/0 \\
       --workers 2 --api-key s3cret
   gemrec serve models/lgn --dataset data/shop --store redis://127.0.0.1:6379/0 \
@@ -83,6 +84,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "`gemrec consume` does; options below",
     )
     add_stream_options(p)
+    p.add_argument(
+        "--report",
+        metavar="REPORT_DIR",
+        help="the dataset's behaviour report (gemrec analyze DATASET_DIR -o REPORT_DIR): the "
+        "console's Overview shows its figures",
+    )
     p.add_argument("--log-level", default="warning")
     p.set_defaults(func=_run)
 
@@ -106,6 +113,12 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
         if not path.is_file():
             raise ConfigError(f"--blocklist {path}: file not found")
         blocklist = tuple(line.strip() for line in path.read_text().splitlines() if line.strip())
+    report_dir = None
+    if args.report:
+        from gemrec.analysis.report import read_report
+
+        read_report(args.report)  # a directory that is not a report fails here, not in the page
+        report_dir = Path(args.report).resolve()
     if args.consume and args.consumer and args.workers > 1:
         raise ConfigError(
             f"--consumer {args.consumer} with --workers {args.workers}: each worker needs its own "
@@ -127,6 +140,7 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
         consume_consumer=args.consumer,
         consume_claim_idle_ms=args.claim_idle_ms,
         consume_batch=args.batch,
+        report_dir=report_dir,
     )
 
 

@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from gemrec._optional import require
 from gemrec.errors import GemrecError
-from gemrec.tracking._record import EXPERIMENT
+from gemrec.tracking._record import EXPERIMENT, _http_limits
 from gemrec.tracking._uri import tracking_uri
 
 __all__ = ["list_runs", "run_curves"]
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _bounded(read: Callable[_P, _T]) -> Callable[_P, _T]:
+    """``read`` under the recording's HTTP retry and timeout limits: a tracking server that is
+    down fails a read within seconds instead of holding a console page for minutes."""
+
+    @functools.wraps(read)
+    def bounded(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        with _http_limits():
+            return read(*args, **kwargs)
+
+    return bounded
 
 
 def _client(uri: str | None) -> tuple[Any, str] | None:
@@ -36,7 +53,10 @@ def _iso(millis: int | None) -> str | None:
     return datetime.fromtimestamp(millis / 1000, tz=UTC).isoformat(timespec="seconds")
 
 
-def list_runs(uri: str | None = None, *, limit: int = 1000) -> list[dict[str, Any]]:
+@_bounded
+def list_runs(
+    uri: str | None = None, *, limit: int = 1000, model_dir: str | Path | None = None
+) -> list[dict[str, Any]]:
     """The recorded runs, newest first.
 
     Parameters
@@ -45,6 +65,9 @@ def list_runs(uri: str | None = None, *, limit: int = 1000) -> list[dict[str, An
         Tracking URI; default :func:`gemrec.tracking.tracking_uri`.
     limit : int
         At most this many runs.
+    model_dir : str or Path, optional
+        Only the runs of this model directory (tag ``gemrec.model_dir``: the ``train`` or
+        ``retrain`` that wrote it and every ``evaluate`` of it); compared as a resolved path.
 
     Returns
     -------
@@ -58,20 +81,26 @@ def list_runs(uri: str | None = None, *, limit: int = 1000) -> list[dict[str, An
     Examples
     --------
     >>> from gemrec.tracking import list_runs
-    >>> [(r["command"], r["model"], r["metrics"].get("recall_at_20"))
-    ...  for r in list_runs("sqlite:///mlflow.db")]  # doctest: +SKIP
+    >>> [(r["command"], r["model"], r["metrics"].get("test/recall_at_20"))
+    ...  for r in list_runs("sqlite:///mlflow.db", model_dir="models/mf")]  # doctest: +SKIP
     [('evaluate', 'mf', 0.081), ('train', 'mf', None)]
     """
     opened = _client(uri)
     if opened is None:
         return []
     client, experiment_id = opened
+    wanted = None if model_dir is None else str(Path(model_dir).resolve())
     runs = client.search_runs(
-        [experiment_id], max_results=limit, order_by=["attributes.start_time DESC"]
+        [experiment_id],
+        filter_string=_tag_filter("gemrec.model_dir", wanted),
+        max_results=limit,
+        order_by=["attributes.start_time DESC"],
     )
     out = []
     for run in runs:
         tags = run.data.tags
+        if wanted is not None and tags.get("gemrec.model_dir") != wanted:
+            continue  # a value holding both quote characters is filtered here, not by the store
         out.append(
             {
                 "run_id": run.info.run_id,
@@ -92,6 +121,19 @@ def list_runs(uri: str | None = None, *, limit: int = 1000) -> list[dict[str, An
     return out
 
 
+def _tag_filter(tag: str, value: str | None) -> str:
+    """An MLflow search filter ``tags."TAG" = 'VALUE'`` (empty: no filter).
+
+    MLflow's filter strings have no escape for a quote inside a quoted value: the value is quoted
+    with the character it does not hold, and one holding both is left for the caller to filter.
+    """
+    if value is None:
+        return ""
+    quote = next((q for q in ("'", '"') if q not in value), None)
+    return "" if quote is None else f'tags."{tag}" = {quote}{value}{quote}'
+
+
+@_bounded
 def run_curves(uri: str | None, run_id: str) -> dict[str, list[tuple[int, float]]]:
     """The curves of one run: every metric logged per step (epoch or trial), in step order.
 

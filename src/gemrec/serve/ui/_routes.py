@@ -32,7 +32,12 @@ from gemrec.serve.routes import users as users_routes
 from gemrec.serve.ui import _views
 from gemrec.serve.ui._graphs import Graph, explanation_graph, item_graph, to_graphml
 from gemrec.serve.ui._plots import line_chart
-from gemrec.serve.ui._runs import read_runs, run_detail
+from gemrec.serve.ui._runs import (
+    TRAINING_FIGURES,
+    model_runs,
+    read_runs,
+    run_detail,
+)
 from gemrec.tracking import tracking_uri
 
 __all__ = ["include_console"]
@@ -147,14 +152,25 @@ async def overview_part(request: Request) -> HTMLResponse:
         "events": len(dataset.events) if dataset.has_events else None,
     }
     plots = await run_in_threadpool(_views.dataset_plots, engine)
+    report_dir = state.settings.report_dir
+    report = None
+    if report_dir is not None:
+        report = await run_in_threadpool(_views.report_view, report_dir, engine)
+    runs = await run_in_threadpool(model_runs, tracking_uri(), engine.model_dir)
     started = float(getattr(request.app.state, "console_started", time.time()))
     stored = await run_in_threadpool(state.store.count_events)
     return _render(
         "overview.html",
         engine=engine,
         dataset_name=dataset.manifest.get("name", dataset.path.name),
+        dataset_dir=str(Path(dataset.path).resolve()),
         figures=figures,
         plots=plots,
+        report=report,
+        runs=runs,
+        training_figures=[
+            f for f in TRAINING_FIGURES if any(f in r.metrics for r in runs.trainings)
+        ],
         info=engine.info(),
         record=_views.model_record(engine),
         service=_views.service_figures(state.metrics, started),

@@ -7,13 +7,29 @@ not exist yet is reported as empty rather than created.
 from __future__ import annotations
 
 import importlib.util
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from gemrec.tracking import list_runs, run_curves
 
-__all__ = ["RunRow", "RunsView", "read_runs", "run_detail"]
+__all__ = [
+    "Evaluation",
+    "ModelRuns",
+    "RunRow",
+    "RunsView",
+    "model_runs",
+    "read_runs",
+    "run_detail",
+]
+
+#: ``evaluate``'s figures: ``<split>/<metric>_at_<k>`` (``test/recall_at_20``)
+_AT_K = re.compile(r"^(?P<split>[^/]+)/(?P<metric>.+)_at_(?P<k>\d+)$")
+#: the order of an evaluation's rows (other metrics follow, by name)
+_METRIC_ORDER = ("recall", "ndcg", "precision", "hitrate", "coverage")
+#: the figures of a ``train`` or ``retrain`` shown beside the model
+TRAINING_FIGURES = ("fit_seconds", "best_epoch", "wall_seconds", "peak_rss_mb")
 
 
 @dataclass(frozen=True)
@@ -41,6 +57,32 @@ class RunsView:
     message: str | None = None
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """One ``gemrec evaluate`` of a model: its figures as ``table[metric][k]``."""
+
+    run_id: str
+    name: str
+    start_time: float | None
+    status: str
+    split: str
+    ks: list[int]
+    table: dict[str, dict[int, float]]
+    n_users: int | None
+
+
+@dataclass
+class ModelRuns:
+    """What the tracking store holds about one model directory: its evaluations and the
+    training that wrote it, newest first, or why there are none (``message``)."""
+
+    uri: str
+    model_dir: str
+    evaluations: list[Evaluation] = field(default_factory=list)
+    trainings: list[RunRow] = field(default_factory=list)
+    message: str | None = None
+
+
 def _missing_sqlite(uri: str) -> Path | None:
     """The file of an ``sqlite:///`` URI when it does not exist (MLflow would create it)."""
     if not uri.startswith("sqlite:"):
@@ -49,7 +91,22 @@ def _missing_sqlite(uri: str) -> Path | None:
     return None if path.is_file() else path
 
 
-def _rows(uri: str, limit: int) -> list[RunRow]:
+def _unreadable(uri: str) -> str | None:
+    """Why the store at ``uri`` cannot be read (mlflow missing, no store yet), or None."""
+    if importlib.util.find_spec("mlflow") is None:
+        return "mlflow is not installed: pip install 'gemrec[track]' to browse runs"
+    missing = _missing_sqlite(uri)
+    if missing is not None:
+        return f"no tracking store yet at {missing}: train a model to record a run"
+    return None
+
+
+def _failed(uri: str, exc: Exception) -> str:
+    reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return f"cannot read the tracking store {uri}: {reason[:300]}"
+
+
+def _rows(uri: str, limit: int, model_dir: Path | None = None) -> list[RunRow]:
     return [
         RunRow(
             run_id=r["run_id"],
@@ -63,7 +120,7 @@ def _rows(uri: str, limit: int) -> list[RunRow]:
             params=dict(r["params"]),
             metrics={k: float(v) for k, v in r["metrics"].items()},
         )
-        for r in list_runs(uri, limit=limit)
+        for r in list_runs(uri, limit=limit, model_dir=model_dir)
     ]
 
 
@@ -79,15 +136,14 @@ def read_runs(uri: str, order_by: str | None = None, max_results: int = 200) -> 
     max_results : int
         Most runs read.
     """
-    view = RunsView(uri)
-    if importlib.util.find_spec("mlflow") is None:
-        view.message = "mlflow is not installed: pip install 'gemrec[track]' to browse runs"
+    view = RunsView(uri, message=_unreadable(uri))
+    if view.message is not None:
         return view
-    missing = _missing_sqlite(uri)
-    if missing is not None:
-        view.message = f"no tracking store yet at {missing}: train a model to record a run"
+    try:
+        view.runs = _rows(uri, max_results)
+    except Exception as exc:  # whatever the store raises, the page says so and stays up
+        view.message = _failed(uri, exc)
         return view
-    view.runs = _rows(uri, max_results)
     view.metric_names = sorted({m for r in view.runs for m in r.metrics})
     if order_by:
         view.runs.sort(key=lambda r: (order_by not in r.metrics, -r.metrics.get(order_by, 0.0)))
@@ -103,3 +159,56 @@ def run_detail(
     curves = run_curves(uri, run_id)
     finals = next((r.metrics for r in _rows(uri, 1000) if r.run_id == run_id), {})
     return curves, {**finals, **{k: pts[-1][1] for k, pts in curves.items() if pts}}
+
+
+def _evaluation(row: RunRow) -> Evaluation:
+    # the split evaluated: ``evaluate`` records it as a parameter, the demo evaluates test
+    split = row.params.get("split", "test")
+    table: dict[str, dict[int, float]] = {}
+    ks = set()
+    for key, value in row.metrics.items():
+        m = _AT_K.match(key)
+        if m is None or m["split"] != split:
+            continue
+        ks.add(int(m["k"]))
+        table.setdefault(m["metric"], {})[int(m["k"])] = value
+    order = {name: j for j, name in enumerate(_METRIC_ORDER)}
+    table = dict(sorted(table.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
+    n_users = row.metrics.get(f"{split}/n_users")
+    return Evaluation(
+        run_id=row.run_id,
+        name=row.name,
+        start_time=row.start_time,
+        status=row.status,
+        split=split,
+        ks=sorted(ks),
+        table=table,
+        n_users=None if n_users is None else int(n_users),
+    )
+
+
+def model_runs(uri: str, model_dir: Path, max_results: int = 200) -> ModelRuns:
+    """The recorded runs of ``model_dir``: its evaluations and trainings, newest first.
+
+    Parameters
+    ----------
+    uri : str
+        An MLflow tracking URI.
+    model_dir : Path
+        A model directory; runs match on their tag ``gemrec.model_dir`` (a resolved path).
+    max_results : int
+        Most runs read.
+    """
+    view = ModelRuns(uri, str(model_dir.resolve()), message=_unreadable(uri))
+    if view.message is not None:
+        return view
+    try:
+        rows = _rows(uri, max_results, model_dir)
+    except Exception as exc:  # whatever the store raises, the Overview says so and stays up
+        view.message = _failed(uri, exc)
+        return view
+    # ``gemrec demo`` trains and evaluates each model in one run: it is both
+    evaluations = (_evaluation(r) for r in rows if r.command in ("evaluate", "demo"))
+    view.evaluations = [e for e in evaluations if e.table]
+    view.trainings = [r for r in rows if r.command in ("train", "retrain", "tune", "demo")]
+    return view

@@ -2,18 +2,83 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from gemrec.analysis.report import data_uri, describe, read_report
+from gemrec.errors import GemrecError
 from gemrec.serve._engine import Engine
 from gemrec.serve._metrics import Metrics
 from gemrec.serve.ui._plots import bar_chart
 
-__all__ = ["dataset_plots", "interest_profile", "item_users", "model_record", "service_figures"]
+__all__ = [
+    "ReportView",
+    "dataset_plots",
+    "interest_profile",
+    "item_users",
+    "model_record",
+    "report_view",
+    "service_figures",
+]
+
+
+@dataclass(frozen=True)
+class ReportView:
+    """The behaviour report as the Overview shows it.
+
+    ``plots`` are (title, PNG ``data:`` URI) pairs: embedded, so a service with protected reads
+    needs no open route for them; ``lines`` are :func:`gemrec.analysis.describe`'s; ``problem``
+    says why the report could not be read (removed or rewritten since the service started).
+    """
+
+    path: str
+    dataset: str
+    lines: list[str]
+    plots: list[tuple[str, str]]
+    other_dataset: bool
+    problem: str | None = None
+
+
+def report_view(report_dir: Path, engine: Engine) -> ReportView:
+    """The report at ``report_dir`` (written by ``gemrec analyze``) beside the served dataset.
+
+    ``other_dataset`` says the report is of another dataset: the fingerprints differ where both
+    have one, else the resolved paths do.
+    """
+    summary_file = report_dir / "summary.json"
+    try:
+        return _read_report_view(
+            str(report_dir.resolve()),
+            summary_file.stat().st_mtime_ns if summary_file.is_file() else 0,
+            str(Path(engine.dataset.path).resolve()),
+            engine.dataset.manifest.get("fingerprint"),
+        )
+    except GemrecError as exc:
+        return ReportView(str(report_dir), "", [], [], other_dataset=False, problem=str(exc))
+
+
+@functools.lru_cache(maxsize=4)
+def _read_report_view(
+    report_dir: str, mtime_ns: int, dataset: str, fingerprint: str | None
+) -> ReportView:
+    # read once per version of the report (``mtime_ns`` changes when it is written again)
+    summary, plots = read_report(report_dir)
+    theirs = summary.get("dataset_fingerprint")
+    same = theirs == fingerprint if theirs and fingerprint else summary["dataset"] == dataset
+    return ReportView(
+        path=report_dir,
+        dataset=str(summary["dataset"]),
+        lines=describe(summary).splitlines(),
+        plots=[(title, data_uri(file.read_bytes())) for title, file in plots],
+        other_dataset=not same,
+    )
 
 
 def dataset_plots(engine: Engine) -> list[str]:
