@@ -75,7 +75,6 @@ def test_batch_is_idempotent_and_numbers_bin_like_the_dataset(
         ({"user_id": ""}, "user_id"),
         ({"user_id": "x", "attributes": {"bad name!": 1}}, "attributes.bad name!"),
         ({"user_id": "x", "attributes": {"segment": ["s1"]}}, "attributes.segment"),
-        ({"user_id": "x", "friends": ["x"]}, "friends"),
         ({"user_id": "x", "friends": "u1"}, "friends"),
         ({"user_id": "x", "colour": "red"}, "colour"),
     ],
@@ -90,6 +89,17 @@ def test_bad_user_bodies_are_422_naming_the_field(
     r = c.post("/v1/users/batch", json={"users": [{"user_id": "ok"}, body]})
     assert r.status_code == 422 and f"users.1.{field}" in r.json()["message"]
     assert c.post("/v1/users/batch", json={"users": [{"user_id": "ok"}]}).json()["created"] == 1
+
+
+def test_a_registered_user_has_a_history_and_no_tie_to_themselves(
+    make_client: Any, pop_dir: Path
+) -> None:
+    c = make_client(pop_dir)
+    assert c.get("/v1/users/fresh/history").status_code == 404
+    r = c.post("/v1/users", json={"user_id": "fresh", "friends": ["fresh", "u60"]})
+    assert r.status_code == 200
+    assert c.get("/v1/users/fresh/history").json() == {"user_id": "fresh", "events": []}
+    assert c.app.state.service.store.get_user("fresh").friends == ("u60",)
 
 
 def test_user_writes_need_the_key_and_respect_the_batch_limit(

@@ -41,7 +41,9 @@ ROUTE_ERRORS: dict[tuple[str, str], dict[int, str]] = {
     ("post", "/v1/events"): {404: "An event names an item_id the catalogue does not have."},
     ("get", "/v1/users/{user_id}/recommendations"): {404: "No item has the given category."},
     ("get", "/v1/items/{item_id}/similar"): {404: "Unknown or deleted item_id."},
-    ("get", "/v1/users/{user_id}/history"): {404: "Unknown user_id (no history and no events)."},
+    ("get", "/v1/users/{user_id}/history"): {
+        404: "Unknown user_id (no history, events or registered profile)."
+    },
     ("get", "/v1/explain"): {404: "Unknown user_id or item_id."},
     ("delete", "/v1/items/{item_id}"): {404: "Unknown item_id."},
     ("delete", "/v1/users/{user_id}"): {404: "Unknown user_id (no history, profile or events)."},

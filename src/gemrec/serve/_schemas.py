@@ -188,16 +188,18 @@ class UserIn(_Strict):
     friends: list[_UserId] | None = Field(
         None,
         max_length=10_000,
-        description="user ids this user follows; replaces the stored list (omit to keep it)",
+        description="user ids this user follows; replaces the stored list (omit to keep it); "
+        "the user's own id is ignored",
         examples=[["u7", "u9"]],
     )
 
     @field_validator("friends")
     @classmethod
     def _no_self_tie(cls, friends: list[str] | None, info: ValidationInfo) -> list[str] | None:
-        if friends is not None and info.data.get("user_id") in friends:
-            raise ValueError(f"a user cannot follow themselves; remove {info.data['user_id']!r}")
-        return friends
+        # a tie to oneself says nothing about anyone: dropped (the schema cannot forbid it)
+        if friends is None:
+            return None
+        return [f for f in friends if f != info.data.get("user_id")]
 
 
 class UserBatch(_Strict):

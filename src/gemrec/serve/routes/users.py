@@ -33,8 +33,15 @@ async def history(user_id: str, state: State_) -> dict[str, Any]:
     online = [
         {**e.as_dict(), "source": "online"} for e in stored if e.seq > engine.folded_through_seq
     ]
-    if not offline and not online and user_id not in engine.user_index:
-        raise NotFound(f"unknown user_id {user_id!r} (no offline history and no events)")
+    if (
+        not offline
+        and not online
+        and user_id not in engine.user_index
+        and store.get_user(user_id) is None
+    ):
+        raise NotFound(
+            f"unknown user_id {user_id!r} (no offline history, events or registered profile)"
+        )
     return {"user_id": user_id, "events": offline + online}
 
 
