@@ -464,6 +464,30 @@ class GraphFilter(Recommender):
         users = np.asarray(users, dtype=np.int64)
         return self._sparse_rows(self.interactions_[users], self.user_embeddings_[users])
 
+    def sparse_part(self, users: np.ndarray) -> sp.csr_matrix:
+        """:meth:`sparse_scores` as a sparse matrix: only the items the linear part reaches.
+
+        Batch ANN retrieval (:class:`gemrec.models.ann.ANNRecommender`) reads these instead of a
+        dense ``len(users) x n_items`` block, whose size alone would dominate at millions of items.
+
+        Returns
+        -------
+        csr_matrix of float32, shape (len(users), n_items)
+        """
+        self._check_fitted()
+        users = np.asarray(users, dtype=np.int64)
+        if self.item_item_ == "dense":
+            return sp.csr_matrix(self.sparse_scores(users))
+        x = sp.csr_matrix(self.interactions_[users], dtype=np.float32)
+        with self._scoring_threads():
+            if self.item_item_ == "sparse":
+                out = x @ self.linear_
+            else:
+                out = (x @ self.left_).tocsr() @ self.right_
+        out = sp.csr_matrix(out, dtype=np.float32)
+        out.sort_indices()
+        return out
+
     def split_new(self, user_items: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
         """Fold-in split like :meth:`sparse_scores`: ``(queries, sparse)`` with
         ``score_new(user_items) == queries @ item_embeddings_.T + sparse``.

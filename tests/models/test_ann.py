@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gemrec.serve._retrieval import ItemIndex, select_top
+from gemrec.models.ann import ItemIndex, select_top
 
 
 def reference(scores, k, excluded, categories, cap):
