@@ -1,10 +1,27 @@
+"""ANN retrieval: the service's filtered index search and batch top-k, against exact ranking."""
+
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gemrec.models.ann import ItemIndex, select_top
+from gemrec.data.interactions import Interactions
+from gemrec.errors import GemrecError, ParameterError
+from gemrec.models.ann import (
+    ANNRecommender,
+    ItemIndex,
+    _lookup,
+    _row_top,
+    _without,
+    ann_recall,
+    select_top,
+)
+from gemrec.models.graphfilter import GraphFilter
+from gemrec.models.knn import ItemKNN
+from gemrec.models.svd import PureSVD
 
 
 def reference(scores, k, excluded, categories, cap):
@@ -139,3 +156,119 @@ def test_ann_search_with_extra_scores_matches_the_exact_sum():
     q, extra = vecs[0], np.arange(3000, dtype=np.float32) / 3000
     got, _ = exact.search(q, 10, extra=extra)
     np.testing.assert_array_equal(got, select_top(vecs @ q + extra, 10)[0])
+
+
+# ------------------------------------------------------------------------------ batch top-k
+def _planted(n_users=500, n_items=3000, dim=12, per_user=25, seed=0):
+    """Users and items drawn near random directions: a low-rank signal with a clear top-k."""
+    rng = np.random.default_rng(seed)
+    users = rng.standard_normal((n_users, dim))
+    items = rng.standard_normal((n_items, dim))
+    logits = users @ items.T
+    rows, cols = [], []
+    for u in range(n_users):
+        p = np.exp(logits[u] - logits[u].max())
+        chosen = rng.choice(n_items, size=per_user, replace=False, p=p / p.sum())
+        rows += [u] * per_user
+        cols += chosen.tolist()
+    return Interactions.from_arrays(
+        np.array(rows), np.array(cols), n_users=n_users, n_items=n_items
+    )
+
+
+@pytest.fixture(scope="module")
+def planted():
+    inter = _planted()
+    return {
+        "svd": PureSVD(factors=16).fit(inter),
+        "graphfilter": GraphFilter(n_components=16, item_item="sparse").fit(inter),
+        "graphfilter-factored": GraphFilter(n_components=16, item_item="factored").fit(inter),
+    }
+
+
+@pytest.mark.parametrize("name", ["svd", "graphfilter", "graphfilter-factored"])
+def test_lists_equal_exact_when_candidates_cover_the_catalogue(planted, name):
+    model = planted[name]
+    users = np.arange(0, model.n_users, 3)
+    rng = np.random.default_rng(1)
+    extra = sp.random(len(users), model.n_items, density=0.01, random_state=rng, format="csr")
+    ann = ANNRecommender(model=model, n_candidates=model.n_items).build()
+    for exclude_seen, exclude in [(True, None), (True, extra), (False, extra)]:
+        got, got_scores = ann.recommend(users, 20, exclude_seen=exclude_seen, exclude=exclude)
+        want, want_scores = model.recommend(users, 20, exclude_seen=exclude_seen, exclude=exclude)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_allclose(got_scores, want_scores, rtol=1e-5, atol=1e-6)
+    assert ann_recall(ann, users, 20) == 1.0
+
+
+@pytest.mark.parametrize("name", ["svd", "graphfilter"])
+@pytest.mark.parametrize("index", ["hnsw", "ivf"])
+def test_recall_against_exact_is_high_with_generous_candidates(planted, name, index):
+    model = planted[name]
+    ann = ANNRecommender(model=model, n_candidates=200, index=index).build()
+    assert ann.index_.ann and ann.index_.kind == index
+    users = np.arange(model.n_users)
+    assert ann_recall(ann, users, 20) >= 0.95
+    got, scores = ann.recommend(users, 20)
+    # every list is full, unseen, sorted, and scored with the model's exact score
+    assert (got >= 0).all() and np.all(np.diff(scores, axis=1) <= 0)
+    seen = model.interactions_
+    assert not any(set(got[u]) & set(seen[u].indices) for u in users)
+    exact = model.score(users[:50])
+    np.testing.assert_allclose(
+        scores[:50], np.take_along_axis(exact, got[:50].astype(np.int64), 1), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_recall_is_the_mean_overlap_with_the_exact_lists(planted):
+    model = planted["svd"]
+    # one IVF cell scanned of many: a coarse search whose recall is below 1
+    ann = ANNRecommender(model=model, n_candidates=20, index="ivf", nlist=64, nprobe=1).build()
+    users = np.arange(100)
+    exact, _ = model.recommend(users, 10)
+    approx, _ = ann.recommend(users, 10)
+    by_hand = np.mean([len(set(e) & set(a)) / 10 for e, a in zip(exact, approx, strict=True)])
+    recall = ann_recall(ann, users, 10)
+    assert recall == pytest.approx(by_hand) and 0.0 < recall < 1.0
+
+
+def test_users_short_of_candidates_are_ranked_exactly():
+    # user 0 has seen all but 12 items: the index's few candidates are nearly all seen
+    rng = np.random.default_rng(3)
+    rows = np.r_[np.zeros(1988, int), rng.integers(1, 300, 4000)]
+    cols = np.r_[np.arange(1988), rng.integers(0, 2000, 4000)]
+    model = PureSVD(factors=8).fit(Interactions.from_arrays(rows, cols, n_items=2000))
+    ann = ANNRecommender(model=model, n_candidates=5).build()
+    got, _ = ann.recommend(np.array([0]), 20)
+    want, _ = model.recommend(np.array([0]), 20)
+    np.testing.assert_array_equal(got, want)
+    assert (got[0, :12] >= 1988).all() and (got[0, 12:] == -1).all()
+
+
+def test_only_inner_product_models_are_wrapped():
+    inter = _planted(n_users=30, n_items=60, per_user=5)
+    with pytest.raises(ParameterError, match="parameter 'model' must be a model whose scores"):
+        ANNRecommender(model=ItemKNN().fit(inter)).build()
+    with pytest.raises(ParameterError, match="'n_candidates' must be a positive integer; got 0"):
+        ANNRecommender(model=PureSVD(factors=4), n_candidates=0).fit(inter)
+    ann = ANNRecommender(model=PureSVD(factors=4)).fit(inter)  # fit fits the wrapped model
+    assert ann.model.is_fitted and ann.n_items == 60
+    with pytest.raises(GemrecError, match="an ANNRecommender is not saved"):
+        ann.save("unused")
+
+
+def test_sparse_helpers_equal_dense_references():
+    rng = np.random.default_rng(4)
+    m = sp.random(30, 50, density=0.2, random_state=rng, format="csr", dtype=np.float32)
+    drop = sp.random(30, 50, density=0.1, random_state=rng, format="csr")
+    dense, dropped = m.toarray(), drop.toarray() != 0
+    cols = rng.integers(0, 50, (30, 7))
+    values, stored = _lookup(m, cols)
+    np.testing.assert_array_equal(values, np.take_along_axis(dense, cols, 1))
+    np.testing.assert_array_equal(stored, np.take_along_axis(m.toarray() != 0, cols, 1))
+    np.testing.assert_array_equal(_without(m, drop).toarray(), np.where(dropped, 0, dense))
+    top = _row_top(m, 4)
+    for r in range(30):
+        nz = np.flatnonzero(dense[r])
+        want = nz[np.argsort(-dense[r, nz], kind="stable")][:4]
+        assert sorted(top[r][top[r] >= 0]) == sorted(want)

@@ -331,7 +331,7 @@ class ItemIndex:
 AUTO_ANN_ITEMS = 500_000
 
 
-def ann_supported(model: Recommender) -> bool:
+def ann_supported(model: Recommender | type[Recommender]) -> bool:
     """Whether :class:`ANNRecommender` can wrap ``model``: its scores are an inner product of
     its embeddings (``tags.inner_product``), or that plus a sparse part
     (``tags.low_rank_plus_sparse``)."""
