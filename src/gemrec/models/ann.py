@@ -31,6 +31,7 @@ __all__ = [
     "ItemIndex",
     "ann_recall",
     "ann_supported",
+    "list_recall",
     "select_top",
 ]
 
@@ -342,11 +343,12 @@ class ANNRecommender(Recommender):
     """A recommender whose top-k come from an ANN index over a wrapped model's item factors.
 
     For each block of users the index returns ``n_candidates`` items by inner product with the
-    user's embedding (plus as many as the block's most active user has seen, since seen items are
-    dropped afterwards); a model with a sparse part (graphfilter) adds the top ``n_candidates``
-    items of that part. Every candidate is then scored exactly (the wrapped model's score), seen
-    and excluded items are dropped and the top ``k`` kept with :func:`gemrec.ranking.topk`. A user
-    left with fewer than ``k`` candidates is scored exactly over the whole catalogue.
+    user's embedding (plus about as many as the user has seen, up to ``4 n_candidates``, since
+    seen items are dropped afterwards); a model with a sparse part (graphfilter) adds the top
+    ``n_candidates`` items of that part. Every candidate is then scored exactly (the wrapped
+    model's score), seen and excluded items are dropped and the top ``k`` kept with
+    :func:`gemrec.ranking.topk`. A user left with fewer than ``k`` candidates is scored exactly
+    over the whole catalogue.
 
     Parameters
     ----------
@@ -529,9 +531,7 @@ class ANNRecommender(Recommender):
         model, n_items = self.model, self.n_items
         queries = np.asarray(model.user_embeddings_[users], dtype=np.float32)  # type: ignore[attr-defined]
         n_cand = int(self.n_candidates)
-        seen_max = int(np.diff(drop.indptr).max()) if len(users) else 0
-        fetch = min(n_items, n_cand + min(seen_max, 4 * n_cand))
-        parts = [self.index_.search_batch(queries, fetch, threads=self.threads)]
+        parts = [self._search(queries, np.diff(drop.indptr))]
         sparse = None
         if model.tags.low_rank_plus_sparse:
             sparse = model.sparse_part(users)  # type: ignore[attr-defined]
@@ -548,6 +548,21 @@ class ANNRecommender(Recommender):
         pos, vals = topk(scores, k)
         ids = np.take_along_axis(cand, np.maximum(pos, 0).astype(np.int64), axis=1)
         return np.where(pos >= 0, ids, -1).astype(np.int32), vals
+
+    def _search(self, queries: np.ndarray, n_dropped: np.ndarray) -> np.ndarray:
+        """``n_candidates`` ids per query plus as many as the user's dropped items (up to
+        ``4 n_candidates``), rounded up to a power of two: one search per such group, so a few
+        heavy users do not widen every user's search. Shape (n, widest fetch), -1 padded."""
+        n_cand, n_items = int(self.n_candidates), self.n_items
+        extra = np.minimum(n_dropped, 4 * n_cand)
+        bucket = np.where(extra > 0, 2 ** np.ceil(np.log2(np.maximum(extra, 1))), 0)
+        fetch = np.minimum(n_items, n_cand + bucket.astype(np.int64))
+        out = np.full((len(queries), int(fetch.max()) if len(queries) else 0), -1, np.int64)
+        for f in np.unique(fetch):
+            rows = np.flatnonzero(fetch == f)
+            found = self.index_.search_batch(queries[rows], int(f), threads=self.threads)
+            out[rows, : found.shape[1]] = found
+        return out
 
 
 def _drop_matrix(
@@ -635,6 +650,27 @@ def ann_recall(
     """
     exact, _ = ann.model.recommend(users, k, exclude_seen=exclude_seen, exclude=exclude)
     approx, _ = ann.recommend(users, k, exclude_seen=exclude_seen, exclude=exclude)
+    return list_recall(approx, exact)
+
+
+def list_recall(approx: np.ndarray, exact: np.ndarray) -> float:
+    """Mean over rows of ``|approx_row & exact_row| / |exact_row|`` (ids; -1 is padding).
+
+    Parameters
+    ----------
+    approx, exact : ndarray of int, shape (n, k)
+        Lists of the same users, e.g. from an :class:`ANNRecommender` and its wrapped model.
+
+    Returns
+    -------
+    float
+        Rows whose exact list is empty are left out; 1.0 when every row is.
+
+    Examples
+    --------
+    >>> list_recall(np.array([[1, 2, -1]]), np.array([[2, 3, 1]]))
+    0.6666666666666666
+    """
     hits, sizes = [], []
     for e, a in zip(exact, approx, strict=True):
         e = e[e >= 0]
