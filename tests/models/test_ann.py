@@ -10,15 +10,8 @@ from hypothesis import strategies as st
 
 from gemrec.data.interactions import Interactions
 from gemrec.errors import GemrecError, ParameterError
-from gemrec.models.ann import (
-    ANNRecommender,
-    ItemIndex,
-    _lookup,
-    _row_top,
-    _without,
-    ann_recall,
-    select_top,
-)
+from gemrec.models._ann_kernels import _lookup, _row_top, _without, sparse_candidates
+from gemrec.models.ann import ANNRecommender, ItemIndex, ann_recall, select_top
 from gemrec.models.graphfilter import GraphFilter
 from gemrec.models.knn import ItemKNN
 from gemrec.models.svd import PureSVD
@@ -272,3 +265,23 @@ def test_sparse_helpers_equal_dense_references():
         nz = np.flatnonzero(dense[r])
         want = nz[np.argsort(-dense[r, nz], kind="stable")][:4]
         assert sorted(top[r][top[r] >= 0]) == sorted(want)
+
+
+@pytest.mark.parametrize("n_top", [0, 3, 60])
+def test_sparse_candidates_kernel_equals_the_scipy_reference(n_top):
+    rng = np.random.default_rng(5)
+    X = sp.random(40, 30, density=0.1, random_state=rng, format="csr", dtype=np.float32)
+    P = sp.random(30, 50, density=0.2, random_state=rng, format="csr", dtype=np.float32)
+    P.data = np.ceil(P.data * 4) / 4  # ties (broken by the lower column), no zeros
+    drop = sp.random(40, 50, density=0.1, random_state=rng, format="csr")
+    cand = rng.integers(-1, 50, (40, 9))
+    fast = sparse_candidates(X, P, drop, cand, n_top)
+    slow = sparse_candidates(X, P, drop, cand, n_top, compiled=False)
+    np.testing.assert_allclose(fast[2], slow[2], rtol=1e-6)
+    for r in range(40):
+        assert sorted(fast[0][r]) == sorted(slow[0][r])
+        np.testing.assert_allclose(sorted(fast[1][r]), sorted(slow[1][r]), rtol=1e-6)
+    S = (X @ P).toarray()
+    assert fast[2][cand >= 0] == pytest.approx(
+        np.take_along_axis(S, np.maximum(cand, 0), 1)[cand >= 0]
+    )

@@ -22,6 +22,7 @@ import scipy.sparse as sp
 from gemrec._optional import require
 from gemrec.data.interactions import Interactions
 from gemrec.errors import GemrecError, ParameterError
+from gemrec.models._ann_kernels import _lookup, sparse_candidates
 from gemrec.models.base import Recommender, _as_ids
 from gemrec.ranking import topk, topk_pairs
 
@@ -530,20 +531,24 @@ class ANNRecommender(Recommender):
         """Top-k of one block from its candidates; ``drop``: items never returned, per row."""
         model, n_items = self.model, self.n_items
         queries = np.asarray(model.user_embeddings_[users], dtype=np.float32)  # type: ignore[attr-defined]
-        n_cand = int(self.n_candidates)
-        parts = [self._search(queries, np.diff(drop.indptr))]
-        sparse = None
+        cand = self._search(queries, np.diff(drop.indptr))
+        values = np.zeros(cand.shape, np.float32)
         if model.tags.low_rank_plus_sparse:
-            sparse = model.sparse_part(users)  # type: ignore[attr-defined]
-            parts.append(_row_top(_without(sparse, drop), min(n_cand, n_items)))
-        cand = np.sort(np.concatenate(parts, axis=1), axis=1)
+            # the sparse part's own top joins the candidates; both read in one pass over it
+            X, P = model.sparse_operands(users)  # type: ignore[attr-defined]
+            top, top_values, values = sparse_candidates(
+                X, P, drop, cand, min(int(self.n_candidates), n_items)
+            )
+            cand = np.concatenate([cand, top], axis=1)
+            values = np.concatenate([values, top_values], axis=1)
+        order = np.argsort(cand, axis=1, kind="stable")
+        cand = np.take_along_axis(cand, order, axis=1)
+        values = np.take_along_axis(values, order, axis=1)
         cand[:, 1:][cand[:, 1:] == cand[:, :-1]] = -1  # duplicates (rows stay ascending in id)
         valid = cand >= 0
         safe = np.where(valid, cand, 0)
         emb = model.item_embeddings_  # type: ignore[attr-defined]
-        scores = np.einsum("nd,ncd->nc", queries, emb[safe], dtype=np.float32)
-        if sparse is not None:
-            scores += _lookup(sparse, safe)[0]
+        scores = np.einsum("nd,ncd->nc", queries, emb[safe], dtype=np.float32) + values
         scores[~valid | _lookup(drop, safe)[1]] = -np.inf
         pos, vals = topk(scores, k)
         ids = np.take_along_axis(cand, np.maximum(pos, 0).astype(np.int64), axis=1)
@@ -575,51 +580,6 @@ def _drop_matrix(
             out = out + (sp.csr_matrix(m) != 0).astype(np.int8)
     out = sp.csr_matrix(out)
     out.sort_indices()
-    return out
-
-
-def _keys(m: sp.csr_matrix) -> np.ndarray:
-    """``row * n_cols + col`` of each stored entry, ascending (indices sorted)."""
-    rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
-    keys: np.ndarray = rows * int(m.shape[1]) + m.indices.astype(np.int64)
-    return keys
-
-
-def _lookup(m: sp.csr_matrix, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``m[r, cols[r, j]]`` for a padded block of columns: (values, stored), shape of ``cols``."""
-    m = sp.csr_matrix(m)
-    m.sort_indices()
-    keys = _keys(m)
-    want = np.arange(cols.shape[0], dtype=np.int64)[:, None] * int(m.shape[1]) + cols
-    if len(keys) == 0:
-        return np.zeros(cols.shape, np.float32), np.zeros(cols.shape, bool)
-    pos = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
-    found = keys[pos] == want
-    return np.where(found, m.data[pos], 0).astype(np.float32), found
-
-
-def _without(m: sp.csr_matrix, drop: sp.csr_matrix) -> sp.csr_matrix:
-    """``m`` without the entries stored in ``drop`` (same shape)."""
-    m = sp.csr_matrix(m)
-    m.sort_indices()
-    keys = _keys(m)
-    if drop.nnz == 0 or len(keys) == 0:
-        return m
-    keep = ~np.isin(keys, _keys(drop), assume_unique=True)
-    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))[keep]
-    return sp.csr_matrix((m.data[keep], (rows, m.indices[keep])), shape=m.shape)
-
-
-def _row_top(m: sp.csr_matrix, c: int) -> np.ndarray:
-    """Columns of the ``c`` largest stored entries of each row, shape (n_rows, c), -1 padded."""
-    out = np.full((m.shape[0], c), -1, np.int64)
-    if m.nnz == 0:
-        return out
-    rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
-    order = np.lexsort((-m.data, rows))
-    rank = np.arange(m.nnz) - m.indptr[rows[order]]
-    keep = rank < c
-    out[rows[order][keep], rank[keep]] = m.indices[order][keep]
     return out
 
 
