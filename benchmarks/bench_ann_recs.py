@@ -131,6 +131,7 @@ def measure(
                 "index": kind,
                 "n_candidates": n_candidates,
                 "nprobe": args.nprobe if kind == "ivf" else None,
+                "sparse_prune": ann.sparse_prune if model.tags.low_rank_plus_sparse else None,
                 "sample": len(users),
                 f"recall_at_{args.k}": round(list_recall(approx, exact), 4),
                 "build_s": round(ann.build_seconds_, 2),

@@ -267,21 +267,27 @@ def test_sparse_helpers_equal_dense_references():
         assert sorted(top[r][top[r] >= 0]) == sorted(want)
 
 
+@pytest.mark.parametrize("prune", [None, 2])
 @pytest.mark.parametrize("n_top", [0, 3, 60])
-def test_sparse_candidates_kernel_equals_the_scipy_reference(n_top):
+def test_sparse_candidates_kernel_equals_the_scipy_reference(n_top, prune):
     rng = np.random.default_rng(5)
     X = sp.random(40, 30, density=0.1, random_state=rng, format="csr", dtype=np.float32)
     P = sp.random(30, 50, density=0.2, random_state=rng, format="csr", dtype=np.float32)
     P.data = np.ceil(P.data * 4) / 4  # ties (broken by the lower column), no zeros
     drop = sp.random(40, 50, density=0.1, random_state=rng, format="csr")
     cand = rng.integers(-1, 50, (40, 9))
-    fast = sparse_candidates(X, P, drop, cand, n_top)
-    slow = sparse_candidates(X, P, drop, cand, n_top, compiled=False)
+    fast = sparse_candidates(X, P, drop, cand, n_top, prune=prune)
+    slow = sparse_candidates(X, P, drop, cand, n_top, prune=prune, compiled=False)
     np.testing.assert_allclose(fast[2], slow[2], rtol=1e-6)
     for r in range(40):
         assert sorted(fast[0][r]) == sorted(slow[0][r])
         np.testing.assert_allclose(sorted(fast[1][r]), sorted(slow[1][r]), rtol=1e-6)
     S = (X @ P).toarray()
+    top, top_values = fast[0], fast[1]
+    # the values are exact even when the top came from a pruned product
+    assert top_values[top >= 0] == pytest.approx(
+        np.take_along_axis(S, np.maximum(top, 0), 1)[top >= 0]
+    )
     assert fast[2][cand >= 0] == pytest.approx(
         np.take_along_axis(S, np.maximum(cand, 0), 1)[cand >= 0]
     )

@@ -32,6 +32,8 @@ def sparse_candidates(
     cand: np.ndarray,
     c: int,
     *,
+    prune: int | None = None,
+    PT: sp.csr_matrix | None = None,
     compiled: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The top of ``S = X @ P`` per row and ``S`` at candidate columns.
@@ -46,16 +48,23 @@ def sparse_candidates(
         Candidate columns (``-1``: none).
     c : int
         Columns per row in ``top``.
+    prune : int, optional
+        Find ``top`` from the ``prune`` largest entries of each row of ``X`` only (an
+        approximation: ``top`` is a candidate list); the values stay exact, computed per column
+        from ``PT``. None: from every entry.
+    PT : csr_matrix, shape (n_items, m), optional
+        ``P.T`` as CSR (needed with ``prune``; computed once by the caller).
     compiled : bool
         Use the numba kernel when available (``False`` forces the scipy path).
 
     Returns
     -------
     top : ndarray of int64, shape (n, c)
-        Columns of the ``c`` largest stored entries of each row of ``S`` outside ``drop``, in no
-        particular order (ties at the cut go to the lower column), -1 padded.
+        Columns of the ``c`` largest stored entries of each row of ``S`` (of the pruned product
+        with ``prune``) outside ``drop``, in no particular order (ties at the cut go to the lower
+        column), -1 padded.
     top_values : ndarray of float32, shape (n, c)
-        Their entries (0 for padding).
+        Their entries of ``S`` (0 for padding).
     values : ndarray of float32, shape (n, w)
         ``S[r, cand[r, j]]`` (0 where ``cand`` is -1 or the entry is not stored).
     """
@@ -65,12 +74,15 @@ def sparse_candidates(
     cand = np.ascontiguousarray(cand, dtype=np.int64)
     n, n_items = X.shape[0], P.shape[1]
     kernel = _load_kernel() if compiled else None
+    if prune is not None and PT is None:
+        PT = P.T.tocsr()
     if kernel is None:
         S = sp.csr_matrix(X @ P, dtype=np.float32)
         S.sort_indices()
         values, _ = _lookup(S, np.maximum(cand, 0))
         values[cand < 0] = 0.0
-        top = _row_top(_without(S, drop), c)
+        found = S if prune is None else sp.csr_matrix(_prune_rows(X, prune) @ P)
+        top = _row_top(_without(found, drop), c)
         top_values, _ = _lookup(S, np.maximum(top, 0))
         top_values[top < 0] = 0.0
         return top, top_values, values
@@ -80,13 +92,35 @@ def sparse_candidates(
     if n == 0:
         return top, top_values, values
     chunks = max(1, min(n, _threads()))
-    kernel(
+    full, pruned = kernel
+    if prune is None:
+        full(
+            X.indptr.astype(np.int64), X.indices.astype(np.int64), X.data,
+            P.indptr.astype(np.int64), P.indices.astype(np.int64), P.data,
+            drop.indptr.astype(np.int64), drop.indices.astype(np.int64),
+            cand, int(c), int(n_items), chunks, top, top_values, values,
+        )  # fmt: skip
+        return top, top_values, values
+    PT = sp.csr_matrix(PT, dtype=np.float32)
+    pruned(
         X.indptr.astype(np.int64), X.indices.astype(np.int64), X.data,
         P.indptr.astype(np.int64), P.indices.astype(np.int64), P.data,
+        PT.indptr.astype(np.int64), PT.indices.astype(np.int64), PT.data,
         drop.indptr.astype(np.int64), drop.indices.astype(np.int64),
-        cand, int(c), int(n_items), chunks, top, top_values, values,
+        cand, int(c), int(prune), int(X.shape[1]), int(n_items), chunks, top, top_values, values,
     )  # fmt: skip
     return top, top_values, values
+
+
+def _prune_rows(X: sp.csr_matrix, h: int) -> sp.csr_matrix:
+    """``X`` with only the ``h`` largest entries of each row (ties: lower column)."""
+    X = sp.csr_matrix(X)
+    X.sort_indices()
+    keep = _row_top(X, h)
+    values, _ = _lookup(X, np.maximum(keep, 0))
+    rows = np.repeat(np.arange(X.shape[0]), h).reshape(X.shape[0], h)
+    ok = keep >= 0
+    return sp.csr_matrix((values[ok], (rows[ok], keep[ok])), shape=X.shape)
 
 
 def _threads() -> int:
@@ -190,7 +224,90 @@ def _load_kernel() -> Any:
                     acc[j] = 0.0
                     mark[j] = 0
 
-    _KERNEL = _kernel
+    @njit(cache=True, nogil=True)
+    def _heap_push(hv, hj, size, c, v, j):  # type: ignore[no-untyped-def]
+        """Offer (v, j) to a min-heap of the best ``c`` (root: the worst kept); returns size."""
+        if size < c:
+            i = size
+            hv[i], hj[i] = v, j
+            size += 1
+            while i > 0:
+                parent = (i - 1) // 2
+                if _worse(hv[i], hj[i], hv[parent], hj[parent]):
+                    hv[i], hv[parent] = hv[parent], hv[i]
+                    hj[i], hj[parent] = hj[parent], hj[i]
+                    i = parent
+                else:
+                    break
+        elif c > 0 and _worse(hv[0], hj[0], v, j):
+            hv[0], hj[0] = v, j
+            _sift_down(hv, hj, size)
+        return size
+
+    @njit(cache=True, nogil=True)
+    def _column_value(xs, pt_indptr, pt_indices, pt_data, j):  # type: ignore[no-untyped-def]
+        v = np.float32(0.0)
+        for kk in range(pt_indptr[j], pt_indptr[j + 1]):
+            v += xs[pt_indices[kk]] * pt_data[kk]
+        return v
+
+    @njit(parallel=True, cache=True, nogil=True)
+    def _pruned(  # type: ignore[no-untyped-def]
+        x_indptr, x_indices, x_data, p_indptr, p_indices, p_data,
+        pt_indptr, pt_indices, pt_data, d_indptr, d_indices,
+        cand, c, h, m, n_items, chunks, top, top_values, values,
+    ):  # fmt: skip
+        n = cand.shape[0]
+        for ch in prange(chunks):
+            lo, hi = ch * n // chunks, (ch + 1) * n // chunks
+            xs = np.zeros(m, np.float32)
+            acc = np.zeros(n_items, np.float32)
+            mark = np.zeros(n_items, np.uint8)
+            touched = np.empty(n_items, np.int64)
+            hv = np.empty(max(c, 1), np.float32)
+            hj = np.empty(max(c, 1), np.int64)
+            xv = np.empty(max(h, 1), np.float32)
+            xj = np.empty(max(h, 1), np.int64)
+            for r in range(lo, hi):
+                # the row of X, scattered for exact column values; its h largest entries
+                size_x = 0
+                for jj in range(x_indptr[r], x_indptr[r + 1]):
+                    xs[x_indices[jj]] = x_data[jj]
+                    size_x = _heap_push(xv, xj, size_x, h, x_data[jj], x_indices[jj])
+                nt = 0
+                for t in range(size_x):
+                    i, w = xj[t], xv[t]
+                    for kk in range(p_indptr[i], p_indptr[i + 1]):
+                        j = p_indices[kk]
+                        if mark[j] == 0:
+                            mark[j] = 1
+                            touched[nt] = j
+                            nt += 1
+                        acc[j] += w * p_data[kk]
+                for dd in range(d_indptr[r], d_indptr[r + 1]):
+                    j = d_indices[dd]
+                    if mark[j] == 1:
+                        mark[j] = 2
+                size = 0
+                for t in range(nt):
+                    j = touched[t]
+                    if mark[j] == 1:
+                        size = _heap_push(hv, hj, size, c, acc[j], j)
+                for t in range(size):
+                    top[r, t] = hj[t]
+                    top_values[r, t] = _column_value(xs, pt_indptr, pt_indices, pt_data, hj[t])
+                for t in range(cand.shape[1]):
+                    j = cand[r, t]
+                    if j >= 0:
+                        values[r, t] = _column_value(xs, pt_indptr, pt_indices, pt_data, j)
+                for t in range(nt):
+                    j = touched[t]
+                    acc[j] = 0.0
+                    mark[j] = 0
+                for jj in range(x_indptr[r], x_indptr[r + 1]):
+                    xs[x_indices[jj]] = 0.0
+
+    _KERNEL = (_kernel, _pruned)
     return _KERNEL
 
 

@@ -362,6 +362,11 @@ class ANNRecommender(Recommender):
         The faiss index (:class:`ItemIndex`).
     hnsw_m, ef_construction, nlist, nprobe
         As for :class:`ItemIndex`.
+    sparse_prune : int or None
+        A sparse part ``X @ P`` (graphfilter: the user's co-users ``X`` times their items ``P``)
+        proposes its candidates from the ``sparse_prune`` largest entries of each user's row of
+        ``X`` only; every candidate's value is still exact (read per item column). None: from
+        the whole row (its cost grows with everything the user's items reach).
     threads : int, optional
         Threads of the faiss search (default: every core).
 
@@ -399,6 +404,7 @@ class ANNRecommender(Recommender):
         ef_construction: int = 40,
         nlist: int | None = None,
         nprobe: int = 32,
+        sparse_prune: int | None = 256,
         threads: int | None = None,
     ) -> None:
         self.model = model
@@ -408,6 +414,7 @@ class ANNRecommender(Recommender):
         self.ef_construction = ef_construction
         self.nlist = nlist
         self.nprobe = nprobe
+        self.sparse_prune = sparse_prune
         self.threads = threads
 
     def _validate_params(self) -> None:
@@ -424,6 +431,11 @@ class ANNRecommender(Recommender):
             raise ParameterError.invalid("n_candidates", "a positive integer", n)
         if self.index not in ("hnsw", "ivf"):
             raise ParameterError.invalid("index", "'hnsw' or 'ivf'", self.index)
+        prune = self.sparse_prune
+        if prune is not None and (
+            isinstance(prune, bool) or not isinstance(prune, int | np.integer) or prune < 1
+        ):
+            raise ParameterError.invalid("sparse_prune", "a positive integer or None", prune)
 
     def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:
         self.model.fit(interactions, valid=valid)
@@ -450,6 +462,10 @@ class ANNRecommender(Recommender):
             nprobe=int(self.nprobe),
             query_threads=None,
         )
+        self._sparse_transpose = None
+        if self.model.tags.low_rank_plus_sparse and self.sparse_prune is not None:
+            _, P = self.model.sparse_operands(np.zeros(0, np.int64))  # type: ignore[attr-defined]
+            self._sparse_transpose = sp.csr_matrix(P.T, dtype=np.float32)
         self.build_seconds_ = time.perf_counter() - start
 
     def _score_block(self, users: np.ndarray) -> np.ndarray:
@@ -537,8 +553,9 @@ class ANNRecommender(Recommender):
             # the sparse part's own top joins the candidates; both read in one pass over it
             X, P = model.sparse_operands(users)  # type: ignore[attr-defined]
             top, top_values, values = sparse_candidates(
-                X, P, drop, cand, min(int(self.n_candidates), n_items)
-            )
+                X, P, drop, cand, min(int(self.n_candidates), n_items),
+                prune=self.sparse_prune, PT=self._sparse_transpose,
+            )  # fmt: skip
             cand = np.concatenate([cand, top], axis=1)
             values = np.concatenate([values, top_values], axis=1)
         order = np.argsort(cand, axis=1, kind="stable")
