@@ -384,7 +384,7 @@ class ANNRecommender(Recommender):
     >>> from gemrec.models.svd import PureSVD
     >>> rng = np.random.default_rng(0)
     >>> inter = Interactions.from_arrays(rng.integers(0, 50, 600), rng.integers(0, 40, 600))
-    >>> ann = ANNRecommender(model=PureSVD(n_components=8), n_candidates=40).fit(inter)
+    >>> ann = ANNRecommender(model=PureSVD(factors=8), n_candidates=40).fit(inter)
     >>> exact, _ = ann.model.recommend(np.arange(5), k=5)
     >>> bool((ann.recommend(np.arange(5), k=5)[0] == exact).all())
     True
