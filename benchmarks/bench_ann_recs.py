@@ -110,6 +110,7 @@ def measure(
     rng = np.random.default_rng(0)
     users = np.sort(rng.choice(ds.n_users, size=min(args.sample, ds.n_users), replace=False))
     seen = ds.interactions("train", "valid").matrix[users]
+    model.recommend(users[:8], args.k, exclude=seen[:8])  # compiled kernels load outside the timing
     start = time.perf_counter()
     exact, _ = model.recommend(users, args.k, exclude=seen)
     exact_per_user = (time.perf_counter() - start) / len(users)
@@ -119,6 +120,7 @@ def measure(
             ann = ANNRecommender(
                 model=model, n_candidates=n_candidates, index=kind, nprobe=args.nprobe
             ).build()
+            ann.recommend(users[:8], args.k, exclude=seen[:8])
             start = time.perf_counter()
             approx, _ = ann.recommend(users, args.k, exclude=seen)
             per_user = (time.perf_counter() - start) / len(users)
