@@ -195,6 +195,19 @@ RUNS: tuple[Run, ...] = (
         full_only=True,
     ),
     Run(
+        "ann-recs-gowalla",
+        "bench_ann_recs",
+        ("--datasets", "gowalla", "--indexes", "hnsw", "ivf", "--candidates", "100", "200"),
+        "scaling.md",
+    ),
+    Run(
+        "ann-recs-shop",
+        "bench_ann_recs",
+        ("--datasets", "shop", "--shop-events", "10000000", "--indexes", "hnsw", "ivf"),
+        "scaling.md",
+        full_only=True,
+    ),
+    Run(
         "scale-memory-engine",
         "bench_scale",
         (

@@ -18,8 +18,8 @@ from gemrec import _optional
 from gemrec.data.store import Dataset
 from gemrec.errors import GemrecError, MissingDependencyError
 from gemrec.models import MODELS, get_model_class
+from gemrec.models.ann import ItemIndex
 from gemrec.serve import ServeSettings, create_app
-from gemrec.serve._retrieval import ItemIndex
 from tests.serve.conftest import build_shop
 
 #: every model kind, with hyperparameters small enough for the shop (90 users, 60 items)

@@ -238,6 +238,9 @@ def test_recommend_skips_and_reports_unknown_users_or_fails_on_request(handmade,
         ),
         (["-k", "0"], "parameter '-k' must be a positive integer; got 0"),
         (["-o", "/proc/definitely/not/writable.jsonl"], "cannot write the output file"),
+        (["--ann"], "parameter '--ann' must be a model whose scores are an inner product"),
+        (["--ann-candidates", "0"], "parameter '--ann-candidates' must be a positive integer"),
+        (["--ann-recall-sample", "10"], "'--ann-recall-sample' must be only with ANN retrieval"),
     ],
 )
 def test_recommend_bad_options_are_one_line(handmade, tmp_path, capsys, extra, fragment):
@@ -371,3 +374,47 @@ def test_evaluate_into_a_closed_pipe_ends_quietly(handmade):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141
     assert err == ""
+
+
+# ------------------------------------------------------------------------- recommend --ann
+@pytest.fixture(scope="module")
+def shop_svd(shop, tmp_path_factory):
+    ds_dir, _ = shop
+    model_dir = tmp_path_factory.mktemp("svd") / "model"
+    argv = ["train", str(ds_dir), "--model", "svd", "--set", "factors=8", "-o", str(model_dir)]
+    assert main(argv) == 0
+    return ds_dir, model_dir
+
+
+def test_recommend_ann_covering_the_catalogue_writes_the_exact_lists(shop_svd, tmp_path, capsys):
+    ds_dir, model_dir = shop_svd
+    argv = ["recommend", str(model_dir), "--dataset", str(ds_dir), "--users", "all", "-k", "10"]
+    assert main([*argv, "-o", str(tmp_path / "exact.jsonl"), "--no-ann", "--quiet"]) == 0
+    capsys.readouterr()
+    n_items = str(Dataset.open(ds_dir).n_items)
+    ann = ["--ann", "--ann-candidates", n_items, "--ann-recall-sample", "40", "--quiet"]
+    assert main([*argv, "-o", str(tmp_path / "ann.jsonl"), *ann]) == 0
+    out = capsys.readouterr().out
+    assert f"ANN index (hnsw) over {n_items} items built in" in out
+    assert "ANN recall@10 against exact top-10 on 40 sampled users: 1.0000" in out
+    exact, approx = _read(tmp_path / "exact.jsonl"), _read(tmp_path / "ann.jsonl")
+    assert [r["items"] for r in approx] == [r["items"] for r in exact]
+    for a, e in zip(approx, exact, strict=True):
+        np.testing.assert_allclose(a["scores"], e["scores"], rtol=1e-5)
+
+
+def test_recommend_chooses_ann_above_the_item_threshold(shop_svd, tmp_path, capsys, monkeypatch):
+    import gemrec.eval.commands_recommend as commands
+
+    ds_dir, model_dir = shop_svd
+    n_items = Dataset.open(ds_dir).n_items
+    monkeypatch.setattr(commands, "AUTO_ANN_ITEMS", n_items)
+    argv = ["recommend", str(model_dir), "--dataset", str(ds_dir), "-o", str(tmp_path / "r")]
+    assert main([*argv, "--quiet"]) == 0
+    assert (
+        f"ANN retrieval chosen automatically ({n_items} items >= {n_items}; --no-ann scores "
+        "every item)" in capsys.readouterr().out
+    )
+    monkeypatch.setattr(commands, "AUTO_ANN_ITEMS", n_items + 1)
+    assert main([*argv, "--quiet"]) == 0
+    assert "ANN" not in capsys.readouterr().out

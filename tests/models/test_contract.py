@@ -169,6 +169,10 @@ def test_tags_declare_what_the_model_does(name, data):
     assert tags.embeddings == issubclass(klass, EmbeddingRecommender)
     assert tags.fold_in == (klass.score_new is not Recommender.score_new)
     assert tags.low_rank_plus_sparse == callable(getattr(klass, "sparse_scores", None))
+    # an inner-product model ranks by its embeddings' product alone (ANN retrieval relies on it)
+    assert tags.inner_product == (
+        tags.embeddings and klass._score_block is EmbeddingRecommender._score_block
+    )
     assert tags.new_item_embedding == callable(getattr(klass, "embed_new_items", None))
     assert tags.progress == ("progress" in params)
     # data-parallel models train through the shared loop and take a device

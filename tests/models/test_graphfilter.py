@@ -242,6 +242,10 @@ def test_sparse_scores_complete_the_low_pass_part(item_item):
     )
     if item_item != "dense":  # the sparse part is the item-item filter alone, not the low pass
         assert not np.allclose(model.sparse_scores(users), model.score(users), atol=1e-3)
+    # the same part as a sparse matrix (batch ANN retrieval reads it without a dense block)
+    part = model.sparse_part(users)
+    assert sp.issparse(part) and part.shape == (3, inter.n_items) and part.dtype == np.float32
+    np.testing.assert_allclose(part.toarray(), model.sparse_scores(users), rtol=1e-5, atol=1e-6)
     rows = sp.csr_matrix(np.eye(inter.n_items, dtype=np.float32)[[3, 7]] * 2.0)
     queries, sparse = model.split_new(rows)
     assert queries.shape == (2, model.item_embeddings_.shape[1])

@@ -87,3 +87,23 @@ def test_cli_engine_dask(shop_dataset, model_dir, client, tmp_path, capsys):
     assert "wrote top-k for" in capsys.readouterr().out
     lists = _lists(tmp_path / "recs")
     assert all(len(v) == 5 for v in lists.values())
+
+
+def test_cli_engine_dask_with_ann_covering_the_catalogue(
+    shop_dataset, model_dir, client, tmp_path, capsys
+):
+    # with as many candidates as items the workers' ANN lists are the exact ones
+    argv = [
+        "recommend", str(model_dir[0]), "--dataset", str(shop_dataset.path), "--users", "all",
+        "-k", "10", "--engine", "dask", "--scheduler", client.scheduler.address, "--quiet",
+    ]  # fmt: skip
+    assert main([*argv, "-o", str(tmp_path / "exact"), "--no-ann"]) == 0
+    capsys.readouterr()
+    n_items = str(shop_dataset.n_items)
+    ann = ["--ann", "--ann-candidates", n_items, "--ann-recall-sample", "200"]
+    assert main([*argv, "-o", str(tmp_path / "ann"), *ann]) == 0
+    out = capsys.readouterr().out
+    assert "ANN recall@10 against exact top-10 on 200 sampled users: 1.0000" in out
+    assert _lists(tmp_path / "ann") == _lists(tmp_path / "exact")
+    spec = json.loads((tmp_path / "ann" / scoring.MARKER).read_text())
+    assert spec["ann"] == {"n_candidates": shop_dataset.n_items, "index": "hnsw"}

@@ -22,6 +22,8 @@ from gemrec._cli_util import (
 from gemrec.data.store import Dataset
 from gemrec.errors import DataError, ParameterError
 from gemrec.eval.commands import check_compatible
+from gemrec.models import get_model_class
+from gemrec.models.ann import AUTO_ANN_ITEMS, ANNRecommender, ann_recall, ann_supported
 from gemrec.models.base import Recommender
 
 __all__ = ["add_parser", "write_recommendations"]
@@ -36,7 +38,9 @@ EXAMPLE = """example:
   gemrec recommend models/rp3 --dataset data/gowalla --users test -k 20 -o recs.jsonl
   gemrec recommend models/rp3 --dataset data/shop --users my_users.txt -k 10 -o recs.jsonl
   gemrec recommend models/gf --dataset data/big --users all -k 20 -o recs/ \\
-      --engine dask --scheduler tcp://10.0.0.5:8786"""
+      --engine dask --scheduler tcp://10.0.0.5:8786
+  gemrec recommend models/gf --dataset data/shop --users all -k 20 -o recs.jsonl \\
+      --ann --ann-candidates 400 --ann-recall-sample 2000"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -75,6 +79,35 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--scheduler",
         metavar="ADDRESS",
         help="dask: scheduler address, e.g. tcp://HOST:8786 (default: a local cluster)",
+    )
+    p.add_argument(
+        "--ann",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="candidates from a faiss index over the model's item factors, re-scored exactly "
+        f"(mf, lightgcn, svd, item2vec, content, graphfilter); default: on from "
+        f"{AUTO_ANN_ITEMS:,} items for those models, --no-ann scores every item",
+    )
+    p.add_argument(
+        "--ann-candidates",
+        type=int,
+        default=200,
+        metavar="N",
+        help="candidates per user from the index (and from graphfilter's sparse part) (200)",
+    )
+    p.add_argument(
+        "--ann-index",
+        choices=["hnsw", "ivf"],
+        default="hnsw",
+        help="faiss index: HNSW graph (default) or IVF cells (docs/scaling.md)",
+    )
+    p.add_argument(
+        "--ann-recall-sample",
+        type=int,
+        default=0,
+        metavar="N",
+        help="after writing, measure recall@k of the ANN lists against exact lists on N "
+        "sampled users and print it",
     )
     add_quiet(p, QUIET_TTY_HELP)
     p.set_defaults(func=_run)
@@ -211,12 +244,27 @@ def _run(args: argparse.Namespace) -> int:
         raise ParameterError.invalid("-k", "a positive integer", args.k)
     if args.scheduler is not None and args.engine != "dask":
         raise ParameterError.invalid("--scheduler", "only with --engine dask", args.scheduler)
+    if args.ann_candidates < 1:
+        raise ParameterError.invalid("--ann-candidates", "a positive integer", args.ann_candidates)
+    if args.ann_recall_sample < 0:
+        raise ParameterError.invalid(
+            "--ann-recall-sample", "a non-negative integer", args.ann_recall_sample
+        )
     model = Recommender.load(args.model) if args.engine == "memory" else None
     dataset = Dataset.open(args.dataset)
     users, unknown = _select_users(dataset, args.users, args.on_unknown)
     _report_unknown(args, unknown)
+    use_ann = _use_ann(args, dataset)
     if model is None:
-        return _run_dask(args, dataset, users)
+        return _run_dask(args, dataset, users, use_ann)
+    if use_ann:
+        model = ANNRecommender(
+            model=model, n_candidates=args.ann_candidates, index=args.ann_index
+        ).build()
+        print(
+            f"ANN index ({args.ann_index}) over {model.n_items:,} items built in "
+            f"{model.build_seconds_:.1f}s"
+        )
     start = time.perf_counter()
     n = write_recommendations(
         model,
@@ -232,7 +280,53 @@ def _run(args: argparse.Namespace) -> int:
         f"wrote {n} users' top-{args.k} lists ({seen}) to {args.output} "
         f"in {time.perf_counter() - start:.1f}s"
     )
+    if isinstance(model, ANNRecommender) and args.ann_recall_sample:
+        sample = _recall_sample(users, args.ann_recall_sample)
+        exclude = None
+        if not args.include_seen:
+            exclude = dataset.interactions("train", "valid").matrix[sample]
+        recall = ann_recall(
+            model, sample, args.k, exclude_seen=not args.include_seen, exclude=exclude
+        )
+        _print_recall(args.k, len(sample), recall)
     return 0
+
+
+def _use_ann(args: argparse.Namespace, dataset: Dataset) -> bool:
+    """Whether to retrieve through an ANN index: ``--ann``/``--no-ann``, else by catalogue size.
+
+    Prints the choice when it was made automatically.
+    """
+    manifest = json.loads((Path(args.model) / "manifest.json").read_text(encoding="utf-8"))
+    supported = ann_supported(get_model_class(manifest["model"]))
+    if args.ann and not supported:
+        raise ParameterError.invalid(
+            "--ann",
+            "a model whose scores are an inner product of its factors, alone or plus a sparse "
+            "part (mf, lightgcn, svd, item2vec, content, graphfilter)",
+            manifest["model"],
+        )
+    use = supported and dataset.n_items >= AUTO_ANN_ITEMS if args.ann is None else args.ann
+    if args.ann is None and use:
+        print(
+            f"ANN retrieval chosen automatically ({dataset.n_items:,} items >= "
+            f"{AUTO_ANN_ITEMS:,}; --no-ann scores every item)"
+        )
+    if args.ann_recall_sample and not use:
+        raise ParameterError.invalid(
+            "--ann-recall-sample", "only with ANN retrieval (--ann)", args.ann_recall_sample
+        )
+    return bool(use)
+
+
+def _recall_sample(users: np.ndarray, n: int) -> np.ndarray:
+    """``n`` of ``users`` drawn without replacement (seeded), sorted."""
+    rng = np.random.default_rng(0)
+    return np.sort(rng.choice(users, size=min(n, len(users)), replace=False))
+
+
+def _print_recall(k: int, n: int, recall: float) -> None:
+    print(f"ANN recall@{k} against exact top-{k} on {n:,} sampled users: {recall:.4f}")
 
 
 def _report_unknown(args: argparse.Namespace, unknown: list[tuple[int, str]]) -> None:
@@ -247,10 +341,11 @@ def _report_unknown(args: argparse.Namespace, unknown: list[tuple[int, str]]) ->
     )
 
 
-def _run_dask(args: argparse.Namespace, dataset: Dataset, users: np.ndarray) -> int:
+def _run_dask(args: argparse.Namespace, dataset: Dataset, users: np.ndarray, use_ann: bool) -> int:
     from gemrec.data.import_dask import dask_client
-    from gemrec.scale.scoring import recommend_dask
+    from gemrec.scale.scoring import AnnSettings, ann_recall_task, recommend_dask
 
+    ann = AnnSettings(args.ann_candidates, args.ann_index) if use_ann else None
     with dask_client(args.scheduler) as client:
         result = recommend_dask(
             args.model,
@@ -261,6 +356,20 @@ def _run_dask(args: argparse.Namespace, dataset: Dataset, users: np.ndarray) -> 
             client=client,
             exclude_seen=not args.include_seen,
             progress=show_progress(args),
+            ann=ann,
         )
-    print(result.summary())
+        print(result.summary())
+        if ann is not None and args.ann_recall_sample:
+            sample = _recall_sample(users, args.ann_recall_sample)
+            recall = client.submit(
+                ann_recall_task,
+                str(args.model),
+                str(dataset.path),
+                sample,
+                args.k,
+                ann,
+                not args.include_seen,
+                pure=False,
+            ).result()
+            _print_recall(args.k, len(sample), float(recall))
     return 0

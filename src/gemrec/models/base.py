@@ -53,10 +53,14 @@ class ModelTags:
         Has ``user_embeddings_`` / ``item_embeddings_`` (and ``fold_in``).
     fold_in : bool
         ``score_new`` scores users unseen at fit time from their interactions.
+    inner_product : bool
+        ``score(users) == user_embeddings_[users] @ item_embeddings_.T``: an ANN index over the
+        item embeddings ranks like the model (:class:`gemrec.models.ann.ANNRecommender`).
     low_rank_plus_sparse : bool
-        ``score(users) == user_embeddings_[users] @ item_embeddings_.T + sparse_scores(users)``,
-        and ``split_new(user_items)`` splits ``score_new`` the same way: the service retrieves
-        candidates for the low-rank part from an ANN index.
+        ``score(users) == user_embeddings_[users] @ item_embeddings_.T + sparse_scores(users)``
+        (``sparse_part(users)``: the same sparse scores as a sparse matrix), and
+        ``split_new(user_items)`` splits ``score_new`` the same way: the service and
+        ``gemrec recommend --ann`` retrieve candidates for the low-rank part from an ANN index.
     new_item_embedding : bool
         ``embed_new_items`` embeds catalogue items added after fitting from their attributes.
     progress : bool
@@ -78,6 +82,7 @@ class ModelTags:
     timestamps: bool = False
     embeddings: bool = False
     fold_in: bool = False
+    inner_product: bool = False
     low_rank_plus_sparse: bool = False
     new_item_embedding: bool = False
     progress: bool = False
@@ -505,7 +510,7 @@ class EmbeddingRecommender(Recommender):
     Retrieval, fusion and serving use these arrays and never need torch.
     """
 
-    tags: ClassVar[ModelTags] = ModelTags(embeddings=True, fold_in=True)
+    tags: ClassVar[ModelTags] = ModelTags(embeddings=True, fold_in=True, inner_product=True)
 
     user_embeddings_: np.ndarray
     item_embeddings_: np.ndarray

@@ -88,6 +88,7 @@ class ContentModel(EmbeddingRecommender):
     tags: ClassVar[ModelTags] = ModelTags(
         side_information=frozenset({"item_features"}),
         embeddings=True,
+        inner_product=True,
         fold_in=True,
         new_item_embedding=True,
     )

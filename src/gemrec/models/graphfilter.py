@@ -464,6 +464,38 @@ class GraphFilter(Recommender):
         users = np.asarray(users, dtype=np.int64)
         return self._sparse_rows(self.interactions_[users], self.user_embeddings_[users])
 
+    def sparse_part(self, users: np.ndarray) -> sp.csr_matrix:
+        """:meth:`sparse_scores` as a sparse matrix: only the items the linear part reaches.
+
+        Returns
+        -------
+        csr_matrix of float32, shape (len(users), n_items)
+        """
+        X, P = self.sparse_operands(users)
+        out = sp.csr_matrix(X @ P, dtype=np.float32)
+        out.sort_indices()
+        return out
+
+    def sparse_operands(self, users: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """``(X, P)``, CSR, with ``X @ P == sparse_part(users)``, never formed.
+
+        Batch ANN retrieval (:class:`gemrec.models.ann.ANNRecommender`) reads the product row by
+        row (:func:`gemrec.models._ann_kernels.sparse_candidates`) instead of a dense
+        ``len(users) x n_items`` block, whose size alone would dominate at millions of items.
+        ``X`` is the users' interactions (``item_item="sparse"``), their co-users
+        (``"factored"``: ``x L``, with ``P = R``), or the dense sparse part itself (``"dense"``,
+        small catalogues, with ``P`` the identity).
+        """
+        self._check_fitted()
+        users = np.asarray(users, dtype=np.int64)
+        if self.item_item_ == "dense":
+            eye = sp.identity(self.n_items, dtype=np.float32, format="csr")
+            return sp.csr_matrix(self.sparse_scores(users)), eye
+        x = sp.csr_matrix(self.interactions_[users], dtype=np.float32)
+        if self.item_item_ == "sparse":
+            return x, sp.csr_matrix(self.linear_)
+        return sp.csr_matrix(x @ self.left_, dtype=np.float32), self.right_
+
     def split_new(self, user_items: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
         """Fold-in split like :meth:`sparse_scores`: ``(queries, sparse)`` with
         ``score_new(user_items) == queries @ item_embeddings_.T + sparse``.

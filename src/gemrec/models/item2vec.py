@@ -215,6 +215,7 @@ class Item2Vec(EmbeddingRecommender):
         side_information=frozenset({"item_features"}),
         timestamps=True,
         embeddings=True,
+        inner_product=True,
         fold_in=True,
         new_item_embedding=True,
         progress=True,

@@ -184,6 +184,7 @@ class LightGCN(EmbeddingRecommender):
     tags: ClassVar[ModelTags] = ModelTags(
         validation="early_stopping",
         embeddings=True,
+        inner_product=True,
         fold_in=True,
         progress=True,
         fit_requires=("torch", "torch_geometric"),

@@ -60,6 +60,7 @@ class BPRMF(EmbeddingRecommender):
     tags: ClassVar[ModelTags] = ModelTags(
         validation="early_stopping",
         embeddings=True,
+        inner_product=True,
         fold_in=True,
         progress=True,
         fit_requires=("torch",),

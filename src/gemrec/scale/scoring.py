@@ -10,6 +10,10 @@ from ``edges.parquet`` (what ``gemrec recommend`` excludes as already seen) and 
 Parts are written under a temporary name and renamed, so a part that exists is complete: a run
 that is interrupted is resumed by running it again (only missing parts are scored). The lists are
 those of ``gemrec recommend`` (the same model, the same exclusion, the same ranking kernel).
+
+With ``ann`` (``gemrec recommend --engine dask --ann``) each worker process builds the ANN index
+over the model's item factors once, on its first block, and retrieves every block's candidates
+from it (:class:`gemrec.models.ann.ANNRecommender`).
 """
 
 from __future__ import annotations
@@ -21,9 +25,9 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -34,13 +38,21 @@ from gemrec.errors import GemrecError, ParameterError
 from gemrec.models.base import Recommender
 from gemrec.scale.blocks import read_row_block
 
-__all__ = ["RecommendResult", "recommend_dask", "score_block"]
+__all__ = ["AnnSettings", "RecommendResult", "ann_recall_task", "recommend_dask", "score_block"]
 
 #: the marker of a finished output directory
 MARKER = "_recommend.json"
 _SPEC = ".spec.json"
 #: bytes of dense scores a task holds at once (about 2 per user-item pair scored)
 SCORE_MEMORY = 512 * 2**20
+
+
+@dataclass(frozen=True)
+class AnnSettings:
+    """How the workers retrieve candidates (:class:`gemrec.models.ann.ANNRecommender`'s knobs)."""
+
+    n_candidates: int = 200
+    index: Literal["hnsw", "ivf"] = "hnsw"
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,7 @@ def recommend_dask(
     users_per_block: int = 4096,
     exclude_seen: bool = True,
     progress: bool = False,
+    ann: AnnSettings | None = None,
 ) -> RecommendResult:
     """Write the top-``k`` of internal ``users`` as Parquet parts under ``output``.
 
@@ -93,6 +106,9 @@ def recommend_dask(
         Exclude the users' train and valid items.
     progress : bool
         A progress bar with the rate on stderr.
+    ann : AnnSettings, optional
+        Retrieve candidates from an ANN index (built once per worker process) instead of scoring
+        every item.
     """
     start = time.perf_counter()
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
@@ -111,6 +127,7 @@ def recommend_dask(
         "exclude_seen": bool(exclude_seen),
         "users_sha256": hashlib.sha256(users.tobytes()).hexdigest(),
         "users_per_block": int(users_per_block),
+        "ann": None if ann is None else asdict(ann),
     }
     _prepare(output, spec)
     blocks = [users[i : i + users_per_block] for i in range(0, len(users), users_per_block)]
@@ -124,6 +141,7 @@ def recommend_dask(
             int(k),
             str(output / _part(b)),
             exclude_seen,
+            ann,
             pure=False,
         )
         for b in todo
@@ -161,16 +179,15 @@ def score_block(
     k: int,
     path: str,
     exclude_seen: bool = True,
+    ann: AnnSettings | None = None,
 ) -> int:
     """Score one block of users and write its part; returns the number of users written."""
-    model = _model(model_dir, os.stat(Path(model_dir) / "arrays.npz").st_mtime)
+    model = _model(model_dir, os.stat(Path(model_dir) / "arrays.npz").st_mtime, ann)
     user_ids, item_ids = _ids(dataset)
-    exclude = None
-    if exclude_seen and len(users):
-        lo, hi = int(users.min()), int(users.max()) + 1
-        exclude = read_row_block(dataset, lo, hi, len(item_ids), TRAIN_SPLITS)[users - lo]
-    # dense scores are len(users) x n_items floats (and a copy): score in batches that fit
-    batch = max(1, SCORE_MEMORY // (8 * len(item_ids)))
+    exclude = _seen(dataset, users, len(item_ids)) if exclude_seen else None
+    # dense scores are len(users) x n_items floats (and a copy): score in batches that fit; the
+    # ANN path scores only candidates, in blocks of its own
+    batch = max(1, len(users)) if ann else max(1, SCORE_MEMORY // (8 * len(item_ids)))
     parts = [
         model.recommend(
             users[i : i + batch],
@@ -198,10 +215,46 @@ def score_block(
     return len(users)
 
 
+def ann_recall_task(
+    model_dir: str,
+    dataset: str,
+    users: np.ndarray,
+    k: int,
+    ann: AnnSettings,
+    exclude_seen: bool = True,
+) -> float:
+    """:func:`gemrec.models.ann.ann_recall` of ``users`` on a worker (its cached index)."""
+    from gemrec.models.ann import ANNRecommender, ann_recall
+
+    model = _model(model_dir, os.stat(Path(model_dir) / "arrays.npz").st_mtime, ann)
+    assert isinstance(model, ANNRecommender)  # _model wraps whenever ann is given
+    n_items = len(_ids(dataset)[1])
+    exclude = _seen(dataset, users, n_items) if exclude_seen and len(users) else None
+    return ann_recall(model, users, k, exclude_seen=exclude_seen, exclude=exclude)
+
+
+def _seen(dataset: str, users: np.ndarray, n_items: int) -> Any:
+    """The train + valid rows of ``users`` (what ``gemrec recommend`` excludes), read from disk."""
+    if not len(users):
+        return None
+    lo, hi = int(users.min()), int(users.max()) + 1
+    return read_row_block(dataset, lo, hi, n_items, TRAIN_SPLITS)[users - lo]
+
+
 @functools.lru_cache(maxsize=1)
-def _model(model_dir: str, mtime: float) -> Recommender:
-    """The model, loaded once per worker process (``mtime`` tells a re-saved model apart)."""
-    return Recommender.load(model_dir)
+def _model(model_dir: str, mtime: float, ann: AnnSettings | None = None) -> Recommender:
+    """The model, loaded once per worker process (``mtime`` tells a re-saved model apart);
+    with ``ann``, wrapped in an :class:`~gemrec.models.ann.ANNRecommender` whose index is built
+    here, once."""
+    model = Recommender.load(model_dir)
+    if ann is None:
+        return model
+    from gemrec.models.ann import ANNRecommender
+
+    # a worker process is single-threaded: the index searches with one thread
+    return ANNRecommender(
+        model=model, n_candidates=ann.n_candidates, index=ann.index, threads=1
+    ).build()
 
 
 @functools.lru_cache(maxsize=1)

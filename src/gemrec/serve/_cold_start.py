@@ -19,10 +19,10 @@ import scipy.sparse as sp
 from gemrec.data.store import Dataset
 from gemrec.data.user_groups import UserAttributes
 from gemrec.errors import GemrecError
+from gemrec.models.ann import ItemIndex, select_top
 from gemrec.models.base import Recommender
 from gemrec.models.social import SocialRecommender, normalized_ties, propagate
 from gemrec.serve._catalogue import Catalogue
-from gemrec.serve._retrieval import ItemIndex, select_top
 
 __all__ = ["ColdStart"]
 

@@ -29,13 +29,13 @@ import numpy as np
 from gemrec.analysis.interests import InterestModel
 from gemrec.data.store import Dataset
 from gemrec.errors import DataError
+from gemrec.models.ann import ItemIndex, select_top
 from gemrec.models.base import Recommender
 from gemrec.serve._catalogue import Catalogue, NotFound
 from gemrec.serve._cold_start import ColdStart
 from gemrec.serve._explain import Explainer
 from gemrec.serve._history import History
 from gemrec.serve._online import OnlineState
-from gemrec.serve._retrieval import ItemIndex, select_top
 from gemrec.serve._settings import ServeSettings
 from gemrec.serve._store import Event, EventStore
 

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from gemrec.analysis.interests import InterestModel
+from gemrec.models.ann import ItemIndex
 from gemrec.serve._catalogue import Catalogue
 from gemrec.serve._history import History
-from gemrec.serve._retrieval import ItemIndex
 from gemrec.serve._store import Event
 
 __all__ = ["Explainer", "verb"]

@@ -18,9 +18,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from gemrec.analysis.interests import InterestModel, blend_coefficients
+from gemrec.models.ann import ItemIndex
 from gemrec.models.base import Recommender
 from gemrec.serve._catalogue import Catalogue, grown
-from gemrec.serve._retrieval import ItemIndex
 from gemrec.serve._store import Event, EventStore
 
 __all__ = ["OnlineState"]
