@@ -149,6 +149,7 @@ class Fusion(Recommender):
     name = "fusion"
     side_features_: SideFeatures
     ltr_model_: Any
+    _tail: np.ndarray
     tags: ClassVar[ModelTags] = ModelTags(
         validation="tuning",
         # categories feed the learned blend; all side information is handed on to the channels
@@ -300,6 +301,7 @@ class Fusion(Recommender):
         else:
             self.channels_ = [channels[j] for j in kept]
         self.side_features_ = side_features(full, item_categories)
+        self._tail = _unproposed_order(self.side_features_)
         self.interactions_ = full.matrix
 
     def _tuning_split(
@@ -345,35 +347,65 @@ class Fusion(Recommender):
             user_items=user_items,
         )
 
-    def _fused_dense(
-        self,
-        users: np.ndarray,
-        user_items: sp.csr_matrix | None = None,
-    ) -> np.ndarray:
-        """Fused scores of every item, shape (len(users), n_items), float32.
+    def channel_lists(
+        self, users: np.ndarray, user_items: sp.csr_matrix | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each channel's top ``n_candidates`` items, the user's own items excluded.
 
-        The channel lists are always computed the same way (the user's own items excluded, no
-        per-call exclusion or candidate restriction), so an item's fused score does not depend on
-        what a ``recommend`` call excludes: ``recommend`` masks afterwards and agrees with
-        ``score``.
+        Parameters
+        ----------
+        users : ndarray of int, shape (n,)
+            Fitted users (ignored when ``user_items`` is given).
+        user_items : csr_matrix of shape (n, n_items), optional
+            Users given by their interactions (each channel folds them in).
+
+        Returns
+        -------
+        list of (ids, scores)
+            Per kept channel, ids int32 (n, N) padded with -1 and scores float32 (n, N),
+            ``N = min(n_candidates, n_items)``: what :meth:`fused_scores` combines.
         """
-        n = len(users)
-        rows_arg = users if user_items is None else np.arange(n)
+        rows_arg = users if user_items is None else np.arange(user_items.shape[0])
         n_cand = min(self.n_candidates, self.n_items)
-        lists = [
+        return [
             ch.recommend(rows_arg, n_cand, exclude_seen=True, user_items=user_items)
             for ch in self.channels_
         ]
+
+    def fused_scores(
+        self,
+        users: np.ndarray,
+        lists: list[tuple[np.ndarray, np.ndarray]],
+        user_items: sp.csr_matrix | None = None,
+    ) -> np.ndarray:
+        """Fused scores of every item from the channels' candidate lists.
+
+        Parameters
+        ----------
+        users : ndarray of int, shape (n,)
+            Fitted users (their rows of the side features), or ``arange(n)`` with ``user_items``.
+        lists : list of (ids, scores)
+            Per kept channel, as :meth:`channel_lists` returns them; a service may compute them
+            through each channel's own fast path (an ANN index) instead.
+        user_items : csr_matrix of shape (n, n_items), optional
+            Users given by their interactions.
+
+        Returns
+        -------
+        ndarray of float32, shape (n, n_items)
+            See :meth:`_score_block`'s Notes. The channel lists are always computed the same way
+            (the user's own items excluded, no per-call exclusion or candidate restriction), so
+            an item's fused score does not depend on what a ``recommend`` call excludes:
+            ``recommend`` masks afterwards and agrees with ``score``.
+        """
+        n = len(users)
         width = sum(ids.shape[1] for ids, _ in lists)
         ids, sc = self._combine(users, lists, width, user_items)
         finite = ids >= 0
         lowest = np.nanmin(np.where(finite, sc, np.nan).astype(np.float64), axis=1, initial=np.inf)
         lowest = np.where(np.isfinite(lowest), lowest, 0.0)
         # items no channel proposes: below every proposed item, ordered by popularity
-        item_pop = self.side_features_.item_pop
-        pop = item_pop.astype(np.float64)
-        tail = 0.5 * pop / (pop.max(initial=0.0) + 1.0)
-        out: np.ndarray = (lowest[:, None] - 1.0 + tail[None, :]).astype(np.float32)
+        out: np.ndarray = (lowest[:, None] - 1.0 + self._tail[None, :]).astype(np.float32)
         r = np.broadcast_to(np.arange(n)[:, None], ids.shape)
         out[r[finite], ids[finite]] = sc[finite]
         activity = (
@@ -389,8 +421,16 @@ class Fusion(Recommender):
                     fb.score(users[cold]) if user_items is None else fb.score_new(user_items[cold])
                 )
             else:
-                out[cold] = item_pop[None, :]
+                out[cold] = self.side_features_.item_pop[None, :]
         return out
+
+    def _fused_dense(
+        self,
+        users: np.ndarray,
+        user_items: sp.csr_matrix | None = None,
+    ) -> np.ndarray:
+        """Fused scores of every item, shape (len(users), n_items), float32."""
+        return self.fused_scores(users, self.channel_lists(users, user_items), user_items)
 
     def _score_block(self, users: np.ndarray) -> np.ndarray:
         """Fused scores of all items, shape (len(users), n_items).
@@ -421,6 +461,7 @@ class Fusion(Recommender):
     def _set_state(self, state: State) -> None:
         self.weights_ = np.asarray(state["weights_"], np.float64)
         self.side_features_ = SideFeatures.from_state(state)
+        self._tail = _unproposed_order(self.side_features_)
 
     def _save_artifacts(self, path: Path) -> None:
         chan_dir = path / "channels"
@@ -458,6 +499,13 @@ class Fusion(Recommender):
         self.ltr_model_ = None
         if self.method_ == "ltr":
             self.ltr_model_ = learned.load_ranker((path / "ltr_model.txt").read_text())
+
+
+def _unproposed_order(side: SideFeatures) -> np.ndarray:
+    """``0.5 pop_i / (max pop + 1)``, float64 (n_items,): how items no channel proposes rank."""
+    pop = side.item_pop.astype(np.float64)
+    out: np.ndarray = 0.5 * pop / (pop.max(initial=0.0) + 1.0)
+    return out
 
 
 def _kept_channels(specs: list[ChannelSpec], tuned: Tuned) -> tuple[np.ndarray, int]:

@@ -105,6 +105,8 @@ class NeuMF(EmbeddingRecommender):
         fit_requires=("torch",),
         distributed=True,
     )
+    #: fitted users are scored by the network, not by the GMF inner product
+    inner_product_scores: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -1,0 +1,144 @@
+"""A fusion model served fast: each channel's candidates through that channel's own fast path.
+
+:class:`~gemrec.fusion.fusion.Fusion` combines each channel's top ``n_candidates`` items. Scoring
+one user through ``Fusion.score`` scores every channel over the whole catalogue; here a channel
+whose scores split into a low-rank part plus an exact sparse part
+(``ModelTags.low_rank_plus_sparse``, graphfilter) or are inner products of embeddings
+(``EmbeddingRecommender.inner_product_scores``, lightgcn) proposes its
+candidates from an ANN index over its item vectors (:class:`~gemrec.serve._retrieval.ItemIndex`),
+re-scored exactly, and the other channels (sparse item-item or user-user products, popularity)
+score as they always do. The fusion then combines the lists it would have computed itself
+(:meth:`~gemrec.fusion.fusion.Fusion.fused_scores`), so below ``ann_threshold`` items the scores
+are the model's own, and above it they differ only where the HNSW search misses one of a channel's
+top items.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from gemrec.fusion.fusion import Fusion
+from gemrec.models.base import EmbeddingRecommender, Recommender
+from gemrec.serve._retrieval import ItemIndex
+
+__all__ = ["FusionScorer"]
+
+
+class FusionScorer:
+    """``score`` and ``score_new`` of a :class:`~gemrec.fusion.fusion.Fusion`, channel by channel.
+
+    Parameters
+    ----------
+    model : Fusion
+        Fitted.
+    ann_threshold : int
+        A channel with item vectors and at least this many items proposes its candidates through
+        a faiss HNSW index; below it, through an exact product (the model's own scores).
+
+    Notes
+    -----
+    Per channel ``c`` and user ``u`` (fitted, or given by an interaction row ``x`` for fold-in),
+    the candidate list is the top ``N = n_candidates`` items of ``s_c(u, .)`` without the items
+    the channel saw for ``u``:
+
+    - low-rank plus sparse: ``s = q E^T + t`` with ``q = user_embeddings_[u]`` and ``t =
+      sparse_scores(u)`` (``split_new(x)`` for fold-in); candidates are the HNSW neighbours of
+      ``q`` and the top of ``t``, re-scored exactly (:meth:`ItemIndex.search`);
+    - embeddings, where the scores are inner products
+      (``EmbeddingRecommender.inner_product_scores``): ``s = q E^T`` with ``q =
+      user_embeddings_[u]``, or ``queries_new(x)`` for fold-in;
+    - any other channel: its own ``recommend``.
+    """
+
+    def __init__(self, model: Fusion, ann_threshold: int) -> None:
+        self.model = model
+        n_items = model.n_items
+        self.n_candidates = min(model.n_candidates, n_items)
+        self._indexes: list[ItemIndex | None] = []
+        for ch in model.channels_:
+            if ch.tags.low_rank_plus_sparse or (
+                isinstance(ch, EmbeddingRecommender) and ch.inner_product_scores
+            ):
+                vectors = np.asarray(ch.item_embeddings_, np.float32)  # type: ignore[attr-defined]
+                self._indexes.append(ItemIndex(vectors, ann_threshold))
+            else:
+                self._indexes.append(None)
+
+    @property
+    def n_items(self) -> int:
+        return self.model.n_items
+
+    @property
+    def ann(self) -> bool:
+        """Whether some channel proposes through an HNSW index."""
+        return any(ix is not None and ix.ann for ix in self._indexes)
+
+    def score(self, users: Any) -> np.ndarray:
+        """``model.score(users)``, shape (n, n_items) float32 (fitted users)."""
+        users = np.asarray(users, np.int64).reshape(-1)
+        rows = [self._lists(int(u), None) for u in users]
+        return self.model.fused_scores(users, _stack(rows))
+
+    def score_new(self, user_items: sp.csr_matrix) -> np.ndarray:
+        """``model.score_new(user_items)``, shape (n, n_items) float32."""
+        ui = sp.csr_matrix(user_items, dtype=np.float32)
+        rows = [self._lists(None, ui[r]) for r in range(ui.shape[0])]
+        return self.model.fused_scores(np.arange(ui.shape[0]), _stack(rows), ui)
+
+    def _lists(
+        self, user: int | None, row: sp.csr_matrix | None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each channel's candidate list for one fitted ``user`` or one interaction ``row``."""
+        out = []
+        for ch, index in zip(self.model.channels_, self._indexes, strict=True):
+            if index is None:
+                if row is None:
+                    out.append(ch.recommend(np.array([user]), self.n_candidates))
+                else:
+                    out.append(ch.recommend(np.arange(1), self.n_candidates, user_items=row))
+            else:
+                out.append(self._search(ch, index, user, row))
+        return out
+
+    def _search(
+        self, ch: Recommender, index: ItemIndex, user: int | None, row: sp.csr_matrix | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One channel's top-N through its index (class Notes), as a (1, N) list block."""
+        model: Any = ch
+        extra = None
+        if row is None:
+            assert user is not None
+            seen = ch.interactions_[user].indices
+            q = np.asarray(model.user_embeddings_[user], np.float32)
+            if ch.tags.low_rank_plus_sparse:
+                extra = model.sparse_scores(np.array([user]))[0]
+        else:
+            seen = row.indices
+            if ch.tags.low_rank_plus_sparse:
+                queries, sparse = model.split_new(row)
+                q, extra = queries[0], sparse[0]
+            else:
+                q = model.queries_new(row)[0]
+        excluded = np.zeros(index.n_items, bool)
+        excluded[seen] = True
+        ids, vals = index.search(q, self.n_candidates, excluded, extra=extra)
+        out_ids = np.full((1, self.n_candidates), -1, np.int32)
+        out_vals = np.full((1, self.n_candidates), -np.inf, np.float32)
+        out_ids[0, : len(ids)] = ids
+        out_vals[0, : len(ids)] = vals
+        return out_ids, out_vals
+
+
+def _stack(
+    rows: list[list[tuple[np.ndarray, np.ndarray]]],
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per-user channel lists -> per-channel list blocks over the users."""
+    if not rows:
+        return []
+    return [
+        (np.vstack([r[c][0] for r in rows]), np.vstack([r[c][1] for r in rows]))
+        for c in range(len(rows[0]))
+    ]
