@@ -37,7 +37,7 @@ from gemrec.fusion import learned
 from gemrec.fusion.channels import ChannelSpec, channel_specs, fit_channel
 from gemrec.fusion.features import SideFeatures, side_features
 from gemrec.fusion.lists import NORMALIZATIONS
-from gemrec.fusion.tuning import METHODS, Tuned, combine, tune
+from gemrec.fusion.tuning import METHODS, Tuned, channel_gates, combine, tune
 from gemrec.models.base import ModelTags, Recommender, State
 from gemrec.tracking import curve_prefix
 
@@ -92,6 +92,14 @@ class Fusion(Recommender):
     ltr_params : dict, optional
         Overrides of the LightGBM parameters, plus ``num_boost_round`` (600) and
         ``early_stopping_rounds`` (100).
+    support_gated : list of str, optional
+        Labels of channels whose weight decays with the item's number of training interactions
+        ``n_i``: ``w_c s / (s + n_i)`` in "weighted" and "rrf"
+        (:func:`~gemrec.fusion.lists.support_gate`), e.g. a ``content`` channel that knows
+        items with few interactions better than the collaborative channels do. The scale ``s``
+        (or no gate) is chosen on validation with the weights, from
+        :data:`~gemrec.fusion.tuning.SUPPORT_SCALES`. ("ltr" reads item popularity as a
+        feature and ignores it.)
     seed : int
 
     Attributes
@@ -116,6 +124,10 @@ class Fusion(Recommender):
         NDCG@20, the chosen method and its weight search.
     validation_mode_ : {"given", "time", "user"}
         What was tuned on.
+    support_scale_ : float or None
+        The gate scale ``s`` of the ``support_gated`` channels; None: no gate.
+    support_gated_ : list of bool
+        Per kept channel, whether it is gated.
 
     Notes
     -----
@@ -150,6 +162,7 @@ class Fusion(Recommender):
     side_features_: SideFeatures
     ltr_model_: Any
     _tail: np.ndarray
+    _gates: list[np.ndarray | None] | None
     tags: ClassVar[ModelTags] = ModelTags(
         validation="tuning",
         # categories feed the learned blend; all side information is handed on to the channels
@@ -175,6 +188,7 @@ class Fusion(Recommender):
         tune_users: int = 20000,
         refit: bool = True,
         ltr_params: dict[str, Any] | None = None,
+        support_gated: list[str] | None = None,
         seed: int = 0,
     ) -> None:
         self.channels = channels
@@ -190,6 +204,7 @@ class Fusion(Recommender):
         self.tune_users = tune_users
         self.refit = refit
         self.ltr_params = ltr_params
+        self.support_gated = support_gated
         self.seed = seed
 
     # ----------------------------------------------------------------- parameters
@@ -241,6 +256,13 @@ class Fusion(Recommender):
             )
         if not (isinstance(self.tune_users, int) and self.tune_users >= 2):
             raise ParameterError.invalid("tune_users", "an integer >= 2", self.tune_users)
+        if self.support_gated is not None and (
+            not isinstance(self.support_gated, list | tuple)
+            or not all(isinstance(c, str) for c in self.support_gated)
+        ):
+            raise ParameterError.invalid(
+                "support_gated", "a list of channel labels or None", self.support_gated
+            )
         if self.channel_params is not None and not isinstance(self.channel_params, dict):
             raise ParameterError.invalid(
                 "channel_params", "a dict of model name -> dict", self.channel_params
@@ -260,6 +282,12 @@ class Fusion(Recommender):
                 "weights", f"{len(specs)} numbers, one per channel", self.weights
             )
         names = [s.label for s in specs]
+        unknown = set(self.support_gated or ()) - set(names)
+        if unknown:
+            raise ParameterError.invalid(
+                "support_gated", f"labels of the channels {names}", sorted(unknown)
+            )
+        gated = [n in (self.support_gated or ()) for n in names]
         cats = self._side.item_categories
         item_categories = (
             np.asarray(cats, np.int64)
@@ -270,7 +298,7 @@ class Fusion(Recommender):
         with curve_prefix("tuning/"):  # the refit below logs the channels' own curves
             channels = [fit_channel(s, train, self._side) for s in specs]
         given = None if self.weights is None else np.asarray(self.weights, np.float64)
-        if given is not None and self.method not in ("auto", "ltr"):
+        if given is not None and self.method not in ("auto", "ltr") and not any(gated):
             tuned = Tuned(given, self.method, {"channels": names})  # nothing to choose
         else:
             tuned = tune(
@@ -288,8 +316,11 @@ class Fusion(Recommender):
                 tune_users=self.tune_users,
                 ltr_params=self.ltr_params,
                 seed=self.seed,
+                gated=gated,
             )
         kept, self.fallback_ = _kept_channels(specs, tuned)
+        self.support_scale_ = tuned.support_scale
+        self.support_gated_ = [gated[j] for j in kept]
         self.channel_names_ = [names[j] for j in kept]
         self.channel_specs_ = [specs[j] for j in kept]
         self.weights_ = tuned.weights[kept].astype(np.float64)
@@ -301,7 +332,7 @@ class Fusion(Recommender):
         else:
             self.channels_ = [channels[j] for j in kept]
         self.side_features_ = side_features(full, item_categories)
-        self._tail = _unproposed_order(self.side_features_)
+        self._prepare()
         self.interactions_ = full.matrix
 
     def _tuning_split(
@@ -345,6 +376,14 @@ class Fusion(Recommender):
             side=self.side_features_,
             ranker=self.ltr_model_,
             user_items=user_items,
+            gates=self._gates,
+        )
+
+    def _prepare(self) -> None:
+        """What scoring derives from the fitted state: the order of unproposed items, the gates."""
+        self._tail = _unproposed_order(self.side_features_)
+        self._gates = channel_gates(
+            self.support_gated_, self.side_features_.item_pop, self.support_scale_
         )
 
     def channel_lists(
@@ -461,7 +500,6 @@ class Fusion(Recommender):
     def _set_state(self, state: State) -> None:
         self.weights_ = np.asarray(state["weights_"], np.float64)
         self.side_features_ = SideFeatures.from_state(state)
-        self._tail = _unproposed_order(self.side_features_)
 
     def _save_artifacts(self, path: Path) -> None:
         chan_dir = path / "channels"
@@ -481,6 +519,8 @@ class Fusion(Recommender):
             "fallback": self.fallback_,
             "validation_mode": self.validation_mode_,
             "weights": [float(w) for w in self.weights_],
+            "support_scale": self.support_scale_,
+            "support_gated": self.support_gated_,
             "validation": self.validation_,
         }
         (path / "fusion.json").write_text(json.dumps(meta, indent=2))
@@ -499,6 +539,9 @@ class Fusion(Recommender):
         self.ltr_model_ = None
         if self.method_ == "ltr":
             self.ltr_model_ = learned.load_ranker((path / "ltr_model.txt").read_text())
+        self.support_scale_ = meta.get("support_scale")
+        self.support_gated_ = list(meta.get("support_gated", [False] * len(self.channel_names_)))
+        self._prepare()
 
 
 def _unproposed_order(side: SideFeatures) -> np.ndarray:
