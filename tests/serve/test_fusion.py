@@ -79,8 +79,9 @@ def test_served_lists_equal_the_models_recommend(random_shop, fusion_dir):
     engine = _engine(random_shop, fusion_dir, 10**9)  # exact indexes
     model = engine.model
     assert isinstance(model, Fusion) and engine.fusion is not None
-    # graphfilter and svd propose through an index, rp3beta and pop through their recommend
+    # graphfilter and svd propose through an index, pop through its order, rp3beta exactly
     assert [ix is not None for ix in engine.fusion._indexes] == [True, True, False, False]
+    assert [o is not None for o in engine.fusion._orders] == [False, False, False, True]
     users = np.arange(0, 300, 7)
     want_ids, want_scores = model.recommend(users, 10)
     for u, ids, scores in zip(users, want_ids, want_scores, strict=True):

@@ -22,6 +22,7 @@ import scipy.sparse as sp
 
 from gemrec.fusion.fusion import Fusion
 from gemrec.models.base import EmbeddingRecommender, Recommender
+from gemrec.models.popularity import Popularity
 from gemrec.serve._retrieval import ItemIndex
 
 __all__ = ["FusionScorer"]
@@ -50,6 +51,7 @@ class FusionScorer:
     - embeddings, where the scores are inner products
       (``EmbeddingRecommender.inner_product_scores``): ``s = q E^T`` with ``q =
       user_embeddings_[u]``, or ``queries_new(x)`` for fold-in;
+    - popularity: the catalogue ordered once, the user's items skipped;
     - any other channel: its own ``recommend``.
     """
 
@@ -58,7 +60,11 @@ class FusionScorer:
         n_items = model.n_items
         self.n_candidates = min(model.n_candidates, n_items)
         self._indexes: list[ItemIndex | None] = []
+        #: per channel whose scores do not depend on the user: its items by descending score, and
+        #: the scores
+        self._orders: list[tuple[np.ndarray, np.ndarray] | None] = []
         for ch in model.channels_:
+            order = None
             if ch.tags.low_rank_plus_sparse or (
                 isinstance(ch, EmbeddingRecommender) and ch.inner_product_scores
             ):
@@ -66,6 +72,11 @@ class FusionScorer:
                 self._indexes.append(ItemIndex(vectors, ann_threshold))
             else:
                 self._indexes.append(None)
+                if isinstance(ch, Popularity):
+                    # ties to the lower id, as the top-k kernel breaks them
+                    scores = np.asarray(ch.item_scores_, np.float32)
+                    order = (np.argsort(-scores, kind="stable").astype(np.int32), scores)
+            self._orders.append(order)
 
     @property
     def n_items(self) -> int:
@@ -93,8 +104,11 @@ class FusionScorer:
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Each channel's candidate list for one fitted ``user`` or one interaction ``row``."""
         out = []
-        for ch, index in zip(self.model.channels_, self._indexes, strict=True):
-            if index is None:
+        channels = zip(self.model.channels_, self._indexes, self._orders, strict=True)
+        for ch, index, order in channels:
+            if order is not None:
+                out.append(self._popular(ch, order, user, row))
+            elif index is None:
                 if row is None:
                     out.append(ch.recommend(np.array([user]), self.n_candidates))
                 else:
@@ -103,20 +117,43 @@ class FusionScorer:
                 out.append(self._search(ch, index, user, row))
         return out
 
+    def _popular(
+        self,
+        ch: Recommender,
+        order: tuple[np.ndarray, np.ndarray],
+        user: int | None,
+        row: sp.csr_matrix | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A popularity channel's top-N: the global order without the user's items."""
+        seen = self._seen(ch, user, row)
+        items, scores = order
+        head = items[: self.n_candidates + len(seen)]
+        ids = head[~np.isin(head, seen)][: self.n_candidates]
+        return _block(ids, scores[ids], self.n_candidates)
+
+    @staticmethod
+    def _seen(ch: Recommender, user: int | None, row: sp.csr_matrix | None) -> np.ndarray:
+        """The items a channel excludes for a fitted ``user`` or an interaction ``row``."""
+        if row is not None:
+            out: np.ndarray = row.indices
+            return out
+        assert user is not None
+        m = ch.interactions_
+        seen: np.ndarray = m.indices[m.indptr[user] : m.indptr[user + 1]]
+        return seen
+
     def _search(
         self, ch: Recommender, index: ItemIndex, user: int | None, row: sp.csr_matrix | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """One channel's top-N through its index (class Notes), as a (1, N) list block."""
         model: Any = ch
         extra = None
+        seen = self._seen(ch, user, row)
         if row is None:
-            assert user is not None
-            seen = ch.interactions_[user].indices
             q = np.asarray(model.user_embeddings_[user], np.float32)
             if ch.tags.low_rank_plus_sparse:
                 extra = model.sparse_scores(np.array([user]))[0]
         else:
-            seen = row.indices
             if ch.tags.low_rank_plus_sparse:
                 queries, sparse = model.split_new(row)
                 q, extra = queries[0], sparse[0]
@@ -125,11 +162,16 @@ class FusionScorer:
         excluded = np.zeros(index.n_items, bool)
         excluded[seen] = True
         ids, vals = index.search(q, self.n_candidates, excluded, extra=extra)
-        out_ids = np.full((1, self.n_candidates), -1, np.int32)
-        out_vals = np.full((1, self.n_candidates), -np.inf, np.float32)
-        out_ids[0, : len(ids)] = ids
-        out_vals[0, : len(ids)] = vals
-        return out_ids, out_vals
+        return _block(ids, vals, self.n_candidates)
+
+
+def _block(ids: np.ndarray, scores: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """One user's ranked list as a (1, width) list block, padded with -1 / -inf."""
+    out_ids = np.full((1, width), -1, np.int32)
+    out_scores = np.full((1, width), -np.inf, np.float32)
+    out_ids[0, : len(ids)] = ids
+    out_scores[0, : len(ids)] = scores
+    return out_ids, out_scores
 
 
 def _stack(
