@@ -21,6 +21,8 @@ item). The expected Recall@20 of a random ranking of the candidates is printed a
   ``content`` channel's weight decaying with the item's training interactions,
   ``support_gated=["content"]``, the gate's scale tuned with the weights), each also on the
   test items with at most 5 training interactions (``--low-support``).
+- ``amazon-fusion-equal``: the two fusions with the weights fixed at 1:1 (only the gate's scale,
+  or no gate, chosen on validation).
 - ``movielens-100k``: cold users with their attributes. ``pop``, ``similar-users`` (the
   items of the training users in the same age bin, the column chosen on validation:
   ``gemrec.models.popularity.UserGroupPopularity``, the service's ``similar_users`` path).
@@ -60,6 +62,10 @@ DATASETS: dict[str, tuple[str, tuple[str, ...]]] = {
     "amazon": ("amazon-scientific-cold-items", ("pop", "category-pop", "content")),
     "amazon-warm": ("amazon-scientific-text", ("pop", "svd", "content")),
     "amazon-fusion": ("amazon-scientific-text", ("pop", "content", "fusion", "fusion-gated")),
+    "amazon-fusion-equal": (
+        "amazon-scientific-text",
+        ("pop", "fusion-equal", "fusion-equal-gated"),
+    ),
     "movielens-1m": ("movielens-1m-cold-users", ("pop",)),
     "movielens-100k": ("movielens-100k-cold-users", ("pop", "similar-users")),
     "lastfm-2k": ("lastfm-2k-cold-users", ("pop", "social")),
@@ -82,8 +88,10 @@ PARAMS: dict[str, dict[str, object]] = {
     },
 }
 PARAMS["fusion-gated"] = {**PARAMS["fusion"], "support_gated": ["content"]}
+PARAMS["fusion-equal"] = {**PARAMS["fusion"], "weights": [1.0, 1.0]}
+PARAMS["fusion-equal-gated"] = {**PARAMS["fusion-gated"], "weights": [1.0, 1.0]}
 #: benchmark names that are not model names
-MODEL_OF = {"fusion-gated": "fusion"}
+MODEL_OF = {name: "fusion" for name in PARAMS if name.startswith("fusion-")}
 
 
 def _baseline(name: str) -> Recommender:
