@@ -15,6 +15,14 @@ item). The expected Recall@20 of a random ranking of the candidates is printed a
 - ``amazon-warm``: the same files with their published leave-one-out split (every test item
   has training interactions): ``pop``, ``svd`` (128 factors) and ``content`` on top of it, the
   warm figures next to the cold ones.
+- ``amazon-fusion``: the same warm split; item text as a fusion channel for items with few
+  interactions. ``content`` alone, ``fusion`` (``method="weighted"`` over ``svd`` and
+  ``content``, weights tuned on the validation split) and ``fusion-gated`` (the same with the
+  ``content`` channel's weight decaying with the item's training interactions,
+  ``support_gated=["content"]``, the gate's scale tuned with the weights), each also on the
+  test items with at most 5 training interactions (``--low-support``).
+- ``amazon-fusion-equal``: the two fusions with the weights fixed at 1:1 (only the gate's scale,
+  or no gate, chosen on validation).
 - ``movielens-100k``: cold users with their attributes. ``pop``, ``similar-users`` (the
   items of the training users in the same age bin, the column chosen on validation:
   ``gemrec.models.popularity.UserGroupPopularity``, the service's ``similar_users`` path).
@@ -33,13 +41,18 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import scipy.sparse as sp
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _data import load
 
+from gemrec.data.store import Dataset
 from gemrec.eval.commands import evaluate_on_dataset
-from gemrec.eval.metrics import random_recall
+from gemrec.eval.metrics import mean_metrics, random_recall
 from gemrec.eval.protocols import protocol_of
+from gemrec.fusion import Fusion
 from gemrec.models.base import Recommender
 from gemrec.models.fitting import fit_on_dataset, make_configured
 from gemrec.models.popularity import CategoryPopularity
@@ -48,6 +61,11 @@ from gemrec.models.popularity import CategoryPopularity
 DATASETS: dict[str, tuple[str, tuple[str, ...]]] = {
     "amazon": ("amazon-scientific-cold-items", ("pop", "category-pop", "content")),
     "amazon-warm": ("amazon-scientific-text", ("pop", "svd", "content")),
+    "amazon-fusion": ("amazon-scientific-text", ("pop", "content", "fusion", "fusion-gated")),
+    "amazon-fusion-equal": (
+        "amazon-scientific-text",
+        ("pop", "fusion-equal", "fusion-equal-gated"),
+    ),
     "movielens-1m": ("movielens-1m-cold-users", ("pop",)),
     "movielens-100k": ("movielens-100k-cold-users", ("pop", "similar-users")),
     "lastfm-2k": ("lastfm-2k-cold-users", ("pop", "social")),
@@ -63,15 +81,42 @@ PARAMS: dict[str, dict[str, object]] = {
     "svd": {"factors": 128},
     "content": {"base_params": {"factors": 128}},
     "similar-users": {"columns": ["age"]},
+    "fusion": {
+        "channels": ["svd", "content"],
+        "channel_params": {"svd": {"factors": 128}, "content": {"base_params": {"factors": 128}}},
+        "method": "weighted",
+    },
 }
+PARAMS["fusion-gated"] = {**PARAMS["fusion"], "support_gated": ["content"]}
+PARAMS["fusion-equal"] = {**PARAMS["fusion"], "weights": [1.0, 1.0]}
+PARAMS["fusion-equal-gated"] = {**PARAMS["fusion-gated"], "weights": [1.0, 1.0]}
+#: benchmark names that are not model names
+MODEL_OF = {name: "fusion" for name in PARAMS if name.startswith("fusion-")}
 
 
 def _baseline(name: str) -> Recommender:
     return (
         CategoryPopularity()
         if name == "category-pop"
-        else make_configured(name, PARAMS.get(name, {}))
+        else make_configured(MODEL_OF.get(name, name), PARAMS.get(name, {}))
     )
+
+
+def low_support_metrics(
+    model: Recommender, ds: Dataset, k: int, max_support: int
+) -> tuple[float, float, int]:
+    """Recall / NDCG at ``k`` on the test items with at most ``max_support`` interactions in
+    train + valid (what the model trained on), over the users with such an item; the lists rank
+    every item with the training items excluded, as the warm protocol does."""
+    seen = ds.interactions("train", "valid").matrix
+    support = np.diff(sp.csc_matrix(seen).indptr)
+    test = sp.csr_matrix(ds.interactions("test").matrix)
+    test = test.multiply(support[None, :] <= max_support).tocsr()
+    test.eliminate_zeros()
+    users = np.flatnonzero(np.diff(test.indptr) > 0)
+    ids, _ = model.recommend(users, k)
+    result = mean_metrics(ids, test[users], k)
+    return result["recall"], result["ndcg"], len(users)
 
 
 def text_throughput(n: int) -> None:
@@ -98,8 +143,9 @@ def text_throughput(n: int) -> None:
     )
 
 
-def bench(name: str, k: int) -> list[dict[str, object]]:
-    """Every baseline of ``name``: Recall / NDCG at ``k`` and the ratio to ``pop``'s recall."""
+def bench(name: str, k: int, low_support: int = 0) -> list[dict[str, object]]:
+    """Every baseline of ``name``: Recall / NDCG at ``k`` and the ratio to ``pop``'s recall; with
+    ``low_support`` also on the test items with at most that many training interactions."""
     spec, baselines = DATASETS[name]
     ds = load(spec)
     protocol = protocol_of(ds)
@@ -117,23 +163,33 @@ def bench(name: str, k: int) -> list[dict[str, object]]:
         start = time.perf_counter()
         model = fit_on_dataset(ds, _baseline(baseline)).model
         result = evaluate_on_dataset(model, ds, [k])
-        rows.append(
-            {
-                "model": baseline,
-                "recall": result[f"recall@{k}"],
-                "ndcg": result[f"ndcg@{k}"],
-                "users": result.n_users,
-                "seconds": time.perf_counter() - start,
-            }
-        )
+        row: dict[str, object] = {
+            "model": baseline,
+            "recall": result[f"recall@{k}"],
+            "ndcg": result[f"ndcg@{k}"],
+            "users": result.n_users,
+        }
+        if low_support:
+            row["low"] = low_support_metrics(model, ds, k, low_support)
+        row["gate"] = model.support_scale_ if isinstance(model, Fusion) else "-"
+        row["seconds"] = time.perf_counter() - start
+        rows.append(row)
     n_ranked = ds.n_items if protocol.candidates is None else len(protocol.candidates)
     pop = next(float(r["recall"]) for r in rows if r["model"] == "pop")  # type: ignore[arg-type]
     for r in rows:
         ratio = float(r["recall"]) / pop if pop else float("nan")  # type: ignore[arg-type]
+        low = r.get("low")
+        low_text = (
+            f"  | items <= {low_support} interactions: recall@{k} {low[0]:.4f} "  # type: ignore[index]
+            f"ndcg@{k} {low[1]:.4f} ({low[2]:,} users)"  # type: ignore[index]
+            if low is not None
+            else ""
+        )
+        gate = "" if r["gate"] == "-" else f"  gate scale {r['gate']}"
         print(
             f"{r['model']:13s} recall@{k} {r['recall']:.4f}  ndcg@{k} {r['ndcg']:.4f}  "
             f"x{ratio:.2f} of pop  ({r['users']:,} users, fit + evaluation "
-            f"{r['seconds']:.1f} s)",
+            f"{r['seconds']:.1f} s){low_text}{gate}",
             flush=True,
         )
     print(
@@ -156,13 +212,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--text-throughput", type=int, default=0, metavar="N", help="time embedding N item texts"
     )
+    parser.add_argument(
+        "--low-support",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also measure on the test items with at most N training interactions",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     for name in args.datasets:
-        bench(name, args.k)
+        bench(name, args.k, args.low_support)
     if args.text_throughput:
         text_throughput(args.text_throughput)
     return 0

@@ -17,6 +17,8 @@ from gemrec.data.store import Dataset
 from gemrec.errors import GemrecError, ParameterError
 from gemrec.eval.commands import evaluate_on_dataset
 from gemrec.fusion import Fusion
+from gemrec.fusion.lists import fuse_lists, support_gate
+from gemrec.fusion.tuning import SUPPORT_SCALES
 from gemrec.models.base import Recommender
 from gemrec.models.commands import train_model
 from gemrec.models.popularity import Popularity
@@ -239,3 +241,31 @@ def test_public_names_and_lightgbm_imported_only_when_used() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_support_gated_channel_is_tuned_applied_and_saved(tmp_path: Path) -> None:
+    train, valid, _ = clusters()
+    model = Fusion(
+        channels=["pop", "test_itemcos"],
+        method="weighted",
+        support_gated=["test_itemcos"],
+        n_candidates=30,
+    ).fit(train, valid=valid)
+    assert model.support_gated_ == [False, True]
+    assert model.support_scale_ in (None, *SUPPORT_SCALES)
+    assert model.validation_["methods"]["weighted"]["support_scale"] == model.support_scale_
+    # the fused list is fuse_lists with the gate of the item supports the model has seen
+    model.support_scale_ = 3.0
+    model._prepare()
+    users = np.arange(0, train.n_users, 9)
+    lists = model.channel_lists(users)
+    gate = support_gate(model.side_features_.item_pop, 3.0)
+    want, _ = fuse_lists(lists, model.weights_, 10, method="weighted", gates=[None, gate])
+    got, _ = model.recommend(users, 10)
+    np.testing.assert_array_equal(got, want)
+    loaded = Recommender.load(model.save(tmp_path / "gated"))
+    assert isinstance(loaded, Fusion)
+    assert loaded.support_scale_ == 3.0 and loaded.support_gated_ == [False, True]
+    np.testing.assert_array_equal(loaded.recommend(users, 10)[0], got)
+    with pytest.raises(ParameterError, match="support_gated"):
+        Fusion(channels=["pop"], support_gated=["content"]).fit(train, valid=valid)

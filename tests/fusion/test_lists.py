@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gemrec.fusion.lists import fuse_lists, normalise_scores, pair_keys
+from gemrec.fusion.lists import fuse_lists, normalise_scores, pair_keys, support_gate
 
 
 def test_normalise_scores_hand_example() -> None:
@@ -113,3 +113,17 @@ def test_fuse_lists_matches_dense_reference(
         np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)
         for j in np.flatnonzero(ids[r] >= 0):
             assert ref[r, ids[r, j]] == pytest.approx(sc[r, j])
+
+
+def test_support_gate_weighs_a_channel_by_item_support() -> None:
+    gate = support_gate(np.array([0.0, 2.0, 6.0, 18.0]), 2.0)
+    np.testing.assert_allclose(gate, [1.0, 0.5, 0.25, 0.1])
+    # two channels over items 0..3; the second is gated: its weight on item i is w * gate[i]
+    a = (np.array([[3, 1, 0]]), np.array([[3.0, 2.0, 1.0]]))  # min-max: 1, .5, 0
+    b = (np.array([[0, 2, 3]]), np.array([[5.0, 3.0, 1.0]]))  # min-max: 1, .5, 0
+    ids, scores = fuse_lists([a, b], [1.0, 2.0], 4, method="weighted", gates=[None, gate])
+    # item 0: 0 + 2 * 1 * 1 = 2; item 3: 1 + 0 = 1; item 1: .5; item 2: 2 * .5 * .25 = .25
+    assert ids.tolist() == [[0, 3, 1, 2]]
+    np.testing.assert_allclose(scores[0], [2.0, 1.0, 0.5, 0.25], rtol=1e-6)
+    ungated, _ = fuse_lists([a, b], [1.0, 2.0], 4, method="weighted")
+    assert ungated.tolist() == [[0, 2, 3, 1]]  # item 2: 2 * .5 = 1, ties item 3, lower id first

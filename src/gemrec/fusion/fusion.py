@@ -37,7 +37,7 @@ from gemrec.fusion import learned
 from gemrec.fusion.channels import ChannelSpec, channel_specs, fit_channel
 from gemrec.fusion.features import SideFeatures, side_features
 from gemrec.fusion.lists import NORMALIZATIONS
-from gemrec.fusion.tuning import METHODS, Tuned, combine, tune
+from gemrec.fusion.tuning import METHODS, Tuned, channel_gates, combine, tune
 from gemrec.models.base import ModelTags, Recommender, State
 from gemrec.tracking import curve_prefix
 
@@ -92,6 +92,14 @@ class Fusion(Recommender):
     ltr_params : dict, optional
         Overrides of the LightGBM parameters, plus ``num_boost_round`` (600) and
         ``early_stopping_rounds`` (100).
+    support_gated : list of str, optional
+        Labels of channels whose weight decays with the item's number of training interactions
+        ``n_i``: ``w_c s / (s + n_i)`` in "weighted" and "rrf"
+        (:func:`~gemrec.fusion.lists.support_gate`), e.g. a ``content`` channel that knows
+        items with few interactions better than the collaborative channels do. The scale ``s``
+        (or no gate) is chosen on validation with the weights, from
+        :data:`~gemrec.fusion.tuning.SUPPORT_SCALES`. ("ltr" reads item popularity as a
+        feature and ignores it.)
     seed : int
 
     Attributes
@@ -116,6 +124,10 @@ class Fusion(Recommender):
         NDCG@20, the chosen method and its weight search.
     validation_mode_ : {"given", "time", "user"}
         What was tuned on.
+    support_scale_ : float or None
+        The gate scale ``s`` of the ``support_gated`` channels; None: no gate.
+    support_gated_ : list of bool
+        Per kept channel, whether it is gated.
 
     Notes
     -----
@@ -149,6 +161,8 @@ class Fusion(Recommender):
     name = "fusion"
     side_features_: SideFeatures
     ltr_model_: Any
+    _tail: np.ndarray
+    _gates: list[np.ndarray | None] | None
     tags: ClassVar[ModelTags] = ModelTags(
         validation="tuning",
         # categories feed the learned blend; all side information is handed on to the channels
@@ -174,6 +188,7 @@ class Fusion(Recommender):
         tune_users: int = 20000,
         refit: bool = True,
         ltr_params: dict[str, Any] | None = None,
+        support_gated: list[str] | None = None,
         seed: int = 0,
     ) -> None:
         self.channels = channels
@@ -189,6 +204,7 @@ class Fusion(Recommender):
         self.tune_users = tune_users
         self.refit = refit
         self.ltr_params = ltr_params
+        self.support_gated = support_gated
         self.seed = seed
 
     # ----------------------------------------------------------------- parameters
@@ -240,6 +256,13 @@ class Fusion(Recommender):
             )
         if not (isinstance(self.tune_users, int) and self.tune_users >= 2):
             raise ParameterError.invalid("tune_users", "an integer >= 2", self.tune_users)
+        if self.support_gated is not None and (
+            not isinstance(self.support_gated, list | tuple)
+            or not all(isinstance(c, str) for c in self.support_gated)
+        ):
+            raise ParameterError.invalid(
+                "support_gated", "a list of channel labels or None", self.support_gated
+            )
         if self.channel_params is not None and not isinstance(self.channel_params, dict):
             raise ParameterError.invalid(
                 "channel_params", "a dict of model name -> dict", self.channel_params
@@ -259,6 +282,12 @@ class Fusion(Recommender):
                 "weights", f"{len(specs)} numbers, one per channel", self.weights
             )
         names = [s.label for s in specs]
+        unknown = set(self.support_gated or ()) - set(names)
+        if unknown:
+            raise ParameterError.invalid(
+                "support_gated", f"labels of the channels {names}", sorted(unknown)
+            )
+        gated = [n in (self.support_gated or ()) for n in names]
         cats = self._side.item_categories
         item_categories = (
             np.asarray(cats, np.int64)
@@ -269,7 +298,7 @@ class Fusion(Recommender):
         with curve_prefix("tuning/"):  # the refit below logs the channels' own curves
             channels = [fit_channel(s, train, self._side) for s in specs]
         given = None if self.weights is None else np.asarray(self.weights, np.float64)
-        if given is not None and self.method not in ("auto", "ltr"):
+        if given is not None and self.method not in ("auto", "ltr") and not any(gated):
             tuned = Tuned(given, self.method, {"channels": names})  # nothing to choose
         else:
             tuned = tune(
@@ -287,8 +316,11 @@ class Fusion(Recommender):
                 tune_users=self.tune_users,
                 ltr_params=self.ltr_params,
                 seed=self.seed,
+                gated=gated,
             )
         kept, self.fallback_ = _kept_channels(specs, tuned)
+        self.support_scale_ = tuned.support_scale
+        self.support_gated_ = [gated[j] for j in kept]
         self.channel_names_ = [names[j] for j in kept]
         self.channel_specs_ = [specs[j] for j in kept]
         self.weights_ = tuned.weights[kept].astype(np.float64)
@@ -300,6 +332,7 @@ class Fusion(Recommender):
         else:
             self.channels_ = [channels[j] for j in kept]
         self.side_features_ = side_features(full, item_categories)
+        self._prepare()
         self.interactions_ = full.matrix
 
     def _tuning_split(
@@ -343,37 +376,75 @@ class Fusion(Recommender):
             side=self.side_features_,
             ranker=self.ltr_model_,
             user_items=user_items,
+            gates=self._gates,
         )
 
-    def _fused_dense(
-        self,
-        users: np.ndarray,
-        user_items: sp.csr_matrix | None = None,
-    ) -> np.ndarray:
-        """Fused scores of every item, shape (len(users), n_items), float32.
+    def _prepare(self) -> None:
+        """What scoring derives from the fitted state: the order of unproposed items, the gates."""
+        self._tail = _unproposed_order(self.side_features_)
+        self._gates = channel_gates(
+            self.support_gated_, self.side_features_.item_pop, self.support_scale_
+        )
 
-        The channel lists are always computed the same way (the user's own items excluded, no
-        per-call exclusion or candidate restriction), so an item's fused score does not depend on
-        what a ``recommend`` call excludes: ``recommend`` masks afterwards and agrees with
-        ``score``.
+    def channel_lists(
+        self, users: np.ndarray, user_items: sp.csr_matrix | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each channel's top ``n_candidates`` items, the user's own items excluded.
+
+        Parameters
+        ----------
+        users : ndarray of int, shape (n,)
+            Fitted users (ignored when ``user_items`` is given).
+        user_items : csr_matrix of shape (n, n_items), optional
+            Users given by their interactions (each channel folds them in).
+
+        Returns
+        -------
+        list of (ids, scores)
+            Per kept channel, ids int32 (n, N) padded with -1 and scores float32 (n, N),
+            ``N = min(n_candidates, n_items)``: what :meth:`fused_scores` combines.
         """
-        n = len(users)
-        rows_arg = users if user_items is None else np.arange(n)
+        rows_arg = users if user_items is None else np.arange(user_items.shape[0])
         n_cand = min(self.n_candidates, self.n_items)
-        lists = [
+        return [
             ch.recommend(rows_arg, n_cand, exclude_seen=True, user_items=user_items)
             for ch in self.channels_
         ]
+
+    def fused_scores(
+        self,
+        users: np.ndarray,
+        lists: list[tuple[np.ndarray, np.ndarray]],
+        user_items: sp.csr_matrix | None = None,
+    ) -> np.ndarray:
+        """Fused scores of every item from the channels' candidate lists.
+
+        Parameters
+        ----------
+        users : ndarray of int, shape (n,)
+            Fitted users (their rows of the side features), or ``arange(n)`` with ``user_items``.
+        lists : list of (ids, scores)
+            Per kept channel, as :meth:`channel_lists` returns them; a service may compute them
+            through each channel's own fast path (an ANN index) instead.
+        user_items : csr_matrix of shape (n, n_items), optional
+            Users given by their interactions.
+
+        Returns
+        -------
+        ndarray of float32, shape (n, n_items)
+            See :meth:`_score_block`'s Notes. The channel lists are always computed the same way
+            (the user's own items excluded, no per-call exclusion or candidate restriction), so
+            an item's fused score does not depend on what a ``recommend`` call excludes:
+            ``recommend`` masks afterwards and agrees with ``score``.
+        """
+        n = len(users)
         width = sum(ids.shape[1] for ids, _ in lists)
         ids, sc = self._combine(users, lists, width, user_items)
         finite = ids >= 0
         lowest = np.nanmin(np.where(finite, sc, np.nan).astype(np.float64), axis=1, initial=np.inf)
         lowest = np.where(np.isfinite(lowest), lowest, 0.0)
         # items no channel proposes: below every proposed item, ordered by popularity
-        item_pop = self.side_features_.item_pop
-        pop = item_pop.astype(np.float64)
-        tail = 0.5 * pop / (pop.max(initial=0.0) + 1.0)
-        out: np.ndarray = (lowest[:, None] - 1.0 + tail[None, :]).astype(np.float32)
+        out: np.ndarray = (lowest[:, None] - 1.0 + self._tail[None, :]).astype(np.float32)
         r = np.broadcast_to(np.arange(n)[:, None], ids.shape)
         out[r[finite], ids[finite]] = sc[finite]
         activity = (
@@ -389,8 +460,16 @@ class Fusion(Recommender):
                     fb.score(users[cold]) if user_items is None else fb.score_new(user_items[cold])
                 )
             else:
-                out[cold] = item_pop[None, :]
+                out[cold] = self.side_features_.item_pop[None, :]
         return out
+
+    def _fused_dense(
+        self,
+        users: np.ndarray,
+        user_items: sp.csr_matrix | None = None,
+    ) -> np.ndarray:
+        """Fused scores of every item, shape (len(users), n_items), float32."""
+        return self.fused_scores(users, self.channel_lists(users, user_items), user_items)
 
     def _score_block(self, users: np.ndarray) -> np.ndarray:
         """Fused scores of all items, shape (len(users), n_items).
@@ -440,6 +519,8 @@ class Fusion(Recommender):
             "fallback": self.fallback_,
             "validation_mode": self.validation_mode_,
             "weights": [float(w) for w in self.weights_],
+            "support_scale": self.support_scale_,
+            "support_gated": self.support_gated_,
             "validation": self.validation_,
         }
         (path / "fusion.json").write_text(json.dumps(meta, indent=2))
@@ -458,6 +539,16 @@ class Fusion(Recommender):
         self.ltr_model_ = None
         if self.method_ == "ltr":
             self.ltr_model_ = learned.load_ranker((path / "ltr_model.txt").read_text())
+        self.support_scale_ = meta.get("support_scale")
+        self.support_gated_ = list(meta.get("support_gated", [False] * len(self.channel_names_)))
+        self._prepare()
+
+
+def _unproposed_order(side: SideFeatures) -> np.ndarray:
+    """``0.5 pop_i / (max pop + 1)``, float64 (n_items,): how items no channel proposes rank."""
+    pop = side.item_pop.astype(np.float64)
+    out: np.ndarray = 0.5 * pop / (pop.max(initial=0.0) + 1.0)
+    return out
 
 
 def _kept_channels(specs: list[ChannelSpec], tuned: Tuned) -> tuple[np.ndarray, int]:

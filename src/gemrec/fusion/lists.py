@@ -13,7 +13,7 @@ import numpy as np
 
 from gemrec.ranking import topk_pairs
 
-__all__ = ["NORMALIZATIONS", "fuse_lists", "normalise_scores", "pair_keys"]
+__all__ = ["NORMALIZATIONS", "fuse_lists", "normalise_scores", "pair_keys", "support_gate"]
 
 #: per-user score normalisations of the "weighted" method
 NORMALIZATIONS = ("minmax", "zscore")
@@ -76,6 +76,31 @@ def pair_keys(ids: np.ndarray, n_cols: int) -> np.ndarray:
     return out
 
 
+def support_gate(item_support: np.ndarray, scale: float) -> np.ndarray:
+    """A channel's weight per item, decaying with the item's support: ``s / (s + n_i)``.
+
+    Parameters
+    ----------
+    item_support : ndarray of float, shape (n_items,)
+        ``n_i``, the item's training interactions.
+    scale : float
+        ``s > 0``: the support at which the weight is halved.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_items,)
+        1 for an item without interactions, 1/2 at ``n_i = s``.
+
+    Examples
+    --------
+    >>> support_gate(np.array([0.0, 4.0, 12.0]), 4.0).tolist()
+    [1.0, 0.5, 0.25]
+    """
+    n = np.asarray(item_support, np.float64)
+    out: np.ndarray = scale / (scale + n)
+    return out
+
+
 def fuse_lists(
     lists: Sequence[tuple[np.ndarray, np.ndarray]],
     weights: Sequence[float] | np.ndarray,
@@ -84,6 +109,7 @@ def fuse_lists(
     method: str = "rrf",
     normalization: str = "minmax",
     rrf_k: float = 60.0,
+    gates: Sequence[np.ndarray | None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fuse per-channel top-N lists into a top-k list.
 
@@ -99,6 +125,9 @@ def fuse_lists(
         Per-user score normalisation for ``"weighted"``.
     rrf_k : float
         The RRF smoothing constant.
+    gates : sequence of (ndarray of shape (n_items,) or None), optional
+        One per channel: a factor per item on the channel's weight (:func:`support_gate`), or
+        None for a constant weight.
 
     Returns
     -------
@@ -116,7 +145,7 @@ def fuse_lists(
         \\text{weighted}(u, i) = \\sum_c w_c \\tilde s_c(i),
 
     with ``s̃ = (s - min) / (max - min)`` (min-max) or ``(s - mean) / std`` (z-score) over the
-    user's list.
+    user's list. A gated channel's weight is ``w_c g_c(i)`` instead of ``w_c``.
 
     Examples
     --------
@@ -129,7 +158,8 @@ def fuse_lists(
     n = lists[0][0].shape[0] if lists else 0
     keys_parts, vals_parts = [], []
     n_cols = 1 + max((int(ids.max(initial=-1)) for ids, _ in lists), default=0)
-    for (ids, scores), w in zip(lists, weights, strict=True):
+    per_channel = [None] * len(lists) if gates is None else list(gates)
+    for (ids, scores), w, gate in zip(lists, weights, per_channel, strict=True):
         if w == 0:
             continue
         valid = ids >= 0
@@ -139,7 +169,7 @@ def fuse_lists(
         else:
             contrib = w * normalise_scores(scores, valid, normalization)
         keys_parts.append(pair_keys(ids, n_cols))
-        vals_parts.append(contrib[valid])
+        vals_parts.append(contrib[valid] if gate is None else contrib[valid] * gate[ids[valid]])
     if not keys_parts:
         return np.full((n, k), -1, np.int32), np.full((n, k), -np.inf, np.float32)
     keys = np.concatenate(keys_parts)

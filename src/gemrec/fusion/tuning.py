@@ -21,7 +21,7 @@ from gemrec.errors import GemrecError
 from gemrec.eval.metrics import mean_metrics
 from gemrec.fusion import learned
 from gemrec.fusion.features import SideFeatures
-from gemrec.fusion.lists import fuse_lists
+from gemrec.fusion.lists import fuse_lists, support_gate
 from gemrec.models.base import Recommender
 from gemrec.models.popularity import Popularity
 
@@ -29,8 +29,10 @@ __all__ = [
     "BLENDS",
     "EVAL_K",
     "METHODS",
+    "SUPPORT_SCALES",
     "WEIGHT_GRID",
     "Tuned",
+    "channel_gates",
     "combine",
     "recall_ndcg",
     "search_weights",
@@ -45,6 +47,9 @@ METHODS = ("auto", *BLENDS)
 WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 #: the cutoff of the objective, Recall@k + NDCG@k
 EVAL_K = 20
+#: the item-support scales tried for gated channels (:func:`~gemrec.fusion.lists.support_gate`),
+#: next to no gate at all
+SUPPORT_SCALES = (1.0, 3.0, 10.0, 30.0)
 
 Lists = list[tuple[np.ndarray, np.ndarray]]
 
@@ -62,12 +67,26 @@ class Tuned:
         method's validation Recall@20 / NDCG@20, the chosen method and its weight search.
     ranker : lightgbm.Booster or None
         The learned blend, trained on all tuning users, when ``method`` is "ltr".
+    support_scale : float or None
+        The scale of the gated channels' item-support gate; None: no gate.
     """
 
     weights: np.ndarray
     method: str
     report: dict[str, Any]
     ranker: Any = None
+    support_scale: float | None = None
+
+
+def channel_gates(
+    gated: Sequence[bool] | None, item_support: np.ndarray, scale: float | None
+) -> list[np.ndarray | None] | None:
+    """Per channel, :func:`~gemrec.fusion.lists.support_gate` at ``scale`` where ``gated``, else
+    None; None when no channel is gated or ``scale`` is None."""
+    if gated is None or scale is None or not any(gated):
+        return None
+    gate = support_gate(item_support, scale)
+    return [gate if on else None for on in gated]
 
 
 def recall_ndcg(ids: np.ndarray, truth: sp.csr_matrix, k: int = EVAL_K) -> tuple[float, float]:
@@ -88,6 +107,7 @@ def combine(
     side: SideFeatures,
     ranker: Any = None,
     user_items: sp.csr_matrix | None = None,
+    gates: Sequence[np.ndarray | None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k of the channels' candidate lists under one blend.
 
@@ -105,6 +125,8 @@ def combine(
     user_items : csr_matrix, optional
         For "ltr": users given by their interactions (see
         :func:`~gemrec.fusion.learned.candidate_features`).
+    gates : sequence of (ndarray or None), optional
+        Item-support gates of "weighted" and "rrf" (:func:`channel_gates`).
 
     Returns
     -------
@@ -112,7 +134,9 @@ def combine(
     """
     if method == "ltr":
         return learned.rank(ranker, users, lists, k, side, user_items)
-    return fuse_lists(lists, weights, k, method=method, normalization=normalization, rrf_k=rrf_k)
+    return fuse_lists(
+        lists, weights, k, method=method, normalization=normalization, rrf_k=rrf_k, gates=gates
+    )
 
 
 def search_weights(
@@ -123,6 +147,7 @@ def search_weights(
     normalization: str,
     rrf_k: float,
     min_gain: float,
+    gates: Sequence[np.ndarray | None] | None = None,
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """Coordinate ascent over :data:`WEIGHT_GRID` maximising Recall@20 + NDCG@20.
 
@@ -137,6 +162,8 @@ def search_weights(
         As in :func:`~gemrec.fusion.lists.fuse_lists`.
     min_gain : float
         A channel at weight 0 enters only if it raises the objective by this relative amount.
+    gates : sequence of (ndarray or None), optional
+        Item-support gates (:func:`channel_gates`), fixed during the search.
 
     Returns
     -------
@@ -156,7 +183,7 @@ def search_weights(
         if not w.any():
             return -1.0
         ids, _ = fuse_lists(
-            lists, w, EVAL_K, method=method, normalization=normalization, rrf_k=rrf_k
+            lists, w, EVAL_K, method=method, normalization=normalization, rrf_k=rrf_k, gates=gates
         )
         r, nd = recall_ndcg(ids, truth)
         return r + nd
@@ -201,6 +228,7 @@ def tune(
     tune_users: int,
     ltr_params: dict[str, Any] | None,
     seed: int,
+    gated: Sequence[bool] | None = None,
 ) -> Tuned:
     """Choose the blend of ``channels`` that best predicts ``holdout`` from ``train``.
 
@@ -222,6 +250,10 @@ def tune(
         Given channel weights; None searches them (:func:`search_weights`).
     normalization, rrf_k, min_gain, tune_users, ltr_params, seed
         The :class:`~gemrec.fusion.fusion.Fusion` parameters of the same names.
+    gated : sequence of bool, optional
+        The channels whose weight decays with the item's support in ``train``
+        (:func:`~gemrec.fusion.lists.support_gate`): "weighted" and "rrf" choose its scale from
+        :data:`SUPPORT_SCALES` or no gate, with the weights, on the same users.
 
     Returns
     -------
@@ -255,15 +287,47 @@ def tune(
     def sub(part: np.ndarray) -> Lists:
         return [(ids[part], sc[part]) for ids, sc in lists]
 
-    def searched(part_lists: Lists, part_truth: sp.csr_matrix, blend: str) -> np.ndarray:
-        return search_weights(
-            part_lists,
-            part_truth,
-            blend,
-            normalization=normalization,
-            rrf_k=rrf_k,
-            min_gain=min_gain,
-        )[0]
+    scales: list[float | None] = [None]
+    if gated is not None and any(gated):
+        scales += list(SUPPORT_SCALES)
+
+    def gates(scale: float | None) -> list[np.ndarray | None] | None:
+        return channel_gates(gated, side.item_pop, scale)
+
+    def searched(
+        part_lists: Lists, part_truth: sp.csr_matrix, blend: str
+    ) -> tuple[np.ndarray, float | None, list[dict[str, Any]]]:
+        """The weights (given, or searched) and the gate scale with the best objective."""
+        best: tuple[float, np.ndarray, float | None, list[dict[str, Any]]] | None = None
+        for scale in scales:
+            if weights is not None:
+                ids, _ = fuse_lists(
+                    part_lists,
+                    base,
+                    EVAL_K,
+                    method=blend,
+                    normalization=normalization,
+                    rrf_k=rrf_k,
+                    gates=gates(scale),
+                )
+                r, nd = recall_ndcg(ids, part_truth)
+                trace: list[dict[str, Any]] = [{"weights": base.tolist(), "objective": r + nd}]
+                w = base
+            else:
+                w, trace = search_weights(
+                    part_lists,
+                    part_truth,
+                    blend,
+                    normalization=normalization,
+                    rrf_k=rrf_k,
+                    min_gain=min_gain,
+                    gates=gates(scale),
+                )
+            obj = float(trace[-1]["objective"])
+            if best is None or obj > best[0] + 1e-9:
+                best = (obj, w, scale, trace)
+        assert best is not None
+        return best[1], best[2], best[3]
 
     report: dict[str, Any] = {
         "channels": list(names),
@@ -301,9 +365,15 @@ def tune(
                     break
                 ids, _ = learned.rank(ranker, users[eval_part], le, EVAL_K, side)
             else:
-                w = base if weights is not None else searched(sub(fit_part), truth[fit_part], m)
+                w, scale, _ = searched(sub(fit_part), truth[fit_part], m)
                 ids, _ = fuse_lists(
-                    le, w, EVAL_K, method=m, normalization=normalization, rrf_k=rrf_k
+                    le,
+                    w,
+                    EVAL_K,
+                    method=m,
+                    normalization=normalization,
+                    rrf_k=rrf_k,
+                    gates=gates(scale),
                 )
             r, n = recall_ndcg(ids, truth[eval_part])
             scores.setdefault(m, []).append((r, n, len(eval_part)))
@@ -321,21 +391,20 @@ def tune(
     # final parameters of the chosen method, from all tuning users
     ranker = None
     trace: list[dict[str, Any]] = []
+    final_scale: float | None = None
     if best == "ltr":
         ranker = learned.train_ranker(users, lists, truth, side, params=params, seed=seed)
         final_w = base
-    elif weights is not None:
-        final_w = base
     else:
-        final_w, trace = search_weights(
-            lists, truth, best, normalization=normalization, rrf_k=rrf_k, min_gain=min_gain
-        )
+        final_w, final_scale, trace = searched(lists, truth, best)
     summary[best]["weights"] = [float(x) for x in final_w]
     if best != "ltr" and weights is None:
         summary[best]["search"] = trace
+    if len(scales) > 1 and best != "ltr":
+        summary[best]["support_scale"] = final_scale
     report["methods"] = summary
     report["chosen"] = best
-    return Tuned(final_w, best, report, ranker)
+    return Tuned(final_w, best, report, ranker, final_scale)
 
 
 def _untuned(

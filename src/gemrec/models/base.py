@@ -540,12 +540,25 @@ class EmbeddingRecommender(Recommender):
         return np.asarray((w[:, None] * item_vectors).sum(axis=0) / total, dtype=np.float32)
 
     def score_new(self, user_items: sp.csr_matrix) -> np.ndarray:
-        """Fold-in: a new user is the weighted mean of the embeddings of the items they touched."""
+        """Fold-in: ``queries_new(user_items) @ item_embeddings_.T``."""
+        return np.asarray(self.queries_new(user_items) @ self.item_embeddings_.T, np.float32)
+
+    def queries_new(self, user_items: sp.csr_matrix) -> np.ndarray:
+        """The user vectors :meth:`score_new` scores with: the weighted mean of the embeddings of
+        the items each user touched.
+
+        Parameters
+        ----------
+        user_items : csr_matrix, shape (n, n_items)
+
+        Returns
+        -------
+        ndarray of float32, shape (n, d)
+        """
         x = sp.csr_matrix(user_items, dtype=np.float32)
         rs = np.asarray(x.sum(axis=1)).ravel()
         rs[rs == 0] = 1.0
-        u = sp.diags(1.0 / rs) @ x @ self.item_embeddings_
-        return np.asarray(u @ self.item_embeddings_.T, dtype=np.float32)
+        return np.asarray(sp.diags(1.0 / rs) @ x @ self.item_embeddings_, dtype=np.float32)
 
     def _similar_block(self, items: np.ndarray) -> np.ndarray:
         v = self.item_embeddings_

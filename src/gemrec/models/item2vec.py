@@ -540,11 +540,10 @@ class Item2Vec(EmbeddingRecommender):
         """The EGES vectors ``H`` without the log-prior column, shape (n_items, embedding_dim)."""
         return self.item_embeddings_[:, :-1]
 
-    def score_new(self, user_items: sp.csr_matrix) -> np.ndarray:
-        """Fold-in: a new user is the weighted mean of the vectors of the items they touched."""
+    def queries_new(self, user_items: sp.csr_matrix) -> np.ndarray:
+        """A new user is the weighted mean of the vectors of the items they touched."""
         self._check_fitted()
-        u = self._mean_vectors(sp.csr_matrix(user_items, dtype=np.float32))
-        return np.asarray(u @ self.item_embeddings_.T, dtype=np.float32)
+        return np.asarray(self._mean_vectors(sp.csr_matrix(user_items, dtype=np.float32)))
 
     def fold_in(self, item_vectors: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Weighted mean of the EGES vectors, with the prior weight ``β`` as the last coordinate."""

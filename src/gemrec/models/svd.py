@@ -83,17 +83,17 @@ class PureSVD(EmbeddingRecommender):
         scaled = np.asarray(item_vectors, np.float32) / np.maximum(self.singular_values_, 1e-12)
         return super().fold_in(scaled, weights)
 
-    def score_new(self, user_items: sp.csr_matrix) -> np.ndarray:
-        """Fold-in ``x V V^T`` of new binarised rows, shape (n, n_items) float32."""
+    def queries_new(self, user_items: sp.csr_matrix) -> np.ndarray:
+        """``x V S^{-1/2}`` of new binarised rows (``score_new`` is ``x V V^T``), (n, d) float32."""
         self._check_fitted()
-        x = sp.csr_matrix(user_items, dtype=np.float32)
+        x = sp.csr_matrix(user_items, dtype=np.float32, copy=True)  # binarised below
         if x.shape[1] != self.n_items:
             raise ParameterError.invalid(
                 "user_items", f"a sparse matrix with {self.n_items} columns", x.shape
             )
         x.data[:] = 1.0
         u = x @ (self.item_embeddings_ / np.maximum(self.singular_values_, 1e-12))
-        return np.asarray(u @ self.item_embeddings_.T, dtype=np.float32)
+        return np.asarray(u, dtype=np.float32)
 
     def _get_state(self) -> State:
         return {**super()._get_state(), "singular_values_": self.singular_values_}

@@ -29,11 +29,13 @@ import numpy as np
 from gemrec.analysis.interests import InterestModel
 from gemrec.data.store import Dataset
 from gemrec.errors import DataError
+from gemrec.fusion.fusion import Fusion
 from gemrec.models.ann import ItemIndex, select_top
 from gemrec.models.base import Recommender
 from gemrec.serve._catalogue import Catalogue, NotFound
 from gemrec.serve._cold_start import ColdStart
 from gemrec.serve._explain import Explainer
+from gemrec.serve._fusion import FusionScorer
 from gemrec.serve._history import History
 from gemrec.serve._online import OnlineState
 from gemrec.serve._settings import ServeSettings
@@ -125,6 +127,10 @@ class Engine:
         if model.tags.low_rank_plus_sparse and model.n_items >= settings.ann_threshold:
             factors = np.asarray(model.item_embeddings_, dtype=np.float32)  # type: ignore[attr-defined]
             self.low_rank = ItemIndex(factors, settings.ann_threshold)
+        #: a fusion: each channel proposes through its own fast path (an ANN index where it has one)
+        self.fusion: FusionScorer | None = None
+        if isinstance(model, Fusion):
+            self.fusion = FusionScorer(model, settings.ann_threshold)
         self.online = OnlineState(
             model,
             self.catalogue,
@@ -133,6 +139,7 @@ class Engine:
             folded_through_seq=self.folded_through_seq,
             history_limit=settings.history_limit,
             counts_max_age=settings.trending_cache_seconds,
+            scorer=self.fusion,
         )
         self.cold_start = ColdStart(
             dataset,
@@ -412,6 +419,7 @@ class Engine:
             "n_items": self.catalogue.n,
             "retrieval": "faiss-hnsw"
             if any(ix is not None and ix.ann for ix in (self.index, self.low_rank))
+            or (self.fusion is not None and self.fusion.ann)
             else "exact",
             "embeddings": self.is_embedding,
             "loaded_at": time.time(),

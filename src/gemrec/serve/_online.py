@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,7 +23,16 @@ from gemrec.models.base import Recommender
 from gemrec.serve._catalogue import Catalogue, grown
 from gemrec.serve._store import Event, EventStore
 
-__all__ = ["OnlineState"]
+__all__ = ["OnlineState", "Scorer"]
+
+
+class Scorer(Protocol):
+    """What :meth:`OnlineState.scores` reads a model's scores through: the model itself, or a
+    faster path to the same scores (:class:`~gemrec.serve._fusion.FusionScorer`)."""
+
+    def score(self, users: Any) -> np.ndarray: ...
+
+    def score_new(self, user_items: sp.csr_matrix) -> np.ndarray: ...
 
 
 class OnlineState:
@@ -43,6 +52,9 @@ class OnlineState:
         Most recent online events per user that count.
     counts_max_age : float
         Seconds the store's item counts are reused before being read again.
+    scorer : Scorer, optional
+        Where a model without embeddings gets its scores (``score``, ``score_new``); the model
+        by default.
 
     Notes
     -----
@@ -75,8 +87,10 @@ class OnlineState:
         folded_through_seq: int,
         history_limit: int,
         counts_max_age: float,
+        scorer: Scorer | None = None,
     ) -> None:
         self.model = model
+        self.scorer: Scorer = model if scorer is None else scorer
         self.catalogue = catalogue
         self.interests = interests
         self.index = index
@@ -156,7 +170,7 @@ class OnlineState:
         a model user nor an online event on a model item.
         """
         learned = (
-            np.asarray(self.model.score(np.array([user]))[0], np.float32)
+            np.asarray(self.scorer.score(np.array([user]))[0], np.float32)
             if user is not None
             else None
         )
@@ -167,7 +181,7 @@ class OnlineState:
         row = self._session_row(items, w)
         session: np.ndarray
         if self.model.tags.fold_in:
-            session = np.asarray(self.model.score_new(row), np.float32)[0]
+            session = np.asarray(self.scorer.score_new(row), np.float32)[0]
         else:  # no fold-in: the model's own item-to-item similarities
             session = self._item_to_item(items, w)
         if learned is None:
