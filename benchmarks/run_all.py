@@ -122,6 +122,23 @@ RUNS: tuple[Run, ...] = (
         "lightgcn",
         full_only=True,
     ),
+    *(
+        Run(
+            f"lightgcn-{mode}-40-epochs",
+            "bench_lightgcn",
+            ("accuracy", "--set", f"mode={mode}", "--set", "epochs=40", "--report-every", "10"),
+            "lightgcn",
+            full_only=True,
+        )
+        for mode in ("faithful", "cluster")
+    ),
+    Run(
+        "lightgcn-cluster-growth",
+        "bench_lightgcn",
+        ("cluster-growth", "--sizes", "1000000", "3000000", "10000000"),
+        "lightgcn",
+        full_only=True,
+    ),
     Run(
         "mf-gowalla",
         "bench_lightgcn",
