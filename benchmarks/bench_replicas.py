@@ -1,20 +1,21 @@
 """Replicas benchmark: 2 `gemrec serve` replicas behind nginx on one Redis, with `gemrec consume`
 applying a stream of events, while reads run open-loop.
 
-Measured at the same time, for ``--seconds``:
+Two phases of ``--seconds`` each:
 
-- ingest: events produced to the Redis stream as fast as one producer process can (pipelined
-  XADD) and the events the consumer durably applied per second (Redis AOF ``appendfsync always``);
-- reads: open-loop GET recommendations at ``--rate`` req/s through nginx (latency from each
-  request's scheduled send time, bench_serve's client);
-- freshness: every 0.1 s an event for a new user is produced to the stream; the time until replica
-  2 (which did not consume it: the consumer writes Redis, replica 2 reads it) answers that user's
-  list from the event (``strategy == "fold_in"``).
+1. ingest: events produced to the Redis stream as fast as one producer process can (pipelined
+   XADD) and the events the consumer durably applied per second (Redis AOF ``appendfsync always``),
+   nothing else running; the consumer then drains the backlog;
+2. mixed: events produced at a steady ``--event-rate`` while open-loop GET recommendations run at
+   ``--rate`` req/s through nginx (latency from each request's scheduled send time, bench_serve's
+   client), and freshness: every 0.1 s an event for a new user is produced to the stream; the time
+   until replica 2 (which did not consume it: the consumer writes Redis, replica 2 reads it)
+   answers that user's list from the event (``strategy == "fold_in"``).
 
 Model and data: bench_serve's (Gowalla-sized embedding model, ``--model svd`` or ``random``).
 Needs redis-server and nginx on PATH.
 
-Run:  PYTHONPATH=src python benchmarks/bench_replicas.py [--rate 300] [--seconds 20]
+Run:  PYTHONPATH=src python benchmarks/bench_replicas.py [--rate 300] [--event-rate 2000]
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -51,16 +53,28 @@ from bench_serve import (  # noqa: E402
 STREAM = "gemrec:events"
 
 
-def produce(url: str, seconds: float, n_items: int, counter: multiprocessing.Value) -> None:  # type: ignore[valid-type]
-    """XADD events in pipelined batches of 1000 for ``seconds`` (a separate process)."""
+def produce(
+    url: str,
+    seconds: float,
+    n_items: int,
+    counter: multiprocessing.Value,  # type: ignore[valid-type]
+    rate: float = 0.0,
+) -> None:
+    """XADD events in pipelined batches for ``seconds`` (a separate process): as fast as possible,
+    or ``rate`` events per second (batches of 100 on a fixed schedule)."""
     import redis
 
     r = redis.Redis.from_url(url)
     rng = np.random.default_rng(3)
-    end = time.monotonic() + seconds
+    batch = 100 if rate > 0 else 1000
+    start = time.monotonic()
+    end = start + seconds
+    sent = 0
     while time.monotonic() < end:
+        if rate > 0:
+            time.sleep(max(0.0, start + sent / rate - time.monotonic()))
         pipe = r.pipeline(transaction=False)
-        for x in rng.integers(0, 10**9, 1000):
+        for x in rng.integers(0, 10**9, batch):
             pipe.xadd(
                 STREAM,
                 {
@@ -70,7 +84,8 @@ def produce(url: str, seconds: float, n_items: int, counter: multiprocessing.Val
                 },
             )
         pipe.execute()
-        counter.value += 1000  # type: ignore[attr-defined]
+        sent += batch
+        counter.value += batch  # type: ignore[attr-defined]
 
 
 async def freshness(url: str, port: int, seconds: float, n_items: int) -> list[float]:
@@ -111,7 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--rate", type=float, default=300.0)
-    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--seconds", type=float, default=20.0, help="per phase")
+    ap.add_argument(
+        "--event-rate", type=float, default=2000.0, help="events/s produced while reads run"
+    )
     ap.add_argument("--model", choices=["svd", "random"], default="svd")
     ap.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "gemrec-bench-serve"))
     ap.add_argument("--json", help="also write the results here")
@@ -120,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    load_at_start = os.getloadavg()[0]
     for binary in ("redis-server", "nginx"):
         if shutil.which(binary) is None:
             raise SystemExit(f"{binary} not found on PATH (apt-get install -y {binary})")
@@ -201,12 +220,33 @@ def main(argv: list[str] | None = None) -> None:
         store = open_store(url)
         users = np.random.default_rng(0).permutation(29858)
         asyncio.run(fixed_rate(front, args.rate, 3.0, users, 20))  # warm-up
-        produced = multiprocessing.Value("q", 0)
-        producer = multiprocessing.Process(
-            target=produce, args=(url, args.seconds, n_items, produced)
-        )
+
+        def producing(seconds: float, rate: float) -> tuple[multiprocessing.Process, Any]:
+            count = multiprocessing.Value("q", 0)
+            proc = multiprocessing.Process(
+                target=produce, args=(url, seconds, n_items, count, rate)
+            )
+            proc.start()
+            return proc, count
+
+        # phase 1: ingest alone, as fast as one producer can
         stored0, t0 = store.count_events(), time.perf_counter()
-        producer.start()
+        producer, produced = producing(args.seconds, 0.0)
+        producer.join()
+        window = time.perf_counter() - t0
+        applied = store.count_events() - stored0
+        ingest = {
+            "seconds": round(window, 1),
+            "produced_events_per_s": produced.value / window,
+            "applied_events_per_s": applied / window,
+        }
+        deadline = time.monotonic() + 120  # the consumer drains the backlog
+        while store.count_events() - stored0 < produced.value and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+        # phase 2: steady events, reads and freshness at the same time
+        stored1, t1 = store.count_events(), time.perf_counter()
+        producer, produced = producing(args.seconds, args.event_rate)
 
         async def together() -> tuple[dict[str, float], list[float]]:
             reads = asyncio.create_task(fixed_rate(front, args.rate, args.seconds, users, 20))
@@ -215,28 +255,35 @@ def main(argv: list[str] | None = None) -> None:
 
         reads, fresh = asyncio.run(together())
         producer.join()
-        window = time.perf_counter() - t0
-        applied = store.count_events() - stored0
+        window = time.perf_counter() - t1
+        applied = store.count_events() - stored1
         store.close()
         f = np.asarray(fresh) * 1000
         results = {
-            "load_average_at_start": os.getloadavg()[0],
-            "seconds": round(window, 1),
-            "produced_events_per_s": produced.value / window,  # type: ignore[attr-defined]
-            "applied_events_per_s": applied / window,
-            "reads": reads,
-            "freshness_p50_ms": float(np.percentile(f, 50)),
-            "freshness_p99_ms": float(np.percentile(f, 99)),
-            "freshness_samples": len(f),
+            "load_average_at_start": load_at_start,
+            "ingest": ingest,
+            "mixed": {
+                "seconds": round(window, 1),
+                "event_rate": args.event_rate,
+                "produced_events_per_s": produced.value / window,
+                "applied_events_per_s": applied / window,
+                "reads": reads,
+                "freshness_p50_ms": float(np.percentile(f, 50)),
+                "freshness_p99_ms": float(np.percentile(f, 99)),
+                "freshness_samples": len(f),
+            },
         }
+        mixed = results["mixed"]
         print(
-            f"ingest: produced {results['produced_events_per_s']:,.0f} events/s, applied "
-            f"{results['applied_events_per_s']:,.0f} events/s (AOF fsync always)\n"
-            f"reads through nginx @ {args.rate:.0f} req/s: p50 {reads['p50_ms']:.2f} ms, "
+            f"ingest alone: produced {ingest['produced_events_per_s']:,.0f} events/s, applied "
+            f"{ingest['applied_events_per_s']:,.0f} events/s (AOF fsync always)\n"
+            f"with {mixed['produced_events_per_s']:,.0f} events/s produced "
+            f"({mixed['applied_events_per_s']:,.0f} applied):\n"
+            f"  reads through nginx @ {args.rate:.0f} req/s: p50 {reads['p50_ms']:.2f} ms, "
             f"p99 {reads['p99_ms']:.2f} ms, errors {reads['errors']}\n"
-            f"freshness (stream -> other replica): p50 {results['freshness_p50_ms']:.1f} ms, "
-            f"p99 {results['freshness_p99_ms']:.1f} ms ({len(f)} samples)\n"
-            f"load average {os.getloadavg()[0]:.1f}",
+            f"  freshness (stream -> other replica): p50 {mixed['freshness_p50_ms']:.1f} ms, "
+            f"p99 {mixed['freshness_p99_ms']:.1f} ms ({len(f)} samples)\n"
+            f"load average at start {load_at_start:.1f}, now {os.getloadavg()[0]:.1f}",
             flush=True,
         )
         if args.json:
