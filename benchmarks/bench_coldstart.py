@@ -24,8 +24,9 @@ item). The expected Recall@20 of a random ranking of the candidates is printed a
 - ``amazon-fusion-equal``: the two fusions with the weights fixed at 1:1 (only the gate's scale,
   or no gate, chosen on validation).
 - ``movielens-100k``: cold users with their attributes. ``pop``, ``similar-users`` (the
-  items of the training users in the same age bin, the column chosen on validation:
-  ``gemrec.models.popularity.UserGroupPopularity``, the service's ``similar_users`` path).
+  items of the training users with the same gender, age bin and occupation, shrunk toward
+  global popularity by the estimated prior: ``gemrec.models.popularity.UserGroupPopularity``,
+  the service's ``similar_users`` path) and ``similar-users-age`` (the age bin alone).
 - ``movielens-1m``, ``lastfm-2k``, ``ciao``: cold users. ``pop``; on Last.fm and Ciao also
   ``social`` (the items of the people a cold user follows or trusts, two hops of trust
   propagation: ``gemrec.models.social.SocialRecommender``).
@@ -55,7 +56,7 @@ from gemrec.eval.protocols import protocol_of
 from gemrec.fusion import Fusion
 from gemrec.models.base import Recommender
 from gemrec.models.fitting import fit_on_dataset, make_configured
-from gemrec.models.popularity import CategoryPopularity
+from gemrec.models.popularity import CategoryPopularity, UserGroupPopularity
 
 #: benchmark name -> (benchmark dataset of ``_data.py``, baselines measured on it)
 DATASETS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -67,20 +68,18 @@ DATASETS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("pop", "fusion-equal", "fusion-equal-gated"),
     ),
     "movielens-1m": ("movielens-1m-cold-users", ("pop",)),
-    "movielens-100k": ("movielens-100k-cold-users", ("pop", "similar-users")),
+    "movielens-100k": ("movielens-100k-cold-users", ("pop", "similar-users", "similar-users-age")),
     "lastfm-2k": ("lastfm-2k-cold-users", ("pop", "social")),
     "ciao": ("ciao-cold-users", ("pop", "social")),
 }
 
 
-#: hyperparameters of the measured models (the rest use their defaults). similar-users: the
-#: columns whose groups ranked the 94 cold validation users of movielens-100k best (Recall@20
-#: .4777 with age alone, .4702 gender + age, .3553 gender + age + occupation; popularity .4734);
-#: the zip code would make every user a group of one
+#: hyperparameters of the measured models (the rest use their defaults). similar-users: every
+#: column but the zip code (a group of one user each), the shrinkage estimated; -age: age alone
 PARAMS: dict[str, dict[str, object]] = {
     "svd": {"factors": 128},
     "content": {"base_params": {"factors": 128}},
-    "similar-users": {"columns": ["age"]},
+    "similar-users-age": {"columns": ["age"]},
     "fusion": {
         "channels": ["svd", "content"],
         "channel_params": {"svd": {"factors": 128}, "content": {"base_params": {"factors": 128}}},
@@ -91,7 +90,10 @@ PARAMS["fusion-gated"] = {**PARAMS["fusion"], "support_gated": ["content"]}
 PARAMS["fusion-equal"] = {**PARAMS["fusion"], "weights": [1.0, 1.0]}
 PARAMS["fusion-equal-gated"] = {**PARAMS["fusion-gated"], "weights": [1.0, 1.0]}
 #: benchmark names that are not model names
-MODEL_OF = {name: "fusion" for name in PARAMS if name.startswith("fusion-")}
+MODEL_OF = {
+    **{name: "fusion" for name in PARAMS if name.startswith("fusion-")},
+    "similar-users-age": "similar-users",
+}
 
 
 def _baseline(name: str) -> Recommender:
@@ -172,6 +174,8 @@ def bench(name: str, k: int, low_support: int = 0) -> list[dict[str, object]]:
         if low_support:
             row["low"] = low_support_metrics(model, ds, k, low_support)
         row["gate"] = model.support_scale_ if isinstance(model, Fusion) else "-"
+        if isinstance(model, UserGroupPopularity):
+            row["shrinkage"] = model.shrinkage_
         row["seconds"] = time.perf_counter() - start
         rows.append(row)
     n_ranked = ds.n_items if protocol.candidates is None else len(protocol.candidates)
@@ -186,14 +190,16 @@ def bench(name: str, k: int, low_support: int = 0) -> list[dict[str, object]]:
             else ""
         )
         gate = "" if r["gate"] == "-" else f"  gate scale {r['gate']}"
+        if "shrinkage" in r:
+            gate += f"  shrinkage {r['shrinkage']:.1f}"
         print(
-            f"{r['model']:13s} recall@{k} {r['recall']:.4f}  ndcg@{k} {r['ndcg']:.4f}  "
+            f"{r['model']:17s} recall@{k} {r['recall']:.4f}  ndcg@{k} {r['ndcg']:.4f}  "
             f"x{ratio:.2f} of pop  ({r['users']:,} users, fit + evaluation "
             f"{r['seconds']:.1f} s){low_text}{gate}",
             flush=True,
         )
     print(
-        f"{'random':13s} recall@{k} {random_recall(n_ranked, k):.4f}  (expected, "
+        f"{'random':17s} recall@{k} {random_recall(n_ranked, k):.4f}  (expected, "
         f"{n_ranked:,} items ranked)",
         flush=True,
     )

@@ -67,7 +67,7 @@ BAD_PARAMS: dict[str, list[tuple[str, Any]]] = {
     "item2vec": [("epochs", -1), ("embedding_dim", 0)],
     "fusion": [("method", "vote"), ("n_candidates", 0), ("rrf_k", -1.0)],
     "social": [("hops", 0), ("decay", 1.5), ("hops", "two")],
-    "similar-users": [("columns", "age"), ("columns", [1, 2])],
+    "similar-users": [("columns", "age"), ("columns", [1, 2]), ("shrinkage", -1.0)],
 }
 
 #: models that score every user the same way (the known-answer check differs for them)

@@ -5,9 +5,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 from gemrec.data.interactions import Interactions
 from gemrec.data.side import SideInformation
+from gemrec.data.user_groups import estimate_shrinkage
 from gemrec.models.base import Recommender
 from gemrec.models.popularity import Popularity, UserGroupPopularity
 
@@ -49,7 +51,8 @@ def test_bad_half_life_is_named():
 
 def test_user_group_popularity_serves_a_cold_user_their_group(tmp_path: Path) -> None:
     """Users 0-1 (gender F) like item 0, users 2-3 (M) items 1 and 2; user 4 (F, no history)
-    gets item 0 first, user 5 (no metadata row) global popularity, scaled to break ties only."""
+    gets item 0 first, user 5 (no metadata row) global popularity: each item's share of the 4
+    users with a history."""
     x = Interactions.from_arrays([0, 1, 2, 2, 3, 3, 3], [0, 0, 1, 2, 1, 2, 3], n_users=6, n_items=4)
     users = pd.DataFrame(
         {
@@ -60,16 +63,50 @@ def test_user_group_popularity_serves_a_cold_user_their_group(tmp_path: Path) ->
         }
     )
     side = SideInformation(user_features=users)
-    m = UserGroupPopularity(columns=["gender"]).fit(x, side=side)
+    share = np.array([0.5, 0.5, 0.5, 0.25])
+    m = UserGroupPopularity(columns=["gender"], shrinkage=0).fit(x, side=side)
     scores = m.score(np.arange(6))
-    np.testing.assert_allclose(scores[4], [2, 0, 0, 0], atol=1e-5)
-    np.testing.assert_allclose(scores[2], [0, 2, 2, 1], atol=1e-5)
-    np.testing.assert_allclose(scores[5], 1e-6 * np.array([1, 1, 1, 0.5]), rtol=1e-4)
-    # the zip code named: each group is one user, the cold one has no signal
-    alone = UserGroupPopularity(columns=["gender", "zip"]).fit(x, side=side)
+    # the group alone: the share of the group's 2 users with a history (user 4 has none)
+    np.testing.assert_allclose(scores[4], [1, 0, 0, 0] + 1e-6 * share, rtol=1e-5)
+    np.testing.assert_allclose(scores[2], [0, 1, 1, 0.5] + 1e-6 * share, rtol=1e-5)
+    np.testing.assert_allclose(scores[5], share, rtol=1e-5)
+    # 2 pseudo-users of global popularity: (counts + 2 share) / (2 + 2)
+    shrunk = UserGroupPopularity(columns=["gender"], shrinkage=2).fit(x, side=side)
+    np.testing.assert_allclose(
+        shrunk.score(np.array([4]))[0], [0.75, 0.25, 0.25, 0.125] + 1e-6 * share, rtol=1e-5
+    )
+    # the zip code named: each group is one user, the cold one has no signal of its own
+    alone = UserGroupPopularity(columns=["gender", "zip"], shrinkage=0).fit(x, side=side)
     assert alone.score(np.array([4]))[0].max() < 1e-5
+    # ... and with any shrinkage it is ranked by global popularity
+    alone = UserGroupPopularity(columns=["gender", "zip"], shrinkage=5).fit(x, side=side)
+    np.testing.assert_allclose(alone.score(np.array([4]))[0], share * (1 + 1e-6), rtol=1e-5)
     # by default a column with a value per user is left out
-    by_default = UserGroupPopularity().fit(x, side=side)
+    by_default = UserGroupPopularity(shrinkage=0).fit(x, side=side)
     np.testing.assert_array_equal(by_default.score(np.arange(6)), scores)
     loaded = Recommender.load(m.save(tmp_path / "m"))
     np.testing.assert_array_equal(loaded.score(np.arange(6)), scores)
+
+
+def test_shrinkage_estimate_recovers_the_prior_the_groups_were_drawn_with() -> None:
+    """Each group's share of item i drawn from Beta(s p_i, s (1 - p_i)) around the population's
+    share p_i, each of its users having the item with that share: the estimate finds s; groups
+    drawn with one share imply global popularity."""
+    rng = np.random.default_rng(0)
+    n_groups, size, n_items = 60, 300, 400
+    p = rng.uniform(0.01, 0.5, n_items)
+
+    def draw(strength: float | None) -> tuple[sp.csr_matrix, np.ndarray]:
+        shape = (n_groups, n_items)
+        theta = (
+            np.broadcast_to(p, shape)
+            if strength is None
+            else rng.beta(strength * p, strength * (1 - p), size=shape)
+        )
+        return sp.csr_matrix(rng.binomial(size, theta)), np.full(n_groups, size, np.float32)
+
+    for strength in (3.0, 30.0, 100.0):
+        assert estimate_shrinkage(*draw(strength)) == pytest.approx(strength, rel=0.25)
+    assert estimate_shrinkage(*draw(None)) > 1000
+    # too few groups to compare: the groups are the population
+    assert estimate_shrinkage(sp.csr_matrix(np.ones((1, 3))), np.array([5.0])) == 0.0

@@ -10,8 +10,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
-__all__ = ["UserAttributes"]
+__all__ = ["UserAttributes", "estimate_shrinkage", "group_counts", "shrunk_group_scores"]
+
+#: the largest shrinkage :func:`estimate_shrinkage` returns (groups no more alike than chance:
+#: global popularity)
+MAX_SHRINKAGE = 1e6
 
 
 class UserAttributes:
@@ -113,6 +118,76 @@ class UserAttributes:
         for j, code in key:
             mask &= self.codes[:, j] == code
         return np.flatnonzero(mask)
+
+
+def group_counts(binary: sp.csr_matrix, groups: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
+    """``(counts, sizes)``: how many of each group's users have each item (groups x items), and
+    each group's users with any item. ``binary``: users x items, 0/1; ``groups``: a group code
+    per user (-1: none; users past its end have none)."""
+    binary = sp.csr_matrix(binary, dtype=np.float32)
+    codes = np.full(binary.shape[0], -1, np.int64)
+    codes[: min(len(groups), len(codes))] = groups[: len(codes)]
+    rows = np.flatnonzero(codes >= 0)
+    indicator = sp.csr_matrix(
+        (np.ones(len(rows), np.float32), (codes[rows], rows)),
+        shape=(int(codes.max(initial=-1)) + 1, binary.shape[0]),
+    )
+    active = (np.diff(binary.indptr) > 0).astype(np.float32)
+    return sp.csr_matrix(indicator @ binary), np.asarray(indicator @ active, np.float32).ravel()
+
+
+def shrunk_group_scores(
+    counts: np.ndarray, members: np.ndarray | float, share: np.ndarray, shrinkage: float
+) -> np.ndarray:
+    """Each item's share among a group's users, shrunk toward its share among all users.
+
+    ``counts`` (groups x items): how many of the group's users have the item; ``members``: the
+    group's users with any history; ``share``: each item's count over all users with history;
+    ``shrinkage``: the prior's weight in pseudo-users (0: the group alone). A group of ``n``
+    users holds ``n / (n + shrinkage)`` of the score:
+
+        score(g, i) = (counts[g, i] + shrinkage * share[i]) / (members[g] + shrinkage)
+    """
+    top = np.asarray(counts, np.float32) + np.float32(shrinkage) * share
+    denominator = np.asarray(members, np.float32) + np.float32(shrinkage)
+    if top.ndim == 2:
+        denominator = denominator.reshape(-1, 1)
+    return np.asarray(top / np.maximum(denominator, np.float32(1e-12)), np.float32)
+
+
+def estimate_shrinkage(counts: sp.spmatrix, sizes: np.ndarray) -> float:
+    """The shrinkage for :func:`shrunk_group_scores` that the groups' own spread implies.
+
+    An empirical-Bayes (method of moments) estimate: if each group's true item shares are drawn
+    around the population's shares ``p`` with a Dirichlet prior of strength ``s`` pseudo-users,
+    a group's true share of item ``i`` varies across groups with variance ``p_i (1 - p_i) / (s +
+    1)``, and the observed shares add the sampling noise ``p_i (1 - p_i) / n_g``. So
+
+        1 / (s + 1) = (sum_i V_i - sum_i p_i (1 - p_i) G / N) / sum_i p_i (1 - p_i)
+
+    with ``V_i`` the size-weighted variance of item ``i``'s share across the ``G`` groups of at
+    least 2 users with a history (``N`` users in all). Groups that differ a lot (each segment buys
+    its own category) give a small ``s``; groups no more alike than chance give
+    :data:`MAX_SHRINKAGE`, global popularity.
+
+    ``counts`` (groups x items): how many of each group's users have each item; ``sizes``: each
+    group's users with a history.
+    """
+    sizes = np.asarray(sizes, np.float64)
+    kept = np.flatnonzero(sizes >= 2)
+    if len(kept) < 2:
+        return 0.0  # one group is the population: nothing to shrink toward
+    c = sp.csr_matrix(counts, dtype=np.float64)[kept]
+    n_g, total = sizes[kept], float(sizes[kept].sum())
+    p = np.asarray(c.sum(axis=0), np.float64).ravel() / total
+    # sum_i sum_g (n_g / N) (x_gi - p_i)^2 with x_gi = c_gi / n_g, sparse-friendly
+    spread = float(np.asarray(c.multiply(c).sum(axis=1)).ravel() @ (1.0 / n_g)) / total
+    spread -= float(p @ p)
+    binomial = float(p @ (1 - p))
+    between = spread - binomial * len(kept) / total
+    if binomial <= 0 or between <= binomial / (MAX_SHRINKAGE + 1):
+        return MAX_SHRINKAGE
+    return float(max(binomial / between - 1.0, 0.0))
 
 
 def _level(value: Any) -> str:

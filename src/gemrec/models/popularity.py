@@ -8,7 +8,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from gemrec.data.interactions import Interactions
-from gemrec.data.user_groups import UserAttributes
+from gemrec.data.user_groups import (
+    UserAttributes,
+    estimate_shrinkage,
+    group_counts,
+    shrunk_group_scores,
+)
 from gemrec.errors import ParameterError
 from gemrec.models.base import ModelTags, Recommender, State
 
@@ -132,19 +137,26 @@ class UserGroupPopularity(Recommender):
         The user metadata columns to compare (``SideInformation.user_features``); None: all but
         text columns with more distinct values than half the users (a zip code would make every
         group a single user).
+    shrinkage : float or "auto"
+        Weight of global popularity in each group's scores, in pseudo-users (0: the group alone;
+        large: global popularity). ``"auto"``: estimated from how much the groups differ
+        (:func:`~gemrec.data.user_groups.estimate_shrinkage`), kept as ``shrinkage_``.
 
     Notes
     -----
     With ``g(u)`` the group of user ``u`` (users with equal values in every column, numeric
     columns with more than 10 distinct values cut into 5 quantile bins:
     :class:`~gemrec.data.user_groups.UserAttributes`, the grouping the service's
-    ``similar_users`` cold start uses) and ``R`` the binary training matrix,
+    ``similar_users`` cold start uses), ``R`` the binary training matrix, ``n_g`` the group's
+    users with any training item, ``p(i)`` the item's share of all users with a training item
+    and ``s`` the shrinkage (:func:`~gemrec.data.user_groups.shrunk_group_scores`):
 
-        score(u, i) = sum_{v : g(v) = g(u)} R[v, i] + 1e-6 * pop(i) / max pop
+        score(u, i) = (sum_{v : g(v) = g(u)} R[v, i] + s * p(i)) / (n_g + s) + 1e-6 * p(i)
 
-    Popularity breaks ties and ranks the lists of users without metadata (or a model fit without
-    user features, which is then global popularity). A user without history but with metadata
-    (a cold user) gets the list of their group.
+    so a small group's list leans on global popularity and a large group's on its own items.
+    Users without metadata (or a model fit without user features) get ``p(i)``, global
+    popularity. A user without history but with metadata (a cold user) gets the list of their
+    group.
     """
 
     name = "similar-users"
@@ -152,20 +164,30 @@ class UserGroupPopularity(Recommender):
         side_information=frozenset({"user_features"}), fold_in=True
     )
 
-    def __init__(self, *, columns: list[str] | None = None) -> None:
+    def __init__(
+        self, *, columns: list[str] | None = None, shrinkage: float | str = "auto"
+    ) -> None:
         self.columns = columns
+        self.shrinkage = shrinkage
 
     def _validate_params(self) -> None:
         if self.columns is not None and not (
             isinstance(self.columns, list | tuple) and all(isinstance(c, str) for c in self.columns)
         ):
             raise ParameterError.invalid("columns", "a list of column names or None", self.columns)
+        if self.shrinkage != "auto" and not (
+            isinstance(self.shrinkage, int | float)
+            and not isinstance(self.shrinkage, bool)
+            and 0 <= self.shrinkage < float("inf")
+        ):
+            raise ParameterError.invalid("shrinkage", 'a number >= 0 or "auto"', self.shrinkage)
 
     def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:
         n = interactions.n_users
         binary = interactions.binary()
         pop = np.asarray(binary.sum(axis=0), dtype=np.float32).ravel()
-        self.item_scores_ = (1e-6 * pop / max(float(pop.max()), 1.0)).astype(np.float32)
+        active = np.diff(binary.indptr) > 0
+        self.item_scores_ = (pop / max(int(active.sum()), 1)).astype(np.float32)
         features = self._side.user_features
         attrs = None
         if features is not None:
@@ -174,22 +196,32 @@ class UserGroupPopularity(Recommender):
         self.user_group_ = np.full(n, -1, np.int64)
         if attrs is None:
             self.group_counts_ = sp.csr_matrix((0, interactions.n_items), dtype=np.float32)
+            self.group_sizes_ = np.zeros(0, np.float32)
+            self.shrinkage_ = 0.0
             return
-        groups = attrs.groups
-        self.user_group_[: len(groups)] = groups
-        member = np.flatnonzero(self.user_group_ >= 0)
-        indicator = sp.csr_matrix(
-            (np.ones(len(member), np.float32), (self.user_group_[member], member)),
-            shape=(int(groups.max()) + 1, n),
+        self.user_group_[: len(attrs.groups)] = attrs.groups
+        self.group_counts_, self.group_sizes_ = group_counts(binary, self.user_group_)
+        self.shrinkage_ = (
+            estimate_shrinkage(self.group_counts_, self.group_sizes_)
+            if self.shrinkage == "auto"
+            else float(self.shrinkage)
         )
-        self.group_counts_ = sp.csr_matrix(indicator @ binary, dtype=np.float32)
 
     def _score_block(self, users: np.ndarray) -> np.ndarray:
         out = np.repeat(self.item_scores_[None, :], len(users), axis=0)
         groups = self.user_group_[users]
         known = np.flatnonzero(groups >= 0)
         if len(known):
-            out[known] += self.group_counts_[groups[known]].toarray()
+            g = groups[known]
+            out[known] = (
+                shrunk_group_scores(
+                    self.group_counts_[g].toarray(),
+                    self.group_sizes_[g],
+                    self.item_scores_,
+                    self.shrinkage_,
+                )
+                + np.float32(1e-6) * self.item_scores_
+            )
         return out
 
     def score_new(self, user_items: sp.csr_matrix) -> np.ndarray:
@@ -202,9 +234,13 @@ class UserGroupPopularity(Recommender):
             "item_scores_": self.item_scores_,
             "user_group_": self.user_group_,
             "group_counts_": self.group_counts_,
+            "group_sizes_": self.group_sizes_,
+            "shrinkage_": np.float64(self.shrinkage_),
         }
 
     def _set_state(self, state: State) -> None:
         self.item_scores_ = state["item_scores_"]
         self.user_group_ = state["user_group_"]
         self.group_counts_ = sp.csr_matrix(state["group_counts_"])
+        self.group_sizes_ = state["group_sizes_"]
+        self.shrinkage_ = float(state["shrinkage_"])

@@ -17,7 +17,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from gemrec.data.store import Dataset
-from gemrec.data.user_groups import UserAttributes
+from gemrec.data.user_groups import (
+    UserAttributes,
+    estimate_shrinkage,
+    group_counts,
+    shrunk_group_scores,
+)
 from gemrec.errors import GemrecError
 from gemrec.models.ann import ItemIndex, select_top
 from gemrec.models.base import Recommender
@@ -69,6 +74,7 @@ class ColdStart:
         #: group code per dataset user (equal attributes, numbers binned), or None
         self.user_groups = None if self.attributes is None else self.attributes.groups
         self._group_cache = OrderedDict[tuple[tuple[int, int], ...], np.ndarray]()
+        self._group_prior: tuple[np.ndarray, float] | None = None
         self._title_index: dict[str, list[int]] | None = None
 
     # ------------------------------------------------------------------ construction
@@ -160,17 +166,39 @@ class ColdStart:
         return np.asarray(w @ rows, dtype=np.float32).ravel()
 
     def _group_scores(self, key: tuple[tuple[int, int], ...]) -> np.ndarray:
-        """How many users sharing the attribute codes ``key`` have each item."""
+        """Each item's share among the users sharing the attribute codes ``key``, shrunk toward
+        its share among all users as the ``similar-users`` model does
+        (:func:`~gemrec.data.user_groups.shrunk_group_scores`); zeros when no such user has a
+        history."""
         assert self.attributes is not None
         cached = self._group_cache.get(key)
         if cached is None:
             members = self.attributes.members(key)
             members = members[members < self.seen.shape[0]]
-            cached = np.asarray((self.seen[members] > 0).sum(axis=0), dtype=np.float32).ravel()
+            rows = sp.csr_matrix(self.seen[members] > 0, dtype=np.float32)
+            n_active = int((np.diff(rows.indptr) > 0).sum())
+            cached = np.zeros(self.seen.shape[1], np.float32)
+            if n_active:
+                counts = np.asarray(rows.sum(axis=0), dtype=np.float32).ravel()
+                share, shrinkage = self._prior()
+                cached = shrunk_group_scores(counts, n_active, share, shrinkage)
             self._group_cache[key] = cached
             if len(self._group_cache) > 1024:
                 self._group_cache.popitem(last=False)
         return cached
+
+    def _prior(self) -> tuple[np.ndarray, float]:
+        """Each item's share of the users with a history, and the shrinkage the dataset's
+        attribute groups imply (:func:`~gemrec.data.user_groups.estimate_shrinkage`), computed
+        once."""
+        if self._group_prior is None:
+            assert self.user_groups is not None
+            binary = sp.csr_matrix(self.seen > 0, dtype=np.float32)
+            active = int((np.diff(binary.indptr) > 0).sum())
+            share = np.asarray(binary.sum(axis=0), np.float32).ravel() / max(active, 1)
+            counts, sizes = group_counts(binary, self.user_groups)
+            self._group_prior = (share, estimate_shrinkage(counts, sizes))
+        return self._group_prior
 
     # ------------------------------------------------------------------ items
     def attribute_neighbours(
