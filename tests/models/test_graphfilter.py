@@ -252,9 +252,13 @@ def test_sparse_scores_complete_the_low_pass_part(item_item):
     np.testing.assert_allclose(
         queries @ model.item_embeddings_.T + sparse, model.score_new(rows), rtol=1e-4, atol=1e-5
     )
-    # the norms of the full score rows, without forming them
+    # the norms of the full score rows, without forming them: over the reached items, or
+    # through the interaction rows the split came from
+    exact = np.linalg.norm(model.score_new(rows).astype(np.float64), axis=1)
+    np.testing.assert_allclose(model.score_norms(queries, sparse), exact, rtol=1e-4)
+    np.testing.assert_allclose(model.score_norms(queries, sparse, rows), exact, rtol=1e-4)
     np.testing.assert_allclose(
-        model.score_norms(queries, sparse),
-        np.linalg.norm(model.score_new(rows).astype(np.float64), axis=1),
+        model.user_score_norms(users),
+        np.linalg.norm(model.score(users).astype(np.float64), axis=1),
         rtol=1e-4,
     )

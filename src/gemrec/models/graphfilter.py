@@ -168,6 +168,8 @@ class GraphFilter(Recommender):
     _work: SpectralWork | None = None
     #: :meth:`score_norms`' cache of E^T E, for the fitted factors
     _gram: np.ndarray | None = None
+    #: :meth:`score_norms`' cache of L E, for the fitted filter
+    _linear_emb: np.ndarray | None = None
 
     def __init__(
         self,
@@ -343,7 +345,7 @@ class GraphFilter(Recommender):
         )
 
     def _fit_arrays(self, R: sp.csr_matrix, work: SpectralWork | None = None) -> None:
-        self._gram = None
+        self._gram = self._linear_emb = None
         n_users, n_items = R.shape
         self.n_components_ = k = self._rank(n_users, n_items)
         strategy = self._resolve_item_item(R)
@@ -360,10 +362,8 @@ class GraphFilter(Recommender):
                 "compute it with the same item_item setting"
             )
         item_degree, r_norm = work.item_degree, work.r_norm
-        a, c = float(self.input_exponent), float(self.output_exponent)
-        # x -> x D^{1/2-a} on input, scores -> scores D^{1/2-c} on output
-        in_scale = degree_power(item_degree, 0.5 - a)
-        out_scale = degree_power(item_degree, 0.5 - c)
+        a = float(self.input_exponent)
+        in_scale, out_scale = self._scales(item_degree)
         if self.beta > 0:
             s, v = work.singular_values[:k], work.right_vectors[:, :k]
         else:
@@ -386,9 +386,7 @@ class GraphFilter(Recommender):
 
         self.item_item_ = strategy
         if strategy == "factored":
-            # P^ = D^{in} R~^T R~ D^{out} applied as (x D^{in} R~^T) (R~ D^{out})
-            self.left_ = (sp.diags(in_scale) @ r_norm.T).tocsr().astype(np.float32)
-            self.right_ = (r_norm @ sp.diags(out_scale)).tocsr().astype(np.float32)
+            self.left_, self.right_ = self._factors(r_norm, item_degree)
             self.linear_ = None
         else:
             # a copy: the shared gram stays as it is for the next fit
@@ -405,6 +403,21 @@ class GraphFilter(Recommender):
                 self.linear_ = dense
             else:
                 self.linear_ = linear
+
+    def _scales(self, item_degree: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``x -> x D^{1/2-a}`` on input, ``scores -> scores D^{1/2-c}`` on output."""
+        return (
+            degree_power(item_degree, 0.5 - float(self.input_exponent)),
+            degree_power(item_degree, 0.5 - float(self.output_exponent)),
+        )
+
+    def _factors(
+        self, r_norm: sp.csr_matrix, item_degree: np.ndarray
+    ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """``P^ = D^{in} R~^T R~ D^{out}`` as ``(D^{in} R~^T, R~ D^{out})``, float32 CSR."""
+        in_scale, out_scale = self._scales(item_degree)
+        left = (sp.diags(in_scale) @ r_norm.T).tocsr().astype(np.float32)
+        return left, (r_norm @ sp.diags(out_scale)).tocsr().astype(np.float32)
 
     def _rank(self, n_users: int, n_items: int) -> int:
         small = min(n_users, n_items)
@@ -514,7 +527,12 @@ class GraphFilter(Recommender):
         queries = np.asarray(x @ self.item_projection_, dtype=np.float32)
         return queries, self._sparse_rows(x, queries)
 
-    def score_norms(self, queries: np.ndarray, sparse: np.ndarray) -> np.ndarray:
+    def score_norms(
+        self,
+        queries: np.ndarray,
+        sparse: np.ndarray,
+        user_items: sp.csr_matrix | None = None,
+    ) -> np.ndarray:
         """Euclidean norms of the rows of ``queries @ item_embeddings_.T + sparse`` (the scores
         :meth:`split_new` splits), without the dense product.
 
@@ -522,6 +540,10 @@ class GraphFilter(Recommender):
         ----------
         queries : ndarray of float32, shape (n, k)
         sparse : ndarray of float32, shape (n, n_items)
+        user_items : csr_matrix, shape (n, n_items), optional
+            The interaction rows the split came from (:meth:`split_new`'s input); with them the
+            cross term reads ``k`` numbers per interaction instead of the items the sparse part
+            reaches.
 
         Returns
         -------
@@ -529,24 +551,57 @@ class GraphFilter(Recommender):
 
         Notes
         -----
-        ``|q E^T + s|^2 = q (E^T E) q^T + 2 sum_{i: s_i != 0} s_i (E_i . q) + |s|^2``: the Gram
-        matrix ``E^T E`` (k x k, computed once) replaces the pass over every item, and the cross
-        term only reads the items the sparse part reaches.
+        ``|q E^T + s|^2 = q (E^T E) q^T + 2 s E q^T + |s|^2``: the Gram matrix ``E^T E`` (k x k,
+        computed once) replaces the pass over every item. The cross term is either read over the
+        items the sparse part reaches, ``sum_{i: s_i != 0} s_i (E_i . q)``, or, given the rows
+        ``x`` with ``s = x L`` (``L`` the item-item part of the filter), as ``x (L E) q^T`` from
+        ``L E`` (n_items x k, computed once, :meth:`user_score_norms` and the service use it):
+        a few items' rows instead of a pass over the large share of the catalogue that the
+        sparse part of a typical user reaches.
         """
         self._check_fitted()
         emb = self.item_embeddings_
         gram = self._gram
-        if gram is None:
-            e64 = emb.astype(np.float64)
-            gram = self._gram = e64.T @ e64
+        if gram is None:  # float32 BLAS, a few times faster; summed in float64 afterwards
+            gram = self._gram = np.asarray(emb.T @ emb, np.float64)
+        through_rows = user_items is not None and self.item_item_ != "dense"
+        linear_emb = self._linear_embeddings() if through_rows else None
+        x = sp.csr_matrix(user_items, dtype=np.float32) if through_rows else None
         out = np.zeros(len(queries), np.float64)
         for r in range(len(queries)):
             q = np.asarray(queries[r], dtype=np.float64)
-            nz = np.flatnonzero(sparse[r])
-            s = sparse[r, nz].astype(np.float64)
-            cross = float(s @ (emb[nz] @ queries[r]).astype(np.float64))
+            if x is not None and linear_emb is not None:
+                row = x[r]
+                cross = float(row.data @ (linear_emb[row.indices] @ queries[r]))
+                s = sparse[r].astype(np.float64)
+            else:
+                nz = np.flatnonzero(sparse[r])
+                s = sparse[r, nz].astype(np.float64)
+                cross = float(s @ (emb[nz] @ queries[r]).astype(np.float64))
             out[r] = math.sqrt(max(float(q @ gram @ q) + 2.0 * cross + float(s @ s), 0.0))
         return out
+
+    def user_score_norms(self, users: np.ndarray) -> np.ndarray:
+        """Norms of fitted users' score rows (:meth:`score_norms` with their interactions),
+        float64, shape (len(users),)."""
+        self._check_fitted()
+        users = np.asarray(users, dtype=np.int64)
+        return self.score_norms(
+            self.user_embeddings_[users], self.sparse_scores(users), self.interactions_[users]
+        )
+
+    def _linear_embeddings(self) -> np.ndarray:
+        """``L E``: the item-item part of the filter applied to the low-pass item factors
+        (sparse and factored strategies), float32 (n_items, k), computed once."""
+        if self._linear_emb is None:
+            if self.item_item_ == "factored":
+                left, right = self.left_, self.right_
+            else:  # L = R~^T R~ scaled: two thin products instead of one over L's many entries
+                R = self.interactions_
+                left, right = self._factors(normalized_interactions(R), degrees(R)[1])
+            product = left @ np.asarray(right @ self.item_embeddings_, np.float32)
+            self._linear_emb = np.ascontiguousarray(product, dtype=np.float32)
+        return self._linear_emb
 
     def _sparse_rows(self, x: sp.csr_matrix, queries: np.ndarray) -> np.ndarray:
         """The non-low-pass scores of interaction rows ``x`` whose low-pass queries are given."""
@@ -595,7 +650,7 @@ class GraphFilter(Recommender):
         return state
 
     def _set_state(self, state: State) -> None:
-        self._gram = None
+        self._gram = self._linear_emb = None
         self.user_embeddings_ = np.asarray(state["user_embeddings_"], dtype=np.float32)
         self.item_embeddings_ = np.asarray(state["item_embeddings_"], dtype=np.float32)
         self.item_projection_ = np.asarray(state["item_projection_"], dtype=np.float32)

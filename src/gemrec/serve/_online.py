@@ -103,6 +103,13 @@ class OnlineState:
         self.counts_max_age = counts_max_age
         self._counts = np.zeros(0, np.float32)
         self._user_norms: np.ndarray | None = None
+        if model.tags.low_rank_plus_sparse:  # what the norms precompute, once, before any request
+            factors = model.item_embeddings_  # type: ignore[attr-defined]
+            model.score_norms(  # type: ignore[attr-defined]
+                np.zeros((1, factors.shape[1]), np.float32),
+                np.zeros((1, model.n_items), np.float32),
+                sp.csr_matrix((1, model.n_items), dtype=np.float32),
+            )
         self._counts_from: tuple[EventStore | None, float] = (None, -math.inf)
 
     # ------------------------------------------------------------------ events
@@ -212,24 +219,25 @@ class OnlineState:
             return queries[0], sparse[0]
         a, b = blend_coefficients(
             float(w.sum()),
-            np.array([self._user_score_norm(user, *learned)]),
-            model.score_norms(queries, sparse),
+            np.array([self._user_score_norm(user)]),
+            model.score_norms(queries, sparse, row),
             recent_weight=self.interests.recent_weight,
             prior_mass=self.interests.prior_mass,
         )
         q_blend = (a[0] * learned[0] + b[0] * queries[0]).astype(np.float32)
         return q_blend, (a[0] * learned[1] + b[0] * sparse[0]).astype(np.float32)
 
-    def _user_score_norm(self, user: int | None, query: np.ndarray, sparse: np.ndarray) -> float:
-        """``|s_u|`` of a model user's full scores: computed on the user's first fresh event (one
-        pass over the low-rank factors), then kept, a constant of the model like its factors."""
+    def _user_score_norm(self, user: int | None) -> float:
+        """``|s_u|`` of a model user's full scores (the model's ``score_norms``, without the
+        dense product): computed on the user's first fresh event, then kept, a constant of the
+        model like its factors."""
         assert user is not None
         if self._user_norms is None:
             self._user_norms = np.full(self.model.n_users, np.nan)
         norm = float(self._user_norms[user])
         if np.isnan(norm):
-            full = self.model.item_embeddings_ @ query + sparse  # type: ignore[attr-defined]
-            norm = float(np.linalg.norm(full.astype(np.float64)))
+            model: Any = self.model
+            norm = float(model.user_score_norms(np.array([user]))[0])
             self._user_norms[user] = norm
         return norm
 
