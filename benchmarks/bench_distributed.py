@@ -104,6 +104,28 @@ def worker(args: argparse.Namespace) -> None:
         return sum_gradients(group, bucket)
 
     distributed._sum_gradients = counting
+    # row-partitioned propagation (lightgcn --set partition=rows) exchanges layers, not gradients:
+    # count what each worker receives from the others in its all-gathers
+    received = {"bytes": 0}
+    gather_rows, gather_sparse = distributed.gather_rows, distributed.gather_sparse
+
+    def counting_rows(local: Any, sizes: Any) -> Any:
+        out = gather_rows(local, sizes)
+        longest = max(max(sizes), 1)
+        received["bytes"] += (len(sizes) - 1) * longest * local.shape[1] * local.element_size()
+        return out
+
+    def counting_sparse(grad: Any, group: Any) -> Any:
+        out = gather_sparse(grad, group)
+        own = grad.coalesce()
+        total = out.values().numel() + out.indices().numel() * 2  # int64 indices: 2 floats each
+        mine = own.values().numel() + own.indices().numel() * 2
+        received["bytes"] += (total - mine) * 4
+        return out
+
+    if params_of(args).get("partition") == "rows":  # (item2vec's sparse gradients: the hook's)
+        distributed.gather_rows = counting_rows
+        distributed.gather_sparse = counting_sparse
     train, test = train_test(args.dataset)
     with distributed.process_group(cuda=args.device == "cuda") as world:
         model = get_model_class(args.model)(**params_of(args))
@@ -124,6 +146,8 @@ def worker(args: argparse.Namespace) -> None:
                 "ndcg@20": res["ndcg@20"],
                 "payload_bytes_per_step": payload["bytes"] / max(payload["steps"], 1),
                 "sparse": bool(payload["sparse"]),
+                "received_bytes_per_step": received["bytes"]
+                / max(len(seconds) * -(-train.matrix.nnz // int(model.train_batch_size)), 1),
             }
             Path(args.worker).write_text(json.dumps(out))
 
@@ -164,8 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         n = r["workers"]
         payload = r["payload_bytes_per_step"] / 2**20
-        # ring all-reduce of a dense gradient: 2 (N-1)/N of it; all-gather of sparse rows: N-1
+        # ring all-reduce of a dense gradient: 2 (N-1)/N of it; all-gather of sparse rows: N-1;
+        # row-partitioned propagation: what the worker's all-gathers received, measured
         wire = payload * ((n - 1) if r["sparse"] else 2 * (n - 1) / n)
+        wire += r.get("received_bytes_per_step", 0.0) / 2**20
         dr = r["recall@20"] / base["recall@20"] - 1
         dn = r["ndcg@20"] / base["ndcg@20"] - 1
         print(

@@ -15,11 +15,22 @@ from typing import Any
 import numpy as np
 
 #: run name -> (model, hyperparameters); batch sizes leave uneven shares, and mf's last batch
-#: (480 edges, batch 479) is a single triplet, so one of two workers gets an empty share
+#: (480 edges, batch 479) is a single triplet, so one of two workers gets an empty share;
+#: lightgcn-rows: row-partitioned propagation (each worker owns a block of the graph's rows)
 RUNS: dict[str, tuple[str, dict[str, Any]]] = {
     "lightgcn": (
         "lightgcn",
         {"epochs": 4, "embedding_dim": 8, "n_layers": 2, "train_batch_size": 53},
+    ),
+    "lightgcn-rows": (
+        "lightgcn",
+        {
+            "epochs": 4,
+            "embedding_dim": 8,
+            "n_layers": 2,
+            "train_batch_size": 53,
+            "partition": "rows",
+        },
     ),
     "mf": ("mf", {"epochs": 4, "embedding_dim": 8, "train_batch_size": 479, "lr": 0.05}),
     "ncf": ("ncf", {"epochs": 2, "embedding_dim": 8, "train_batch_size": 301}),

@@ -61,7 +61,7 @@ BAD_PARAMS: dict[str, list[tuple[str, Any]]] = {
     "graphfilter": [("beta", -1.0), ("n_components", 0), ("item_item", "huge")],
     "svd": [("factors", 0), ("seed", "zero")],
     "content": [("base", "pop"), ("alpha", -1.0), ("text_weight", "high")],
-    "lightgcn": [("epochs", -1), ("embedding_dim", 0)],
+    "lightgcn": [("epochs", -1), ("embedding_dim", 0), ("partition", "columns")],
     "mf": [("epochs", -1), ("embedding_dim", 0)],
     "ncf": [("epochs", -1), ("embedding_dim", 0)],
     "item2vec": [("epochs", -1), ("embedding_dim", 0)],

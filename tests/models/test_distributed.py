@@ -86,6 +86,23 @@ def test_two_workers_train_the_model_of_one(two_workers: Path, name: str) -> Non
     assert recall > 0.2  # the planted communities were learned, not just copied
 
 
+def test_row_partitioned_propagation_takes_the_replicated_step() -> None:
+    """In one process the block is the whole graph: the same embeddings as the default path;
+    two workers' row blocks are compared with this run above."""
+    users, items, recall = worker.fit("lightgcn")
+    got_users, got_items, got_recall = worker.fit("lightgcn-rows")
+    np.testing.assert_allclose(got_users, users, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got_items, items, rtol=1e-5, atol=1e-6)
+    assert got_recall == pytest.approx(recall)
+
+
+def test_row_partition_is_refused_in_cluster_mode() -> None:
+    from gemrec.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="partition='rows' applies to faithful steps"):
+        worker.fit("lightgcn-rows", mode="cluster")
+
+
 def test_two_workers_resume_exactly(two_workers: Path) -> None:
     whole = np.load(two_workers / "lightgcn.npz")
     resumed = np.load(two_workers / "lightgcn_resumed.npz")

@@ -47,9 +47,12 @@ __all__ = [
     "collective_errors",
     "current_world",
     "data_parallel",
+    "gather_rows",
+    "gather_sparse",
     "launch_local",
     "launched_world",
     "process_group",
+    "same_parameters",
     "shard",
 ]
 
@@ -256,14 +259,14 @@ def _sum_gradients(process_group: Any, bucket: Any) -> Any:
     buffer = bucket.buffer()
     if buffer.is_sparse:
         fut: torch.futures.Future[torch.Tensor] = torch.futures.Future()
-        fut.set_result(_gather_sparse(buffer, process_group))
+        fut.set_result(gather_sparse(buffer, process_group))
         return fut
     work = dist.all_reduce(buffer, group=process_group, async_op=True)
     assert work is not None
     return work.get_future().then(lambda f: f.value()[0])
 
 
-def _gather_sparse(grad: torch.Tensor, group: Any) -> torch.Tensor:
+def gather_sparse(grad: torch.Tensor, group: Any) -> torch.Tensor:
     """Every worker's rows of a sparse (COO, one sparse dimension) gradient, concatenated."""
     import torch
     import torch.distributed as dist
@@ -289,6 +292,30 @@ def _gather_sparse(grad: torch.Tensor, group: Any) -> torch.Tensor:
         grad.shape,
         check_invariants=False,  # indices < shape by construction; duplicates are summed later
     )
+
+
+def gather_rows(local: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor:
+    """Every worker's block of rows, concatenated in rank order (worker ``r`` holds ``sizes[r]``
+    rows; blocks are padded to the largest for the all-gather)."""
+    import torch
+    import torch.distributed as dist
+
+    longest = max(max(sizes), 1)
+    padded = torch.nn.functional.pad(local, (0, 0, 0, longest - local.shape[0]))
+    blocks = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(blocks, padded.contiguous())
+    return torch.cat([b[:n] for b, n in zip(blocks, sizes, strict=True)])
+
+
+def same_parameters(module: torch.nn.Module, world: World) -> None:
+    """Rank 0's parameters on every worker (what ``DistributedDataParallel`` does on setup)."""
+    import torch.distributed as dist
+
+    if not world.distributed:
+        return
+    with collective_errors(world, "sharing the initial parameters"):
+        for param in module.parameters():
+            dist.broadcast(param.data, src=0)
 
 
 # --------------------------------------------------------------------------- launching

@@ -26,6 +26,7 @@ __all__ = [
     "LayerHistory",
     "LightGCNConv",
     "LightGCNNet",
+    "RowBlock",
     "TrainingGraph",
     "bpr_loss",
     "cluster_bpr_loss",
@@ -300,6 +301,84 @@ class TrainingGraph:
         return internal[self.position_index.to(internal.device)]
 
 
+@dataclass(frozen=True)
+class RowBlock:
+    """This worker's block of ``Â``'s rows, for row-partitioned propagation.
+
+    The nodes, in the graph's locality order (reverse Cuthill-McKee), are cut into one contiguous
+    block per worker of about equal degree (:meth:`ClusterBatches.part_bounds`), so each worker
+    holds ``1/N`` of ``Â``'s entries and does ``1/N`` of every product: ``Â X`` is each worker's
+    ``Â[block] X``, all-gathered. In a world of one worker the block is the whole graph and
+    nothing is exchanged.
+    """
+
+    adj: Tensor
+    sizes: tuple[int, ...]
+    distributed: bool
+
+    @classmethod
+    def build(cls, tg: TrainingGraph, rank: int, size: int) -> RowBlock:
+        bounds = ClusterBatches.part_bounds(tg.adj_sp, size)
+        bounds = np.concatenate([bounds, np.full(size + 1 - len(bounds), bounds[-1])])
+        block = tg.adj_sp[int(bounds[rank]) : int(bounds[rank + 1])]
+        return cls(to_torch_csr(block).to(tg.device), tuple(np.diff(bounds).tolist()), size > 1)
+
+    def product(self, x: Tensor) -> Tensor:
+        """``Â x`` (every node's rows), each worker computing its block's."""
+        local = spmm(self.adj, x)
+        if not self.distributed:
+            return local
+        from gemrec.models._distributed import gather_rows
+
+        return gather_rows(local, self.sizes)
+
+    def scatter_all(self, nodes: Tensor, values: Tensor) -> Tensor:
+        """Every worker's ``values`` added at its ``nodes``: a dense (n_nodes, d) tensor."""
+        n_nodes = self.adj.shape[1]
+        if not self.distributed:
+            out = values.new_zeros(n_nodes, values.shape[1])
+            return out.index_add_(0, nodes, values)
+        from gemrec.models._distributed import gather_sparse
+
+        local = torch.sparse_coo_tensor(nodes[None, :], values, (n_nodes, values.shape[1]))
+        return gather_sparse(local, None).to_dense()
+
+
+class _RowPartitionedPropagation(torch.autograd.Function):
+    r"""Rows ``nodes`` of the layer mean ``\frac{1}{K+1}\sum_k Â^k E`` and of ``E``, with the
+    products split by :class:`RowBlock` and the gradient summed over the workers.
+
+    Forward: ``K`` full layers, each block's rows all-gathered. Backward: every worker's batch
+    gradient ``g`` (its share of the global batch, already weighted) is gathered into one
+    scattered ``S g``, and ``dE = sum_{k=0}^{K} Â^k S g / (K+1)`` (Horner: ``G <- Â G + S g``,
+    ``Â`` symmetric) plus the gathered ego gradient, identical on every worker: the optimiser
+    steps alike everywhere with no further exchange.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, emb: Tensor, nodes: Tensor, block: RowBlock, n_layers: int
+    ) -> tuple[Tensor, Tensor]:
+        ctx.save_for_backward(nodes)
+        ctx.block, ctx.n_layers = block, n_layers
+        ego = emb.index_select(0, nodes)
+        x, total = emb, ego.clone()
+        for _ in range(n_layers):
+            x = block.product(x)
+            total += x.index_select(0, nodes)
+        return total / (n_layers + 1), ego
+
+    @staticmethod
+    def backward(ctx: Any, grad_final: Tensor, grad_ego: Tensor) -> tuple[Tensor, None, None, None]:
+        (nodes,) = ctx.saved_tensors
+        block, n_layers = ctx.block, ctx.n_layers
+        scattered = block.scatter_all(nodes, grad_final.contiguous() / (n_layers + 1))
+        grad = scattered
+        for _ in range(n_layers):
+            grad = block.product(grad) + scattered
+        return grad + block.scatter_all(nodes, grad_ego.contiguous()), None, None, None
+
+
 def _index(values: Tensor | np.ndarray, device: torch.device) -> Tensor:
     return torch.as_tensor(values, dtype=torch.int64).to(device)
 
@@ -312,19 +391,27 @@ def bpr_loss(
     neg: Tensor | np.ndarray,
     *,
     reg: float,
+    block: RowBlock | None = None,
 ) -> Tensor:
     """The LightGCN mini-batch loss: mean BPR plus ``reg/2`` times the batch's ego norms / b.
 
     ``users``, ``pos``, ``neg`` (external ids, shape (b,)) are int64 tensors on the graph's device
     (NumPy arrays are moved there). Every node of the batch is propagated once; on the CPU the
     last layer is computed only at the batch's rows while they are under a quarter of the graph.
+    With ``block``, propagation is row-partitioned over the workers
+    (:class:`_RowPartitionedPropagation`) and the backward pass leaves the global batch's
+    gradient on every worker.
     """
     dev = tg.device
     users, pos, neg = _index(users, dev), _index(pos, dev), _index(neg, dev)
     b = len(users)
     nodes = tg.position_index[torch.cat([users, pos + tg.n_users, neg + tg.n_users])]
     uniq, inv, counts = torch.unique(nodes, sorted=True, return_inverse=True, return_counts=True)
-    if tg.cut_last_layer and len(uniq) * 4 < tg.adj_sp.shape[0]:
+    if block is not None:
+        out, ego = _RowPartitionedPropagation.apply(  # type: ignore[no-untyped-call]
+            net.embedding, uniq, block, len(net.convs)
+        )
+    elif tg.cut_last_layer and len(uniq) * 4 < tg.adj_sp.shape[0]:
         rows = tg.adj_sp[uniq.cpu().numpy()]
         out, ego = net.forward_with_ego(
             uniq, tg.adj, to_torch_csr(rows).to(dev), to_torch_csr(rows.T.tocsr()).to(dev)

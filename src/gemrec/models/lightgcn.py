@@ -130,6 +130,15 @@ class LightGCN(EmbeddingRecommender):
         (GNNAutoScale), negatives drawn from the whole catalogue; an epoch costs ``O(|E|)``.
         ``"auto"``: cluster above :attr:`CLUSTER_ABOVE_EDGES` training edges, faithful below.
         Cluster steps run in one process (``--nproc 1``).
+    partition : {"replicate", "rows"}
+        How data-parallel workers (``--nproc N``, torchrun) share a faithful step.
+        ``"replicate"``: every worker propagates over the whole graph and the gradients are summed
+        (``DistributedDataParallel``). ``"rows"``: row-partitioned propagation; each worker owns a
+        contiguous block of ``Â``'s rows in the locality order
+        (:class:`~gemrec.models._lightgcn_torch.RowBlock`), computes that block of every layer
+        and all-gathers it, so the full-graph products are divided by ``N``; the backward pass
+        gathers the global batch's gradient, so no gradient all-reduce is needed. Both give the
+        one-process result up to rounding.
     parts_per_step : int
         Parts joined into one cluster step (more parts keep more of the edges inside a step).
     max_steps_per_epoch : int
@@ -214,6 +223,7 @@ class LightGCN(EmbeddingRecommender):
         log_dir: str | None = None,
         progress: bool = True,
         mode: str = "auto",
+        partition: str = "replicate",
         parts_per_step: int = 4,
         max_steps_per_epoch: int = 1000,
         device: str = "auto",
@@ -238,6 +248,7 @@ class LightGCN(EmbeddingRecommender):
         self.log_dir = log_dir
         self.progress = progress
         self.mode = mode
+        self.partition = partition
         self.parts_per_step = parts_per_step
         self.max_steps_per_epoch = max_steps_per_epoch
         self.device = device
@@ -259,6 +270,8 @@ class LightGCN(EmbeddingRecommender):
         check_lr_decay(self.lr_decay)
         if self.mode not in ("auto", "faithful", "cluster"):
             raise ParameterError.invalid("mode", "'auto', 'faithful' or 'cluster'", self.mode)
+        if self.partition not in ("replicate", "rows"):
+            raise ParameterError.invalid("partition", "'replicate' or 'rows'", self.partition)
         if self.init not in ("svd", "normal"):
             raise ParameterError.invalid("init", "'svd' or 'normal'", self.init)
         if not isinstance(self.edge_weights, bool):
@@ -302,6 +315,7 @@ class LightGCN(EmbeddingRecommender):
             ClusterBatches,
             LayerHistory,
             LightGCNNet,
+            RowBlock,
             TrainingGraph,
             bpr_loss,
             cluster_bpr_loss,
@@ -333,6 +347,11 @@ class LightGCN(EmbeddingRecommender):
         if cluster:
             from gemrec.models._distributed import current_world
 
+            if self.partition == "rows":
+                raise ParameterError(
+                    "lightgcn's partition='rows' applies to faithful steps; cluster mode trains in "
+                    "one process: use --set mode=faithful, or the default partition"
+                )
             if current_world().distributed:
                 raise ParameterError(
                     "lightgcn with mode='cluster' trains in one process; use --nproc 1, or "
@@ -351,13 +370,19 @@ class LightGCN(EmbeddingRecommender):
                 return cluster_bpr_loss(net, history, *batch, reg=reg)
 
         else:
+            block = None
+            if self.partition == "rows":
+                from gemrec.models._distributed import current_world
+
+                world = current_world()
+                block = RowBlock.build(tg, world.rank, world.size)
 
             def draw_epoch(r: np.random.Generator) -> Sequence[tuple[Any, ...]]:
                 triplets = sampler.sample(sampler.n_edges, r)
                 return tensor_minibatches(triplets, self.train_batch_size, device)
 
             def batch_loss(batch: tuple[Any, ...]) -> Tensor:
-                return bpr_loss(net, tg, *batch, reg=reg)
+                return bpr_loss(net, tg, *batch, reg=reg, block=block)
 
         def export() -> None:
             with torch.no_grad():
@@ -376,4 +401,5 @@ class LightGCN(EmbeddingRecommender):
             batch_loss=batch_loss,
             export=export,
             lr_schedule=decaying_lr(self.lr, self.lr_decay),
+            global_gradients=not cluster and self.partition == "rows",
         )

@@ -39,6 +39,7 @@ from gemrec.models._distributed import (
     collective_errors,
     current_world,
     data_parallel,
+    same_parameters,
     shard,
 )
 from gemrec.tracking import report_epoch
@@ -253,6 +254,7 @@ def train_loop(
     progress: bool = False,
     fingerprint: dict[str, Any] | None = None,
     lr_schedule: Callable[[int], float] | None = None,
+    global_gradients: bool = False,
 ) -> TrainingResult:
     """Run mini-batch training with early stopping, checkpoints, TensorBoard and a progress bar.
 
@@ -295,6 +297,10 @@ def train_loop(
         ``lr_schedule(epoch) -> learning rate`` (epochs count from 1), set on every parameter group
         at the start of each epoch. A function of the epoch alone, so a resumed run follows the
         same schedule as an uninterrupted one.
+    global_gradients : bool
+        With several workers: ``batch_loss``'s backward pass already leaves the global batch's
+        gradient on every worker (LightGCN's row-partitioned propagation), so the gradients are
+        not summed again; rank 0's parameters are copied to the others at the start.
 
     Returns
     -------
@@ -347,7 +353,13 @@ def train_loop(
         result.resumed_from = start_epoch
 
     writer = _writer(log_dir) if world.is_main else None
-    step_loss = data_parallel(module, batch_loss, world) if world.distributed else batch_loss
+    if world.distributed and global_gradients:  # the workers start alike and stay alike
+        same_parameters(module, world)
+    step_loss = (
+        data_parallel(module, batch_loss, world)
+        if world.distributed and not global_gradients
+        else batch_loss
+    )
     show = progress and world.is_main
 
     def save_checkpoint(epoch: int) -> None:
@@ -526,6 +538,7 @@ def fit_embeddings(
     export: Callable[[], None],
     lr_schedule: Callable[[int], float] | None = None,
     extra_fingerprint: dict[str, Any] | None = None,
+    global_gradients: bool = False,
 ) -> TrainingResult:
     """Train a torch embedding model with its standard hyperparameters and export the result.
 
@@ -535,7 +548,8 @@ def fit_embeddings(
     ``user_embeddings_`` / ``item_embeddings_`` (called before each validation and at the end, after
     :func:`train_loop` restored the best epoch). Sets ``model.history_`` and ``model.best_epoch_``.
     ``extra_fingerprint`` describes inputs other than the interactions and hyperparameters (e.g.
-    side information) that a checkpoint must match to be resumed.
+    side information) that a checkpoint must match to be resumed. ``global_gradients``: see
+    :func:`train_loop`.
     """
 
     def validate_exported() -> dict[str, float]:
@@ -560,6 +574,7 @@ def fit_embeddings(
         progress=model.progress,
         fingerprint={**fingerprint(model, interactions, RUN_ONLY), **(extra_fingerprint or {})},
         lr_schedule=lr_schedule,
+        global_gradients=global_gradients,
     )
     export()
     model.history_ = result.history
