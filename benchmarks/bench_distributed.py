@@ -118,7 +118,7 @@ def worker(args: argparse.Namespace) -> None:
     def counting_sparse(grad: Any, group: Any) -> Any:
         out = gather_sparse(grad, group)
         own = grad.coalesce()
-        total = out.values().numel() + out.indices().numel() * 2  # int64 indices: 2 floats each
+        total = out._values().numel() + out._indices().numel() * 2  # int64 indices: 2 floats each
         mine = own.values().numel() + own.indices().numel() * 2
         received["bytes"] += (total - mine) * 4
         return out

@@ -340,7 +340,9 @@ class RowBlock:
             return out.index_add_(0, nodes, values)
         from gemrec.models._distributed import gather_sparse
 
-        local = torch.sparse_coo_tensor(nodes[None, :], values, (n_nodes, values.shape[1]))
+        local = torch.sparse_coo_tensor(
+            nodes[None, :], values, (n_nodes, values.shape[1]), check_invariants=False
+        )
         return gather_sparse(local, None).to_dense()
 
 
