@@ -542,20 +542,35 @@ _APPEND_LUA = """
 local p = ARGV[1]
 local out = {}
 local n = (#ARGV - 1) / 6
+local seq = tonumber(redis.call('GET', p .. 'seq') or '0')
+local log, counts, users = {}, {}, {}
 for i = 0, n - 1 do
   local b = 1 + i * 6
-  local eid, uid = ARGV[b + 1], ARGV[b + 2]
+  local eid, uid, iid = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
   if redis.call('HSETNX', p .. 'eid', eid, 1) == 1 then
-    local seq = redis.call('INCR', p .. 'seq')
-    local rec = cjson.encode({seq, eid, uid, ARGV[b + 3], ARGV[b + 4], ARGV[b + 5], ARGV[b + 6]})
-    redis.call('RPUSH', p .. 'log', rec)
-    redis.call('RPUSH', p .. 'u:' .. uid, rec)
-    redis.call('HINCRBY', p .. 'item_count', ARGV[b + 3], 1)
+    seq = seq + 1
+    local rec = cjson.encode({seq, eid, uid, iid, ARGV[b + 4], ARGV[b + 5], ARGV[b + 6]})
+    log[#log + 1] = rec
+    local mine = users[uid]
+    if mine == nil then mine = {}; users[uid] = mine end
+    mine[#mine + 1] = rec
+    counts[iid] = (counts[iid] or 0) + 1
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
   end
 end
+-- one command per key, in chunks (Lua's unpack takes a bounded number of values)
+for start = 1, #log, 1000 do
+  redis.call('RPUSH', p .. 'log', unpack(log, start, math.min(start + 999, #log)))
+end
+for uid, recs in pairs(users) do
+  for start = 1, #recs, 1000 do
+    redis.call('RPUSH', p .. 'u:' .. uid, unpack(recs, start, math.min(start + 999, #recs)))
+  end
+end
+for iid, c in pairs(counts) do redis.call('HINCRBY', p .. 'item_count', iid, c) end
+if #log > 0 then redis.call('SET', p .. 'seq', seq) end
 return out
 """
 
