@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,12 @@ pytestmark = pytest.mark.redis
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 N = 20_000
+
+
+def _stopped(pid: int) -> bool:
+    """Whether process ``pid`` is stopped (state ``T`` in ``/proc/PID/stat``)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0] in ("T", "t")
 
 
 def consume(svd_dir: Path, shop: Path, url: str, name: str, log: Path) -> subprocess.Popen[bytes]:
@@ -47,7 +54,17 @@ def test_kill9_consumer_mid_batch_then_another_claims_its_pending(
         if store.count_events() < 2000:
             return False
         os.killpg(first.pid, signal.SIGSTOP)
-        pending = {c["name"]: c["pending"] for c in r.xinfo_consumers("ev", "g")}
+        # the signal takes effect asynchronously, and commands the consumer already sent may still
+        # be on their way to Redis: read the pending count once it is stopped and its last
+        # acknowledgement (if any) has been applied
+        wait_until(lambda: _stopped(first.pid), "the first consumer stopped", poll=0.01)
+        before = None
+        while True:
+            pending = {c["name"]: c["pending"] for c in r.xinfo_consumers("ev", "g")}
+            if pending == before:
+                break
+            before = pending
+            time.sleep(0.05)
         if pending.get("first", 0) > 0:
             return True
         os.killpg(first.pid, signal.SIGCONT)
