@@ -258,7 +258,9 @@ def test_sparse_scores_complete_the_low_pass_part(item_item):
     np.testing.assert_allclose(model.score_norms(queries, sparse), exact, rtol=1e-4)
     np.testing.assert_allclose(model.score_norms(queries, sparse, rows), exact, rtol=1e-4)
     np.testing.assert_allclose(
-        model.user_score_norms(users),
+        model.score_norms(
+            model.user_embeddings_[users], model.sparse_scores(users), model.interactions_[users]
+        ),
         np.linalg.norm(model.score(users).astype(np.float64), axis=1),
         rtol=1e-4,
     )

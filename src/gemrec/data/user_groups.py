@@ -12,7 +12,13 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-__all__ = ["UserAttributes", "estimate_shrinkage", "group_counts", "shrunk_group_scores"]
+__all__ = [
+    "UserAttributes",
+    "estimate_shrinkage",
+    "group_counts",
+    "item_shares",
+    "shrunk_group_scores",
+]
 
 #: the largest shrinkage :func:`estimate_shrinkage` returns (groups no more alike than chance:
 #: global popularity)
@@ -118,6 +124,14 @@ class UserAttributes:
         for j, code in key:
             mask &= self.codes[:, j] == code
         return np.flatnonzero(mask)
+
+
+def item_shares(binary: sp.csr_matrix) -> np.ndarray:
+    """Each item's share of the users with any item (float32): how many users have it over how
+    many users have a history; the prior :func:`shrunk_group_scores` shrinks toward."""
+    binary = sp.csr_matrix(binary)
+    active = int((np.diff(binary.indptr) > 0).sum())
+    return (np.asarray(binary.sum(axis=0), np.float64).ravel() / max(active, 1)).astype(np.float32)
 
 
 def group_counts(binary: sp.csr_matrix, groups: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:

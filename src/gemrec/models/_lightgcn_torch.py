@@ -374,11 +374,13 @@ class _RowPartitionedPropagation(torch.autograd.Function):
     def backward(ctx: Any, grad_final: Tensor, grad_ego: Tensor) -> tuple[Tensor, None, None, None]:
         (nodes,) = ctx.saved_tensors
         block, n_layers = ctx.block, ctx.n_layers
-        scattered = block.scatter_all(nodes, grad_final.contiguous() / (n_layers + 1))
+        # one exchange for both: the layer-mean gradient and the ego gradient side by side
+        both = block.scatter_all(nodes, torch.cat([grad_final / (n_layers + 1), grad_ego], dim=1))
+        scattered, ego = both.split(grad_final.shape[1], dim=1)
         grad = scattered
         for _ in range(n_layers):
             grad = block.product(grad) + scattered
-        return grad + block.scatter_all(nodes, grad_ego.contiguous()), None, None, None
+        return grad + ego, None, None, None
 
 
 def _index(values: Tensor | np.ndarray, device: torch.device) -> Tensor:

@@ -60,8 +60,9 @@ class ModelTags:
         ``score(users) == user_embeddings_[users] @ item_embeddings_.T + sparse_scores(users)``
         (``sparse_part(users)``: the same sparse scores as a sparse matrix), and
         ``split_new(user_items)`` splits ``score_new`` the same way, and ``score_norms(queries,
-        sparse)`` gives the norms of such score rows without the dense product: the service and
-        ``gemrec recommend --ann`` retrieve candidates for the low-rank part from an ANN index.
+        sparse, user_items)`` gives the norms of such score rows without the dense product: the
+        service and ``gemrec recommend --ann`` retrieve candidates for the low-rank part from an
+        ANN index.
     new_item_embedding : bool
         ``embed_new_items`` embeds catalogue items added after fitting from their attributes.
     progress : bool

@@ -541,7 +541,8 @@ class GraphFilter(Recommender):
         queries : ndarray of float32, shape (n, k)
         sparse : ndarray of float32, shape (n, n_items)
         user_items : csr_matrix, shape (n, n_items), optional
-            The interaction rows the split came from (:meth:`split_new`'s input); with them the
+            The interaction rows the split came from (:meth:`split_new`'s input, or fitted users'
+            rows of ``interactions_`` for :meth:`sparse_scores`); with them the
             cross term reads ``k`` numbers per interaction instead of the items the sparse part
             reaches.
 
@@ -555,7 +556,7 @@ class GraphFilter(Recommender):
         computed once) replaces the pass over every item. The cross term is either read over the
         items the sparse part reaches, ``sum_{i: s_i != 0} s_i (E_i . q)``, or, given the rows
         ``x`` with ``s = x L`` (``L`` the item-item part of the filter), as ``x (L E) q^T`` from
-        ``L E`` (n_items x k, computed once, :meth:`user_score_norms` and the service use it):
+        ``L E`` (n_items x k, computed once; the service uses it):
         a few items' rows instead of a pass over the large share of the catalogue that the
         sparse part of a typical user reaches.
         """
@@ -580,15 +581,6 @@ class GraphFilter(Recommender):
                 cross = float(s @ (emb[nz] @ queries[r]).astype(np.float64))
             out[r] = math.sqrt(max(float(q @ gram @ q) + 2.0 * cross + float(s @ s), 0.0))
         return out
-
-    def user_score_norms(self, users: np.ndarray) -> np.ndarray:
-        """Norms of fitted users' score rows (:meth:`score_norms` with their interactions),
-        float64, shape (len(users),)."""
-        self._check_fitted()
-        users = np.asarray(users, dtype=np.int64)
-        return self.score_norms(
-            self.user_embeddings_[users], self.sparse_scores(users), self.interactions_[users]
-        )
 
     def _linear_embeddings(self) -> np.ndarray:
         """``L E``: the item-item part of the filter applied to the low-pass item factors

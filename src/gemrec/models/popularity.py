@@ -12,6 +12,7 @@ from gemrec.data.user_groups import (
     UserAttributes,
     estimate_shrinkage,
     group_counts,
+    item_shares,
     shrunk_group_scores,
 )
 from gemrec.errors import ParameterError
@@ -185,9 +186,7 @@ class UserGroupPopularity(Recommender):
     def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:
         n = interactions.n_users
         binary = interactions.binary()
-        pop = np.asarray(binary.sum(axis=0), dtype=np.float32).ravel()
-        active = np.diff(binary.indptr) > 0
-        self.item_scores_ = (pop / max(int(active.sum()), 1)).astype(np.float32)
+        self.item_scores_ = item_shares(binary)
         features = self._side.user_features
         attrs = None
         if features is not None:

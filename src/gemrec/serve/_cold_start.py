@@ -21,6 +21,7 @@ from gemrec.data.user_groups import (
     UserAttributes,
     estimate_shrinkage,
     group_counts,
+    item_shares,
     shrunk_group_scores,
 )
 from gemrec.errors import GemrecError
@@ -194,10 +195,8 @@ class ColdStart:
         if self._group_prior is None:
             assert self.user_groups is not None
             binary = sp.csr_matrix(self.seen > 0, dtype=np.float32)
-            active = int((np.diff(binary.indptr) > 0).sum())
-            share = np.asarray(binary.sum(axis=0), np.float32).ravel() / max(active, 1)
             counts, sizes = group_counts(binary, self.user_groups)
-            self._group_prior = (share, estimate_shrinkage(counts, sizes))
+            self._group_prior = (item_shares(binary), estimate_shrinkage(counts, sizes))
         return self._group_prior
 
     # ------------------------------------------------------------------ items

@@ -219,7 +219,7 @@ class OnlineState:
             return queries[0], sparse[0]
         a, b = blend_coefficients(
             float(w.sum()),
-            np.array([self._user_score_norm(user)]),
+            np.array([self._user_score_norm(user, *learned)]),
             model.score_norms(queries, sparse, row),
             recent_weight=self.interests.recent_weight,
             prior_mass=self.interests.prior_mass,
@@ -227,7 +227,7 @@ class OnlineState:
         q_blend = (a[0] * learned[0] + b[0] * queries[0]).astype(np.float32)
         return q_blend, (a[0] * learned[1] + b[0] * sparse[0]).astype(np.float32)
 
-    def _user_score_norm(self, user: int | None) -> float:
+    def _user_score_norm(self, user: int | None, query: np.ndarray, sparse: np.ndarray) -> float:
         """``|s_u|`` of a model user's full scores (the model's ``score_norms``, without the
         dense product): computed on the user's first fresh event, then kept, a constant of the
         model like its factors."""
@@ -237,7 +237,8 @@ class OnlineState:
         norm = float(self._user_norms[user])
         if np.isnan(norm):
             model: Any = self.model
-            norm = float(model.user_score_norms(np.array([user]))[0])
+            rows = model.interactions_[user : user + 1]
+            norm = float(model.score_norms(query[None, :], sparse[None, :], rows)[0])
             self._user_norms[user] = norm
         return norm
 
