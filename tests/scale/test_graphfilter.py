@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
+from gemrec.cli import main
 from gemrec.errors import ParameterError
 from gemrec.models.base import Recommender
 from gemrec.models.fitting import fit_on_dataset
@@ -63,3 +66,33 @@ def test_saves_and_loads_as_any_model(fitted, tmp_path):
 def test_dense_item_item_is_refused(shop_dataset, client):
     with pytest.raises(ParameterError, match="item_item"):
         fit_graphfilter_dask(shop_dataset.path, client=client, item_item="dense")
+
+
+def test_cli_train_engine_dask_saves_the_dask_fit(fitted, shop_dataset, client, tmp_path, capsys):
+    _, dask = fitted
+    sets = [a for k, v in PARAMS.items() for a in ("--set", f"{k}={v}")]
+    argv = ["train", str(shop_dataset.path), "--model", "graphfilter", *sets, "-o"]
+    argv += [str(tmp_path / "gf"), "--engine", "dask", "--scheduler", client.scheduler.address]
+    assert main([*argv, "--quiet", "--no-track"]) == 0
+    out, err = capsys.readouterr()
+    assert "on Dask" in out and "untuned" in err
+    loaded = Recommender.load(tmp_path / "gf")
+    assert isinstance(loaded, GraphFilter) and loaded.item_item_ == "factored"
+    np.testing.assert_allclose(loaded.singular_values_, dask.model.singular_values_, rtol=1e-5)
+    record = json.loads((tmp_path / "gf" / "training.json").read_text())
+    assert record["engine"] == "dask" and record["params"]["n_components"] == 24
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--model", "lightgcn", "--engine", "dask"], "fits in one process; on Dask: graphfilter"),
+        (["--model", "graphfilter", "--scheduler", "tcp://h:1"], "only with --engine dask"),
+        (["--model", "graphfilter", "--engine", "dask", "--tune", "1m"], "--tune and --engine"),
+    ],
+)
+def test_cli_train_engine_dask_refuses(extra, message, shop_dataset, tmp_path, capsys):
+    argv = ["train", str(shop_dataset.path), *extra, "-o", str(tmp_path / "m"), "--no-track"]
+    assert main(argv) != 0
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()

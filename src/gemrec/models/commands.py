@@ -53,6 +53,7 @@ EXAMPLE = """example:
   gemrec train data/shop --model lightgcn --config lightgcn.toml -o models/lgn
   gemrec train data/shop --model lightgcn --set device=cuda -o models/lgn
   gemrec train data/shop --model lightgcn --nproc 4 -o models/lgn    # 4 local workers
+  gemrec train data/big --model graphfilter --engine dask --scheduler tcp://HOST:8786 -o models/gf
   torchrun --nnodes 2 --nproc-per-node 4 --rdzv-backend c10d --rdzv-endpoint HOST:29400 \\
       --rdzv-id shop1 -m gemrec train data/shop --model lightgcn -o models/lgn"""
 
@@ -104,6 +105,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         metavar="SECONDS",
         help="data-parallel runs: how long a worker waits for the others (rank 0's validation "
         "included) before the run fails (default: %(default)g)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=["memory", "dask"],
+        default="memory",
+        help="memory: fit in this process (default); dask: fit from blocks of users on a Dask "
+        "cluster, with the knobs given (no tuning; graphfilter; docs/scaling.md)",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="dask: scheduler address, e.g. tcp://HOST:8786 (default: a local cluster)",
     )
     add_quiet(p, QUIET_TTY_HELP)
     add_tracking(p)
@@ -311,6 +324,8 @@ def log_progress_lines(args: argparse.Namespace) -> None:
 def _run(args: argparse.Namespace) -> int:
     params = params_from_args(args)
     log_progress_lines(args)
+    if args.engine == "dask" or args.scheduler is not None:
+        return _run_dask(args, params)
     klass = get_model_class(args.model)
     world = launched_world()
     if args.nproc > 1 or (world is not None and world.size > 1):
@@ -351,6 +366,43 @@ def _run(args: argparse.Namespace) -> int:
     print(
         f"trained {args.model} on {dataset.path} ({model.n_users} users, {model.n_items} items) "
         f"in {time.perf_counter() - start:.1f}s -> {args.output}"
+    )
+    return 0
+
+
+def _run_dask(args: argparse.Namespace, params: dict[str, object]) -> int:
+    """``--engine dask``: the model's Dask fitter, with the knobs as given, saved as any model."""
+    from gemrec.scale import DASK_FITTERS
+
+    if args.engine != "dask":
+        raise ParameterError.invalid("--scheduler", "only with --engine dask", args.scheduler)
+    fitter = DASK_FITTERS.get(args.model)
+    if fitter is None:
+        raise ConfigError(
+            f"--engine dask: model '{args.model}' fits in one process; on Dask: "
+            f"{', '.join(sorted(DASK_FITTERS))}"
+        )
+    for flag, given in (("--nproc", args.nproc != 1), ("--tune", args.tune is not None)):
+        if given:
+            raise ConfigError(f"{flag} and --engine dask go separately: {flag} fits in memory")
+    from gemrec.data.import_dask import dask_client
+
+    dataset = Dataset.open(args.dataset)  # a wrong path fails here, not on the workers
+    if args.auto_tune and get_model_class(args.model).tags.tune_by_default:
+        print(
+            f"--engine dask fits {args.model} with the knobs given, untuned (tune on a sample "
+            "in memory with `gemrec tune`, then pass them with --set or --config)",
+            file=sys.stderr,
+        )
+    start = time.perf_counter()
+    with tracked(args, "train", args.model), dask_client(args.scheduler) as client:
+        result = fitter(dataset.path, client=client, **params)
+        result.record["params"] = dict(params)
+        save_fitted(result, args.output)
+    model = result.model
+    print(
+        f"trained {args.model} on {dataset.path} ({model.n_users} users, {model.n_items} items) "
+        f"on Dask in {time.perf_counter() - start:.1f}s -> {args.output}"
     )
     return 0
 

@@ -9,11 +9,19 @@
 - :mod:`gemrec.scale.scoring`: top-k for blocks of users on the workers, written as Parquet
   parts, resumable (``gemrec recommend --engine dask``).
 
+``gemrec train --engine dask`` fits the models of :data:`DASK_FITTERS`.
+
 Every function takes a ``distributed.Client``; see ``docs/scaling.md`` for when to use them.
 """
 
+from collections.abc import Callable
+
+from gemrec.models.fitting import FitResult
 from gemrec.scale.graphfilter import fit_graphfilter_dask
 from gemrec.scale.scoring import recommend_dask
 from gemrec.scale.svd import block_randomized_svd
 
-__all__ = ["block_randomized_svd", "fit_graphfilter_dask", "recommend_dask"]
+#: ``gemrec train --engine dask``: model name -> ``fit(dataset, *, client, **params)``
+DASK_FITTERS: dict[str, Callable[..., FitResult]] = {"graphfilter": fit_graphfilter_dask}
+
+__all__ = ["DASK_FITTERS", "block_randomized_svd", "fit_graphfilter_dask", "recommend_dask"]
