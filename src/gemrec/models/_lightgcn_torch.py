@@ -122,13 +122,17 @@ class LightGCNNet(nn.Module):
         self.convs = nn.ModuleList([LightGCNConv() for _ in range(n_layers)])
 
     def propagate_all(self, adj: Tensor) -> Tensor:
-        """Final embeddings of every node, shape (n_nodes, embedding_dim)."""
+        """Final embeddings of every node, shape (n_nodes, embedding_dim).
+
+        The layers are summed into one buffer: besides the ego table, three tables are alive at
+        any time (the sum, the last layer and the one being computed), whatever the depth.
+        """
         x = self.embedding
-        out = x
+        out = x.clone()
         for conv in self.convs:
             x = conv(x, adj)
-            out = out + x
-        return out / (len(self.convs) + 1)
+            out.add_(x)
+        return out.div_(len(self.convs) + 1)
 
     def forward(
         self,
@@ -538,12 +542,16 @@ class LayerHistory:
         self.layers: list[Tensor] = []
 
     def refresh(self) -> None:
+        self.clear()
         with torch.no_grad():
             x = self.net.embedding.detach()
-            self.layers = []
             for conv in self.net.convs:
                 x = conv(x, self.tg.adj)
                 self.layers.append(x)
+
+    def clear(self) -> None:
+        """Release the layers (``K`` tables of every node) until the next :meth:`refresh`."""
+        self.layers = []
 
 
 def cluster_bpr_loss(

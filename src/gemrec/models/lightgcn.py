@@ -343,6 +343,7 @@ class LightGCN(EmbeddingRecommender):
         else:
             optimizer = torch.optim.Adam(net.parameters(), lr=float(self.lr), fused=True)
         reg = float(self.reg)
+        history: LayerHistory | None = None
 
         if cluster:
             from gemrec.models._distributed import current_world
@@ -385,11 +386,14 @@ class LightGCN(EmbeddingRecommender):
                 return bpr_loss(net, tg, *batch, reg=reg, block=block)
 
         def export() -> None:
+            if history is not None:  # each epoch refreshes it first: its memory is free meanwhile
+                history.clear()
             with torch.no_grad():
                 final = tg.to_external(net.propagate_all(tg.adj))
-            final_np = final.cpu().numpy().astype(np.float32)
-            self.user_embeddings_ = np.ascontiguousarray(final_np[:n_users])
-            self.item_embeddings_ = np.ascontiguousarray(final_np[n_users:])
+            # one table: the users' and the items' rows are contiguous views of it
+            final_np = np.asarray(final.cpu().numpy(), dtype=np.float32)
+            self.user_embeddings_ = final_np[:n_users]
+            self.item_embeddings_ = final_np[n_users:]
 
         fit_embeddings(
             self,
