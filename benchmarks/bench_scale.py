@@ -86,15 +86,11 @@ def commands(args: argparse.Namespace, events: int) -> list[tuple[str, str, list
             )  # fmt: skip
     ds = str(w / f"ds-{first}")
     if "fit" in args.steps:
-        out.append(
-            ("fit", "memory", ["train", ds, "--model", "graphfilter", "--set",
-             f"n_components={args.rank}", "--set", "item_item=factored", "-o", str(w / "gf"),
-             "--quiet"])
-        )  # fmt: skip
+        fit = ["train", ds, "--model", "graphfilter", "--set", f"n_components={args.rank}",
+               "--set", "item_item=factored", "--no-tune", "--quiet", "--no-track"]  # fmt: skip
+        out.append(("fit", "memory", [*fit, "-o", str(w / "gf")]))
         if "dask" in args.engines:
-            out.append(
-                ("fit", "dask", [PYTHON_C, _DASK_FIT.format(ds, str(w / "gf-dask"), args.rank)])
-            )
+            out.append(("fit", "dask", [*fit, "-o", str(w / "gf-dask"), "--engine", "dask"]))
     if "score" in args.steps:
         out.append(
             ("score", "memory", ["recommend", str(w / "gf"), "--dataset", ds, "--users", "all",
@@ -109,25 +105,13 @@ def commands(args: argparse.Namespace, events: int) -> list[tuple[str, str, list
     return out
 
 
-#: marks a command that is Python code rather than ``gemrec`` arguments
-PYTHON_C = "-c"
-#: the Dask fit has no command of its own: the library call, on a local cluster
-_DASK_FIT = (
-    "from gemrec.data.import_dask import dask_client\n"
-    "from gemrec.models.commands import save_fitted\n"
-    "from gemrec.scale import fit_graphfilter_dask\n"
-    "with dask_client(None) as client:\n"
-    "    save_fitted(fit_graphfilter_dask({0!r}, client=client, n_components={2}), {1!r})\n"
-)
-
-
 def measure(argv: Sequence[str]) -> dict[str, Any]:
     """Run ``gemrec ARGV``; wall seconds, peak resident memory of its process tree, exit code."""
     import psutil
 
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     start = time.perf_counter()
-    cmd = [*argv] if argv[0] == PYTHON_C else ["-m", "gemrec.cli", *argv]
+    cmd = ["-m", "gemrec.cli", *argv]
     proc = subprocess.Popen([sys.executable, *cmd], env=env, stdout=subprocess.PIPE, text=True)
     peak = 0
     done = threading.Event()
@@ -203,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = [json.loads(line) for line in args.json.read_text().splitlines() if line.strip()]
     for events in args.events:
         for step, engine, cmd in commands(args, events):
-            shown = f"python -c {cmd[1]!r}" if cmd[0] == PYTHON_C else "gemrec " + " ".join(cmd)
+            shown = "gemrec " + " ".join(cmd)
             print("$ " + shown, flush=True)
             if args.dry_run:
                 continue
