@@ -179,6 +179,9 @@ def test_fractional_rank_scales_with_graph():
     assert model.item_embeddings_.shape == (100, 5)
     assert GraphFilter(n_components=10_000).fit(inter).n_components_ == 99
     assert GraphFilter(n_components=0.5, max_components=7).fit(inter).n_components_ == 7
+    # (150 + 2 * 100) * 4 bytes per component: 6 components fit in 8,400 bytes
+    assert GraphFilter(n_components=0.5, max_factor_bytes=8_400).fit(inter).n_components_ == 6
+    assert GraphFilter(n_components=40, max_factor_bytes=8_400).fit(inter).n_components_ == 40
     with pytest.raises(ParameterError, match="n_components"):
         GraphFilter(n_components=1.5).fit(inter)
 
