@@ -1,4 +1,5 @@
-"""Benchmark the pipeline at scale: generate, import, graphfilter fit and scoring vs events.
+"""Benchmark the pipeline at scale: generate, import, graphfilter fit and scoring against events
+(and, with ``--steps``, the behaviour analysis and the evaluation).
 
 Each step is the ``gemrec`` command a user would run, in its own process; the script records its
 wall time and its peak memory (resident set of the process and all its children, sampled every
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = ("generate", "import", "fit", "score")
+STEPS = ("generate", "import", "fit", "score", "analyze", "evaluate")
 ENGINES = ("memory", "duckdb", "dask")
 
 
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--events", type=int, nargs="+", default=[1_000_000], metavar="E")
     p.add_argument("--users-per-event", type=float, default=0.01, metavar="R")
     p.add_argument("--items-per-event", type=float, default=0.04, metavar="R")
-    p.add_argument("--steps", nargs="+", choices=STEPS, default=list(STEPS))
+    p.add_argument("--steps", nargs="+", choices=STEPS, default=list(STEPS[:4]))
     p.add_argument(
         "--engines",
         nargs="+",
@@ -102,6 +103,16 @@ def commands(args: argparse.Namespace, events: int) -> list[tuple[str, str, list
                  "all", "-k", str(args.k), "-o", str(w / "recs-dask"), "--engine", "dask",
                  "--quiet"])
             )  # fmt: skip
+    if "analyze" in args.steps:
+        out.append(("analyze", "memory", ["analyze", ds, "-o", str(w / "report"), "--quiet"]))
+    if "evaluate" in args.steps:
+        for model in ("pop", "gf"):
+            if model == "pop":  # the protocol check beside the model: every test user ranked
+                out.append(("fit", "pop", ["train", ds, "--model", "pop", "-o", str(w / "pop"),
+                            "--quiet", "--no-track"]))  # fmt: skip
+            out.append(
+                ("evaluate", model, ["evaluate", str(w / model), "--dataset", ds, "--no-track"])
+            )
     return out
 
 
