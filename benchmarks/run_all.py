@@ -124,9 +124,9 @@ RUNS: tuple[Run, ...] = (
     ),
     *(
         Run(
-            f"lightgcn-{mode}-40-epochs",
+            f"lightgcn-{mode}-80-epochs",
             "bench_lightgcn",
-            ("accuracy", "--set", f"mode={mode}", "--set", "epochs=40", "--report-every", "10"),
+            ("accuracy", "--set", f"mode={mode}", "--set", "epochs=80", "--report-every", "20"),
             "lightgcn",
             full_only=True,
         )
