@@ -32,14 +32,17 @@ class BPRMF(EmbeddingRecommender):
     ----------
     embedding_dim : int
     lr : float
-        Adam learning rate (of the first epoch).
+        Adam learning rate (of the first epoch). Chosen with ``reg`` on Gowalla's validation split
+        (best Recall@20 within 30-40 epochs): lr 0.005 with reg 1e-4 / 3e-3 / 1e-2 .111 / .121 /
+        .124 (the BPR loss of reg 1e-4 falls below 0.02 in 15 epochs: memorised), lr 0.002 with
+        reg 1e-2 .142, lr 0.001 with reg 1e-2 .150.
     lr_decay : float
         Multiplicative decay per epoch: epoch ``e`` (from 1) uses ``lr * lr_decay^(e-1)``; the
         default 1 keeps it constant.
     train_batch_size : int
         Triplets per step; an epoch draws as many triplets as there are training edges.
     reg : float
-        ``λ``, L2 weight on the batch's embeddings.
+        ``λ``, L2 weight on the batch's embeddings (see ``lr``).
     epochs : int
     init_scale : float
         Standard deviation of the normal initialisation.
@@ -71,10 +74,10 @@ class BPRMF(EmbeddingRecommender):
         self,
         *,
         embedding_dim: int = 64,
-        lr: float = 0.005,
+        lr: float = 0.001,
         lr_decay: float = 1.0,
         train_batch_size: int = 2048,
-        reg: float = 1e-4,
+        reg: float = 0.01,
         epochs: int = 100,
         init_scale: float = 0.1,
         patience: int = 5,
