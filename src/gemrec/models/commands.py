@@ -324,7 +324,9 @@ def log_progress_lines(args: argparse.Namespace) -> None:
 def _run(args: argparse.Namespace) -> int:
     params = params_from_args(args)
     log_progress_lines(args)
-    if args.engine == "dask" or args.scheduler is not None:
+    if args.scheduler is not None and args.engine != "dask":
+        raise ParameterError.invalid("--scheduler", "only with --engine dask", args.scheduler)
+    if args.engine == "dask":
         return _run_dask(args, params)
     klass = get_model_class(args.model)
     world = launched_world()
@@ -374,8 +376,6 @@ def _run_dask(args: argparse.Namespace, params: dict[str, object]) -> int:
     """``--engine dask``: the model's Dask fitter, with the knobs as given, saved as any model."""
     from gemrec.scale import DASK_FITTERS
 
-    if args.engine != "dask":
-        raise ParameterError.invalid("--scheduler", "only with --engine dask", args.scheduler)
     fitter = DASK_FITTERS.get(args.model)
     if fitter is None:
         raise ConfigError(

@@ -32,10 +32,9 @@ class BPRMF(EmbeddingRecommender):
     ----------
     embedding_dim : int
     lr : float
-        Adam learning rate (of the first epoch). Chosen with ``reg`` on Gowalla's validation split
-        (best Recall@20 within 30-40 epochs): lr 0.005 with reg 1e-4 / 3e-3 / 1e-2 .111 / .121 /
-        .124 (the BPR loss of reg 1e-4 falls below 0.02 in 15 epochs: memorised), lr 0.002 with
-        reg 1e-2 .142, lr 0.001 with reg 1e-2 .150.
+        Adam learning rate (of the first epoch). The defaults of ``lr`` and ``reg`` were chosen
+        together on Gowalla's validation split (docs/benchmarks/lightgcn.md): a weaker ``reg``
+        or a faster ``lr`` memorises the training edges within a few epochs.
     lr_decay : float
         Multiplicative decay per epoch: epoch ``e`` (from 1) uses ``lr * lr_decay^(e-1)``; the
         default 1 keeps it constant.
