@@ -235,3 +235,21 @@ def test_aggregate_edges_matches_reference(rows):
             "purchase", 0
         )
         assert row.n_click == 0
+
+
+def test_aggregate_edges_counts_categorical_types_by_name():
+    # categories in another order than the type names, one of them unknown to the recipe
+    types = pd.Categorical(
+        ["cart", "view", "share", "view", "cart"], categories=["share", "view", "cart"]
+    )
+    e = aggregate_edges(
+        np.zeros(5, int),
+        np.array([0, 0, 0, 1, 1]),
+        np.zeros(5, np.int8),
+        np.array([1.0, 0.5, 2.0, 0.25, 0.125]),
+        np.arange(5.0),
+        types,
+        ["view", "cart"],
+    )
+    assert e[["n_view", "n_cart", "n_events"]].to_numpy().tolist() == [[1, 1, 3], [1, 1, 2]]
+    assert e["weight"].tolist() == [3.5, 0.375]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -430,10 +431,12 @@ def aggregate_edges(
     """
     n_items = int(items.max(initial=0)) + 1
     n_parts = int(parts.max(initial=0)) + 1
+    n = len(users)
     key = (users.astype(np.int64) * n_items + items) * n_parts + parts
-    # one stable sort groups the events (what np.unique does inside); the groups' reductions
-    # then run on sorted segments, without the hash tables a pandas groupby would build: this
-    # step holds the most memory of an import (about 40 bytes per event)
+    # one stable sort groups the events (what np.unique does inside); each group is then a
+    # contiguous segment of the sorted events, reduced in place (reduceat), without the hash
+    # tables of a pandas groupby or a per-event group index: this is the step of an import that
+    # holds the most memory (the order, the sorted keys and one permuted column at a time)
     order = np.argsort(key, kind="stable")
     sorted_key = key[order]
     del key
@@ -441,16 +444,16 @@ def aggregate_edges(
     uniq = sorted_key[starts]
     del sorted_key
     m = len(uniq)
-    inv = np.empty(len(order), dtype=np.int64)
-    inv[order] = np.repeat(np.arange(m), np.diff(np.append(starts, len(order))))
     out = {
         "user": (uniq // n_parts // n_items).astype(np.int32),
         "item": (uniq // n_parts % n_items).astype(np.int32),
         "part": (uniq % n_parts).astype(np.int8),
-        # bincount adds in event order, as before: the sums do not depend on the grouping
-        "weight": np.bincount(inv, weights=weights, minlength=m).astype(np.float32),
-        "n_events": np.bincount(inv, minlength=m).astype(np.int32),
     }
+    del uniq
+    w_sorted = np.asarray(weights, np.float64)[order]
+    out["weight"] = (np.add.reduceat(w_sorted, starts) if m else w_sorted).astype(np.float32)
+    del w_sorted
+    out["n_events"] = np.diff(np.append(starts, n)).astype(np.int32)
     ts = np.asarray(timestamps, dtype=np.float64)
     if m and np.isfinite(ts).any():
         ts_sorted = ts[order]
@@ -461,8 +464,22 @@ def aggregate_edges(
     else:
         out["first_timestamp"] = np.full(m, np.nan)
         out["last_timestamp"] = np.full(m, np.nan)
+    codes = _type_codes(event_types, type_names)[order]
     del order
-    codes = pd.Index(list(type_names)).get_indexer(event_types)
     for k, name in enumerate(type_names):
-        out[f"n_{name}"] = np.bincount(inv, weights=(codes == k), minlength=m).astype(np.int32)
+        out[f"n_{name}"] = (
+            np.add.reduceat(codes == k, starts, dtype=np.int32) if m else np.zeros(0, np.int32)
+        )
     return pd.DataFrame(out)
+
+
+def _type_codes(event_types: Any, type_names: Sequence[str]) -> np.ndarray:
+    """Each event's position in ``type_names`` (int8; -1 for another type)."""
+    lookup = pd.Index(list(type_names))
+    if isinstance(getattr(event_types, "dtype", None), pd.CategoricalDtype):
+        cat = pd.Categorical(event_types)
+        per_category = lookup.get_indexer(cat.categories).astype(np.int8)
+        out: np.ndarray = np.append(per_category, np.int8(-1))[cat.codes]  # code -1 -> -1
+        return out
+    codes: np.ndarray = lookup.get_indexer(np.asarray(event_types)).astype(np.int8)
+    return codes

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from gemrec.data import splits as splitting
 from gemrec.data.cleaning import CleaningReport, aggregate_edges, event_weights
@@ -128,8 +129,9 @@ def aggregate(
         type_names,
     )
     dup_pair = edges.duplicated(subset=["user", "item"], keep="first").to_numpy()
-    report.extra["held_out_pairs_already_in_train"] = int(dup_pair.sum())
-    return edges[~dup_pair].reset_index(drop=True)
+    n_dup = int(dup_pair.sum())
+    report.extra["held_out_pairs_already_in_train"] = n_dup
+    return edges[~dup_pair].reset_index(drop=True) if n_dup else edges
 
 
 def split_edges(
@@ -194,9 +196,11 @@ def split_edges(
     in_train[eu[part == PART["train"]]] = True
     held_users = np.unique(eu[part != PART["train"]])
     info["held_out_users_without_train"] = int((~in_train[held_users]).sum())
-    edges = edges.assign(
-        split=pd.Categorical.from_codes(part, categories=list(SPLITS)).astype("str")
-    ).drop(columns=["part"])
+    # the names through Arrow's dictionary cast: one string per edge, no Python object each
+    split = pa.DictionaryArray.from_arrays(pa.array(part.astype(np.int8)), pa.array(SPLITS))
+    edges = edges.assign(split=pd.Series(split.cast(pa.string()), dtype="str")).drop(
+        columns=["part"]
+    )
     cols = list(EDGE_COLUMNS)
     return edges[cols + [c for c in edges.columns if c not in cols]], part, info
 

@@ -500,6 +500,7 @@ def _finish(
     )
     parts, split_info = split_events(events, recipe.split)
     edges = aggregate(events, ids, parts, weights, list(recipe.weights), report)
+    del weights, parts  # one number per event each, no longer needed
     bar.step("aggregate")
 
     edges, part, split_info = split_edges(edges, ids.n_users, recipe.split, split_info)
