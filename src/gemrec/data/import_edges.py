@@ -156,7 +156,7 @@ def split_edges(
     edges : pandas.DataFrame
         With a ``split`` column (train / valid / test) instead of ``part``, columns in
         :data:`EDGE_COLUMNS` order.
-    part : numpy.ndarray of int64, shape (n_edges,)
+    part : numpy.ndarray of int8, shape (n_edges,)
         The :data:`PART` codes of ``split``.
     split_info : dict
         Completed.
@@ -164,7 +164,7 @@ def split_edges(
     info = dict(split_info)
     method, seed = options.method, options.seed
     eu = edges["user"].to_numpy()
-    part = edges["part"].to_numpy().astype(np.int64)
+    part = edges["part"].to_numpy().astype(np.int8)
     last_ts = edges["last_timestamp"].to_numpy(np.float64)
     if method == "random":
         part[splitting.random_holdout(eu, options.test_fraction, seed=seed)] = PART["test"]
@@ -197,7 +197,7 @@ def split_edges(
     held_users = np.unique(eu[part != PART["train"]])
     info["held_out_users_without_train"] = int((~in_train[held_users]).sum())
     # the names through Arrow's dictionary cast: one string per edge, no Python object each
-    split = pa.DictionaryArray.from_arrays(pa.array(part.astype(np.int8)), pa.array(SPLITS))
+    split = pa.DictionaryArray.from_arrays(pa.array(part), pa.array(SPLITS))
     edges = edges.assign(split=pd.Series(split.cast(pa.string()), dtype="str")).drop(
         columns=["part"]
     )
@@ -217,7 +217,7 @@ def _cold_split(
     test, valid = splitting.cold_holdout(
         keys, options.test_fraction, options.valid_fraction, seed=options.seed
     )
-    part = np.full(len(part), PART["train"], dtype=np.int64)
+    part = np.full(len(part), PART["train"], dtype=np.int8)
     part[test] = PART["test"]
     part[valid] = PART["valid"]
     n_test, n_valid = len(np.unique(keys[test])), len(np.unique(keys[valid]))

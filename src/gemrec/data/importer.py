@@ -451,7 +451,8 @@ def _build_parts(
     items, users, social = clean_sides(src, recipe.on_error, rejected, report)
     src.files[:0] = parts.files
     valid = ValidSource(parts.events, items, users, social, rejected)
-    del parts.events  # `valid` holds the only reference, which `_finish` releases
+    # `valid` holds the only references, which `_finish` releases once they are used
+    del parts.events, items, users, social
     out = _finish(
         src,
         valid,
@@ -515,6 +516,7 @@ def _finish(
         keep_events=src.has_events and events_file is None,
         report=report,
     )
+    valid.items = valid.users = valid.social = None  # joined into `tables`
     if events_file is not None and src.has_events:
         tables.events = events_file(events, ids)
     bar.step("tables")

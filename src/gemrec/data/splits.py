@@ -19,6 +19,8 @@ user has no training edge at all.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from gemrec.errors import DataError, ParameterError
@@ -54,6 +56,12 @@ def _check_fraction(name: str, fraction: float, allow_zero: bool = True) -> floa
     return float(fraction)
 
 
+def _int_ids(users: Any) -> np.ndarray:
+    """``users`` as an integer array, without a copy when it is one already."""
+    out = np.asarray(users)
+    return out if out.dtype.kind in "iu" else out.astype(np.int64)
+
+
 def _rank_within_user(
     users: np.ndarray, order_key: np.ndarray | None, rng: np.random.Generator | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -61,19 +69,26 @@ def _rank_within_user(
 
     With ``order_key=None`` the order within a user is a random permutation drawn from ``rng``.
     """
-    users = np.asarray(users, dtype=np.int64)
+    n = len(users)
+    # positions and ranks in 32 bits where they fit: an import splits tens of millions of edges
+    pos: type[np.signedinteger[Any]] = np.int32 if n < 2**31 else np.int64
+    users = _int_ids(users)
     # two stable argsorts (the integer one is a radix sort) beat one lexsort on mixed keys
     if order_key is None:
-        by_key = (rng or np.random.default_rng(0)).permutation(len(users))
+        by_key = (rng or np.random.default_rng(0)).permutation(n).astype(pos)
     else:
-        by_key = np.argsort(order_key, kind="stable")
+        by_key = np.argsort(order_key, kind="stable").astype(pos)
     order = by_key[np.argsort(users[by_key], kind="stable")]
+    del by_key
     su = users[order]
-    start = np.ones(len(su), dtype=bool)
+    start = np.ones(n, dtype=bool)
     start[1:] = su[1:] != su[:-1]
-    group_start = np.maximum.accumulate(np.where(start, np.arange(len(su)), 0))
-    rank = np.empty(len(su), dtype=np.int64)
-    rank[order] = np.arange(len(su)) - group_start
+    del su
+    group_start: np.ndarray = np.arange(n, dtype=pos)
+    group_start[~start] = 0
+    np.maximum.accumulate(group_start, out=group_start)
+    rank = np.empty(n, dtype=pos)
+    rank[order] = np.arange(n, dtype=pos) - group_start
     sizes = np.bincount(users, minlength=int(users.max(initial=-1)) + 1)
     return rank, sizes[users]
 
@@ -104,7 +119,7 @@ def random_holdout(
         True for held-out edges.
     """
     fraction = _check_fraction("test_fraction", fraction)
-    users = np.asarray(users, dtype=np.int64)
+    users = _int_ids(users)
     eligible = (
         np.ones(len(users), dtype=bool) if eligible is None else np.asarray(eligible, dtype=bool)
     )
@@ -131,7 +146,7 @@ def leave_last_n_out(
     """
     if n < 1:
         raise ParameterError.invalid("leave_n", "an integer >= 1", n)
-    users = np.asarray(users, dtype=np.int64)
+    users = _int_ids(users)
     ts = np.asarray(timestamps, dtype=np.float64)
     eligible = (
         np.ones(len(users), dtype=bool) if eligible is None else np.asarray(eligible, dtype=bool)
@@ -222,7 +237,7 @@ def carve_valid(
         return np.zeros(len(users), dtype=bool)
     if timestamps is None:
         return random_holdout(users, fraction, seed=seed + 1, eligible=train)
-    users = np.asarray(users, dtype=np.int64)
+    users = _int_ids(users)
     out = np.zeros(len(users), dtype=bool)
     idx = np.flatnonzero(train)
     if len(idx) == 0:
