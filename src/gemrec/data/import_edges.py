@@ -128,7 +128,10 @@ def aggregate(
         events["event_type"],
         type_names,
     )
-    dup_pair = edges.duplicated(subset=["user", "item"], keep="first").to_numpy()
+    # edges come sorted by user, item, part: a pair's later parts follow its first one
+    user, item = edges["user"].to_numpy(), edges["item"].to_numpy()
+    dup_pair = np.zeros(len(edges), dtype=bool)
+    dup_pair[1:] = (user[1:] == user[:-1]) & (item[1:] == item[:-1])
     n_dup = int(dup_pair.sum())
     report.extra["held_out_pairs_already_in_train"] = n_dup
     return edges[~dup_pair].reset_index(drop=True) if n_dup else edges

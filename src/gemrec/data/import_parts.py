@@ -251,6 +251,8 @@ def deduplicate_duckdb(
     ):
         cols[name] = _numpy(rows, name, dtype)
         rows = rows.drop_columns([name])
+    if len(cols["line"]) and cols["line"].max() < 2**31:  # line numbers of parts: 32 bits do
+        cols["line"] = cols["line"].astype(np.int32)
     return Deduplicated(
         users=cols["u"],
         items=cols["i"],
