@@ -435,8 +435,8 @@ def aggregate_edges(
     key = (users.astype(np.int64) * n_items + items) * n_parts + parts
     # one stable sort groups the events (what np.unique does inside); each group is then a
     # contiguous segment of the sorted events, reduced in place (reduceat), without the hash
-    # tables of a pandas groupby or a per-event group index: this is the step of an import that
-    # holds the most memory (the order, the sorted keys and one permuted column at a time)
+    # tables of a pandas groupby or a per-event group index: per event, only the order, the
+    # sorted keys and one permuted column at a time are alive
     order = np.argsort(key, kind="stable")
     sorted_key = key[order]
     del key
