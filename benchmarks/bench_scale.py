@@ -1,5 +1,6 @@
 """Benchmark the pipeline at scale: generate, import, graphfilter fit and scoring against events
-(and, with ``--steps``, the behaviour analysis and the evaluation).
+(and, with ``--steps``, the behaviour analysis, the evaluation and one cluster-mode ``lightgcn``
+epoch).
 
 Each step is the ``gemrec`` command a user would run, in its own process; the script records its
 wall time and its peak memory (resident set of the process and all its children, sampled every
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = ("generate", "import", "fit", "score", "analyze", "evaluate")
+STEPS = ("generate", "import", "fit", "score", "lightgcn", "analyze", "evaluate")
 #: what a run measures unless ``--steps`` says otherwise
 DEFAULT_STEPS = ("generate", "import", "fit", "score")
 ENGINES = ("memory", "duckdb", "dask")
@@ -105,6 +106,13 @@ def commands(args: argparse.Namespace, events: int) -> list[tuple[str, str, list
                  "all", "-k", str(args.k), "-o", str(w / "recs-dask"), "--engine", "dask",
                  "--quiet"])
             )  # fmt: skip
+    if "lightgcn" in args.steps:  # one cluster-mode epoch, as in bench_lightgcn.py cluster-growth
+        out.append(
+            ("lightgcn", "cluster", ["train", ds, "--model", "lightgcn", "--set", "mode=cluster",
+             "--set", "epochs=1", "--set", "embedding_dim=64", "--set", "init=normal",
+             "--set", "train_batch_size=16384", "--no-refit", "--quiet", "--no-track",
+             "-o", str(w / "lgn-cluster")])
+        )  # fmt: skip
     if "analyze" in args.steps:
         out.append(("analyze", "memory", ["analyze", ds, "-o", str(w / "report"), "--quiet"]))
     if "evaluate" in args.steps:  # pop beside the fitted model, the same protocol
@@ -156,6 +164,15 @@ def measure(argv: Sequence[str]) -> dict[str, Any]:
         "exit": proc.returncode,
         "output": stdout.strip().splitlines()[-1:] if stdout else [],
     }
+
+
+def epoch_seconds(model_dir: Path) -> dict[str, float]:
+    """``{"epoch_seconds": ...}``: the last epoch's time, from the model's ``training.json``."""
+    record = model_dir / "training.json"
+    if not record.is_file():
+        return {}
+    history = json.loads(record.read_text()).get("early_stopping", {}).get("history", [])
+    return {"epoch_seconds": round(float(history[-1]["seconds"]), 1)} if history else {}
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
@@ -212,12 +229,14 @@ def main(argv: list[str] | None = None) -> int:
                 "engine": engine,
                 "events": events,
                 **result,
+                **(epoch_seconds(Path(cmd[-1])) if step == "lightgcn" else {}),
                 "load_average": [round(x, 2) for x in os.getloadavg()],
                 "cpus": os.cpu_count(),
             }
             print(
                 f"  {step:8s} {engine:7s} {events:>12,} events  {result['seconds']:9.1f} s  "
-                f"peak {result['peak_rss_gib']:7.2f} GiB  exit {result['exit']}",
+                f"peak {result['peak_rss_gib']:7.2f} GiB  exit {result['exit']}"
+                + (f"  (epoch {row['epoch_seconds']} s)" if "epoch_seconds" in row else ""),
                 flush=True,
             )
             rows.append(row)

@@ -7,7 +7,13 @@ import pytest
 import scipy.sparse as sp
 
 from gemrec.data.interactions import Interactions
-from gemrec.eval.evaluate import evaluate
+from gemrec.eval.evaluate import (
+    VALIDATION_MIN_USERS,
+    VALIDATION_PAIRS,
+    evaluate,
+    validation,
+    validation_users,
+)
 from gemrec.models.base import EmbeddingRecommender, Recommender
 from gemrec.models.popularity import Popularity
 
@@ -227,3 +233,40 @@ def test_candidates_by_hand():
     full = evaluate(model, test, ks=[2])
     assert full["recall@2"] == pytest.approx(1 / 3) and full.n_candidates is None
     assert "n_candidates" not in full.as_dict()
+
+
+def _one_item_each(n_users: int, n_items: int, seed: int = 0) -> Interactions:
+    rng = np.random.default_rng(seed)
+    items = rng.integers(0, n_items, size=n_users)
+    return Interactions.from_arrays(np.arange(n_users), items, n_users=n_users + 5, n_items=n_items)
+
+
+def test_validation_scores_every_user_of_a_catalogue_of_ordinary_size() -> None:
+    # Gowalla: 29,858 users x 40,981 items, well under the default budget
+    assert 29_858 * 40_981 < VALIDATION_PAIRS
+    assert validation_users(_one_item_each(3_000, 41_000)) is None
+
+
+def test_validation_samples_users_of_a_huge_catalogue_and_keeps_the_sample() -> None:
+    valid = _one_item_each(3_000, 500)
+    # 3,000 x 500 pairs over a budget of 500,000: max(200, 1,000) users
+    users = validation_users(valid, max_pairs=500_000, min_users=200)
+    assert users is not None and len(users) == 1_000
+    assert np.all(np.diff(users) > 0)  # sorted, distinct
+    assert users.max() < 3_000  # only users holding validation items (the 5 extra hold none)
+    np.testing.assert_array_equal(users, validation_users(valid, max_pairs=500_000, min_users=200))
+    # the floor: never fewer than min_users
+    few = validation_users(valid, max_pairs=1_000, min_users=VALIDATION_MIN_USERS)
+    assert few is not None and len(few) == VALIDATION_MIN_USERS
+
+
+def test_validation_callback_scores_the_sampled_users_only() -> None:
+    valid = _one_item_each(3_000, 500)
+    model = Popularity().fit(_one_item_each(3_000, 500, seed=1))
+    validate = validation(valid, k=5, max_pairs=500_000)
+    assert validate is not None
+    sample = validation_users(valid, max_pairs=500_000)
+    assert sample is not None and len(sample) == VALIDATION_MIN_USERS
+    expected = evaluate(model, valid, ks=[5], users=sample)
+    assert validate(model) == {"recall@5": expected["recall@5"], "ndcg@5": expected["ndcg@5"]}
+    assert evaluate(model, valid, ks=[5]).n_users == 3_000 != expected.n_users

@@ -17,7 +17,7 @@ from gemrec.data.interactions import Interactions
 from gemrec.errors import ParameterError
 from gemrec.eval.metrics import METRICS, hits, ranking_metrics
 
-__all__ = ["EvaluationResult", "Ranker", "evaluate", "validation"]
+__all__ = ["EvaluationResult", "Ranker", "evaluate", "validation", "validation_users"]
 
 
 class Ranker(Protocol):
@@ -178,8 +178,37 @@ def evaluate(
     return result
 
 
+#: early stopping scores at most about this many (user, item) pairs per validation: every
+#: validation user while ``users x items`` stays below it (all the bundled datasets), else a fixed
+#: seeded sample of them, so that validating a 100M-event shop costs seconds, not hours
+VALIDATION_PAIRS: int = 20_000_000_000
+#: a sampled validation keeps at least this many users
+VALIDATION_MIN_USERS: int = 2_000
+
+
+def validation_users(
+    valid: Interactions,
+    *,
+    max_pairs: int = VALIDATION_PAIRS,
+    min_users: int = VALIDATION_MIN_USERS,
+    seed: int = 0,
+) -> np.ndarray | None:
+    """The users an early-stopping validation scores: None for all of them, else a sorted sample.
+
+    Every user with validation items while their number times ``n_items`` is at most
+    ``max_pairs``; above, a uniform sample (seeded, the same at every validation) of
+    ``max(min_users, max_pairs // n_items)`` of them.
+    """
+    held = np.flatnonzero(np.diff(valid.matrix.indptr) > 0)
+    cap = max(int(min_users), int(max_pairs) // max(valid.n_items, 1))
+    if len(held) <= cap:
+        return None
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(held, size=cap, replace=False))
+
+
 def validation(
-    valid: Interactions | None, k: int = 20
+    valid: Interactions | None, k: int = 20, *, max_pairs: int = VALIDATION_PAIRS
 ) -> Callable[[Ranker], dict[str, float]] | None:
     """The early-stopping callback of a training loop: Recall@k and NDCG@k on ``valid``.
 
@@ -189,20 +218,23 @@ def validation(
         The validation split (same shape as the training interactions).
     k : int
         Cut-off; the callback returns ``{"recall@k": ..., "ndcg@k": ...}``.
+    max_pairs : int
+        Work bound of one validation (see :func:`validation_users`).
 
     Returns
     -------
     callable or None
         ``validate(model) -> metrics``, evaluating the model's current state (the training loop
-        refreshes its learned arrays first); None when ``valid`` is None or empty, i.e. when there
-        is nothing to stop on.
+        refreshes its learned arrays first) on :func:`validation_users`; None when ``valid`` is
+        None or empty, i.e. when there is nothing to stop on.
     """
     if valid is None or valid.nnz == 0:
         return None
     held = valid
+    users = validation_users(valid, max_pairs=max_pairs)
 
     def validate(model: Ranker) -> dict[str, float]:
-        res = evaluate(model, held, ks=[k])
+        res = evaluate(model, held, ks=[k], users=users)
         return {f"recall@{k}": res[f"recall@{k}"], f"ndcg@{k}": res[f"ndcg@{k}"]}
 
     return validate
