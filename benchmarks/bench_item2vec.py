@@ -3,11 +3,13 @@
 Usage::
 
     python benchmarks/bench_item2vec.py [--datasets gowalla taobao amazon movielens-1m]
-        [--repeats 1] [--set epochs=5 --set walks_per_item=10 ...]
+        [--repeats 1] [--split test|valid] [--set epochs=5 --set walks_per_item=10 ...]
 
 Prints Recall@20 / NDCG@20 (full ranking, training items excluded) and the median fit time of
 ``--repeats`` fits, next to global popularity measured in the same run. The datasets are imported
-by ``benchmarks/_data.py`` (gemrec's importer); models are fit on train + valid:
+by ``benchmarks/_data.py`` (gemrec's importer); models are fit on train + valid and scored on
+test, or with ``--split valid`` fit on train and scored on the importer's validation split (10 %
+of each user's training edges), the split hyperparameters are chosen on:
 
 - gowalla: the LightGCN split (train.txt / test.txt), no timestamps, no side information.
 - taobao: UserBehavior_prefix.csv imported with ``--format taobao`` (behaviour weights of the
@@ -53,11 +55,14 @@ DATASETS = {
 }
 
 
-def load(name: str) -> tuple[Interactions, Interactions, pd.DataFrame | None]:
-    """``(train + valid, test, side information or None)`` of a benchmark dataset."""
+def load(name: str, split: str = "test") -> tuple[Interactions, Interactions, pd.DataFrame | None]:
+    """``(fitted on, scored on, side information or None)`` of a benchmark dataset: train + valid
+    and test, or with ``split="valid"`` train and valid."""
     ds = load_dataset(DATASETS[name])
     side = [c for c in ds.items.columns if c not in ("item", "item_id")]
     feats = ds.items[["item", *side]] if side else None
+    if split == "valid":
+        return ds.interactions("train"), ds.interactions("valid"), feats
     return ds.interactions("train", "valid"), ds.interactions("test"), feats
 
 
@@ -71,11 +76,13 @@ def _fit_timed(make, repeats: int):  # type: ignore[no-untyped-def]
     return model, statistics.median(times)
 
 
-def bench(name: str, params: dict[str, object], repeats: int) -> list[dict[str, object]]:
-    train, test, feats = load(name)
+def bench(
+    name: str, params: dict[str, object], repeats: int, split: str = "test"
+) -> list[dict[str, object]]:
+    train, test, feats = load(name, split)
     print(
         f"\n## {name}: {train.n_users} users, {train.n_items} items, {train.nnz} train, "
-        f"{test.nnz} test interactions",
+        f"{test.nnz} {split} interactions",
         flush=True,
     )
     rows = []
@@ -136,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--datasets", nargs="+", default=["taobao", "amazon", "gowalla"], choices=list(DATASETS)
     )
     p.add_argument("--repeats", type=int, default=1)
+    p.add_argument(
+        "--split",
+        choices=["test", "valid"],
+        default="test",
+        help="test: fit on train + valid, score test; valid: fit on train, score valid",
+    )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     return p
 
@@ -151,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             params[k] = v
     print(f"Item2Vec params: {Item2Vec(**params).get_params()}")
     for name in args.datasets:
-        bench(name, params, args.repeats)
+        bench(name, params, args.repeats, args.split)
     return 0
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "noise_distribution",
     "noise_table",
     "random_walks",
+    "resolve_graph",
     "sequence_graph",
     "skipgram_pairs",
     "uniform_from_bits",
@@ -102,6 +103,14 @@ def cooccurrence_hops(interactions: Interactions) -> list[sp.csr_matrix]:
     return [x.T.tocsr(), x]
 
 
+def resolve_graph(interactions: Interactions, graph: str) -> str:
+    """``graph`` with ``"auto"`` resolved: the sequence graph when ``interactions`` carry
+    timestamps, else co-occurrence."""
+    if graph == "auto":
+        return "sequence" if interactions.timestamps is not None else "cooccurrence"
+    return graph
+
+
 def walk_graph(
     interactions: Interactions, graph: str, session_gap_hours: float | None = None
 ) -> tuple[list[sp.csr_matrix], np.ndarray]:
@@ -122,8 +131,7 @@ def walk_graph(
     starts : ndarray of int64, shape (n_starts,)
         Items with at least one edge, ascending.
     """
-    if graph == "auto":
-        graph = "sequence" if interactions.timestamps is not None else "cooccurrence"
+    graph = resolve_graph(interactions, graph)
     if graph == "sequence":
         g = sequence_graph(interactions, session_gap_hours=session_gap_hours)
         return [g], np.flatnonzero(np.diff(g.indptr) > 0)

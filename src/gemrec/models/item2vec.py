@@ -44,12 +44,14 @@ from gemrec.models._walks import (
     noise_distribution,
     noise_table,
     random_walks,
+    resolve_graph,
     sequence_graph,
     skipgram_pairs,
     uniform_from_bits,
     walk_graph,
 )
 from gemrec.models.base import EmbeddingRecommender, ModelTags, State
+from gemrec.models.training import check_lr_decay
 from gemrec.ranking import topk
 
 __all__ = [
@@ -70,12 +72,17 @@ class Item2Vec(EmbeddingRecommender):
         Size ``d`` of every embedding.
     epochs : int
         Passes of skip-gram training; fresh walks are drawn for every epoch.
+    lr_decay : float
+        Multiplicative decay of the step size per epoch: epoch ``e`` (from 1) uses
+        ``lr * lr_decay^(e-1)``; 1 keeps it constant.
     walk_length : int
         Items per random walk.
     walks_per_item : int
         Walks started from every item that has graph neighbours, per epoch.
-    window : int
-        Skip-gram context: items at most this many steps apart in a walk form pairs.
+    window : int or "auto"
+        Skip-gram context: items at most this many steps apart in a walk form pairs. ``"auto"``
+        (``window_`` after fitting): 1 on the co-occurrence graph, whose every step already goes
+        item -> user -> item, and 3 on the sequence graph.
     negatives : int
         Negative samples per pair, drawn from the walk-frequency distribution to the 3/4 power.
     lr : float
@@ -153,6 +160,8 @@ class Item2Vec(EmbeddingRecommender):
         Softmax weights of the fields for an item known only by its side information.
     side_fields_ : list of str
         Names of the side-information fields used.
+    window_ : int
+        The skip-gram window used (``window`` with ``"auto"`` resolved).
     history_ : list of dict
         Per-epoch loss, seconds and validation metrics.
     best_epoch_ : int
@@ -227,11 +236,12 @@ class Item2Vec(EmbeddingRecommender):
         self,
         *,
         embedding_dim: int = 64,
-        epochs: int = 3,
+        epochs: int = 10,
+        lr_decay: float = 0.8,
         walk_length: int = 10,
         walks_per_item: int = 5,
-        window: int = 3,
-        negatives: int = 5,
+        window: int | str = "auto",
+        negatives: int = 1,
         lr: float = 0.01,
         pairs_per_batch: int = 4096,
         graph: str = "auto",
@@ -254,6 +264,7 @@ class Item2Vec(EmbeddingRecommender):
     ) -> None:
         self.embedding_dim = embedding_dim
         self.epochs = epochs
+        self.lr_decay = lr_decay
         self.walk_length = walk_length
         self.walks_per_item = walks_per_item
         self.window = window
@@ -286,7 +297,6 @@ class Item2Vec(EmbeddingRecommender):
             "epochs",
             "walk_length",
             "walks_per_item",
-            "window",
             "pairs_per_batch",
             "price_buckets",
             "n_threads",
@@ -297,6 +307,13 @@ class Item2Vec(EmbeddingRecommender):
             v = getattr(self, name)
             if not isinstance(v, int | np.integer) or isinstance(v, bool) or v < 1:
                 raise ParameterError.invalid(name, "a positive integer", v)
+        if self.window != "auto" and (
+            not isinstance(self.window, int | np.integer)
+            or isinstance(self.window, bool)
+            or self.window < 1
+        ):
+            raise ParameterError.invalid("window", "a positive integer or 'auto'", self.window)
+        check_lr_decay(self.lr_decay)
         if self.walk_length < 2:
             raise ParameterError.invalid("walk_length", "an integer >= 2", self.walk_length)
         if not isinstance(self.negatives, int | np.integer) or self.negatives < 0:
@@ -358,12 +375,17 @@ class Item2Vec(EmbeddingRecommender):
 
         from gemrec.eval.evaluate import validation
         from gemrec.models._skipgram import EGESEmbedding, skipgram_loss
-        from gemrec.models.training import fit_embeddings, minibatches
+        from gemrec.models.training import decaying_lr, fit_embeddings, minibatches
 
         n_items, d = interactions.n_items, int(self.embedding_dim)
         fields, codes = self._side_information(n_items)
-        hops, starts = walk_graph(interactions, self.graph, self.session_gap_hours)
+        graph = resolve_graph(interactions, self.graph)
+        hops, starts = walk_graph(interactions, graph, self.session_gap_hours)
         walker = RandomWalker(hops)
+        if self.window == "auto":
+            self.window_ = 1 if graph == "cooccurrence" else 3
+        else:
+            self.window_ = int(self.window)
 
         def walks(rng: np.random.Generator) -> np.ndarray:
             return draw_walks(walker, starts, int(self.walks_per_item), int(self.walk_length), rng)
@@ -372,7 +394,7 @@ class Item2Vec(EmbeddingRecommender):
         # distribution and the items training reaches, identically in a resumed run
         first = walks(np.random.default_rng(self.seed))
         prior = noise_distribution(first, n_items)
-        walked = np.bincount(skipgram_pairs(first, int(self.window))[0], minlength=n_items) > 0
+        walked = np.bincount(skipgram_pairs(first, self.window_)[0], minlength=n_items) > 0
         del first
         log_prior = self._log_prior(prior)
         noise = noise_table(prior, max(1_000_000, 20 * n_items))
@@ -389,7 +411,7 @@ class Item2Vec(EmbeddingRecommender):
         k = int(self.negatives)
 
         def draw_epoch(rng: np.random.Generator) -> list[tuple[np.ndarray, ...]]:
-            targets, contexts = skipgram_pairs(walks(rng), int(self.window))
+            targets, contexts = skipgram_pairs(walks(rng), self.window_)
             order = rng.permutation(len(targets))
             # each pair's negatives and dropout come from its own key (see keyed_draws): the
             # same whichever worker or batch the pair lands in
@@ -427,6 +449,7 @@ class Item2Vec(EmbeddingRecommender):
             draw_epoch=draw_epoch,
             batch_loss=batch_loss,
             export=export,
+            lr_schedule=decaying_lr(self.lr, self.lr_decay),
             extra_fingerprint={"side_information": _describe(fields, codes)},
         )
 
@@ -634,6 +657,7 @@ class Item2Vec(EmbeddingRecommender):
         state["attention_"] = self.attention_
         state["field_attention_"] = self.field_attention_
         state["cold_log_prior_"] = np.float64(self.cold_log_prior_)
+        state["window_"] = np.int64(self.window_)
         state["text_centroids_"] = self.text_centroids_
         state["text_mean_"] = self.text_mean_
         state.update(fields_state(self._fields))
@@ -646,6 +670,8 @@ class Item2Vec(EmbeddingRecommender):
         self.attention_ = np.asarray(state["attention_"], dtype=np.float32)
         self.field_attention_ = np.asarray(state["field_attention_"], dtype=np.float32)
         self.cold_log_prior_ = float(state["cold_log_prior_"])
+        # files written before ``window="auto"`` existed carry the integer window as a parameter
+        self.window_ = int(state["window_"]) if "window_" in state else int(self.window)
         self.text_centroids_ = np.asarray(
             state.get("text_centroids_", np.zeros((0, 0))), dtype=np.float32
         )
