@@ -161,6 +161,38 @@ RUNS: tuple[Run, ...] = (
         "item2vec",
         full_only=True,
     ),
+    Run("item2vec-movielens-1m", "bench_item2vec", ("--datasets", "movielens-1m"), "item2vec"),
+    Run(
+        "item2vec-valid-defaults",
+        "bench_item2vec",
+        ("--datasets", "movielens-1m", "gowalla", "--split", "valid"),
+        "item2vec",
+        full_only=True,
+    ),
+    Run(
+        "item2vec-valid-window3-negatives5",
+        "bench_item2vec",
+        (
+            "--datasets",
+            "movielens-1m",
+            "gowalla",
+            "--split",
+            "valid",
+            *("--set", "window=3", "--set", "negatives=5"),
+            *("--set", "epochs=3", "--set", "lr_decay=1.0"),
+        ),
+        "item2vec",
+        full_only=True,
+    ),
+    *(
+        Run(
+            f"item2vec-valid-walks-{walks}",
+            "bench_item2vec",
+            ("--datasets", "movielens-1m", "--split", "valid", "--set", f"walks_per_item={walks}"),
+            "item2vec",
+        )
+        for walks in (20, 50)
+    ),
     *(
         Run(
             f"distributed-{model}-ml100k",
