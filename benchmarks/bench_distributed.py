@@ -135,6 +135,10 @@ def worker(args: argparse.Namespace) -> None:
         if world.is_main:
             res = evaluate(model, test, ks=[20])
             seconds = [h["seconds"] for h in model.history_]  # type: ignore[attr-defined]
+            # the steps the gradient hook saw; without one (row-partitioned propagation, or one
+            # worker) the steps of an epoch of edges (item2vec's batches are pairs, not edges)
+            batch = getattr(model, "train_batch_size", getattr(model, "pairs_per_batch", 1))
+            steps = payload["steps"] or len(seconds) * -(-train.matrix.nnz // int(batch))
             out = {
                 "workers": world.size,
                 "threads_per_worker": args.threads,
@@ -146,8 +150,7 @@ def worker(args: argparse.Namespace) -> None:
                 "ndcg@20": res["ndcg@20"],
                 "payload_bytes_per_step": payload["bytes"] / max(payload["steps"], 1),
                 "sparse": bool(payload["sparse"]),
-                "received_bytes_per_step": received["bytes"]
-                / max(len(seconds) * -(-train.matrix.nnz // int(model.train_batch_size)), 1),
+                "received_bytes_per_step": received["bytes"] / max(steps, 1),
             }
             Path(args.worker).write_text(json.dumps(out))
 
