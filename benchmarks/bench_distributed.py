@@ -135,9 +135,9 @@ def worker(args: argparse.Namespace) -> None:
         if world.is_main:
             res = evaluate(model, test, ks=[20])
             seconds = [h["seconds"] for h in model.history_]  # type: ignore[attr-defined]
-            # the steps the gradient hook saw; without one (row-partitioned propagation, or one
-            # worker) the steps of an epoch of edges (item2vec's batches are pairs, not edges)
-            batch = getattr(model, "train_batch_size", getattr(model, "pairs_per_batch", 1))
+            # the steps the gradient hook saw; row-partitioned propagation (lightgcn, the only
+            # model that receives layers) has no hook: an epoch there is ceil(edges / batch) steps
+            batch = getattr(model, "train_batch_size", train.matrix.nnz)
             steps = payload["steps"] or len(seconds) * -(-train.matrix.nnz // int(batch))
             out = {
                 "workers": world.size,

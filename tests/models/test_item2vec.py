@@ -185,8 +185,8 @@ def test_auto_window_is_one_step_on_cooccurrence_walks_and_three_on_sequences(
 
 def test_defaults_learn_more_than_popularity_on_movielens_1m():
     """Shipped defaults on the UltraGCN split of MovieLens-1M: at least 60 % of ItemKNN's
-    Recall@20 (about 70 % measured; with five negatives and a three-step window on the
-    co-occurrence walks it was 49 %, barely above popularity)."""
+    Recall@20 (about 70 % measured; five negatives and a three-step window on the co-occurrence
+    walks give 49 %, barely above popularity)."""
     from gemrec.models.knn import ItemKNN
     from gemrec.models.popularity import Popularity
     from tests.conftest import shared_lightgcn_split
