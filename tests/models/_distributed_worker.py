@@ -77,4 +77,7 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
+    from gemrec.models._distributed import exit_worker
+
     main(Path(sys.argv[1]))
+    exit_worker(0)

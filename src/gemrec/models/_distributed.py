@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from gemrec.errors import GemrecError
 
@@ -47,6 +48,7 @@ __all__ = [
     "collective_errors",
     "current_world",
     "data_parallel",
+    "exit_worker",
     "gather_rows",
     "gather_sparse",
     "launch_local",
@@ -54,12 +56,15 @@ __all__ = [
     "process_group",
     "same_parameters",
     "shard",
+    "worker_joined",
 ]
 
 #: seconds a collective may wait for the other workers (rank 0's validation included)
 DEFAULT_TIMEOUT_S = 1800.0
 
 Batch = tuple[Any, ...]
+
+_joined = False  # whether this process has joined a process group (see exit_worker)
 
 
 @dataclass(frozen=True)
@@ -138,6 +143,8 @@ def process_group(*, timeout_s: float = DEFAULT_TIMEOUT_S, cuda: bool) -> Iterat
     timeout = datetime.timedelta(seconds=float(timeout_s))
     with collective_errors(world, "starting the process group"):
         dist.init_process_group(backend=backend, timeout=timeout)
+    global _joined
+    _joined = True
     try:
         yield current_world()
     finally:
@@ -316,6 +323,27 @@ def same_parameters(module: torch.nn.Module, world: World) -> None:
     with collective_errors(world, "sharing the initial parameters"):
         for param in module.parameters():
             dist.broadcast(param.data, src=0)
+
+
+def worker_joined() -> bool:
+    """Whether this process joined a process group (it is, or was, a worker of a run)."""
+    return _joined
+
+
+def exit_worker(code: int) -> NoReturn:
+    """End a worker process with ``code`` now, skipping the interpreter's teardown.
+
+    Once ``DistributedDataParallel`` has wrapped a module, torch keeps the gloo group alive in C++
+    after :func:`torch.distributed.destroy_process_group`; its threads are then destroyed during
+    interpreter teardown, which now and then aborts a worker whose work is done and saved
+    ("terminate called without an active exception", exit code -6), and torchrun fails the run.
+    Everything Python would write at exit (standard streams, logging handlers) is flushed first.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 # --------------------------------------------------------------------------- launching
