@@ -207,3 +207,23 @@ def test_a_killed_worker_ends_the_run_with_a_clear_error(dataset: Path, tmp_path
             if p.poll() is None:
                 p.kill()
                 p.communicate()
+
+
+def test_a_finished_worker_exits_with_its_code_and_everything_it_wrote(tmp_path: Path) -> None:
+    """Workers leave without interpreter teardown; what they printed and logged must still land."""
+    log = tmp_path / "worker.log"
+    code = (
+        "import logging, sys\n"
+        "from gemrec.models._distributed import exit_worker\n"
+        f"logging.basicConfig(filename={str(log)!r}, level=logging.INFO)\n"
+        "logging.getLogger('gemrec').info('saved the model')\n"
+        "print('trained', end='')\n"
+        "print('a warning', end='', file=sys.stderr)\n"
+        "exit_worker(3)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 3
+    assert proc.stdout == "trained" and proc.stderr == "a warning"
+    assert "saved the model" in log.read_text()
