@@ -3,13 +3,15 @@
 Usage::
 
     python benchmarks/bench_item2vec.py [--datasets gowalla taobao amazon movielens-1m]
-        [--repeats 1] [--split test|valid] [--set epochs=5 --set walks_per_item=10 ...]
+        [--repeats 1] [--split test|valid] [--early-stop] [--set epochs=5 ...]
 
 Prints Recall@20 / NDCG@20 (full ranking, training items excluded) and the median fit time of
 ``--repeats`` fits, next to global popularity measured in the same run. The datasets are imported
 by ``benchmarks/_data.py`` (gemrec's importer); models are fit on train + valid and scored on
 test, or with ``--split valid`` fit on train and scored on the importer's validation split (10 %
-of each user's training edges), the split hyperparameters are chosen on:
+of each user's training edges), the split hyperparameters are chosen on. ``--early-stop`` fits as
+``gemrec train`` does: on train, validated on valid (early stopping, ``popularity_weight="auto"``'s
+choice), then refit on train + valid; scored on test.
 
 - gowalla: the LightGCN split (train.txt / test.txt), no timestamps, no side information.
 - taobao: UserBehavior_prefix.csv imported with ``--format taobao`` (behaviour weights of the
@@ -77,9 +79,17 @@ def _fit_timed(make, repeats: int):  # type: ignore[no-untyped-def]
 
 
 def bench(
-    name: str, params: dict[str, object], repeats: int, split: str = "test"
+    name: str,
+    params: dict[str, object],
+    repeats: int,
+    split: str = "test",
+    early_stop: bool = False,
 ) -> list[dict[str, object]]:
     train, test, feats = load(name, split)
+    fit_on, valid = train, None
+    if early_stop:  # fit on train, validate on valid, refit on train + valid
+        ds = load_dataset(DATASETS[name])
+        fit_on, valid = ds.interactions("train"), ds.interactions("valid")
     print(
         f"\n## {name}: {train.n_users} users, {train.n_items} items, {train.nnz} train, "
         f"{test.nnz} {split} interactions",
@@ -94,11 +104,21 @@ def bench(
     for label, f in variants:
         model, secs = _fit_timed(
             lambda f=f: (
-                fit_model(Item2Vec(**params), train, side=SideInformation(item_features=f)).model
+                fit_model(
+                    Item2Vec(**params),
+                    fit_on,
+                    valid=valid,
+                    side=SideInformation(item_features=f),
+                ).model
             ),
             repeats,
         )
         results.append((label, model, secs))
+        print(
+            f"{label}: popularity_weight {model.popularity_weight_}, epochs "
+            f"{getattr(model, 'best_epoch_', model.epochs)}",
+            flush=True,
+        )
     base = None
     for label, model, secs in results:
         r = evaluate(model, test, ks=[20])
@@ -149,6 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="test",
         help="test: fit on train + valid, score test; valid: fit on train, score valid",
     )
+    p.add_argument(
+        "--early-stop",
+        action="store_true",
+        help="fit on train with valid (early stopping, choices on valid), refit on train + valid",
+    )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     return p
 
@@ -164,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
             params[k] = v
     print(f"Item2Vec params: {Item2Vec(**params).get_params()}")
     for name in args.datasets:
-        bench(name, params, args.repeats, args.split)
+        if args.early_stop and args.split == "valid":
+            raise SystemExit("--early-stop scores test: it validates on the valid split")
+        bench(name, params, args.repeats, args.split, args.early_stop)
     return 0
 
 

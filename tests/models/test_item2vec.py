@@ -13,7 +13,9 @@ from gemrec.data.interactions import Interactions
 from gemrec.data.side import SideInformation
 from gemrec.errors import DataError, GemrecError, ParameterError
 from gemrec.eval import evaluate
-from gemrec.models.item2vec import Item2Vec
+from gemrec.models.base import Recommender
+from gemrec.models.fitting import fit_model
+from gemrec.models.item2vec import AUTO_POPULARITY_WEIGHT, POPULARITY_WEIGHTS, Item2Vec
 
 FAST = dict(
     embedding_dim=16,
@@ -211,7 +213,7 @@ def test_early_stopping_on_valid_stops_and_keeps_the_best_epoch():
     x, _, _ = _planted(n_users=200)
     train, valid = _holdout(x)
     params = {**FAST, "epochs": 12, "patience": 2, "eval_k": 5, "seed": 0}
-    m = Item2Vec(**params).fit(train, valid=valid)
+    m = Item2Vec(**params, popularity_weight=0.5).fit(train, valid=valid)
     recalls = [h["valid_recall@5"] for h in m.history_]
     assert len(recalls) < 12, "no early stop: the validation recall kept improving"
     assert m.best_epoch_ == m.history_[int(np.argmax(recalls))]["epoch"]
@@ -221,6 +223,32 @@ def test_early_stopping_on_valid_stops_and_keeps_the_best_epoch():
     shorter = Item2Vec(**{**params, "epochs": m.best_epoch_}).fit(train)
     np.testing.assert_array_equal(m.item_embeddings_, shorter.item_embeddings_)
     np.testing.assert_array_equal(m.user_embeddings_, shorter.user_embeddings_)
+
+
+def test_auto_popularity_weight_is_the_best_on_valid_and_the_refit_keeps_it(tmp_path):
+    x, _, _ = _planted(n_users=200)
+    train, valid = _holdout(x)
+    params = {**FAST, "epochs": 3, "eval_k": 5, "seed": 0}
+    m = Item2Vec(**params).fit(train, valid=valid)
+    tried = m.popularity_validation_
+    assert sorted(tried) == sorted(POPULARITY_WEIGHTS)
+    assert tried[m.popularity_weight_] == max(tried.values())
+    assert len(set(tried.values())) > 1, "the prior weight changed no list: a vacuous choice"
+    # the vectors are the best epoch's (validated with the provisional weight), re-weighted
+    fixed = Item2Vec(**params, popularity_weight=AUTO_POPULARITY_WEIGHT).fit(train, valid=valid)
+    np.testing.assert_array_equal(m.item_embeddings_, fixed.item_embeddings_)
+    assert evaluate(m, valid, ks=[5])["recall@5"] == pytest.approx(tried[m.popularity_weight_])
+    assert np.all(m.user_embeddings_[:, -1] == np.float32(m.popularity_weight_))
+    # saved and loaded, and kept by the refit on train + valid (which has no validation split)
+    m.save(tmp_path / "m")
+    assert Recommender.load(tmp_path / "m").popularity_weight_ == m.popularity_weight_
+    refit = fit_model(Item2Vec(**params), train, valid=valid).model
+    assert (
+        refit.popularity_weight_ == m.popularity_weight_
+        and refit.popularity_weight == m.popularity_weight_
+    )
+    # without a validation split "auto" is the provisional weight
+    assert Item2Vec(**params).fit(train).popularity_weight_ == AUTO_POPULARITY_WEIGHT
 
 
 def test_resume_from_a_checkpoint_continues_the_same_run(tmp_path):

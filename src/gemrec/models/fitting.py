@@ -121,6 +121,8 @@ def _refit(
             f"model '{model.name}' declares early stopping but has no 'epochs' parameter"
         )
     params["epochs"] = epochs
+    # choices the fit made on the validation split, which the refit does not have
+    params.update(getattr(model, "chosen_params_", {}))
     for key in ("checkpoint_dir", "log_dir"):  # the refit is a run of its own
         if params.get(key) is not None:
             params[key] = str(Path(params[key]) / "refit")

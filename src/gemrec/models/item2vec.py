@@ -55,12 +55,19 @@ from gemrec.models.training import check_lr_decay
 from gemrec.ranking import topk
 
 __all__ = [
+    "AUTO_POPULARITY_WEIGHT",
+    "POPULARITY_WEIGHTS",
     "Item2Vec",
     "cooccurrence_hops",
     "random_walks",
     "sequence_graph",
     "skipgram_pairs",
 ]
+
+#: the prior weights ``popularity_weight="auto"`` chooses from on the validation split
+POPULARITY_WEIGHTS = (0.0, 0.125, 0.25, 0.375, 0.5, 0.75, 1.0)
+#: the weight epochs are validated with, and ``"auto"``'s value without a validation split
+AUTO_POPULARITY_WEIGHT = 0.5
 
 
 class Item2Vec(EmbeddingRecommender):
@@ -117,9 +124,13 @@ class Item2Vec(EmbeddingRecommender):
     half_life_days : float or None
         User vectors weight each item by ``2 ** (-age / half_life)``, the age measured from the
         user's latest interaction (needs timestamps). None: plain weighted mean.
-    popularity_weight : float
+    popularity_weight : float or "auto"
         Weight ``beta`` of the item's log prior in user scores (see Notes); 0 ranks by the vectors
-        alone.
+        alone. ``"auto"`` (``popularity_weight_`` after fitting): given a validation split, the
+        weight of :data:`POPULARITY_WEIGHTS` with the best validation Recall@``eval_k`` for the
+        best epoch's vectors (epochs are validated with 0.5, and a refit on train + valid keeps
+        the chosen weight); without one, 0.5. How much the prior should count depends on the
+        data: on MovieLens-1M 0.25 ranks better than 0.5, on Gowalla 0.5 better than 0.25.
     n_threads : int
         Torch threads while training (restored afterwards).
     patience : int
@@ -160,6 +171,11 @@ class Item2Vec(EmbeddingRecommender):
         Softmax weights of the fields for an item known only by its side information.
     side_fields_ : list of str
         Names of the side-information fields used.
+    popularity_weight_ : float
+        The prior weight in use: ``popularity_weight``, or the value ``"auto"`` resolved to.
+    popularity_validation_ : dict
+        With ``popularity_weight="auto"`` and a validation split: validation Recall@``eval_k`` of
+        each weight tried (empty otherwise).
     window_ : int
         The skip-gram window used (``window`` with ``"auto"`` resolved).
     history_ : list of dict
@@ -251,7 +267,7 @@ class Item2Vec(EmbeddingRecommender):
         text_clusters: int = 0,
         cold_dropout: float = 0.1,
         half_life_days: float | None = None,
-        popularity_weight: float = 0.5,
+        popularity_weight: float | str = "auto",
         n_threads: int = 1,
         patience: int = 5,
         eval_every: int = 1,
@@ -324,9 +340,12 @@ class Item2Vec(EmbeddingRecommender):
             raise ParameterError.invalid(
                 "graph", "one of 'auto', 'sequence', 'cooccurrence'", self.graph
             )
-        if not isinstance(self.popularity_weight, int | float) or self.popularity_weight < 0:
+        beta = self.popularity_weight
+        if beta != "auto" and (
+            isinstance(beta, bool) or not isinstance(beta, int | float) or beta < 0
+        ):
             raise ParameterError.invalid(
-                "popularity_weight", "a non-negative number", self.popularity_weight
+                "popularity_weight", "a non-negative number or 'auto'", beta
             )
         for name in ("session_gap_hours", "half_life_days"):
             v = getattr(self, name)
@@ -386,6 +405,13 @@ class Item2Vec(EmbeddingRecommender):
             self.window_ = 1 if graph == "cooccurrence" else 3
         else:
             self.window_ = int(self.window)
+        auto_beta = self.popularity_weight == "auto"
+        self.popularity_weight_ = (
+            AUTO_POPULARITY_WEIGHT if auto_beta else float(self.popularity_weight)
+        )
+        self.popularity_validation_: dict[float, float] = {}
+        self.chosen_params_: dict[str, float] = {}
+        validate = validation(valid, self.eval_k)
 
         def walks(rng: np.random.Generator) -> np.ndarray:
             return draw_walks(walker, starts, int(self.walks_per_item), int(self.walk_length), rng)
@@ -443,7 +469,7 @@ class Item2Vec(EmbeddingRecommender):
         fit_embeddings(
             self,
             interactions,
-            validation(valid, self.eval_k),
+            validate,
             module=net,
             optimizer=torch.optim.SparseAdam(list(net.parameters()), lr=float(self.lr)),
             draw_epoch=draw_epoch,
@@ -452,6 +478,20 @@ class Item2Vec(EmbeddingRecommender):
             lr_schedule=decaying_lr(self.lr, self.lr_decay),
             extra_fingerprint={"side_information": _describe(fields, codes)},
         )
+        if auto_beta and validate is not None:
+            self._choose_popularity_weight(validate)
+
+    def _choose_popularity_weight(self, validate: Any) -> None:
+        """Set ``popularity_weight_`` to the weight with the best validation recall."""
+        monitor = f"recall@{self.eval_k}"
+        for beta in POPULARITY_WEIGHTS:
+            self.user_embeddings_[:, -1] = beta
+            self.popularity_validation_[beta] = float(validate(self)[monitor])
+        best = max(POPULARITY_WEIGHTS, key=lambda b: self.popularity_validation_[b])
+        self.popularity_weight_ = float(best)
+        self.user_embeddings_[:, -1] = self.popularity_weight_
+        # a refit on train + valid has no validation split: it keeps this choice
+        self.chosen_params_ = {"popularity_weight": self.popularity_weight_}
 
     def _side_information(self, n_items: int) -> tuple[list[SideField], SideCodes]:
         """The side-information fields (kept as ``_fields``) and every item's codes."""
@@ -555,7 +595,7 @@ class Item2Vec(EmbeddingRecommender):
         rs = np.asarray(x.sum(axis=1)).ravel()
         rs[rs == 0] = 1.0
         u = np.asarray(sp.diags((1.0 / rs).astype(np.float32)) @ x @ self.vectors_, np.float32)
-        beta = np.full((u.shape[0], 1), float(self.popularity_weight), dtype=np.float32)
+        beta = np.full((u.shape[0], 1), self.popularity_weight_, dtype=np.float32)
         return np.hstack([u, beta])
 
     @property
@@ -571,7 +611,7 @@ class Item2Vec(EmbeddingRecommender):
     def fold_in(self, item_vectors: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Weighted mean of the EGES vectors, with the prior weight ``β`` as the last coordinate."""
         m = super().fold_in(np.asarray(item_vectors)[:, :-1], weights)
-        return np.append(m, np.float32(self.popularity_weight)).astype(np.float32)
+        return np.append(m, np.float32(self.popularity_weight_)).astype(np.float32)
 
     def _similar_block(self, items: np.ndarray) -> np.ndarray:
         v = self.vectors_
@@ -658,6 +698,7 @@ class Item2Vec(EmbeddingRecommender):
         state["field_attention_"] = self.field_attention_
         state["cold_log_prior_"] = np.float64(self.cold_log_prior_)
         state["window_"] = np.int64(self.window_)
+        state["popularity_weight_"] = np.float64(self.popularity_weight_)
         state["text_centroids_"] = self.text_centroids_
         state["text_mean_"] = self.text_mean_
         state.update(fields_state(self._fields))
@@ -672,6 +713,11 @@ class Item2Vec(EmbeddingRecommender):
         self.cold_log_prior_ = float(state["cold_log_prior_"])
         # files written before ``window="auto"`` existed carry the integer window as a parameter
         self.window_ = int(state["window_"]) if "window_" in state else int(self.window)
+        # files written before popularity_weight="auto" existed carry the number as a parameter
+        self.popularity_weight_ = float(
+            state["popularity_weight_"] if "popularity_weight_" in state else self.popularity_weight
+        )
+        self.popularity_validation_ = {}
         self.text_centroids_ = np.asarray(
             state.get("text_centroids_", np.zeros((0, 0))), dtype=np.float32
         )
