@@ -163,6 +163,18 @@ RUNS: tuple[Run, ...] = (
     ),
     Run("item2vec-movielens-1m", "bench_item2vec", ("--datasets", "movielens-1m"), "item2vec"),
     Run(
+        "item2vec-gowalla-early-stop",
+        "bench_item2vec",
+        ("--datasets", "gowalla", "--early-stop"),
+        "item2vec",
+    ),
+    Run(
+        "item2vec-movielens-1m-early-stop",
+        "bench_item2vec",
+        ("--datasets", "movielens-1m", "--early-stop"),
+        "item2vec",
+    ),
+    Run(
         "item2vec-valid-defaults",
         "bench_item2vec",
         ("--datasets", "movielens-1m", "gowalla", "--split", "valid"),

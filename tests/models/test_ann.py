@@ -72,6 +72,41 @@ def test_ann_index_returns_k_eligible_and_matches_exact_mostly():
     assert np.mean(overlap) >= 0.9
 
 
+def _prior_vectors(n=5000, seed=3):
+    """item2vec-like vectors ``[H, log P]``: small vectors, a log prior from -15 to -5."""
+    rng = np.random.default_rng(seed)
+    h = 0.1 * rng.standard_normal((n, 16))
+    log_p = -5.0 - 10.0 * rng.random(n)
+    queries = np.hstack([0.05 * rng.standard_normal((30, 16)), np.full((30, 1), 0.5)])
+    return np.hstack([h, log_p[:, None]]).astype(np.float32), queries.astype(np.float32)
+
+
+def test_a_bias_coordinate_is_searched_by_its_own_order_too():
+    vecs, queries = _prior_vectors()
+    exact = ItemIndex(vecs, ann_threshold=10**6)
+    overlap = {}
+    for bias in (False, True):
+        ann = ItemIndex(vecs, ann_threshold=1000, bias=bias)
+        found = [set(ann.search(q, 20)[0]) & set(exact.search(q, 20)[0]) for q in queries]
+        overlap[bias] = np.mean([len(f) / 20 for f in found])
+    # as a plain coordinate, the large negative log prior of rare items misleads the graph
+    assert overlap[False] < 0.5 and overlap[True] >= 0.95
+    ann = ItemIndex(vecs, ann_threshold=1000, bias=True)
+    # batch search: the index's candidates, then the best items by bias
+    rows = ann.search_batch(queries[:3], 50)
+    assert rows.shape == (3, 100)
+    np.testing.assert_array_equal(rows[:, 50:], np.argsort(-vecs[:, -1])[None, :50].repeat(3, 0))
+    # a moved item is found by its new bias; excluded items are never proposed
+    moved = vecs[7].copy()
+    moved[-1] = 0.0
+    ann.set_vector(7, moved)
+    assert ann.search(queries[0], 5)[0][0] == 7
+    excluded = np.zeros(len(vecs), bool)
+    excluded[7] = True
+    got, _ = ann.search(queries[0], 20, excluded)
+    assert 7 not in got and len(got) == 20
+
+
 def test_ann_narrow_filter_falls_back_to_exact_and_never_returns_fewer_than_k():
     rng = np.random.default_rng(1)
     vecs = rng.standard_normal((2000, 8)).astype(np.float32)

@@ -174,6 +174,10 @@ def test_tags_declare_what_the_model_does(name, data):
         tags.embeddings and klass._score_block is EmbeddingRecommender._score_block
     )
     assert tags.new_item_embedding == callable(getattr(klass, "embed_new_items", None))
+    if tags.item_bias:  # the last user coordinate is one weight shared by every user
+        assert tags.inner_product
+        users = _make(name).fit(data[0]).user_embeddings_
+        assert np.all(users[:, -1] == users[0, -1])
     assert tags.progress == ("progress" in params)
     # data-parallel models train through the shared loop and take a device
     assert tags.distributed == ("device" in params)

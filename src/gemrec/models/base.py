@@ -56,6 +56,11 @@ class ModelTags:
     inner_product : bool
         ``score(users) == user_embeddings_[users] @ item_embeddings_.T``: an ANN index over the
         item embeddings ranks like the model (:class:`gemrec.models.ann.ANNRecommender`).
+    item_bias : bool
+        With ``inner_product``: the last coordinate of ``item_embeddings_`` is an item bias and
+        the last of ``user_embeddings_`` the same weight for every user (item2vec's log prior).
+        ANN indexes then hold the other coordinates and take the bias's best items as candidates
+        as well (:class:`gemrec.models.ann.ItemIndex`).
     low_rank_plus_sparse : bool
         ``score(users) == user_embeddings_[users] @ item_embeddings_.T + sparse_scores(users)``
         (``sparse_part(users)``: the same sparse scores as a sparse matrix), and
@@ -85,6 +90,7 @@ class ModelTags:
     embeddings: bool = False
     fold_in: bool = False
     inner_product: bool = False
+    item_bias: bool = False
     low_rank_plus_sparse: bool = False
     new_item_embedding: bool = False
     progress: bool = False

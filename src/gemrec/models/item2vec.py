@@ -241,6 +241,7 @@ class Item2Vec(EmbeddingRecommender):
         timestamps=True,
         embeddings=True,
         inner_product=True,
+        item_bias=True,
         fold_in=True,
         new_item_embedding=True,
         progress=True,

@@ -76,7 +76,7 @@ class FusionScorer:
             order = None
             if ch.tags.low_rank_plus_sparse or ch.tags.inner_product:
                 vectors = np.asarray(ch.item_embeddings_, np.float32)  # type: ignore[attr-defined]
-                self._indexes.append(ItemIndex(vectors, ann_threshold))
+                self._indexes.append(ItemIndex(vectors, ann_threshold, bias=ch.tags.item_bias))
             else:
                 self._indexes.append(None)
                 if isinstance(ch, Popularity):
