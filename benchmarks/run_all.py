@@ -163,6 +163,12 @@ RUNS: tuple[Run, ...] = (
     ),
     Run("item2vec-movielens-1m", "bench_item2vec", ("--datasets", "movielens-1m"), "item2vec"),
     Run(
+        "item2vec-amazon-early-stop",
+        "bench_item2vec",
+        ("--datasets", "amazon", "--early-stop"),
+        "item2vec",
+    ),
+    Run(
         "item2vec-gowalla-early-stop",
         "bench_item2vec",
         ("--datasets", "gowalla", "--early-stop"),
