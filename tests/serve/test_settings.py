@@ -59,3 +59,18 @@ def test_settings_are_frozen_and_reject_unknown_keys(tmp_path):
         ServeSettings(model_dir="m", dataset_dir="d", max_batch=0)
     with pytest.raises(ConfigError, match="diversity_cap"):
         ServeSettings(model_dir="m", dataset_dir="d", diversity_cap=0)
+
+
+def test_the_hnsw_beam_width_is_a_setting_the_index_uses(svd_dir, shop):
+    from gemrec.data.store import Dataset
+    from gemrec.models.base import Recommender
+    from gemrec.serve._engine import Engine
+
+    args = [str(svd_dir), "--dataset", str(shop)]
+    assert settings_from_args(parse(args)).ann_ef_search == 256
+    s = settings_from_args(parse([*args, "--ann-ef-search", "512", "--ann-threshold", "10"]))
+    assert s.ann_ef_search == 512
+    engine = Engine(s, Recommender.load(svd_dir), Dataset.open(shop), svd_dir)
+    assert engine.index is not None and engine.index.ann and engine.index.ef_search == 512
+    with pytest.raises(ConfigError, match="'ann_ef_search' must be a positive integer"):
+        ServeSettings(model_dir="m", dataset_dir="d", ann_ef_search=0)

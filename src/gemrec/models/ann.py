@@ -111,6 +111,9 @@ class ItemIndex:
         ``"ivf"``: ``IndexIVFFlat`` (``nlist`` k-means cells, ``nprobe`` of them scanned per query).
     ef_construction : int
         HNSW build-time beam width.
+    ef_search : int
+        Smallest HNSW search beam width (``efSearch``); a search fetching more candidates
+        widens it to their number.
     nlist : int, optional
         IVF cells; default ``4 sqrt(n_items)`` (at most ``n_items / 39``).
     nprobe : int
@@ -155,6 +158,7 @@ class ItemIndex:
         nprobe: int = 32,
         query_threads: int | None = 1,
         bias: bool = False,
+        ef_search: int = 64,
     ) -> None:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.bias = bool(bias) and vectors.ndim == 2 and vectors.shape[1] >= 2
@@ -170,6 +174,7 @@ class ItemIndex:
         self.ann = self._n >= ann_threshold
         self.kind = kind
         self.nprobe = int(nprobe)
+        self.ef_search = int(ef_search)
         self._index: Any = None
         #: graph node -> item, and item -> its current node (see Notes)
         self._node_item = np.arange(self._n, dtype=np.int64)
@@ -324,7 +329,7 @@ class ItemIndex:
         import faiss
 
         if self.kind == "hnsw":
-            return faiss.SearchParametersHNSW(efSearch=max(64, fetch))  # type: ignore[attr-defined]
+            return faiss.SearchParametersHNSW(efSearch=max(self.ef_search, fetch))  # type: ignore[attr-defined]
         return faiss.SearchParametersIVF(nprobe=self.nprobe)  # type: ignore[call-arg]
 
     def search_batch(

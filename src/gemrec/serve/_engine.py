@@ -121,7 +121,12 @@ class Engine:
         self._unit: np.ndarray | None = None
         if self.is_embedding:
             emb = np.asarray(model.item_embeddings_, dtype=np.float32)  # type: ignore[attr-defined]
-            self.index = ItemIndex(emb, settings.ann_threshold, bias=model.tags.item_bias)
+            self.index = ItemIndex(
+                emb,
+                settings.ann_threshold,
+                bias=model.tags.item_bias,
+                ef_search=settings.ann_ef_search,
+            )
         #: low-rank + sparse models (graphfilter): an ANN index over the low-rank item factors
         self.low_rank: ItemIndex | None = None
         if model.tags.low_rank_plus_sparse and model.n_items >= settings.ann_threshold:

@@ -37,6 +37,11 @@ class ServeSettings:
     ann_threshold : int
         Catalogues with at least this many items are searched with a faiss HNSW index; smaller ones
         exactly.
+    ann_ef_search : int
+        HNSW search beam width over an embedding model's items (``efSearch``; wider finds more
+        of the exact list at more CPU per request). graphfilter's low-rank index and a fusion's
+        channels keep 64: their candidates are joined by others (the sparse part, the other
+        channels) before exact scoring.
     diversity_cap : int or None
         At most this many items of one category per list (None: no cap).
     blocklist : tuple of str
@@ -82,6 +87,7 @@ class ServeSettings:
     max_body_bytes: int = 4 * 1024 * 1024
     max_k: int = 1000
     ann_threshold: int = 20_000
+    ann_ef_search: int = 256
     diversity_cap: int | None = None
     blocklist: tuple[str, ...] = ()
     online_pseudo_count: float = 2.0
@@ -109,6 +115,7 @@ class ServeSettings:
             "max_body_bytes",
             "max_k",
             "ann_threshold",
+            "ann_ef_search",
             "history_limit",
             "blas_threads",
             "consume_claim_idle_ms",

@@ -75,6 +75,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="use a faiss HNSW index from N items on (default 20000)",
     )
     p.add_argument(
+        "--ann-ef-search",
+        type=int,
+        default=256,
+        metavar="N",
+        help="HNSW search beam width over an embedding model's items (default 256)",
+    )
+    p.add_argument(
         "--max-batch", type=int, default=10_000, help="most events per POST (default 10000)"
     )
     p.add_argument(
@@ -133,6 +140,7 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
         diversity_cap=args.diversity_cap,
         blocklist=blocklist,
         ann_threshold=args.ann_threshold,
+        ann_ef_search=args.ann_ef_search,
         max_batch=args.max_batch,
         consume=args.consume,
         consume_stream=args.stream,
