@@ -248,6 +248,23 @@ def test_recall_against_exact_is_high_with_generous_candidates(planted, name, in
     )
 
 
+def test_item2vec_lists_through_the_index_match_its_own():
+    """item2vec's log prior is an item bias: the batch search proposes by it as well."""
+    from gemrec.models.item2vec import Item2Vec
+
+    model = Item2Vec(epochs=1, walks_per_item=2, seed=0, progress=False).fit(_planted())
+    assert model.tags.item_bias
+    ann = ANNRecommender(model=model, n_candidates=100).build()
+    assert ann.index_.bias and ann.index_.ann
+    users = np.arange(model.n_users)
+    assert ann_recall(ann, users, 20) >= 0.95
+    got, scores = ann.recommend(users[:50], 20)
+    assert all(len(set(row)) == 20 for row in got)  # no item twice, though proposed twice
+    np.testing.assert_allclose(
+        scores, np.take_along_axis(model.score(users[:50]), got.astype(np.int64), 1), rtol=1e-5
+    )
+
+
 def test_recall_is_the_mean_overlap_with_the_exact_lists(planted):
     model = planted["svd"]
     # one IVF cell scanned of many: a coarse search whose recall is below 1
