@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _data import load as load_dataset
 
+from gemrec.data.holdout import union
 from gemrec.data.interactions import Interactions
 from gemrec.data.side import SideInformation
 from gemrec.eval import evaluate
@@ -57,15 +58,20 @@ DATASETS = {
 }
 
 
-def load(name: str, split: str = "test") -> tuple[Interactions, Interactions, pd.DataFrame | None]:
-    """``(fitted on, scored on, side information or None)`` of a benchmark dataset: train + valid
-    and test, or with ``split="valid"`` train and valid."""
+def load(
+    name: str, split: str = "test", early_stop: bool = False
+) -> tuple[Interactions, Interactions | None, Interactions, pd.DataFrame | None]:
+    """``(fitted on, validated on or None, scored on, side information or None)`` of a benchmark
+    dataset: train + valid and test; with ``split="valid"`` train and valid; with ``early_stop``
+    train, valid and test."""
     ds = load_dataset(DATASETS[name])
     side = [c for c in ds.items.columns if c not in ("item", "item_id")]
     feats = ds.items[["item", *side]] if side else None
     if split == "valid":
-        return ds.interactions("train"), ds.interactions("valid"), feats
-    return ds.interactions("train", "valid"), ds.interactions("test"), feats
+        return ds.interactions("train"), None, ds.interactions("valid"), feats
+    if early_stop:
+        return ds.interactions("train"), ds.interactions("valid"), ds.interactions("test"), feats
+    return ds.interactions("train", "valid"), None, ds.interactions("test"), feats
 
 
 # --------------------------------------------------------------------------- runs
@@ -85,11 +91,9 @@ def bench(
     split: str = "test",
     early_stop: bool = False,
 ) -> list[dict[str, object]]:
-    train, test, feats = load(name, split)
-    fit_on, valid = train, None
-    if early_stop:  # fit on train, validate on valid, refit on train + valid
-        ds = load_dataset(DATASETS[name])
-        fit_on, valid = ds.interactions("train"), ds.interactions("valid")
+    # with early_stop: fit on train, validate on valid, refit on train + valid
+    fit_on, valid, test, feats = load(name, split, early_stop)
+    train = fit_on if valid is None else union(fit_on, valid)
     print(
         f"\n## {name}: {train.n_users} users, {train.n_items} items, {train.nnz} train, "
         f"{test.nnz} {split} interactions",
@@ -188,9 +192,9 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, SyntaxError):
             params[k] = v
     print(f"Item2Vec params: {Item2Vec(**params).get_params()}")
+    if args.early_stop and args.split == "valid":
+        raise SystemExit("--early-stop scores test: it validates on the valid split")
     for name in args.datasets:
-        if args.early_stop and args.split == "valid":
-            raise SystemExit("--early-stop scores test: it validates on the valid split")
         bench(name, params, args.repeats, args.split, args.early_stop)
     return 0
 

@@ -59,8 +59,8 @@ class ModelTags:
     item_bias : bool
         With ``inner_product``: the last coordinate of ``item_embeddings_`` is an item bias and
         the last of ``user_embeddings_`` the same weight for every user (item2vec's log prior).
-        ANN indexes then hold the other coordinates and take the bias's best items as candidates
-        as well (:class:`gemrec.models.ann.ItemIndex`).
+        ANN indexes then hold the bias shifted to start at 0 and take the bias's best items as
+        candidates as well (:class:`gemrec.models.ann.ItemIndex`).
     low_rank_plus_sparse : bool
         ``score(users) == user_embeddings_[users] @ item_embeddings_.T + sparse_scores(users)``
         (``sparse_part(users)``: the same sparse scores as a sparse matrix), and
