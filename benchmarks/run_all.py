@@ -84,6 +84,13 @@ RUNS: tuple[Run, ...] = (
         "graphfilter",
         full_only=True,
     ),
+    Run(
+        "graphfilter-truncation",
+        "bench_graphfilter",
+        ("truncation", "--threads", "2"),
+        "graphfilter",
+        full_only=True,
+    ),
     Run("tuned-gowalla", "bench_tuned", ("--datasets", "gowalla"), "graphfilter", full_only=True),
     Run(
         "tuned-datasets",

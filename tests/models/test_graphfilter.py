@@ -73,7 +73,35 @@ def test_auto_strategy_picks_by_size():
     assert GraphFilter(n_components=4).fit(inter).item_item_ == "dense"
     assert GraphFilter(n_components=4, max_dense_items=10).fit(inter).item_item_ == "sparse"
     m = GraphFilter(n_components=4, max_dense_items=10, max_gram_bytes=10).fit(inter)
-    assert m.item_item_ == "factored"
+    assert m.item_item_ == "truncated"
+
+
+def test_truncated_item_item_keeps_each_rows_largest_entries():
+    inter = _random_interactions(3, 200, 150, 3000)
+    params = dict(n_components=12, beta=0.3, svd_method="dense", input_exponent=0.7)
+    exact = GraphFilter(item_item="sparse", **params).fit(inter)
+    whole = exact.linear_.toarray()
+    np.fill_diagonal(whole, 0.0)
+    for k in (5, 40):
+        model = GraphFilter(item_item="truncated", item_neighbours=k, **params).fit(inter)
+        kept = model.linear_.toarray()
+        assert model.item_item_ == "truncated" and np.diff(model.linear_.indptr).max() == k
+        for i in range(whole.shape[0]):
+            nz = np.flatnonzero(kept[i])
+            np.testing.assert_allclose(kept[i, nz], whole[i, nz], rtol=1e-5)
+            # nothing left out is larger than what was kept
+            rest = np.delete(whole[i], nz)
+            assert rest.max(initial=0.0) <= kept[i, nz].min() + 1e-6
+    # with every neighbour kept only the diagonal differs: the lists are the exact ones
+    full = GraphFilter(item_item="truncated", item_neighbours=150, **params).fit(inter)
+    users = np.arange(0, 200, 3)
+    seen = inter.matrix[users].toarray() > 0
+    ref, got = exact.score(users), full.score(users)
+    np.testing.assert_allclose(got[~seen], ref[~seen], rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(full.recommend(users, 10)[0], exact.recommend(users, 10)[0])
+    np.testing.assert_allclose(
+        full.score_new(inter.matrix[users])[~seen], ref[~seen], rtol=1e-4, atol=1e-5
+    )
 
 
 def test_randomized_svd_close_to_exact():
@@ -141,7 +169,7 @@ def test_held_out_item_ranked_first_on_known_answer_data():
 
 def test_save_load_round_trip(tmp_path):
     inter = _random_interactions(2)
-    for mode in ("dense", "sparse", "factored"):
+    for mode in ("dense", "sparse", "factored", "truncated"):
         model = GraphFilter(n_components=5, item_item=mode).fit(inter)
         loaded = Recommender.load(model.save(tmp_path / mode))
         assert isinstance(loaded, GraphFilter) and loaded.item_item_ == mode
@@ -200,13 +228,15 @@ def test_shipped_defaults_reach_target_on_gowalla():
     assert result["ndcg@20"] >= 0.1580
 
 
-@pytest.mark.parametrize("item_item", ["dense", "sparse", "factored"])
+@pytest.mark.parametrize("item_item", ["dense", "sparse", "factored", "truncated"])
 def test_fits_reusing_one_work_equal_plain_fits(item_item):
     """A search's trials share one gram and one SVD at the largest rank and equal plain fits."""
     inter = _random_interactions(seed=4)
     top = GraphFilter(n_components=30, beta=1.0, item_item=item_item, svd_method="dense")
     work = top.reusable_work(inter)
     gram_before = None if work.gram is None else work.gram.toarray()
+    # truncated keeps every neighbour of these 80 items but its diagonal: seen items differ
+    unseen = inter.matrix[:40].toarray() == 0 if item_item == "truncated" else slice(None)
     trials = [(10, 0.3, 0.6, 0.4, 0.0), (30, 1.0, 0.5, 0.5, 3.0), (5, 0.0, 0.2, 0.9, 1.0)]
     for k, beta, a, c, t in trials:
         knobs = dict(n_components=k, beta=beta, input_exponent=a, output_exponent=c, heat=t)
@@ -215,7 +245,7 @@ def test_fits_reusing_one_work_equal_plain_fits(item_item):
         plain = GraphFilter(**knobs, item_item=item_item, svd_method="dense").fit(inter)
         np.testing.assert_allclose(reused, plain.score(np.arange(40)), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(
-            reused, _dense_formula(inter.matrix, k, beta, a, c, t)[:40], atol=1e-4
+            reused[unseen], _dense_formula(inter.matrix, k, beta, a, c, t)[:40][unseen], atol=1e-4
         )
     if gram_before is not None:  # the trials leave the shared gram as it was
         np.testing.assert_array_equal(work.gram.toarray(), gram_before)
@@ -233,7 +263,7 @@ def test_reused_work_must_match_the_data_and_the_rank():
         GraphFilter().fit_reusing(inter, {"gram": None})
 
 
-@pytest.mark.parametrize("item_item", ["dense", "sparse", "factored"])
+@pytest.mark.parametrize("item_item", ["dense", "sparse", "factored", "truncated"])
 def test_sparse_scores_complete_the_low_pass_part(item_item):
     # the service's split of score(): low-rank factors (ANN) + sparse_scores (exact)
     inter = _random_interactions(seed=4)

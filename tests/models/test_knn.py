@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from gemrec.data.interactions import Interactions
-from gemrec.models import _topn
+from gemrec.models import _ann_kernels, _topn
 from gemrec.models.knn import ItemKNN, UserKNN
 from gemrec.models.rp3beta import RP3Beta
 from tests.conftest import shared_lightgcn_split
@@ -43,6 +43,7 @@ def _dense_cosine(x: np.ndarray, shrink: float) -> np.ndarray:
 def blocks(request, monkeypatch):
     if request.param:  # force several row blocks so the block seams are exercised
         monkeypatch.setattr(_topn, "BLOCK_FLOATS", 64)
+        monkeypatch.setattr(_topn, "SPARSE_BLOCK_ENTRIES", 7)
     return request.param
 
 
@@ -130,6 +131,28 @@ def test_top_n_product_keeps_the_lower_columns_among_ties(n, blocks):
     dense = (left @ right).toarray()  # small co-occurrence counts: ties at the cut everywhere
     out = _topn.top_n_product(left, right, n)
     np.testing.assert_array_equal(out.toarray(), _keep_top_n_rows(dense, n))
+    # the dense-block path (any transform) selects the same entries
+    same = _topn.top_n_product(left, right, n, transform=lambda block, rows: block)
+    np.testing.assert_array_equal(same.toarray(), out.toarray())
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_top_n_product_without_transform_reads_only_the_stored_entries(compiled, monkeypatch):
+    """The sparse path (compiled kernel or its scipy fallback) on a wide product."""
+    if not compiled:
+        monkeypatch.setattr(_ann_kernels, "_KERNEL", None)
+        monkeypatch.setattr(_ann_kernels, "_TRIED", True)
+    n = 2_000_000
+    cols = np.array([5, 17, n - 1, 42], np.int64)
+    right = sp.csr_matrix(
+        (np.array([1.0, 3.0, 2.0, 0.5], np.float32), (np.array([0, 0, 1, 1]), cols)),
+        shape=(2, n),
+    )
+    left = sp.csr_matrix(np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]], np.float32))
+    out = _topn.top_n_product(left, right, 2, drop_diagonal=False)
+    assert out.shape == (3, n)
+    assert out.indices.tolist() == [5, 17, 42, n - 1, 17, n - 1]
+    np.testing.assert_allclose(out.data, [1.0, 3.0, 1.0, 4.0, 3.0, 2.0])
 
 
 def test_knn_ignores_weights_when_binary():

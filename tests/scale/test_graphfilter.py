@@ -23,7 +23,9 @@ def fitted(shop_dataset, client):
     in_core = fit_on_dataset(
         shop_dataset, GraphFilter(item_item="factored", svd_method="randomized", **PARAMS)
     ).model
-    dask = fit_graphfilter_dask(shop_dataset.path, client=client, users_per_block=200, **PARAMS)
+    dask = fit_graphfilter_dask(
+        shop_dataset.path, client=client, users_per_block=200, item_item="factored", **PARAMS
+    )
     return in_core, dask
 
 
@@ -54,6 +56,26 @@ def test_top20_lists_match(fitted, shop_dataset):
     )
 
 
+def test_truncated_item_item_matches_the_in_core_one(fitted, shop_dataset, client):
+    """The default on Dask: each item's 50 largest item-item entries, built on the client."""
+    params = {**PARAMS, "item_item": "truncated", "item_neighbours": 50}
+    in_core = fit_on_dataset(shop_dataset, GraphFilter(svd_method="randomized", **params)).model
+    dask = fit_graphfilter_dask(shop_dataset.path, client=client, users_per_block=200, **params)
+    assert dask.model.item_item_ == in_core.item_item_ == "truncated"
+    assert np.diff(dask.model.linear_.indptr).max() == 50
+    np.testing.assert_array_equal(dask.model.linear_.indices, in_core.linear_.indices)
+    np.testing.assert_allclose(dask.model.linear_.data, in_core.linear_.data, rtol=1e-4)
+    users = np.arange(shop_dataset.n_users)
+    seen = shop_dataset.interactions("train", "valid").matrix
+    ref, _ = in_core.recommend(users, 20, exclude=seen)
+    got, _ = dask.model.recommend(users, 20, exclude=seen)
+    assert (ref == got).all(axis=1).mean() >= 0.99
+    # the truncation against the exact (factored) part: most of the top 20 survive it
+    exact, _ = fitted[0].recommend(users, 20, exclude=seen)
+    overlap = np.mean([len(np.intersect1d(a, b)) / 20 for a, b in zip(got, exact, strict=True)])
+    assert overlap >= 0.9
+
+
 def test_saves_and_loads_as_any_model(fitted, tmp_path):
     _, dask = fitted
     loaded = Recommender.load(dask.model.save(tmp_path / "gf"))
@@ -77,7 +99,7 @@ def test_cli_train_engine_dask_saves_the_dask_fit(fitted, shop_dataset, client, 
     out, err = capsys.readouterr()
     assert "on Dask" in out and "untuned" in err
     loaded = Recommender.load(tmp_path / "gf")
-    assert isinstance(loaded, GraphFilter) and loaded.item_item_ == "factored"
+    assert isinstance(loaded, GraphFilter) and loaded.item_item_ == "truncated"
     np.testing.assert_allclose(loaded.singular_values_, dask.model.singular_values_, rtol=1e-5)
     record = json.loads((tmp_path / "gf" / "training.json").read_text())
     assert record["engine"] == "dask" and record["params"]["n_components"] == 24

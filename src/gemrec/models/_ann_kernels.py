@@ -8,7 +8,8 @@ candidate columns. A compiled (numba) kernel, parallel over rows, accumulates ea
 scratch row reset through the list of touched columns (the cost is ``sum over stored x_ri of
 nnz(P[i])``, as for :func:`gemrec.graph.kernels.accumulate_spmm`) and keeps the top in a bounded
 heap; without numba (or with ``GEMREC_DISABLE_NUMBA`` set) a scipy product and NumPy selection
-return the same sets. The tests check both against each other.
+return the same sets. The tests check both against each other. The same kernel builds truncated
+item-item operators (:func:`gemrec.models._topn.top_n_product` without a transform).
 """
 
 from __future__ import annotations

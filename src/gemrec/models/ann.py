@@ -530,10 +530,7 @@ class ANNRecommender(Recommender):
             nprobe=int(self.nprobe),
             query_threads=None,
         )
-        self._sparse_transpose = None
-        if self.model.tags.low_rank_plus_sparse and self.sparse_prune is not None:
-            _, P = self.model.sparse_operands(np.zeros(0, np.int64))  # type: ignore[attr-defined]
-            self._sparse_transpose = sp.csr_matrix(P.T, dtype=np.float32)
+        self._sparse_transpose: sp.csr_matrix | None = None
         self.build_seconds_ = time.perf_counter() - start
 
     def _score_block(self, users: np.ndarray) -> np.ndarray:
@@ -620,9 +617,14 @@ class ANNRecommender(Recommender):
         if model.tags.low_rank_plus_sparse:
             # the sparse part's own top joins the candidates; both read in one pass over it
             X, P = model.sparse_operands(users)  # type: ignore[attr-defined]
+            prune = self.sparse_prune
+            if prune is not None and int(np.diff(X.indptr).max(initial=0)) <= prune:
+                prune = None  # every row is read whole: the values come from the same pass
+            if prune is not None and self._sparse_transpose is None:
+                self._sparse_transpose = sp.csr_matrix(P.T, dtype=np.float32)
             top, top_values, values = sparse_candidates(
                 X, P, drop, cand, min(int(self.n_candidates), n_items),
-                prune=self.sparse_prune, PT=self._sparse_transpose,
+                prune=prune, PT=self._sparse_transpose,
             )  # fmt: skip
             cand = np.concatenate([cand, top], axis=1)
             values = np.concatenate([values, top_values], axis=1)

@@ -5,7 +5,8 @@
 - :mod:`gemrec.scale.svd`: the randomized truncated SVD of :mod:`gemrec.graph.spectral` expressed
   as Dask tasks over row blocks; only ``n_items x (k + p)`` matrices reach the client.
 - :mod:`gemrec.scale.graphfilter`: :class:`~gemrec.models.graphfilter.GraphFilter` fitted from
-  those pieces (its item-item part in factored form), saved and loaded like any model.
+  those pieces (its item-item part truncated per item, or factored), saved and loaded like any
+  model.
 - :mod:`gemrec.scale.scoring`: top-k for blocks of users on the workers, written as Parquet
   parts, resumable (``gemrec recommend --engine dask``).
 

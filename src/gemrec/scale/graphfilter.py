@@ -4,8 +4,10 @@ The workers read blocks of users from ``edges.parquet`` (train + valid, as the o
 trains every model), normalise them with the item degrees (summed over blocks on the workers) and
 run the randomized SVD of :mod:`gemrec.scale.svd`; the client receives ``n_items x (k + p)``
 matrices, then assembles the model :class:`~gemrec.models.graphfilter.GraphFilter` would have
-fitted, with its item-item part in factored form (``item_item="factored"``: no ``n_items x
-n_items`` matrix anywhere). The result is saved, loaded, evaluated and served like any model.
+fitted, with its item-item part truncated to each item's ``item_neighbours`` largest entries
+(``item_item="truncated"``, the default here) or in factored form (``"factored"``); no
+``n_items x n_items`` matrix anywhere. The result is saved, loaded, evaluated and served like
+any model.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import scipy.sparse as sp
 from gemrec.data.store import TRAIN_SPLITS, Dataset
 from gemrec.errors import ParameterError
 from gemrec.graph.adjacency import degree_power, degree_power64
+from gemrec.models._topn import top_n_product
 from gemrec.models.fitting import FitResult
 from gemrec.models.graphfilter import GraphFilter
 from gemrec.scale.blocks import block_bounds, read_row_block
@@ -45,8 +48,8 @@ def fit_graphfilter_dask(
     users_per_block : int
         Users per row block (a worker holds whole blocks).
     **params
-        GraphFilter hyperparameters; ``item_item`` must be "factored" or "auto" (it becomes
-        "factored") and ``svd_method`` "randomized" or "auto".
+        GraphFilter hyperparameters; ``item_item`` must be "truncated", "factored" or "auto" (it
+        becomes "truncated") and ``svd_method`` "randomized" or "auto".
 
     Returns
     -------
@@ -60,11 +63,15 @@ def fit_graphfilter_dask(
     """
     start = time.perf_counter()
     params = dict(params)
-    if params.get("item_item", "auto") not in ("auto", "factored"):
-        raise ParameterError.invalid("item_item", "'factored' (or 'auto')", params["item_item"])
+    strategy = params.get("item_item", "auto")
+    if strategy not in ("auto", "truncated", "factored"):
+        raise ParameterError.invalid(
+            "item_item", "'truncated', 'factored' (or 'auto')", params["item_item"]
+        )
+    strategy = "truncated" if strategy == "auto" else strategy
     if params.get("svd_method", "auto") not in ("auto", "randomized"):
         raise ParameterError.invalid("svd_method", "'randomized' (or 'auto')", params["svd_method"])
-    params.update(item_item="factored", svd_method="randomized")
+    params.update(item_item=strategy, svd_method="randomized")
     model = GraphFilter(**params)
     model._validate_params()
     ds = Dataset.open(dataset)
@@ -104,15 +111,21 @@ def fit_graphfilter_dask(
     r_norm = sp.vstack(client.gather(norm), format="csr")
     interactions = sp.vstack(client.gather(raw), format="csr")
     in_scale = degree_power(item_degree, 0.5 - a)
+    left = (sp.diags(in_scale) @ r_norm.T).tocsr().astype(np.float32)
+    right = (r_norm @ sp.diags(out_scale)).tocsr().astype(np.float32)
+    del r_norm
+    if strategy == "truncated":
+        item_item = {"linear_": top_n_product(left, right, int(model.item_neighbours))}
+    else:
+        item_item = {"left_": left, "right_": right}
     model._set_state(
         {
             "user_embeddings_": user_embeddings,
             "item_embeddings_": embeddings,
             "item_projection_": projection,
             "singular_values_": s,
-            "item_item_": np.array("factored"),
-            "left_": (sp.diags(in_scale) @ r_norm.T).tocsr().astype(np.float32),
-            "right_": (r_norm @ sp.diags(out_scale)).tocsr().astype(np.float32),
+            "item_item_": np.array(strategy),
+            **item_item,
         }
     )
     model.interactions_ = interactions
