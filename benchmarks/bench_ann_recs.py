@@ -40,7 +40,8 @@ from gemrec.models.fitting import fit_on_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: hyperparameters of each benchmarked model (graphfilter: the scale benchmark's, rank 64)
+#: hyperparameters of each benchmarked model (graphfilter: rank 64, the exact factored item-item
+#: part, so that its sparse candidates are read through the pruned kernel)
 MODEL_PARAMS: dict[str, dict[str, Any]] = {
     "svd": {"factors": 64},
     "graphfilter": {"n_components": 64, "item_item": "factored"},

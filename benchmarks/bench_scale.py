@@ -91,7 +91,7 @@ def commands(args: argparse.Namespace, events: int) -> list[tuple[str, str, list
     ds = str(w / f"ds-{first}")
     if "fit" in args.steps:
         fit = ["train", ds, "--model", "graphfilter", "--set", f"n_components={args.rank}",
-               "--set", "item_item=factored", "--no-tune", "--quiet", "--no-track"]  # fmt: skip
+               "--set", "item_item=truncated", "--no-tune", "--quiet", "--no-track"]  # fmt: skip
         out.append(("fit", "memory", [*fit, "-o", str(w / "gf")]))
         if "dask" in args.engines:
             out.append(("fit", "dask", [*fit, "-o", str(w / "gf-dask"), "--engine", "dask"]))
