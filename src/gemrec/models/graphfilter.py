@@ -97,8 +97,8 @@ class GraphFilter(Recommender):
         n_items`` filter (small catalogues only); ``"sparse"`` keeps ``P~`` as a sparse matrix
         (``nnz`` = co-occurring item pairs) and scores with a dense-accumulator kernel;
         ``"factored"`` never builds ``P~`` and applies ``(x R~^T) R~`` per user block (exact, but
-        a user's cost grows with the degrees of their items' users: at a Taobao-like shape a
-        user reaches about 500,000 co-user entries); ``"truncated"`` keeps the
+        a user's cost grows with the degrees of their items' users: on a Taobao-shaped shop of
+        100M events a user reaches about 195,000 co-users); ``"truncated"`` keeps the
         ``item_neighbours`` largest entries of each row of the scaled ``P~`` (an approximation
         of the linear part; a user costs ``item_neighbours`` per interaction), built from the
         factors without forming ``P~`` (cost ``sum_u deg(u)^2``). ``"auto"`` picks dense when
