@@ -69,15 +69,15 @@ def top_n_product(
         block = max(1, min(n_rows, SPARSE_BLOCK_ENTRIES // max(keep, 1)))
     else:
         block = max(1, min(n_rows, BLOCK_FLOATS // max(n_cols, 1)))
-    # the kept entries go straight into buffers of the largest possible size (joining per-block
-    # pieces at the end would hold them twice)
-    indptr = np.zeros(n_rows + 1, np.int64)
-    indices = np.empty(n_rows * keep, np.int32)
-    data = np.empty(n_rows * keep, np.float32)
+    indptr = [np.zeros(1, np.int64)]
+    indices: list[np.ndarray] = []
+    data: list[np.ndarray] = []
     nnz = 0
     for start in range(0, n_rows, block):
         rows = np.arange(start, min(start + block, n_rows))
-        if keep > 0:
+        if keep == 0:
+            counts = np.zeros(len(rows), np.int64)
+        else:
             if transform is None:
                 ids, vals = _block_top_sparse(left[rows], right, rows, keep, drop_diagonal)
             else:
@@ -93,14 +93,18 @@ def top_n_product(
             ids_sorted = np.take_along_axis(ids_sel, order, axis=1)
             vals_sorted = np.take_along_axis(vals, order, axis=1)
             mask = ids_sorted != np.iinfo(np.int64).max
-            end = nnz + int(counts.sum())
-            indices[nnz:end] = ids_sorted[mask]
-            data[nnz:end] = vals_sorted[mask]
-            indptr[start + 1 : start + len(rows) + 1] = nnz + np.cumsum(counts)
-            nnz = end
-    if nnz < len(indices):
-        indices, data = indices[:nnz].copy(), data[:nnz].copy()
-    out = sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_cols))
+            indices.append(ids_sorted[mask].astype(np.int32))
+            data.append(vals_sorted[mask].astype(np.float32))
+        indptr.append(nnz + np.cumsum(counts))
+        nnz += int(counts.sum())
+    out = sp.csr_matrix(
+        (
+            np.concatenate(data) if data else np.zeros(0, np.float32),
+            np.concatenate(indices) if indices else np.zeros(0, np.int32),
+            np.concatenate(indptr),
+        ),
+        shape=(n_rows, n_cols),
+    )
     out.has_sorted_indices = True
     return out
 
