@@ -254,35 +254,34 @@ def bench_truncation(args: argparse.Namespace) -> None:
 
 
 def bench_overlap(args: argparse.Namespace) -> None:
+    import copy
+
     from gemrec.data.store import Dataset
     from gemrec.graph.adjacency import degrees, normalized_interactions
     from gemrec.models.base import Recommender
-    from gemrec.ranking import topk
 
     ds = Dataset.open(args.dataset)
     R = ds.interactions("train", "valid").matrix.tocsr()
     model = Recommender.load(args.model)
     if not isinstance(model, GraphFilter) or model.item_item_ != "truncated":
         raise SystemExit(f"{args.model}: not a graphfilter model with a truncated item-item part")
+    # the same model with the exact item-item part (shares every other array)
+    exact = copy.copy(model)
+    exact.item_item_, exact.linear_ = "factored", None
+    for name, value in exact.item_item_from_factors(
+        normalized_interactions(R), degrees(R)[1]
+    ).items():
+        setattr(exact, name, value)
     index = ds.user_index
     raw = Path(args.users).read_text().split()[: args.first]
     users = np.sort(np.array([index[u] for u in raw], np.int64))
     t0 = time.perf_counter()
     truncated, _ = model.recommend(users, 20, exclude=R[users])
     t1 = time.perf_counter()
-    left, right = model._factors(normalized_interactions(R), degrees(R)[1])
-    exact = []
-    for lo in range(0, len(users), 25):
-        block = users[lo : lo + 25]
-        scores = model.user_embeddings_[block] @ model.item_embeddings_.T
-        scores += ((R[block].astype(np.float32) @ left) @ right).toarray()
-        seen = R[block]
-        for r in range(len(block)):
-            scores[r, seen.indices[seen.indptr[r] : seen.indptr[r + 1]]] = -np.inf
-        exact.append(topk(scores, 20)[0])
+    reference, _ = exact.recommend(users, 20, exclude=R[users])
     t2 = time.perf_counter()
     kept = np.mean(
-        [len(np.intersect1d(a, b)) / 20 for a, b in zip(truncated, np.vstack(exact), strict=True)]
+        [len(np.intersect1d(a, b)) / 20 for a, b in zip(truncated, reference, strict=True)]
     )
     print(
         f"{len(users):,} users: exact top 20 kept by the truncated part {kept:.4f}; exact scoring "

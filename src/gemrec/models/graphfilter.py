@@ -409,14 +409,10 @@ class GraphFilter(Recommender):
         )
 
         self.item_item_ = strategy
-        if strategy == "factored":
-            self.left_, self.right_ = self._factors(r_norm, item_degree)
+        if strategy in ("factored", "truncated"):
             self.linear_ = None
-        elif strategy == "truncated":
-            left, right = self._factors(r_norm, item_degree)
-            # row i of D^{in} P~ D^{out}: what item i adds to each item's score; its diagonal
-            # entry only ever scores an item the user already has
-            self.linear_ = top_n_product(left, right, int(self.item_neighbours))
+            for name, value in self.item_item_from_factors(r_norm, item_degree).items():
+                setattr(self, name, value)
         else:
             # a copy: the shared gram stays as it is for the next fit
             gram = sp.csr_matrix(work.gram, dtype=np.float32, copy=True)
@@ -439,6 +435,26 @@ class GraphFilter(Recommender):
             degree_power(item_degree, 0.5 - float(self.input_exponent)),
             degree_power(item_degree, 0.5 - float(self.output_exponent)),
         )
+
+    def item_item_from_factors(
+        self, r_norm: sp.csr_matrix, item_degree: np.ndarray
+    ) -> dict[str, sp.csr_matrix]:
+        """The fitted item-item state of the ``"factored"`` or ``"truncated"`` strategy
+        (``item_item_`` already resolved): ``{"left_", "right_"}`` or ``{"linear_"}``.
+
+        Parameters
+        ----------
+        r_norm : csr_matrix
+            ``R~ = D_U^{-1/2} R D_I^{-1/2}``.
+        item_degree : ndarray
+            Item degrees of ``R``.
+        """
+        left, right = self._factors(r_norm, item_degree)
+        if self.item_item_ == "factored":
+            return {"left_": left, "right_": right}
+        # row i of D^{in} P~ D^{out}: what item i adds to each item's score; its diagonal entry
+        # only ever scores an item the user already has
+        return {"linear_": top_n_product(left, right, int(self.item_neighbours))}
 
     def _factors(
         self, r_norm: sp.csr_matrix, item_degree: np.ndarray

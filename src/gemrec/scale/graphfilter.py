@@ -22,7 +22,6 @@ import scipy.sparse as sp
 from gemrec.data.store import TRAIN_SPLITS, Dataset
 from gemrec.errors import ParameterError
 from gemrec.graph.adjacency import degree_power, degree_power64
-from gemrec.models._topn import top_n_product
 from gemrec.models.fitting import FitResult
 from gemrec.models.graphfilter import GraphFilter
 from gemrec.scale.blocks import block_bounds, read_row_block
@@ -110,14 +109,9 @@ def fit_graphfilter_dask(
     user_embeddings = np.vstack(client.gather([client.submit(_times, b, p) for b in raw]))
     r_norm = sp.vstack(client.gather(norm), format="csr")
     interactions = sp.vstack(client.gather(raw), format="csr")
-    in_scale = degree_power(item_degree, 0.5 - a)
-    left = (sp.diags(in_scale) @ r_norm.T).tocsr().astype(np.float32)
-    right = (r_norm @ sp.diags(out_scale)).tocsr().astype(np.float32)
+    model.item_item_ = strategy
+    item_item = model.item_item_from_factors(r_norm, item_degree)
     del r_norm
-    if strategy == "truncated":
-        item_item = {"linear_": top_n_product(left, right, int(model.item_neighbours))}
-    else:
-        item_item = {"left_": left, "right_": right}
     model._set_state(
         {
             "user_embeddings_": user_embeddings,
