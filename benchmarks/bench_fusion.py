@@ -13,9 +13,11 @@ Protocol
 * MovieLens-100k, temporal: ``gemrec import --format movielens --split temporal``: test = ratings
   after a global time cut (latest 20 %); valid = each user's latest 10 % of the remaining ratings.
   Single channels are fit on train + valid; fusion tunes on valid and refits on train + valid.
-* The single channels' numbers are those of the fusion's refit channels (each is the channel fit
-  on train + valid, exactly what a single channel is), so each channel is fit once for fusion and
-  once for tuning; channels the fusion dropped, or all with ``--refit-channels``, are fit anew.
+* The single channels' numbers are those of the fusion's refit channels where each is the channel
+  fit on train + valid, exactly what a single channel is. Channels the fusion dropped, channels
+  it carried over without training them on train + valid (LightGCN: its tuning-split ego
+  embeddings propagated over the full graph), or all with ``--refit-channels``, are fit anew with
+  the fusion's channel hyperparameters.
 * Metrics: full ranking, training items excluded (``gemrec.eval.evaluate``). Accuracy is
   deterministic; fit times are medians over ``--repeats`` runs.
 """
@@ -44,7 +46,9 @@ from gemrec.errors import GemrecError  # noqa: E402
 from gemrec.eval import evaluate  # noqa: E402
 from gemrec.fusion import DEFAULT_CHANNELS, Fusion  # noqa: E402
 from gemrec.fusion.channels import channel_specs  # noqa: E402
+from gemrec.fusion.fusion import REFITS  # noqa: E402
 from gemrec.models import get_model_class, make_model  # noqa: E402
+from gemrec.models.base import Recommender  # noqa: E402
 from gemrec.models.fitting import fit_model  # noqa: E402
 
 
@@ -75,6 +79,13 @@ def available(names: list[str]) -> list[str]:
     return out
 
 
+def carried_over(fused: Fusion, channel: Recommender) -> bool:
+    """Whether the fusion brought ``channel`` to train + valid without training it there
+    (LightGCN's ego embeddings propagated over the full graph): not a single channel's fit."""
+    extends = type(channel)._extended is not Recommender._extended
+    return extends and REFITS[fused.refit] == "extend"
+
+
 def run(name: str, data: tuple, channels: list[str] | None, repeats: int, reuse: bool) -> dict:
     train, valid, test, cats = data
     full = train if valid is None else union(train, valid)
@@ -90,15 +101,18 @@ def run(name: str, data: tuple, channels: list[str] | None, repeats: int, reuse:
     print(
         f"  {name:8s} {'fusion':12s} recall@20 {res['recall@20']:.4f} ndcg@20 {res['ndcg@20']:.4f} "
         f"fit {statistics.median(times):.1f}s method={fused.method_} "
-        f"channels={fused.channel_names_} weights={[float(w) for w in fused.weights_]}",
+        f"channels={fused.channel_names_} weights={[float(w) for w in fused.weights_]} "
+        f"(s: {', '.join(f'{k} {v:.1f}' for k, v in fused.fit_seconds_.items())})",
         flush=True,
     )
     rows: dict[str, dict] = {}
     for ch, model_name, params in channel_specs(channels, None, has_timestamps=has_ts):
-        if reuse and ch in fused.channel_names_:
+        kept = (
+            fused.channels_[fused.channel_names_.index(ch)] if ch in fused.channel_names_ else None
+        )
+        if reuse and kept is not None and not carried_over(fused, kept):
             # the fusion's refit channel is this channel fit on train + valid: the same model
-            model = fused.channels_[fused.channel_names_.index(ch)]
-            fit_s = None
+            model, fit_s = kept, None
         else:
             ch_times = []
             for _ in range(repeats):
@@ -121,6 +135,7 @@ def run(name: str, data: tuple, channels: list[str] | None, repeats: int, reuse:
             "ndcg@20": res["ndcg@20"],
             "fit_s": statistics.median(times),
             "method": fused.method_,
+            "fit_seconds": fused.fit_seconds_,
             "kept_channels": fused.channel_names_,
             "weights": [float(w) for w in fused.weights_],
             "validation": fused.validation_,

@@ -144,6 +144,7 @@ def test_bad_parameters_raise_clear_errors() -> None:
         ({"channels": ["pop"], "weights": [1.0, 2.0]}, "weights"),
         ({"normalization": "l2"}, "normalization"),
         ({"n_candidates": 0}, "n_candidates"),
+        ({"refit": "twice"}, "refit"),
     ]:
         with pytest.raises(ParameterError, match=name):
             Fusion(**params).fit(train, valid=valid)
@@ -217,6 +218,29 @@ def test_channels_are_tuned_and_refit_without_validation_data() -> None:
     assert isinstance(spy, ValidationSpy)
     assert spy.got_valid_ is False
     assert spy.fit_nnz_ == train.nnz + valid.nnz  # the refit saw train + valid
+
+
+@pytest.mark.parametrize("refit", ["extend", "full", "none"])
+def test_refit_extends_lightgcn_or_trains_it_again_as_asked(refit: str) -> None:
+    from gemrec.data.holdout import union
+    from gemrec.models.lightgcn import LightGCN
+
+    train, valid, _ = clusters()
+    params = {"epochs": 3, "embedding_dim": 8, "progress": False}
+    channel = {"model": "lightgcn", "params": params, "name": "lgcn"}
+    fused = Fusion(channels=["pop", channel], method="rrf", n_candidates=30, refit=refit)
+    fused.fit(train, valid=valid)
+    got = fused.channels_[fused.channel_names_.index("lgcn")]
+    tuned = LightGCN(**params).fit(train)
+    expected = {
+        "extend": tuned.extended(union(train, valid)),  # one training: the tuning split's
+        "full": LightGCN(**params).fit(union(train, valid)),
+        "none": tuned,
+    }[refit]
+    np.testing.assert_array_equal(got.user_embeddings_, expected.user_embeddings_)
+    np.testing.assert_array_equal(got.item_embeddings_, expected.item_embeddings_)
+    nnz = train.nnz if refit == "none" else train.nnz + valid.nnz
+    assert got.interactions_.nnz == nnz
 
 
 def test_ltr_boosting_rounds_come_from_ltr_params() -> None:

@@ -44,3 +44,28 @@ def test_recommend_bounds_one_block_of_scores_and_returns_the_same_lists(monkeyp
     assert max(calls) == 7 and sum(calls) == 60
     np.testing.assert_array_equal(small_ids, ids)
     np.testing.assert_allclose(small_scores, scores)
+
+
+def test_extended_fits_a_training_free_model_anew_on_the_larger_data():
+    import numpy as np
+    import pytest
+    import scipy.sparse as sp
+
+    from gemrec.data.interactions import Interactions
+    from gemrec.errors import ParameterError
+    from gemrec.models.rp3beta import RP3Beta
+
+    rng = np.random.default_rng(4)
+    m = sp.random(40, 30, density=0.2, random_state=rng, dtype=np.float32).tocoo()
+    first = rng.random(m.nnz) < 0.8
+    part = Interactions.from_arrays(m.row[first], m.col[first], n_users=40, n_items=30)
+    whole = Interactions.from_arrays(m.row, m.col, n_users=40, n_items=30)
+    model = RP3Beta(alpha=0.7).fit(part)
+    bigger = model.extended(whole)
+    assert bigger is not model and bigger.get_params() == model.get_params()
+    np.testing.assert_allclose(
+        bigger.score(np.arange(40)), RP3Beta(alpha=0.7).fit(whole).score(np.arange(40))
+    )
+    assert model.interactions_.nnz == part.nnz  # left as it was
+    with pytest.raises(ParameterError, match="shape"):
+        model.extended(Interactions.from_arrays([0], [0], n_users=40, n_items=31))

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from gemrec.data.holdout import union
+from gemrec.data.interactions import Interactions
 from gemrec.errors import GemrecError, ParameterError
 from gemrec.eval import evaluate
 from gemrec.graph.adjacency import bipartite_adjacency
@@ -351,3 +353,41 @@ def test_cluster_mode_learns_planted_communities_and_auto_picks_by_size() -> Non
     assert LightGCN(mode="auto").training_mode(LightGCN.CLUSTER_ABOVE_EDGES) == "faithful"
     assert LightGCN(mode="auto").training_mode(LightGCN.CLUSTER_ABOVE_EDGES + 1) == "cluster"
     assert LightGCN(mode="faithful").training_mode(10**12) == "faithful"
+
+
+def test_extended_propagates_the_trained_ego_embeddings_over_the_larger_graph() -> None:
+    train, test = planted_blocks()
+    full = union(train, test)
+    model = LightGCN(**{**FAST, "epochs": 3}).fit(train)
+    ego = model._ego_embeddings.astype(np.float64)
+    nu = train.n_users
+    # the ego table is what the fitted embeddings were propagated from
+    a = _dense_adjacency(train.binary().toarray().astype(np.float64))
+    fitted = (ego + a @ ego + a @ a @ ego + a @ a @ a @ ego) / 4
+    np.testing.assert_allclose(model.user_embeddings_, fitted[:nu], rtol=1e-4, atol=1e-5)
+
+    bigger = model.extended(full)
+    a = _dense_adjacency(full.binary().toarray().astype(np.float64))
+    expected = (ego + a @ ego + a @ a @ ego + a @ a @ a @ ego) / 4
+    np.testing.assert_allclose(bigger.user_embeddings_, expected[:nu], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(bigger.item_embeddings_, expected[nu:], rtol=1e-4, atol=1e-5)
+    assert (bigger.interactions_ != full.matrix).nnz == 0
+    assert bigger.get_params() == model.get_params()
+    # the test items are now training items: excluded from the extended model's lists
+    ids, _ = bigger.recommend(np.arange(nu), k=3)
+    held = test.matrix.tocsr()
+    assert not any(held[u, ids[u]].nnz for u in range(nu))
+    # the original model is left as it was
+    np.testing.assert_allclose(model.user_embeddings_, fitted[:nu], rtol=1e-4, atol=1e-5)
+
+
+def test_extended_after_load_fits_anew_and_a_wrong_shape_is_refused(tmp_path) -> None:
+    train, test = planted_blocks()
+    full = union(train, test)
+    model = LightGCN(**{**FAST, "epochs": 2}).fit(train)
+    loaded = LightGCN.load(model.save(tmp_path / "m"))
+    anew = loaded.extended(full)  # no ego table on disk: trained again on the full data
+    again = LightGCN(**{**FAST, "epochs": 2}).fit(full)
+    np.testing.assert_array_equal(anew.user_embeddings_, again.user_embeddings_)
+    with pytest.raises(ParameterError, match="interactions"):
+        model.extended(Interactions.from_arrays([0], [0], n_users=3, n_items=3))

@@ -24,6 +24,7 @@ together, scoring and persistence.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -34,7 +35,7 @@ from gemrec.data.holdout import time_holdout, union, user_holdout
 from gemrec.data.interactions import Interactions
 from gemrec.errors import ParameterError
 from gemrec.fusion import learned
-from gemrec.fusion.channels import ChannelSpec, channel_specs, fit_channel
+from gemrec.fusion.channels import ChannelSpec, channel_specs, fit_channel, refit_channel
 from gemrec.fusion.features import SideFeatures, side_features
 from gemrec.fusion.lists import NORMALIZATIONS
 from gemrec.fusion.tuning import METHODS, Tuned, channel_gates, combine, tune
@@ -45,6 +46,14 @@ __all__ = ["VALIDATIONS", "Fusion"]
 
 #: what ``Fusion(validation=...)`` accepts
 VALIDATIONS = ("auto", "given", "time", "user")
+#: what ``Fusion(refit=...)`` accepts, and what each value means
+REFITS: dict[bool | str, str] = {
+    "extend": "extend",
+    "full": "full",
+    "none": "none",
+    True: "extend",
+    False: "none",
+}
 
 
 class Fusion(Recommender):
@@ -87,8 +96,12 @@ class Fusion(Recommender):
         Share held out by the "time" and "user" validations.
     tune_users : int
         At most this many validation users are used to tune (sampled with ``seed``).
-    refit : bool
-        Refit the channels on train + validation after tuning.
+    refit : {"extend", "full", "none"} or bool
+        How the kept channels see train + validation after tuning. "extend" (True): through
+        :meth:`~gemrec.models.base.Recommender.extended`: LightGCN propagates the ego embeddings
+        it learned on the tuning split over the full graph instead of training again, the other
+        channels are fit again (their fits are short). "full": every channel is trained again.
+        "none" (False): the channels stay as tuned.
     ltr_params : dict, optional
         Overrides of the LightGBM parameters, plus ``num_boost_round`` (600) and
         ``early_stopping_rounds`` (100).
@@ -109,7 +122,7 @@ class Fusion(Recommender):
     weights_ : ndarray of float64, shape (n_kept_channels,)
         Weights of the kept channels ("ltr" keeps every channel and does not use them).
     channels_ : list of Recommender
-        The kept channels, fitted (refit on train + validation unless ``refit=False``).
+        The kept channels, fitted (brought to train + validation unless ``refit="none"``).
     channel_names_ : list of str
     channel_specs_ : list of ChannelSpec
         (label, model name, hyperparameters) of each kept channel.
@@ -128,6 +141,9 @@ class Fusion(Recommender):
         The gate scale ``s`` of the ``support_gated`` channels; None: no gate.
     support_gated_ : list of bool
         Per kept channel, whether it is gated.
+    fit_seconds_ : dict of str -> float
+        Where the fit's time went: ``channels`` (fitting them on the tuning split), ``tuning``
+        (their candidate lists and the blend), ``refit`` (bringing the kept ones to all data).
 
     Notes
     -----
@@ -186,7 +202,7 @@ class Fusion(Recommender):
         validation: str = "auto",
         holdout_fraction: float = 0.1,
         tune_users: int = 20000,
-        refit: bool = True,
+        refit: bool | str = "extend",
         ltr_params: dict[str, Any] | None = None,
         support_gated: list[str] | None = None,
         seed: int = 0,
@@ -263,6 +279,10 @@ class Fusion(Recommender):
             raise ParameterError.invalid(
                 "support_gated", "a list of channel labels or None", self.support_gated
             )
+        if not isinstance(self.refit, bool | str) or self.refit not in REFITS:
+            raise ParameterError.invalid(
+                "refit", "'extend', 'full', 'none', True or False", self.refit
+            )
         if self.channel_params is not None and not isinstance(self.channel_params, dict):
             raise ParameterError.invalid(
                 "channel_params", "a dict of model name -> dict", self.channel_params
@@ -295,8 +315,11 @@ class Fusion(Recommender):
             else np.full(interactions.n_items, -1, np.int64)
         )
         train, holdout = self._tuning_split(interactions, valid, full, has_ts)
+        clock = time.perf_counter()
         with curve_prefix("tuning/"):  # the refit below logs the channels' own curves
             channels = [fit_channel(s, train, self._side) for s in specs]
+        self.fit_seconds_ = {"channels": time.perf_counter() - clock}
+        clock = time.perf_counter()
         given = None if self.weights is None else np.asarray(self.weights, np.float64)
         if given is not None and self.method not in ("auto", "ltr") and not any(gated):
             tuned = Tuned(given, self.method, {"channels": names})  # nothing to choose
@@ -327,10 +350,17 @@ class Fusion(Recommender):
         self.method_ = tuned.method
         self.validation_ = tuned.report
         self.ltr_model_ = tuned.ranker
-        if self.refit and full.nnz != train.nnz:
-            self.channels_ = [fit_channel(s, full, self._side) for s in self.channel_specs_]
+        self.fit_seconds_["tuning"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        refit = REFITS[self.refit]
+        if refit != "none" and full.nnz != train.nnz:
+            self.channels_ = [
+                refit_channel(specs[j], channels[j], full, self._side, anew=refit == "full")
+                for j in kept
+            ]
         else:
             self.channels_ = [channels[j] for j in kept]
+        self.fit_seconds_["refit"] = time.perf_counter() - clock
         self.side_features_ = side_features(full, item_categories)
         self._prepare()
         self.interactions_ = full.matrix
@@ -522,6 +552,7 @@ class Fusion(Recommender):
             "support_scale": self.support_scale_,
             "support_gated": self.support_gated_,
             "validation": self.validation_,
+            "fit_seconds": self.fit_seconds_,
         }
         (path / "fusion.json").write_text(json.dumps(meta, indent=2))
 
@@ -535,6 +566,7 @@ class Fusion(Recommender):
         self.fallback_ = int(meta["fallback"])
         self.validation_mode_ = meta["validation_mode"]
         self.validation_ = meta.get("validation", {})
+        self.fit_seconds_ = dict(meta.get("fit_seconds", {}))
         self.channels_ = [Recommender.load(path / "channels" / d) for d in meta["channel_dirs"]]
         self.ltr_model_ = None
         if self.method_ == "ltr":

@@ -223,6 +223,39 @@ class Recommender(ABC):
             del self._side
         return self
 
+    def extended(
+        self, interactions: Interactions, *, side: SideInformation | None = None
+    ) -> Recommender:
+        """A model like this one for ``interactions``: the data it was fit on plus more
+        interactions between the same users and items.
+
+        The base class fits a new model with the same hyperparameters. A model that can carry
+        what it learned over to the larger data without training again overrides
+        ``_extended`` (LightGCN propagates its trained ego embeddings over the larger graph). A
+        fusion brings its channels from its tuning split to all of its data this way.
+
+        Parameters
+        ----------
+        interactions : Interactions
+            Same shape as the fitted data.
+        side : SideInformation, optional
+
+        Returns
+        -------
+        Recommender
+            A new fitted model; this one is left as it is.
+        """
+        self._check_fitted()
+        if interactions.matrix.shape != self.interactions_.shape:
+            raise ParameterError.invalid(
+                "interactions", f"shape {self.interactions_.shape}", interactions.matrix.shape
+            )
+        return self._extended(interactions, side)
+
+    def _extended(self, interactions: Interactions, side: SideInformation | None) -> Recommender:
+        """:meth:`extended` after its checks; the base class fits anew."""
+        return type(self)(**self.get_params()).fit(interactions, side=side)
+
     def _validate_params(self) -> None:  # noqa: B027 - optional hook
         """Check hyperparameters; raise :class:`ParameterError` naming the bad one."""
 

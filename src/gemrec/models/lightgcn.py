@@ -308,6 +308,49 @@ class LightGCN(EmbeddingRecommender):
             emb[:, k:] = rng.standard_normal((n_users + n_items, d - k)) * 0.01 * self.init_scale
         return torch.from_numpy(emb.astype(np.float32))
 
+    def _export(self, net: Any, tg: Any) -> None:
+        """Final embeddings of ``net`` propagated over ``tg``; the ego table kept for
+        :meth:`extended`."""
+        import torch
+
+        n_users = tg.n_users
+        with torch.no_grad():
+            final = tg.to_external(net.propagate_all(tg.adj))
+            ego = tg.to_external(net.embedding)
+        # one table: the users' and the items' rows are contiguous views of it
+        final_np = np.asarray(final.cpu().numpy(), dtype=np.float32)
+        self.user_embeddings_ = final_np[:n_users]
+        self.item_embeddings_ = final_np[n_users:]
+        #: in memory only (not saved): what extended() propagates over a larger graph
+        self._ego_embeddings = np.asarray(ego.cpu().numpy(), dtype=np.float32)
+
+    def _extended(self, interactions: Interactions, side: Any) -> EmbeddingRecommender:
+        """This model's trained ego embeddings propagated over the graph of ``interactions``.
+
+        ``interactions`` holds the fitted data plus more interactions between the same users and
+        items (a fusion's holdout, given back after tuning). No training: the new edges enter
+        the final embeddings through the ``K`` propagation layers, with ``Â`` renormalised for
+        the new degrees. A model loaded from disk has no ego table and is fit anew.
+        """
+        ego = getattr(self, "_ego_embeddings", None)
+        if ego is None:
+            return LightGCN(**self.get_params()).fit(interactions, side=side)
+        import torch
+
+        from gemrec.models._lightgcn_torch import LightGCNNet, TrainingGraph
+
+        graph = interactions.matrix if self.edge_weights else interactions.binary()
+        tg = TrainingGraph.build(graph, resolve_device(self.device))
+        net = LightGCNNet(len(ego), self.embedding_dim, self.n_layers).to(tg.device)
+        with torch.no_grad():
+            net.embedding.copy_(tg.to_internal(torch.from_numpy(ego).to(tg.device)))
+        model = LightGCN(**self.get_params())
+        model.interactions_ = interactions.matrix
+        model._export(net, tg)
+        model.history_ = list(getattr(self, "history_", []))
+        model.best_epoch_ = getattr(self, "best_epoch_", 0)
+        return model
+
     def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:
         import torch
 
@@ -388,12 +431,7 @@ class LightGCN(EmbeddingRecommender):
         def export() -> None:
             if history is not None:  # each epoch refreshes it first: its memory is free meanwhile
                 history.clear()
-            with torch.no_grad():
-                final = tg.to_external(net.propagate_all(tg.adj))
-            # one table: the users' and the items' rows are contiguous views of it
-            final_np = np.asarray(final.cpu().numpy(), dtype=np.float32)
-            self.user_embeddings_ = final_np[:n_users]
-            self.item_embeddings_ = final_np[n_users:]
+            self._export(net, tg)
 
         fit_embeddings(
             self,
