@@ -127,6 +127,15 @@ def run(name: str, data: tuple, channels: list[str] | None, repeats: int, reuse:
             + (f"fit {fit_s:.1f}s" if fit_s is not None else "(the fusion's refit channel)"),
             flush=True,
         )
+        if kept is not None and carried_over(fused, kept):
+            c = evaluate(kept, test, ks=[20])
+            rows[ch]["carried_over"] = {"recall@20": c["recall@20"], "ndcg@20": c["ndcg@20"]}
+            print(
+                f"  {name:8s} {ch:12s} recall@20 {c['recall@20']:.4f} ndcg@20 "
+                f"{c['ndcg@20']:.4f} (the fusion's channel: trained on its tuning split, "
+                "propagated over all data)",
+                flush=True,
+            )
     best = max(rows, key=lambda c: rows[c]["recall@20"])
     out = {
         "channels": rows,
