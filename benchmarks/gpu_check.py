@@ -17,8 +17,8 @@ Parts (each prints its progress, and its figures go to the JSON under its letter
     train`` takes); the epoch time is the median of the epochs after the warm-up, sampling
     included, with the GPU's name. The same run's baseline is the CPU: ``--cpu-epochs`` epochs of
     the same configuration and seed, whose per-epoch losses must match the GPU's (same samples).
-    Then gemrec's defaults (d=128, batch 16,384, spectral init) on the GPU, and test Recall@20 /
-    NDCG@20 of both GPU runs.
+    Then gemrec's defaults (d=128, their batch and learning-rate schedule, spectral init) on the
+    GPU, and test Recall@20 / NDCG@20 of both GPU runs.
 (b) **CPU vs CUDA, fixed steps**: every torch model (lightgcn, mf, ncf, item2vec) trained for a
     few epochs on a small seeded graph with ``device=cpu`` and ``device=cuda``; the embeddings
     must agree (allclose) and Recall@20 must match.
@@ -221,8 +221,9 @@ def part_a(args: argparse.Namespace, device: str) -> dict[str, Any]:
         }
         say(f"(a) CPU epochs {cpu_seconds}")
 
-    defaults = {"embedding_dim": 128, "train_batch_size": 16384}
-    say(f"(a) gemrec's default LightGCN (d=128, batch 16384, spectral init) on {device}")
+    shipped = get_model_class("lightgcn")().get_params()
+    defaults = {k: shipped[k] for k in ("embedding_dim", "train_batch_size", "lr", "lr_decay")}
+    say(f"(a) gemrec's default LightGCN ({defaults}, spectral init) on {device}")
     model, history = lightgcn_epochs(train, device, n, defaults)
     timed = [h["seconds"] for h in history[args.warmup :]]
     out["defaults"] = {
