@@ -29,9 +29,9 @@ __all__ = [
 DEFAULT_CHANNELS = ("rp3beta", "userknn", "graphfilter", "lightgcn", "pop")
 #: hyperparameters of default channels (under ``channel_params``): no progress bars inside a fusion.
 #: lightgcn trains a shorter schedule than its own (100 epochs of 16,384 triplets, the rate
-#: annealed from 0.02 by 0.955 per epoch): on Gowalla it ends at about 97 % of LightGCN's own
-#: Recall@20 in under half the time (docs/benchmarks/lightgcn.md), and a fusion trains it once:
-#: the refit propagates the tuned channel's ego embeddings over the full graph
+#: annealed from 0.02 by 0.955 per epoch): on Gowalla it ends at 98 % of LightGCN's own Recall@20
+#: in three quarters of the time (docs/benchmarks/lightgcn.md), and a fusion trains it once: the
+#: refit propagates the tuned channel's ego embeddings over the full graph
 #: (``Fusion(refit="extend")``).
 DEFAULT_CHANNEL_PARAMS: dict[str, dict[str, Any]] = {
     "lightgcn": {
