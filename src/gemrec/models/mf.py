@@ -36,8 +36,9 @@ class BPRMF(EmbeddingRecommender):
         together on Gowalla's validation split (docs/benchmarks/lightgcn.md): a weaker ``reg``
         or a faster ``lr`` memorises the training edges within a few epochs.
     lr_decay : float
-        Multiplicative decay per epoch: epoch ``e`` (from 1) uses ``lr * lr_decay^(e-1)``; the
-        default 1 keeps it constant.
+        Multiplicative decay per epoch: epoch ``e`` (from 1) uses ``lr * lr_decay^(e-1)``; 1 keeps
+        it constant. The default 0.98 raised Gowalla's validation Recall@20 / NDCG@20 from .1501 /
+        .0790 (constant rate, best epoch 40) to .1556 / .0847 (best epoch 67).
     train_batch_size : int
         Triplets per step; an epoch draws as many triplets as there are training edges.
     reg : float
@@ -74,7 +75,7 @@ class BPRMF(EmbeddingRecommender):
         *,
         embedding_dim: int = 64,
         lr: float = 0.001,
-        lr_decay: float = 1.0,
+        lr_decay: float = 0.98,
         train_batch_size: int = 2048,
         reg: float = 0.01,
         epochs: int = 100,
