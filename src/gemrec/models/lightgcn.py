@@ -24,6 +24,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import reverse_cuthill_mckee
 
 from gemrec.data.interactions import Interactions
+from gemrec.data.side import SideInformation
 from gemrec.errors import ParameterError
 from gemrec.eval.evaluate import validation
 from gemrec.graph.adjacency import normalized_interactions
@@ -329,7 +330,9 @@ class LightGCN(EmbeddingRecommender):
         #: in memory only (not saved): what extended() propagates over a larger graph
         self._ego_embeddings = np.asarray(ego.cpu().numpy(), dtype=np.float32)
 
-    def _extended(self, interactions: Interactions, side: Any) -> EmbeddingRecommender:
+    def _extended(
+        self, interactions: Interactions, side: SideInformation | None
+    ) -> EmbeddingRecommender:
         """This model's trained ego embeddings propagated over the graph of ``interactions``.
 
         ``interactions`` holds the fitted data plus more interactions between the same users and
@@ -339,7 +342,7 @@ class LightGCN(EmbeddingRecommender):
         """
         ego = getattr(self, "_ego_embeddings", None)
         if ego is None:
-            return LightGCN(**self.get_params()).fit(interactions, side=side)
+            return super()._extended(interactions, side)  # type: ignore[return-value]
         import torch
 
         from gemrec.models._lightgcn_torch import LightGCNNet, TrainingGraph
