@@ -111,11 +111,13 @@ def topk_pairs(
         )
     if len(r) == 0:
         return topk(np.zeros((n_rows, 0), np.float32), k, compiled=compiled)
+    counts = np.bincount(r, minlength=n_rows)
+    if k >= counts.max():  # every entry is kept: a sort of the pairs (the usual re-ranking case)
+        return _sorted_pairs(r, c, v, counts, n_rows, k)
     # pack each row's entries by ascending column into a -inf padded block: a lower position is a
     # lower column, so the dense kernel's tie rule carries over
     order = np.lexsort((c, r))
     r, c, v = r[order], c[order], v[order]
-    counts = np.bincount(r, minlength=n_rows)
     starts = np.cumsum(counts) - counts
     pos = np.arange(len(r)) - starts[r]
     block = np.full((n_rows, int(counts.max())), -np.inf, v.dtype)
@@ -125,6 +127,24 @@ def topk_pairs(
     ids, vals = topk(block, k, compiled=compiled)
     found = np.take_along_axis(col_of, np.maximum(ids, 0), axis=1)
     return np.where(ids >= 0, found, -1).astype(np.int32), vals
+
+
+def _sorted_pairs(
+    r: np.ndarray, c: np.ndarray, v: np.ndarray, counts: np.ndarray, n_rows: int, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`topk_pairs` where ``k`` covers every row: sort by (row, descending value, column)."""
+    keep = v > -np.inf  # drops -inf and NaN
+    if not keep.all():
+        r, c, v = r[keep], c[keep], v[keep]
+        counts = np.bincount(r, minlength=n_rows)
+    order = np.lexsort((c, -v, r))
+    r, c, v = r[order], c[order], v[order]
+    pos = np.arange(len(r)) - (np.cumsum(counts) - counts)[r]
+    ids = np.full((n_rows, k), -1, np.int32)
+    vals = np.full((n_rows, k), -np.inf, np.float32)
+    ids[r, pos] = c
+    vals[r, pos] = v
+    return ids, vals
 
 
 def _as_block(scores: Any) -> np.ndarray:

@@ -41,9 +41,9 @@ class FusionScorer:
     search_width : float
         An HNSW search asks for ``search_width * n_candidates`` items (a wider search finds more
         of the true top items) and keeps the ``n_candidates`` best after exact re-scoring. On
-        Gowalla's default fusion the served top 20 overlap the model's own by 99.1 % (known
-        users) / 99.2 % (new users, 3 events) at 1.0 and 99.5 % / 99.4 % at 1.5, for about 1 ms
-        more CPU per list (benchmarks/bench_score_cpu.py measures it).
+        Gowalla's default fusion the served top 20 of known users overlap the model's own by
+        99.1 % at 1.0 and 99.4 % at 1.5, which costs about 1 ms more CPU per list (of about 6;
+        benchmarks/bench_score_cpu.py measures both).
 
     Notes
     -----
@@ -61,7 +61,7 @@ class FusionScorer:
     - any other channel: its own ``recommend``.
     """
 
-    def __init__(self, model: Fusion, ann_threshold: int, *, search_width: float = 1.5) -> None:
+    def __init__(self, model: Fusion, ann_threshold: int, *, search_width: float = 1.0) -> None:
         self.model = model
         n_items = model.n_items
         self.n_candidates = min(model.n_candidates, n_items)
