@@ -335,6 +335,44 @@ def test_cluster_step_with_a_current_history_is_the_faithful_step(n_parts: int) 
         np.testing.assert_allclose(h.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_cluster_step_gradient_reaches_outside_neighbours_through_the_first_hop() -> None:
+    # one layer, every item in the group, half the users outside: the outside users enter the
+    # step only through the first hop, so the gradient is the faithful one on every node
+    inter = random_graph(n_users=14, n_items=9, density=0.4, seed=1)
+    tg = TrainingGraph.build(inter.binary())
+    net = LightGCNNet(inter.n_users + inter.n_items, 5, n_layers=1)
+    torch.nn.init.normal_(net.embedding, std=0.3)
+    history = LayerHistory(net, tg)
+    history.refresh()
+    internal = np.argsort(tg.order)  # external node id -> internal
+    n_nodes = inter.n_users + inter.n_items
+    inside = np.zeros(n_nodes, bool)
+    inside[internal[inter.n_users :]] = True
+    inside[internal[: inter.n_users : 2]] = True
+    dense = inter.binary().toarray() > 0
+    users_ext = np.arange(0, inter.n_users, 2)
+    users_ext = users_ext[dense[users_ext].any(axis=1) & ~dense[users_ext].all(axis=1)]
+    pos_ext = np.array([np.flatnonzero(dense[u])[0] for u in users_ext])
+    neg_ext = np.array([np.flatnonzero(~dense[u])[0] for u in users_ext])
+    loss = cluster_bpr_loss(
+        net,
+        history,
+        torch.from_numpy(internal[users_ext]),
+        torch.from_numpy(internal[inter.n_users + pos_ext]),
+        torch.from_numpy(internal[inter.n_users + neg_ext]),
+        torch.arange(n_nodes),
+        torch.from_numpy(inside),
+        reg=1e-2,
+    )
+    ref = bpr_loss(net, tg, users_ext, pos_ext, neg_ext, reg=1e-2)
+    assert float(loss.detach()) == pytest.approx(float(ref.detach()), rel=1e-5)
+    (grad,) = torch.autograd.grad(loss, net.embedding)
+    (ref_grad,) = torch.autograd.grad(ref, net.embedding)
+    outside_users = internal[1 : inter.n_users : 2]
+    assert np.abs(ref_grad.numpy()[outside_users]).sum() > 0  # the paths this test is about
+    np.testing.assert_allclose(grad.to_dense().numpy(), ref_grad.numpy(), rtol=1e-4, atol=1e-7)
+
+
 def test_cluster_epoch_takes_every_edge_once_with_true_negatives() -> None:
     inter = random_graph(n_users=40, n_items=30, density=0.2, seed=3)
     dense = inter.binary().toarray() > 0
