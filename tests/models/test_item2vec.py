@@ -185,19 +185,35 @@ def test_auto_window_is_one_step_on_cooccurrence_walks_and_three_on_sequences(
     assert Item2Vec(**{**FAST, "epochs": 1, "window": 2}).fit(x).window_ == 2
 
 
+def test_auto_walks_per_item_follow_the_interactions_per_item(tmp_path):
+    from gemrec.models._walks import walk_graph
+
+    x, _, _ = _planted(n_users=300, per_user=12)  # 3,600 interactions on 80 items
+    _, starts = walk_graph(x, "auto")
+    m = Item2Vec(**{**FAST, "epochs": 1, "walks_per_item": "auto"}).fit(x)
+    assert m.walks_per_item_ == int(np.ceil(10 * 3_600 / (len(starts) * FAST["walk_length"])))
+    assert m.walks_per_item_ > 5
+    m.save(tmp_path / "m")
+    assert Item2Vec.load(tmp_path / "m").walks_per_item_ == m.walks_per_item_
+    # an explicit number is used as given
+    assert Item2Vec(**{**FAST, "epochs": 1}).fit(x).walks_per_item_ == FAST["walks_per_item"]
+
+
 def test_defaults_learn_more_than_popularity_on_movielens_1m():
-    """Shipped defaults on the UltraGCN split of MovieLens-1M: at least 60 % of ItemKNN's
-    Recall@20 (about 70 % measured; five negatives and a three-step window on the co-occurrence
-    walks give 49 %, barely above popularity)."""
+    """Shipped defaults but 20 walks per item (``"auto"`` draws 236 here, a fit of minutes) on the
+    UltraGCN split of MovieLens-1M: at least 70 % of ItemKNN's Recall@20 (five negatives and a
+    three-step window on the co-occurrence walks gave 49 % with 5 walks, barely above
+    popularity)."""
     from gemrec.models.knn import ItemKNN
     from gemrec.models.popularity import Popularity
     from tests.conftest import shared_lightgcn_split
 
     train, test = shared_lightgcn_split("movielens-1m/ultragcn_implicit_split")
-    recall = evaluate(Item2Vec(progress=False).fit(train), test, ks=[20])["recall@20"]
+    model = Item2Vec(walks_per_item=20, progress=False).fit(train)
+    recall = evaluate(model, test, ks=[20])["recall@20"]
     knn = evaluate(ItemKNN().fit(train), test, ks=[20])["recall@20"]
     pop = evaluate(Popularity().fit(train), test, ks=[20])["recall@20"]
-    assert recall >= 0.6 * knn and recall >= 1.25 * pop
+    assert recall >= 0.7 * knn and recall >= 1.25 * pop
 
 
 # ----------------------------------------------------------------------------- training loop
@@ -326,6 +342,8 @@ def test_model_without_side_information_refuses_new_items(tmp_path):
     [
         ("embedding_dim", 0),
         ("walk_length", 1),
+        ("walks_per_item", 0),
+        ("walks_per_item", "many"),
         ("window", 0),
         ("window", "wide"),
         ("lr_decay", 0.0),

@@ -10,6 +10,7 @@ from gemrec.data.interactions import Interactions
 from gemrec.errors import ParameterError
 from gemrec.models._walks import (
     RandomWalker,
+    auto_walks,
     cooccurrence_hops,
     draw_walks,
     noise_distribution,
@@ -162,6 +163,16 @@ def test_draw_walks_starts_each_item_walks_per_item_times():
     assert walks.shape == (6, 4)
     assert sorted(walks[:, 0].tolist()) == [0, 0, 0, 2, 2, 2]
     assert (walks[:, 1] == 1).all()
+
+
+def test_auto_walks_visit_about_ten_items_per_interaction():
+    # MovieLens-1M's train split: 716,282 interactions on 3,043 items; Gowalla: 727,869 on 40,979
+    assert auto_walks(716_282, 3_043, 10) == 236  # ceil(10 * 716282 / 30430)
+    assert auto_walks(727_869, 40_979, 10) == 18
+    # a sparse catalogue keeps the minimum; so does a graph without walk starts
+    assert auto_walks(1_000, 5_000, 10) == 5
+    assert auto_walks(1_000, 0, 10) == 5
+    assert auto_walks(1_000, 10, 10, visits=1.0, minimum=1) == 10
 
 
 def test_skipgram_pairs_match_a_loop_reference():

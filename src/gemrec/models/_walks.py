@@ -9,6 +9,7 @@ An item graph (:func:`sequence_graph`, or the co-occurrence graph walked through
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,7 +20,10 @@ from gemrec.data.interactions import Interactions
 from gemrec.errors import ParameterError
 
 __all__ = [
+    "AUTO_WALK_VISITS",
+    "MIN_AUTO_WALKS",
     "RandomWalker",
+    "auto_walks",
     "cooccurrence_hops",
     "draw_walks",
     "keyed_draws",
@@ -32,6 +36,11 @@ __all__ = [
     "uniform_from_bits",
     "walk_graph",
 ]
+
+#: ``Item2Vec(walks_per_item="auto")``: an epoch's walks visit about this many items per training
+#: interaction, with at least :data:`MIN_AUTO_WALKS` walks per item (:func:`auto_walks`)
+AUTO_WALK_VISITS = 10.0
+MIN_AUTO_WALKS = 5
 
 
 # --------------------------------------------------------------------------- item graphs
@@ -249,6 +258,26 @@ def random_walks(
         Walks; a walk that reaches an item without out-edges stops and is padded with -1.
     """
     return RandomWalker(hops).walk(starts, length, rng)
+
+
+def auto_walks(
+    n_interactions: int,
+    n_starts: int,
+    length: int,
+    *,
+    visits: float = AUTO_WALK_VISITS,
+    minimum: int = MIN_AUTO_WALKS,
+) -> int:
+    """Walks per start item such that an epoch's walks visit about ``visits`` items per
+    interaction: ``max(minimum, ceil(visits * n_interactions / (n_starts * length)))``.
+
+    A fixed number of walks per item samples a catalogue with many interactions per item far more
+    thinly than one with few: 5 walks of 10 items visit 0.2 items per interaction on MovieLens-1M
+    (235 interactions per item) and 2.8 on Gowalla (18).
+    """
+    if n_starts <= 0:
+        return int(minimum)
+    return max(int(minimum), math.ceil(visits * n_interactions / (n_starts * length)))
 
 
 def draw_walks(

@@ -38,6 +38,7 @@ from gemrec.models._side_info import (
 )
 from gemrec.models._walks import (
     RandomWalker,
+    auto_walks,
     cooccurrence_hops,
     draw_walks,
     keyed_draws,
@@ -84,8 +85,13 @@ class Item2Vec(EmbeddingRecommender):
         ``lr * lr_decay^(e-1)``; 1 keeps it constant.
     walk_length : int
         Items per random walk.
-    walks_per_item : int
-        Walks started from every item that has graph neighbours, per epoch.
+    walks_per_item : int or "auto"
+        Walks started from every item that has graph neighbours, per epoch. ``"auto"``
+        (``walks_per_item_`` after fitting): enough walks that an epoch visits about 10 items
+        per training interaction, and at least 5 (:func:`~gemrec.models._walks.auto_walks`).
+        Validation Recall@20 kept rising with the walks: MovieLens-1M (235 interactions per item)
+        .1612 with 5 walks, .1857 with 50, .1905 with 200 (it gets 236); Gowalla (18 per item)
+        .1392 with 5, .1453 with 10, .1515 with 20 (it gets 18). Fit time grows with the walks.
     window : int or "auto"
         Skip-gram context: items at most this many steps apart in a walk form pairs. ``"auto"``
         (``window_`` after fitting): 1 on the co-occurrence graph, whose every step already goes
@@ -178,6 +184,8 @@ class Item2Vec(EmbeddingRecommender):
         each weight tried (empty otherwise).
     window_ : int
         The skip-gram window used (``window`` with ``"auto"`` resolved).
+    walks_per_item_ : int
+        Walks per start item and epoch (``walks_per_item`` with ``"auto"`` resolved).
     history_ : list of dict
         Per-epoch loss, seconds and validation metrics.
     best_epoch_ : int
@@ -256,7 +264,7 @@ class Item2Vec(EmbeddingRecommender):
         epochs: int = 10,
         lr_decay: float = 0.8,
         walk_length: int = 10,
-        walks_per_item: int = 5,
+        walks_per_item: int | str = "auto",
         window: int | str = "auto",
         negatives: int = 1,
         lr: float = 0.01,
@@ -313,7 +321,6 @@ class Item2Vec(EmbeddingRecommender):
             "embedding_dim",
             "epochs",
             "walk_length",
-            "walks_per_item",
             "pairs_per_batch",
             "price_buckets",
             "n_threads",
@@ -324,6 +331,11 @@ class Item2Vec(EmbeddingRecommender):
             v = getattr(self, name)
             if not isinstance(v, int | np.integer) or isinstance(v, bool) or v < 1:
                 raise ParameterError.invalid(name, "a positive integer", v)
+        walks = self.walks_per_item
+        if walks != "auto" and (
+            not isinstance(walks, int | np.integer) or isinstance(walks, bool) or walks < 1
+        ):
+            raise ParameterError.invalid("walks_per_item", "a positive integer or 'auto'", walks)
         if self.window != "auto" and (
             not isinstance(self.window, int | np.integer)
             or isinstance(self.window, bool)
@@ -402,6 +414,11 @@ class Item2Vec(EmbeddingRecommender):
         graph = resolve_graph(interactions, self.graph)
         hops, starts = walk_graph(interactions, graph, self.session_gap_hours)
         walker = RandomWalker(hops)
+        self.walks_per_item_ = (
+            auto_walks(interactions.matrix.nnz, len(starts), int(self.walk_length))
+            if self.walks_per_item == "auto"
+            else int(self.walks_per_item)
+        )
         if self.window == "auto":
             self.window_ = 1 if graph == "cooccurrence" else 3
         else:
@@ -415,7 +432,7 @@ class Item2Vec(EmbeddingRecommender):
         validate = validation(valid, self.eval_k)
 
         def walks(rng: np.random.Generator) -> np.ndarray:
-            return draw_walks(walker, starts, int(self.walks_per_item), int(self.walk_length), rng)
+            return draw_walks(walker, starts, self.walks_per_item_, int(self.walk_length), rng)
 
         # the first epoch's walks (the loop's generator starts from the same seed) fix the noise
         # distribution and the items training reaches, identically in a resumed run
@@ -699,6 +716,7 @@ class Item2Vec(EmbeddingRecommender):
         state["field_attention_"] = self.field_attention_
         state["cold_log_prior_"] = np.float64(self.cold_log_prior_)
         state["window_"] = np.int64(self.window_)
+        state["walks_per_item_"] = np.int64(self.walks_per_item_)
         state["popularity_weight_"] = np.float64(self.popularity_weight_)
         state["text_centroids_"] = self.text_centroids_
         state["text_mean_"] = self.text_mean_
@@ -714,6 +732,10 @@ class Item2Vec(EmbeddingRecommender):
         self.cold_log_prior_ = float(state["cold_log_prior_"])
         # files written before ``window="auto"`` existed carry the integer window as a parameter
         self.window_ = int(state["window_"]) if "window_" in state else int(self.window)
+        # and before walks_per_item="auto", the integer number of walks
+        self.walks_per_item_ = int(
+            state["walks_per_item_"] if "walks_per_item_" in state else self.walks_per_item
+        )
         # files written before popularity_weight="auto" existed carry the number as a parameter
         self.popularity_weight_ = float(
             state["popularity_weight_"] if "popularity_weight_" in state else self.popularity_weight
