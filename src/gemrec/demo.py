@@ -42,7 +42,8 @@ DEMO_MODELS: dict[str, dict[str, object]] = {
     "graphfilter": {},
     "mf": {"epochs": 30, "progress": False},
     "lightgcn": DEMO_LIGHTGCN,
-    "item2vec": {},
+    # "auto" draws 29 walks per item on this shop; 10 keep the demo within a few minutes
+    "item2vec": {"walks_per_item": 10},
     # its lightgcn channel on the same short schedule (the fusion default is lightgcn's own)
     "fusion": {"channel_params": {"lightgcn": DEMO_LIGHTGCN}},
 }
