@@ -166,9 +166,11 @@ def test_draw_walks_starts_each_item_walks_per_item_times():
 
 
 def test_auto_walks_visit_about_ten_items_per_interaction():
-    # MovieLens-1M's train split: 716,282 interactions on 3,043 items; Gowalla: 727,869 on 40,979
-    assert auto_walks(716_282, 3_043, 10) == 236  # ceil(10 * 716282 / 30430)
+    # Gowalla's train split: 727,869 interactions on 40,979 items: ceil(10 * 727869 / 409790)
     assert auto_walks(727_869, 40_979, 10) == 18
+    # MovieLens-1M's: 716,282 on 3,043 would take 236; a dense catalogue stops at the cap
+    assert auto_walks(716_282, 3_043, 10) == 100
+    assert auto_walks(716_282, 3_043, 10, maximum=1_000) == 236
     # a sparse catalogue keeps the minimum; so does a graph without walk starts
     assert auto_walks(1_000, 5_000, 10) == 5
     assert auto_walks(1_000, 0, 10) == 5

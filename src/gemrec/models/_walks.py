@@ -21,6 +21,7 @@ from gemrec.errors import ParameterError
 
 __all__ = [
     "AUTO_WALK_VISITS",
+    "MAX_AUTO_WALKS",
     "MIN_AUTO_WALKS",
     "RandomWalker",
     "auto_walks",
@@ -38,9 +39,12 @@ __all__ = [
 ]
 
 #: ``Item2Vec(walks_per_item="auto")``: an epoch's walks visit about this many items per training
-#: interaction, with at least :data:`MIN_AUTO_WALKS` walks per item (:func:`auto_walks`)
+#: interaction, with between :data:`MIN_AUTO_WALKS` and :data:`MAX_AUTO_WALKS` walks per item
+#: (:func:`auto_walks`)
 AUTO_WALK_VISITS = 10.0
 MIN_AUTO_WALKS = 5
+#: the cap keeps an epoch proportional to the items, not the interactions, on dense catalogues
+MAX_AUTO_WALKS = 100
 
 
 # --------------------------------------------------------------------------- item graphs
@@ -267,9 +271,11 @@ def auto_walks(
     *,
     visits: float = AUTO_WALK_VISITS,
     minimum: int = MIN_AUTO_WALKS,
+    maximum: int = MAX_AUTO_WALKS,
 ) -> int:
     """Walks per start item such that an epoch's walks visit about ``visits`` items per
-    interaction: ``max(minimum, ceil(visits * n_interactions / (n_starts * length)))``.
+    interaction: ``ceil(visits * n_interactions / (n_starts * length))``, clipped to
+    ``[minimum, maximum]``.
 
     A fixed number of walks per item samples a catalogue with many interactions per item far more
     thinly than one with few: 5 walks of 10 items visit 0.2 items per interaction on MovieLens-1M
@@ -277,7 +283,8 @@ def auto_walks(
     """
     if n_starts <= 0:
         return int(minimum)
-    return max(int(minimum), math.ceil(visits * n_interactions / (n_starts * length)))
+    walks = math.ceil(visits * n_interactions / (n_starts * length))
+    return min(int(maximum), max(int(minimum), walks))
 
 
 def draw_walks(
