@@ -200,7 +200,7 @@ def test_auto_walks_per_item_follow_the_interactions_per_item(tmp_path):
 
 
 def test_defaults_learn_more_than_popularity_on_movielens_1m():
-    """Shipped defaults but 20 walks per item (``"auto"`` draws 236 here, a fit of minutes) on the
+    """Shipped defaults but 20 walks per item (``"auto"`` draws 100 here, a fit of minutes) on the
     UltraGCN split of MovieLens-1M: at least 70 % of ItemKNN's Recall@20 (five negatives and a
     three-step window on the co-occurrence walks gave 49 % with 5 walks, barely above
     popularity)."""
