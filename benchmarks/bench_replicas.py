@@ -4,7 +4,8 @@ applying a stream of events, while reads run open-loop.
 Two phases of ``--seconds`` each:
 
 1. ingest: events produced to the Redis stream as fast as one producer process can (pipelined
-   XADD) and the events the consumer durably applied per second (Redis AOF ``appendfsync always``),
+   XADD) and the events the consumer durably applied per second (Redis AOF ``appendfsync always``
+   unless ``--appendfsync everysec``),
    nothing else running; the consumer then drains the backlog;
 2. mixed: events produced at a steady ``--event-rate`` while open-loop GET recommendations run at
    ``--rate`` req/s through nginx (latency from each request's scheduled send time, bench_serve's
@@ -131,6 +132,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--event-rate", type=float, default=2000.0, help="events/s produced while reads run"
     )
     ap.add_argument("--model", choices=["svd", "random"], default="svd")
+    ap.add_argument(
+        "--appendfsync",
+        choices=["always", "everysec"],
+        default="always",
+        help="Redis AOF fsync policy (always: an applied event survives a power cut)",
+    )
+    ap.add_argument(
+        "--consumer-nice",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run the consumer at this niceness (reads preempt its batches on shared cores)",
+    )
     ap.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "gemrec-bench-serve"))
     ap.add_argument("--json", help="also write the results here")
     return ap
@@ -165,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
                     "--appendonly",
                     "yes",
                     "--appendfsync",
-                    "always",
+                    args.appendfsync,
                     "--dir",
                     str(run_dir),
                 ],
@@ -183,6 +197,7 @@ def main(argv: list[str] | None = None) -> None:
         for n, port in enumerate(ports):
             wait_healthy(procs[1 + n], port, run_dir / f"serve{n}.log")
         consume = [
+            *(["nice", "-n", str(args.consumer_nice)] if args.consumer_nice else []),
             sys.executable,
             "-m",
             "gemrec.cli",
@@ -261,6 +276,8 @@ def main(argv: list[str] | None = None) -> None:
         f = np.asarray(fresh) * 1000
         results = {
             "load_average_at_start": load_at_start,
+            "appendfsync": args.appendfsync,
+            "consumer_nice": args.consumer_nice,
             "ingest": ingest,
             "mixed": {
                 "seconds": round(window, 1),
@@ -276,7 +293,8 @@ def main(argv: list[str] | None = None) -> None:
         mixed = results["mixed"]
         print(
             f"ingest alone: produced {ingest['produced_events_per_s']:,.0f} events/s, applied "
-            f"{ingest['applied_events_per_s']:,.0f} events/s (AOF fsync always)\n"
+            f"{ingest['applied_events_per_s']:,.0f} events/s (AOF fsync {args.appendfsync}, "
+            f"consumer niceness {args.consumer_nice})\n"
             f"with {mixed['produced_events_per_s']:,.0f} events/s produced "
             f"({mixed['applied_events_per_s']:,.0f} applied):\n"
             f"  reads through nginx @ {args.rate:.0f} req/s: p50 {reads['p50_ms']:.2f} ms, "
