@@ -52,8 +52,14 @@ def random_shop(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
     return Dataset.open(write_dataset(path, users=users, items=items, edges=edges, manifest={}))
 
 
-def _engine(ds: Dataset, model_dir, threshold: int) -> Engine:  # type: ignore[no-untyped-def]
-    settings = ServeSettings(model_dir=model_dir, dataset_dir=ds.path, ann_threshold=threshold)
+def _engine(ds: Dataset, model_dir, threshold: int, precompute: str = "off") -> Engine:  # type: ignore[no-untyped-def]
+    """An engine over the fusion; lists scored live unless ``precompute`` is "on" or "auto"."""
+    settings = ServeSettings(
+        model_dir=model_dir,
+        dataset_dir=ds.path,
+        ann_threshold=threshold,
+        precompute_lists=precompute,
+    )
     return Engine(settings, Recommender.load(model_dir), ds, model_dir)
 
 
@@ -141,3 +147,41 @@ def test_scorer_matches_the_model_through_hnsw(random_shop, fusion_dir):
     exact = FusionScorer(model, 10**9)
     np.testing.assert_allclose(exact.score(users[:5]), model.score(users[:5]), rtol=1e-4, atol=1e-5)
     assert scorer.score(users[:5]).shape == (5, model.n_items)
+
+
+def test_precomputed_lists_are_the_live_lists(random_shop, fusion_dir):
+    # a fusion precomputes its known users' lists by default; served lists are those the
+    # engine scores live, with blocked items, long lists and fresh events handled as live
+    live = _engine(random_shop, fusion_dir, 10**9)
+    engine = _engine(random_shop, fusion_dir, 10**9, precompute="auto")
+    assert live.precomputed is None and live.info()["precomputed_users"] is None
+    assert engine.precomputed is not None and engine.precomputed.wait(timeout=120)
+    assert engine.info()["precomputed_users"] == 300
+    users = range(0, 300, 3)
+    for u in users:
+        got = engine.recommend(f"u{u}", 10, [], with_reasons=False)
+        want = live.recommend(f"u{u}", 10, [], with_reasons=False)
+        assert _ids(got.items) == _ids(want.items)
+        np.testing.assert_allclose(
+            [r.score for r in got.items], [r.score for r in want.items], rtol=1e-5, atol=1e-6
+        )
+    # the precomputed path answered: its list is read, not scored (equal by construction)
+    listed = engine.precomputed.top(3, 10, np.zeros(400, bool))
+    assert listed is not None
+    assert [f"i{i}" for i in listed[0]] == [r.item_id for r in live.recommend("u3", 10, []).items]
+    # a blocked item leaves the list; the next item moves up, as in the live list
+    first = engine.recommend("u3", 10, [], with_reasons=False).items[0].item_id
+    for e in (engine, live):
+        e.catalogue.block({first: True})
+    got = engine.recommend("u3", 10, [], with_reasons=False)
+    assert first not in {r.item_id for r in got.items}
+    assert _ids(got.items) == _ids(live.recommend("u3", 10, [], with_reasons=False).items)
+    # longer than the stored lists: scored live
+    assert engine.precomputed.top(3, 150, np.zeros(400, bool)) is None
+    long = engine.recommend("u6", 150, [], with_reasons=False)
+    assert _ids(long.items) == _ids(live.recommend("u6", 150, [], with_reasons=False).items)
+    # a fresh event: scored live at once
+    events = [Event("u9", "i5", "view", 0.0, seq=1), Event("u9", "i205", "view", 0.0, seq=2)]
+    got = engine.recommend("u9", 10, events, with_reasons=False)
+    assert _ids(got.items) == _ids(live.recommend("u9", 10, events, with_reasons=False).items)
+    assert _ids(got.items) != _ids(engine.recommend("u9", 10, [], with_reasons=False).items)

@@ -38,6 +38,7 @@ from gemrec.serve._explain import Explainer
 from gemrec.serve._fusion import FusionScorer
 from gemrec.serve._history import History
 from gemrec.serve._online import OnlineState
+from gemrec.serve._precomputed import PrecomputedLists
 from gemrec.serve._settings import ServeSettings
 from gemrec.serve._store import Event, EventStore
 
@@ -136,6 +137,11 @@ class Engine:
         self.fusion: FusionScorer | None = None
         if isinstance(model, Fusion):
             self.fusion = FusionScorer(model, settings.ann_threshold)
+        #: known users' lists computed once in the background (``settings.precompute_lists``)
+        self.precomputed: PrecomputedLists | None = None
+        mode = settings.precompute_lists
+        if mode == "on" or (mode == "auto" and self.fusion is not None):
+            self.precomputed = PrecomputedLists(model)
         self.online = OnlineState(
             model,
             self.catalogue,
@@ -233,6 +239,11 @@ class Engine:
                 return  # another thread applied these changes, or later ones, meanwhile
             self.catalogue.block(changes)
             self.blocklist_version = version
+
+    def close(self) -> None:
+        """This engine is being replaced: stop its background work."""
+        if self.precomputed is not None:
+            self.precomputed.close()
 
     def item(self, item_id: str) -> int:
         return self.catalogue.item(item_id)
@@ -347,6 +358,10 @@ class Engine:
             if split is not None:
                 q, extra = split
                 return self.low_rank.search(q, k, excluded[:m], categories[:m], cap, extra=extra)
+        if user is not None and not events and self.precomputed is not None:
+            listed = self.precomputed.top(user, k, excluded[:m], categories[:m], cap)
+            if listed is not None:
+                return listed
         scores = self.online.scores(user, events)
         if scores is None:
             return None
@@ -427,6 +442,8 @@ class Engine:
             or (self.fusion is not None and self.fusion.ann)
             else "exact",
             "embeddings": self.is_embedding,
+            # known users whose list is precomputed so far (None: lists are scored per request)
+            "precomputed_users": None if self.precomputed is None else self.precomputed.ready,
             "loaded_at": time.time(),
         }
 

@@ -135,6 +135,7 @@ def demo_session(
             model_dir=Path(model_dir),
             dataset_dir=Path(dataset_dir),
             store=store or f"sqlite:///{Path(tmp) / 'events.sqlite3'}",
+            precompute_lists="off",  # one user's session
         )
         steps = replay_session(create_app(settings), user_id, events, k=k)
     return steps, format_replay(steps)

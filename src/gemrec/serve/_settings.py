@@ -9,7 +9,10 @@ from typing import Any
 
 from gemrec.errors import ConfigError
 
-__all__ = ["ServeSettings"]
+__all__ = ["PRECOMPUTE_CHOICES", "ServeSettings"]
+
+#: values of ``ServeSettings.precompute_lists``
+PRECOMPUTE_CHOICES = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,10 @@ class ServeSettings:
         of the exact list at more CPU per request). graphfilter's low-rank index and a fusion's
         channels keep 64: their candidates are joined by others (the sparse part, the other
         channels) before exact scoring.
+    precompute_lists : {"auto", "on", "off"}
+        Compute each known user's list once, in a background thread, and serve it while the user
+        has no fresh event (:mod:`gemrec.serve._precomputed`). ``"auto"``: for a fusion, whose
+        lists cost several single models' CPU per request.
     diversity_cap : int or None
         At most this many items of one category per list (None: no cap).
     blocklist : tuple of str
@@ -88,6 +95,7 @@ class ServeSettings:
     max_k: int = 1000
     ann_threshold: int = 20_000
     ann_ef_search: int = 256
+    precompute_lists: str = "auto"
     diversity_cap: int | None = None
     blocklist: tuple[str, ...] = ()
     online_pseudo_count: float = 2.0
@@ -126,6 +134,11 @@ class ServeSettings:
                 raise ConfigError(
                     f"serve setting '{name}' must be a positive integer; got {value!r}"
                 )
+        if self.precompute_lists not in PRECOMPUTE_CHOICES:
+            raise ConfigError(
+                "serve setting 'precompute_lists' must be one of "
+                f"{', '.join(PRECOMPUTE_CHOICES)}; got {self.precompute_lists!r}"
+            )
         if self.diversity_cap is not None and (
             not isinstance(self.diversity_cap, int) or self.diversity_cap < 1
         ):

@@ -124,7 +124,8 @@ async def swap_model(state: ServiceState, model_dir: Path) -> None:
     """Load ``model_dir`` and switch ``state`` to it; requests in flight keep the old engine."""
     engine = await run_in_threadpool(load_engine, state.settings, model_dir)
     await run_in_threadpool(engine.sync_items, state.store)
-    state.engine = engine  # one reference assignment: in-flight requests keep the old engine
+    old, state.engine = state.engine, engine  # in-flight requests keep the old engine
+    old.close()
     gc.freeze()
     state.metrics.set_model(engine.model.name, engine.version)
     state.metrics.reloads.inc()

@@ -82,6 +82,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="HNSW search beam width over an embedding model's items (default 256)",
     )
     p.add_argument(
+        "--precompute-lists",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="compute each known user's list once in the background and serve it until the user "
+        "has a fresh event (default auto: for a fusion model)",
+    )
+    p.add_argument(
         "--max-batch", type=int, default=10_000, help="most events per POST (default 10000)"
     )
     p.add_argument(
@@ -141,6 +148,7 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
         blocklist=blocklist,
         ann_threshold=args.ann_threshold,
         ann_ef_search=args.ann_ef_search,
+        precompute_lists=args.precompute_lists,
         max_batch=args.max_batch,
         consume=args.consume,
         consume_stream=args.stream,

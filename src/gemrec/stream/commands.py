@@ -89,6 +89,7 @@ def _run(args: argparse.Namespace) -> int:
         dataset_dir=dataset_dir.resolve(),
         store=store_url,
         ann_threshold=2**62,
+        precompute_lists="off",
     )
     engine = load_engine(settings)
     store = open_store(store_url)

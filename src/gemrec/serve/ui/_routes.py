@@ -347,7 +347,10 @@ async def compare(
         key = (str(Path(model_dir).resolve()), str(dataset_dir.resolve()))
         engine = engines.get(key)
         if engine is None:
-            settings = ServeSettings(model_dir=Path(key[0]), dataset_dir=Path(key[1]))
+            # one list per model: nothing to precompute
+            settings = ServeSettings(
+                model_dir=Path(key[0]), dataset_dir=Path(key[1]), precompute_lists="off"
+            )
             engine = await run_in_threadpool(load_engine, settings)
             if len(engines) >= 4:
                 engines.pop(next(iter(engines)))
