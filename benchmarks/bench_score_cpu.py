@@ -3,8 +3,9 @@
 For every model type the service serves (pop, itemknn, userknn, rp3beta, graphfilter, mf, ncf,
 lightgcn, item2vec and a fusion with its default channels), fit on Gowalla (the LightGCN split,
 29,858 users x 40,981 items; torch models with a few epochs: speed does not depend on accuracy),
-load it the way ``gemrec serve`` does (:func:`gemrec.serve.load_engine`, default settings, one BLAS
-thread) and time ``Engine.recommend`` for one user, single-threaded:
+load it the way ``gemrec serve`` does (:func:`gemrec.serve.load_engine`, default settings but
+every list scored per request, ``precompute_lists="off"``, one BLAS thread) and time
+``Engine.recommend`` for one user, single-threaded:
 
 - ``known``: a user with offline history and no online event;
 - ``event``: the same user right after one fresh online event (fold-in on every request);
@@ -78,7 +79,8 @@ def time_engine(path: Path, dataset: Dataset, calls: int, k: int = 20) -> dict[s
     from gemrec.serve import ServeSettings, load_engine
     from gemrec.serve._store import Event
 
-    settings = ServeSettings(model_dir=path, dataset_dir=dataset.path)
+    # every list scored per request: a fusion's precomputed lists (the default) would time a read
+    settings = ServeSettings(model_dir=path, dataset_dir=dataset.path, precompute_lists="off")
     engine = load_engine(settings)
     rng = np.random.default_rng(0)
     users = [engine.user_ids[int(u)] for u in rng.permutation(len(engine.user_ids))[:calls]]
