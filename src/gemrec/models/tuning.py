@@ -93,6 +93,7 @@ SEARCH_SPACES: dict[str, dict[str, Dimension]] = {
     "mf": {"lr": _float(1e-3, 5e-2, log=True), "reg": _float(1e-5, 1e-2, log=True)},
     "ncf": {"lr": _float(1e-4, 1e-2, log=True)},
     "item2vec": {
+        "embedding_dim": _int(32, 256, log=True),
         "lr": _float(5e-3, 1e-1, log=True),
         "window": _int(1, 5),
         "negatives": _int(1, 5),
