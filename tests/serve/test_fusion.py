@@ -169,6 +169,12 @@ def test_precomputed_lists_are_the_live_lists(random_shop, fusion_dir):
     listed = engine.precomputed.top(3, 10, np.zeros(400, bool))
     assert listed is not None
     assert [f"i{i}" for i in listed[0]] == [r.item_id for r in live.recommend("u3", 10, []).items]
+    # the engine serves the stored list: a changed row shows in the next answer
+    stored = engine.precomputed.ids[12].copy()
+    engine.precomputed.ids[12, :2] = stored[[1, 0]]
+    swapped = _ids(engine.recommend("u12", 10, [], with_reasons=False).items)
+    assert swapped[:2] == stored[[1, 0]].tolist() and swapped[2:] == stored[2:10].tolist()
+    engine.precomputed.ids[12] = stored
     # a blocked item leaves the list; the next item moves up, as in the live list
     first = engine.recommend("u3", 10, [], with_reasons=False).items[0].item_id
     for e in (engine, live):

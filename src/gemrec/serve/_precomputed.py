@@ -32,7 +32,8 @@ BLOCK_USERS = 256
 
 
 class PrecomputedLists:
-    """The model's top ``width`` items of every fitted user, filled block by block.
+    """The model's top ``width`` items of every fitted user, filled block by block in a daemon
+    thread (the service answers at once, scoring live until a user is reached).
 
     Parameters
     ----------
@@ -40,9 +41,6 @@ class PrecomputedLists:
         Fitted; read only (the service's requests share it).
     width : int
         Items kept per user (at most the catalogue).
-    background : bool
-        Fill in a daemon thread (the service answers at once, live until a user is reached);
-        False fills before returning.
 
     Notes
     -----
@@ -52,9 +50,7 @@ class PrecomputedLists:
     ``ready`` moves past them.
     """
 
-    def __init__(
-        self, model: Recommender, width: int = LIST_LENGTH, *, background: bool = True
-    ) -> None:
+    def __init__(self, model: Recommender, width: int = LIST_LENGTH) -> None:
         self.model = model
         self.n_users = model.n_users
         self.width = min(width, model.n_items)
@@ -62,14 +58,8 @@ class PrecomputedLists:
         self.scores = np.full((self.n_users, self.width), -np.inf, np.float32)
         self.ready = 0
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        if background:
-            self._thread = threading.Thread(
-                target=self._fill, name="gemrec-precompute", daemon=True
-            )
-            self._thread.start()
-        else:
-            self._fill()
+        self._thread = threading.Thread(target=self._fill, name="gemrec-precompute", daemon=True)
+        self._thread.start()
 
     def _fill(self) -> None:
         try:
@@ -88,8 +78,7 @@ class PrecomputedLists:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until every list is filled (or ``timeout`` seconds pass); whether it finished."""
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._thread.join(timeout)
         return self.ready == self.n_users
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from gemrec._cli_util import add_command, add_model_and_dataset
 from gemrec.errors import ConfigError, GemrecError
+from gemrec.serve._settings import PRECOMPUTE_CHOICES
 from gemrec.stream.commands import add_stream_options
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     p.add_argument(
         "--precompute-lists",
-        choices=["auto", "on", "off"],
+        choices=PRECOMPUTE_CHOICES,
         default="auto",
         help="compute each known user's list once in the background and serve it until the user "
         "has a fresh event (default auto: for a fusion model)",
