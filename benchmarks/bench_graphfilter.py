@@ -74,16 +74,19 @@ def _result(t0: float, t1: float, c0: float, recall: float, ndcg: float) -> dict
 
 
 def run_numpy_baseline(
-    train: Interactions, test: Interactions, k: int, beta: float, a: float, c: float
+    train: Interactions, test: Interactions, model: GraphFilter
 ) -> dict[str, float]:
     """The same filter written plainly: scipy products, numpy GEMM, argpartition, one thread.
 
-    Fit and scoring are single-threaded (threadpoolctl); only the SVD is shared with the model.
+    Fit and scoring are single-threaded (threadpoolctl); only the SVD and the low-rank factors
+    built from it (``model.low_rank_factors``, the ideal part and the response) are the model's.
     """
     from threadpoolctl import threadpool_limits
 
     from gemrec.graph import truncated_svd
 
+    a, c = model.input_exponent, model.output_exponent
+    k = model._rank(train.n_users, train.n_items)
     with threadpool_limits(1):
         c0 = cpu_s()
         t0 = time.perf_counter()
@@ -95,17 +98,15 @@ def run_numpy_baseline(
         P = (sp.diags(pw(di, 0.5 - a)) @ (Rn.T @ Rn) @ sp.diags(pw(di, 0.5 - c))).tocsr()
         # the same randomized SVD as the model (ARPACK svds with k~600 takes many minutes here);
         # the baseline measures the plain scoring path
-        _, _, v = truncated_svd(Rn, k, n_iter=2, seed=0)
-        vt = v.T
-        left = (vt.T * pw(di, -a)[:, None]).astype(np.float32)
-        right = (beta * vt.T * (pw(di, 0.5) * pw(di, 0.5 - c))[:, None]).astype(np.float32)
+        _, s, v = truncated_svd(Rn, k, n_iter=2, seed=0)
+        left, right = model.low_rank_factors(s, v, di)
         t1 = time.perf_counter()
         T = test.matrix
         users = np.flatnonzero(np.diff(T.indptr) > 0)
         n_rel = np.diff(T.indptr)
         sums = np.zeros(2)
-        for s in range(0, len(users), 2048):
-            b = users[s : s + 2048]
+        for start in range(0, len(users), 2048):
+            b = users[start : start + 2048]
             x = R[b]
             scores = (x @ P).toarray() + (x @ left) @ right.T
             scores[x.nonzero()] = -np.inf
@@ -137,14 +138,7 @@ def bench_gowalla(args: argparse.Namespace) -> None:
     med = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
     print(f"graphfilter median of {args.repeat}: {_fmt(med)}  peak RSS {peak_rss_gib():.2f} GiB")
     if args.baseline:
-        base = run_numpy_baseline(
-            train,
-            test,
-            defaults._rank(train.n_users, train.n_items),
-            defaults.beta,
-            defaults.input_exponent,
-            defaults.output_exponent,
-        )
+        base = run_numpy_baseline(train, test, defaults)
         print(f"plain numpy baseline (1 run): {_fmt(base)}")
         print(f"speed-up fit+eval: {base['total_s'] / med['total_s']:.1f}x")
 

@@ -19,37 +19,79 @@ def _random_interactions(seed=0, n_users=120, n_items=80, nnz=1500):
     )
 
 
-def _dense_formula(R, k, beta, a=0.5, c=0.5, heat=0.0):
-    """The filter written out densely in float64: the definition the model must equal."""
+def _plateau_response(flatness, order=8):
+    """ChebyCF's plateau interpolated at the ``order + 1`` Chebyshev points of the first kind,
+    as a function of ``s^2`` (a least-squares fit through as many points is the interpolant)."""
+    nodes = np.cos((np.arange(order + 1) + 0.5) * np.pi / (order + 1))
+    values = 0.5 - 0.5 * np.sign(nodes) * np.abs(nodes) ** flatness
+    coef = np.polynomial.chebyshev.chebfit(nodes, values, order)
+    return lambda s2: np.polynomial.chebyshev.chebval(1.0 - 2.0 * s2, coef)
+
+
+def _dense_formula(R, k, beta, a=0.5, c=0.5, heat=0.0, e=0.5, response=None):
+    """The filter written out densely in float64: the definition the model must equal.
+
+    ``response`` maps ``s^2`` to the filter's response on the top-``k`` subspace (None: linear).
+    """
     R = R.toarray().astype(np.float64)
     R = (R > 0).astype(np.float64) * R
     du, di = R.sum(1), R.sum(0)
-    inv = lambda d, e: np.where(d > 0, np.where(d > 0, d, 1.0) ** e, 0.0)  # noqa: E731
+    inv = lambda d, x: np.where(d > 0, np.where(d > 0, d, 1.0) ** x, 0.0)  # noqa: E731
     Rn = inv(du, -0.5)[:, None] * R * inv(di, -0.5)[None, :]
     P = Rn.T @ Rn
     _, sv, vt = np.linalg.svd(Rn, full_matrices=False)
-    V = vt[:k].T * np.exp(-heat * (1 - sv[:k] ** 2))  # the heat kernel on the top-k subspace
-    ideal = np.diag(inv(di, -0.5)) @ V @ vt[:k] @ np.diag(inv(di, 0.5))
+    s2 = sv[:k] ** 2
+    if response is not None:  # the response on the top-k subspace, linear below
+        P = P + vt[:k].T @ np.diag(response(s2) - s2) @ vt[:k]
+    V = vt[:k].T * np.exp(-heat * (1 - s2))  # the heat kernel on the top-k subspace
+    ideal = np.diag(inv(di, -e)) @ V @ vt[:k] @ np.diag(inv(di, e))
     W = np.diag(inv(di, 0.5 - a)) @ (P + beta * ideal) @ np.diag(inv(di, 0.5 - c))
     return R @ W
 
 
 @pytest.mark.parametrize("item_item", ["dense", "sparse", "factored"])
 @pytest.mark.parametrize(("a", "c"), [(0.5, 0.5), (0.7, 0.3)])
-def test_filter_equals_dense_formula(item_item, a, c):
+@pytest.mark.parametrize(("response", "e"), [("linear", 0.5), ("plateau", 0.0), ("plateau", 0.5)])
+def test_filter_equals_dense_formula(item_item, a, c, response, e):
     inter = _random_interactions()
     model = GraphFilter(
         n_components=10,
         beta=0.4,
+        heat=0.5,
+        response=response,
+        flatness=2.5,
+        ideal_exponent=e,
         input_exponent=a,
         output_exponent=c,
         item_item=item_item,
         svd_method="dense",
     ).fit(inter)
     assert model.item_item_ == item_item
-    expected = _dense_formula(inter.matrix, 10, 0.4, a, c)
+    # the ideal part and the response share the k columns when they share a basis
+    assert model.item_embeddings_.shape[1] == (20 if (response, e) == ("plateau", 0.5) else 10)
+    f = _plateau_response(2.5) if response == "plateau" else None
+    expected = _dense_formula(inter.matrix, 10, 0.4, a, c, heat=0.5, e=e, response=f)
     got = model.score(np.arange(inter.n_users))
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    users = np.arange(0, inter.n_users, 7)
+    np.testing.assert_allclose(
+        model.score_new(inter.matrix[users]), expected[users], rtol=1e-4, atol=1e-5
+    )
+
+
+def test_plateau_of_flatness_one_is_the_linear_filter():
+    inter = _random_interactions(2)
+    params = dict(n_components=8, beta=0.3, ideal_exponent=0.0, svd_method="dense")
+    linear = GraphFilter(response="linear", **params).fit(inter)
+    flat_one = GraphFilter(response="plateau", flatness=1.0, **params).fit(inter)
+    np.testing.assert_allclose(flat_one.response_correction(linear.singular_values_), 0, atol=1e-9)
+    users = np.arange(40)
+    np.testing.assert_allclose(flat_one.score(users), linear.score(users), atol=1e-6)
+    # a flatter plateau draws every component towards 1/2: it lifts those below and damps
+    # those above
+    flat = GraphFilter(response="plateau", flatness=4.0, **params)
+    change = flat.response_correction(np.sqrt(np.array([0.05, 0.3, 0.7, 0.95])))
+    assert (change[:2] > 0.1).all() and (change[2:] < -0.1).all()
 
 
 def test_fast_paths_equal_slow_reference_on_gram_free_path():
@@ -122,7 +164,7 @@ def test_randomized_svd_close_to_exact():
 
 def test_embeddings_give_the_low_pass_part():
     inter = _random_interactions(1)
-    lin_only = GraphFilter(beta=0.0, item_item="sparse").fit(inter)
+    lin_only = GraphFilter(beta=0.0, response="linear", item_item="sparse").fit(inter)
     full = GraphFilter(n_components=6, beta=0.5, item_item="sparse", svd_method="dense").fit(inter)
     users = np.arange(20)
     low = full.user_embeddings_[users] @ full.item_embeddings_.T
@@ -237,16 +279,22 @@ def test_fits_reusing_one_work_equal_plain_fits(item_item):
     gram_before = None if work.gram is None else work.gram.toarray()
     # truncated keeps every neighbour of these 80 items but its diagonal: seen items differ
     unseen = inter.matrix[:40].toarray() == 0 if item_item == "truncated" else slice(None)
-    trials = [(10, 0.3, 0.6, 0.4, 0.0), (30, 1.0, 0.5, 0.5, 3.0), (5, 0.0, 0.2, 0.9, 1.0)]
-    for k, beta, a, c, t in trials:
+    trials = [
+        (10, 0.3, 0.6, 0.4, 0.0, 1.0),
+        (30, 1.0, 0.5, 0.5, 3.0, 3.0),
+        (5, 0.0, 0.2, 0.9, 1.0, 0.5),
+    ]
+    for k, beta, a, c, t, phi in trials:
         knobs = dict(n_components=k, beta=beta, input_exponent=a, output_exponent=c, heat=t)
+        knobs.update(flatness=phi)
         model = GraphFilter(**knobs, item_item=item_item, svd_method="dense")
         reused = model.fit_reusing(inter, work).score(np.arange(40))
         plain = GraphFilter(**knobs, item_item=item_item, svd_method="dense").fit(inter)
         np.testing.assert_allclose(reused, plain.score(np.arange(40)), rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(
-            reused[unseen], _dense_formula(inter.matrix, k, beta, a, c, t)[:40][unseen], atol=1e-4
+        expected = _dense_formula(
+            inter.matrix, k, beta, a, c, t, e=0.0, response=_plateau_response(phi)
         )
+        np.testing.assert_allclose(reused[unseen], expected[:40][unseen], atol=1e-4)
     if gram_before is not None:  # the trials leave the shared gram as it was
         np.testing.assert_array_equal(work.gram.toarray(), gram_before)
 

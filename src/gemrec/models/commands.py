@@ -126,7 +126,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 #: a default search stops after this many times one fit (shared work + the fastest trial) ...
 AUTO_TUNE_MULTIPLE = 6.0
 #: ... or after this many seconds, whichever comes first ...
-AUTO_TUNE_CAP_S = 120.0
+AUTO_TUNE_CAP_S = 30.0
 #: ... but not before this many trials (within the cap)
 AUTO_TUNE_MIN_TRIALS = 40
 

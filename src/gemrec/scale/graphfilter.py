@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from gemrec.data.store import TRAIN_SPLITS, Dataset
 from gemrec.errors import ParameterError
-from gemrec.graph.adjacency import degree_power, degree_power64
+from gemrec.graph.adjacency import degree_power64
 from gemrec.models.fitting import FitResult
 from gemrec.models.graphfilter import GraphFilter
 from gemrec.scale.blocks import block_bounds, read_row_block
@@ -83,12 +83,11 @@ def fit_graphfilter_dask(
     sums = tree_sum(client, [client.submit(_column_sums, b) for b in raw])
     item_degree64 = np.asarray(client.gather(sums), dtype=np.float64)
     item_degree = item_degree64.astype(np.float32)
-    a, c = float(model.input_exponent), float(model.output_exponent)
     item_scale = client.scatter(degree_power64(item_degree64, -0.5), broadcast=True)
     norm = [client.submit(_normalise, b, item_scale) for b in raw]
 
     k = model._rank(n_users, n_items)
-    if model.beta > 0:
+    if model._needs_svd():
         _, s, v = block_randomized_svd(
             client,
             norm,
@@ -100,11 +99,7 @@ def fit_graphfilter_dask(
         )
     else:
         s, v = np.zeros(0, np.float32), np.zeros((n_items, 0), np.float32)
-    projection = np.ascontiguousarray(v * degree_power(item_degree, -a)[:, None], np.float32)
-    out_scale = degree_power(item_degree, 0.5 - c)
-    embeddings = np.ascontiguousarray(
-        float(model.beta) * v * (degree_power(item_degree, 0.5) * out_scale)[:, None], np.float32
-    )
+    projection, embeddings = model.low_rank_factors(s, v, item_degree)
     p = client.scatter(projection, broadcast=True)
     user_embeddings = np.vstack(client.gather([client.submit(_times, b, p) for b in raw]))
     r_norm = sp.vstack(client.gather(norm), format="csr")
