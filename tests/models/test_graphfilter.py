@@ -51,15 +51,14 @@ def _dense_formula(R, k, beta, a=0.5, c=0.5, heat=0.0, e=0.5, response=None):
 
 @pytest.mark.parametrize("item_item", ["dense", "sparse", "factored"])
 @pytest.mark.parametrize(("a", "c"), [(0.5, 0.5), (0.7, 0.3)])
-@pytest.mark.parametrize(("response", "e"), [("linear", 0.5), ("plateau", 0.0), ("plateau", 0.5)])
-def test_filter_equals_dense_formula(item_item, a, c, response, e):
+@pytest.mark.parametrize(("flatness", "e"), [(1.0, 0.5), (2.5, 0.0), (2.5, 0.5)])
+def test_filter_equals_dense_formula(item_item, a, c, flatness, e):
     inter = _random_interactions()
     model = GraphFilter(
         n_components=10,
         beta=0.4,
         heat=0.5,
-        response=response,
-        flatness=2.5,
+        flatness=flatness,
         ideal_exponent=e,
         input_exponent=a,
         output_exponent=c,
@@ -68,8 +67,8 @@ def test_filter_equals_dense_formula(item_item, a, c, response, e):
     ).fit(inter)
     assert model.item_item_ == item_item
     # the ideal part and the response share the k columns when they share a basis
-    assert model.item_embeddings_.shape[1] == (20 if (response, e) == ("plateau", 0.5) else 10)
-    f = _plateau_response(2.5) if response == "plateau" else None
+    assert model.item_embeddings_.shape[1] == (20 if (flatness, e) == (2.5, 0.5) else 10)
+    f = _plateau_response(flatness) if flatness != 1.0 else None
     expected = _dense_formula(inter.matrix, 10, 0.4, a, c, heat=0.5, e=e, response=f)
     got = model.score(np.arange(inter.n_users))
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
@@ -82,14 +81,18 @@ def test_filter_equals_dense_formula(item_item, a, c, response, e):
 def test_plateau_of_flatness_one_is_the_linear_filter():
     inter = _random_interactions(2)
     params = dict(n_components=8, beta=0.3, ideal_exponent=0.0, svd_method="dense")
-    linear = GraphFilter(response="linear", **params).fit(inter)
-    flat_one = GraphFilter(response="plateau", flatness=1.0, **params).fit(inter)
-    np.testing.assert_allclose(flat_one.response_correction(linear.singular_values_), 0, atol=1e-9)
+    linear = GraphFilter(flatness=1.0, **params).fit(inter)
+    assert linear.item_embeddings_.shape[1] == 8
+    np.testing.assert_array_equal(linear.response_correction(linear.singular_values_), 0.0)
+    # the interpolant of the plateau of flatness one is the line itself
+    s2 = np.linspace(0, 1, 11)
+    np.testing.assert_allclose(_plateau_response(1.0)(s2), s2, atol=1e-12)
+    near_one = GraphFilter(flatness=1.0 + 1e-9, **params).fit(inter)
     users = np.arange(40)
-    np.testing.assert_allclose(flat_one.score(users), linear.score(users), atol=1e-6)
+    np.testing.assert_allclose(near_one.score(users), linear.score(users), atol=1e-6)
     # a flatter plateau draws every component towards 1/2: it lifts those below and damps
     # those above
-    flat = GraphFilter(response="plateau", flatness=4.0, **params)
+    flat = GraphFilter(flatness=4.0, **params)
     change = flat.response_correction(np.sqrt(np.array([0.05, 0.3, 0.7, 0.95])))
     assert (change[:2] > 0.1).all() and (change[2:] < -0.1).all()
 
@@ -164,7 +167,7 @@ def test_randomized_svd_close_to_exact():
 
 def test_embeddings_give_the_low_pass_part():
     inter = _random_interactions(1)
-    lin_only = GraphFilter(beta=0.0, response="linear", item_item="sparse").fit(inter)
+    lin_only = GraphFilter(beta=0.0, item_item="sparse").fit(inter)
     full = GraphFilter(n_components=6, beta=0.5, item_item="sparse", svd_method="dense").fit(inter)
     users = np.arange(20)
     low = full.user_embeddings_[users] @ full.item_embeddings_.T
@@ -291,9 +294,7 @@ def test_fits_reusing_one_work_equal_plain_fits(item_item):
         reused = model.fit_reusing(inter, work).score(np.arange(40))
         plain = GraphFilter(**knobs, item_item=item_item, svd_method="dense").fit(inter)
         np.testing.assert_allclose(reused, plain.score(np.arange(40)), rtol=1e-5, atol=1e-6)
-        expected = _dense_formula(
-            inter.matrix, k, beta, a, c, t, e=0.0, response=_plateau_response(phi)
-        )
+        expected = _dense_formula(inter.matrix, k, beta, a, c, t, response=_plateau_response(phi))
         np.testing.assert_allclose(reused[unseen], expected[:40][unseen], atol=1e-4)
     if gram_before is not None:  # the trials leave the shared gram as it was
         np.testing.assert_array_equal(work.gram.toarray(), gram_before)

@@ -22,7 +22,6 @@ from gemrec.models.base import ModelTags, Recommender, State
 __all__ = ["GraphFilter", "SpectralWork"]
 
 ItemItem = Literal["auto", "dense", "sparse", "factored", "truncated"]
-Response = Literal["linear", "plateau"]
 
 
 @dataclass(frozen=True)
@@ -88,19 +87,17 @@ class GraphFilter(Recommender):
         ``t``: the low-pass part keeps component ``j`` with weight ``exp(-t (1 - s_j^2))``, the
         heat kernel ``exp(-t L)`` of the normalised item Laplacian ``L = I - P~`` on the top-``k``
         subspace (BSPM's blurring). ``0`` is the ideal low-pass filter (GF-CF).
-    response : {"plateau", "linear"}
-        The spectral response ``f`` applied to ``P~`` (eigenvalues ``s_j^2``). ``"linear"``:
-        ``f(P~) = P~`` (GF-CF). ``"plateau"``: ChebyCF's response, the degree-``response_order``
-        Chebyshev interpolant of a plateau whose ``flatness`` sets how much it evens out the
-        components between the strongest and the weakest; applied exactly on the top-``k``
-        subspace and linearly below it (where the published filter is a polynomial of ``P~``
-        over the whole spectrum, which costs ``2 response_order`` passes over ``R`` per user).
-        On Gowalla this gives Recall@20 .1931 where the whole-spectrum polynomial gives .1942
-        (docs/benchmarks/graphfilter.md).
     flatness : float
-        ``phi`` of the plateau ``1/2 - 1/2 sign(x) |x|^phi`` on ``x = 1 - 2 s^2`` (``1``: the
-        linear response; larger: a flatter plateau, drawing the components between the extremes
-        towards 1/2, which lifts the weaker ones).
+        Shape of the spectral response ``f`` applied to ``P~`` (eigenvalues ``s_j^2``): the
+        degree-``response_order`` Chebyshev interpolant of ChebyCF's plateau
+        ``1/2 - 1/2 sign(x) |x|^flatness`` on ``x = 1 - 2 s^2``. ``1`` (the default) is the
+        linear filter ``f(P~) = P~`` of GF-CF; larger values flatten the plateau, drawing the
+        components between the strongest and the weakest towards 1/2 (ChebyCF: 1.5 on Gowalla,
+        15 on Last.fm). The response is applied exactly on the top-``k`` subspace and linearly
+        below it, where the published filter is a polynomial of ``P~`` over the whole spectrum
+        (``2 response_order`` passes over ``R`` per user): on Gowalla, ChebyCF's setting gives
+        Recall@20 .1931 this way and .1942 over the whole spectrum
+        (docs/benchmarks/graphfilter.md).
     response_order : int
         Degree of the Chebyshev interpolant of the plateau (ChebyCF: 8).
     ideal_exponent : float
@@ -145,16 +142,16 @@ class GraphFilter(Recommender):
     Attributes
     ----------
     user_embeddings_ : ndarray of float32, shape (n_users, k)
-        ``(x_u D_I^{1/2-a}) V_k`` (with ``e = 0``): the user's signal in the low-pass subspace.
+        ``(x_u D_I^{1/2-a-e}) V_k``: the user's signal in the low-pass subspace.
     item_embeddings_ : ndarray of float32, shape (n_items, k)
-        ``D_I^{1/2-c} V_k (beta H + f(S_k^2) - S_k^2)`` (with ``e = 0``; see
-        :meth:`low_rank_factors`); ``user_embeddings_ @ item_embeddings_.T`` is the low-rank part
-        of the scores. Full scores add the linear part (:meth:`score`), so retrieval on these
-        embeddings alone is an approximation (a good candidate generator).
+        ``beta D_I^{e+1/2-c} V_k H`` for the linear response (``(n_items, 2 k)`` with the
+        response's correction beside it, see :meth:`low_rank_factors`);
+        ``user_embeddings_ @ item_embeddings_.T`` is the low-rank part of the scores. Full
+        scores add the linear part (:meth:`score`), so retrieval on these embeddings alone is an
+        approximation (a good candidate generator).
     singular_values_ : ndarray of float32, shape (k,)
     item_projection_ : ndarray of float32, shape (n_items, k)
-        ``D_I^{1/2-a} V_k`` (with ``e = 0``): maps an interaction row to its user embedding
-        (fold-in).
+        ``D_I^{1/2-a-e} V_k``: maps an interaction row to its user embedding (fold-in).
     n_components_ : int
         The rank actually used.
     item_item_ : str
@@ -170,17 +167,17 @@ class GraphFilter(Recommender):
         s(x) = (x D_I^{1/2-a}) [P~ + V_k (f(S_k^2) - S_k^2) V_k^T
                + \beta D_I^{-e} V_k H V_k^T D_I^{e}] D_I^{1/2-c}
 
-    with ``f`` the response (``f(s^2) = s^2`` for ``response="linear"``) and
+    with ``f`` the response (``f(s^2) = s^2`` for ``flatness=1``) and
     ``H = diag(exp(-t (1 - s_j^2)))`` (``H = I`` for ``heat=0``).
     With ``a = c = e = 1/2`` and the linear response this is GF-CF (Shen et al., CIKM 2021): the
     linear low-pass filter ``P~`` (eigenvalues ``s_j^2`` in [0, 1]) plus the ideal low-pass filter
-    that keeps the top-``k`` spectral components of the item graph. With the plateau response,
-    ``e = 0`` and ``a = 1 - c`` it is ChebyCF (Kim et al., SIGIR 2025) with its polynomial filter
-    exact on the top-``k`` subspace and linear below (the shipped defaults are ChebyCF's published
-    Gowalla setting). The cost of scoring a user is ``sum_{i in x} nnz(P~_i)`` for the sparse part
-    plus ``k * n_items`` for the low-rank part (``2 k`` when both a nonlinear response and an
-    ideal part with ``e != 0`` are used); no ``n_items x n_items`` matrix is formed unless
-    ``item_item="dense"``.
+    that keeps the top-``k`` spectral components of the item graph. With ``flatness != 1``,
+    ``e = 0`` and ``a = 1 - c`` it is ChebyCF (Kim et al., SIGIR 2025), its polynomial filter
+    exact on the top-``k`` subspace and linear below (its Gowalla setting: ``flatness=1.5,
+    beta=0.2, ideal_exponent=0, input_exponent=0.9, output_exponent=0.1``). The cost of scoring a
+    user is ``sum_{i in x} nnz(P~_i)`` for the sparse part plus ``k * n_items`` for the low-rank
+    part (``2 k`` when both ``flatness != 1`` and an ideal part with ``e != 0`` are used); no
+    ``n_items x n_items`` matrix is formed unless ``item_item="dense"``.
 
     Examples
     --------
@@ -220,14 +217,13 @@ class GraphFilter(Recommender):
         n_components: int | float = 0.02,
         max_components: int = 1024,
         max_factor_bytes: int = 2**31,
-        beta: float = 0.2,
+        beta: float = 0.15,
         heat: float = 0.0,
-        response: Response = "plateau",
-        flatness: float = 1.5,
+        flatness: float = 1.0,
         response_order: int = 8,
-        ideal_exponent: float = 0.0,
-        input_exponent: float = 0.9,
-        output_exponent: float = 0.1,
+        ideal_exponent: float = 0.5,
+        input_exponent: float = 0.6,
+        output_exponent: float = 0.4,
         item_item: ItemItem = "auto",
         item_neighbours: int = 200,
         max_dense_items: int = 8192,
@@ -242,7 +238,6 @@ class GraphFilter(Recommender):
         self.max_factor_bytes = max_factor_bytes
         self.beta = beta
         self.heat = heat
-        self.response = response
         self.flatness = flatness
         self.response_order = response_order
         self.ideal_exponent = ideal_exponent
@@ -285,8 +280,6 @@ class GraphFilter(Recommender):
         _int("max_factor_bytes", 1)
         _real("beta", 0.0)
         _real("heat", 0.0)
-        if self.response not in ("linear", "plateau"):
-            raise ParameterError.invalid("response", "one of 'linear', 'plateau'", self.response)
         _real("flatness")
         if not self.flatness > 0:
             raise ParameterError.invalid("flatness", "a number > 0", self.flatness)
@@ -461,11 +454,14 @@ class GraphFilter(Recommender):
                 self.linear_ = linear
 
     def _needs_svd(self) -> bool:
-        return bool(self.beta > 0 or self.response != "linear")
+        return bool(self.beta > 0 or self._nonlinear())
+
+    def _nonlinear(self) -> bool:
+        return float(self.flatness) != 1.0
 
     def response_correction(self, singular_values: np.ndarray) -> np.ndarray:
         """``f(s^2) - s^2`` for each component: what the response ``f`` adds to the linear
-        filter ``P~`` on the top-``k`` subspace (zeros for ``response="linear"``).
+        filter ``P~`` on the top-``k`` subspace (zeros for ``flatness=1``).
 
         ``f`` is the Chebyshev interpolant of degree ``response_order`` (numpy's, at Chebyshev
         points of the first kind) of ChebyCF's plateau
@@ -482,7 +478,7 @@ class GraphFilter(Recommender):
         ndarray of float64, shape (k,)
         """
         s2 = np.asarray(singular_values, dtype=np.float64) ** 2
-        if self.response == "linear":
+        if not self._nonlinear():
             return np.zeros_like(s2)
         phi = float(self.flatness)
 
@@ -523,7 +519,7 @@ class GraphFilter(Recommender):
         parts: list[tuple[float, np.ndarray]] = []
         if self.beta > 0:
             parts.append((float(self.ideal_exponent), ideal))
-        if self.response != "linear":
+        if self._nonlinear():
             parts.append((0.0, correction))
         if len(parts) == 2 and parts[0][0] == 0.0:
             parts = [(0.0, ideal + correction)]

@@ -83,9 +83,9 @@ SEARCH_SPACES: dict[str, dict[str, Dimension]] = {
     "graphfilter": {
         "beta": _float(0.0, 1.0),
         "heat": _float(0.0, 8.0),
-        # the plateau response's flatness (1 is the linear filter; ChebyCF: 1.5 on Gowalla, 15
-        # on Last.fm)
-        "flatness": _float(0.5, 20.0, log=True),
+        # the plateau response's flatness (the default 1 is the linear filter; ChebyCF: 1.5 on
+        # Gowalla, 15 on Last.fm)
+        "flatness": _float(1.0, 20.0, log=True),
         # a share of the items (the default 0.02 is 2 %)
         "n_components": _float(0.005, 0.15, log=True),
         "input_exponent": _float(0.0, 1.0),
