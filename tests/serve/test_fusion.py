@@ -52,13 +52,14 @@ def random_shop(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
     return Dataset.open(write_dataset(path, users=users, items=items, edges=edges, manifest={}))
 
 
-def _engine(ds: Dataset, model_dir, threshold: int, precompute: str = "off") -> Engine:  # type: ignore[no-untyped-def]
+def _engine(ds: Dataset, model_dir, threshold: int, precompute: str = "off", **extra) -> Engine:  # type: ignore[no-untyped-def]
     """An engine over the fusion; lists scored live unless ``precompute`` is "on" or "auto"."""
     settings = ServeSettings(
         model_dir=model_dir,
         dataset_dir=ds.path,
         ann_threshold=threshold,
         precompute_lists=precompute,
+        **extra,
     )
     return Engine(settings, Recommender.load(model_dir), ds, model_dir)
 
@@ -157,6 +158,13 @@ def test_precomputed_lists_are_the_live_lists(random_shop, fusion_dir):
     assert live.precomputed is None and live.info()["precomputed_users"] is None
     assert engine.precomputed is not None and engine.precomputed.wait(timeout=120)
     assert engine.info()["precomputed_users"] == 300
+    # "auto" keeps within the memory bound (300 users x 100 items x 8 bytes); "on" ignores it
+    bound = 300 * 100 * 8
+    assert _engine(random_shop, fusion_dir, 10**9, "auto", precompute_max_bytes=bound).precomputed
+    over = _engine(random_shop, fusion_dir, 10**9, "auto", precompute_max_bytes=bound - 1)
+    assert over.precomputed is None and over.info()["precomputed_users"] is None
+    forced = _engine(random_shop, fusion_dir, 10**9, "on", precompute_max_bytes=bound - 1)
+    assert forced.precomputed is not None
     users = range(0, 300, 3)
     for u in users:
         got = engine.recommend(f"u{u}", 10, [], with_reasons=False)

@@ -95,9 +95,8 @@ class GraphFilter(Recommender):
         components between the strongest and the weakest towards 1/2 (ChebyCF: 1.5 on Gowalla,
         15 on Last.fm). The response is applied exactly on the top-``k`` subspace and linearly
         below it, where the published filter is a polynomial of ``P~`` over the whole spectrum
-        (``2 response_order`` passes over ``R`` per user): on Gowalla, ChebyCF's setting gives
-        Recall@20 .1931 this way and .1942 over the whole spectrum
-        (docs/benchmarks/graphfilter.md).
+        (``2 response_order`` passes over ``R`` per user); docs/benchmarks/graphfilter.md
+        compares the two on Gowalla.
     response_order : int
         Degree of the Chebyshev interpolant of the plateau (ChebyCF: 8).
     ideal_exponent : float
@@ -467,6 +466,9 @@ class GraphFilter(Recommender):
         points of the first kind) of ChebyCF's plateau
         ``g(x) = 1/2 - 1/2 sign(x) |x|^flatness`` on ``x = 1 - 2 s^2``, the eigenvalue of the
         rescaled item Laplacian ``I - 2 P~`` (``flatness=1`` is the linear filter itself).
+        ChebyCF's reference implementation pairs samples of the plateau at the Chebyshev extreme
+        points with the first-kind nodes, a slightly different polynomial (``bench_graphfilter.py
+        chebycf`` compares both).
 
         Parameters
         ----------

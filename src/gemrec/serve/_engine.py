@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -38,11 +39,13 @@ from gemrec.serve._explain import Explainer
 from gemrec.serve._fusion import FusionScorer
 from gemrec.serve._history import History
 from gemrec.serve._online import OnlineState
-from gemrec.serve._precomputed import PrecomputedLists
+from gemrec.serve._precomputed import PrecomputedLists, lists_bytes
 from gemrec.serve._settings import ServeSettings
 from gemrec.serve._store import Event, EventStore
 
 __all__ = ["Engine", "NotFound", "Recommendation", "RecommendationList", "load_engine"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -140,7 +143,20 @@ class Engine:
         #: known users' lists computed once in the background (``settings.precompute_lists``)
         self.precomputed: PrecomputedLists | None = None
         mode = settings.precompute_lists
-        if mode == "on" or (mode == "auto" and self.fusion is not None):
+        if mode == "auto" and self.fusion is not None:
+            need = lists_bytes(model)
+            if need <= settings.precompute_max_bytes:
+                self.precomputed = PrecomputedLists(model)
+            else:
+                log.warning(
+                    "not precomputing the fusion's lists: %d users need %.1f MiB per worker, "
+                    "above precompute_max_bytes (%.1f MiB); every list is scored per request "
+                    "(--precompute-lists on computes them anyway)",
+                    model.n_users,
+                    need / 2**20,
+                    settings.precompute_max_bytes / 2**20,
+                )
+        elif mode == "on":
             self.precomputed = PrecomputedLists(model)
         self.online = OnlineState(
             model,

@@ -20,7 +20,7 @@ import numpy as np
 from gemrec.models.ann import select_top
 from gemrec.models.base import Recommender
 
-__all__ = ["LIST_LENGTH", "PrecomputedLists"]
+__all__ = ["LIST_LENGTH", "PrecomputedLists", "lists_bytes"]
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,12 @@ log = logging.getLogger(__name__)
 LIST_LENGTH = 100
 #: users scored per call of the model's ``recommend`` (one block's dense scores stay small)
 BLOCK_USERS = 256
+
+
+def lists_bytes(model: Recommender, width: int = LIST_LENGTH) -> int:
+    """Memory :class:`PrecomputedLists` takes for ``model``: an int32 id and a float32 score per
+    user and listed item."""
+    return int(model.n_users) * min(width, int(model.n_items)) * 8
 
 
 class PrecomputedLists:

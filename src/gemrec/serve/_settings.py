@@ -48,7 +48,12 @@ class ServeSettings:
     precompute_lists : {"auto", "on", "off"}
         Compute each known user's list once, in a background thread, and serve it while the user
         has no fresh event (:mod:`gemrec.serve._precomputed`). ``"auto"``: for a fusion, whose
-        lists cost several single models' CPU per request.
+        lists cost several single models' CPU per request, when the lists fit in
+        ``precompute_max_bytes``.
+    precompute_max_bytes : int
+        Memory the lists may take per worker under ``"auto"`` (800 bytes per user; the default
+        1 GiB holds 1.34M users); above it a fusion scores every list per request and start-up
+        logs a warning. ``"on"`` ignores it.
     diversity_cap : int or None
         At most this many items of one category per list (None: no cap).
     blocklist : tuple of str
@@ -96,6 +101,7 @@ class ServeSettings:
     ann_threshold: int = 20_000
     ann_ef_search: int = 256
     precompute_lists: str = "auto"
+    precompute_max_bytes: int = 2**30
     diversity_cap: int | None = None
     blocklist: tuple[str, ...] = ()
     online_pseudo_count: float = 2.0
@@ -128,6 +134,7 @@ class ServeSettings:
             "blas_threads",
             "consume_claim_idle_ms",
             "consume_batch",
+            "precompute_max_bytes",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:

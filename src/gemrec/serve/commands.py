@@ -87,7 +87,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         choices=PRECOMPUTE_CHOICES,
         default="auto",
         help="compute each known user's list once in the background and serve it until the user "
-        "has a fresh event (default auto: for a fusion model)",
+        "has a fresh event (default auto: for a fusion model whose lists fit in "
+        "--precompute-max-mb)",
+    )
+    p.add_argument(
+        "--precompute-max-mb",
+        type=int,
+        default=1024,
+        metavar="MB",
+        help="memory the lists may take per worker under auto, 800 bytes per user (default 1024)",
     )
     p.add_argument(
         "--max-batch", type=int, default=10_000, help="most events per POST (default 10000)"
@@ -150,6 +158,7 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
         ann_threshold=args.ann_threshold,
         ann_ef_search=args.ann_ef_search,
         precompute_lists=args.precompute_lists,
+        precompute_max_bytes=args.precompute_max_mb * 2**20,
         max_batch=args.max_batch,
         consume=args.consume,
         consume_stream=args.stream,
