@@ -71,6 +71,13 @@ RUNS: tuple[Run, ...] = (
         full_only=True,
     ),
     Run(
+        "graphfilter-chebycf",
+        "bench_graphfilter",
+        ("chebycf", "--whole-spectrum", "--threads", "2"),
+        "graphfilter",
+        full_only=True,
+    ),
+    Run(
         "graphfilter-growth",
         "bench_graphfilter",
         ("growth", "--repeat", "1", "--threads", "2"),
