@@ -112,14 +112,22 @@ def run_numpy_baseline(
             b = users[start : start + 2048]
             x = R[b]
             scores = (x @ P).toarray() + (x @ left) @ right.T
-            scores[x.nonzero()] = -np.inf
-            part = np.argpartition(-scores, 20, axis=1)[:, :20]
-            order = np.argsort(-np.take_along_axis(scores, part, 1), axis=1)
-            top = np.take_along_axis(part, order, 1)
-            hits = np.asarray(T[b].toarray().astype(bool)[np.arange(len(b))[:, None], top])
-            m = ranking_metrics(hits, n_rel[b], 20)
-            sums += [m["recall"].sum(), m["ndcg"].sum()]
+            sums += _block_metrics(scores, x, T[b], n_rel[b])
         return _result(t0, t1, c0, sums[0] / len(users), sums[1] / len(users))
+
+
+def _block_metrics(
+    scores: np.ndarray, seen: sp.csr_matrix, test_rows: sp.csr_matrix, n_rel: np.ndarray
+) -> np.ndarray:
+    """Summed Recall@20 and NDCG@20 of a block of users' dense ``scores`` (their ``seen`` items
+    excluded, in place) against their ``test_rows``."""
+    scores[seen.nonzero()] = -np.inf
+    part = np.argpartition(-scores, 20, axis=1)[:, :20]
+    ranked = np.argsort(-np.take_along_axis(scores, part, 1), axis=1)
+    top = np.take_along_axis(part, ranked, 1)
+    hits = np.asarray(test_rows.toarray().astype(bool)[np.arange(len(top))[:, None], top])
+    m = ranking_metrics(hits, n_rel, 20)
+    return np.array([m["recall"].sum(), m["ndcg"].sum()])
 
 
 def _fmt(r: dict[str, float]) -> str:
@@ -251,14 +259,7 @@ def run_whole_spectrum(
                 prev, cur = cur, 2 * lap(cur) - prev
                 out += coef[j] * cur
             scores_t = out.T + float(model.beta) * (signal @ ideal_v) @ ideal_v.T
-            scores = (scores_t * post).numpy()
-            scores[x.nonzero()] = -np.inf
-            part = np.argpartition(-scores, 20, axis=1)[:, :20]
-            ranked = np.argsort(-np.take_along_axis(scores, part, 1), axis=1)
-            top = np.take_along_axis(part, ranked, 1)
-            hits = np.asarray(T[blk].toarray().astype(bool)[np.arange(len(blk))[:, None], top])
-            m = ranking_metrics(hits, n_rel[blk], 20)
-            sums += [m["recall"].sum(), m["ndcg"].sum()]
+            sums += _block_metrics((scores_t * post).numpy(), x, T[blk], n_rel[blk])
     return _result(t0, t1, c0, sums[0] / len(users), sums[1] / len(users))
 
 
