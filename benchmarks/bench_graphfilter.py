@@ -231,9 +231,7 @@ def run_whole_spectrum(
         coef = 2.0 / (order + 1) * np.polynomial.chebyshev.chebvander(nodes, order).T @ values
         coef[0] /= 2
     else:
-        coef = np.polynomial.chebyshev.Chebyshev.interpolate(
-            lambda x: 0.5 - 0.5 * np.sign(x) * np.abs(x) ** phi, order
-        ).coef
+        coef = model.response_polynomial().coef
     b = float(model.input_exponent) - 0.5
     pre = torch.from_numpy(np.where(di > 0, np.maximum(di, 1) ** -b, 0).astype(np.float32))
     post = torch.from_numpy(np.where(di > 0, np.maximum(di, 1) ** b, 0).astype(np.float32))

@@ -458,17 +458,27 @@ class GraphFilter(Recommender):
     def _nonlinear(self) -> bool:
         return float(self.flatness) != 1.0
 
-    def response_correction(self, singular_values: np.ndarray) -> np.ndarray:
-        """``f(s^2) - s^2`` for each component: what the response ``f`` adds to the linear
-        filter ``P~`` on the top-``k`` subspace (zeros for ``flatness=1``).
+    def response_polynomial(self) -> np.polynomial.Chebyshev:
+        """The response ``f`` as a Chebyshev series in ``x = 1 - 2 s^2``, the eigenvalue of the
+        rescaled item Laplacian ``I - 2 P~``.
 
-        ``f`` is the Chebyshev interpolant of degree ``response_order`` (numpy's, at Chebyshev
-        points of the first kind) of ChebyCF's plateau
-        ``g(x) = 1/2 - 1/2 sign(x) |x|^flatness`` on ``x = 1 - 2 s^2``, the eigenvalue of the
-        rescaled item Laplacian ``I - 2 P~`` (``flatness=1`` is the linear filter itself).
-        ChebyCF's reference implementation pairs samples of the plateau at the Chebyshev extreme
-        points with the first-kind nodes, a slightly different polynomial (``bench_graphfilter.py
-        chebycf`` compares both).
+        ``f`` is the interpolant of degree ``response_order`` (numpy's, at Chebyshev points of
+        the first kind) of ChebyCF's plateau ``g(x) = 1/2 - 1/2 sign(x) |x|^flatness``
+        (``flatness=1`` gives the line ``f = s^2``). ChebyCF's reference implementation pairs
+        samples of the plateau at the Chebyshev extreme points with the first-kind nodes, a
+        slightly different polynomial (``bench_graphfilter.py chebycf`` compares both).
+        """
+        phi = float(self.flatness)
+
+        def plateau(x: np.ndarray) -> np.ndarray:
+            return np.asarray(0.5 - 0.5 * np.sign(x) * np.abs(x) ** phi)
+
+        return np.polynomial.Chebyshev.interpolate(plateau, int(self.response_order))
+
+    def response_correction(self, singular_values: np.ndarray) -> np.ndarray:
+        """``f(s^2) - s^2`` for each component: what the response ``f``
+        (:meth:`response_polynomial`) adds to the linear filter ``P~`` on the top-``k`` subspace
+        (zeros for ``flatness=1``).
 
         Parameters
         ----------
@@ -482,13 +492,7 @@ class GraphFilter(Recommender):
         s2 = np.asarray(singular_values, dtype=np.float64) ** 2
         if not self._nonlinear():
             return np.zeros_like(s2)
-        phi = float(self.flatness)
-
-        def plateau(x: np.ndarray) -> np.ndarray:
-            return np.asarray(0.5 - 0.5 * np.sign(x) * np.abs(x) ** phi)
-
-        f = np.polynomial.chebyshev.Chebyshev.interpolate(plateau, int(self.response_order))
-        return np.asarray(f(1.0 - 2.0 * s2) - s2, dtype=np.float64)
+        return np.asarray(self.response_polynomial()(1.0 - 2.0 * s2) - s2, dtype=np.float64)
 
     def low_rank_factors(
         self, singular_values: np.ndarray, right_vectors: np.ndarray, item_degree: np.ndarray
@@ -525,14 +529,14 @@ class GraphFilter(Recommender):
             parts.append((0.0, correction))
         if len(parts) == 2 and parts[0][0] == 0.0:
             parts = [(0.0, ideal + correction)]
-        n_items = len(item_degree)
+        if not parts:
+            empty = np.zeros((len(item_degree), 0), np.float32)
+            return empty, empty.copy()
         projection = np.hstack(
-            [np.zeros((n_items, 0), np.float32)]
-            + [v * (in_scale * degree_power(item_degree, -e))[:, None] for e, _ in parts]
+            [v * (in_scale * degree_power(item_degree, -e))[:, None] for e, _ in parts]
         )
         embeddings = np.hstack(
-            [np.zeros((n_items, 0), np.float32)]
-            + [
+            [
                 v * (out_scale * degree_power(item_degree, e))[:, None] * w.astype(np.float32)
                 for e, w in parts
             ]

@@ -143,20 +143,18 @@ class Engine:
         #: known users' lists computed once in the background (``settings.precompute_lists``)
         self.precomputed: PrecomputedLists | None = None
         mode = settings.precompute_lists
-        if mode == "auto" and self.fusion is not None:
-            need = lists_bytes(model)
-            if need <= settings.precompute_max_bytes:
-                self.precomputed = PrecomputedLists(model)
-            else:
-                log.warning(
-                    "not precomputing the fusion's lists: %d users need %.1f MiB per worker, "
-                    "above precompute_max_bytes (%.1f MiB); every list is scored per request "
-                    "(--precompute-lists on computes them anyway)",
-                    model.n_users,
-                    need / 2**20,
-                    settings.precompute_max_bytes / 2**20,
-                )
-        elif mode == "on":
+        wanted = mode == "on" or (mode == "auto" and self.fusion is not None)
+        if wanted and mode == "auto" and lists_bytes(model) > settings.precompute_max_bytes:
+            log.warning(
+                "not precomputing the fusion's lists: %d users need %.1f MiB per worker, above "
+                "precompute_max_bytes (%.1f MiB); every list is scored per request "
+                "(--precompute-lists on computes them anyway)",
+                model.n_users,
+                lists_bytes(model) / 2**20,
+                settings.precompute_max_bytes / 2**20,
+            )
+            wanted = False
+        if wanted:
             self.precomputed = PrecomputedLists(model)
         self.online = OnlineState(
             model,
