@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from gemrec.data.interactions import Interactions
 from gemrec.data.side import SideInformation
 from gemrec.errors import ParameterError
-from gemrec.graph.adjacency import degree_power, degrees, normalized_interactions
+from gemrec.graph.adjacency import degree_power, degrees, item_gram, normalized_interactions
 from gemrec.graph.kernels import accumulate_spmm, set_kernel_threads
 from gemrec.graph.spectral import truncated_svd
 from gemrec.models._topn import top_n_product
@@ -397,7 +397,7 @@ class GraphFilter(Recommender):
             s, v = np.zeros(0, np.float32), np.zeros((n_items, 0), np.float32)
         gram = None
         if self._resolve_item_item(R) in ("dense", "sparse"):
-            gram = (r_norm.T.tocsr() @ r_norm).tocsr()
+            gram = item_gram(r_norm)
         return SpectralWork(
             (n_users, n_items), int(R.nnz), item_degree, r_norm, gram, s, np.asarray(v)
         )
@@ -437,13 +437,13 @@ class GraphFilter(Recommender):
             for name, value in self.item_item_from_factors(r_norm, item_degree).items():
                 setattr(self, name, value)
         else:
-            # a copy: the shared gram stays as it is for the next fit
-            gram = sp.csr_matrix(work.gram, dtype=np.float32, copy=True)
-            gram.sort_indices()
-            # D^{in} P~ D^{out}, scaled entry by entry in place of two sparse products
-            rows = np.repeat(np.arange(n_items), np.diff(gram.indptr))
-            gram.data *= in_scale[rows] * out_scale[gram.indices]
-            linear = gram
+            # D^{in} P~ D^{out}, scaled entry by entry in place of two sparse products; new
+            # values on the shared gram's structure, which stays as it is for the next fit
+            gram = work.gram
+            data = gram.data * out_scale[gram.indices]
+            data *= np.repeat(in_scale, np.diff(gram.indptr))
+            linear = sp.csr_matrix((data, gram.indices, gram.indptr), shape=gram.shape)
+            linear.has_sorted_indices = gram.has_sorted_indices
             if strategy == "dense":
                 # the whole filter as one dense matrix: linear part plus low-pass part
                 dense = linear.toarray()
