@@ -440,6 +440,7 @@ class GraphFilter(Recommender):
             # D^{in} P~ D^{out}, scaled entry by entry in place of two sparse products; new
             # values on the shared gram's structure, which stays as it is for the next fit
             gram = work.gram
+            assert gram is not None  # computed for this strategy, or checked above
             data = gram.data * out_scale[gram.indices]
             data *= np.repeat(in_scale, np.diff(gram.indptr))
             linear = sp.csr_matrix((data, gram.indices, gram.indptr), shape=gram.shape)
