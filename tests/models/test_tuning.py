@@ -165,6 +165,15 @@ def test_graphfilter_search_shares_its_svd_and_never_reads_test(movielens, tmp_p
     assert again.best_params == result.best_params
 
 
+def test_a_budget_spent_before_the_first_trial_still_scores_and_returns_the_defaults(shop):
+    # the work the trials share (graphfilter's gram and SVD) can use a whole budget by itself
+    result = tune(Dataset.open(shop), "graphfilter", budget_s=1e-6, seed=0)
+    defaults = get_model_class("graphfilter")().get_params()
+    assert len(result.trials) == 1 and result.trials[0]["state"] == "COMPLETE"
+    assert result.best_params == {k: defaults[k] for k in SEARCH_SPACES["graphfilter"]}
+    assert result.fit.model.get_params()["flatness"] == defaults["flatness"]
+
+
 def test_iterative_models_report_each_validation_to_the_pruner(shop):
     fixed = {"epochs": 6, "embedding_dim": 8, "eval_every": 2, "patience": 3, "progress": False}
     result = tune(Dataset.open(shop), "mf", n_trials=4, fixed=fixed, seed=0)

@@ -184,7 +184,9 @@ def tune(
     name : str
         A model of :data:`gemrec.models.MODELS` with a search space.
     budget_s : float, optional
-        Stop starting new trials after this many seconds (the running one finishes).
+        Stop starting new trials after this many seconds (the running one finishes). The
+        first trial, the defaults, runs whatever the budget (the work trials share may use it
+        all on a large catalogue).
     n_trials : int, optional
         At most this many trials; with no limit at all, 20 trials.
     fit_multiple : float, optional
@@ -298,8 +300,17 @@ def tune(
     )
     defaults = get_model_class(name)().get_params()
     study.enqueue_trial({k: defaults[k] for k in searched if defaults.get(k) is not None})
-    remaining = None if budget_s is None else max(budget_s - (time.perf_counter() - start), 0.0)
-    study.optimize(objective, n_trials=n_trials, timeout=remaining, callbacks=[stop_at_multiple])
+    # the defaults are always scored, even when the shared work used up the budget: the search
+    # then returns them rather than nothing
+    study.optimize(objective, n_trials=1)
+    remaining = None if budget_s is None else budget_s - (time.perf_counter() - start)
+    if (n_trials is None or n_trials > 1) and (remaining is None or remaining > 0):
+        study.optimize(
+            objective,
+            n_trials=None if n_trials is None else n_trials - 1,
+            timeout=remaining,
+            callbacks=[stop_at_multiple],
+        )
     best = {**fixed, **study.best_params}
     trials = [
         {
