@@ -174,6 +174,31 @@ def test_a_budget_spent_before_the_first_trial_still_scores_and_returns_the_defa
     assert result.fit.model.get_params()["flatness"] == defaults["flatness"]
 
 
+def test_graphfilter_search_tries_the_starting_points_and_grows_its_shared_svd(movielens):
+    from gemrec.eval.evaluate import evaluate
+    from gemrec.models.graphfilter import GraphFilter
+    from gemrec.models.tuning import STARTING_POINTS, tuning_split
+
+    ds = Dataset.open(movielens)
+    result = tune(ds, "graphfilter", n_trials=8, seed=1)
+    defaults = GraphFilter().get_params()
+    start = {k: defaults[k] for k in SEARCH_SPACES["graphfilter"]}
+    expected = [start] + [{**start, **p} for p in STARTING_POINTS["graphfilter"]]
+    assert [t["params"] for t in result.trials[:3]] == expected
+    # the shared SVD starts at the defaults' rank; trials above it are fitted on a larger one,
+    # and every trial scores what a fit of its own would
+    fit, held, _ = tuning_split(ds)
+    work = GraphFilter().reusable_work(fit)
+    ranks = [GraphFilter(**t["params"])._rank(*work.shape) for t in result.trials]
+    assert max(ranks) > work.right_vectors.shape[1]
+    assert not GraphFilter(n_components=max(ranks)).reuses(work)
+    assert GraphFilter(n_components=work.right_vectors.shape[1]).reuses(work)
+    for trial in result.trials:
+        own = GraphFilter(**trial["params"]).fit(fit)
+        value = float(evaluate(own, held, ks=[20])["recall@20"])
+        assert value == pytest.approx(trial["recall@20"], abs=1e-6)
+
+
 def test_iterative_models_report_each_validation_to_the_pruner(shop):
     fixed = {"epochs": 6, "embedding_dim": 8, "eval_every": 2, "patience": 3, "progress": False}
     result = tune(Dataset.open(shop), "mf", n_trials=4, fixed=fixed, seed=0)

@@ -168,11 +168,15 @@ class Recommender(ABC):
     def reusable_work(self, interactions: Interactions) -> Any:
         """Work on ``interactions`` that fits with other hyperparameters can share, or None.
 
-        A hyperparameter search computes it once, from a model configured at the costly end of
-        every searched range, and fits each trial with :meth:`fit_reusing`. The base class has
-        nothing to share.
+        A hyperparameter search computes it from the defaults' model, fits each trial with
+        :meth:`fit_reusing`, and computes it again at the costly end of every searched range
+        the first time a trial needs more (:meth:`reuses`). The base class has nothing to share.
         """
         return None
+
+    def reuses(self, work: Any) -> bool:
+        """Whether :meth:`fit_reusing` can take ``work`` as it is (the base class ignores it)."""
+        return True
 
     def fit_reusing(
         self, interactions: Interactions, work: Any, *, side: SideInformation | None = None

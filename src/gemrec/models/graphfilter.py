@@ -342,6 +342,18 @@ class GraphFilter(Recommender):
         with self._threads():
             return self._compute_work(R, self._rank(*R.shape))
 
+    def reuses(self, work: Any) -> bool:
+        """Whether :meth:`fit_reusing` can take ``work``: it holds this model's rank and the
+        gram its item-item strategy needs."""
+        if not isinstance(work, SpectralWork):
+            return False
+        if self._needs_svd() and work.right_vectors.shape[1] < self._rank(*work.shape):
+            return False
+        return work.gram is not None or self._resolve_item_item(work.r_norm) not in (
+            "dense",
+            "sparse",
+        )
+
     def fit_reusing(
         self,
         interactions: Interactions,
