@@ -30,8 +30,9 @@ class SpectralWork:
 
     The normalised interactions, the item-item gram and a truncated SVD do not depend on
     ``beta`` or the exponents, and an SVD of rank ``k`` holds every smaller rank, so a search
-    computes them once (:meth:`GraphFilter.reusable_work`, at the largest rank it tries) and
-    each trial only re-weights and truncates (:meth:`GraphFilter.fit_reusing`).
+    computes them once for many trials (:meth:`GraphFilter.reusable_work`;
+    :meth:`GraphFilter.reuses` says whether a trial's rank fits) and each trial only re-weights
+    and truncates (:meth:`GraphFilter.fit_reusing`).
 
     Attributes
     ----------

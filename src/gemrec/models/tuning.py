@@ -272,6 +272,11 @@ def tune(
         params = {**fixed, **{k: d.suggest(trial, k) for k, d in searched.items()}}
         model = make_configured(name, params)
         if work["value"] is not None and not model.reuses(work["value"]):
+            if budget_s is not None and time.perf_counter() - start + shared_seconds[0] > budget_s:
+                # growing it costs at least what it first cost, more than the budget has left:
+                # the search ends here
+                trial.study.stop()
+                raise optuna.TrialPruned("needs more shared work than the budget has time for")
             t_grow = time.perf_counter()
             costliest = make_configured(name, {**fixed, **_costliest(searched)})
             work["value"] = costliest.reusable_work(fit_part)
