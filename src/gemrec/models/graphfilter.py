@@ -346,14 +346,23 @@ class GraphFilter(Recommender):
     def reuses(self, work: Any) -> bool:
         """Whether :meth:`fit_reusing` can take ``work``: it holds this model's rank and the
         gram its item-item strategy needs."""
-        if not isinstance(work, SpectralWork):
-            return False
-        if self._needs_svd() and work.right_vectors.shape[1] < self._rank(*work.shape):
-            return False
-        return work.gram is not None or self._resolve_item_item(work.r_norm) not in (
-            "dense",
-            "sparse",
-        )
+        return isinstance(work, SpectralWork) and self._work_shortfall(work) is None
+
+    def _work_shortfall(self, work: SpectralWork) -> str | None:
+        """What ``work`` lacks for this model (None: nothing)."""
+        k = self._rank(*work.shape)
+        if self._needs_svd() and work.right_vectors.shape[1] < k:
+            return (
+                f"parameter 'work' holds {work.right_vectors.shape[1]} singular vectors, fewer "
+                f"than this model's rank {k}: compute it with a model of rank >= {k}"
+            )
+        strategy = self._resolve_item_item(work.r_norm)
+        if strategy in ("dense", "sparse") and work.gram is None:
+            return (
+                f"parameter 'work' has no item-item gram, which item_item={strategy!r} needs: "
+                "compute it with the same item_item setting"
+            )
+        return None
 
     def fit_reusing(
         self,
@@ -422,16 +431,8 @@ class GraphFilter(Recommender):
         strategy = self._resolve_item_item(R)
         if work is None:
             work = self._compute_work(R, k)
-        elif self._needs_svd() and work.right_vectors.shape[1] < k:
-            raise ParameterError(
-                f"parameter 'work' holds {work.right_vectors.shape[1]} singular vectors, fewer "
-                f"than this model's rank {k}: compute it with a model of rank >= {k}"
-            )
-        elif strategy in ("dense", "sparse") and work.gram is None:
-            raise ParameterError(
-                f"parameter 'work' has no item-item gram, which item_item={strategy!r} needs: "
-                "compute it with the same item_item setting"
-            )
+        elif (shortfall := self._work_shortfall(work)) is not None:
+            raise ParameterError(shortfall)
         item_degree, r_norm = work.item_degree, work.r_norm
         in_scale, out_scale = self._scales(item_degree)
         if self._needs_svd():

@@ -264,24 +264,22 @@ def tune(
     t_shared = time.perf_counter()
     # the work trials share starts at what the defaults need (at the costly end of every range
     # it can take a whole budget on a large catalogue) and grows once, when a trial needs more
-    work = {"value": make_configured(name, {**fixed, **start_point}).reusable_work(fit_part)}
-    shared_seconds = [time.perf_counter() - t_shared]
+    shared = make_configured(name, {**fixed, **start_point}).reusable_work(fit_part)
+    shared_seconds = time.perf_counter() - t_shared
     trial_seconds: list[float] = []
 
     def objective(trial: Any) -> float:
+        nonlocal shared
         params = {**fixed, **{k: d.suggest(trial, k) for k, d in searched.items()}}
         model = make_configured(name, params)
-        if work["value"] is not None and not model.reuses(work["value"]):
-            if budget_s is not None and time.perf_counter() - start + shared_seconds[0] > budget_s:
+        if shared is not None and not model.reuses(shared):
+            if budget_s is not None and time.perf_counter() - start + shared_seconds > budget_s:
                 # growing it costs at least what it first cost, more than the budget has left:
                 # the search ends here
                 trial.study.stop()
                 raise optuna.TrialPruned("needs more shared work than the budget has time for")
-            t_grow = time.perf_counter()
             costliest = make_configured(name, {**fixed, **_costliest(searched)})
-            work["value"] = costliest.reusable_work(fit_part)
-            shared_seconds.append(time.perf_counter() - t_grow)
-        shared = work["value"]
+            shared = costliest.reusable_work(fit_part)
         t0 = time.perf_counter()
         with untracked():  # a trial's epochs are not the run's curves; its result is, below
             if model.tags.validation == "early_stopping":
@@ -314,7 +312,7 @@ def tune(
             return
         # one fit: the work trials share plus the fastest trial (the first one also pays
         # one-off costs such as compiling the ranking kernel)
-        one_fit = shared_seconds[0] + min(trial_seconds)
+        one_fit = shared_seconds + min(trial_seconds)
         if time.perf_counter() - start >= fit_multiple * one_fit + setup_seconds:
             study.stop()
 

@@ -144,13 +144,14 @@ class Engine:
         self.precomputed: PrecomputedLists | None = None
         mode = settings.precompute_lists
         wanted = mode == "on" or (mode == "auto" and self.fusion is not None)
-        if wanted and mode == "auto" and lists_bytes(model) > settings.precompute_max_bytes:
+        size = lists_bytes(model)
+        if wanted and mode == "auto" and size > settings.precompute_max_bytes:
             log.warning(
                 "not precomputing the fusion's lists: %d users need %.1f MiB per worker, above "
                 "precompute_max_bytes (%.1f MiB); every list is scored per request "
                 "(--precompute-lists on computes them anyway)",
                 model.n_users,
-                lists_bytes(model) / 2**20,
+                size / 2**20,
                 settings.precompute_max_bytes / 2**20,
             )
             wanted = False
