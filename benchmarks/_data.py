@@ -195,6 +195,14 @@ DATASETS: dict[str, _Spec] = {
         {"split": "leave-last", "leave_n": 1},
         items=_amazon_items,
     ),
+    "amazon-scientific-random": _Spec(
+        "Amazon Industrial & Scientific, 20 % of each user's items held out at random (the "
+        "protocol of the LightGCN-format splits)",
+        _amazon_events,
+        "events",
+        {"split": "random", "test_fraction": 0.2},
+        items=_amazon_items,
+    ),
     "amazon-scientific-text": _Spec(
         "Amazon Industrial & Scientific (RecBole files, item text), the published leave-one-out "
         "split (warm: every test item has training interactions)",

@@ -28,7 +28,9 @@ def _plateau_response(flatness, order=8):
     return lambda s2: np.polynomial.chebyshev.chebval(1.0 - 2.0 * s2, coef)
 
 
-def _dense_formula(R, k, beta, a=0.5, c=0.5, heat=0.0, e=0.5, response=None):
+def _dense_formula(
+    R, k, beta, a=0.5, c=0.5, heat=0.0, e=0.5, response=None, user_exponent=0.5, shrink=0.0
+):
     """The filter written out densely in float64: the definition the model must equal.
 
     ``response`` maps ``s^2`` to the filter's response on the top-``k`` subspace (None: linear).
@@ -37,15 +39,20 @@ def _dense_formula(R, k, beta, a=0.5, c=0.5, heat=0.0, e=0.5, response=None):
     R = (R > 0).astype(np.float64) * R
     du, di = R.sum(1), R.sum(0)
     inv = lambda d, x: np.where(d > 0, np.where(d > 0, d, 1.0) ** x, 0.0)  # noqa: E731
-    Rn = inv(du, -0.5)[:, None] * R * inv(di, -0.5)[None, :]
-    P = Rn.T @ Rn
+    Rn = inv(du, -user_exponent)[:, None] * R * inv(di, -0.5)[None, :]
     _, sv, vt = np.linalg.svd(Rn, full_matrices=False)
+    Rn, sv = Rn / sv[0], sv / sv[0]  # the largest singular value is 1 (already, for 1/2)
     s2 = sv[:k] ** 2
+    # the item-item part, its entries shrunk by d_i^a d_j^c / (d_i^a d_j^c + lambda)
+    linear = np.diag(inv(di, 0.5 - a)) @ Rn.T @ Rn @ np.diag(inv(di, 0.5 - c))
+    support = inv(di, a)[:, None] * inv(di, c)[None, :]
+    linear *= support / (support + shrink)
+    rest = np.zeros_like(linear)
     if response is not None:  # the response on the top-k subspace, linear below
-        P = P + vt[:k].T @ np.diag(response(s2) - s2) @ vt[:k]
+        rest += vt[:k].T @ np.diag(response(s2) - s2) @ vt[:k]
     V = vt[:k].T * np.exp(-heat * (1 - s2))  # the heat kernel on the top-k subspace
-    ideal = np.diag(inv(di, -e)) @ V @ vt[:k] @ np.diag(inv(di, e))
-    W = np.diag(inv(di, 0.5 - a)) @ (P + beta * ideal) @ np.diag(inv(di, 0.5 - c))
+    rest += beta * np.diag(inv(di, -e)) @ V @ vt[:k] @ np.diag(inv(di, e))
+    W = linear + np.diag(inv(di, 0.5 - a)) @ rest @ np.diag(inv(di, 0.5 - c))
     return R @ W
 
 
@@ -76,6 +83,57 @@ def test_filter_equals_dense_formula(item_item, a, c, flatness, e):
     np.testing.assert_allclose(
         model.score_new(inter.matrix[users]), expected[users], rtol=1e-4, atol=1e-5
     )
+
+
+@pytest.mark.parametrize("item_item", ["dense", "sparse", "truncated"])
+@pytest.mark.parametrize(
+    ("user_exponent", "shrink", "beta", "flatness"),
+    [(0.5, 5.0, 0.4, 1.0), (0.3, 0.0, 0.4, 2.5), (0.8, 2.0, 0.4, 1.0), (0.3, 3.0, 0.0, 1.0)],
+)
+def test_user_exponent_and_shrink_equal_dense_formula(
+    item_item, user_exponent, shrink, beta, flatness
+):
+    inter = _random_interactions(seed=2)
+    knobs = dict(n_components=10, beta=beta, heat=0.5, flatness=flatness)
+    knobs.update(input_exponent=0.7, output_exponent=0.2, svd_method="dense")
+    model = GraphFilter(
+        **knobs, user_exponent=user_exponent, shrink=shrink, item_item=item_item
+    ).fit(inter)
+    f = _plateau_response(flatness) if flatness != 1.0 else None
+    expected = _dense_formula(
+        inter.matrix,
+        10,
+        beta,
+        0.7,
+        0.2,
+        heat=0.5,
+        e=0.5,
+        response=f,
+        user_exponent=user_exponent,
+        shrink=shrink,
+    )
+    # truncated keeps all 79 neighbours of these 80 items, not the diagonal: seen items differ
+    unseen = inter.matrix.toarray() == 0 if item_item == "truncated" else slice(None)
+    got = model.score(np.arange(inter.n_users))
+    np.testing.assert_allclose(got[unseen], expected[unseen], rtol=1e-4, atol=1e-5)
+    # the service's split of the scores and its norms, through the shrunk item-item part
+    rows = sp.csr_matrix(inter.matrix[[3, 50, 99]], dtype=np.float32)
+    queries, sparse = model.split_new(rows)
+    full = model.score_new(rows)
+    np.testing.assert_allclose(queries @ model.item_embeddings_.T + sparse, full, atol=1e-5)
+    exact = np.linalg.norm(full.astype(np.float64), axis=1)
+    np.testing.assert_allclose(model.score_norms(queries, sparse), exact, rtol=1e-4)
+
+
+def test_work_of_another_user_exponent_is_not_reused_and_factored_cannot_shrink():
+    inter = _random_interactions(seed=4)
+    work = GraphFilter(n_components=10, svd_method="dense").reusable_work(inter)
+    assert GraphFilter(n_components=10).reuses(work)
+    assert not GraphFilter(n_components=10, user_exponent=0.3).reuses(work)
+    with pytest.raises(ParameterError, match=r"computed with user_exponent=0\.5, not 0\.3"):
+        GraphFilter(n_components=10, user_exponent=0.3).fit_reusing(inter, work)
+    with pytest.raises(ParameterError, match="item_item='factored'"):
+        GraphFilter(item_item="factored", shrink=1.0).fit(inter)
 
 
 def test_plateau_of_flatness_one_is_the_linear_filter():

@@ -29,10 +29,11 @@ class SpectralWork:
     """What every :class:`GraphFilter` fit of one interaction matrix shares, whatever its knobs.
 
     The normalised interactions, the item-item gram and a truncated SVD do not depend on
-    ``beta`` or the exponents, and an SVD of rank ``k`` holds every smaller rank, so a search
-    computes them once for many trials (:meth:`GraphFilter.reusable_work`;
-    :meth:`GraphFilter.reuses` says whether a trial's rank fits) and each trial only re-weights
-    and truncates (:meth:`GraphFilter.fit_reusing`).
+    ``beta`` or the item exponents (they do on ``user_exponent``), and an SVD of rank ``k``
+    holds every smaller rank, so a search computes them once for many trials
+    (:meth:`GraphFilter.reusable_work`; :meth:`GraphFilter.reuses` says whether a trial's rank
+    and ``user_exponent`` fit) and each trial only re-weights and truncates
+    (:meth:`GraphFilter.fit_reusing`).
 
     Attributes
     ----------
@@ -42,7 +43,10 @@ class SpectralWork:
         Its stored interactions (with ``shape``, a check that a fit reuses the right work).
     item_degree : ndarray of float32, shape (n_items,)
     r_norm : csr_matrix of float32, shape (n_users, n_items)
-        ``R~ = D_U^{-1/2} R D_I^{-1/2}``.
+        ``R~ = D_U^{-b} R D_I^{-1/2}``, divided by its largest singular value when ``b`` is not
+        1/2 (for ``b = 1/2`` that value is 1).
+    user_exponent : float
+        ``b``, the user-degree normalisation the gram and the SVD were computed with.
     gram : csr_matrix of float32, shape (n_items, n_items), or None
         ``P~ = R~^T R~`` (None when the fit applies it factored).
     singular_values : ndarray of float32, shape (k,)
@@ -57,6 +61,7 @@ class SpectralWork:
     gram: sp.csr_matrix | None
     singular_values: np.ndarray
     right_vectors: np.ndarray
+    user_exponent: float = 0.5
 
 
 class GraphFilter(Recommender):
@@ -108,6 +113,20 @@ class GraphFilter(Recommender):
     output_exponent : float
         ``c``: item-degree normalisation of the output scores (GF-CF: 1/2); smaller values favour
         popular items.
+    user_exponent : float
+        ``b``: user-degree normalisation of the graph, ``R~ = D_U^{-b} R D_I^{-1/2}`` (GF-CF,
+        the default: 1/2), rescaled so that its largest singular value is 1 (the spectrum the
+        response and ``heat`` are defined on). Below 1/2 users with many interactions weigh
+        more in the item-item part and the SVD, above it less. Fits with different values
+        share no work.
+    shrink : float
+        ``lambda``: damps the item-item part where the two items' degrees are small, entry
+        ``(i, j)`` of ``D^{1/2-a} P~ D^{1/2-c}`` taken times ``d_i^a d_j^c / (d_i^a d_j^c +
+        lambda)``, the shrunk similarity of item-based neighbourhood models (a pair seen by few
+        users says little). ``0`` (the default) leaves the filter as it is; on sparse
+        catalogues (few interactions per item) a search often picks 5-50. With
+        ``item_item="truncated"`` each row keeps its largest entries before they are shrunk;
+        ``"factored"`` cannot apply it.
     item_item : {"auto", "dense", "sparse", "factored", "truncated"}
         How the linear part ``P~ = R~^T R~`` is applied. ``"dense"`` builds the ``n_items x
         n_items`` filter (small catalogues only); ``"sparse"`` keeps ``P~`` as a sparse matrix
@@ -159,8 +178,9 @@ class GraphFilter(Recommender):
 
     Notes
     -----
-    With ``R~ = D_U^{-1/2} R D_I^{-1/2}``, ``P~ = R~^T R~`` and ``R~ ~= U_k S_k V_k^T``, the
-    score of a user with interaction row ``x`` (shape ``(1, n_items)``) is
+    With ``R~ = D_U^{-b} R D_I^{-1/2}`` (``b = 1/2``, the default; otherwise rescaled to a
+    largest singular value of 1), ``P~ = R~^T R~`` and ``R~ ~= U_k S_k V_k^T``, the score of a
+    user with interaction row ``x`` (shape ``(1, n_items)``) is
 
     .. math::
 
@@ -168,7 +188,9 @@ class GraphFilter(Recommender):
                + \beta D_I^{-e} V_k H V_k^T D_I^{e}] D_I^{1/2-c}
 
     with ``f`` the response (``f(s^2) = s^2`` for ``flatness=1``) and
-    ``H = diag(exp(-t (1 - s_j^2)))`` (``H = I`` for ``heat=0``).
+    ``H = diag(exp(-t (1 - s_j^2)))`` (``H = I`` for ``heat=0``); ``shrink`` multiplies the
+    entries of the item-item part ``D_I^{1/2-a} P~ D_I^{1/2-c}`` by ``d_i^a d_j^c / (d_i^a
+    d_j^c + lambda)``.
     With ``a = c = e = 1/2`` and the linear response this is GF-CF (Shen et al., CIKM 2021): the
     linear low-pass filter ``P~`` (eigenvalues ``s_j^2`` in [0, 1]) plus the ideal low-pass filter
     that keeps the top-``k`` spectral components of the item graph. With ``flatness != 1``,
@@ -224,6 +246,8 @@ class GraphFilter(Recommender):
         ideal_exponent: float = 0.5,
         input_exponent: float = 0.6,
         output_exponent: float = 0.4,
+        user_exponent: float = 0.5,
+        shrink: float = 0.0,
         item_item: ItemItem = "auto",
         item_neighbours: int = 200,
         max_dense_items: int = 8192,
@@ -243,6 +267,8 @@ class GraphFilter(Recommender):
         self.ideal_exponent = ideal_exponent
         self.input_exponent = input_exponent
         self.output_exponent = output_exponent
+        self.user_exponent = user_exponent
+        self.shrink = shrink
         self.item_item = item_item
         self.item_neighbours = item_neighbours
         self.max_dense_items = max_dense_items
@@ -287,6 +313,12 @@ class GraphFilter(Recommender):
         _real("ideal_exponent")
         _real("input_exponent")
         _real("output_exponent")
+        _real("user_exponent", 0.0)
+        _real("shrink", 0.0)
+        if self.shrink > 0 and self.item_item == "factored":
+            raise ParameterError.invalid(
+                "shrink", "0 with item_item='factored' (it never forms P~'s entries)", self.shrink
+            )
         _int("item_neighbours", 1)
         _int("max_dense_items", 0)
         _int("max_gram_bytes", 0)
@@ -350,6 +382,11 @@ class GraphFilter(Recommender):
 
     def _work_shortfall(self, work: SpectralWork) -> str | None:
         """What ``work`` lacks for this model (None: nothing)."""
+        if work.user_exponent != float(self.user_exponent):
+            return (
+                f"parameter 'work' was computed with user_exponent={work.user_exponent}, not "
+                f"{self.user_exponent}: compute it with the same user_exponent"
+            )
         k = self._rank(*work.shape)
         if self._needs_svd() and work.right_vectors.shape[1] < k:
             return (
@@ -402,7 +439,8 @@ class GraphFilter(Recommender):
     def _compute_work(self, R: sp.csr_matrix, k: int) -> SpectralWork:
         n_users, n_items = R.shape
         _, item_degree = degrees(R)
-        r_norm = normalized_interactions(R)
+        b = float(self.user_exponent)
+        r_norm = normalized_interactions(R, user_exponent=b)
         if self._needs_svd():
             method = self.svd_method
             if method == "auto":
@@ -417,11 +455,16 @@ class GraphFilter(Recommender):
             )
         else:
             s, v = np.zeros(0, np.float32), np.zeros((n_items, 0), np.float32)
+        if b != 0.5 and r_norm.nnz:
+            # the spectrum back on [0, 1], where the response and the heat kernel are defined
+            top = float(s[0]) if len(s) else float(truncated_svd(r_norm, 1, method="arpack")[1][0])
+            r_norm.data /= np.float32(top)
+            s = np.asarray(s / np.float32(top), dtype=np.float32)
         gram = None
         if self._resolve_item_item(R) in ("dense", "sparse"):
             gram = item_gram(r_norm)
         return SpectralWork(
-            (n_users, n_items), int(R.nnz), item_degree, r_norm, gram, s, np.asarray(v)
+            (n_users, n_items), int(R.nnz), item_degree, r_norm, gram, s, np.asarray(v), b
         )
 
     def _fit_arrays(self, R: sp.csr_matrix, work: SpectralWork | None = None) -> None:
@@ -457,6 +500,7 @@ class GraphFilter(Recommender):
             assert gram is not None  # computed for this strategy, or checked above
             data = gram.data * out_scale[gram.indices]
             data *= np.repeat(in_scale, np.diff(gram.indptr))
+            self._shrink_entries(data, gram.indptr, gram.indices, item_degree)
             linear = sp.csr_matrix((data, gram.indices, gram.indptr), shape=gram.shape)
             linear.has_sorted_indices = gram.has_sorted_indices
             if strategy == "dense":
@@ -577,7 +621,7 @@ class GraphFilter(Recommender):
         Parameters
         ----------
         r_norm : csr_matrix
-            ``R~ = D_U^{-1/2} R D_I^{-1/2}``.
+            ``R~`` (:class:`SpectralWork`).
         item_degree : ndarray
             Item degrees of ``R``.
         """
@@ -586,7 +630,25 @@ class GraphFilter(Recommender):
             return {"left_": left, "right_": right}
         # row i of D^{in} P~ D^{out}: what item i adds to each item's score; its diagonal entry
         # only ever scores an item the user already has
-        return {"linear_": top_n_product(left, right, int(self.item_neighbours))}
+        linear = top_n_product(left, right, int(self.item_neighbours))
+        self._shrink_entries(linear.data, linear.indptr, linear.indices, item_degree)
+        return {"linear_": linear}
+
+    def _shrink_entries(
+        self, data: np.ndarray, indptr: np.ndarray, indices: np.ndarray, item_degree: np.ndarray
+    ) -> None:
+        """Multiply the stored entries of a CSR item-item operator (row = input item, column =
+        scored item) by ``d_i^a d_j^c / (d_i^a d_j^c + shrink)``, in place."""
+        shrink = float(self.shrink)
+        if shrink <= 0:
+            return
+        factor = degree_power(item_degree, float(self.output_exponent))[indices]
+        factor *= np.repeat(degree_power(item_degree, float(self.input_exponent)), np.diff(indptr))
+        # d / (d + lambda) = 1 - lambda / (d + lambda), with no array besides ``factor``
+        factor += np.float32(shrink)
+        np.divide(np.float32(shrink), factor, out=factor)
+        np.subtract(np.float32(1.0), factor, out=factor)
+        data *= factor
 
     def _factors(
         self, r_norm: sp.csr_matrix, item_degree: np.ndarray
@@ -773,6 +835,10 @@ class GraphFilter(Recommender):
                 return self._linear_emb
             if self.item_item_ == "factored":
                 left, right = self.left_, self.right_
+            elif self.shrink > 0 or self.user_exponent != 0.5:  # L is not R~^T R~ scaled
+                product = self.linear_ @ self.item_embeddings_
+                self._linear_emb = np.ascontiguousarray(product, dtype=np.float32)
+                return self._linear_emb
             else:  # L = R~^T R~ scaled: two thin products instead of one over L's many entries
                 R = self.interactions_
                 left, right = self._factors(normalized_interactions(R), degrees(R)[1])

@@ -90,6 +90,11 @@ SEARCH_SPACES: dict[str, dict[str, Dimension]] = {
         "n_components": _float(0.005, 0.15, log=True),
         "input_exponent": _float(0.0, 1.0),
         "output_exponent": _float(0.0, 1.0),
+        # the item-item part's shrinkage (the default 0 is none)
+        "shrink": _float(0.0, 100.0),
+        # the graph's user-degree normalisation (1/2 is GF-CF's); a choice of three, as each
+        # value needs its own gram and SVD
+        "user_exponent": Dimension("choice", choices=(0.3, 0.5, 0.7)),
     },
     "svd": {"factors": _int(16, 512, log=True)},
     "lightgcn": {"lr": _float(1e-3, 5e-2, log=True), "reg": _float(1e-5, 1e-2, log=True)},
@@ -109,6 +114,9 @@ SEARCH_SPACES: dict[str, dict[str, Dimension]] = {
 #: more than one good region
 STARTING_POINTS: dict[str, list[dict[str, Any]]] = {
     "graphfilter": [
+        # the item-item part shrunk (sparse product catalogues: Amazon Scientific's and Ciao's
+        # validation splits)
+        {"shrink": 20.0},
         # a flat response with popular items favoured (Ciao's and MovieLens' validation splits)
         {"flatness": 10.0, "output_exponent": 0.1},
         # ChebyCF's published Gowalla setting, in the searched knobs
@@ -156,7 +164,8 @@ def tuning_split(dataset: Dataset, seed: int = 0) -> tuple[Interactions, Interac
 
 
 def _costliest(searched: dict[str, Dimension]) -> dict[str, Any]:
-    """Each numeric dimension at its upper bound: the largest rank, the most neighbours."""
+    """Each numeric dimension at its upper bound: the largest rank, the most neighbours (choices
+    are left to the trial: shared work is kept per choice)."""
     out: dict[str, Any] = {}
     for key, dim in searched.items():
         if dim.kind == "int":
@@ -227,7 +236,8 @@ def tune(
         the tuning split than the defaults; the next are :data:`STARTING_POINTS`. Work that
         trials can share (:meth:`~gemrec.models.base.Recommender.reusable_work`, e.g.
         graphfilter's gram and SVD) is computed for the defaults, and once more, at the largest
-        rank searched, when a trial first needs more.
+        rank searched, when a trial first needs more; a searched choice the work depends on
+        (graphfilter's ``user_exponent``) gets work of its own the same way.
     """
     optuna = require("optuna", "gemrec tune")
     from gemrec.eval.evaluate import evaluate
@@ -261,25 +271,32 @@ def tune(
     say = log or (lambda line: print(line, file=sys.stderr, flush=True))
     defaults = get_model_class(name)().get_params()
     start_point = {k: defaults[k] for k in searched if defaults.get(k) is not None}
+    choices = [k for k, d in searched.items() if d.kind == "choice"]
+
+    def choice_key(params: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(params.get(k) for k in choices)
+
     t_shared = time.perf_counter()
     # the work trials share starts at what the defaults need (at the costly end of every range
-    # it can take a whole budget on a large catalogue) and grows once, when a trial needs more
-    shared = make_configured(name, {**fixed, **start_point}).reusable_work(fit_part)
+    # it can take a whole budget on a large catalogue) and grows once, when a trial needs more;
+    # a searched choice (graphfilter's user_exponent) may need work of its own
+    first = make_configured(name, {**fixed, **start_point}).reusable_work(fit_part)
     shared_seconds = time.perf_counter() - t_shared
+    works = {choice_key(start_point): first}
     trial_seconds: list[float] = []
 
     def objective(trial: Any) -> float:
-        nonlocal shared
         params = {**fixed, **{k: d.suggest(trial, k) for k, d in searched.items()}}
         model = make_configured(name, params)
-        if shared is not None and not model.reuses(shared):
+        shared = works.get(choice_key(params))
+        if first is not None and (shared is None or not model.reuses(shared)):
             if budget_s is not None and time.perf_counter() - start + shared_seconds > budget_s:
-                # growing it costs at least what it first cost, more than the budget has left:
+                # new work costs at least what the first cost, more than the budget has left:
                 # the search ends here
                 trial.study.stop()
                 raise optuna.TrialPruned("needs more shared work than the budget has time for")
-            costliest = make_configured(name, {**fixed, **_costliest(searched)})
-            shared = costliest.reusable_work(fit_part)
+            costliest = make_configured(name, {**params, **_costliest(searched)})
+            shared = works[choice_key(params)] = costliest.reusable_work(fit_part)
         t0 = time.perf_counter()
         with untracked():  # a trial's epochs are not the run's curves; its result is, below
             if model.tags.validation == "early_stopping":
