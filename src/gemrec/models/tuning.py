@@ -121,6 +121,9 @@ STARTING_POINTS: dict[str, list[dict[str, Any]]] = {
         {"flatness": 10.0, "output_exponent": 0.1},
         # ChebyCF's published Gowalla setting, in the searched knobs
         {"flatness": 1.5, "beta": 0.2, "input_exponent": 0.9, "output_exponent": 0.1},
+        # shrunk, with heavy users weighing more (Amazon Scientific's validation splits); last,
+        # as it needs a gram and an SVD of its own
+        {"shrink": 20.0, "user_exponent": 0.3},
     ],
 }
 
