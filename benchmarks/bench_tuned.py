@@ -4,7 +4,10 @@ For each dataset and model, :func:`gemrec.models.commands.fit_dataset` tunes the
 the dataset's validation split (10 % of each user's training edges, carved by the importer; never
 test) within its default budget, refits the chosen setting on train + valid, and the model is
 scored on the test split (full ranking, training items excluded). Fit + tune time is wall time of
-that one call; the load average is printed with it.
+that one call; the load average is printed with it. After a dataset's models, the first model's
+per-user Recall@20 is compared with each other's: the mean paired difference and its standard
+error over the test users (``paired_difference``), which says whether a gap between two close
+models is more than the luck of the test split.
 
 Usage::
 
@@ -26,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _data import load
 
-from gemrec.eval import evaluate
+from gemrec.eval import EvaluationResult, evaluate, paired_difference
 from gemrec.models.commands import fit_dataset
 from gemrec.models.tuning import tune as search
 
@@ -34,9 +37,11 @@ DATASETS = ["gowalla", "movielens-100k", "movielens-1m", "lastfm-2k", "taobao"]
 MODELS = ["graphfilter", "rp3beta", "itemknn", "userknn"]
 
 
-def run(dataset: str, model: str, *, tune: bool, trials: int | None = None) -> dict[str, object]:
+def run(
+    dataset: str, model: str, *, tune: bool, trials: int | None = None
+) -> tuple[dict[str, object], EvaluationResult]:
     """Fit (tuning first unless ``tune`` is False; ``trials``: a search of that many trials
-    in place of the default budget) and score on test."""
+    in place of the default budget) and score on test: the printed row, the per-user scores."""
     ds = load(dataset)
     load_start = os.getloadavg()[0]
     t0 = time.perf_counter()
@@ -46,9 +51,9 @@ def run(dataset: str, model: str, *, tune: bool, trials: int | None = None) -> d
         fitted = search(ds, model, n_trials=trials).fit
     seconds = time.perf_counter() - t0
     test = ds.interactions("test")
-    scores = evaluate(fitted.model, test, ks=[20])
+    scores = evaluate(fitted.model, test, ks=[20], per_user=True)
     tuning = fitted.record.get("tuning") or {}
-    return {
+    row = {
         "dataset": dataset,
         "model": model,
         "tuned": tune,
@@ -64,6 +69,7 @@ def run(dataset: str, model: str, *, tune: bool, trials: int | None = None) -> d
         },
         "load": [round(load_start, 2), round(os.getloadavg()[0], 2)],
     }
+    return row, scores
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,8 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     for dataset in args.datasets.split(","):
+        scored = {}
         for model in args.models.split(","):
-            print(json.dumps(run(dataset, model, tune=args.tune, trials=args.trials)), flush=True)
+            row, scored[model] = run(dataset, model, tune=args.tune, trials=args.trials)
+            print(json.dumps(row), flush=True)
+        first, *others = scored
+        for other in others:
+            mean, se, n = paired_difference(scored[first], scored[other])
+            line = {"dataset": dataset, "difference": f"{first} - {other}", "recall@20": mean}
+            print(json.dumps({**line, "standard_error": se, "users": n}), flush=True)
 
 
 if __name__ == "__main__":

@@ -7,10 +7,12 @@ import pytest
 import scipy.sparse as sp
 
 from gemrec.data.interactions import Interactions
+from gemrec.errors import ParameterError
 from gemrec.eval.evaluate import (
     VALIDATION_MIN_USERS,
     VALIDATION_PAIRS,
     evaluate,
+    paired_difference,
     validation,
     validation_users,
 )
@@ -270,3 +272,37 @@ def test_validation_callback_scores_the_sampled_users_only() -> None:
     expected = evaluate(model, valid, ks=[5], users=sample)
     assert validate(model) == {"recall@5": expected["recall@5"], "ndcg@5": expected["ndcg@5"]}
     assert evaluate(model, valid, ks=[5]).n_users == 3_000 != expected.n_users
+
+
+def test_per_user_values_and_the_paired_difference_by_hand():
+    rng = np.random.default_rng(3)
+    n_users, n_items = 41, 25
+    train, test = _random_split(rng, n_users, n_items, density=0.2)
+    fit_on = Interactions.from_arrays(*train.nonzero(), n_users=n_users, n_items=n_items)
+    a = RandomEmbeddings(seed=1).fit(fit_on)
+    b = RandomEmbeddings(seed=2).fit(fit_on)
+    ra = evaluate(a, test, ks=[5], per_user=True, batch_size=6)
+    rb = evaluate(b, test, ks=[5], per_user=True)
+    users = [u for u in range(n_users) if test[u].nnz > 0]
+    np.testing.assert_array_equal(ra.users, users)
+
+    def recall_by_hand(model, u):
+        scores = model.user_embeddings_[u].astype(np.float64) @ model.item_embeddings_.T
+        ranked = [i for i in np.argsort(-scores, kind="stable") if i not in train[u].indices]
+        return len(set(ranked[:5]) & set(test[u].indices)) / test[u].nnz
+
+    want_a = np.array([recall_by_hand(a, u) for u in users])
+    want_b = np.array([recall_by_hand(b, u) for u in users])
+    np.testing.assert_allclose(ra.per_user[5]["recall"], want_a)
+    assert ra.per_user[5]["ndcg"].mean() == pytest.approx(ra["ndcg@5"])
+    diff = want_a - want_b
+    assert diff.std() > 0  # the two models differ on these users
+    mean, se, n = paired_difference(ra, rb, "recall", 5)
+    assert n == len(users)
+    assert mean == pytest.approx(diff.mean())
+    assert se == pytest.approx(diff.std(ddof=1) / math.sqrt(len(users)))
+    with pytest.raises(ParameterError, match="per_user=True"):
+        paired_difference(ra, evaluate(b, test, ks=[5]))
+    fewer = evaluate(b, test, ks=[5], users=np.array(users[:-1]), per_user=True)
+    with pytest.raises(ParameterError, match="different users"):
+        paired_difference(ra, fewer, "recall", 5)

@@ -1,6 +1,12 @@
 """Honest offline evaluation: full ranking, standard protocols."""
 
-from gemrec.eval.evaluate import EvaluationResult, Ranker, evaluate, validation
+from gemrec.eval.evaluate import (
+    EvaluationResult,
+    Ranker,
+    evaluate,
+    paired_difference,
+    validation,
+)
 from gemrec.eval.metrics import METRICS, hits, mean_metrics, ranking_metrics
 
 __all__ = [
@@ -10,6 +16,7 @@ __all__ = [
     "evaluate",
     "hits",
     "mean_metrics",
+    "paired_difference",
     "ranking_metrics",
     "validation",
 ]

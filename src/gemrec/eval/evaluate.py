@@ -17,7 +17,14 @@ from gemrec.data.interactions import Interactions
 from gemrec.errors import ParameterError
 from gemrec.eval.metrics import METRICS, hits, ranking_metrics
 
-__all__ = ["EvaluationResult", "Ranker", "evaluate", "validation", "validation_users"]
+__all__ = [
+    "EvaluationResult",
+    "Ranker",
+    "evaluate",
+    "paired_difference",
+    "validation",
+    "validation_users",
+]
 
 
 class Ranker(Protocol):
@@ -48,7 +55,10 @@ class EvaluationResult:
 
     ``metrics[k][name]`` is the mean over evaluated users; ``beyond[k]`` holds coverage, novelty and
     (when item categories are given) category diversity. ``n_candidates`` is the size of the
-    candidate set when the ranking was restricted to one (None: every item).
+    candidate set when the ranking was restricted to one (None: every item). With
+    ``evaluate(..., per_user=True)``, ``users`` are the evaluated users and
+    ``per_user[k][name]`` each one's value, in that order (for paired comparisons:
+    :func:`paired_difference`).
     """
 
     ks: list[int]
@@ -56,6 +66,8 @@ class EvaluationResult:
     metrics: dict[int, dict[str, float]] = field(default_factory=dict)
     beyond: dict[int, dict[str, float]] = field(default_factory=dict)
     n_candidates: int | None = None
+    users: np.ndarray | None = None
+    per_user: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"n_users": self.n_users}
@@ -84,6 +96,7 @@ def evaluate(
     candidates: np.ndarray | None = None,
     batch_size: int = 4096,
     progress: bool = False,
+    per_user: bool = False,
 ) -> EvaluationResult:
     """Full ranking over all items (or over ``candidates``); each user's training items excluded.
 
@@ -107,6 +120,10 @@ def evaluate(
         recommended. Test items outside the candidates still count in |T|.
     batch_size : int
         Users scored at once; memory is about ``batch_size * n_items * 4`` bytes.
+    progress : bool
+        A progress bar over the user blocks.
+    per_user : bool
+        Also keep each user's metric values (``result.users``, ``result.per_user``).
 
     Returns
     -------
@@ -136,6 +153,7 @@ def evaluate(
     sums = {k: dict.fromkeys(METRICS, 0.0) for k in ks}
     rec_counts = {k: np.zeros(model.n_items, np.int64) for k in ks}
     ild_sum = dict.fromkeys(ks, 0.0)
+    parts: dict[int, dict[str, list[np.ndarray]]] = {k: {n: [] for n in METRICS} for k in ks}
     iterator: Any = range(0, len(users), batch_size)
     if progress:
         from tqdm import tqdm
@@ -152,6 +170,8 @@ def evaluate(
             vals = ranking_metrics(found, n_rel_all[block], k)
             for name in METRICS:
                 sums[k][name] += float(vals[name].sum())
+                if per_user:
+                    parts[k][name].append(np.asarray(vals[name], dtype=np.float64))
             valid = ids[:, :k][ids[:, :k] >= 0]
             rec_counts[k] += np.bincount(valid, minlength=model.n_items)
             if item_categories is not None:
@@ -160,6 +180,15 @@ def evaluate(
     result = EvaluationResult(
         ks=ks, n_users=len(users), n_candidates=None if candidates is None else len(candidates)
     )
+    if per_user:
+        result.users = users
+        result.per_user = {
+            k: {
+                name: np.concatenate(chunks) if chunks else np.zeros(0)
+                for name, chunks in parts[k].items()
+            }
+            for k in ks
+        }
     catalogue = np.ones(model.n_items, dtype=bool)  # the items a list may hold
     if candidates is not None:
         catalogue = np.isin(np.arange(model.n_items), candidates)
@@ -176,6 +205,34 @@ def evaluate(
             beyond["diversity"] = ild_sum[k] / n
         result.beyond[k] = beyond
     return result
+
+
+def paired_difference(
+    a: EvaluationResult, b: EvaluationResult, metric: str = "recall", k: int = 20
+) -> tuple[float, float, int]:
+    """``(mean, standard_error, n_users)`` of ``a``'s per-user ``metric@k`` minus ``b``'s.
+
+    Both results come from :func:`evaluate` with ``per_user=True`` on the same test users (two
+    models of one dataset). The standard error of the mean paired difference is far smaller
+    than either model's own when the models agree on most users, so it says whether a gap
+    between two close models is more than the luck of the test split.
+    """
+    for name, result in (("a", a), ("b", b)):
+        if result.users is None or k not in result.per_user:
+            raise ParameterError.invalid(
+                name, f"an evaluation with per_user=True and k={k}", "none kept"
+            )
+    assert a.users is not None and b.users is not None
+    if not np.array_equal(a.users, b.users):
+        raise ParameterError(
+            f"the two evaluations scored different users ({len(a.users)} and {len(b.users)}): "
+            "evaluate both models on the same test split"
+        )
+    diff = a.per_user[k][metric] - b.per_user[k][metric]
+    n = len(diff)
+    if n < 2:
+        return float(diff.mean()) if n else 0.0, float("nan"), n
+    return float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(n)), n
 
 
 #: early stopping scores at most about this many (user, item) pairs per validation: every
