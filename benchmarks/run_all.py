@@ -107,6 +107,18 @@ RUNS: tuple[Run, ...] = (
         full_only=True,
     ),
     Run(
+        "tuned-unseen",
+        "bench_tuned",
+        (
+            "--datasets",
+            "amazon-scientific,amazon-scientific-random,ciao-social",
+            "--models",
+            "graphfilter,itemknn,rp3beta",
+        ),
+        "graphfilter",
+        full_only=True,
+    ),
+    Run(
         "lightgcn-speed",
         "bench_lightgcn",
         ("speed", "--batches", "20", "--repeat", "3"),

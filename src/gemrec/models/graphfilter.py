@@ -123,8 +123,9 @@ class GraphFilter(Recommender):
         ``lambda``: damps the item-item part where the two items' degrees are small, entry
         ``(i, j)`` of ``D^{1/2-a} P~ D^{1/2-c}`` taken times ``d_i^a d_j^c / (d_i^a d_j^c +
         lambda)``, the shrunk similarity of item-based neighbourhood models (a pair seen by few
-        users says little). ``0`` (the default) leaves the filter as it is; on sparse
-        catalogues (few interactions per item) a search often picks 5-50. With
+        users says little). ``0`` (the default) leaves the filter as it is; on sparse product
+        catalogues it lifts the filter to the neighbourhood models' level (``gemrec train``'s
+        search starts from 20; docs/benchmarks/graphfilter.md). With
         ``item_item="truncated"`` each row keeps its largest entries before they are shrunk;
         ``"factored"`` cannot apply it.
     item_item : {"auto", "dense", "sparse", "factored", "truncated"}
