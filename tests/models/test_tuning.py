@@ -180,7 +180,7 @@ def test_graphfilter_search_tries_the_starting_points_and_grows_its_shared_svd(m
     from gemrec.models.tuning import STARTING_POINTS, tuning_split
 
     ds = Dataset.open(movielens)
-    result = tune(ds, "graphfilter", n_trials=8, seed=1)
+    result = tune(ds, "graphfilter", n_trials=12, seed=1)
     defaults = GraphFilter().get_params()
     start = {k: defaults[k] for k in SEARCH_SPACES["graphfilter"]}
     expected = [start] + [{**start, **p} for p in STARTING_POINTS["graphfilter"]]
