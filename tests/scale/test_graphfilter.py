@@ -57,9 +57,11 @@ def test_top20_lists_match(fitted, shop_dataset):
     )
 
 
-def test_truncated_item_item_matches_the_in_core_one(fitted, shop_dataset, client):
-    """The default on Dask: each item's 50 largest item-item entries, built on the client."""
-    params = {**PARAMS, "item_item": "truncated", "item_neighbours": 50}
+@pytest.mark.parametrize("knobs", [{}, {"user_exponent": 0.3, "shrink": 2.0}])
+def test_truncated_item_item_matches_the_in_core_one(knobs, fitted, shop_dataset, client):
+    """The default on Dask: each item's 50 largest item-item entries, built on the client (also
+    with another user exponent, the graph rescaled, and the entries shrunk)."""
+    params = {**PARAMS, "item_item": "truncated", "item_neighbours": 50, **knobs}
     in_core = fit_on_dataset(shop_dataset, GraphFilter(svd_method="randomized", **params)).model
     dask = fit_graphfilter_dask(shop_dataset.path, client=client, users_per_block=200, **params)
     assert dask.model.item_item_ == in_core.item_item_ == "truncated"
@@ -71,6 +73,8 @@ def test_truncated_item_item_matches_the_in_core_one(fitted, shop_dataset, clien
     ref, _ = in_core.recommend(users, 20, exclude=seen)
     got, _ = dask.model.recommend(users, 20, exclude=seen)
     assert (ref == got).all(axis=1).mean() >= 0.99
+    if knobs:  # the exact (factored) fit below has the default knobs
+        return
     # the truncation against the exact (factored) part: most of the top 20 survive it
     exact, _ = fitted[0].recommend(users, 20, exclude=seen)
     overlap = np.mean([len(np.intersect1d(a, b)) / 20 for a, b in zip(got, exact, strict=True)])
@@ -89,6 +93,8 @@ def test_saves_and_loads_as_any_model(fitted, tmp_path):
 def test_dense_item_item_is_refused(shop_dataset, client):
     with pytest.raises(ParameterError, match="item_item"):
         fit_graphfilter_dask(shop_dataset.path, client=client, item_item="dense")
+    with pytest.raises(ParameterError, match="user_exponent"):
+        fit_graphfilter_dask(shop_dataset.path, client=client, beta=0.0, user_exponent=0.3)
 
 
 def test_cli_train_engine_dask_saves_the_dask_fit(fitted, shop_dataset, client, tmp_path, capsys):

@@ -73,6 +73,14 @@ def fit_graphfilter_dask(
     params.update(item_item=strategy, svd_method="randomized")
     model = GraphFilter(**params)
     model._validate_params()
+    user_exponent = float(model.user_exponent)
+    if user_exponent != 0.5 and not model._needs_svd():
+        raise ParameterError.invalid(
+            "user_exponent",
+            "0.5 on Dask unless the SVD is computed (beta > 0 or flatness != 1): it rescales "
+            "the graph by its largest singular value",
+            user_exponent,
+        )
     ds = Dataset.open(dataset)
     n_users, n_items = ds.n_users, ds.n_items
     path = str(ds.path)
@@ -84,7 +92,7 @@ def fit_graphfilter_dask(
     item_degree64 = np.asarray(client.gather(sums), dtype=np.float64)
     item_degree = item_degree64.astype(np.float32)
     item_scale = client.scatter(degree_power64(item_degree64, -0.5), broadcast=True)
-    norm = [client.submit(_normalise, b, item_scale) for b in raw]
+    norm = [client.submit(_normalise, b, item_scale, user_exponent) for b in raw]
 
     k = model._rank(n_users, n_items)
     if model._needs_svd():
@@ -99,10 +107,15 @@ def fit_graphfilter_dask(
         )
     else:
         s, v = np.zeros(0, np.float32), np.zeros((n_items, 0), np.float32)
+    # as the in-core fit: another user exponent puts the largest singular value back at 1
+    top = float(s[0]) if user_exponent != 0.5 else 1.0
+    s = np.asarray(s / np.float32(top), dtype=np.float32)
     projection, embeddings = model.low_rank_factors(s, v, item_degree)
     p = client.scatter(projection, broadcast=True)
     user_embeddings = np.vstack(client.gather([client.submit(_times, b, p) for b in raw]))
     r_norm = sp.vstack(client.gather(norm), format="csr")
+    if top != 1.0:
+        r_norm.data /= np.float32(top)
     interactions = sp.vstack(client.gather(raw), format="csr")
     model.item_item_ = strategy
     item_item = model.item_item_from_factors(r_norm, item_degree)
@@ -131,12 +144,13 @@ def _column_sums(block: sp.csr_matrix) -> np.ndarray:
     return np.bincount(block.indices, weights=block.data, minlength=block.shape[1])
 
 
-def _normalise(block: sp.csr_matrix, item_scale: np.ndarray) -> sp.csr_matrix:
-    """``D_U^{-1/2} R_b D_I^{-1/2}`` for a row block (its users' degrees are all in the block).
+def _normalise(block: sp.csr_matrix, item_scale: np.ndarray, user_exponent: float) -> sp.csr_matrix:
+    """``D_U^{-b} R_b D_I^{-1/2}`` for a row block (its users' degrees are all in the block).
 
     In float64, rounded once, as :func:`gemrec.graph.adjacency.normalized_interactions` does.
     """
-    left = degree_power64(np.asarray(block.sum(axis=1, dtype=np.float64)).ravel(), -0.5)
+    degree = np.asarray(block.sum(axis=1, dtype=np.float64)).ravel()
+    left = degree_power64(degree, -user_exponent)
     out = block.copy()
     rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
     data = left[rows] * block.data.astype(np.float64) * item_scale[block.indices]
