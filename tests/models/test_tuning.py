@@ -235,3 +235,11 @@ def test_an_observer_that_raises_ends_the_fit_at_that_epoch(shop):
     # outside the context nothing observes
     model.fit(ds.interactions("train"), valid=ds.interactions("valid"))
     assert seen == [2, 4]
+
+
+def test_a_fixed_setting_rules_out_the_knobs_it_cannot_take(shop):
+    # the factored item-item part has no entries to shrink: shrink is not searched with it
+    result = tune(Dataset.open(shop), "graphfilter", n_trials=3, fixed={"item_item": "factored"})
+    assert [t["state"] for t in result.trials] == ["COMPLETE"] * 3
+    assert all("shrink" not in t["params"] for t in result.trials)
+    assert result.fit.model.get_params()["shrink"] == 0.0

@@ -42,13 +42,15 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Dimension:
-    """One searched hyperparameter: ``kind`` "int", "float" or "choice"."""
+    """One searched hyperparameter: ``kind`` "int", "float" or "choice"; not searched when a
+    fixed hyperparameter has a value of ``unless`` (``(name, value)`` pairs) that rules it out."""
 
     kind: str
     low: float = 0.0
     high: float = 0.0
     log: bool = False
     choices: tuple[Any, ...] = ()
+    unless: tuple[tuple[str, Any], ...] = ()
 
     def suggest(self, trial: Any, name: str) -> Any:
         if self.kind == "int":
@@ -90,8 +92,9 @@ SEARCH_SPACES: dict[str, dict[str, Dimension]] = {
         "n_components": _float(0.005, 0.15, log=True),
         "input_exponent": _float(0.0, 1.0),
         "output_exponent": _float(0.0, 1.0),
-        # the item-item part's shrinkage (the default 0 is none)
-        "shrink": _float(0.0, 100.0),
+        # the item-item part's shrinkage (the default 0 is none; the factored part has no entries
+        # to shrink)
+        "shrink": Dimension("float", 0.0, 100.0, unless=(("item_item", "factored"),)),
         # the graph's user-degree normalisation (1/2 is GF-CF's); a choice of three, as each
         # value needs its own gram and SVD
         "user_exponent": Dimension("choice", choices=(0.3, 0.5, 0.7)),
@@ -253,7 +256,11 @@ def tune(
             f"{', '.join(sorted(SEARCH_SPACES))}"
         )
     fixed = dict(fixed or {})
-    searched = {k: d for k, d in space.items() if k not in fixed}
+    searched = {
+        k: d
+        for k, d in space.items()
+        if k not in fixed and not any(fixed.get(p, object()) == v for p, v in d.unless)
+    }
     if n_trials is None and budget_s is None:
         n_trials = 20
     if n_trials is not None and n_trials < 1:
