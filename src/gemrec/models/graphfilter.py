@@ -127,7 +127,10 @@ class GraphFilter(Recommender):
         catalogues it lifts the filter to the neighbourhood models' level (``gemrec train``'s
         search starts from 20; docs/benchmarks/graphfilter.md). With
         ``item_item="truncated"`` each row keeps its largest entries before they are shrunk;
-        ``"factored"`` cannot apply it.
+        ``"factored"`` cannot apply it. A shrunk (or ``user_exponent != 1/2``) sparse part is
+        no longer two thin factors, so the service's one-time ``L E`` for the score norms
+        multiplies its entries by the low-rank factors (about 15 s per worker at Gowalla's 42M
+        entries and rank 597, where the thin factors take about a second).
     item_item : {"auto", "dense", "sparse", "factored", "truncated"}
         How the linear part ``P~ = R~^T R~`` is applied. ``"dense"`` builds the ``n_items x
         n_items`` filter (small catalogues only); ``"sparse"`` keeps ``P~`` as a sparse matrix
