@@ -57,7 +57,15 @@ def test_top20_lists_match(fitted, shop_dataset):
     )
 
 
-@pytest.mark.parametrize("knobs", [{}, {"user_exponent": 0.3, "shrink": 2.0}])
+@pytest.mark.parametrize(
+    "knobs",
+    [
+        {},
+        {"user_exponent": 0.3, "shrink": 2.0},
+        # no SVD: the graph's largest singular value is computed on its own
+        {"user_exponent": 0.7, "beta": 0.0, "flatness": 1.0},
+    ],
+)
 def test_truncated_item_item_matches_the_in_core_one(knobs, fitted, shop_dataset, client):
     """The default on Dask: each item's 50 largest item-item entries, built on the client (also
     with another user exponent, the graph rescaled, and the entries shrunk)."""
@@ -93,8 +101,6 @@ def test_saves_and_loads_as_any_model(fitted, tmp_path):
 def test_dense_item_item_is_refused(shop_dataset, client):
     with pytest.raises(ParameterError, match="item_item"):
         fit_graphfilter_dask(shop_dataset.path, client=client, item_item="dense")
-    with pytest.raises(ParameterError, match="user_exponent"):
-        fit_graphfilter_dask(shop_dataset.path, client=client, beta=0.0, user_exponent=0.3)
 
 
 def test_cli_train_engine_dask_saves_the_dask_fit(fitted, shop_dataset, client, tmp_path, capsys):

@@ -459,17 +459,37 @@ class GraphFilter(Recommender):
             )
         else:
             s, v = np.zeros(0, np.float32), np.zeros((n_items, 0), np.float32)
-        if b != 0.5 and r_norm.nnz:
-            # the spectrum back on [0, 1], where the response and the heat kernel are defined
-            top = float(s[0]) if len(s) else float(truncated_svd(r_norm, 1, method="arpack")[1][0])
-            r_norm.data /= np.float32(top)
-            s = np.asarray(s / np.float32(top), dtype=np.float32)
+        s = self.unit_spectrum(r_norm, s)
         gram = None
         if self._resolve_item_item(R) in ("dense", "sparse"):
             gram = item_gram(r_norm)
         return SpectralWork(
             (n_users, n_items), int(R.nnz), item_degree, r_norm, gram, s, np.asarray(v), b
         )
+
+    def unit_spectrum(self, r_norm: sp.csr_matrix, singular_values: np.ndarray) -> np.ndarray:
+        """Divide ``R~`` (in place) and its singular values by its largest singular value when
+        ``user_exponent`` is not 1/2, putting the spectrum back on [0, 1], where the response
+        and the heat kernel are defined (for 1/2 that value is already 1).
+
+        Parameters
+        ----------
+        r_norm : csr_matrix of float32
+            ``D_U^{-b} R D_I^{-1/2}``.
+        singular_values : ndarray, shape (k,)
+            Its top singular values (``k = 0`` when the fit needs no SVD: the largest is then
+            computed here).
+
+        Returns
+        -------
+        ndarray of float32, shape (k,)
+        """
+        s = np.asarray(singular_values, dtype=np.float32)
+        if float(self.user_exponent) == 0.5 or not r_norm.nnz:
+            return s
+        top = float(s[0]) if len(s) else float(truncated_svd(r_norm, 1, method="arpack")[1][0])
+        r_norm.data /= np.float32(top)
+        return np.asarray(s / np.float32(top), dtype=np.float32)
 
     def _fit_arrays(self, R: sp.csr_matrix, work: SpectralWork | None = None) -> None:
         self._gram = self._linear_emb = None

@@ -73,14 +73,6 @@ def fit_graphfilter_dask(
     params.update(item_item=strategy, svd_method="randomized")
     model = GraphFilter(**params)
     model._validate_params()
-    user_exponent = float(model.user_exponent)
-    if user_exponent != 0.5 and not model._needs_svd():
-        raise ParameterError.invalid(
-            "user_exponent",
-            "0.5 on Dask unless the SVD is computed (beta > 0 or flatness != 1): it rescales "
-            "the graph by its largest singular value",
-            user_exponent,
-        )
     ds = Dataset.open(dataset)
     n_users, n_items = ds.n_users, ds.n_items
     path = str(ds.path)
@@ -92,6 +84,7 @@ def fit_graphfilter_dask(
     item_degree64 = np.asarray(client.gather(sums), dtype=np.float64)
     item_degree = item_degree64.astype(np.float32)
     item_scale = client.scatter(degree_power64(item_degree64, -0.5), broadcast=True)
+    user_exponent = float(model.user_exponent)
     norm = [client.submit(_normalise, b, item_scale, user_exponent) for b in raw]
 
     k = model._rank(n_users, n_items)
@@ -107,15 +100,11 @@ def fit_graphfilter_dask(
         )
     else:
         s, v = np.zeros(0, np.float32), np.zeros((n_items, 0), np.float32)
-    # as the in-core fit: another user exponent puts the largest singular value back at 1
-    top = float(s[0]) if user_exponent != 0.5 else 1.0
-    s = np.asarray(s / np.float32(top), dtype=np.float32)
+    r_norm = sp.vstack(client.gather(norm), format="csr")
+    s = model.unit_spectrum(r_norm, s)  # as the in-core fit
     projection, embeddings = model.low_rank_factors(s, v, item_degree)
     p = client.scatter(projection, broadcast=True)
     user_embeddings = np.vstack(client.gather([client.submit(_times, b, p) for b in raw]))
-    r_norm = sp.vstack(client.gather(norm), format="csr")
-    if top != 1.0:
-        r_norm.data /= np.float32(top)
     interactions = sp.vstack(client.gather(raw), format="csr")
     model.item_item_ = strategy
     item_item = model.item_item_from_factors(r_norm, item_degree)
