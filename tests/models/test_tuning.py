@@ -15,7 +15,7 @@ from gemrec.errors import ParameterError
 from gemrec.models import get_model_class
 from gemrec.models.base import Recommender
 from gemrec.models.commands import train_model
-from gemrec.models.tuning import SEARCH_SPACES, parse_budget, tune
+from gemrec.models.tuning import SEARCH_SPACES, STARTING_POINTS, parse_budget, tune
 from tests.conftest import shared_data
 from tests.serve.conftest import build_shop
 
@@ -174,10 +174,22 @@ def test_a_budget_spent_before_the_first_trial_still_scores_and_returns_the_defa
     assert result.fit.model.get_params()["flatness"] == defaults["flatness"]
 
 
+def test_a_budget_shorter_than_one_fit_grows_to_min_fits_fits(shop):
+    # a cap the defaults' fit uses up by itself: with min_fits the search still goes on, for
+    # that many times the defaults' fit (far more than three trials take here)
+    result = tune(
+        Dataset.open(shop), "graphfilter", budget_s=1e-6, n_trials=3, min_fits=1e6, seed=0
+    )
+    assert [t["state"] for t in result.trials] == ["COMPLETE"] * 3
+    defaults = get_model_class("graphfilter")().get_params()
+    first = {k: defaults[k] for k in SEARCH_SPACES["graphfilter"]}
+    assert result.trials[1]["params"] == {**first, **STARTING_POINTS["graphfilter"][0]}
+
+
 def test_graphfilter_search_tries_the_starting_points_and_grows_its_shared_svd(movielens):
     from gemrec.eval.evaluate import evaluate
     from gemrec.models.graphfilter import GraphFilter
-    from gemrec.models.tuning import STARTING_POINTS, tuning_split
+    from gemrec.models.tuning import tuning_split
 
     ds = Dataset.open(movielens)
     result = tune(ds, "graphfilter", n_trials=12, seed=1)

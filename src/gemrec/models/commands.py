@@ -30,6 +30,7 @@ from gemrec.tracking import active_run
 
 __all__ = [
     "AUTO_TUNE_CAP_S",
+    "AUTO_TUNE_MIN_FITS",
     "AUTO_TUNE_MIN_TRIALS",
     "AUTO_TUNE_MULTIPLE",
     "add_parser",
@@ -127,6 +128,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 AUTO_TUNE_MULTIPLE = 6.0
 #: ... or after this many seconds, whichever comes first ...
 AUTO_TUNE_CAP_S = 30.0
+#: ... a cap that grows to this many times one fit where one fit takes longer (a large
+#: catalogue: the defaults, then about one more fit's time for the starting points) ...
+AUTO_TUNE_MIN_FITS = 2.0
 #: ... but not before this many trials (within the cap)
 AUTO_TUNE_MIN_TRIALS = 40
 
@@ -168,7 +172,8 @@ def fit_dataset(
     ``tags.tune_by_default`` (graphfilter, rp3beta, itemknn, userknn) first searches the knobs
     not given in ``params`` (:func:`gemrec.models.tuning.tune`) on a split carved from train,
     never test, for :data:`AUTO_TUNE_MULTIPLE` times one fit or :data:`AUTO_TUNE_CAP_S`
-    seconds, whichever is shorter (at least :data:`AUTO_TUNE_MIN_TRIALS` trials within the cap);
+    seconds, whichever is shorter (at least :data:`AUTO_TUNE_MIN_TRIALS` trials within the cap;
+    the cap is at least :data:`AUTO_TUNE_MIN_FITS` times one fit);
     the record's ``tuning`` says what was tried and the saved
     parameters are the chosen ones.
 
@@ -206,6 +211,7 @@ def fit_dataset(
                 model_name,
                 budget_s=AUTO_TUNE_CAP_S,
                 fit_multiple=AUTO_TUNE_MULTIPLE,
+                min_fits=AUTO_TUNE_MIN_FITS,
                 min_trials=AUTO_TUNE_MIN_TRIALS,
                 fixed=dict(params),
                 progress=False,

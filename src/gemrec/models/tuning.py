@@ -197,6 +197,7 @@ def tune(
     budget_s: float | None = None,
     n_trials: int | None = None,
     fit_multiple: float | None = None,
+    min_fits: float | None = None,
     min_trials: int = 1,
     fixed: dict[str, Any] | None = None,
     eval_users: int | None = 5_000,
@@ -221,6 +222,11 @@ def tune(
         Also stop starting new trials once the search has taken this many times one fit: the
         work the trials share plus the fastest trial so far (a budget in units of one fit on the
         user's own data, as ``gemrec train`` uses for training-free models).
+    min_fits : float, optional
+        Extend ``budget_s`` to this many times one fit when one fit takes longer than
+        ``budget_s / min_fits`` (known after the first trial): on a large catalogue, where the
+        defaults' own fit uses a short budget up, the search still gets a fit's time or so for
+        its starting points (``gemrec train`` passes 2: the defaults, then about one fit more).
     min_trials : int
         Run at least this many trials before ``fit_multiple`` may stop the search.
     fixed : dict, optional
@@ -358,6 +364,9 @@ def tune(
     # the defaults are always scored, even when the shared work used up the budget: the search
     # then returns them rather than nothing
     study.optimize(objective, n_trials=1)
+    if budget_s is not None and min_fits is not None and trial_seconds:
+        one_fit = shared_seconds + trial_seconds[0]
+        budget_s = max(budget_s, min_fits * one_fit + setup_seconds)
     remaining = None if budget_s is None else budget_s - (time.perf_counter() - start)
     if (n_trials is None or n_trials > 1) and (remaining is None or remaining > 0):
         study.optimize(
