@@ -15,7 +15,9 @@ filter measured in the same run (sparse product then ``toarray``, numpy low-rank
 ``argpartition`` top-k). Peak memory is the process's max RSS (``resource.getrusage``).
 ``datasets``: shipped defaults on every shared benchmark split. ``growth``: fit time on random
 power-law graphs of 0.1M, 1M and 5M interactions (fixed rank). ``scale``: memory on an
-Amazon-Book-sized random graph (52,643 x 91,599, 2.38M interactions). ``truncation``: the
+Amazon-Book-sized random graph (52,643 x 91,599, 2.38M interactions); with ``--write-lightgcn
+DIR`` that graph as LightGCN files (a random 20 % of each user's items as test), to time ``gemrec
+import`` / ``train`` on it. ``truncation``: the
 item-item part truncated to each item's largest entries (``item_item="truncated"``, what "auto"
 picks above ``max_gram_bytes``) against the exact sparse one on Gowalla: test Recall/NDCG@20 and
 the share of the exact top-20 lists kept, per ``item_neighbours``. ``overlap``: a saved model
@@ -318,9 +320,29 @@ def bench_growth(args: argparse.Namespace) -> None:
         print(f"wrote {args.plot}")
 
 
+def write_lightgcn(inter: Interactions, directory: Path, seed: int = 0) -> None:
+    """``inter`` as LightGCN files: a random 20 % of each user's items (of two or more) in
+    ``test.txt``, the rest in ``train.txt``."""
+    m = inter.matrix.tocsr()
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / "train.txt", "w") as train, open(directory / "test.txt", "w") as test:
+        for u in range(m.shape[0]):
+            items = m.indices[m.indptr[u] : m.indptr[u + 1]].copy()
+            rng.shuffle(items)
+            n_test = round(0.2 * len(items)) if len(items) >= 2 else 0
+            train.write(f"{u} " + " ".join(map(str, items[n_test:])) + "\n")
+            test.write(f"{u} " + " ".join(map(str, items[:n_test])) + "\n")
+
+
 def bench_scale(args: argparse.Namespace) -> None:
-    """Amazon-Book-sized random graph: shipped defaults, fit + scoring of 4096 users, peak RSS."""
+    """Amazon-Book-sized random graph: shipped defaults, fit + scoring of 4096 users, peak RSS
+    (``--write-lightgcn DIR``: the graph as LightGCN files instead, for the CLI)."""
     inter = synthetic(2_380_730, n_users=52_643, n_items=91_599)
+    if args.write_lightgcn:
+        write_lightgcn(inter, Path(args.write_lightgcn))
+        print(f"wrote {args.write_lightgcn}/train.txt and test.txt ({inter.nnz:,} interactions)")
+        return
     t0 = time.perf_counter()
     model = GraphFilter(num_threads=args.threads).fit(inter)
     t1 = time.perf_counter()
@@ -417,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--split", choices=["test", "valid"], default="test", help="valid: fit on train only"
     )
     sc = sub.add_parser("scale")
+    sc.add_argument("--write-lightgcn", metavar="DIR", help="write the graph as LightGCN files")
     tr = sub.add_parser("truncation")
     tr.add_argument("--neighbours", type=int, nargs="+", default=[50, 100, 200, 400])
     ov = sub.add_parser("overlap")

@@ -128,9 +128,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 AUTO_TUNE_MULTIPLE = 6.0
 #: ... or after this many seconds, whichever comes first ...
 AUTO_TUNE_CAP_S = 30.0
-#: ... a cap that grows to this many times one fit where one fit takes longer (a large
-#: catalogue: the defaults, then about one more fit's time for the starting points) ...
-AUTO_TUNE_MIN_FITS = 2.0
+#: ... a cap that grows to this many times one fit where that is longer (a large catalogue:
+#: the defaults, then half a fit's time or so for the first starting points) ...
+AUTO_TUNE_MIN_FITS = 1.5
 #: ... but not before this many trials (within the cap)
 AUTO_TUNE_MIN_TRIALS = 40
 

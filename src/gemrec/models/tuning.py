@@ -225,8 +225,8 @@ def tune(
     min_fits : float, optional
         Extend ``budget_s`` to this many times one fit when one fit takes longer than
         ``budget_s / min_fits`` (known after the first trial): on a large catalogue, where the
-        defaults' own fit uses a short budget up, the search still gets a fit's time or so for
-        its starting points (``gemrec train`` passes 2: the defaults, then about one fit more).
+        defaults' own fit uses a short budget up, the search still gets time for its first
+        starting points (``gemrec train`` passes 1.5).
     min_trials : int
         Run at least this many trials before ``fit_multiple`` may stop the search.
     fixed : dict, optional
