@@ -103,7 +103,7 @@ def run_numpy_baseline(
         P = (sp.diags(pw(di, 0.5 - a)) @ (Rn.T @ Rn) @ sp.diags(pw(di, 0.5 - c))).tocsr()
         # the same randomized SVD as the model (ARPACK svds with k~600 takes many minutes here);
         # the baseline measures the plain scoring path
-        _, s, v = truncated_svd(Rn, k, n_iter=2, seed=0)
+        _, s, v = truncated_svd(Rn, k, n_iter=model.svd_n_iter, seed=0)
         left, right = model.low_rank_factors(s, v, di)
         t1 = time.perf_counter()
         T = test.matrix

@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--betas", default="0.15,0.3,0.5")
     parser.add_argument("--exponents", default="0.5:0.5,0.6:0.4,0.7:0.3")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--svd-n-iter", type=int, default=2)
+    parser.add_argument("--svd-n-iter", type=int, default=4)
     args = parser.parse_args()
     fit_part, valid, _ = splits(args.dataset, valid_fraction=0.2, seed=0)
     ranks = [float(x) if "." in x else int(x) for x in args.ranks.split(",")]
