@@ -145,8 +145,8 @@ class GraphFilter(Recommender):
         ``max_gram_bytes``, else truncated.
     item_neighbours : int
         Entries kept per item by ``item_item="truncated"``. On Gowalla (where "auto" keeps the
-        exact sparse ``P~``) 200 keep Recall@20 at .1886 against the exact .1907 (100: .1862,
-        400: .1901) and 93 % of the exact top-20 lists (docs/benchmarks/graphfilter.md).
+        exact sparse ``P~``) 200 keep Recall@20 at .1894 against the exact .1912 (100: .1871,
+        400: .1909) and 93 % of the exact top-20 lists (docs/benchmarks/graphfilter.md).
     max_dense_items : int
         Catalogue size up to which ``"auto"`` builds the dense item-item filter.
     max_gram_bytes : int
