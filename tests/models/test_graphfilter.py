@@ -292,6 +292,7 @@ def test_registered_and_parameters_validated():
         dict(item_item="huge"),
         dict(svd_method="qr"),
         dict(num_threads=0),
+        dict(recency=-1.0),
     ]:
         with pytest.raises(ParameterError, match=next(iter(bad))):
             GraphFilter(**bad).fit(inter)
@@ -404,3 +405,94 @@ def test_sparse_scores_complete_the_low_pass_part(item_item):
         np.linalg.norm(model.score(users).astype(np.float64), axis=1),
         rtol=1e-4,
     )
+
+
+def _timed_interactions(seed=0, n_users=120, n_items=80, nnz=1500):
+    rng = np.random.default_rng(seed)
+    return Interactions.from_arrays(
+        rng.integers(0, n_users, nnz),
+        rng.integers(0, n_items, nnz),
+        n_users=n_users,
+        n_items=n_items,
+        timestamps=rng.integers(0, 50, nnz).astype(np.float64),  # ties included
+    )
+
+
+def test_recency_weights_follow_each_users_time_ranks():
+    from gemrec.models._recency import recency_weighted
+
+    # user 0: items 2, 0, 1 at times 5, 9, 9 (a tie); user 1: item 3 without a time
+    inter = Interactions.from_arrays(
+        np.array([0, 0, 0, 1]),
+        np.array([2, 0, 1, 3]),
+        np.array([1.0, 2.0, 1.0, 1.0], np.float32),
+        n_users=2,
+        n_items=4,
+        timestamps=np.array([5.0, 9.0, 9.0, np.nan]),
+    )
+    weighted = recency_weighted(inter, 2.0)
+    assert weighted is not None
+    # ranks 0 | 1.5, 1.5 of 3 -> q = 1/6 | 2/3, 2/3; the single edge q = 1/2
+    q_old, q_tie = 0.5 / 3, 2.0 / 3
+    expected = np.array(
+        [
+            [2.0 * np.exp(-2 * (1 - q_tie)), np.exp(-2 * (1 - q_tie)), np.exp(-2 * (1 - q_old)), 0],
+            [0, 0, 0, np.exp(-2 * 0.5)],
+        ]
+    )
+    np.testing.assert_allclose(weighted.toarray(), expected, rtol=1e-6)
+    assert recency_weighted(inter, 0.0) is None
+    assert recency_weighted(_random_interactions(), 1.0) is None  # no timestamps
+
+
+@pytest.mark.parametrize("item_item", ["dense", "sparse", "factored", "truncated"])
+def test_recency_weighs_fitted_users_rows_and_nothing_else(item_item, tmp_path):
+    inter = _timed_interactions(seed=5)
+    plain = GraphFilter(n_components=6, item_item=item_item).fit(inter)
+    model = GraphFilter(n_components=6, item_item=item_item, recency=1.5).fit(inter)
+    users = np.arange(20)
+    rows = model.fitted_rows(users)
+    assert rows.nnz == inter.matrix[users].nnz and not np.allclose(
+        rows.toarray(), inter.matrix[users].toarray()
+    )
+    # the graph is the same; the fitted users are scored from their weighted rows
+    np.testing.assert_allclose(model.item_embeddings_, plain.item_embeddings_, rtol=1e-5)
+    np.testing.assert_allclose(model.score(users), plain.score_new(rows), rtol=1e-4, atol=1e-5)
+    assert not np.allclose(model.score(users), plain.score(users), atol=1e-3)
+    low = model.user_embeddings_[users] @ model.item_embeddings_.T
+    np.testing.assert_allclose(
+        low + model.sparse_scores(users), model.score(users), rtol=1e-4, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        model.score_norms(model.user_embeddings_[users], model.sparse_scores(users), rows),
+        np.linalg.norm(model.score(users).astype(np.float64), axis=1),
+        rtol=1e-4,
+    )
+    loaded = Recommender.load(model.save(tmp_path / item_item))
+    np.testing.assert_array_equal(loaded.score(users), model.score(users))
+    # without timestamps the knob has nothing to order by
+    untimed = Interactions(inter.matrix, inter.user_ids, inter.item_ids)
+    np.testing.assert_array_equal(
+        GraphFilter(n_components=6, item_item=item_item, recency=1.5).fit(untimed).score(users),
+        GraphFilter(n_components=6, item_item=item_item).fit(untimed).score(users),
+    )
+
+
+def test_recency_ranks_a_users_latest_neighbourhood_first():
+    # two item groups that never co-occur; user 0 touched group A long ago and group B lately
+    users, items, times = [], [], []
+    for u in range(1, 41):  # other users each stay in one group
+        group = range(0, 5) if u <= 20 else range(5, 10)
+        for i in group:
+            users.append(u), items.append(i), times.append(1.0)
+    for i, t in [(0, 1.0), (1, 2.0), (2, 3.0), (5, 10.0), (6, 11.0)]:
+        users.append(0), items.append(i), times.append(t)
+    inter = Interactions.from_arrays(
+        np.array(users), np.array(items), timestamps=np.array(times), n_items=10
+    )
+    top = {}
+    for recency in (0.0, 3.0):
+        model = GraphFilter(n_components=2, recency=recency).fit(inter)
+        top[recency] = int(model.recommend(np.array([0]), k=1)[0][0, 0])
+    assert top[0.0] in (3, 4)  # three interactions in A outweigh two in B
+    assert top[3.0] in (7, 8, 9)  # weighted by time, the latest group leads

@@ -255,3 +255,17 @@ def test_a_fixed_setting_rules_out_the_knobs_it_cannot_take(shop):
     assert [t["state"] for t in result.trials] == ["COMPLETE"] * 3
     assert all("shrink" not in t["params"] for t in result.trials)
     assert result.fit.model.get_params()["shrink"] == 0.0
+
+
+def test_recency_is_searched_only_where_there_are_timestamps(movielens, tmp_path):
+    timed = tune(Dataset.open(movielens), "graphfilter", n_trials=8, seed=2)
+    values = [t["params"]["recency"] for t in timed.trials]
+    assert values[0] == 0.0 and len(set(values)) > 2  # the defaults, then sampled weights
+    ds = Dataset.open(movielens)
+    edges = ds.edges.assign(first_timestamp=np.nan, last_timestamp=np.nan)
+    untimed = write_dataset(
+        tmp_path / "untimed", users=ds.users, items=ds.items, edges=edges, manifest={}
+    )
+    result = tune(Dataset.open(untimed), "graphfilter", n_trials=3, seed=2)
+    assert [t["state"] for t in result.trials] == ["COMPLETE"] * 3
+    assert all("recency" not in t["params"] for t in result.trials)

@@ -98,9 +98,11 @@ def test_saves_and_loads_as_any_model(fitted, tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
-def test_dense_item_item_is_refused(shop_dataset, client):
+def test_dense_item_item_and_recency_are_refused(shop_dataset, client):
     with pytest.raises(ParameterError, match="item_item"):
         fit_graphfilter_dask(shop_dataset.path, client=client, item_item="dense")
+    with pytest.raises(ParameterError, match="recency"):
+        fit_graphfilter_dask(shop_dataset.path, client=client, recency=1.0)
 
 
 def test_cli_train_engine_dask_saves_the_dask_fit(fitted, shop_dataset, client, tmp_path, capsys):

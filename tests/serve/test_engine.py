@@ -199,3 +199,28 @@ def test_low_rank_plus_sparse_lists_match_the_exact_engine(tmp_path):
         assert got.strategy == want.strategy == "fold_in"
         overlap.append(len({r.item_id for r in got.items} & {r.item_id for r in want.items}) / 10)
     assert np.mean(overlap) >= 0.95
+
+
+def test_low_rank_split_of_a_recency_weighted_filter_equals_its_scores(shop, tmp_path):
+    # a fitted user's part of the blend comes from the rows the model weighted by time
+    ds = Dataset.open(shop)
+    train = ds.interactions("train", "valid")
+    assert train.timestamps is not None
+    fitted = make_model("graphfilter", n_components=8, item_item="sparse", recency=2.0).fit(train)
+    model = Recommender.load(fitted.save(tmp_path / "m"))
+    engine = Engine(
+        ServeSettings(model_dir=tmp_path / "m", dataset_dir=shop), model, ds, tmp_path / "m"
+    )
+    online = engine.online
+    picked = [engine.catalogue.item_ids[i] for i in (5, 9)]
+    for user in (3, 11):
+        events = [Event(engine.user_ids[user], i, "cart", 0.0, seq=1) for i in picked]
+        split = online.low_rank_split(user, events)
+        assert split is not None
+        q, sparse = split
+        np.testing.assert_allclose(
+            q @ model.item_embeddings_.T + sparse,
+            online.scores(user, events),
+            rtol=1e-4,
+            atol=1e-6,
+        )

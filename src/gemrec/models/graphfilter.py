@@ -16,6 +16,7 @@ from gemrec.errors import ParameterError
 from gemrec.graph.adjacency import degree_power, degrees, item_gram, normalized_interactions
 from gemrec.graph.kernels import accumulate_spmm, set_kernel_threads
 from gemrec.graph.spectral import truncated_svd
+from gemrec.models._recency import recency_weighted
 from gemrec.models._topn import top_n_product
 from gemrec.models.base import ModelTags, Recommender, State
 
@@ -70,7 +71,7 @@ class GraphFilter(Recommender):
     Nothing is trained: ``fit`` normalises the interaction graph once, takes a truncated SVD and
     (depending on ``item_item``) builds the item-item operator. Scores are a linear function of the
     user's interaction row, so unseen users are scored by fold-in (:meth:`score_new`) exactly as
-    fitted ones.
+    fitted ones (whose rows are :meth:`fitted_rows`).
 
     Parameters
     ----------
@@ -131,6 +132,17 @@ class GraphFilter(Recommender):
         no longer two thin factors, so the service's one-time ``L E`` for the score norms
         multiplies its entries by the low-rank factors (about 15 s per worker at Gowalla's 42M
         entries and rank 597, where the thin factors take about a second).
+    recency : float
+        Weighs each fitted user's interactions by their place in the user's history:
+        ``exp(-recency (1 - q))`` with ``q`` the interaction's time rank over the user's count
+        (the latest weighs about 1, the first ``exp(-recency)``). Only the user's signal ``x`` is
+        weighted, not the graph. It needs the interactions' timestamps (without them the fit
+        ignores it) and suits data whose held-out part follows the training part in time: on
+        Amazon Scientific's leave-one-out split ``recency=1`` lifts test Recall@20 / NDCG@20
+        from .1553 / .0964 to .1586 / .1004, on its random 20 % split it lowers them. ``0``
+        (the default) weighs interactions as the data does; ``gemrec train`` searches it on
+        validation when there are timestamps. Rows given to :meth:`score_new` are used as
+        given.
     item_item : {"auto", "dense", "sparse", "factored", "truncated"}
         How the linear part ``P~ = R~^T R~`` is applied. ``"dense"`` builds the ``n_items x
         n_items`` filter (small catalogues only); ``"sparse"`` keeps ``P~`` as a sparse matrix
@@ -181,6 +193,8 @@ class GraphFilter(Recommender):
         The rank actually used.
     item_item_ : str
         The strategy ``"auto"`` resolved to.
+    profiles_ : csr_matrix of float32 or None
+        The fitted users' rows weighted by ``recency`` (None when they are ``interactions_``).
 
     Notes
     -----
@@ -234,6 +248,7 @@ class GraphFilter(Recommender):
     right_: sp.csr_matrix
     #: work shared with other fits of the same matrix, set for one fit by :meth:`fit_reusing`
     _work: SpectralWork | None = None
+    profiles_: sp.csr_matrix | None = None
     #: :meth:`score_norms`' cache of E^T E, for the fitted factors
     _gram: np.ndarray | None = None
     #: :meth:`score_norms`' cache of L E, for the fitted filter
@@ -254,6 +269,7 @@ class GraphFilter(Recommender):
         output_exponent: float = 0.4,
         user_exponent: float = 0.5,
         shrink: float = 0.0,
+        recency: float = 0.0,
         item_item: ItemItem = "auto",
         item_neighbours: int = 200,
         max_dense_items: int = 8192,
@@ -275,6 +291,7 @@ class GraphFilter(Recommender):
         self.output_exponent = output_exponent
         self.user_exponent = user_exponent
         self.shrink = shrink
+        self.recency = recency
         self.item_item = item_item
         self.item_neighbours = item_neighbours
         self.max_dense_items = max_dense_items
@@ -321,6 +338,7 @@ class GraphFilter(Recommender):
         _real("output_exponent")
         _real("user_exponent", 0.0)
         _real("shrink", 0.0)
+        _real("recency", 0.0)
         if self.shrink > 0 and self.item_item == "factored":
             raise ParameterError.invalid(
                 "shrink", "0 with item_item='factored' (it never forms P~'s entries)", self.shrink
@@ -359,8 +377,9 @@ class GraphFilter(Recommender):
         return contextlib.nullcontext() if self.num_threads is None else self._threads()
 
     def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:
+        self.profiles_ = recency_weighted(interactions, float(self.recency))
         with self._threads():
-            self._fit_arrays(interactions.matrix, self._work)
+            self._fit_arrays(interactions.matrix, self._work, self.profiles_)
 
     def reusable_work(self, interactions: Interactions) -> SpectralWork:
         """The normalisation, gram and SVD (at this model's rank) that other fits can reuse.
@@ -493,7 +512,12 @@ class GraphFilter(Recommender):
         r_norm.data /= np.float32(top)
         return np.asarray(s / np.float32(top), dtype=np.float32)
 
-    def _fit_arrays(self, R: sp.csr_matrix, work: SpectralWork | None = None) -> None:
+    def _fit_arrays(
+        self,
+        R: sp.csr_matrix,
+        work: SpectralWork | None = None,
+        profiles: sp.csr_matrix | None = None,
+    ) -> None:
         self._gram = self._linear_emb = None
         n_users, n_items = R.shape
         self.n_components_ = k = self._rank(n_users, n_items)
@@ -510,8 +534,9 @@ class GraphFilter(Recommender):
             s, v = np.zeros(0, np.float32), np.zeros((n_items, 0), np.float32)
         self.singular_values_ = np.ascontiguousarray(s, dtype=np.float32)
         self.item_projection_, self.item_embeddings_ = self.low_rank_factors(s, v, item_degree)
+        rows = R if profiles is None else profiles
         self.user_embeddings_ = np.ascontiguousarray(
-            sp.csr_matrix(R, dtype=np.float32) @ self.item_projection_, dtype=np.float32
+            sp.csr_matrix(rows, dtype=np.float32) @ self.item_projection_, dtype=np.float32
         )
 
         self.item_item_ = strategy
@@ -717,13 +742,19 @@ class GraphFilter(Recommender):
         self._add_item_item(x, out)
         return out
 
+    def fitted_rows(self, users: np.ndarray) -> sp.csr_matrix:
+        """The rows fitted ``users`` are scored from: ``interactions_``, or ``profiles_`` when
+        ``recency`` weighted them; ``score(users) == score_new(fitted_rows(users))``."""
+        rows = self.interactions_ if self.profiles_ is None else self.profiles_
+        return sp.csr_matrix(rows[np.asarray(users, dtype=np.int64)])
+
     def _score_block(self, users: np.ndarray) -> np.ndarray:
         if self.item_item_ == "dense":
-            return self._score_rows(self.interactions_[users])
+            return self._score_rows(self.fitted_rows(users))
         out = np.ascontiguousarray(
             self.user_embeddings_[users] @ self.item_embeddings_.T, dtype=np.float32
         )
-        self._add_item_item(self.interactions_[users], out)
+        self._add_item_item(self.fitted_rows(users), out)
         return out
 
     def _add_item_item(self, x: sp.csr_matrix, out: np.ndarray) -> None:
@@ -744,7 +775,7 @@ class GraphFilter(Recommender):
         """
         self._check_fitted()
         users = np.asarray(users, dtype=np.int64)
-        return self._sparse_rows(self.interactions_[users], self.user_embeddings_[users])
+        return self._sparse_rows(self.fitted_rows(users), self.user_embeddings_[users])
 
     def sparse_part(self, users: np.ndarray) -> sp.csr_matrix:
         """:meth:`sparse_scores` as a sparse matrix: only the items the linear part reaches.
@@ -773,7 +804,7 @@ class GraphFilter(Recommender):
         if self.item_item_ == "dense":
             eye = sp.identity(self.n_items, dtype=np.float32, format="csr")
             return sp.csr_matrix(self.sparse_scores(users)), eye
-        x = sp.csr_matrix(self.interactions_[users], dtype=np.float32)
+        x = sp.csr_matrix(self.fitted_rows(users), dtype=np.float32)
         if self.item_item_ in ("sparse", "truncated"):
             return x, sp.csr_matrix(self.linear_)
         return sp.csr_matrix(x @ self.left_, dtype=np.float32), self.right_
@@ -811,7 +842,7 @@ class GraphFilter(Recommender):
         sparse : ndarray of float32, shape (n, n_items)
         user_items : csr_matrix, shape (n, n_items), optional
             The interaction rows the split came from (:meth:`split_new`'s input, or fitted users'
-            rows of ``interactions_`` for :meth:`sparse_scores`); with them the
+            rows, :meth:`fitted_rows`, for :meth:`sparse_scores`); with them the
             cross term reads ``k`` numbers per interaction instead of the items the sparse part
             reaches.
 
@@ -916,6 +947,8 @@ class GraphFilter(Recommender):
             state["right_"] = self.right_
         else:
             state["linear_"] = self.linear_
+        if self.profiles_ is not None:
+            state["profiles_"] = self.profiles_
         return state
 
     def _set_state(self, state: State) -> None:
@@ -926,6 +959,8 @@ class GraphFilter(Recommender):
         self.singular_values_ = np.asarray(state["singular_values_"], dtype=np.float32)
         self.n_components_ = len(self.singular_values_)
         self.item_item_ = str(state["item_item_"])
+        profiles = state.get("profiles_")
+        self.profiles_ = None if profiles is None else sp.csr_matrix(profiles, dtype=np.float32)
         if self.item_item_ == "factored":
             self.left_ = sp.csr_matrix(state["left_"], dtype=np.float32)
             self.right_ = sp.csr_matrix(state["right_"], dtype=np.float32)

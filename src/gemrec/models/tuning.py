@@ -43,7 +43,8 @@ __all__ = [
 @dataclass(frozen=True)
 class Dimension:
     """One searched hyperparameter: ``kind`` "int", "float" or "choice"; not searched when a
-    fixed hyperparameter has a value of ``unless`` (``(name, value)`` pairs) that rules it out."""
+    fixed hyperparameter has a value of ``unless`` (``(name, value)`` pairs) that rules it out,
+    or when it ``needs_timestamps`` and the data has none."""
 
     kind: str
     low: float = 0.0
@@ -51,6 +52,8 @@ class Dimension:
     log: bool = False
     choices: tuple[Any, ...] = ()
     unless: tuple[tuple[str, Any], ...] = ()
+    #: searched only when the interactions trials fit on carry timestamps
+    needs_timestamps: bool = False
 
     def suggest(self, trial: Any, name: str) -> Any:
         if self.kind == "int":
@@ -98,6 +101,8 @@ SEARCH_SPACES: dict[str, dict[str, Dimension]] = {
         # the graph's user-degree normalisation (1/2 is GF-CF's); a choice of three, as each
         # value needs its own gram and SVD
         "user_exponent": Dimension("choice", choices=(0.3, 0.5, 0.7)),
+        # the weight of a user's older interactions (time ranks; data with timestamps only)
+        "recency": Dimension("float", 0.0, 3.0, needs_timestamps=True),
     },
     "svd": {"factors": _int(16, 512, log=True)},
     "lightgcn": {"lr": _float(1e-3, 5e-2, log=True), "reg": _float(1e-5, 1e-2, log=True)},
@@ -281,6 +286,8 @@ def tune(
             f"dataset {dataset.path}: no interactions to tune on (the validation split is empty "
             "and a 10% per-user holdout of train holds none); import it with a validation split"
         )
+    if fit_part.timestamps is None:
+        searched = {k: d for k, d in searched.items() if not d.needs_timestamps}
     side = dataset.side_information()
     users = _sample_users(held, eval_users, seed)
     setup_seconds = time.perf_counter() - start  # reading and splitting: not the model's cost

@@ -68,6 +68,10 @@ def fit_graphfilter_dask(
             "item_item", "'truncated', 'factored' (or 'auto')", params["item_item"]
         )
     strategy = "truncated" if strategy == "auto" else strategy
+    if params.get("recency", 0):
+        raise ParameterError.invalid(
+            "recency", "0 in the Dask fit (its blocks read no timestamps)", params["recency"]
+        )
     if params.get("svd_method", "auto") not in ("auto", "randomized"):
         raise ParameterError.invalid("svd_method", "'randomized' (or 'auto')", params["svd_method"])
     params.update(item_item=strategy, svd_method="randomized")

@@ -237,7 +237,7 @@ class OnlineState:
         norm = float(self._user_norms[user])
         if np.isnan(norm):
             model: Any = self.model
-            rows = model.interactions_[user : user + 1]
+            rows = model.fitted_rows(np.array([user]))
             norm = float(model.score_norms(query[None, :], sparse[None, :], rows)[0])
             self._user_norms[user] = norm
         return norm
