@@ -38,17 +38,24 @@ MODELS = ["graphfilter", "rp3beta", "itemknn", "userknn"]
 
 
 def run(
-    dataset: str, model: str, *, tune: bool, trials: int | None = None
+    dataset: str,
+    model: str,
+    *,
+    tune: bool,
+    trials: int | None = None,
+    fixed: dict[str, object] | None = None,
 ) -> tuple[dict[str, object], EvaluationResult]:
     """Fit (tuning first unless ``tune`` is False; ``trials``: a search of that many trials
-    in place of the default budget) and score on test: the printed row, the per-user scores."""
+    in place of the default budget; ``fixed``: hyperparameters set, never searched) and score on
+    test: the printed row, the per-user scores."""
+    fixed = dict(fixed or {})
     ds = load(dataset)
     load_start = os.getloadavg()[0]
     t0 = time.perf_counter()
     if trials is None:
-        fitted = fit_dataset(ds, model, {}, tune=tune)
+        fitted = fit_dataset(ds, model, fixed, tune=tune)
     else:
-        fitted = search(ds, model, n_trials=trials).fit
+        fitted = search(ds, model, n_trials=trials, fixed=fixed).fit
     seconds = time.perf_counter() - t0
     test = ds.interactions("test")
     scores = evaluate(fitted.model, test, ks=[20], per_user=True)
@@ -65,7 +72,7 @@ def run(
         "valid_tuned": tuning.get("best_value"),
         "params": {
             k: fitted.record["params"].get(k)
-            for k in (tuning.get("trials") or [{}])[0].get("params", {})
+            for k in [*(tuning.get("trials") or [{}])[0].get("params", {}), *fixed]
         },
         "load": [round(load_start, 2), round(os.getloadavg()[0], 2)],
     }
@@ -84,15 +91,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="search N trials with no time budget (what `gemrec tune --trials N` runs) instead "
         "of the default search",
     )
+    parser.add_argument(
+        "--set",
+        dest="fixed",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a hyperparameter of every model run, never searched (repeatable)",
+    )
     return parser
+
+
+def _value(text: str) -> object:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    fixed = {k: _value(v) for k, _, v in (item.partition("=") for item in args.fixed)}
     for dataset in args.datasets.split(","):
         scored = {}
         for model in args.models.split(","):
-            row, scored[model] = run(dataset, model, tune=args.tune, trials=args.trials)
+            row, scored[model] = run(
+                dataset, model, tune=args.tune, trials=args.trials, fixed=fixed
+            )
             print(json.dumps(row), flush=True)
         first, *others = scored
         for other in others:
