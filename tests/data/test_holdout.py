@@ -173,3 +173,17 @@ def test_without_users_keeps_every_other_edge_and_its_times() -> None:
         np.testing.assert_array_equal(m.indices, out.matrix.indices)
     assert out.timestamps is not None
     assert out.timestamps[0, 0] == 0.0 and out.timestamps[2, 2] == 7.0
+
+
+def test_a_source_order_goes_with_its_edges_through_splits_and_unions() -> None:
+    inter = Interactions.from_arrays(
+        [1, 0, 1, 0], [2, 1, 0, 0], n_users=2, n_items=3, order=[4.0, 2.0, 3.0, 1.0]
+    )
+    assert inter.timestamps is None
+    kept, held = split_by_mask(inter, np.array([False, True, True, False]))  # (0, 1), (1, 0)
+    assert _times(held, "order") == {(0, 1): 2.0, (1, 0): 3.0}
+    assert _times(kept, "order") == {(0, 0): 1.0, (1, 2): 4.0}
+    assert _times(union(kept, held), "order") == _times(inter, "order")
+    assert _times(inter.without_users(np.array([0])), "order") == {(1, 0): 3.0, (1, 2): 4.0}
+    grown = inter.grown(np.array(["0", "1", "2"]), np.array(["0", "1", "2", "3"]))
+    assert grown.order is not None and grown.order.shape == (3, 4)

@@ -51,6 +51,36 @@ def test_lightgcn_keeps_split_and_carves_valid_from_train(tmp_path):
     assert not ds.has_events
 
 
+def test_lightgcn_lines_in_their_own_order_keep_it_for_the_models(tmp_path):
+    # lines not sorted by item: each user's order is kept as the edges' source order (what
+    # graphfilter's recency reads where there are no times); the validation split stays random
+    rng = np.random.default_rng(0)
+    lines = {u: [str(i) for i in rng.permutation(40)[:20]] for u in range(30)}
+    (tmp_path / "train.txt").write_text("".join(f"{u} {' '.join(v)}\n" for u, v in lines.items()))
+    (tmp_path / "test.txt").write_text("".join(f"{u} 99\n" for u in lines))
+    ds = Dataset.open(
+        import_dataset([tmp_path], tmp_path / "ds", format="lightgcn", valid_fraction=0.2).path
+    )
+    assert ds.manifest["split"]["valid_from"] == "random train edges per user"
+    train = ds.interactions()  # train + valid
+    assert train.timestamps is None and train.order is not None
+    for u, items in lines.items():
+        row = ds.user_index[str(u)]
+        cols = [ds.item_index[i] for i in items]
+        # positions in the file: increasing along each line
+        assert np.all(np.diff(train.order[row, cols].toarray().ravel()) > 0)
+    assert ds.interactions("test").order is not None
+
+    # the same lines sorted by item carry no order
+    (tmp_path / "train.txt").write_text(
+        "".join(f"{u} {' '.join(sorted(v, key=int))}\n" for u, v in lines.items())
+    )
+    ds = Dataset.open(
+        import_dataset([tmp_path], tmp_path / "sorted", format="lightgcn", valid_fraction=0.2).path
+    )
+    assert "source_order" not in ds.edges.columns and ds.interactions().order is None
+
+
 def test_lightgcn_needs_both_files(tmp_path):
     (tmp_path / "train.txt").write_text("0 1\n")
     with pytest.raises(DataError, match=r"train\.txt and test\.txt"):

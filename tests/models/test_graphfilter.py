@@ -496,3 +496,15 @@ def test_recency_ranks_a_users_latest_neighbourhood_first():
         top[recency] = int(model.recommend(np.array([0]), k=1)[0][0, 0])
     assert top[0.0] in (3, 4)  # three interactions in A outweigh two in B
     assert top[3.0] in (7, 8, 9)  # weighted by time, the latest group leads
+
+
+def test_recency_reads_a_source_order_where_there_are_no_times():
+    from gemrec.models._recency import recency_weighted
+
+    users, items = np.array([0, 0, 0]), np.array([2, 0, 1])
+    timed = Interactions.from_arrays(users, items, timestamps=np.array([3.0, 1.0, 2.0]))
+    ordered = Interactions.from_arrays(users, items, order=np.array([30.0, 10.0, 20.0]))
+    a, b = recency_weighted(timed, 1.0), recency_weighted(ordered, 1.0)
+    assert a is not None and b is not None
+    np.testing.assert_allclose(a.toarray(), b.toarray())
+    np.testing.assert_allclose(a.toarray()[0], np.exp(-(1 - (np.array([0, 1, 2]) + 0.5) / 3)))

@@ -419,6 +419,8 @@ def aggregate_edges(
     timestamps: np.ndarray,
     event_types: np.ndarray,
     type_names: Sequence[str],
+    *,
+    first_row: bool = False,
 ) -> pd.DataFrame:
     """Sum events into one edge per (user, item, part).
 
@@ -427,7 +429,8 @@ def aggregate_edges(
     pandas.DataFrame
         ``user, item`` (int32), ``part`` (int8), ``weight`` (float32), ``n_events`` (int32),
         ``first_timestamp``, ``last_timestamp`` (float64, NaN if unknown) and ``n_<type>`` (int32)
-        for each of ``type_names``; sorted by user, item, part.
+        for each of ``type_names``; sorted by user, item, part. With ``first_row``, also
+        ``first_row`` (int64): the position of the edge's first event in the input.
     """
     n_items = int(items.max(initial=0)) + 1
     n_parts = int(parts.max(initial=0)) + 1
@@ -450,6 +453,8 @@ def aggregate_edges(
         "part": (uniq % n_parts).astype(np.int8),
     }
     del uniq
+    if first_row:  # the sort is stable: a group's first member is its earliest event
+        out["first_row"] = order[starts].astype(np.int64)
     w_sorted = np.asarray(weights, np.float64)[order]
     out["weight"] = (np.add.reduceat(w_sorted, starts) if m else w_sorted).astype(np.float32)
     del w_sorted

@@ -90,6 +90,11 @@ def split_by_mask(
         if interactions.first_timestamps is None or t_all is None
         else edge_timestamps(interactions.matrix, interactions.first_timestamps)
     )
+    o_all = (
+        None
+        if interactions.order is None
+        else edge_timestamps(interactions.matrix, interactions.order)
+    )
 
     def times(values: np.ndarray | None, sel: np.ndarray) -> sp.csr_matrix | None:
         if values is None:
@@ -103,7 +108,9 @@ def split_by_mask(
     def part(sel: np.ndarray, last: np.ndarray | None) -> Interactions:
         mm = sp.csr_matrix((m.data[sel], (m.row[sel], m.col[sel])), shape=m.shape)
         mm.sort_indices()
-        return interactions.with_matrix(mm.astype(np.float32), times(last, sel), times(f_all, sel))
+        return interactions.with_matrix(
+            mm.astype(np.float32), times(last, sel), times(f_all, sel), times(o_all, sel)
+        )
 
     return part(~held, t_all if kept_last is None else kept_last), part(held, t_all)
 
@@ -196,7 +203,8 @@ def union(a: Interactions, b: Interactions) -> Interactions:
     """``a`` and ``b`` together (e.g. train + validation).
 
     Weights of a pair in both are summed; its last event time is the later one and its first event
-    time the earlier one. Times are kept only when both parts carry them.
+    time the earlier one, its source order the later one. Times (and orders) are kept only when
+    both parts carry them.
     """
     if a.matrix.shape != b.matrix.shape:
         raise ParameterError.invalid("b", f"interactions of shape {a.matrix.shape}", b.matrix.shape)
@@ -204,7 +212,8 @@ def union(a: Interactions, b: Interactions) -> Interactions:
     m.sort_indices()
     ts = _merge_times(a.timestamps, b.timestamps, m, np.fmax)
     first = _merge_times(a.first_timestamps, b.first_timestamps, m, np.fmin)
-    return a.with_matrix(m.astype(np.float32), ts, first if ts is not None else None)
+    order = _merge_times(a.order, b.order, m, np.fmax)
+    return a.with_matrix(m.astype(np.float32), ts, first if ts is not None else None, order)
 
 
 def _merge_times(

@@ -113,11 +113,14 @@ def aggregate(
     weights: np.ndarray,
     type_names: list[str],
     report: CleaningReport,
+    *,
+    first_row: bool = False,
 ) -> pd.DataFrame:
     """One edge per (user, item, part), then one per pair: the earliest part wins.
 
     A pair present in several parts keeps train before valid before test; the number dropped is
-    reported as ``held_out_pairs_already_in_train``.
+    reported as ``held_out_pairs_already_in_train``. With ``first_row``, a ``first_row`` column
+    gives the position of each edge's first event in ``events`` (for an ordered source).
     """
     edges = aggregate_edges(
         ids.users,
@@ -127,6 +130,7 @@ def aggregate(
         events["timestamp"].to_numpy(np.float64),
         events["event_type"],
         type_names,
+        first_row=first_row,
     )
     # edges come sorted by user, item, part: a pair's later parts follow its first one
     user, item = edges["user"].to_numpy(), edges["item"].to_numpy()
@@ -195,6 +199,10 @@ def split_edges(
         )
     else:
         info["valid_from"] = "source"
+    if "first_row" in edges:  # an ordered source without times: its order (1-based; 0 reads
+        # as unknown, like a time of 0), for the models
+        first = edges.pop("first_row")
+        edges["source_order"] = first.to_numpy(np.float64) + 1.0
     in_train = np.zeros(n_users, dtype=bool)
     in_train[eu[part == PART["train"]]] = True
     held_users = np.unique(eu[part != PART["train"]])

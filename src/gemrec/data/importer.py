@@ -290,6 +290,7 @@ def import_dataset(
                 cut=cut,
                 seed=seed,
             ),
+            ordered=src.ordered,
             options={
                 "columns": col_map,
                 "on_error": on_error,
@@ -331,6 +332,8 @@ class _Recipe:
     min_value: float | None
     split: SplitOptions
     options: dict[str, Any]  # as given, for the manifest
+    #: the source gives each user's order but no times: edges keep it (``source_order``)
+    ordered: bool = False
 
     def manifest_entries(self, reference_time: float | None) -> dict[str, Any]:
         """What was asked for, as the manifest records it (in its order)."""
@@ -500,7 +503,9 @@ def _finish(
         half_life_days=recipe.half_life_days,
     )
     parts, split_info = split_events(events, recipe.split)
-    edges = aggregate(events, ids, parts, weights, list(recipe.weights), report)
+    edges = aggregate(
+        events, ids, parts, weights, list(recipe.weights), report, first_row=recipe.ordered
+    )
     del weights, parts  # one number per event each, no longer needed
     bar.step("aggregate")
 

@@ -27,6 +27,10 @@ class Interactions:
     first_timestamps : scipy.sparse.csr_matrix, optional
         Same sparsity as ``matrix``; the first event time of each edge. A time holdout needs it to
         tell an edge that is new after a cut from one that was only touched again after it.
+    order : scipy.sparse.csr_matrix, optional
+        Same sparsity as ``matrix``; where a source gives each user's order but no times (a
+        LightGCN file whose lines are not sorted by item), each edge's position in the source
+        (float64, from 1; larger is later within a user).
 
     Notes
     -----
@@ -39,6 +43,7 @@ class Interactions:
     item_ids: np.ndarray
     timestamps: sp.csr_matrix | None = None
     first_timestamps: sp.csr_matrix | None = None
+    order: sp.csr_matrix | None = None
 
     def __post_init__(self) -> None:
         m = self.matrix
@@ -52,7 +57,7 @@ class Interactions:
                 f"{len(self.user_ids)} user ids "
                 f"and {len(self.item_ids)} item ids"
             )
-        for name in ("timestamps", "first_timestamps"):
+        for name in ("timestamps", "first_timestamps", "order"):
             t = getattr(self, name)
             if t is not None and t.shape != m.shape:
                 raise DataError(f"Interactions.{name} must have the same shape as the matrix")
@@ -70,11 +75,12 @@ class Interactions:
         item_ids: np.ndarray | None = None,
         timestamps: np.ndarray | None = None,
         first_timestamps: np.ndarray | None = None,
+        order: np.ndarray | None = None,
     ) -> Interactions:
         """Build from parallel arrays of internal ids.
 
-        Duplicates are summed; per (user, item) the latest of ``timestamps`` and the earliest of
-        ``first_timestamps`` are kept.
+        Duplicates are summed; per (user, item) the latest of ``timestamps`` and ``order`` and
+        the earliest of ``first_timestamps`` are kept.
         """
         users = np.asarray(users, dtype=np.int64)
         items = np.asarray(items, dtype=np.int64)
@@ -91,11 +97,13 @@ class Interactions:
         matrix.sort_indices()
         ts = _per_pair(users, items, timestamps, (n_users, n_items), last=True)
         first = _per_pair(users, items, first_timestamps, (n_users, n_items), last=False)
+        seq = _per_pair(users, items, order, (n_users, n_items), last=True)
         if user_ids is None:
             user_ids = np.arange(n_users).astype(str)
         if item_ids is None:
             item_ids = np.arange(n_items).astype(str)
-        return cls(matrix.astype(np.float32), np.asarray(user_ids), np.asarray(item_ids), ts, first)
+        matrix = matrix.astype(np.float32)
+        return cls(matrix, np.asarray(user_ids), np.asarray(item_ids), ts, first, seq)
 
     @property
     def n_users(self) -> int:
@@ -124,9 +132,12 @@ class Interactions:
         matrix: sp.csr_matrix,
         timestamps: sp.csr_matrix | None = None,
         first_timestamps: sp.csr_matrix | None = None,
+        order: sp.csr_matrix | None = None,
     ) -> Interactions:
         """A copy sharing the id maps, with another matrix of the same shape."""
-        return Interactions(matrix, self.user_ids, self.item_ids, timestamps, first_timestamps)
+        return Interactions(
+            matrix, self.user_ids, self.item_ids, timestamps, first_timestamps, order
+        )
 
     def without_users(self, users: np.ndarray) -> Interactions:
         """The same id maps with every edge of ``users`` (internal ids) removed.
@@ -154,6 +165,7 @@ class Interactions:
             drop(self.matrix),
             drop(self.timestamps),
             drop(self.first_timestamps),
+            drop(self.order),
         )
 
     def grown(self, user_ids: np.ndarray, item_ids: np.ndarray) -> Interactions:
@@ -190,6 +202,7 @@ class Interactions:
             np.asarray(item_ids),
             grow(self.timestamps),
             grow(self.first_timestamps),
+            grow(self.order),
         )
 
     def __repr__(self) -> str:

@@ -184,6 +184,8 @@ class Dataset:
         first = sel["first_timestamp"].to_numpy(np.float64) if "first_timestamp" in sel else None
         if ts is None or (first is not None and np.isnan(first).all()):
             first = None
+        # a source's own order where it gives no times (see Interactions.order)
+        order = sel["source_order"].to_numpy(np.float64) if "source_order" in sel else None
         return Interactions.from_arrays(
             sel["user"].to_numpy(),
             sel["item"].to_numpy(),
@@ -192,6 +194,7 @@ class Dataset:
             item_ids=self.item_ids,
             timestamps=ts,
             first_timestamps=first,
+            order=order if ts is None else None,
         )
 
     def side_information(self) -> SideInformation:

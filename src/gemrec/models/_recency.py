@@ -17,22 +17,23 @@ def recency_weighted(interactions: Interactions, recency: float) -> sp.csr_matri
     ``q`` is the edge's place in its user's history ordered by time, ``(rank + 1/2) / n`` for the
     0-based ``rank`` among the user's ``n`` edges (tied times share their mean rank): the latest
     edge weighs about 1, the first ``exp(-recency)``. The weights depend on ranks only, so they
-    mean the same for a user with ten interactions a day and one with ten a year. Edges without a
-    time rank first.
+    mean the same for a user with ten interactions a day and one with ten a year, and a source's
+    own order (``Interactions.order``) serves where it gives no times. Edges without a time rank
+    first.
 
     Parameters
     ----------
     interactions : Interactions
-        Its ``timestamps`` (each edge's last event time) give the order.
+        Its ``timestamps`` (each edge's last event time), else its ``order``, give the order.
     recency : float
         ``>= 0``; 0 leaves the weights as they are.
 
     Returns
     -------
     csr_matrix of float32 with ``interactions.matrix``'s structure, or None when ``recency`` is
-    0 or the interactions carry no timestamps.
+    0 or the interactions carry neither timestamps nor an order.
     """
-    times = interactions.timestamps
+    times = interactions.timestamps if interactions.timestamps is not None else interactions.order
     if recency == 0 or times is None:
         return None
     m = sp.csr_matrix(interactions.matrix, dtype=np.float32, copy=True)
@@ -40,7 +41,7 @@ def recency_weighted(interactions: Interactions, recency: float) -> sp.csr_matri
     t = sp.csr_matrix(times, dtype=np.float64, copy=True)
     t.sort_indices()
     if not (np.array_equal(t.indptr, m.indptr) and np.array_equal(t.indices, m.indices)):
-        raise DataError("Interactions.timestamps must have the same sparsity as the matrix")
+        raise DataError("the interactions' times must have the same sparsity as the matrix")
     counts = np.diff(m.indptr)
     rows = np.repeat(np.arange(m.shape[0]), counts)
     stamp = np.nan_to_num(t.data, nan=-np.inf)

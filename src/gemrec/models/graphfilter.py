@@ -136,13 +136,13 @@ class GraphFilter(Recommender):
         Weighs each fitted user's interactions by their place in the user's history:
         ``exp(-recency (1 - q))`` with ``q`` the interaction's time rank over the user's count
         (the latest weighs about 1, the first ``exp(-recency)``). Only the user's signal ``x`` is
-        weighted, not the graph. It needs the interactions' timestamps (without them the fit
-        ignores it) and suits data whose held-out part follows the training part in time: on
-        Amazon Scientific's leave-one-out split ``recency=1`` lifts test Recall@20 / NDCG@20
-        from .1553 / .0964 to .1586 / .1004, on its random 20 % split it lowers them. ``0``
-        (the default) weighs interactions as the data does; ``gemrec train`` searches it on
-        validation when there are timestamps. Rows given to :meth:`score_new` are used as
-        given.
+        weighted, not the graph. It needs the interactions' timestamps or their source's order
+        (``Interactions.order``; without either the fit ignores it) and suits data whose
+        held-out part follows the training part in time: on Amazon Scientific's leave-one-out
+        split ``recency=1`` lifts test Recall@20 / NDCG@20 from .1553 / .0964 to .1586 / .1004,
+        on its random 20 % split it lowers them. ``0`` (the default) weighs interactions as the
+        data does; ``gemrec train`` searches it on validation when there is an order. Rows given
+        to :meth:`score_new` are used as given.
     item_item : {"auto", "dense", "sparse", "factored", "truncated"}
         How the linear part ``P~ = R~^T R~`` is applied. ``"dense"`` builds the ``n_items x
         n_items`` filter (small catalogues only); ``"sparse"`` keeps ``P~`` as a sparse matrix

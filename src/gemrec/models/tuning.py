@@ -52,7 +52,7 @@ class Dimension:
     log: bool = False
     choices: tuple[Any, ...] = ()
     unless: tuple[tuple[str, Any], ...] = ()
-    #: searched only when the interactions trials fit on carry timestamps
+    #: searched only when the interactions trials fit on carry timestamps (or an order)
     needs_timestamps: bool = False
 
     def suggest(self, trial: Any, name: str) -> Any:
@@ -286,7 +286,7 @@ def tune(
             f"dataset {dataset.path}: no interactions to tune on (the validation split is empty "
             "and a 10% per-user holdout of train holds none); import it with a validation split"
         )
-    if fit_part.timestamps is None:
+    if fit_part.timestamps is None and fit_part.order is None:
         searched = {k: d for k, d in searched.items() if not d.needs_timestamps}
     side = dataset.side_information()
     users = _sample_users(held, eval_users, seed)
