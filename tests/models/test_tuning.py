@@ -39,7 +39,11 @@ def _with_other_test_split(src: Path, dst: Path) -> Path:
     moved = moved[~np.asarray(clash, dtype=bool)].drop_duplicates(["user", "item"])
     edges = pd.concat([kept, moved], ignore_index=True)
     return write_dataset(
-        dst, users=ds.users, items=ds.items, edges=edges, manifest={"name": "shop-other-test"}
+        dst,
+        users=ds.users,
+        items=ds.items,
+        edges=edges,
+        manifest={"name": "shop-other-test", "split": ds.manifest.get("split", {})},
     )
 
 
@@ -170,7 +174,9 @@ def test_a_budget_spent_before_the_first_trial_still_scores_and_returns_the_defa
     result = tune(Dataset.open(shop), "graphfilter", budget_s=1e-6, seed=0)
     defaults = get_model_class("graphfilter")().get_params()
     assert len(result.trials) == 1 and result.trials[0]["state"] == "COMPLETE"
-    assert result.best_params == {k: defaults[k] for k in SEARCH_SPACES["graphfilter"]}
+    # the shop's validation edges are random ones: recency is not searched there
+    searched = [k for k in SEARCH_SPACES["graphfilter"] if k != "recency"]
+    assert result.best_params == {k: defaults[k] for k in searched}
     assert result.fit.model.get_params()["flatness"] == defaults["flatness"]
 
 
@@ -182,7 +188,7 @@ def test_a_budget_shorter_than_one_fit_grows_to_min_fits_fits(shop):
     )
     assert [t["state"] for t in result.trials] == ["COMPLETE"] * 3
     defaults = get_model_class("graphfilter")().get_params()
-    first = {k: defaults[k] for k in SEARCH_SPACES["graphfilter"]}
+    first = {k: defaults[k] for k in SEARCH_SPACES["graphfilter"] if k != "recency"}
     assert result.trials[1]["params"] == {**first, **STARTING_POINTS["graphfilter"][0]}
 
 
@@ -257,10 +263,17 @@ def test_a_fixed_setting_rules_out_the_knobs_it_cannot_take(shop):
     assert result.fit.model.get_params()["shrink"] == 0.0
 
 
-def test_recency_is_searched_only_where_there_are_timestamps(movielens, tmp_path):
+def test_recency_is_searched_only_where_validation_follows_train_in_time(movielens, shop, tmp_path):
+    # MovieLens split by time: the validation split holds each user's latest edges
     timed = tune(Dataset.open(movielens), "graphfilter", n_trials=8, seed=2)
     values = [t["params"]["recency"] for t in timed.trials]
     assert values[0] == 0.0 and len(set(values)) > 2  # the defaults, then sampled weights
+    # the shop has timestamps, but its manifest does not say its validation split was carved
+    # by time (it was written directly, not imported): recency is not searched
+    shop_ds = Dataset.open(shop)
+    assert shop_ds.interactions("train").timestamps is not None
+    random_valid = tune(shop_ds, "graphfilter", n_trials=3, seed=2)
+    assert all("recency" not in t["params"] for t in random_valid.trials)
     ds = Dataset.open(movielens)
     edges = ds.edges.assign(first_timestamp=np.nan, last_timestamp=np.nan)
     untimed = write_dataset(

@@ -44,7 +44,7 @@ __all__ = [
 class Dimension:
     """One searched hyperparameter: ``kind`` "int", "float" or "choice"; not searched when a
     fixed hyperparameter has a value of ``unless`` (``(name, value)`` pairs) that rules it out,
-    or when it ``needs_timestamps`` and the data has none."""
+    or when it ``needs_later_held_out`` and the tuning split is not one."""
 
     kind: str
     low: float = 0.0
@@ -52,8 +52,10 @@ class Dimension:
     log: bool = False
     choices: tuple[Any, ...] = ()
     unless: tuple[tuple[str, Any], ...] = ()
-    #: searched only when the interactions trials fit on carry timestamps (or an order)
-    needs_timestamps: bool = False
+    #: searched only when the held-out part follows the fitted part in time (each user's latest
+    #: edges) and the fitted interactions carry times or an order: a random held-out part cannot
+    #: tell how much the order should weigh
+    needs_later_held_out: bool = False
 
     def suggest(self, trial: Any, name: str) -> Any:
         if self.kind == "int":
@@ -101,8 +103,8 @@ SEARCH_SPACES: dict[str, dict[str, Dimension]] = {
         # the graph's user-degree normalisation (1/2 is GF-CF's); a choice of three, as each
         # value needs its own gram and SVD
         "user_exponent": Dimension("choice", choices=(0.3, 0.5, 0.7)),
-        # the weight of a user's older interactions (time ranks; data with timestamps only)
-        "recency": Dimension("float", 0.0, 3.0, needs_timestamps=True),
+        # the weight of a user's older interactions (time ranks), where validation is later
+        "recency": Dimension("float", 0.0, 3.0, needs_later_held_out=True),
     },
     "svd": {"factors": _int(16, 512, log=True)},
     "lightgcn": {"lr": _float(1e-3, 5e-2, log=True), "reg": _float(1e-5, 1e-2, log=True)},
@@ -161,6 +163,10 @@ def parse_budget(text: str) -> float:
     return value
 
 
+#: :func:`tuning_split`'s description of a dataset's own validation split
+_VALID_SPLIT = "the dataset's validation split"
+
+
 def tuning_split(dataset: Dataset, seed: int = 0) -> tuple[Interactions, Interactions, str]:
     """``(fit, held, description)``: where trials fit and where they are scored; never test.
 
@@ -169,9 +175,21 @@ def tuning_split(dataset: Dataset, seed: int = 0) -> tuple[Interactions, Interac
     """
     valid = dataset.interactions("valid")
     if valid.nnz > 0:
-        return dataset.interactions("train"), valid, "the dataset's validation split"
+        return dataset.interactions("train"), valid, _VALID_SPLIT
     fit, held = user_holdout(dataset.interactions("train"), 0.1, seed=seed)
     return fit, held, "a 10% per-user holdout of train"
+
+
+def _held_out_later(dataset: Dataset, fit: Interactions, split_name: str) -> bool:
+    """Whether :func:`tuning_split`'s held-out part (``split_name``) is each user's latest edges
+    of an ordered fit part: a validation split carved by time, or the holdout of train that
+    timestamps give."""
+    if fit.timestamps is None and fit.order is None:
+        return False
+    if split_name == _VALID_SPLIT:
+        split = dataset.manifest.get("split") or {}
+        return bool(split.get("valid_from") == "most recent train edges per user")
+    return fit.timestamps is not None
 
 
 def _costliest(searched: dict[str, Dimension]) -> dict[str, Any]:
@@ -286,8 +304,8 @@ def tune(
             f"dataset {dataset.path}: no interactions to tune on (the validation split is empty "
             "and a 10% per-user holdout of train holds none); import it with a validation split"
         )
-    if fit_part.timestamps is None and fit_part.order is None:
-        searched = {k: d for k, d in searched.items() if not d.needs_timestamps}
+    if not _held_out_later(dataset, fit_part, split_name):
+        searched = {k: d for k, d in searched.items() if not d.needs_later_held_out}
     side = dataset.side_information()
     users = _sample_users(held, eval_users, seed)
     setup_seconds = time.perf_counter() - start  # reading and splitting: not the model's cost
