@@ -9,13 +9,13 @@ from gemrec.models.base import Recommender
 from gemrec.models.graphfilter import GraphFilter
 
 
-def _random_interactions(seed=0, n_users=120, n_items=80, nnz=1500):
+def _random_interactions(seed=0, n_users=120, n_items=80, nnz=1500, timed=False):
     rng = np.random.default_rng(seed)
+    users, items = rng.integers(0, n_users, nnz), rng.integers(0, n_items, nnz)
+    # times with ties (drawn after the pairs, which stay those of an untimed draw)
+    times = rng.integers(0, 50, nnz).astype(np.float64) if timed else None
     return Interactions.from_arrays(
-        rng.integers(0, n_users, nnz),
-        rng.integers(0, n_items, nnz),
-        n_users=n_users,
-        n_items=n_items,
+        users, items, n_users=n_users, n_items=n_items, timestamps=times
     )
 
 
@@ -407,17 +407,6 @@ def test_sparse_scores_complete_the_low_pass_part(item_item):
     )
 
 
-def _timed_interactions(seed=0, n_users=120, n_items=80, nnz=1500):
-    rng = np.random.default_rng(seed)
-    return Interactions.from_arrays(
-        rng.integers(0, n_users, nnz),
-        rng.integers(0, n_items, nnz),
-        n_users=n_users,
-        n_items=n_items,
-        timestamps=rng.integers(0, 50, nnz).astype(np.float64),  # ties included
-    )
-
-
 def test_recency_weights_follow_each_users_time_ranks():
     from gemrec.models._recency import recency_weighted
 
@@ -447,7 +436,7 @@ def test_recency_weights_follow_each_users_time_ranks():
 
 @pytest.mark.parametrize("item_item", ["dense", "sparse", "factored", "truncated"])
 def test_recency_weighs_fitted_users_rows_and_nothing_else(item_item, tmp_path):
-    inter = _timed_interactions(seed=5)
+    inter = _random_interactions(seed=5, timed=True)
     plain = GraphFilter(n_components=6, item_item=item_item).fit(inter)
     model = GraphFilter(n_components=6, item_item=item_item, recency=1.5).fit(inter)
     users = np.arange(20)
