@@ -153,6 +153,13 @@ DATASETS: dict[str, _Spec] = {
         _dir("gowalla"),
         "lightgcn",
     ),
+    "gowalla-valid-latest": _Spec(
+        "gowalla, its validation split the last 10 % of each user's training line "
+        "(`gemrec import --valid-latest`: the lines keep each user's check-ins in time order)",
+        _dir("gowalla"),
+        "lightgcn",
+        {"valid_latest": True},
+    ),
     "gowalla-categories": _Spec(
         "gowalla with 50 random item categories (serving benchmark)",
         _dir("gowalla"),

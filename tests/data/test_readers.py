@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gemrec.data.import_edges import VALID_LAST_IN_ORDER
 from gemrec.data.importer import import_dataset
 from gemrec.data.readers import parse_columns, read_source
 from gemrec.data.store import Dataset
@@ -312,3 +313,32 @@ def test_min_value_turns_ratings_into_positives(tmp_path):
     assert ds.manifest["cleaning"]["value_filtered_events"] == 2
     assert ds.manifest["min_value"] == 4
     assert len(ds.events) == 2
+
+
+def test_valid_latest_takes_the_last_items_of_lines_in_their_own_order(tmp_path):
+    rng = np.random.default_rng(1)
+    lines = {u: [str(i) for i in rng.permutation(40)[:20]] for u in range(30)}
+    (tmp_path / "train.txt").write_text("".join(f"{u} {' '.join(v)}\n" for u, v in lines.items()))
+    (tmp_path / "test.txt").write_text("".join(f"{u} 99\n" for u in lines))
+    want = {(str(u), i) for u, v in lines.items() for i in v[-4:]}
+    for seed in (0, 1):  # no random choice
+        ds = Dataset.open(
+            import_dataset(
+                [tmp_path],
+                tmp_path / f"ds{seed}",
+                format="lightgcn",
+                valid_fraction=0.2,
+                valid_latest=True,
+                seed=seed,
+            ).path
+        )
+        e = ds.edges[ds.edges.split == "valid"]
+        got = {(ds.user_ids[u], ds.item_ids[i]) for u, i in zip(e.user, e.item, strict=True)}
+        assert got == want
+        assert ds.manifest["split"]["valid_from"] == VALID_LAST_IN_ORDER
+    # lines sorted by item carry no order to take the latest from
+    (tmp_path / "train.txt").write_text(
+        "".join(f"{u} {' '.join(sorted(v, key=int))}\n" for u, v in lines.items())
+    )
+    with pytest.raises(DataError, match="--valid-latest needs timestamps"):
+        import_dataset([tmp_path], tmp_path / "sorted", format="lightgcn", valid_latest=True)

@@ -189,7 +189,8 @@ def test_a_budget_shorter_than_one_fit_grows_to_min_fits_fits(shop):
     assert [t["state"] for t in result.trials] == ["COMPLETE"] * 3
     defaults = get_model_class("graphfilter")().get_params()
     first = {k: defaults[k] for k in SEARCH_SPACES["graphfilter"] if k != "recency"}
-    assert result.trials[1]["params"] == {**first, **STARTING_POINTS["graphfilter"][0]}
+    point = {k: v for k, v in STARTING_POINTS["graphfilter"][0].items() if k in first}
+    assert result.trials[1]["params"] == {**first, **point}
 
 
 def test_graphfilter_search_tries_the_starting_points_and_grows_its_shared_svd(movielens):
@@ -282,3 +283,23 @@ def test_recency_is_searched_only_where_validation_follows_train_in_time(moviele
     result = tune(Dataset.open(untimed), "graphfilter", n_trials=3, seed=2)
     assert [t["state"] for t in result.trials] == ["COMPLETE"] * 3
     assert all("recency" not in t["params"] for t in result.trials)
+
+
+def test_recency_is_searched_on_lines_in_order_validated_on_their_last_items(tmp_path):
+    from gemrec.data.importer import import_dataset
+
+    rng = np.random.default_rng(3)
+    lines = {u: [str(i) for i in rng.permutation(60)[:25]] for u in range(80)}
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "train.txt").write_text("".join(f"{u} {' '.join(v)}\n" for u, v in lines.items()))
+    (src / "test.txt").write_text("".join(f"{u} {rng.integers(60, 70)}\n" for u in lines))
+    searched = {}
+    for latest in (False, True):
+        out = tmp_path / f"ds-{latest}"
+        import_dataset([src], out, format="lightgcn", valid_latest=latest)
+        result = tune(Dataset.open(out), "graphfilter", n_trials=3, seed=0)
+        searched[latest] = all("recency" in t["params"] for t in result.trials)
+        if latest:  # the first starting point weighs recent interactions more
+            assert result.trials[1]["params"]["recency"] == 1.5
+    assert searched == {False: False, True: True}

@@ -140,6 +140,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="per-user share of train kept for tuning (0.1); cold-items/cold-users: share of the "
         "items/users held out for tuning (default none)",
     )
+    sp.add_argument(
+        "--valid-latest",
+        action="store_true",
+        help="carve valid from each user's latest train edges (by time, or by the source's own "
+        "order: a LightGCN file whose lines keep each user's order) whatever the test split",
+    )
     sp.add_argument("--seed", type=int, default=0, help="seed of every random choice (0)")
     scale = p.add_argument_group("logs larger than memory (format events; see docs/scaling.md)")
     scale.add_argument(
@@ -184,6 +190,7 @@ def _run(args: argparse.Namespace) -> int:
         split=args.split,
         test_fraction=args.test_fraction,
         valid_fraction=args.valid_fraction,
+        valid_latest=args.valid_latest,
         leave_n=args.leave_n,
         test_after=args.test_after,
         seed=args.seed,

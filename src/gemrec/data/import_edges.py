@@ -24,6 +24,8 @@ from gemrec.errors import DataError
 __all__ = [
     "EDGE_COLUMNS",
     "PART",
+    "VALID_LAST_IN_ORDER",
+    "VALID_LATEST",
     "SplitOptions",
     "aggregate",
     "iso_utc",
@@ -34,6 +36,10 @@ __all__ = [
 
 #: part codes of the split names: train 0, valid 1, test 2
 PART = {name: i for i, name in enumerate(SPLITS)}
+#: ``split.valid_from`` in the manifest of a validation split holding each user's latest train
+#: edges by time, or by the source's own order
+VALID_LATEST = "most recent train edges per user"
+VALID_LAST_IN_ORDER = "last train edges per user in the source's order"
 #: leading columns of ``edges.parquet``; per-type counts follow
 EDGE_COLUMNS = ("user", "item", "weight", "split", "last_timestamp", "first_timestamp", "n_events")
 
@@ -48,6 +54,9 @@ class SplitOptions:
     leave_n: int
     cut: float | None
     seed: int
+    #: carve the validation part from each user's latest train edges, by time or, without
+    #: times, by the source's own order, whatever the test split
+    valid_latest: bool = False
 
 
 def weigh_events(
@@ -186,16 +195,31 @@ def split_edges(
         part, info = _cold_split(edges, part, options, info)
     elif not (part == PART["valid"]).any():
         by_time = method in ("temporal", "leave-last")
+        order = None
+        if options.valid_latest and not by_time:
+            if not np.isnan(last_ts).all():
+                by_time = True
+            elif "first_row" in edges:  # an ordered source without times
+                order = edges["first_row"].to_numpy(np.float64)
+            else:
+                raise DataError(
+                    "--valid-latest needs timestamps or a source that keeps each user's order "
+                    "(a LightGCN file whose lines are not sorted by item); this source has neither"
+                )
         valid = splitting.carve_valid(
             eu,
             part == PART["train"],
             options.valid_fraction,
             seed=seed,
-            timestamps=last_ts if by_time else None,
+            timestamps=last_ts if by_time else order,
         )
         part[valid] = PART["valid"]
         info["valid_from"] = (
-            "most recent train edges per user" if by_time else "random train edges per user"
+            VALID_LATEST
+            if by_time
+            else VALID_LAST_IN_ORDER
+            if order is not None
+            else "random train edges per user"
         )
     else:
         info["valid_from"] = "source"

@@ -172,6 +172,7 @@ def import_dataset(
     split: str | None = None,
     test_fraction: float = 0.2,
     valid_fraction: float | None = None,
+    valid_latest: bool = False,
     leave_n: int = 1,
     test_after: str | float | None = None,
     seed: int = 0,
@@ -222,6 +223,11 @@ def import_dataset(
         Per-user share of train moved to "valid" (random, or most recent for time-based splits;
         default 0.1). For the cold splits, a share of the items / users held out for "valid",
         disjoint from the test ones (default 0: no validation part).
+    valid_latest : bool
+        Carve the validation part from each user's latest train edges, as time-based splits do,
+        also when the test split is random or given: by time, or without times by the source's
+        own order (a LightGCN file whose lines are not sorted by item, such as Gowalla's, whose
+        test leans to each user's latest items). Tuning then validates on what comes last.
     leave_n : int
         Edges per user held out by "leave-last".
     test_after : str or float, optional
@@ -289,6 +295,7 @@ def import_dataset(
                 leave_n=leave_n,
                 cut=cut,
                 seed=seed,
+                valid_latest=bool(valid_latest),
             ),
             ordered=src.ordered,
             options={
