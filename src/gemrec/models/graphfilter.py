@@ -142,8 +142,8 @@ class GraphFilter(Recommender):
         split ``recency=1`` lifts test Recall@20 / NDCG@20 from .1553 / .0964 to .1586 / .1004,
         on its random 20 % split it lowers them. ``0`` (the default) weighs interactions as the
         data does; ``gemrec train`` searches it where the validation split holds each user's
-        latest edges (a temporal or leave-last import). Rows given to :meth:`score_new` are used
-        as given.
+        latest edges (a temporal or leave-last import, or ``gemrec import --valid-latest``).
+        Rows given to :meth:`score_new` are used as given.
     item_item : {"auto", "dense", "sparse", "factored", "truncated"}
         How the linear part ``P~ = R~^T R~`` is applied. ``"dense"`` builds the ``n_items x
         n_items`` filter (small catalogues only); ``"sparse"`` keeps ``P~`` as a sparse matrix
