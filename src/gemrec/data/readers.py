@@ -235,8 +235,8 @@ def read_frames(frames: Sequence[pd.DataFrame], columns: Mapping[str, str] | Non
 
 
 def _lightgcn_file(path: Path, split: str) -> tuple[Table, bool]:
-    """Parse ``user item item ...`` lines into one row per (user, item), in line order; and
-    whether the lines keep an order of their own (see :func:`_lines_ordered`)."""
+    """Parse ``user item item ...`` lines into one row per (user, item), in line order; and, for
+    the train file, whether the lines keep an order of their own (see :func:`_lines_ordered`)."""
     tf = TextFile.load(path)
     text = tf.data.decode("utf-8")
     lines = text.split("\n")
@@ -260,7 +260,8 @@ def _lightgcn_file(path: Path, split: str) -> tuple[Table, bool]:
             "split": pd.Series([split], dtype="str").repeat(n).reset_index(drop=True),
         }
     )
-    return Table(str(path), frame, line_no, [], tf), _lines_ordered(tokens)
+    # only a training file's order is kept (the held-out files' order is not read)
+    return Table(str(path), frame, line_no, [], tf), split == "train" and _lines_ordered(tokens)
 
 
 def _lines_ordered(tokens: list[list[str]]) -> bool:
@@ -305,7 +306,7 @@ def read_lightgcn(
             table, in_order = _lightgcn_file(f, split)
             tables.append(table)
             files.append(f)
-            ordered = ordered or (split == "train" and in_order)
+            ordered = ordered or in_order
     return Source(
         "lightgcn",
         tables,

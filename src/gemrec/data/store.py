@@ -185,7 +185,11 @@ class Dataset:
         if ts is None or (first is not None and np.isnan(first).all()):
             first = None
         # a source's own order where it gives no times (see Interactions.order)
-        order = sel["source_order"].to_numpy(np.float64) if "source_order" in sel else None
+        order = (
+            sel["source_order"].to_numpy(np.float64)
+            if ts is None and "source_order" in sel
+            else None
+        )
         return Interactions.from_arrays(
             sel["user"].to_numpy(),
             sel["item"].to_numpy(),
@@ -194,7 +198,7 @@ class Dataset:
             item_ids=self.item_ids,
             timestamps=ts,
             first_timestamps=first,
-            order=order if ts is None else None,
+            order=order,
         )
 
     def side_information(self) -> SideInformation:
